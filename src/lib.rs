@@ -1,0 +1,34 @@
+//! Portcullis — a low-latency FIX order gateway with inline pre-trade controls.
+//!
+//! ```text
+//!            HOT: one pinned thread, busy-polling mio (engine/)
+//!  client ──► net ──► fix::frame ──► fix::decode ──► session ──► order ──► route ──► venue
+//!  socket     read    BodyLength/    borrowed       seq nums,    state     rules    sim book
+//!                     CheckSum       field view     admin msgs   machine            or FIX
+//!    ▲                                                                                │
+//!    └──────────── fix::encode ◄──── ExecutionReport ◄──── order ◄──── venue answer ◄─┘
+//!                        │
+//!                        ▼ handoff (bounded SPSC ring, never blocks the hot thread)
+//!            COLD: journal thread (store/), ops, clock calibration
+//! ```
+//!
+//! Modules are marked HOT, BOUNDARY or COLD in their first doc line. Hot modules never import
+//! cold ones; cold → hot goes only through `handoff`.
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod fix;
+pub mod handoff;
+pub mod model;
+pub mod monitor;
+pub mod net;
+pub mod order;
+pub mod session;
+pub mod store;
+pub mod venue;
+
+/// Entry points for `cargo fuzz` targets (tools/fuzz); not a stable API.
+#[doc(hidden)]
+pub mod fuzzing;
