@@ -250,3 +250,70 @@ impl fmt::Display for Nanos {
         write!(f, "{}ns", self.0)
     }
 }
+
+/// A short identifier held inline (no heap): symbols, ClOrdIDs, accounts, CompIDs.
+///
+/// Longer input is refused by [`InlineStr::new`], so callers answer it as an out-of-range value
+/// instead of silently truncating.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InlineStr<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> InlineStr<N> {
+    pub const EMPTY: Self = InlineStr { len: 0, bytes: [0; N] };
+
+    /// `None` when `s` is longer than `N` bytes (N ≤ 255).
+    pub fn new(s: &[u8]) -> Option<Self> {
+        if s.len() > N || N > 255 {
+            return None;
+        }
+        let mut bytes = [0u8; N];
+        bytes[..s.len()].copy_from_slice(s);
+        Some(InlineStr { len: s.len() as u8, bytes })
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(self.as_bytes()).unwrap_or("?")
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+}
+
+impl<const N: usize> Default for InlineStr<N> {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl<const N: usize> fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl<const N: usize> fmt::Display for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+/// Symbol <55>.
+pub type Symbol = InlineStr<24>;
+/// ClOrdID <11> / OrigClOrdID <41> / OrderID <37> / ExecID <17>.
+pub type OrderIdStr = InlineStr<40>;
+/// Account <1>.
+pub type Account = InlineStr<24>;
+/// SenderCompID <49> / TargetCompID <56>.
+pub type CompId = InlineStr<32>;
+
+/// Index of an order in the engine's preallocated order table; also the key venues use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderKey(pub u32);
