@@ -1,1 +1,126 @@
-//! (placeholder: filled by the module's owner)
+//! HOT — the FIX session layer, sans-IO: logon, sequence numbers, heartbeats and test requests,
+//! resend (both ways), sequence reset, session-level reject, logout.
+//!
+//! Owns one session's state. Runs on the gateway thread; never does I/O, never reads the clock
+//! (callers pass `now`), never allocates after construction. Persistence goes through the
+//! [`MessageStore`] trait (the engine plugs in the mmap store; tests use [`MemoryStore`]).
+//! Replies are written into an [`OutBuf`] the caller flushes to the socket.
+//!
+//! (Interface defined by the engine owner; the state machine is built in `state.rs`.)
+
+use std::io;
+
+/// Persistence a session needs: sequence numbers and outbound messages, for resend.
+pub trait MessageStore {
+    fn next_sender_seq(&self) -> u64;
+    fn next_target_seq(&self) -> u64;
+    fn set_next_sender_seq(&mut self, seq: u64);
+    fn set_next_target_seq(&mut self, seq: u64);
+    /// Stores an outbound application message under `seq` and sets next sender seq to `seq + 1`.
+    fn store_outbound(&mut self, seq: u64, msg: &[u8]) -> io::Result<()>;
+    /// A stored outbound message; `None` for seq numbers never stored (admin messages).
+    fn outbound(&self, seq: u64) -> Option<&[u8]>;
+    /// Both sequence numbers back to 1, stored messages discarded (archived).
+    fn reset(&mut self, now_ns: u64) -> io::Result<()>;
+}
+
+/// A preallocated outbound byte buffer for one connection. The engine drains it to the socket.
+#[derive(Debug)]
+pub struct OutBuf {
+    buf: Box<[u8]>,
+    len: usize,
+}
+
+impl OutBuf {
+    pub fn with_capacity(bytes: usize) -> OutBuf {
+        OutBuf { buf: vec![0u8; bytes].into_boxed_slice(), len: 0 }
+    }
+    /// Bytes waiting to be written.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Drops the first `n` bytes (they were written to the socket).
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.buf.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+    /// Lets `write` fill the free space; it returns the range it wrote (which may start after a
+    /// gap, as [`crate::fix::Writer::finish`] leaves one). The bytes are moved to close the gap.
+    /// Returns the range of the new message within [`OutBuf::pending`], or `None` when it did not
+    /// fit (nothing is appended then).
+    pub fn append_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut [u8]) -> Result<core::ops::Range<usize>, E>,
+    ) -> Option<core::ops::Range<usize>> {
+        let spare = &mut self.buf[self.len..];
+        let r = write(spare).ok()?;
+        let n = r.end - r.start;
+        let at = self.len;
+        self.buf.copy_within(at + r.start..at + r.end, at);
+        self.len += n;
+        Some(at..at + n)
+    }
+    /// Appends ready-made bytes; `false` when they do not fit.
+    pub fn append(&mut self, bytes: &[u8]) -> bool {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+                true
+            }
+            None => false,
+        }
+    }
+    /// Free bytes left.
+    pub fn free(&self) -> usize {
+        self.buf.len() - self.len
+    }
+}
+
+/// An in-memory [`MessageStore`] for tests and for sessions configured without persistence.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    next_sender: u64,
+    next_target: u64,
+    messages: std::collections::BTreeMap<u64, Vec<u8>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore { next_sender: 1, next_target: 1, messages: Default::default() }
+    }
+}
+
+impl MessageStore for MemoryStore {
+    fn next_sender_seq(&self) -> u64 {
+        self.next_sender
+    }
+    fn next_target_seq(&self) -> u64 {
+        self.next_target
+    }
+    fn set_next_sender_seq(&mut self, seq: u64) {
+        self.next_sender = seq;
+    }
+    fn set_next_target_seq(&mut self, seq: u64) {
+        self.next_target = seq;
+    }
+    fn store_outbound(&mut self, seq: u64, msg: &[u8]) -> io::Result<()> {
+        self.messages.insert(seq, msg.to_vec());
+        self.next_sender = seq + 1;
+        Ok(())
+    }
+    fn outbound(&self, seq: u64) -> Option<&[u8]> {
+        self.messages.get(&seq).map(Vec::as_slice)
+    }
+    fn reset(&mut self, _now_ns: u64) -> io::Result<()> {
+        *self = MemoryStore::new();
+        Ok(())
+    }
+}
