@@ -8,6 +8,7 @@ pub mod decode;
 pub mod encode;
 pub mod frame;
 pub mod tags;
+pub mod validate;
 
 pub use decode::{DecodeError, Field, Message, MsgType, ValueError};
 pub use encode::{TimePrecision, Writer};
