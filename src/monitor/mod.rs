@@ -1,1 +1,76 @@
-//! (placeholder: filled by the module's owner)
+//! BOUNDARY — counters written by the gateway thread, read by cold threads (ops, reports).
+//!
+//! Each counter has a stable numeric id (its position in [`Counter`]); ids are never reused.
+//! Writes are relaxed atomic adds on a cache-line-padded array: no locks, no allocation.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counter ids. Append only; never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Counter {
+    ConnectionsAccepted = 0,
+    ConnectionsRefused = 1,
+    ConnectionsClosed = 2,
+    MessagesIn = 3,
+    MessagesOut = 4,
+    GarbledMessages = 5,
+    OversizedMessages = 6,
+    LogonsAccepted = 7,
+    LogonsRefused = 8,
+    OrdersReceived = 9,
+    OrdersAccepted = 10,
+    OrdersRejected = 11,
+    CancelsReceived = 12,
+    ReplacesReceived = 13,
+    Fills = 14,
+    CancelRejects = 15,
+    BusinessRejects = 16,
+    VenueDownRejects = 17,
+    OrderTableFull = 18,
+    EventRingFull = 19,
+    OutBufferFull = 20,
+    DutyCycles = 21,
+    MaxDutyCycleNs = 22,
+    CancelOnDisconnect = 23,
+    MassCancels = 24,
+    JournalErrors = 25,
+    LogonTimeouts = 26,
+    VenueConnects = 27,
+    VenueDisconnects = 28,
+}
+
+/// Number of counter slots.
+pub const COUNTERS: usize = 32;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+/// The counter array. One per engine; shared with cold threads through an `Arc`.
+#[derive(Default)]
+pub struct Counters {
+    slots: [Padded; COUNTERS],
+}
+
+impl Counters {
+    #[inline]
+    pub fn inc(&self, c: Counter) {
+        self.add(c, 1);
+    }
+    #[inline]
+    pub fn add(&self, c: Counter, n: u64) {
+        if let Some(s) = self.slots.get(c as usize) {
+            s.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    #[inline]
+    pub fn max(&self, c: Counter, v: u64) {
+        if let Some(s) = self.slots.get(c as usize) {
+            s.0.fetch_max(v, Ordering::Relaxed);
+        }
+    }
+    pub fn get(&self, c: Counter) -> u64 {
+        self.slots.get(c as usize).map_or(0, |s| s.0.load(Ordering::Relaxed))
+    }
+}

@@ -1,1 +1,348 @@
-//! (placeholder: filled by the module's owner)
+//! HOT — the gateway's book of client orders: a preallocated table, the ClOrdID index and the
+//! FIX order state machine (PendingNew → New → PartiallyFilled → Filled / Canceled / Replaced /
+//! Rejected).
+//!
+//! Owned by the gateway thread. Never allocates after construction: the table and the index are
+//! sized from config; a full table first recycles the oldest finished order, and only when every
+//! slot holds a live order does it refuse (a counted reject, never a grow).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::model::{
+    notional, Account, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, Price, Qty, SessionId,
+    Side, Symbol, TimeInForce, QTY_SCALE,
+};
+
+/// A cancel or replace waiting for the venue's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    None,
+    Cancel { cl_ord_id: OrderIdStr },
+    Replace { cl_ord_id: OrderIdStr, qty: Qty, price: Option<Price> },
+}
+
+/// One client order.
+#[derive(Clone, Copy, Debug)]
+pub struct Order {
+    pub session: SessionId,
+    /// ClOrdID <11> of the latest accepted instruction (changes on Replaced).
+    pub cl_ord_id: OrderIdStr,
+    /// OrigClOrdID <41>: the ClOrdID the latest replace replaced.
+    pub orig_cl_ord_id: OrderIdStr,
+    /// OrderID <37>, ours, unique across restarts (recovered from the journal).
+    pub order_id: u64,
+    pub account: Account,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub ord_type: OrdType,
+    pub tif: TimeInForce,
+    pub price: Option<Price>,
+    pub qty: Qty,
+    pub cum_qty: Qty,
+    /// Σ price × qty of fills, in price units × qty units / QTY_SCALE (for AvgPx <6>).
+    pub filled_notional: i128,
+    pub status: OrdStatus,
+    pub venue: u16,
+    pub venue_order_id: u64,
+    pub pending: Pending,
+    pub received_at: Nanos,
+    pub live: bool,
+}
+
+impl Order {
+    pub fn leaves(&self) -> Qty {
+        if self.status.is_terminal() {
+            Qty::ZERO
+        } else {
+            Qty((self.qty.0 - self.cum_qty.0).max(0))
+        }
+    }
+    /// AvgPx <6>.
+    pub fn avg_px(&self) -> Price {
+        if self.cum_qty.0 == 0 {
+            return Price(0);
+        }
+        Price((self.filled_notional * QTY_SCALE as i128 / self.cum_qty.0 as i128) as i64)
+    }
+    /// Records a fill and moves the status on.
+    pub fn apply_fill(&mut self, qty: Qty, px: Price) {
+        self.cum_qty = Qty(self.cum_qty.0 + qty.0);
+        self.filled_notional += notional(px, qty);
+        self.status = if self.cum_qty.0 >= self.qty.0 {
+            OrdStatus::Filled
+        } else {
+            OrdStatus::PartiallyFilled
+        };
+    }
+    /// Status to report while a cancel/replace is pending or after it fails.
+    pub fn working_status(&self) -> OrdStatus {
+        if self.cum_qty.0 == 0 {
+            OrdStatus::New
+        } else if self.cum_qty.0 >= self.qty.0 {
+            OrdStatus::Filled
+        } else {
+            OrdStatus::PartiallyFilled
+        }
+    }
+    pub fn is_open(&self) -> bool {
+        self.live && !self.status.is_terminal() && self.status != OrdStatus::Rejected
+    }
+}
+
+/// FxHash-style hasher: keys here are fixed-size and not attacker-chosen in a way that matters
+/// (a client can only collide within its own session's ClOrdIDs, bounded by the table size).
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// Why an order could not be stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableError {
+    /// The ClOrdID is already in use on this session.
+    DuplicateClOrdId,
+    /// Every slot holds a live order.
+    Full,
+}
+
+/// The table of orders and the (session, ClOrdID) index.
+pub struct OrderTable {
+    orders: Vec<Order>,
+    /// Slots never used yet, popped from the end.
+    free: Vec<u32>,
+    /// Finished orders in the order they finished: recycled oldest first when `free` is empty.
+    finished: std::collections::VecDeque<u32>,
+    index: FastMap<(SessionId, OrderIdStr), OrderKey>,
+    next_order_id: u64,
+    capacity: usize,
+}
+
+impl OrderTable {
+    /// Preallocates room for `capacity` orders (and twice as many ClOrdIDs: replaces add one).
+    pub fn new(capacity: usize) -> OrderTable {
+        let blank = Order {
+            session: SessionId(0),
+            cl_ord_id: OrderIdStr::EMPTY,
+            orig_cl_ord_id: OrderIdStr::EMPTY,
+            order_id: 0,
+            account: Account::EMPTY,
+            symbol: Symbol::EMPTY,
+            side: Side::Buy,
+            ord_type: OrdType::Limit,
+            tif: TimeInForce::Day,
+            price: None,
+            qty: Qty::ZERO,
+            cum_qty: Qty::ZERO,
+            filled_notional: 0,
+            status: OrdStatus::Rejected,
+            venue: 0,
+            venue_order_id: 0,
+            pending: Pending::None,
+            received_at: Nanos::ZERO,
+            live: false,
+        };
+        OrderTable {
+            orders: vec![blank; capacity],
+            free: (0..capacity as u32).rev().collect(),
+            finished: std::collections::VecDeque::with_capacity(capacity),
+            index: FastMap::with_capacity_and_hasher(capacity * 4, Default::default()),
+            next_order_id: 1,
+            capacity,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Next OrderID <37> value; recovery moves it past every id in the journal.
+    pub fn next_order_id(&mut self) -> u64 {
+        let id = self.next_order_id;
+        self.next_order_id += 1;
+        id
+    }
+    pub fn bump_order_id(&mut self, seen: u64) {
+        self.next_order_id = self.next_order_id.max(seen + 1);
+    }
+
+    pub fn lookup(&self, session: SessionId, cl_ord_id: &OrderIdStr) -> Option<OrderKey> {
+        self.index.get(&(session, *cl_ord_id)).copied()
+    }
+
+    /// True when `cl_ord_id` is already used on `session`.
+    pub fn contains(&self, session: SessionId, cl_ord_id: &OrderIdStr) -> bool {
+        self.index.contains_key(&(session, *cl_ord_id))
+    }
+
+    /// Stores a new order under its ClOrdID.
+    pub fn insert(&mut self, order: Order) -> Result<OrderKey, TableError> {
+        if self.contains(order.session, &order.cl_ord_id) {
+            return Err(TableError::DuplicateClOrdId);
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => self.recycle()?,
+        };
+        let key = OrderKey(slot);
+        if let Some(o) = self.orders.get_mut(slot as usize) {
+            *o = order;
+            o.live = true;
+        }
+        self.index.insert((order.session, order.cl_ord_id), key);
+        Ok(key)
+    }
+
+    /// Adds another ClOrdID (of a cancel or replace request) pointing at `key`.
+    pub fn alias(&mut self, session: SessionId, cl_ord_id: OrderIdStr, key: OrderKey) -> Result<(), TableError> {
+        if self.contains(session, &cl_ord_id) {
+            return Err(TableError::DuplicateClOrdId);
+        }
+        if self.index.len() >= self.capacity * 4 {
+            return Err(TableError::Full);
+        }
+        self.index.insert((session, cl_ord_id), key);
+        Ok(())
+    }
+
+    #[cold]
+    fn recycle(&mut self) -> Result<u32, TableError> {
+        while let Some(slot) = self.finished.pop_front() {
+            let Some(o) = self.orders.get_mut(slot as usize) else { continue };
+            if o.is_open() {
+                continue; // reopened? never: finished orders stay finished; defensive
+            }
+            o.live = false;
+            let session = o.session;
+            let key = OrderKey(slot);
+            // Drop every ClOrdID alias of the slot (the chain of replaces and cancels).
+            self.index.retain(|k, v| !(k.0 == session && *v == key));
+            return Ok(slot);
+        }
+        Err(TableError::Full)
+    }
+
+    /// Marks `key` finished so its slot can be recycled later.
+    pub fn finish(&mut self, key: OrderKey) {
+        if self.finished.len() < self.capacity {
+            self.finished.push_back(key.0);
+        }
+    }
+
+    pub fn get(&self, key: OrderKey) -> Option<&Order> {
+        self.orders.get(key.0 as usize).filter(|o| o.live)
+    }
+    pub fn get_mut(&mut self, key: OrderKey) -> Option<&mut Order> {
+        self.orders.get_mut(key.0 as usize).filter(|o| o.live)
+    }
+
+    /// Keys of open orders matching `filter`, written into `out` (cleared first).
+    pub fn open_orders(&self, out: &mut Vec<OrderKey>, filter: impl Fn(&Order) -> bool) {
+        out.clear();
+        for (i, o) in self.orders.iter().enumerate() {
+            if o.is_open() && filter(o) && out.len() < out.capacity() {
+                out.push(OrderKey(i as u32));
+            }
+        }
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.orders.iter().filter(|o| o.is_open()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(session: u32, id: &str) -> Order {
+        let mut t = OrderTable::new(1);
+        let _ = t.next_order_id();
+        Order {
+            session: SessionId(session),
+            cl_ord_id: OrderIdStr::new(id.as_bytes()).unwrap(),
+            orig_cl_ord_id: OrderIdStr::EMPTY,
+            order_id: 1,
+            account: Account::EMPTY,
+            symbol: Symbol::new(b"AAPL").unwrap(),
+            side: Side::Buy,
+            ord_type: OrdType::Limit,
+            tif: TimeInForce::Day,
+            price: Some(Price::from_units(10)),
+            qty: Qty::from_units(100),
+            cum_qty: Qty::ZERO,
+            filled_notional: 0,
+            status: OrdStatus::PendingNew,
+            venue: 0,
+            venue_order_id: 0,
+            pending: Pending::None,
+            received_at: Nanos::ZERO,
+            live: true,
+        }
+    }
+
+    #[test]
+    fn rejects_duplicate_cl_ord_id_per_session_only() {
+        let mut t = OrderTable::new(4);
+        t.insert(order(1, "A")).unwrap();
+        assert_eq!(t.insert(order(1, "A")), Err(TableError::DuplicateClOrdId));
+        assert!(t.insert(order(2, "A")).is_ok());
+    }
+
+    #[test]
+    fn fills_update_cum_qty_and_avg_px() {
+        let mut o = order(1, "A");
+        o.apply_fill(Qty::from_units(40), Price::from_units(10));
+        assert_eq!(o.status, OrdStatus::PartiallyFilled);
+        assert_eq!(o.leaves(), Qty::from_units(60));
+        o.apply_fill(Qty::from_units(60), Price::from_units(11));
+        assert_eq!(o.status, OrdStatus::Filled);
+        assert_eq!(o.avg_px(), Price(1_060_000_000));
+        assert_eq!(o.leaves(), Qty::ZERO);
+    }
+
+    #[test]
+    fn full_table_recycles_finished_orders_then_refuses() {
+        let mut t = OrderTable::new(2);
+        let a = t.insert(order(1, "A")).unwrap();
+        t.insert(order(1, "B")).unwrap();
+        assert_eq!(t.insert(order(1, "C")), Err(TableError::Full));
+        t.get_mut(a).unwrap().status = OrdStatus::Filled;
+        t.finish(a);
+        let c = t.insert(order(1, "C")).unwrap();
+        assert_eq!(c, a);
+        assert!(t.lookup(SessionId(1), &OrderIdStr::new(b"A").unwrap()).is_none());
+    }
+}
