@@ -1,0 +1,1 @@
+//! HOT — embedded simulated venue (in progress).
