@@ -1555,7 +1555,8 @@ mod tests {
                             None
                         }
                         Op::Replace(k, n, q, p) => {
-                            v.replace(OrderKey(*k), OrderKey(*n), Qty(*q), Some(Price(*p)), T, &mut sink);
+                            let (k, n) = (OrderKey(*k), OrderKey(*n));
+                            v.replace(k, n, Qty(*q), Some(Price(*p)), T, &mut sink);
                             None
                         }
                     };
@@ -1564,7 +1565,8 @@ mod tests {
                             Accepted { key, .. } => {
                                 let (qty, buy) = side_of_new.unwrap();
                                 prop_assert!(qty > 0);
-                                prop_assert!(seen.insert(key.0, Seen { qty, filled: 0, buy }).is_none(),
+                                let fresh = Seen { qty, filled: 0, buy };
+                                prop_assert!(seen.insert(key.0, fresh).is_none(),
                                     "accepted a key that is still open");
                             }
                             Fill { key, qty, exec_id, leaves, .. } => {
