@@ -36,7 +36,7 @@
 //!
 //! # Keys
 //!
-//! `OrderKey` is not assumed dense or bounded: keys map to slots through [`FixedMap`], an
+//! `OrderKey` is not assumed dense or bounded: keys map to slots through `FixedMap`, an
 //! open-addressing table sized at construction to twice its capacity, with backward-shift
 //! deletion (no tombstones), so it never rehashes or grows however keys churn. (std `HashMap`
 //! was rejected: under removals its tombstones can force a resize even below capacity.)
