@@ -16,5 +16,7 @@
 
 mod crc;
 pub mod log;
+pub mod session_store;
 
 pub use log::{AppendLog, Record, RecordPos, DEFAULT_SEGMENT_BYTES};
+pub use session_store::{SessionStore, SessionStoreConfig, DEFAULT_INDEX_CAPACITY};
