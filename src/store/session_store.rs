@@ -101,8 +101,9 @@ impl SessionStore {
     /// outside `[A-Za-z0-9._-]` replaced by `_`; keys differing only there share a store.
     ///
     /// # Errors
-    /// I/O errors name the file; a header with no valid slot that is not all zero is
-    /// `InvalidData` (refusing to guess seq numbers beats silently resetting them).
+    /// I/O errors name the file. Refusing to guess seq numbers beats silently resetting them, so
+    /// a header with no valid slot (and not all zero) is `InvalidData`, and a missing header
+    /// next to a non-empty log is `NotFound`.
     pub fn open_with(
         dir: &Path,
         session_key: &str,
@@ -112,7 +113,18 @@ impl SessionStore {
         let key = sanitize_key(session_key);
         fs::create_dir_all(dir).map_err(|e| named(e, dir))?;
         let log = AppendLog::open(dir, &format!("{key}.out"), config.segment_bytes)?;
-        let mut header = HeaderFile::open(dir.join(format!("{key}.session")), now_ns)?;
+        let header_path = dir.join(format!("{key}.session"));
+        if !log.is_empty() && !header_path.exists() {
+            // Messages without seq numbers: starting at target 1 would silently reset the session.
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{}: missing, but its outbound log has messages",
+                    header_path.display()
+                ),
+            ));
+        }
+        let mut header = HeaderFile::open(header_path, now_ns)?;
         let mut index = OutboundIndex::with_capacity(config.index_capacity);
         let mut last_stored_seq = 0;
         for rec in log
@@ -658,6 +670,18 @@ mod tests {
         fs::write(&path, [0u8; 7]).unwrap();
         let err = SessionStore::open(dir.path(), "s", SMALL).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn refuses_a_log_whose_header_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SessionStore::open(dir.path(), "s", SMALL).unwrap();
+        s.store_outbound(1, b"m").unwrap();
+        drop(s);
+        fs::remove_file(dir.path().join("s.session")).unwrap();
+        let err = SessionStore::open(dir.path(), "s", SMALL).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("s.session"), "{err}");
     }
 
     #[test]
