@@ -262,7 +262,10 @@ pub struct InlineStr<const N: usize> {
 }
 
 impl<const N: usize> InlineStr<N> {
-    pub const EMPTY: Self = InlineStr { len: 0, bytes: [0; N] };
+    pub const EMPTY: Self = InlineStr {
+        len: 0,
+        bytes: [0; N],
+    };
 
     /// `None` when `s` is longer than `N` bytes (N ≤ 255).
     pub fn new(s: &[u8]) -> Option<Self> {
@@ -271,7 +274,10 @@ impl<const N: usize> InlineStr<N> {
         }
         let mut bytes = [0u8; N];
         bytes[..s.len()].copy_from_slice(s);
-        Some(InlineStr { len: s.len() as u8, bytes })
+        Some(InlineStr {
+            len: s.len() as u8,
+            bytes,
+        })
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]

@@ -22,7 +22,11 @@ pub struct Calibration {
 #[derive(Clone, Debug)]
 pub enum Clock {
     /// quanta TSC clock plus a calibrated offset.
-    Fast { clock: quanta::Clock, base: quanta::Instant, cal: Arc<Calibration> },
+    Fast {
+        clock: quanta::Clock,
+        base: quanta::Instant,
+        cal: Arc<Calibration>,
+    },
     /// Time set by hand (tests).
     Manual(Arc<AtomicU64>),
 }
@@ -32,7 +36,11 @@ impl Clock {
     pub fn fast() -> Clock {
         let clock = quanta::Clock::new();
         let base = clock.now();
-        let c = Clock::Fast { clock, base, cal: Arc::new(Calibration::default()) };
+        let c = Clock::Fast {
+            clock,
+            base,
+            cal: Arc::new(Calibration::default()),
+        };
         c.recalibrate();
         c
     }
@@ -71,7 +79,9 @@ impl Clock {
     /// Re-measures the offset to CLOCK_REALTIME (cold: the clock thread calls it). Returns the
     /// correction applied, in nanoseconds (positive when the fast clock was behind).
     pub fn recalibrate(&self) -> i64 {
-        let Clock::Fast { clock, base, cal } = self else { return 0 };
+        let Clock::Fast { clock, base, cal } = self else {
+            return 0;
+        };
         // Bracket the realtime read between two fast reads; take the midpoint.
         let a = clock.now();
         let real = system_utc().0;
@@ -91,7 +101,11 @@ impl Clock {
 
 /// CLOCK_REALTIME through the standard library (vDSO, no syscall on Linux).
 pub fn system_utc() -> Nanos {
-    Nanos(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+    Nanos(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    )
 }
 
 /// Monotonic wall time for cold-path timeouts and benchmarks' own bookkeeping.

@@ -218,7 +218,11 @@ impl Config {
                 .and_then(|s| text.get(s))
                 .map(|s| s.trim().chars().take(60).collect::<String>())
                 .unwrap_or_default();
-            ConfigError { file: file.to_string(), key, problem: msg }
+            ConfigError {
+                file: file.to_string(),
+                key,
+                problem: msg,
+            }
         })?;
         cfg.validate(file)?;
         Ok(cfg)
@@ -234,63 +238,125 @@ impl Config {
     }
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
-        let err = |key: String, problem: String| ConfigError { file: file.to_string(), key, problem };
+        let err = |key: String, problem: String| ConfigError {
+            file: file.to_string(),
+            key,
+            problem,
+        };
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
-            return Err(err("gateway.max_message_bytes".into(), format!("{} is below the minimum of 256", g.max_message_bytes)));
+            return Err(err(
+                "gateway.max_message_bytes".into(),
+                format!("{} is below the minimum of 256", g.max_message_bytes),
+            ));
         }
         if g.recv_buffer_bytes < 2 * g.max_message_bytes {
             return Err(err(
                 "gateway.recv_buffer_bytes".into(),
-                format!("{} must be at least twice gateway.max_message_bytes ({})", g.recv_buffer_bytes, g.max_message_bytes),
+                format!(
+                    "{} must be at least twice gateway.max_message_bytes ({})",
+                    g.recv_buffer_bytes, g.max_message_bytes
+                ),
             ));
         }
         if g.send_buffer_bytes < 4 * g.max_message_bytes {
-            return Err(err("gateway.send_buffer_bytes".into(), format!("{} must be at least 4 × gateway.max_message_bytes", g.send_buffer_bytes)));
+            return Err(err(
+                "gateway.send_buffer_bytes".into(),
+                format!(
+                    "{} must be at least 4 × gateway.max_message_bytes",
+                    g.send_buffer_bytes
+                ),
+            ));
         }
         if g.max_orders == 0 || g.max_orders > 1 << 26 {
-            return Err(err("gateway.max_orders".into(), format!("{} is outside 1..=67108864", g.max_orders)));
+            return Err(err(
+                "gateway.max_orders".into(),
+                format!("{} is outside 1..=67108864", g.max_orders),
+            ));
         }
         if g.max_connections == 0 || g.max_connections > 65_536 {
-            return Err(err("gateway.max_connections".into(), format!("{} is outside 1..=65536", g.max_connections)));
+            return Err(err(
+                "gateway.max_connections".into(),
+                format!("{} is outside 1..=65536", g.max_connections),
+            ));
         }
         if g.segment_bytes < 1 << 20 {
-            return Err(err("gateway.segment_bytes".into(), format!("{} is below 1 MiB", g.segment_bytes)));
+            return Err(err(
+                "gateway.segment_bytes".into(),
+                format!("{} is below 1 MiB", g.segment_bytes),
+            ));
         }
         if let Some(cpu) = g.cpu {
             let n = std::thread::available_parallelism().map_or(1, |n| n.get());
             if cpu >= n {
-                return Err(err("gateway.cpu".into(), format!("CPU {cpu} does not exist (this machine has {n})")));
+                return Err(err(
+                    "gateway.cpu".into(),
+                    format!("CPU {cpu} does not exist (this machine has {n})"),
+                ));
             }
         }
         if self.listeners.is_empty() {
-            return Err(err("listener".into(), "at least one [[listener]] is required".into()));
+            return Err(err(
+                "listener".into(),
+                "at least one [[listener]] is required".into(),
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.sessions.iter().enumerate() {
             let key = |k: &str| format!("session[{i}].{k}");
             if BeginString::parse(s.begin_string.as_bytes()).is_none() {
-                return Err(err(key("begin_string"), format!("{:?} is not FIX.4.2 or FIX.4.4", s.begin_string)));
+                return Err(err(
+                    key("begin_string"),
+                    format!("{:?} is not FIX.4.2 or FIX.4.4", s.begin_string),
+                ));
             }
-            for (k, v) in [("our_comp_id", &s.our_comp_id), ("their_comp_id", &s.their_comp_id)] {
+            for (k, v) in [
+                ("our_comp_id", &s.our_comp_id),
+                ("their_comp_id", &s.their_comp_id),
+            ] {
                 if v.is_empty() || v.len() > 32 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(err(key(k), format!("{v:?} must be 1–32 printable ASCII characters")));
+                    return Err(err(
+                        key(k),
+                        format!("{v:?} must be 1–32 printable ASCII characters"),
+                    ));
                 }
             }
             if s.heartbeat_min_secs == 0 || s.heartbeat_min_secs > s.heartbeat_max_secs {
-                return Err(err(key("heartbeat_min_secs"), format!("{} must be ≥ 1 and ≤ heartbeat_max_secs ({})", s.heartbeat_min_secs, s.heartbeat_max_secs)));
+                return Err(err(
+                    key("heartbeat_min_secs"),
+                    format!(
+                        "{} must be ≥ 1 and ≤ heartbeat_max_secs ({})",
+                        s.heartbeat_min_secs, s.heartbeat_max_secs
+                    ),
+                ));
             }
-            if !seen.insert((s.begin_string.clone(), s.our_comp_id.clone(), s.their_comp_id.clone())) {
-                return Err(err(key("their_comp_id"), format!("session {} {}→{} is configured twice", s.begin_string, s.their_comp_id, s.our_comp_id)));
+            if !seen.insert((
+                s.begin_string.clone(),
+                s.our_comp_id.clone(),
+                s.their_comp_id.clone(),
+            )) {
+                return Err(err(
+                    key("their_comp_id"),
+                    format!(
+                        "session {} {}→{} is configured twice",
+                        s.begin_string, s.their_comp_id, s.our_comp_id
+                    ),
+                ));
             }
             if let Some(a) = &s.default_account {
                 if a.is_empty() || a.len() > 24 {
-                    return Err(err(key("default_account"), format!("{a:?} must be 1–24 characters")));
+                    return Err(err(
+                        key("default_account"),
+                        format!("{a:?} must be 1–24 characters"),
+                    ));
                 }
             }
         }
         if self.venues.is_empty() {
-            return Err(err("venue".into(), "at least one [[venue]] is required".into()));
+            return Err(err(
+                "venue".into(),
+                "at least one [[venue]] is required".into(),
+            ));
         }
         if self.venues.len() > 64 {
             return Err(err("venue".into(), "at most 64 venues".into()));
@@ -299,13 +365,19 @@ impl Config {
         for (i, v) in self.venues.iter().enumerate() {
             let key = |k: &str| format!("venue[{i}].{k}");
             if !names.insert(v.name.clone()) {
-                return Err(err(key("name"), format!("{:?} is used by two venues", v.name)));
+                return Err(err(
+                    key("name"),
+                    format!("{:?} is used by two venues", v.name),
+                ));
             }
             match v.kind.as_str() {
                 "sim" => {
                     let b = v.behaviour.as_deref().unwrap_or("fill");
                     if !matches!(b, "ack" | "fill" | "partial" | "book") {
-                        return Err(err(key("behaviour"), format!("{b:?} is not one of ack, fill, partial, book")));
+                        return Err(err(
+                            key("behaviour"),
+                            format!("{b:?} is not one of ack, fill, partial, book"),
+                        ));
                     }
                     if v.partial_slices == Some(0) {
                         return Err(err(key("partial_slices"), "must be at least 1".into()));
@@ -322,12 +394,20 @@ impl Config {
                         }
                     }
                 }
-                other => return Err(err(key("kind"), format!("{other:?} is not \"sim\" or \"fix\""))),
+                other => {
+                    return Err(err(
+                        key("kind"),
+                        format!("{other:?} is not \"sim\" or \"fix\""),
+                    ))
+                }
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
             if !names.contains(&r.venue) {
-                return Err(err(format!("route[{i}].venue"), format!("{:?} is not a configured venue", r.venue)));
+                return Err(err(
+                    format!("route[{i}].venue"),
+                    format!("{:?} is not a configured venue", r.venue),
+                ));
             }
         }
         Ok(())
@@ -398,7 +478,11 @@ mod tests {
         let base = EMBEDDED_DEFAULT.replace("FIX.4.2", "FIX.5.0");
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "session[2].begin_string");
-        let e = Config::parse(&format!("{EMBEDDED_DEFAULT}\n[[route]]\nvenue = \"NOPE\"\n"), "t.toml").unwrap_err();
+        let e = Config::parse(
+            &format!("{EMBEDDED_DEFAULT}\n[[route]]\nvenue = \"NOPE\"\n"),
+            "t.toml",
+        )
+        .unwrap_err();
         assert_eq!(e.key, "route[0].venue");
     }
 }

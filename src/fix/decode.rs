@@ -126,7 +126,9 @@ impl<'a> Message<'a> {
             let mut digits = 0;
             loop {
                 let Some(&b) = bytes.get(pos) else {
-                    return Err(DecodeError::MissingEquals { offset: field_start as u32 });
+                    return Err(DecodeError::MissingEquals {
+                        offset: field_start as u32,
+                    });
                 };
                 match b {
                     b'0'..=b'9' if digits < 9 => {
@@ -135,21 +137,39 @@ impl<'a> Message<'a> {
                     }
                     b'-' if pos == field_start => neg = true,
                     b'=' if digits > 0 => break,
-                    b'=' => return Err(DecodeError::BadTag { offset: field_start as u32 }),
-                    SOH => return Err(DecodeError::MissingEquals { offset: field_start as u32 }),
-                    _ => return Err(DecodeError::BadTag { offset: field_start as u32 }),
+                    b'=' => {
+                        return Err(DecodeError::BadTag {
+                            offset: field_start as u32,
+                        })
+                    }
+                    SOH => {
+                        return Err(DecodeError::MissingEquals {
+                            offset: field_start as u32,
+                        })
+                    }
+                    _ => {
+                        return Err(DecodeError::BadTag {
+                            offset: field_start as u32,
+                        })
+                    }
                 }
                 pos += 1;
             }
             let value_start = pos + 1;
-            let Some(len) = bytes.get(value_start..).and_then(|t| t.iter().position(|b| *b == SOH))
+            let Some(len) = bytes
+                .get(value_start..)
+                .and_then(|t| t.iter().position(|b| *b == SOH))
             else {
                 return Err(DecodeError::MissingTrailer);
             };
             let value_end = value_start + len;
             let tag = if neg { -tag } else { tag } as i32;
             fields
-                .try_push(Field { tag, start: value_start as u32, end: value_end as u32 })
+                .try_push(Field {
+                    tag,
+                    start: value_start as u32,
+                    end: value_end as u32,
+                })
                 .map_err(|_| DecodeError::TooManyFields)?;
             pos = value_end + 1;
         }
@@ -166,7 +186,11 @@ impl<'a> Message<'a> {
         let msg_type = fields.get(2).map_or(MsgType::INVALID, |f| {
             MsgType::pack(&bytes[f.start as usize..f.end as usize])
         });
-        Ok(Message { bytes, fields, msg_type })
+        Ok(Message {
+            bytes,
+            fields,
+            msg_type,
+        })
     }
 
     /// The whole message, trailer included.
@@ -189,12 +213,17 @@ impl<'a> Message<'a> {
     /// The value bytes of `f`, which must come from this message.
     #[inline]
     pub fn value(&self, f: &Field) -> &'a [u8] {
-        self.bytes.get(f.start as usize..f.end as usize).unwrap_or(b"")
+        self.bytes
+            .get(f.start as usize..f.end as usize)
+            .unwrap_or(b"")
     }
     /// The first occurrence of `tag`.
     #[inline]
     pub fn get(&self, tag: i32) -> Option<&'a [u8]> {
-        self.fields.iter().find(|f| f.tag == tag).map(|f| self.value(f))
+        self.fields
+            .iter()
+            .find(|f| f.tag == tag)
+            .map(|f| self.value(f))
     }
     /// The first occurrence of `tag`, which must be present and non-empty.
     pub fn require(&self, tag: i32) -> Result<&'a [u8], ValueError> {
@@ -243,7 +272,9 @@ impl<'a> Message<'a> {
         match self.get(tag) {
             None => Ok(None),
             Some([]) => Err(ValueError::Empty(tag)),
-            Some(v) => parse_decimal(v, PRICE_DECIMALS).map(|p| Some(Price(p))).ok_or(ValueError::Format(tag)),
+            Some(v) => parse_decimal(v, PRICE_DECIMALS)
+                .map(|p| Some(Price(p)))
+                .ok_or(ValueError::Format(tag)),
         }
     }
     /// A Qty field; `Ok(None)` when absent.
@@ -251,7 +282,9 @@ impl<'a> Message<'a> {
         match self.get(tag) {
             None => Ok(None),
             Some([]) => Err(ValueError::Empty(tag)),
-            Some(v) => parse_decimal(v, QTY_DECIMALS).map(|q| Some(Qty(q))).ok_or(ValueError::Format(tag)),
+            Some(v) => parse_decimal(v, QTY_DECIMALS)
+                .map(|q| Some(Qty(q)))
+                .ok_or(ValueError::Format(tag)),
         }
     }
     /// MsgSeqNum <34> if present and numeric.
@@ -325,13 +358,19 @@ pub fn parse_decimal(v: &[u8], decimals: u32) -> Option<i64> {
         return None;
     }
     let scale = 10i64.pow(decimals);
-    let value = int.checked_mul(scale)?.checked_add(frac * 10i64.pow(decimals - frac_digits))?;
+    let value = int
+        .checked_mul(scale)?
+        .checked_add(frac * 10i64.pow(decimals - frac_digits))?;
     Some(if neg { -value } else { value })
 }
 
 /// Parses `YYYYMMDD-HH:MM:SS[.sss[sss[sss]]]` (UTCTimestamp) into nanoseconds since the epoch.
 pub fn parse_timestamp(v: &[u8]) -> Option<Nanos> {
-    if v.len() < 17 || v.get(8) != Some(&b'-') || v.get(11) != Some(&b':') || v.get(14) != Some(&b':') {
+    if v.len() < 17
+        || v.get(8) != Some(&b'-')
+        || v.get(11) != Some(&b':')
+        || v.get(14) != Some(&b':')
+    {
         return None;
     }
     let num = |r: core::ops::Range<usize>| -> Option<u64> { parse_uint(v.get(r)?) };
@@ -352,7 +391,9 @@ pub fn parse_timestamp(v: &[u8]) -> Option<Nanos> {
     if days < 0 {
         return None;
     }
-    Some(Nanos((days as u64 * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000_000 + nanos))
+    Some(Nanos(
+        (days as u64 * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000_000 + nanos,
+    ))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -393,11 +434,20 @@ mod tests {
     #[test]
     fn garbled_tags_are_decode_errors() {
         let msg = with_trailer(b"8=FIX.4.4\x019=5\x0135=0\x0134=2\x014garbled9=TW\x01");
-        assert!(matches!(Message::decode(&msg), Err(DecodeError::BadTag { .. })));
+        assert!(matches!(
+            Message::decode(&msg),
+            Err(DecodeError::BadTag { .. })
+        ));
         let msg = with_trailer(b"8=FIX.4.4\x019=5\x0135=0\x01349garbled=TW\x01");
-        assert!(matches!(Message::decode(&msg), Err(DecodeError::BadTag { .. })));
+        assert!(matches!(
+            Message::decode(&msg),
+            Err(DecodeError::BadTag { .. })
+        ));
         let msg = with_trailer(b"8=FIX.4.4\x0135=0\x019=5\x01");
-        assert_eq!(Message::decode(&msg).err(), Some(DecodeError::HeaderOutOfOrder));
+        assert_eq!(
+            Message::decode(&msg).err(),
+            Some(DecodeError::HeaderOutOfOrder)
+        );
     }
 
     #[test]

@@ -38,7 +38,12 @@ pub struct Writer<'a> {
 impl<'a> Writer<'a> {
     /// Starts a message: MsgType <35> is written as the first body field.
     pub fn new(buf: &'a mut [u8], begin_string: &'a [u8], msg_type: &[u8]) -> Writer<'a> {
-        let mut w = Writer { buf, begin_string, pos: HEADER_RESERVE, overflow: false };
+        let mut w = Writer {
+            buf,
+            begin_string,
+            pos: HEADER_RESERVE,
+            overflow: false,
+        };
         w.str(35, msg_type);
         w
     }
@@ -262,7 +267,11 @@ mod tests {
         assert!(msg.starts_with(b"8=FIX.4.4\x019="));
         assert!(matches!(
             frame(msg, 4096),
-            Frame::Message { body_length_ok: true, checksum_ok: true, .. }
+            Frame::Message {
+                body_length_ok: true,
+                checksum_ok: true,
+                ..
+            }
         ));
         let m = Message::decode(msg).unwrap();
         assert_eq!(m.seq_num(), Some(12));
@@ -278,7 +287,12 @@ mod tests {
 
     #[test]
     fn decimals_round_trip() {
-        for (v, s) in [(150_000_000i64, "1.5"), (-1, "-0.00000001"), (100_000_000, "1"), (0, "0")] {
+        for (v, s) in [
+            (150_000_000i64, "1.5"),
+            (-1, "-0.00000001"),
+            (100_000_000, "1"),
+            (0, "0"),
+        ] {
             let mut out = [0u8; 32];
             let n = write_decimal(&mut out, v, 8);
             assert_eq!(&out[..n], s.as_bytes());

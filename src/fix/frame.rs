@@ -51,7 +51,11 @@ pub fn frame(buf: &[u8], max_msg_len: usize) -> Frame {
     }
     // "8=" BeginString SOH
     let Some(bs_end) = memchr(SOH, buf, 2) else {
-        return if buf.len() > 32 { skip_to_next_start(buf) } else { Frame::Incomplete };
+        return if buf.len() > 32 {
+            skip_to_next_start(buf)
+        } else {
+            Frame::Incomplete
+        };
     };
     // "9=" digits SOH
     let len_start = bs_end + 1;
@@ -89,14 +93,22 @@ pub fn frame(buf: &[u8], max_msg_len: usize) -> Frame {
     let trailer = if buf[declared_end..].starts_with(b"10=") && buf[declared_end - 1] == SOH {
         declared_end
     } else {
-        match find(buf, b"\x0110=", declared_end.saturating_sub(1).max(body_start - 1)) {
+        match find(
+            buf,
+            b"\x0110=",
+            declared_end.saturating_sub(1).max(body_start - 1),
+        ) {
             Some(p) => p + 1,
             None if buf.len() > max_msg_len + 8 => return Frame::TooLarge,
             None => return Frame::Incomplete,
         }
     };
     let Some(end) = memchr(SOH, buf, trailer + 3) else {
-        return if buf.len() > max_msg_len + 8 { Frame::TooLarge } else { Frame::Incomplete };
+        return if buf.len() > max_msg_len + 8 {
+            Frame::TooLarge
+        } else {
+            Frame::Incomplete
+        };
     };
     let len = end + 1;
     let body_length_ok = trailer == declared_end;
@@ -107,7 +119,11 @@ pub fn frame(buf: &[u8], max_msg_len: usize) -> Frame {
             == u32::from(digits[0] - b'0') * 100
                 + u32::from(digits[1] - b'0') * 10
                 + u32::from(digits[2] - b'0');
-    Frame::Message { len, body_length_ok, checksum_ok }
+    Frame::Message {
+        len,
+        body_length_ok,
+        checksum_ok,
+    }
 }
 
 #[cold]
@@ -120,13 +136,18 @@ fn skip_to_next_start(buf: &[u8]) -> Frame {
 
 #[inline]
 fn memchr(needle: u8, hay: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?.iter().position(|b| *b == needle).map(|p| p + from)
+    hay.get(from..)?
+        .iter()
+        .position(|b| *b == needle)
+        .map(|p| p + from)
 }
 
 #[inline]
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let tail = hay.get(from..)?;
-    tail.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    tail.windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
 #[cfg(test)]
@@ -139,7 +160,11 @@ mod tests {
         let msg = with_trailer(b"8=FIX.4.4\x019=5\x0135=0\x01");
         assert_eq!(
             frame(&msg, 4096),
-            Frame::Message { len: msg.len(), body_length_ok: true, checksum_ok: true }
+            Frame::Message {
+                len: msg.len(),
+                body_length_ok: true,
+                checksum_ok: true
+            }
         );
         for cut in 0..msg.len() {
             assert_eq!(frame(&msg[..cut], 4096), Frame::Incomplete, "cut at {cut}");
@@ -158,14 +183,24 @@ mod tests {
         let mut msg = with_trailer(b"8=FIX.4.4\x019=5\x0135=0\x01");
         let n = msg.len();
         msg[n - 2] = if msg[n - 2] == b'9' { b'0' } else { b'9' };
-        assert!(matches!(frame(&msg, 4096), Frame::Message { checksum_ok: false, .. }));
+        assert!(matches!(
+            frame(&msg, 4096),
+            Frame::Message {
+                checksum_ok: false,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn short_body_length_yields_one_garbled_message() {
         let msg = fix_message(b"8=FIX.4.4\x019=3\x0135=0\x0134=2\x01", false);
         match frame(&msg, 4096) {
-            Frame::Message { len, body_length_ok, .. } => {
+            Frame::Message {
+                len,
+                body_length_ok,
+                ..
+            } => {
                 assert_eq!(len, msg.len());
                 assert!(!body_length_ok);
             }
@@ -180,7 +215,11 @@ mod tests {
         let second = with_trailer(b"8=FIX.4.4\x019=12\x0135=0\x0134=3\x01");
         let both = [first.clone(), second.clone()].concat();
         match frame(&both, 4096) {
-            Frame::Message { len, body_length_ok, .. } => {
+            Frame::Message {
+                len,
+                body_length_ok,
+                ..
+            } => {
                 assert_eq!(len, both.len());
                 assert!(!body_length_ok);
             }
@@ -190,11 +229,17 @@ mod tests {
 
     #[test]
     fn refuses_huge_body_length() {
-        assert_eq!(frame(b"8=FIX.4.4\x019=999999999\x01", 4096), Frame::TooLarge);
+        assert_eq!(
+            frame(b"8=FIX.4.4\x019=999999999\x01", 4096),
+            Frame::TooLarge
+        );
     }
 
     #[test]
     fn non_digit_body_length_is_skipped() {
-        assert_eq!(frame(b"8=FIX.4.4\x019=1x\x0135=0\x01", 4096), Frame::Skip { len: 20 });
+        assert_eq!(
+            frame(b"8=FIX.4.4\x019=1x\x0135=0\x01", 4096),
+            Frame::Skip { len: 20 }
+        );
     }
 }

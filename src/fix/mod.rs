@@ -52,7 +52,8 @@ pub mod testing {
     pub fn fix_message(msg: &[u8], fix_length: bool) -> Vec<u8> {
         let mut out = msg.to_vec();
         if fix_length {
-            let soh = |v: &[u8], from: usize| v[from..].iter().position(|b| *b == 1).map(|p| p + from);
+            let soh =
+                |v: &[u8], from: usize| v[from..].iter().position(|b| *b == 1).map(|p| p + from);
             if let Some(a) = soh(msg, 0) {
                 if msg[a + 1..].starts_with(b"9=") {
                     if let Some(b) = soh(msg, a + 1) {

@@ -35,7 +35,11 @@ pub enum SessionRejectReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Invalid {
     /// Answer with Reject <3>: reason, RefTagID <371> if a tag is at fault, and Text <58>.
-    Session { reason: SessionRejectReason, tag: Option<i32>, text: &'static str },
+    Session {
+        reason: SessionRejectReason,
+        tag: Option<i32>,
+        text: &'static str,
+    },
     /// A MsgType the dictionary knows but this gateway does not handle: BusinessMessageReject
     /// <j> with BusinessRejectReason <380> = 3 (unsupported message type).
     UnsupportedMessageType,

@@ -15,14 +15,43 @@ use crate::model::{CompId, Nanos, OrderKey, SessionId};
 /// Something the cold side should know about (journal, audit, monitoring).
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
-    LoggedOn { session: SessionId, at: Nanos },
-    LogonRefused { their_comp_id: CompId, reason: &'static str, at: Nanos },
-    Disconnected { session: SessionId, reason: &'static str, at: Nanos },
-    OrderRejected { session: SessionId, reason: &'static str, at: Nanos },
-    CanceledOnDisconnect { session: SessionId, orders: u32, at: Nanos },
-    VenueUp { venue: u16, at: Nanos },
-    VenueDown { venue: u16, reason: &'static str, at: Nanos },
-    JournalError { key: OrderKey, at: Nanos },
+    LoggedOn {
+        session: SessionId,
+        at: Nanos,
+    },
+    LogonRefused {
+        their_comp_id: CompId,
+        reason: &'static str,
+        at: Nanos,
+    },
+    Disconnected {
+        session: SessionId,
+        reason: &'static str,
+        at: Nanos,
+    },
+    OrderRejected {
+        session: SessionId,
+        reason: &'static str,
+        at: Nanos,
+    },
+    CanceledOnDisconnect {
+        session: SessionId,
+        orders: u32,
+        at: Nanos,
+    },
+    VenueUp {
+        venue: u16,
+        at: Nanos,
+    },
+    VenueDown {
+        venue: u16,
+        reason: &'static str,
+        at: Nanos,
+    },
+    JournalError {
+        key: OrderKey,
+        at: Nanos,
+    },
 }
 
 /// Hot → cold events.

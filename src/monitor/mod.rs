@@ -71,6 +71,8 @@ impl Counters {
         }
     }
     pub fn get(&self, c: Counter) -> u64 {
-        self.slots.get(c as usize).map_or(0, |s| s.0.load(Ordering::Relaxed))
+        self.slots
+            .get(c as usize)
+            .map_or(0, |s| s.0.load(Ordering::Relaxed))
     }
 }

@@ -18,8 +18,14 @@ use crate::model::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pending {
     None,
-    Cancel { cl_ord_id: OrderIdStr },
-    Replace { cl_ord_id: OrderIdStr, qty: Qty, price: Option<Price> },
+    Cancel {
+        cl_ord_id: OrderIdStr,
+    },
+    Replace {
+        cl_ord_id: OrderIdStr,
+        qty: Qty,
+        price: Option<Price>,
+    },
 }
 
 /// One client order.
@@ -226,7 +232,12 @@ impl OrderTable {
     }
 
     /// Adds another ClOrdID (of a cancel or replace request) pointing at `key`.
-    pub fn alias(&mut self, session: SessionId, cl_ord_id: OrderIdStr, key: OrderKey) -> Result<(), TableError> {
+    pub fn alias(
+        &mut self,
+        session: SessionId,
+        cl_ord_id: OrderIdStr,
+        key: OrderKey,
+    ) -> Result<(), TableError> {
         if self.contains(session, &cl_ord_id) {
             return Err(TableError::DuplicateClOrdId);
         }
@@ -240,7 +251,9 @@ impl OrderTable {
     #[cold]
     fn recycle(&mut self) -> Result<u32, TableError> {
         while let Some(slot) = self.finished.pop_front() {
-            let Some(o) = self.orders.get_mut(slot as usize) else { continue };
+            let Some(o) = self.orders.get_mut(slot as usize) else {
+                continue;
+            };
             if o.is_open() {
                 continue; // reopened? never: finished orders stay finished; defensive
             }
@@ -343,6 +356,8 @@ mod tests {
         t.finish(a);
         let c = t.insert(order(1, "C")).unwrap();
         assert_eq!(c, a);
-        assert!(t.lookup(SessionId(1), &OrderIdStr::new(b"A").unwrap()).is_none());
+        assert!(t
+            .lookup(SessionId(1), &OrderIdStr::new(b"A").unwrap())
+            .is_none());
     }
 }

@@ -33,7 +33,10 @@ pub struct OutBuf {
 
 impl OutBuf {
     pub fn with_capacity(bytes: usize) -> OutBuf {
-        OutBuf { buf: vec![0u8; bytes].into_boxed_slice(), len: 0 }
+        OutBuf {
+            buf: vec![0u8; bytes].into_boxed_slice(),
+            len: 0,
+        }
     }
     /// Bytes waiting to be written.
     pub fn pending(&self) -> &[u8] {
@@ -94,7 +97,11 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
-        MemoryStore { next_sender: 1, next_target: 1, messages: Default::default() }
+        MemoryStore {
+            next_sender: 1,
+            next_target: 1,
+            messages: Default::default(),
+        }
     }
 }
 
