@@ -16,15 +16,18 @@
 //! cold ones; cold → hot goes only through `handoff`.
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod fix;
+pub mod gateway;
 pub mod handoff;
 pub mod model;
 pub mod monitor;
 pub mod net;
 pub mod order;
+pub mod route;
 pub mod session;
 pub mod store;
 pub mod venue;

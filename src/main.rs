@@ -1,3 +1,117 @@
-fn main() {
-    println!("portcullis: under construction");
+//! `portcullis` — load config, build, pin threads, run. No logic lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::clock::Clock;
+use portcullis::config::Config;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "Low-latency FIX order gateway with inline pre-trade controls")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway. Without --config: the embedded default (loopback, simulated venue).
+    Run {
+        /// Configuration file (TOML); see portcullis.example.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data folder (stores, journal, event log); overrides gateway.data_dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Block in epoll instead of busy-polling (overrides gateway.busy_poll).
+        #[arg(long)]
+        blocking: bool,
+        /// Listen address for the first listener (overrides listener[0].address).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::CheckConfig { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Run { config, data_dir, blocking, listen } => run(config, data_dir, blocking, listen),
+    }
+}
+
+fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, blocking: bool, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let embedded = config.is_none();
+    let mut cfg = match &config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::embedded_default(&data_dir.clone().unwrap_or_else(|| PathBuf::from("./portcullis-data"))),
+    };
+    if let Some(d) = data_dir {
+        cfg.gateway.data_dir = d;
+    }
+    if blocking {
+        cfg.gateway.busy_poll = false;
+    }
+    if let (Some(addr), Some(l)) = (listen, cfg.listeners.first_mut()) {
+        l.address = addr;
+    }
+    let mut running = match portcullis::gateway::start(&cfg, Clock::fast()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, running.handle.stop.clone()) {
+            eprintln!("portcullis: cannot install signal handler: {e}");
+        }
+    }
+    let addrs: Vec<String> = running.handle.listen_addrs.iter().map(|a| a.to_string()).collect();
+    println!("portcullis {} listening on {}", env!("CARGO_PKG_VERSION"), addrs.join(", "));
+    println!("  data folder: {}", cfg.gateway.data_dir.display());
+    println!(
+        "  mode: {}{}",
+        if cfg.gateway.busy_poll { "busy-poll (owns a core)" } else { "blocking" },
+        cfg.gateway.cpu.map(|c| format!(", pinned to CPU {c}")).unwrap_or_default()
+    );
+    for s in &cfg.sessions {
+        println!("  session {} {} -> {}", s.begin_string, s.their_comp_id, s.our_comp_id);
+    }
+    for v in &cfg.venues {
+        println!("  venue {} ({})", v.name, v.kind);
+    }
+    if embedded {
+        if let (Some(addr), Some(s)) = (running.handle.listen_addrs.first(), cfg.sessions.first()) {
+            println!("Try it:");
+            println!(
+                "  cargo run -p portcullis-tools --bin fixclient -- --connect {addr} --sender {} --target {} order --symbol AAPL --side buy --qty 100 --price 10.5 cancel",
+                s.their_comp_id, s.our_comp_id
+            );
+        }
+    }
+    println!("Ctrl-C or SIGTERM logs sessions out and stops.");
+    running.join();
+    println!("portcullis: stopped");
+    ExitCode::SUCCESS
 }

@@ -1,1 +1,712 @@
-//! (placeholder: filled by the module's owner)
+//! HOT — the gateway thread's duty cycle:
+//! poll → read → frame → decode → session → order → route → venue → encode → write.
+//!
+//! Owns every socket, every session, the order table, the venues and the order journal. One
+//! thread runs it, pinned when configured; it talks to cold threads only through `handoff`
+//! (events out, commands in) and `monitor` (counters). Per message it never allocates, locks,
+//! logs or formats; the only syscalls are the socket reads/writes and (in blocking mode) the poll.
+//!
+//! # Structure
+//! - `mod.rs`: construction, the loop, connections, logon binding, timers, shutdown.
+//! - `app.rs`: application messages (orders, cancels, replaces, status, mass cancel) and venue
+//!   answers.
+//! - `exec.rs`: encoders of the messages we send.
+
+pub mod app;
+pub mod exec;
+pub mod stores;
+
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::clock::Clock;
+use crate::config::{Config, Gateway};
+use crate::fix::{frame, BeginString, Frame, Message, MsgType};
+use crate::handoff::{command_channel, Command, CommandReceiver, CommandSender, Event, EventRing};
+use crate::model::{Account, CompId, Nanos, OrderKey, Price, SessionId};
+use crate::monitor::{Counter, Counters};
+use crate::net::{self, Conn, ReadOutcome};
+use crate::order::journal::{session_tag, Journal};
+use crate::order::OrderTable;
+use crate::route::{Router, Rule, VenueName};
+use crate::session::{Inbound, OutBuf, Role, Session, SessionConfig};
+use crate::store::{SessionStore, SessionStoreConfig};
+use crate::venue::sim::{SimBehaviour, SimConfig, SimVenue};
+use crate::venue::VenueEvent;
+use stores::AnyStore;
+
+/// Tokens at and above this are listeners; below are connection slots.
+const LISTENER_BASE: usize = 1 << 30;
+/// Timers (heartbeats, logon timeouts) run at most this often.
+const TIMER_INTERVAL: Nanos = Nanos::from_millis(1);
+
+/// A configured client session and the connection it is bound to, if any.
+pub struct SessionSlot {
+    pub session: Session<AnyStore>,
+    pub conn: Option<usize>,
+    pub tag: u64,
+    pub begin: BeginString,
+    pub their_comp_id: CompId,
+    pub our_comp_id: CompId,
+    pub default_account: Account,
+    pub cancel_on_disconnect: bool,
+}
+
+/// A venue the router can choose.
+pub struct VenueSlot {
+    pub name: VenueName,
+    pub kind: VenueKind,
+    pub up: bool,
+}
+
+/// Venue implementations.
+pub enum VenueKind {
+    Sim(Box<SimVenue>),
+}
+
+/// What a cold thread holds to watch and steer a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub counters: Arc<Counters>,
+    pub events: EventRing,
+    pub commands: CommandSender,
+    pub listen_addrs: Vec<SocketAddr>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The gateway engine.
+pub struct Engine {
+    gw: Gateway,
+    poll: Poll,
+    events: Events,
+    ready: Vec<(Token, bool, bool)>,
+    listeners: Vec<TcpListener>,
+    conns: Vec<Option<Conn>>,
+    free_conns: Vec<usize>,
+    dirty: Vec<usize>,
+    pub(crate) sessions: Vec<SessionSlot>,
+    pub(crate) orders: OrderTable,
+    pub(crate) journal: Journal,
+    pub(crate) venues: Vec<VenueSlot>,
+    pub(crate) router: Router,
+    clock: Clock,
+    pub(crate) counters: Arc<Counters>,
+    ring: EventRing,
+    commands: CommandReceiver,
+    stop: Arc<AtomicBool>,
+    /// Queued (out-of-sequence) messages are copied here to be processed.
+    scratch: Box<[u8]>,
+    pub(crate) venue_events: Vec<VenueEvent>,
+    pub(crate) keys: Vec<OrderKey>,
+    /// Output of sessions with no connection: messages are stored for resend, never sent.
+    detached: OutBuf,
+    last_timer: Nanos,
+    stopping: Option<Nanos>,
+    pub(crate) mass_report_id: u64,
+}
+
+/// Why an engine could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn start_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
+    StartError(format!("{what}: {e}"))
+}
+
+impl Engine {
+    /// Builds the engine: binds listeners, opens (and recovers) stores and the journal, and
+    /// preallocates every table. Cold; may allocate and fail.
+    pub fn new(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), StartError> {
+        let gw = cfg.gateway.clone();
+        let data = gw.data_dir.clone();
+        std::fs::create_dir_all(&data).map_err(|e| start_err(format!("data_dir {}", data.display()), e))?;
+        let poll = Poll::new().map_err(|e| start_err("epoll", e))?;
+        let mut listeners = Vec::new();
+        let mut listen_addrs = Vec::new();
+        for (i, l) in cfg.listeners.iter().enumerate() {
+            let mut lst = net::listen(l.address).map_err(|e| start_err(format!("listener[{i}] {}", l.address), e))?;
+            poll.registry()
+                .register(&mut lst, Token(LISTENER_BASE + i), Interest::READABLE)
+                .map_err(|e| start_err("register listener", e))?;
+            listen_addrs.push(lst.local_addr().map_err(|e| start_err("listener address", e))?);
+            listeners.push(lst);
+        }
+        let now = clock.now();
+        let sessions_dir = data.join("sessions");
+        std::fs::create_dir_all(&sessions_dir).map_err(|e| start_err(sessions_dir.display(), e))?;
+        let mut sessions = Vec::new();
+        for s in &cfg.sessions {
+            let begin = BeginString::parse(s.begin_string.as_bytes())
+                .ok_or_else(|| StartError(format!("session begin_string {:?}", s.begin_string)))?;
+            let our = CompId::new(s.our_comp_id.as_bytes()).ok_or_else(|| StartError("our_comp_id too long".into()))?;
+            let their = CompId::new(s.their_comp_id.as_bytes()).ok_or_else(|| StartError("their_comp_id too long".into()))?;
+            let key = format!("{}-{}-{}", s.begin_string, s.our_comp_id, s.their_comp_id);
+            let store = if s.persist {
+                let sc = SessionStoreConfig { segment_bytes: gw.segment_bytes, ..Default::default() };
+                AnyStore::Disk(Box::new(
+                    SessionStore::open_with(&sessions_dir, &key, &sc, now.0).map_err(|e| start_err(format!("session store {key}"), e))?,
+                ))
+            } else {
+                AnyStore::Memory(crate::session::MemoryStore::new())
+            };
+            let scfg = SessionConfig {
+                begin_string: begin,
+                our_comp_id: our,
+                their_comp_id: their,
+                role: Role::Acceptor,
+                heartbeat_min_secs: s.heartbeat_min_secs,
+                heartbeat_max_secs: s.heartbeat_max_secs,
+                reset_on_logon: s.reset_on_logon,
+                reset_on_logout: s.reset_on_logout,
+                reset_on_disconnect: s.reset_on_disconnect,
+                check_sending_time: s.check_sending_time,
+                sending_time_window_ms: s.sending_time_window_ms,
+                ..SessionConfig::default()
+            };
+            sessions.push(SessionSlot {
+                session: Session::new(scfg, store),
+                conn: None,
+                tag: session_tag(begin.as_bytes(), our.as_bytes(), their.as_bytes()),
+                begin,
+                their_comp_id: their,
+                our_comp_id: our,
+                default_account: s
+                    .default_account
+                    .as_deref()
+                    .and_then(|a| Account::new(a.as_bytes()))
+                    .unwrap_or(Account::EMPTY),
+                cancel_on_disconnect: s.cancel_on_disconnect,
+            });
+        }
+        let mut venues = Vec::new();
+        let mut names = Vec::new();
+        for v in &cfg.venues {
+            let name = VenueName::new(v.name.as_bytes()).ok_or_else(|| StartError(format!("venue name {:?} longer than 16", v.name)))?;
+            names.push(name);
+            let kind = match v.kind.as_str() {
+                "sim" => {
+                    let behaviour = match v.behaviour.as_deref().unwrap_or("fill") {
+                        "ack" => SimBehaviour::AckOnly,
+                        "partial" => SimBehaviour::PartialFills { slices: v.partial_slices.unwrap_or(2) },
+                        "book" => SimBehaviour::Book,
+                        _ => SimBehaviour::FillImmediately,
+                    };
+                    VenueKind::Sim(Box::new(SimVenue::new(SimConfig {
+                        behaviour,
+                        max_orders: gw.max_orders,
+                        max_symbols: 4096,
+                        max_orders_per_symbol: gw.max_orders.min(1 << 16),
+                        default_fill_price: Price::from_units(100),
+                    })))
+                }
+                other => return Err(StartError(format!("venue {:?}: kind {other:?} is not available yet", v.name))),
+            };
+            venues.push(VenueSlot { name, kind, up: true });
+        }
+        let rules = cfg
+            .routes
+            .iter()
+            .filter_map(|r| {
+                Some(Rule {
+                    ex_destination: r.ex_destination.as_deref().and_then(|d| VenueName::new(d.as_bytes())),
+                    symbol: r.symbol.as_deref().and_then(|s| crate::model::Symbol::new(s.as_bytes())),
+                    account: r.account.as_deref().and_then(|a| Account::new(a.as_bytes())),
+                    venue: names.iter().position(|n| n.as_bytes() == r.venue.as_bytes())? as u16,
+                })
+            })
+            .collect();
+        let journal = Journal::open(&data.join("journal"), gw.segment_bytes).map_err(|e| start_err("order journal", e))?;
+        let (cmd_tx, cmd_rx) = command_channel();
+        let counters = Arc::new(Counters::default());
+        let ring = EventRing::new(gw.event_ring);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut engine = Engine {
+            poll,
+            events: Events::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
+            listeners,
+            conns: (0..gw.max_connections).map(|_| None).collect(),
+            free_conns: (0..gw.max_connections).rev().collect(),
+            dirty: Vec::with_capacity(gw.max_connections),
+            sessions,
+            orders: OrderTable::new(gw.max_orders),
+            journal,
+            venues,
+            router: Router::new(names, rules),
+            clock,
+            counters: counters.clone(),
+            ring: ring.clone(),
+            commands: cmd_rx,
+            stop: stop.clone(),
+            scratch: vec![0u8; gw.max_message_bytes].into_boxed_slice(),
+            venue_events: Vec::with_capacity(1 << 16),
+            keys: Vec::with_capacity(gw.max_orders),
+            detached: OutBuf::with_capacity(gw.send_buffer_bytes),
+            last_timer: Nanos::ZERO,
+            stopping: None,
+            mass_report_id: now.0 / 1000,
+            gw,
+        };
+        engine.recover();
+        let handle = EngineHandle { counters, events: ring, commands: cmd_tx, listen_addrs, stop };
+        Ok((engine, handle))
+    }
+
+    /// Rebuilds the order table from the journal and re-arms open orders at in-process venues.
+    fn recover(&mut self) {
+        let tags: Vec<u64> = self.sessions.iter().map(|s| s.tag).collect();
+        let mut restored = Vec::new();
+        for (key, tag, mut order) in self.journal.replay() {
+            order.session = match tags.iter().position(|t| *t == tag) {
+                Some(i) => SessionId(i as u32),
+                None => SessionId(u32::MAX), // session no longer configured: kept for the record
+            };
+            restored.push((key, order));
+        }
+        for (key, order) in restored {
+            self.orders.restore(key, order);
+        }
+        self.orders.finish_restore();
+        // An in-process venue lost its book with the process: put the open orders back.
+        let mut keys = Vec::new();
+        for k in 0..self.orders.capacity() as u32 {
+            if let Some(o) = self.orders.get(OrderKey(k)) {
+                if o.is_open() {
+                    keys.push(OrderKey(k));
+                }
+            }
+        }
+        let now = self.clock.now();
+        for key in keys {
+            self.rearm_at_venue(key, now);
+        }
+    }
+
+    /// Addresses the listeners are bound to.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Runs the loop until a shutdown command or the stop flag; then logs sessions out and
+    /// returns once they answered or the logout timeout passed.
+    pub fn run(&mut self) {
+        loop {
+            self.do_work();
+            if self.stopping.is_none() && self.stop.load(Ordering::Relaxed) {
+                self.begin_shutdown();
+            }
+            if let Some(since) = self.stopping {
+                let all_gone = self.conns.iter().all(Option::is_none);
+                if all_gone || self.clock.now().saturating_sub(since) > Nanos::from_secs(2) {
+                    break;
+                }
+            }
+        }
+        let _ = self.journal.flush();
+    }
+
+    /// One duty cycle; returns how much work it did (for the idle strategy).
+    pub fn do_work(&mut self) -> usize {
+        let timeout = if self.gw.busy_poll {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(self.gw.poll_timeout_ms)
+        };
+        if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.counters.inc(Counter::JournalErrors);
+            }
+        }
+        let now = self.clock.now();
+        let mut ready = mem::take(&mut self.ready);
+        ready.clear();
+        for ev in self.events.iter() {
+            if ready.len() < ready.capacity() {
+                ready.push((ev.token(), ev.is_readable() || ev.is_read_closed() || ev.is_error(), ev.is_writable()));
+            }
+        }
+        let work = ready.len();
+        for &(token, readable, writable) in &ready {
+            if token.0 >= LISTENER_BASE {
+                self.accept(token.0 - LISTENER_BASE, now);
+            } else {
+                if readable {
+                    self.on_readable(token.0, now);
+                }
+                if writable {
+                    self.mark_dirty(token.0);
+                }
+            }
+        }
+        self.ready = ready;
+        if now.saturating_sub(self.last_timer) >= TIMER_INTERVAL {
+            self.last_timer = now;
+            self.on_timers(now);
+        }
+        if let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Shutdown => self.begin_shutdown(),
+            }
+        }
+        self.flush_dirty(now);
+        self.counters.inc(Counter::DutyCycles);
+        work
+    }
+
+    #[cold]
+    fn accept(&mut self, listener: usize, now: Nanos) {
+        loop {
+            let Some(l) = self.listeners.get(listener) else { return };
+            let (stream, peer) = match l.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return,
+            };
+            if self.stopping.is_some() {
+                continue; // dropped: closed at once
+            }
+            let Some(slot) = self.free_conns.pop() else {
+                self.counters.inc(Counter::ConnectionsRefused);
+                continue;
+            };
+            let _ = net::tune(&stream);
+            let mut conn = Conn::new(stream, peer, self.gw.recv_buffer_bytes, self.gw.send_buffer_bytes, now);
+            if self
+                .poll
+                .registry()
+                .register(&mut conn.stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
+                self.free_conns.push(slot);
+                continue;
+            }
+            self.counters.inc(Counter::ConnectionsAccepted);
+            if let Some(c) = self.conns.get_mut(slot) {
+                *c = Some(conn);
+            }
+            // Data may already be waiting (edge-triggered registration after arrival).
+            self.on_readable(slot, now);
+        }
+    }
+
+    fn on_readable(&mut self, c: usize, now: Nanos) {
+        loop {
+            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else { return };
+            if conn.dead {
+                break;
+            }
+            let before = conn.tail - conn.head;
+            let outcome = conn.read();
+            let got = conn.tail - conn.head > before;
+            if outcome == ReadOutcome::Closed {
+                conn.dead = true;
+            }
+            self.process_input(c, now);
+            // A full buffer was framed and compacted: read again until the socket is drained.
+            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else { return };
+            if !got || conn.dead || conn.closing || conn.tail < conn.inbuf.len() / 2 {
+                break;
+            }
+        }
+        if let Some(conn) = self.conns.get(c).and_then(Option::as_ref) {
+            if conn.dead {
+                self.close(c, now, "peer closed");
+            }
+        }
+    }
+
+    fn process_input(&mut self, c: usize, now: Nanos) {
+        loop {
+            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else { return };
+            if conn.closing {
+                return;
+            }
+            let start = conn.head;
+            match frame(conn.buffered(), self.gw.max_message_bytes) {
+                Frame::Incomplete => return,
+                Frame::Skip { len } => {
+                    conn.head += len;
+                    self.garbled(c);
+                }
+                Frame::TooLarge => {
+                    self.counters.inc(Counter::OversizedMessages);
+                    self.refuse_oversized(c, now);
+                    return;
+                }
+                Frame::Message { len, body_length_ok, checksum_ok } => {
+                    conn.head += len;
+                    if !(body_length_ok && checksum_ok) {
+                        self.garbled(c);
+                        continue;
+                    }
+                    let inbuf = mem::take(&mut conn.inbuf);
+                    if let Some(bytes) = inbuf.get(start..start + len) {
+                        self.counters.inc(Counter::MessagesIn);
+                        self.on_message_bytes(c, bytes, now);
+                    }
+                    if let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) {
+                        conn.inbuf = inbuf;
+                    }
+                }
+            }
+        }
+    }
+
+    #[cold]
+    fn garbled(&mut self, c: usize) {
+        self.counters.inc(Counter::GarbledMessages);
+        if let Some(s) = self.conns.get(c).and_then(Option::as_ref).and_then(|conn| conn.session) {
+            if let Some(slot) = self.sessions.get_mut(s) {
+                slot.session.on_garbled();
+            }
+        }
+    }
+
+    #[cold]
+    fn refuse_oversized(&mut self, c: usize, now: Nanos) {
+        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else { return };
+        match conn.session.and_then(|s| self.sessions.get_mut(s)) {
+            Some(slot) => {
+                slot.session.logout(b"message exceeds the maximum message size", now, &mut conn.out);
+                conn.closing = true;
+            }
+            None => conn.dead = true,
+        }
+        self.mark_dirty(c);
+    }
+
+    fn on_message_bytes(&mut self, c: usize, bytes: &[u8], now: Nanos) {
+        let Ok(msg) = Message::decode(bytes) else {
+            self.garbled(c);
+            return;
+        };
+        let bound = self.conns.get(c).and_then(Option::as_ref).and_then(|conn| conn.session);
+        let s = match bound {
+            Some(s) => s,
+            None => match self.bind_session(c, &msg, now) {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        self.dispatch(s, c, &msg, now);
+        // Messages that arrived ahead of a gap and are now in sequence.
+        loop {
+            let mut scratch = mem::take(&mut self.scratch);
+            let n = self.sessions.get_mut(s).and_then(|slot| slot.session.take_queued(&mut scratch));
+            if let Some(m) = n.and_then(|n| scratch.get(..n)).and_then(|b| Message::decode(b).ok()) {
+                self.dispatch(s, c, &m, now);
+            }
+            self.scratch = scratch;
+            if n.is_none() {
+                break;
+            }
+        }
+    }
+
+    fn dispatch(&mut self, s: usize, c: usize, msg: &Message<'_>, now: Nanos) {
+        let (Some(slot), Some(Some(conn))) = (self.sessions.get_mut(s), self.conns.get_mut(c)) else { return };
+        if conn.closing || conn.dead {
+            return;
+        }
+        let inbound = slot.session.on_message(msg, now, &mut conn.out);
+        self.mark_dirty(c);
+        match inbound {
+            Inbound::Handled => {}
+            Inbound::LoggedOn => {
+                self.counters.inc(Counter::LogonsAccepted);
+                self.emit(Event::LoggedOn { session: SessionId(s as u32), at: now });
+            }
+            Inbound::Application => self.on_application(s, msg, now),
+            Inbound::Disconnect(_) => {
+                if let Some(Some(conn)) = self.conns.get_mut(c) {
+                    conn.closing = true;
+                }
+            }
+        }
+    }
+
+    /// First message on a connection: it must be a Logon for a configured session that is not
+    /// already connected. Anything else closes the connection without a word, as mature
+    /// acceptors do (we do not know who is talking, so we cannot answer in-session).
+    #[cold]
+    fn bind_session(&mut self, c: usize, msg: &Message<'_>, now: Nanos) -> Option<usize> {
+        let refuse = |e: &mut Engine, reason: &'static str| {
+            e.counters.inc(Counter::LogonsRefused);
+            let their = msg.get(crate::fix::tags::SENDER_COMP_ID).and_then(CompId::new).unwrap_or(CompId::EMPTY);
+            e.emit(Event::LogonRefused { their_comp_id: their, reason, at: now });
+            if let Some(Some(conn)) = e.conns.get_mut(c) {
+                conn.dead = true;
+            }
+            None
+        };
+        if msg.msg_type() != MsgType::LOGON {
+            return refuse(self, "first message is not a Logon");
+        }
+        let begin = msg.begin_string();
+        let their = msg.get(crate::fix::tags::SENDER_COMP_ID).unwrap_or(b"");
+        let our = msg.get(crate::fix::tags::TARGET_COMP_ID).unwrap_or(b"");
+        let found = self.sessions.iter().position(|slot| {
+            slot.begin.as_bytes() == begin && slot.their_comp_id.as_bytes() == their && slot.our_comp_id.as_bytes() == our
+        });
+        let Some(s) = found else {
+            return refuse(self, "no session configured for these CompIDs and BeginString");
+        };
+        if self.sessions.get(s).is_some_and(|slot| slot.conn.is_some()) {
+            return refuse(self, "session already logged on from another connection");
+        }
+        if let Some(slot) = self.sessions.get_mut(s) {
+            slot.conn = Some(c);
+        }
+        if let Some(Some(conn)) = self.conns.get_mut(c) {
+            conn.session = Some(s);
+        }
+        Some(s)
+    }
+
+    #[cold]
+    fn on_timers(&mut self, now: Nanos) {
+        let logon_timeout = Nanos::from_millis(self.gw.logon_timeout_ms);
+        for c in 0..self.conns.len() {
+            let Some(Some(conn)) = self.conns.get_mut(c) else { continue };
+            match conn.session {
+                None => {
+                    if now.saturating_sub(conn.opened_at) > logon_timeout {
+                        self.counters.inc(Counter::LogonTimeouts);
+                        conn.dead = true;
+                        self.close(c, now, "no logon within the logon timeout");
+                    }
+                }
+                Some(s) => {
+                    let Some(slot) = self.sessions.get_mut(s) else { continue };
+                    if let Some(_reason) = slot.session.on_timer(now, &mut conn.out) {
+                        conn.closing = true;
+                    }
+                    if !conn.out.is_empty() || conn.closing {
+                        self.mark_dirty(c);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mark_dirty(&mut self, c: usize) {
+        if !self.dirty.contains(&c) && self.dirty.len() < self.dirty.capacity() {
+            self.dirty.push(c);
+        }
+    }
+
+    fn flush_dirty(&mut self, now: Nanos) {
+        let mut dirty = mem::take(&mut self.dirty);
+        for &c in &dirty {
+            let Some(Some(conn)) = self.conns.get_mut(c) else { continue };
+            let before = conn.out.pending().len();
+            if conn.flush().is_err() {
+                conn.dead = true;
+            }
+            if conn.out.pending().len() < before {
+                self.counters.inc(Counter::MessagesOut);
+            }
+            if conn.dead || (conn.closing && conn.out.is_empty()) {
+                let reason = if conn.dead { "socket error" } else { "logged out" };
+                self.close(c, now, reason);
+            }
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    /// Closes connection `c` and unbinds its session (cancel-on-disconnect applies).
+    #[cold]
+    fn close(&mut self, c: usize, now: Nanos, reason: &'static str) {
+        let Some(mut conn) = self.conns.get_mut(c).and_then(Option::take) else { return };
+        let _ = conn.flush();
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.free_conns.push(c);
+        self.counters.inc(Counter::ConnectionsClosed);
+        if let Some(s) = conn.session {
+            let mut cancel = false;
+            if let Some(slot) = self.sessions.get_mut(s) {
+                slot.conn = None;
+                slot.session.on_disconnect(now);
+                cancel = slot.cancel_on_disconnect;
+            }
+            self.emit(Event::Disconnected { session: SessionId(s as u32), reason, at: now });
+            if cancel {
+                self.cancel_session_orders(s, now);
+            }
+        }
+    }
+
+    #[cold]
+    fn begin_shutdown(&mut self) {
+        let now = self.clock.now();
+        self.stopping = Some(now);
+        for slot in &mut self.sessions {
+            let Some(c) = slot.conn else { continue };
+            let Some(Some(conn)) = self.conns.get_mut(c) else { continue };
+            if slot.session.is_logged_on() {
+                slot.session.logout(b"gateway shutting down", now, &mut conn.out);
+            }
+            conn.closing = true;
+        }
+        for c in 0..self.conns.len() {
+            if let Some(Some(conn)) = self.conns.get_mut(c) {
+                if conn.session.is_none() {
+                    conn.dead = true;
+                }
+                self.mark_dirty(c);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn emit(&self, e: Event) {
+        if !self.ring.push(e) {
+            self.counters.inc(Counter::EventRingFull);
+        }
+    }
+
+    /// The output buffer for session `s`: its connection's, or the detached sink (messages are
+    /// then only stored for resend).
+    pub(crate) fn session_and_out(&mut self, s: usize) -> Option<(&mut SessionSlot, &mut OutBuf, Option<usize>)> {
+        let slot = self.sessions.get_mut(s)?;
+        let conn_idx = slot.conn;
+        let out = match conn_idx.and_then(|c| self.conns.get_mut(c)).and_then(Option::as_mut) {
+            Some(conn) => &mut conn.out,
+            None => {
+                self.detached.clear();
+                &mut self.detached
+            }
+        };
+        Some((slot, out, conn_idx))
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Open orders in the table (cold: scans).
+    pub fn open_orders(&self) -> usize {
+        self.orders.open_count()
+    }
+}

@@ -1,1 +1,121 @@
-//! (placeholder: filled by the module's owner)
+//! HOT — connections: non-blocking TCP sockets registered with mio, their receive buffers and
+//! pending output, in a preallocated slab indexed by mio `Token`.
+//!
+//! Owned by the gateway thread. Per message it does only the socket reads and writes; buffers
+//! are allocated once when a connection is accepted (cold) and reused.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::{TcpListener, TcpStream};
+
+use crate::model::Nanos;
+use crate::session::OutBuf;
+
+/// One client or venue connection.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Received bytes not yet consumed: `inbuf[head..tail]`.
+    pub inbuf: Box<[u8]>,
+    pub head: usize,
+    pub tail: usize,
+    pub out: OutBuf,
+    /// Index of the session bound by a successful first Logon.
+    pub session: Option<usize>,
+    pub opened_at: Nanos,
+    /// Close once `out` is flushed (after a Logout or a refusal).
+    pub closing: bool,
+    /// Peer closed or the socket failed: close now.
+    pub dead: bool,
+}
+
+/// What a read pass found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Bytes were appended (or none were waiting).
+    Open,
+    /// The peer closed the connection or the socket failed.
+    Closed,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: SocketAddr, recv_bytes: usize, send_bytes: usize, now: Nanos) -> Conn {
+        Conn {
+            stream,
+            peer,
+            inbuf: vec![0u8; recv_bytes].into_boxed_slice(),
+            head: 0,
+            tail: 0,
+            out: OutBuf::with_capacity(send_bytes),
+            session: None,
+            opened_at: now,
+            closing: false,
+            dead: false,
+        }
+    }
+
+    /// Reads until the socket would block or the buffer is full. Compacts consumed bytes first.
+    pub fn read(&mut self) -> ReadOutcome {
+        if self.head > 0 {
+            self.inbuf.copy_within(self.head..self.tail, 0);
+            self.tail -= self.head;
+            self.head = 0;
+        }
+        loop {
+            let Some(spare) = self.inbuf.get_mut(self.tail..) else { return ReadOutcome::Open };
+            if spare.is_empty() {
+                return ReadOutcome::Open; // full: the caller frames, then reads again
+            }
+            match self.stream.read(spare) {
+                Ok(0) => return ReadOutcome::Closed,
+                Ok(n) => self.tail += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return ReadOutcome::Closed,
+            }
+        }
+    }
+
+    /// Writes pending output until done or the socket would block.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while !self.out.is_empty() {
+            match self.stream.write(self.out.pending()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn buffered(&self) -> &[u8] {
+        self.inbuf.get(self.head..self.tail).unwrap_or(&[])
+    }
+}
+
+/// Binds a listening socket with SO_REUSEADDR (a restarted gateway must not wait out
+/// TIME_WAIT) and a deep backlog.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(TcpListener::from_std(s.into()))
+}
+
+/// Socket options for an order connection: no Nagle (it adds tens of ms to the tail).
+pub fn tune(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)
+}
+
+/// Starts a non-blocking connect.
+pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = TcpStream::connect(addr)?;
+    tune(&s)?;
+    Ok(s)
+}

@@ -6,6 +6,8 @@
 //! sized from config; a full table first recycles the oldest finished order, and only when every
 //! slot holds a live order does it refuse (a counted reject, never a grow).
 
+pub mod journal;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -53,6 +55,8 @@ pub struct Order {
     pub venue_order_id: u64,
     pub pending: Pending,
     pub received_at: Nanos,
+    /// Executions reported so far; ExecID <17> is `OrderID.exec_seq`, unique across restarts.
+    pub exec_seq: u32,
     pub live: bool,
 }
 
@@ -178,6 +182,7 @@ impl OrderTable {
             venue_order_id: 0,
             pending: Pending::None,
             received_at: Nanos::ZERO,
+            exec_seq: 0,
             live: false,
         };
         OrderTable {
@@ -291,6 +296,41 @@ impl OrderTable {
         }
     }
 
+    /// Recovery: puts `order` back at `key` (its slot before the restart), replacing any older
+    /// snapshot there. Call [`OrderTable::finish_restore`] once all are in.
+    pub fn restore(&mut self, key: OrderKey, mut order: Order) {
+        let Some(slot) = self.orders.get_mut(key.0 as usize) else { return };
+        if slot.live && (slot.session != order.session || slot.cl_ord_id != order.cl_ord_id) {
+            let old = (slot.session, slot.cl_ord_id);
+            if self.index.get(&old) == Some(&key) {
+                self.index.remove(&old);
+            }
+        }
+        order.live = true;
+        *slot = order;
+        self.index.insert((order.session, order.cl_ord_id), key);
+        if !order.orig_cl_ord_id.is_empty() {
+            self.index.entry((order.session, order.orig_cl_ord_id)).or_insert(key);
+        }
+        self.bump_order_id(order.order_id);
+    }
+
+    /// Recovery: rebuilds the free list and the finished queue from the restored slots.
+    pub fn finish_restore(&mut self) {
+        self.free.clear();
+        self.finished.clear();
+        for (i, o) in self.orders.iter().enumerate().rev() {
+            if !o.live {
+                self.free.push(i as u32);
+            }
+        }
+        for (i, o) in self.orders.iter().enumerate() {
+            if o.live && !o.is_open() {
+                self.finished.push_back(i as u32);
+            }
+        }
+    }
+
     pub fn open_count(&self) -> usize {
         self.orders.iter().filter(|o| o.is_open()).count()
     }
@@ -322,6 +362,7 @@ mod tests {
             venue_order_id: 0,
             pending: Pending::None,
             received_at: Nanos::ZERO,
+            exec_seq: 0,
             live: true,
         }
     }

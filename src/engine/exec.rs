@@ -1,0 +1,180 @@
+//! HOT — encodes the application messages the gateway sends: ExecutionReport <8>,
+//! OrderCancelReject <9>, OrderMassCancelReport <r>. Writes into the session's [`Writer`];
+//! the session layer adds the header and stores the message for resend.
+
+use crate::fix::encode::write_u64;
+use crate::fix::{tags, BeginString, TimePrecision, Writer};
+use crate::model::{ExecType, Nanos, OrdStatus, Price, Qty};
+use crate::order::Order;
+
+/// What an ExecutionReport reports, beyond the order's own state.
+#[derive(Clone, Copy, Debug)]
+pub struct Exec<'a> {
+    pub exec_type: ExecType,
+    /// OrdStatus <39> to report (the order's, or Rejected for a refused instruction).
+    pub status: OrdStatus,
+    /// ClOrdID <11> to report: the instruction this report answers.
+    pub cl_ord_id: &'a [u8],
+    /// OrigClOrdID <41> for cancel/replace answers.
+    pub orig_cl_ord_id: Option<&'a [u8]>,
+    /// LastQty <32> / LastPx <31> of a fill.
+    pub last: Option<(Qty, Price)>,
+    /// OrdRejReason <103>.
+    pub rej_reason: Option<u32>,
+    pub text: Option<&'a [u8]>,
+}
+
+/// OrderID <37> text.
+fn order_id_text(o: &Order, buf: &mut [u8; 20]) -> usize {
+    write_u64(buf, o.order_id)
+}
+
+/// Writes the body of an ExecutionReport.
+pub fn execution_report(w: &mut Writer<'_>, v: BeginString, o: &Order, e: &Exec<'_>, exec_id: u64, now: Nanos) {
+    let mut id = [0u8; 20];
+    let n = order_id_text(o, &mut id);
+    if o.order_id == 0 {
+        w.str(tags::ORDER_ID as u32, b"NONE");
+    } else {
+        w.str(tags::ORDER_ID as u32, &id[..n]);
+    }
+    w.str(tags::CL_ORD_ID as u32, e.cl_ord_id);
+    if let Some(orig) = e.orig_cl_ord_id {
+        w.str(tags::ORIG_CL_ORD_ID as u32, orig);
+    }
+    // ExecID <17>: OrderID.n — unique because OrderIDs are and n only grows per order.
+    let mut eid = [0u8; 48];
+    let mut k = if o.order_id == 0 {
+        eid[..4].copy_from_slice(b"NONE");
+        4
+    } else {
+        eid[..n].copy_from_slice(&id[..n]);
+        n
+    };
+    eid[k] = b'.';
+    k += 1;
+    k += write_u64(&mut eid[k..], exec_id);
+    w.str(tags::EXEC_ID as u32, &eid[..k]);
+    let exec_type = match (v, e.exec_type) {
+        (BeginString::Fix42, ExecType::Trade) => {
+            if e.status == OrdStatus::Filled {
+                b'2'
+            } else {
+                b'1'
+            }
+        }
+        (BeginString::Fix42, ExecType::OrderStatus) => e.status.to_fix(),
+        (_, t) => t.to_fix(),
+    };
+    if v == BeginString::Fix42 {
+        let trans = if e.exec_type == ExecType::OrderStatus { b'3' } else { b'0' };
+        w.char(tags::EXEC_TRANS_TYPE as u32, trans);
+    }
+    w.char(tags::EXEC_TYPE as u32, exec_type);
+    w.char(tags::ORD_STATUS as u32, e.status.to_fix());
+    if let Some(r) = e.rej_reason {
+        w.uint(tags::ORD_REJ_REASON as u32, u64::from(r));
+    }
+    if !o.account.is_empty() {
+        w.str(tags::ACCOUNT as u32, o.account.as_bytes());
+    }
+    w.str(tags::SYMBOL as u32, if o.symbol.is_empty() { b"[N/A]" } else { o.symbol.as_bytes() });
+    w.char(tags::SIDE as u32, o.side.to_fix());
+    w.qty(tags::ORDER_QTY as u32, o.qty);
+    w.char(tags::ORD_TYPE as u32, o.ord_type.to_fix());
+    if let Some(p) = o.price {
+        w.price(tags::PRICE as u32, p);
+    }
+    w.char(tags::TIME_IN_FORCE as u32, o.tif.to_fix());
+    if let Some((q, p)) = e.last {
+        w.qty(tags::LAST_QTY as u32, q);
+        w.price(tags::LAST_PX as u32, p);
+    }
+    let leaves = if e.status.is_terminal() || e.status == OrdStatus::Rejected { Qty::ZERO } else { o.leaves() };
+    w.qty(tags::LEAVES_QTY as u32, leaves);
+    w.qty(tags::CUM_QTY as u32, o.cum_qty);
+    w.price(tags::AVG_PX as u32, o.avg_px());
+    w.timestamp(tags::TRANSACT_TIME as u32, now, TimePrecision::Micros);
+    if let Some(t) = e.text {
+        w.str(tags::TEXT as u32, t);
+    }
+}
+
+/// CxlRejResponseTo <434>.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelRejectTo {
+    Cancel,
+    Replace,
+}
+
+/// CxlRejReason <102> values.
+pub mod cxl_rej_reason {
+    pub const TOO_LATE_TO_CANCEL: u32 = 0;
+    pub const UNKNOWN_ORDER: u32 = 1;
+    pub const BROKER_OPTION: u32 = 2;
+    pub const ALREADY_PENDING: u32 = 3;
+    pub const DUPLICATE_CL_ORD_ID: u32 = 6;
+    pub const OTHER: u32 = 99;
+}
+
+/// Writes the body of an OrderCancelReject. `order` is `None` for an unknown order.
+#[allow(clippy::too_many_arguments)]
+pub fn order_cancel_reject(
+    w: &mut Writer<'_>,
+    v: BeginString,
+    order: Option<&Order>,
+    cl_ord_id: &[u8],
+    orig_cl_ord_id: &[u8],
+    to: CancelRejectTo,
+    reason: u32,
+    text: &[u8],
+) {
+    match order {
+        Some(o) if o.order_id != 0 => {
+            let mut id = [0u8; 20];
+            let n = order_id_text(o, &mut id);
+            w.str(tags::ORDER_ID as u32, &id[..n]);
+        }
+        _ => {
+            w.str(tags::ORDER_ID as u32, b"NONE");
+        }
+    }
+    w.str(tags::CL_ORD_ID as u32, cl_ord_id);
+    w.str(tags::ORIG_CL_ORD_ID as u32, orig_cl_ord_id);
+    let status = order.map_or(OrdStatus::Rejected, |o| if o.status.is_terminal() { o.status } else { o.working_status() });
+    w.char(tags::ORD_STATUS as u32, status.to_fix());
+    if let Some(o) = order {
+        if v == BeginString::Fix44 && !o.account.is_empty() {
+            w.str(tags::ACCOUNT as u32, o.account.as_bytes());
+        }
+    }
+    w.char(tags::CXL_REJ_RESPONSE_TO as u32, if to == CancelRejectTo::Cancel { b'1' } else { b'2' });
+    w.uint(tags::CXL_REJ_REASON as u32, u64::from(reason));
+    w.str(tags::TEXT as u32, text);
+}
+
+/// Writes the body of an OrderMassCancelReport <r>.
+pub fn mass_cancel_report(
+    w: &mut Writer<'_>,
+    cl_ord_id: &[u8],
+    report_id: u64,
+    request_type: u8,
+    accepted: bool,
+    affected: u64,
+    text: Option<&[u8]>,
+) {
+    w.str(tags::CL_ORD_ID as u32, cl_ord_id);
+    let mut id = [0u8; 21];
+    id[0] = b'M';
+    let n = write_u64(&mut id[1..], report_id);
+    w.str(tags::ORDER_ID as u32, &id[..n + 1]);
+    w.char(tags::MASS_CANCEL_REQUEST_TYPE as u32, request_type);
+    w.char(tags::MASS_CANCEL_RESPONSE as u32, if accepted { request_type } else { b'0' });
+    if !accepted {
+        w.uint(tags::MASS_CANCEL_REJECT_REASON as u32, 99);
+    }
+    w.uint(tags::TOTAL_AFFECTED_ORDERS as u32, affected);
+    if let Some(t) = text {
+        w.str(tags::TEXT as u32, t);
+    }
+}

@@ -1,0 +1,106 @@
+//! HOT — chooses the venue for an order: explicit ExDestination <100> first, then the first
+//! configured rule whose conditions (symbol, account, ExDestination) all match, then the first
+//! venue. Built once from config (cold); lookups compare inline strings, no allocation.
+
+use crate::model::{Account, InlineStr, Symbol};
+
+/// A venue name (also what clients put in ExDestination).
+pub type VenueName = InlineStr<16>;
+
+/// One `[[route]]` rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    pub ex_destination: Option<VenueName>,
+    pub symbol: Option<Symbol>,
+    pub account: Option<Account>,
+    pub venue: u16,
+}
+
+/// Why no venue could be chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteError {
+    /// ExDestination names no venue and no rule maps it.
+    UnknownDestination,
+}
+
+/// The routing table.
+#[derive(Clone, Debug, Default)]
+pub struct Router {
+    venues: Vec<VenueName>,
+    rules: Vec<Rule>,
+}
+
+impl Router {
+    pub fn new(venues: Vec<VenueName>, rules: Vec<Rule>) -> Router {
+        Router { venues, rules }
+    }
+
+    pub fn venue_name(&self, v: u16) -> &[u8] {
+        self.venues.get(usize::from(v)).map_or(b"?", |n| n.as_bytes())
+    }
+
+    /// Picks the venue for an order. Returns the venue index and why it was chosen (recorded as
+    /// best-execution evidence).
+    pub fn route(
+        &self,
+        ex_destination: Option<&[u8]>,
+        symbol: &Symbol,
+        account: &Account,
+    ) -> Result<(u16, RouteReason), RouteError> {
+        for (i, r) in self.rules.iter().enumerate() {
+            let dest_ok = match (&r.ex_destination, ex_destination) {
+                (Some(want), Some(got)) => want.as_bytes() == got,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if dest_ok
+                && r.symbol.is_none_or(|s| s == *symbol)
+                && r.account.is_none_or(|a| a == *account)
+            {
+                return Ok((r.venue, RouteReason::Rule(i as u16)));
+            }
+        }
+        if let Some(dest) = ex_destination {
+            return match self.venues.iter().position(|n| n.as_bytes() == dest) {
+                Some(v) => Ok((v as u16, RouteReason::ExDestination)),
+                None => Err(RouteError::UnknownDestination),
+            };
+        }
+        Ok((0, RouteReason::Default))
+    }
+}
+
+/// Why a venue was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteReason {
+    Rule(u16),
+    ExDestination,
+    Default,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> VenueName {
+        VenueName::new(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn rules_then_destination_then_default() {
+        let r = Router::new(
+            vec![n("SIM"), n("XNAS"), n("XLON")],
+            vec![
+                Rule { ex_destination: None, symbol: Symbol::new(b"VOD"), account: None, venue: 2 },
+                Rule { ex_destination: Some(n("NASDAQ")), symbol: None, account: None, venue: 1 },
+            ],
+        );
+        let acc = Account::EMPTY;
+        let aapl = Symbol::new(b"AAPL").unwrap();
+        assert_eq!(r.route(None, &Symbol::new(b"VOD").unwrap(), &acc), Ok((2, RouteReason::Rule(0))));
+        assert_eq!(r.route(Some(b"NASDAQ"), &aapl, &acc), Ok((1, RouteReason::Rule(1))));
+        assert_eq!(r.route(Some(b"XNAS"), &aapl, &acc), Ok((1, RouteReason::ExDestination)));
+        assert_eq!(r.route(None, &aapl, &acc), Ok((0, RouteReason::Default)));
+        assert_eq!(r.route(Some(b"NOPE"), &aapl, &acc), Err(RouteError::UnknownDestination));
+    }
+}

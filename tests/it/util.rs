@@ -1,0 +1,217 @@
+//! Shared helpers: start a gateway in-process on 127.0.0.1:0, and a small FIX test client that
+//! speaks real TCP and checks what comes back.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use portcullis::clock::Clock;
+use portcullis::config::Config;
+use portcullis::fix::{frame, Frame, Message, TimePrecision, Writer};
+use portcullis::gateway::Running;
+
+/// A gateway config: one listener on an ephemeral port, blocking mode, the given sessions and
+/// venues appended as TOML.
+pub fn config(data_dir: &Path, extra: &str) -> Config {
+    let text = format!(
+        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 16384\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{}",
+        data_dir.display().to_string(),
+        extra
+    );
+    Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+/// Sessions used by most tests: CLIENT1/CLIENT2 on FIX.4.4, CLIENT42 on FIX.4.2.
+pub const SESSIONS: &str = r#"
+[[session]]
+begin_string = "FIX.4.4"
+our_comp_id = "GW"
+their_comp_id = "CLIENT1"
+default_account = "ACC1"
+
+[[session]]
+begin_string = "FIX.4.4"
+our_comp_id = "GW"
+their_comp_id = "CLIENT2"
+default_account = "ACC2"
+cancel_on_disconnect = true
+
+[[session]]
+begin_string = "FIX.4.2"
+our_comp_id = "GW"
+their_comp_id = "CLIENT42"
+"#;
+
+pub fn sim(behaviour: &str) -> String {
+    format!("[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"{behaviour}\"\n")
+}
+
+/// A gateway running in this process.
+pub struct Gw {
+    pub running: Running,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn start(extra: &str) -> Gw {
+    let dir = tempfile::tempdir().unwrap();
+    start_in(dir, extra)
+}
+
+pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Gw {
+    let cfg = config(dir.path(), extra);
+    let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap_or_else(|e| panic!("start: {e}"));
+    let addr = running.handle.listen_addrs[0];
+    Gw { running, addr, dir }
+}
+
+/// A FIX client over a real socket. Tracks its own sequence numbers.
+pub struct Client {
+    pub stream: TcpStream,
+    pub begin: &'static str,
+    pub sender: String,
+    pub target: String,
+    pub seq: u64,
+    buf: Vec<u8>,
+    pub received: Vec<Vec<u8>>,
+}
+
+pub fn now_utc() -> portcullis::model::Nanos {
+    portcullis::clock::system_utc()
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr, begin: &'static str, sender: &str, target: &str) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        Client { stream, begin, sender: sender.into(), target: target.into(), seq: 1, buf: Vec::new(), received: Vec::new() }
+    }
+
+    /// Builds a message with a standard header and `fields` (`tag=value` separated by `|`).
+    pub fn build(&mut self, msg_type: &str, fields: &str) -> Vec<u8> {
+        let mut buf = vec![0u8; 8192];
+        let mut w = Writer::new(&mut buf, self.begin.as_bytes(), msg_type.as_bytes());
+        w.uint(34, self.seq).str(49, self.sender.as_bytes()).timestamp(52, now_utc(), TimePrecision::Millis).str(56, self.target.as_bytes());
+        for f in fields.split('|').filter(|f| !f.is_empty()) {
+            let (t, v) = f.split_once('=').unwrap();
+            w.str(t.parse().unwrap(), v.as_bytes());
+        }
+        let r = w.finish().unwrap();
+        self.seq += 1;
+        buf[r].to_vec()
+    }
+
+    pub fn send(&mut self, msg_type: &str, fields: &str) {
+        let m = self.build(msg_type, fields);
+        self.send_raw(&m);
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    pub fn logon(&mut self, heartbeat_secs: u32) -> Vec<u8> {
+        self.send("A", &format!("98=0|108={heartbeat_secs}"));
+        self.expect("A")
+    }
+
+    /// Next message from the gateway, or `None` after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match frame(&self.buf, 1 << 20) {
+                Frame::Message { len, body_length_ok, checksum_ok } => {
+                    assert!(body_length_ok && checksum_ok, "gateway sent a malformed message: {}", show(&self.buf[..len]));
+                    let m: Vec<u8> = self.buf.drain(..len).collect();
+                    self.received.push(m.clone());
+                    return Some(m);
+                }
+                Frame::Skip { len } => panic!("gateway sent garbage: {}", show(&self.buf[..len])),
+                Frame::TooLarge => panic!("gateway sent an oversized message"),
+                Frame::Incomplete => {}
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            let mut tmp = [0u8; 65536];
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next message, which must be of `msg_type`; skips heartbeats unless asked for.
+    pub fn expect(&mut self, msg_type: &str) -> Vec<u8> {
+        loop {
+            let m = self.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|| panic!("no {msg_type} within 5 s"));
+            let t = field(&m, 35).unwrap();
+            if t == "0" && msg_type != "0" {
+                continue;
+            }
+            assert_eq!(t, msg_type, "expected 35={msg_type}, got {}", show(&m));
+            return m;
+        }
+    }
+
+    /// True when the gateway closed the connection within `timeout`.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut tmp = [0u8; 4096];
+        while Instant::now() < deadline {
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    pub fn logout(&mut self) {
+        self.send("5", "");
+        self.expect("5");
+        assert!(self.closed_within(Duration::from_secs(5)));
+    }
+}
+
+/// The value of `tag` in a raw message.
+pub fn field(msg: &[u8], tag: i32) -> Option<String> {
+    let m = Message::decode(msg).ok()?;
+    m.get(tag).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// A message with SOH shown as `|`.
+pub fn show(msg: &[u8]) -> String {
+    String::from_utf8_lossy(msg).replace('\x01', "|")
+}
+
+/// A NewOrderSingle body.
+pub fn nos(cl: &str, symbol: &str, side: &str, qty: &str, price: Option<&str>) -> String {
+    let mut s = format!("11={cl}|55={symbol}|54={side}|38={qty}|60=20240101-00:00:00");
+    match price {
+        Some(p) => s.push_str(&format!("|40=2|44={p}")),
+        None => s.push_str("|40=1"),
+    }
+    s
+}
+
+impl Client {
+    /// The next non-heartbeat message, which must be one of `types`.
+    pub fn expect_any(&mut self, types: &[&str]) -> Vec<u8> {
+        loop {
+            let m = self.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|| panic!("no {types:?} within 5 s"));
+            let t = field(&m, 35).unwrap();
+            if t == "0" && !types.contains(&"0") {
+                continue;
+            }
+            assert!(types.contains(&t.as_str()), "expected one of {types:?}, got {}", show(&m));
+            return m;
+        }
+    }
+}
