@@ -6,9 +6,25 @@
 //! [`MessageStore`] trait (the engine plugs in the mmap store; tests use [`MemoryStore`]).
 //! Replies are written into an [`OutBuf`] the caller flushes to the socket.
 //!
-//! (Interface defined by the engine owner; the state machine is built in `state.rs`.)
+//! Files: `config.rs` (settings and defaults), `state.rs` (the state machine), `resend.rs`
+//! (serving ResendRequests), `queue.rs` (messages ahead of a gap), `script.rs` + `tests.rs`
+//! (a scenario runner in the style of QuickFIX's acceptance `.def` files, and the scenarios).
+#![warn(clippy::indexing_slicing, clippy::panic)]
 
 use std::io;
+
+mod config;
+mod queue;
+mod resend;
+mod state;
+
+#[cfg(test)]
+mod script;
+#[cfg(test)]
+mod tests;
+
+pub use config::{Role, SessionConfig, QUEUE_ENTRIES};
+pub use state::{DisconnectReason, Inbound, SendError, Session, SessionCounters, SessionState};
 
 /// Persistence a session needs: sequence numbers and outbound messages, for resend.
 pub trait MessageStore {
@@ -40,7 +56,8 @@ impl OutBuf {
     }
     /// Bytes waiting to be written.
     pub fn pending(&self) -> &[u8] {
-        &self.buf[..self.len]
+        // `len <= buf.len()` always holds; `get` keeps the hot path free of panics anyway.
+        self.buf.get(..self.len).unwrap_or_default()
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -54,6 +71,10 @@ impl OutBuf {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+    /// Drops everything after the first `len` pending bytes (undoes a partial append).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
     /// Lets `write` fill the free space; it returns the range it wrote (which may start after a
     /// gap, as [`crate::fix::Writer::finish`] leaves one). The bytes are moved to close the gap.
     /// Returns the range of the new message within [`OutBuf::pending`], or `None` when it did not
@@ -62,7 +83,7 @@ impl OutBuf {
         &mut self,
         write: impl FnOnce(&mut [u8]) -> Result<core::ops::Range<usize>, E>,
     ) -> Option<core::ops::Range<usize>> {
-        let spare = &mut self.buf[self.len..];
+        let spare = self.buf.get_mut(self.len..)?;
         let r = write(spare).ok()?;
         let n = r.end - r.start;
         let at = self.len;

@@ -1,0 +1,118 @@
+//! HOT — serving the peer's ResendRequest: stored application messages go out again with
+//! PossDupFlag <43> = Y, OrigSendingTime <122> = their first SendingTime and a new SendingTime;
+//! admin messages and sequence numbers we never stored collapse into one
+//! SequenceReset-GapFill (MsgSeqNum = first seq of the gap, NewSeqNo <36> = the next seq sent).
+//!
+//! A large resend that does not fit the outbound buffer is continued from `on_timer`.
+
+use super::state::header;
+use super::{OutBuf, SessionConfig};
+use crate::fix::tags;
+use crate::fix::{Message, Writer};
+use crate::model::Nanos;
+
+/// A resend in progress: `next..=end` remain; `gap_from` starts a pending gap fill.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ResendJob {
+    pub(crate) next: u64,
+    pub(crate) end: u64,
+    pub(crate) gap_from: Option<u64>,
+}
+
+/// What [`write_resend`] did with one stored message.
+pub(crate) enum Resent {
+    /// Resent (after a gap fill for `gap_from` when there was one).
+    Message { gap_filled: bool },
+    /// Not an application message (or unreadable): part of a gap.
+    Admin,
+    /// `out` is full; nothing was written.
+    NoRoom,
+}
+
+/// Header fields we rewrite on a resend; everything else is copied as stored.
+fn rewritten(tag: i32) -> bool {
+    matches!(
+        tag,
+        tags::BEGIN_STRING
+            | tags::BODY_LENGTH
+            | tags::MSG_TYPE
+            | tags::MSG_SEQ_NUM
+            | tags::SENDER_COMP_ID
+            | tags::SENDING_TIME
+            | tags::TARGET_COMP_ID
+            | tags::POSS_DUP_FLAG
+            | tags::ORIG_SENDING_TIME
+            | tags::CHECK_SUM
+    )
+}
+
+/// Resends the stored message `stored`, preceded by a gap fill from `gap_from` when set.
+pub(crate) fn write_resend(
+    cfg: &SessionConfig,
+    stored: &[u8],
+    gap_from: Option<u64>,
+    now: Nanos,
+    out: &mut OutBuf,
+) -> Resent {
+    let Ok(m) = Message::decode(stored) else {
+        return Resent::Admin;
+    };
+    let Some(seq) = m.seq_num() else {
+        return Resent::Admin;
+    };
+    if m.msg_type().is_admin() {
+        return Resent::Admin;
+    }
+    let mark = out.pending().len();
+    let gap_filled = match gap_from {
+        Some(from) => {
+            if !write_gap_fill(cfg, from, seq, now, out) {
+                return Resent::NoRoom;
+            }
+            true
+        }
+        None => false,
+    };
+    let orig = m.get(tags::SENDING_TIME);
+    let written = out.append_with(|buf| {
+        let mut w = Writer::new(buf, cfg.begin_string.as_bytes(), m.msg_type_bytes());
+        header(&mut w, cfg, seq, now);
+        w.flag(tags::POSS_DUP_FLAG as u32, true);
+        if let Some(orig) = orig {
+            w.str(tags::ORIG_SENDING_TIME as u32, orig);
+        }
+        for f in m.fields() {
+            if f.tag > 0 && !rewritten(f.tag) {
+                w.str(f.tag as u32, m.value(f));
+            }
+        }
+        w.finish()
+    });
+    if written.is_none() {
+        if gap_filled {
+            out.truncate(mark);
+        }
+        return Resent::NoRoom;
+    }
+    Resent::Message { gap_filled }
+}
+
+/// SequenceReset-GapFill: MsgSeqNum `from`, NewSeqNo `to`. `false` when `out` is full.
+pub(crate) fn write_gap_fill(
+    cfg: &SessionConfig,
+    from: u64,
+    to: u64,
+    now: Nanos,
+    out: &mut OutBuf,
+) -> bool {
+    out.append_with(|buf| {
+        let mut w = Writer::new(buf, cfg.begin_string.as_bytes(), b"4");
+        header(&mut w, cfg, from, now);
+        w.flag(tags::POSS_DUP_FLAG as u32, true)
+            .timestamp(tags::ORIG_SENDING_TIME as u32, now, cfg.time_precision)
+            .uint(tags::NEW_SEQ_NO as u32, to)
+            .flag(tags::GAP_FILL_FLAG as u32, true);
+        w.finish()
+    })
+    .is_some()
+}
