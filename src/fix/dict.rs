@@ -16,6 +16,10 @@
 use super::decode::MsgType;
 use super::BeginString;
 
+/// Highest tag a dictionary may define (codegen refuses more): `validate` tracks tag presence in
+/// a fixed bitset of `MAX_TAG + 1` bits, so a required field above it could never be found.
+pub const MAX_TAG: i32 = 8191;
+
 /// A FIX data type, as it decides the accepted value format (see `validate`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {
@@ -260,6 +264,7 @@ mod tests {
     fn tables_keep_their_sort_and_reference_invariants() {
         for d in both() {
             assert!(d.fields.windows(2).all(|w| w[0].tag < w[1].tag));
+            assert!(d.fields.iter().all(|f| (1..=MAX_TAG).contains(&f.tag)));
             for (i, f) in d.fields.iter().enumerate() {
                 assert_eq!(usize::from(d.field_index[f.tag as usize]), i + 1);
                 assert!(f.values.windows(2).all(|w| w[0] < w[1]), "{}", f.name);

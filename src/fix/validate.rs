@@ -36,6 +36,7 @@
 use super::decode::{parse_timestamp, parse_uint, Field, Message, MAX_FIELDS};
 use super::dict::{
     dictionary, value_in_enum, Dictionary, Direction, FieldType, GroupDef, MessageDef, Place,
+    MAX_TAG,
 };
 use super::BeginString;
 
@@ -217,7 +218,8 @@ fn check_structure(d: &Dictionary, fields: &[Field]) -> Result<(), Invalid> {
 const _: () = assert!(MAX_FIELDS <= 256);
 
 /// Tags below this are tracked for presence; the dictionaries define none above it.
-const TRACKED_TAGS: usize = 8192;
+const TRACKED_TAGS: usize = MAX_TAG as usize + 1;
+const _: () = assert!(TRACKED_TAGS % 64 == 0);
 
 /// Presence bitset over tags `0..TRACKED_TAGS` (1 KiB on the stack).
 struct TagSet([u64; TRACKED_TAGS / 64]);

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use portcullis::fix::dict::MAX_TAG;
 
 /// (dictionary, generated file, BeginString variant), paths relative to the workspace root.
 const SPECS: &[(&str, &str, &str)] = &[
@@ -214,8 +215,8 @@ fn parse(text: &str) -> Result<Dict, String> {
                     return Err(err("field <tag> <Name> <TYPE>".into()));
                 };
                 let tag: i32 = tag.parse().map_err(|_| err(format!("bad tag {tag}")))?;
-                if tag <= 0 || tag > 65_535 {
-                    return Err(err(format!("tag {tag} outside 1..=65535")));
+                if !(1..=MAX_TAG).contains(&tag) {
+                    return Err(err(format!("tag {tag} outside 1..={MAX_TAG}")));
                 }
                 let ty = TYPES
                     .iter()
@@ -684,6 +685,7 @@ mod tests {
         let bad = [
             "field 1 A STRING\n",                                          // no version
             "version FIX.4.4\nfield 1 A WIDGET\n",                         // unknown type
+            "version FIX.4.4\nfield 8192 A STRING\n",                      // above MAX_TAG
             "version FIX.4.4\nfield 1 A STRING\nfield 1 B STRING\n",       // duplicate tag
             "version FIX.4.4\nmessage D X app inbound\n req Nope\nend\n",  // unknown field
             "version FIX.4.4\nunsupported S Q\nunsupported S Q\n",         // duplicate type
