@@ -864,6 +864,18 @@ mod tests {
             v44("S|34=2|49=TW|56=ISLD|117=Q1|"),
             session(R::RequiredTagMissing, 52)
         );
+        for t in ["9", "j", "r"] {
+            let refused = v44(&format!("{t}|{SESSION}"));
+            assert!(matches!(
+                refused,
+                Err(Invalid::Session {
+                    reason: R::RequiredTagMissing,
+                    ..
+                })
+            ));
+        }
+        let bmr = format!("j|{SESSION}372=D|380=3|");
+        assert_eq!(v44(&bmr), Err(Invalid::UnsupportedMessageType));
         // A message we only send is validated before it is refused.
         assert_eq!(
             v44(&format!("8|{SESSION}37=id|")),
@@ -1037,8 +1049,12 @@ mod tests {
             msg_type in prop::sample::select(vec!["0", "A", "D", "G", "8", "q", "S", "ZZ", ""]),
             body in prop::collection::vec((tag(), value()), 0..40),
             fix42 in any::<bool>(),
+            with_header in any::<bool>(),
         ) {
             let mut rest = format!("{msg_type}|");
+            if with_header {
+                rest.push_str(SESSION);
+            }
             for (t, v) in &body {
                 rest.push_str(&format!("{t}={v}|"));
             }
