@@ -33,7 +33,11 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         venue_names: cfg.venues.iter().map(|v| v.name.clone()).collect(),
     };
     let journal = jt
-        .spawn(handle.events.clone(), handle.counters.clone(), journal_stop.clone())
+        .spawn(
+            handle.events.clone(),
+            handle.counters.clone(),
+            journal_stop.clone(),
+        )
         .map_err(|e| StartError(format!("journal thread: {e}")))?;
     let cpu = cfg.gateway.cpu;
     let hot = std::thread::Builder::new()
@@ -45,7 +49,12 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
             engine.run();
         })
         .map_err(|e| StartError(format!("gateway thread: {e}")))?;
-    Ok(Running { handle, hot: Some(hot), journal: Some(journal), journal_stop })
+    Ok(Running {
+        handle,
+        hot: Some(hot),
+        journal: Some(journal),
+        journal_stop,
+    })
 }
 
 impl Running {

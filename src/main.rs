@@ -8,7 +8,11 @@ use portcullis::clock::Clock;
 use portcullis::config::Config;
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "Low-latency FIX order gateway with inline pre-trade controls")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Low-latency FIX order gateway with inline pre-trade controls"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -32,9 +36,7 @@ enum Cmd {
         listen: Option<std::net::SocketAddr>,
     },
     /// Validate a configuration file and exit.
-    CheckConfig {
-        config: PathBuf,
-    },
+    CheckConfig { config: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -50,11 +52,21 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::Run { config, data_dir, blocking, listen } => run(config, data_dir, blocking, listen),
+        Cmd::Run {
+            config,
+            data_dir,
+            blocking,
+            listen,
+        } => run(config, data_dir, blocking, listen),
     }
 }
 
-fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, blocking: bool, listen: Option<std::net::SocketAddr>) -> ExitCode {
+fn run(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    blocking: bool,
+    listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
     let embedded = config.is_none();
     let mut cfg = match &config {
         Some(path) => match Config::load(path) {
@@ -64,7 +76,11 @@ fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, blocking: bool, liste
                 return ExitCode::from(2);
             }
         },
-        None => Config::embedded_default(&data_dir.clone().unwrap_or_else(|| PathBuf::from("./portcullis-data"))),
+        None => Config::embedded_default(
+            &data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./portcullis-data")),
+        ),
     };
     if let Some(d) = data_dir {
         cfg.gateway.data_dir = d;
@@ -87,16 +103,35 @@ fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>, blocking: bool, liste
             eprintln!("portcullis: cannot install signal handler: {e}");
         }
     }
-    let addrs: Vec<String> = running.handle.listen_addrs.iter().map(|a| a.to_string()).collect();
-    println!("portcullis {} listening on {}", env!("CARGO_PKG_VERSION"), addrs.join(", "));
+    let addrs: Vec<String> = running
+        .handle
+        .listen_addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!(
+        "portcullis {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        addrs.join(", ")
+    );
     println!("  data folder: {}", cfg.gateway.data_dir.display());
     println!(
         "  mode: {}{}",
-        if cfg.gateway.busy_poll { "busy-poll (owns a core)" } else { "blocking" },
-        cfg.gateway.cpu.map(|c| format!(", pinned to CPU {c}")).unwrap_or_default()
+        if cfg.gateway.busy_poll {
+            "busy-poll (owns a core)"
+        } else {
+            "blocking"
+        },
+        cfg.gateway
+            .cpu
+            .map(|c| format!(", pinned to CPU {c}"))
+            .unwrap_or_default()
     );
     for s in &cfg.sessions {
-        println!("  session {} {} -> {}", s.begin_string, s.their_comp_id, s.our_comp_id);
+        println!(
+            "  session {} {} -> {}",
+            s.begin_string, s.their_comp_id, s.our_comp_id
+        );
     }
     for v in &cfg.venues {
         println!("  venue {} ({})", v.name, v.kind);

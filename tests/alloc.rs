@@ -1,6 +1,7 @@
 //! PERF-3: zero heap allocations per order on the hot path, in steady state, through a real
 //! socket. A counting global allocator counts only allocations made on the gateway thread
 //! (named `portcullis-hot`) while armed; a client thread drives 100k orders after warm-up.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 #![allow(unsafe_code)] // a global allocator is unsafe by definition; it only forwards to System
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -103,7 +104,10 @@ behaviour = "fill"
     let mut out = vec![0u8; 512];
     let mut send = |s: &mut TcpStream, msg_type: &[u8], body: &dyn Fn(&mut Writer)| {
         let mut w = Writer::new(&mut out, b"FIX.4.4", msg_type);
-        w.uint(34, seq).str(49, b"LOAD").timestamp(52, portcullis::clock::system_utc(), TimePrecision::Millis).str(56, b"GW");
+        w.uint(34, seq)
+            .str(49, b"LOAD")
+            .timestamp(52, portcullis::clock::system_utc(), TimePrecision::Millis)
+            .str(56, b"GW");
         body(&mut w);
         let r = w.finish().unwrap();
         seq += 1;
@@ -122,7 +126,12 @@ behaviour = "fill"
             if m.get(39) == Some(b"2") {
                 *fills += 1;
             }
-            assert_ne!(m.get(39), Some(&b"8"[..]), "order rejected: {:?}", String::from_utf8_lossy(m.bytes()));
+            assert_ne!(
+                m.get(39),
+                Some(&b"8"[..]),
+                "order rejected: {:?}",
+                String::from_utf8_lossy(m.bytes())
+            );
             at += len;
         }
         inbuf.drain(..at);
@@ -143,7 +152,13 @@ behaviour = "fill"
                 send(&mut s, b"D", &|w| {
                     let mut cl = [0u8; 20];
                     let n = portcullis::fix::encode::write_u64(&mut cl, id as u64);
-                    w.str(11, &cl[..n]).str(55, b"AAPL").char(54, b'1').str(38, b"100").char(40, b'2').str(44, b"10.25").str(60, b"20240101-00:00:00");
+                    w.str(11, &cl[..n])
+                        .str(55, b"AAPL")
+                        .char(54, b'1')
+                        .str(38, b"100")
+                        .char(40, b'2')
+                        .str(44, b"10.25")
+                        .str(60, b"20240101-00:00:00");
                 });
                 sent += 1;
             }
@@ -154,5 +169,8 @@ behaviour = "fill"
     let allocs = HOT_ALLOCS.load(Ordering::Relaxed);
     running.stop();
     assert_eq!(fills, WARMUP + MEASURED);
-    assert_eq!(allocs, 0, "{allocs} allocations on the gateway thread over {MEASURED} orders");
+    assert_eq!(
+        allocs, 0,
+        "{allocs} allocations on the gateway thread over {MEASURED} orders"
+    );
 }

@@ -35,21 +35,69 @@ fn ts(t: Nanos) -> String {
 
 /// One line of the event log.
 pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
-    let sname = |s: &crate::model::SessionId| sessions.get(s.0 as usize).cloned().unwrap_or_else(|| format!("#{}", s.0));
-    let vname = |v: &u16| venues.get(usize::from(*v)).cloned().unwrap_or_else(|| format!("#{v}"));
+    let sname = |s: &crate::model::SessionId| {
+        sessions
+            .get(s.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", s.0))
+    };
+    let vname = |v: &u16| {
+        venues
+            .get(usize::from(*v))
+            .cloned()
+            .unwrap_or_else(|| format!("#{v}"))
+    };
     match e {
         Event::LoggedOn { session, at } => format!("{} logon session={}", ts(*at), sname(session)),
-        Event::LogonRefused { their_comp_id, reason, at } => {
-            format!("{} logon-refused sender={:?} reason={reason:?}", ts(*at), their_comp_id.as_str())
+        Event::LogonRefused {
+            their_comp_id,
+            reason,
+            at,
+        } => {
+            format!(
+                "{} logon-refused sender={:?} reason={reason:?}",
+                ts(*at),
+                their_comp_id.as_str()
+            )
         }
-        Event::Disconnected { session, reason, at } => format!("{} disconnect session={} reason={reason:?}", ts(*at), sname(session)),
-        Event::OrderRejected { session, reason, at } => format!("{} order-rejected session={} reason={reason:?}", ts(*at), sname(session)),
-        Event::CanceledOnDisconnect { session, orders, at } => {
-            format!("{} cancel-on-disconnect session={} orders={orders}", ts(*at), sname(session))
+        Event::Disconnected {
+            session,
+            reason,
+            at,
+        } => format!(
+            "{} disconnect session={} reason={reason:?}",
+            ts(*at),
+            sname(session)
+        ),
+        Event::OrderRejected {
+            session,
+            reason,
+            at,
+        } => format!(
+            "{} order-rejected session={} reason={reason:?}",
+            ts(*at),
+            sname(session)
+        ),
+        Event::CanceledOnDisconnect {
+            session,
+            orders,
+            at,
+        } => {
+            format!(
+                "{} cancel-on-disconnect session={} orders={orders}",
+                ts(*at),
+                sname(session)
+            )
         }
         Event::VenueUp { venue, at } => format!("{} venue-up venue={}", ts(*at), vname(venue)),
-        Event::VenueDown { venue, reason, at } => format!("{} venue-down venue={} reason={reason:?}", ts(*at), vname(venue)),
-        Event::JournalError { key, at } => format!("{} journal-error order-slot={}", ts(*at), key.0),
+        Event::VenueDown { venue, reason, at } => format!(
+            "{} venue-down venue={} reason={reason:?}",
+            ts(*at),
+            vname(venue)
+        ),
+        Event::JournalError { key, at } => {
+            format!("{} journal-error order-slot={}", ts(*at), key.0)
+        }
     }
 }
 
@@ -62,7 +110,10 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
             if path.file_name().is_some_and(|n| n != "archive") {
                 sync_tree(&path)?;
             }
-        } else if path.extension().is_some_and(|e| e == "log" || e == "session") {
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "log" || e == "session")
+        {
             File::open(&path)?.sync_data()?;
         }
     }
@@ -71,39 +122,59 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
 
 impl JournalThread {
     /// Starts the thread; it runs until `stop` is set and the ring is drained.
-    pub fn spawn(self, ring: EventRing, counters: Arc<Counters>, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
-        let file = OpenOptions::new().create(true).append(true).open(self.data_dir.join("events.log"))?;
-        std::thread::Builder::new().name("portcullis-journal".into()).spawn(move || {
-            let mut out = BufWriter::new(file);
-            let mut reported_drops = 0;
-            let mut last_sync = crate::clock::monotonic();
-            loop {
-                let stopping = stop.load(Ordering::Relaxed);
-                let mut n = 0;
-                while let Some(e) = ring.pop() {
-                    let _ = writeln!(out, "{}", render(&e, &self.session_names, &self.venue_names));
-                    n += 1;
+    pub fn spawn(
+        self,
+        ring: EventRing,
+        counters: Arc<Counters>,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<JoinHandle<()>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("events.log"))?;
+        std::thread::Builder::new()
+            .name("portcullis-journal".into())
+            .spawn(move || {
+                let mut out = BufWriter::new(file);
+                let mut reported_drops = 0;
+                let mut last_sync = crate::clock::monotonic();
+                loop {
+                    let stopping = stop.load(Ordering::Relaxed);
+                    let mut n = 0;
+                    while let Some(e) = ring.pop() {
+                        let _ = writeln!(
+                            out,
+                            "{}",
+                            render(&e, &self.session_names, &self.venue_names)
+                        );
+                        n += 1;
+                    }
+                    let drops = counters.get(Counter::EventRingFull);
+                    if drops > reported_drops {
+                        let _ = writeln!(
+                            out,
+                            "{} events-dropped count={}",
+                            ts(crate::clock::system_utc()),
+                            drops - reported_drops
+                        );
+                        reported_drops = drops;
+                    }
+                    if n > 0 {
+                        let _ = out.flush();
+                    }
+                    if !self.flush_interval.is_zero() && last_sync.elapsed() >= self.flush_interval
+                    {
+                        let _ = sync_tree(&self.data_dir);
+                        last_sync = crate::clock::monotonic();
+                    }
+                    if stopping {
+                        let _ = out.flush();
+                        let _ = sync_tree(&self.data_dir);
+                        return;
+                    }
+                    // Parked most of the time: an idle cold thread must not steal the hot core.
+                    std::thread::sleep(Duration::from_millis(if n > 0 { 1 } else { 20 }));
                 }
-                let drops = counters.get(Counter::EventRingFull);
-                if drops > reported_drops {
-                    let _ = writeln!(out, "{} events-dropped count={}", ts(crate::clock::system_utc()), drops - reported_drops);
-                    reported_drops = drops;
-                }
-                if n > 0 {
-                    let _ = out.flush();
-                }
-                if !self.flush_interval.is_zero() && last_sync.elapsed() >= self.flush_interval {
-                    let _ = sync_tree(&self.data_dir);
-                    last_sync = crate::clock::monotonic();
-                }
-                if stopping {
-                    let _ = out.flush();
-                    let _ = sync_tree(&self.data_dir);
-                    return;
-                }
-                // Parked most of the time: an idle cold thread must not steal the hot core.
-                std::thread::sleep(Duration::from_millis(if n > 0 { 1 } else { 20 }));
-            }
-        })
+            })
     }
 }

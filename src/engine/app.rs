@@ -51,13 +51,29 @@ impl Refusal {
     #[cold]
     fn field(e: ValueError) -> Refusal {
         match e {
-            ValueError::Missing(t) => Refusal { reason: ord_rej_reason::OTHER, text: b"required field missing: tag ", tag: Some(t) },
-            ValueError::Empty(t) => Refusal { reason: ord_rej_reason::OTHER, text: b"field without a value: tag ", tag: Some(t) },
-            ValueError::Format(t) => Refusal { reason: ord_rej_reason::OTHER, text: b"incorrect value format: tag ", tag: Some(t) },
+            ValueError::Missing(t) => Refusal {
+                reason: ord_rej_reason::OTHER,
+                text: b"required field missing: tag ",
+                tag: Some(t),
+            },
+            ValueError::Empty(t) => Refusal {
+                reason: ord_rej_reason::OTHER,
+                text: b"field without a value: tag ",
+                tag: Some(t),
+            },
+            ValueError::Format(t) => Refusal {
+                reason: ord_rej_reason::OTHER,
+                text: b"incorrect value format: tag ",
+                tag: Some(t),
+            },
         }
     }
     const fn new(reason: u32, text: &'static [u8]) -> Refusal {
-        Refusal { reason, text, tag: None }
+        Refusal {
+            reason,
+            text,
+            tag: None,
+        }
     }
     /// Text <58>, with the tag number appended when one is at fault.
     fn render(&self, buf: &mut [u8; 96]) -> usize {
@@ -70,9 +86,9 @@ impl Refusal {
     }
 }
 
-/// The fields of a NewOrderSingle we act on.
-fn parse_new_order(msg: &Message<'_>, s: usize, default_account: crate::model::Account) -> Result<Order, (Refusal, Order)> {
-    let mut o = Order {
+/// A blank order of session `s`, to be filled from a message.
+fn blank_order(s: usize, default_account: crate::model::Account) -> Order {
+    Order {
         session: SessionId(s as u32),
         cl_ord_id: OrderIdStr::EMPTY,
         orig_cl_ord_id: OrderIdStr::EMPTY,
@@ -93,55 +109,87 @@ fn parse_new_order(msg: &Message<'_>, s: usize, default_account: crate::model::A
         received_at: Nanos::ZERO,
         exec_seq: 0,
         live: true,
-    };
-    // ClOrdID first: every other refusal needs it to be answered.
-    let cl = match msg.require(tags::CL_ORD_ID) {
-        Ok(v) => v,
-        Err(e) => return Err((Refusal::field(e), o)),
-    };
-    o.cl_ord_id = match OrderIdStr::new(cl) {
-        Some(v) => v,
-        None => return Err((Refusal::new(ord_rej_reason::OTHER, b"ClOrdID longer than 40 characters"), o)),
-    };
-    let r = (|| -> Result<(), Refusal> {
-        if let Some(a) = msg.get(tags::ACCOUNT) {
-            o.account = crate::model::Account::new(a).ok_or(Refusal::new(ord_rej_reason::OTHER, b"Account longer than 24 characters"))?;
-        }
-        o.symbol = Symbol::new(msg.require(tags::SYMBOL).map_err(Refusal::field)?)
-            .ok_or(Refusal::new(ord_rej_reason::UNKNOWN_SYMBOL, b"Symbol longer than 24 characters"))?;
-        o.side = msg
-            .char(tags::SIDE)
-            .map_err(Refusal::field)?
-            .ok_or(Refusal::field(ValueError::Missing(tags::SIDE)))
-            .and_then(|c| Side::from_fix(c).ok_or(Refusal::new(ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC, b"unsupported Side(54): use 1, 2 or 5")))?;
-        o.qty = msg.qty(tags::ORDER_QTY).map_err(Refusal::field)?.ok_or(Refusal::field(ValueError::Missing(tags::ORDER_QTY)))?;
-        if o.qty.0 <= 0 {
-            return Err(Refusal::new(ord_rej_reason::INCORRECT_QUANTITY, b"OrderQty(38) must be positive"));
-        }
-        o.ord_type = msg
-            .char(tags::ORD_TYPE)
-            .map_err(Refusal::field)?
-            .ok_or(Refusal::field(ValueError::Missing(tags::ORD_TYPE)))
-            .and_then(|c| OrdType::from_fix(c).ok_or(Refusal::new(ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC, b"unsupported OrdType(40): use 1 (market) or 2 (limit)")))?;
-        o.price = msg.price(tags::PRICE).map_err(Refusal::field)?;
-        match (o.ord_type, o.price) {
-            (OrdType::Limit, None) => return Err(Refusal::new(ord_rej_reason::OTHER, b"limit order without Price(44)")),
-            (OrdType::Limit, Some(p)) if p.0 <= 0 => return Err(Refusal::new(ord_rej_reason::OTHER, b"Price(44) must be positive")),
-            (OrdType::Market, Some(_)) => o.price = None,
-            _ => {}
-        }
-        if let Some(c) = msg.char(tags::TIME_IN_FORCE).map_err(Refusal::field)? {
-            o.tif = TimeInForce::from_fix(c).ok_or(Refusal::new(ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC, b"unsupported TimeInForce(59): use 0, 1, 3 or 4"))?;
-        }
-        if o.ord_type == OrdType::Market && matches!(o.tif, TimeInForce::Day | TimeInForce::GoodTillCancel) {
-            // A market order cannot rest: the venue executes what it can and cancels the rest.
-        }
-        Ok(())
-    })();
-    match r {
-        Ok(()) => Ok(o),
-        Err(e) => Err((e, o)),
     }
+}
+
+/// Reads the fields of a NewOrderSingle we act on into `o` (as far as they are valid).
+fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
+    // ClOrdID first: every other refusal needs it to be answered.
+    let cl = msg.require(tags::CL_ORD_ID).map_err(Refusal::field)?;
+    o.cl_ord_id = OrderIdStr::new(cl).ok_or(Refusal::new(
+        ord_rej_reason::OTHER,
+        b"ClOrdID longer than 40 characters",
+    ))?;
+    if let Some(a) = msg.get(tags::ACCOUNT) {
+        o.account = crate::model::Account::new(a).ok_or(Refusal::new(
+            ord_rej_reason::OTHER,
+            b"Account longer than 24 characters",
+        ))?;
+    }
+    o.symbol =
+        Symbol::new(msg.require(tags::SYMBOL).map_err(Refusal::field)?).ok_or(Refusal::new(
+            ord_rej_reason::UNKNOWN_SYMBOL,
+            b"Symbol longer than 24 characters",
+        ))?;
+    o.side = msg
+        .char(tags::SIDE)
+        .map_err(Refusal::field)?
+        .ok_or(Refusal::field(ValueError::Missing(tags::SIDE)))
+        .and_then(|c| {
+            Side::from_fix(c).ok_or(Refusal::new(
+                ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC,
+                b"unsupported Side(54): use 1, 2 or 5",
+            ))
+        })?;
+    o.qty = msg
+        .qty(tags::ORDER_QTY)
+        .map_err(Refusal::field)?
+        .ok_or(Refusal::field(ValueError::Missing(tags::ORDER_QTY)))?;
+    if o.qty.0 <= 0 {
+        return Err(Refusal::new(
+            ord_rej_reason::INCORRECT_QUANTITY,
+            b"OrderQty(38) must be positive",
+        ));
+    }
+    o.ord_type = msg
+        .char(tags::ORD_TYPE)
+        .map_err(Refusal::field)?
+        .ok_or(Refusal::field(ValueError::Missing(tags::ORD_TYPE)))
+        .and_then(|c| {
+            OrdType::from_fix(c).ok_or(Refusal::new(
+                ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC,
+                b"unsupported OrdType(40): use 1 (market) or 2 (limit)",
+            ))
+        })?;
+    o.price = msg.price(tags::PRICE).map_err(Refusal::field)?;
+    match (o.ord_type, o.price) {
+        (OrdType::Limit, None) => {
+            return Err(Refusal::new(
+                ord_rej_reason::OTHER,
+                b"limit order without Price(44)",
+            ))
+        }
+        (OrdType::Limit, Some(p)) if p.0 <= 0 => {
+            return Err(Refusal::new(
+                ord_rej_reason::OTHER,
+                b"Price(44) must be positive",
+            ))
+        }
+        (OrdType::Market, Some(_)) => o.price = None,
+        _ => {}
+    }
+    if let Some(c) = msg.char(tags::TIME_IN_FORCE).map_err(Refusal::field)? {
+        o.tif = TimeInForce::from_fix(c).ok_or(Refusal::new(
+            ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC,
+            b"unsupported TimeInForce(59): use 0, 1, 3 or 4",
+        ))?;
+    }
+    if o.ord_type == OrdType::Market
+        && matches!(o.tif, TimeInForce::Day | TimeInForce::GoodTillCancel)
+    {
+        // A market order cannot rest: the venue executes what it can and cancels the rest.
+    }
+    Ok(())
 }
 
 impl Engine {
@@ -152,23 +200,44 @@ impl Engine {
             MsgType::ORDER_CANCEL_REQUEST => self.on_cancel(s, msg, now),
             MsgType::ORDER_CANCEL_REPLACE_REQUEST => self.on_replace(s, msg, now),
             MsgType::ORDER_STATUS_REQUEST => self.on_status(s, msg, now),
-            MsgType::ORDER_MASS_CANCEL_REQUEST if self.begin(s) == BeginString::Fix44 => self.on_mass_cancel(s, msg, now),
-            _ => self.business_reject(s, msg, business_reject_reason::UNSUPPORTED_MESSAGE_TYPE, b"unsupported message type", now),
+            MsgType::ORDER_MASS_CANCEL_REQUEST if self.begin(s) == BeginString::Fix44 => {
+                self.on_mass_cancel(s, msg, now)
+            }
+            _ => self.business_reject(
+                s,
+                msg,
+                business_reject_reason::UNSUPPORTED_MESSAGE_TYPE,
+                b"unsupported message type",
+                now,
+            ),
         }
     }
 
     fn begin(&self, s: usize) -> BeginString {
-        self.sessions.get(s).map_or(BeginString::Fix44, |slot| slot.begin)
+        self.sessions
+            .get(s)
+            .map_or(BeginString::Fix44, |slot| slot.begin)
     }
 
     #[cold]
-    fn business_reject(&mut self, s: usize, msg: &Message<'_>, reason: u32, text: &[u8], now: Nanos) {
+    fn business_reject(
+        &mut self,
+        s: usize,
+        msg: &Message<'_>,
+        reason: u32,
+        text: &[u8],
+        now: Nanos,
+    ) {
         self.counters.inc(Counter::BusinessRejects);
         let ref_seq = msg.seq_num().unwrap_or(0);
         let ref_type = msg.msg_type_bytes();
         let ref_id = msg.get(tags::CL_ORD_ID);
-        let Some((slot, out, c)) = self.session_and_out(s) else { return };
-        let _ = slot.session.send_business_reject(ref_seq, ref_type, ref_id, reason, text, now, out);
+        let Some((slot, out, c)) = self.session_and_out(s) else {
+            return;
+        };
+        let _ = slot
+            .session
+            .send_business_reject(ref_seq, ref_type, ref_id, reason, text, now, out);
         if let Some(c) = c {
             self.mark_dirty(c);
         }
@@ -178,9 +247,13 @@ impl Engine {
     fn send_exec(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
         let s = order.session.0 as usize;
         let exec_id = u64::from(order.exec_seq);
-        let Some((slot, out, c)) = self.session_and_out(s) else { return };
+        let Some((slot, out, c)) = self.session_and_out(s) else {
+            return;
+        };
         let v = slot.begin;
-        let _ = slot.session.send_app(b"8", now, out, |w| exec::execution_report(w, v, order, e, exec_id, now));
+        let _ = slot.session.send_app(b"8", now, out, |w| {
+            exec::execution_report(w, v, order, e, exec_id, now)
+        });
         if let Some(c) = c {
             self.mark_dirty(c);
         }
@@ -189,7 +262,11 @@ impl Engine {
     #[cold]
     fn reject_order(&mut self, order: &Order, why: Refusal, now: Nanos) {
         self.counters.inc(Counter::OrdersRejected);
-        self.emit(Event::OrderRejected { session: order.session, reason: "order refused before routing", at: now });
+        self.emit(Event::OrderRejected {
+            session: order.session,
+            reason: "order refused before routing",
+            at: now,
+        });
         let mut text = [0u8; 96];
         let n = why.render(&mut text);
         let mut o = *order;
@@ -198,7 +275,11 @@ impl Engine {
         let e = Exec {
             exec_type: ExecType::Rejected,
             status: OrdStatus::Rejected,
-            cl_ord_id: if cl.is_empty() { b"NONE" } else { cl.as_bytes() },
+            cl_ord_id: if cl.is_empty() {
+                b"NONE"
+            } else {
+                cl.as_bytes()
+            },
             orig_cl_ord_id: None,
             last: None,
             rej_reason: Some(why.reason),
@@ -209,39 +290,80 @@ impl Engine {
 
     fn on_new_order(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
         self.counters.inc(Counter::OrdersReceived);
-        let Some(slot) = self.sessions.get(s) else { return };
+        let Some(slot) = self.sessions.get(s) else {
+            return;
+        };
         let tag = slot.tag;
-        let mut order = match parse_new_order(msg, s, slot.default_account) {
-            Ok(o) => o,
-            Err((why, o)) => {
-                if o.cl_ord_id.is_empty() {
-                    return self.business_reject(s, msg, business_reject_reason::CONDITIONALLY_REQUIRED_FIELD_MISSING, b"ClOrdID(11) missing", now);
-                }
-                return self.reject_order(&o, why, now);
+        let mut order = blank_order(s, slot.default_account);
+        if let Err(why) = parse_new_order(msg, &mut order) {
+            if order.cl_ord_id.is_empty() {
+                return self.business_reject(
+                    s,
+                    msg,
+                    business_reject_reason::CONDITIONALLY_REQUIRED_FIELD_MISSING,
+                    b"ClOrdID(11) missing",
+                    now,
+                );
             }
-        };
+            return self.reject_order(&order, why, now);
+        }
         order.received_at = now;
-        let venue = match self.router.route(msg.get(tags::EX_DESTINATION), &order.symbol, &order.account) {
-            Ok((v, _reason)) => v,
-            Err(_) => return self.reject_order(&order, Refusal::new(ord_rej_reason::BROKER_OPTION, b"unknown ExDestination(100)"), now),
-        };
+        let venue =
+            match self
+                .router
+                .route(msg.get(tags::EX_DESTINATION), &order.symbol, &order.account)
+            {
+                Ok((v, _reason)) => v,
+                Err(_) => {
+                    return self.reject_order(
+                        &order,
+                        Refusal::new(ord_rej_reason::BROKER_OPTION, b"unknown ExDestination(100)"),
+                        now,
+                    )
+                }
+            };
         order.venue = venue;
         if !self.venues.get(usize::from(venue)).is_some_and(|v| v.up) {
             self.counters.inc(Counter::VenueDownRejects);
-            return self.reject_order(&order, Refusal::new(ord_rej_reason::EXCHANGE_CLOSED, b"venue is down: order not routed"), now);
+            return self.reject_order(
+                &order,
+                Refusal::new(
+                    ord_rej_reason::EXCHANGE_CLOSED,
+                    b"venue is down: order not routed",
+                ),
+                now,
+            );
         }
         if self.orders.contains(order.session, &order.cl_ord_id) {
-            return self.reject_order(&order, Refusal::new(ord_rej_reason::DUPLICATE_ORDER, b"duplicate ClOrdID(11) on this session"), now);
+            return self.reject_order(
+                &order,
+                Refusal::new(
+                    ord_rej_reason::DUPLICATE_ORDER,
+                    b"duplicate ClOrdID(11) on this session",
+                ),
+                now,
+            );
         }
         order.order_id = self.orders.next_order_id();
         let key = match self.orders.insert(order) {
             Ok(k) => k,
             Err(TableError::DuplicateClOrdId) => {
-                return self.reject_order(&order, Refusal::new(ord_rej_reason::DUPLICATE_ORDER, b"duplicate ClOrdID(11) on this session"), now)
+                return self.reject_order(
+                    &order,
+                    Refusal::new(
+                        ord_rej_reason::DUPLICATE_ORDER,
+                        b"duplicate ClOrdID(11) on this session",
+                    ),
+                    now,
+                )
             }
             Err(TableError::Full) => {
                 self.counters.inc(Counter::OrderTableFull);
-                return self.reject_order(&order, Refusal::new(ord_rej_reason::OTHER, b"gateway order table full"), now);
+                return self.reject_order(
+                    &order,
+                    Refusal::new(ord_rej_reason::OTHER, b"gateway order table full"),
+                    now,
+                );
             }
         };
         // Journaled before routing: after a crash, every order a venue may hold is known.
@@ -252,7 +374,14 @@ impl Engine {
                 o.status = OrdStatus::Rejected;
             }
             self.orders.finish(key);
-            return self.reject_order(&order, Refusal::new(ord_rej_reason::OTHER, b"gateway journal unavailable: order not routed"), now);
+            return self.reject_order(
+                &order,
+                Refusal::new(
+                    ord_rej_reason::OTHER,
+                    b"gateway journal unavailable: order not routed",
+                ),
+                now,
+            );
         }
         self.counters.inc(Counter::OrdersAccepted);
         self.submit(key, now);
@@ -260,7 +389,9 @@ impl Engine {
 
     /// Sends order `key` to its venue and applies what the venue answers.
     fn submit(&mut self, key: OrderKey, now: Nanos) {
-        let Some(o) = self.orders.get(key) else { return };
+        let Some(o) = self.orders.get(key) else {
+            return;
+        };
         let vo = VenueOrder {
             key,
             symbol: o.symbol,
@@ -285,14 +416,21 @@ impl Engine {
     /// Recovery: an open order goes back to its in-process venue (whose book died with the
     /// process). Venues across a network keep their own state and are reconciled by status.
     pub(crate) fn rearm_at_venue(&mut self, key: OrderKey, now: Nanos) {
-        let Some(o) = self.orders.get(key) else { return };
-        if matches!(self.venues.get(usize::from(o.venue)).map(|v| &v.kind), Some(VenueKind::Sim(_))) {
+        let Some(o) = self.orders.get(key) else {
+            return;
+        };
+        if matches!(
+            self.venues.get(usize::from(o.venue)).map(|v| &v.kind),
+            Some(VenueKind::Sim(_))
+        ) {
             self.submit(key, now);
         }
     }
 
     fn venue_cancel(&mut self, key: OrderKey, now: Nanos) {
-        let Some(o) = self.orders.get(key) else { return };
+        let Some(o) = self.orders.get(key) else {
+            return;
+        };
         let venue = usize::from(o.venue);
         let mut evs = mem::take(&mut self.venue_events);
         evs.clear();
@@ -306,7 +444,9 @@ impl Engine {
     }
 
     fn journal(&mut self, key: OrderKey, now: Nanos) {
-        let Some(o) = self.orders.get(key) else { return };
+        let Some(o) = self.orders.get(key) else {
+            return;
+        };
         let tag = self.sessions.get(o.session.0 as usize).map_or(0, |s| s.tag);
         if self.journal.record(key, o, tag).is_err() {
             self.counters.inc(Counter::JournalErrors);
@@ -323,8 +463,13 @@ impl Engine {
 
     fn apply_venue_event(&mut self, ev: VenueEvent, now: Nanos) {
         match ev {
-            VenueEvent::Accepted { key, venue_order_id } => {
-                let Some(o) = self.orders.get_mut(key) else { return };
+            VenueEvent::Accepted {
+                key,
+                venue_order_id,
+            } => {
+                let Some(o) = self.orders.get_mut(key) else {
+                    return;
+                };
                 o.venue_order_id = venue_order_id;
                 if o.status != OrdStatus::PendingNew {
                     return; // re-armed after recovery: the client already knows
@@ -334,10 +479,24 @@ impl Engine {
                 let snapshot = *o;
                 self.journal(key, now);
                 let cl = snapshot.cl_ord_id;
-                self.send_exec(&snapshot, &Exec { exec_type: ExecType::New, status: OrdStatus::New, cl_ord_id: cl.as_bytes(), orig_cl_ord_id: None, last: None, rej_reason: None, text: None }, now);
+                self.send_exec(
+                    &snapshot,
+                    &Exec {
+                        exec_type: ExecType::New,
+                        status: OrdStatus::New,
+                        cl_ord_id: cl.as_bytes(),
+                        orig_cl_ord_id: None,
+                        last: None,
+                        rej_reason: None,
+                        text: None,
+                    },
+                    now,
+                );
             }
             VenueEvent::Rejected { key, reason } => {
-                let Some(o) = self.orders.get_mut(key) else { return };
+                let Some(o) = self.orders.get_mut(key) else {
+                    return;
+                };
                 o.status = OrdStatus::Rejected;
                 o.exec_seq += 1;
                 let snapshot = *o;
@@ -345,10 +504,26 @@ impl Engine {
                 self.journal(key, now);
                 self.counters.inc(Counter::OrdersRejected);
                 let cl = snapshot.cl_ord_id;
-                self.send_exec(&snapshot, &Exec { exec_type: ExecType::Rejected, status: OrdStatus::Rejected, cl_ord_id: cl.as_bytes(), orig_cl_ord_id: None, last: None, rej_reason: Some(ord_rej_reason::BROKER_OPTION), text: Some(reason.as_bytes()) }, now);
+                self.send_exec(
+                    &snapshot,
+                    &Exec {
+                        exec_type: ExecType::Rejected,
+                        status: OrdStatus::Rejected,
+                        cl_ord_id: cl.as_bytes(),
+                        orig_cl_ord_id: None,
+                        last: None,
+                        rej_reason: Some(ord_rej_reason::BROKER_OPTION),
+                        text: Some(reason.as_bytes()),
+                    },
+                    now,
+                );
             }
-            VenueEvent::Fill { key, qty, price, .. } => {
-                let Some(o) = self.orders.get_mut(key) else { return };
+            VenueEvent::Fill {
+                key, qty, price, ..
+            } => {
+                let Some(o) = self.orders.get_mut(key) else {
+                    return;
+                };
                 if o.status == OrdStatus::PendingNew {
                     o.status = OrdStatus::New;
                 }
@@ -361,10 +536,24 @@ impl Engine {
                 self.journal(key, now);
                 self.counters.inc(Counter::Fills);
                 let cl = snapshot.cl_ord_id;
-                self.send_exec(&snapshot, &Exec { exec_type: ExecType::Trade, status: snapshot.status, cl_ord_id: cl.as_bytes(), orig_cl_ord_id: None, last: Some((qty, price)), rej_reason: None, text: None }, now);
+                self.send_exec(
+                    &snapshot,
+                    &Exec {
+                        exec_type: ExecType::Trade,
+                        status: snapshot.status,
+                        cl_ord_id: cl.as_bytes(),
+                        orig_cl_ord_id: None,
+                        last: Some((qty, price)),
+                        rej_reason: None,
+                        text: None,
+                    },
+                    now,
+                );
             }
             VenueEvent::Canceled { key, .. } => {
-                let Some(o) = self.orders.get_mut(key) else { return };
+                let Some(o) = self.orders.get_mut(key) else {
+                    return;
+                };
                 let pending = mem::replace(&mut o.pending, Pending::None);
                 o.status = OrdStatus::Canceled;
                 o.exec_seq += 1;
@@ -380,11 +569,31 @@ impl Engine {
                 self.orders.finish(key);
                 self.journal(key, now);
                 let orig_bytes = orig.as_ref().map(|x| x.as_bytes());
-                self.send_exec(&snapshot, &Exec { exec_type: ExecType::Canceled, status: OrdStatus::Canceled, cl_ord_id: report_cl.as_bytes(), orig_cl_ord_id: orig_bytes, last: None, rej_reason: None, text: None }, now);
+                self.send_exec(
+                    &snapshot,
+                    &Exec {
+                        exec_type: ExecType::Canceled,
+                        status: OrdStatus::Canceled,
+                        cl_ord_id: report_cl.as_bytes(),
+                        orig_cl_ord_id: orig_bytes,
+                        last: None,
+                        rej_reason: None,
+                        text: None,
+                    },
+                    now,
+                );
             }
-            VenueEvent::Replaced { key, qty, price, .. } => {
-                let Some(o) = self.orders.get_mut(key) else { return };
-                let Pending::Replace { cl_ord_id, .. } = mem::replace(&mut o.pending, Pending::None) else { return };
+            VenueEvent::Replaced {
+                key, qty, price, ..
+            } => {
+                let Some(o) = self.orders.get_mut(key) else {
+                    return;
+                };
+                let Pending::Replace { cl_ord_id, .. } =
+                    mem::replace(&mut o.pending, Pending::None)
+                else {
+                    return;
+                };
                 o.orig_cl_ord_id = o.cl_ord_id;
                 o.cl_ord_id = cl_ord_id;
                 o.qty = qty;
@@ -397,29 +606,75 @@ impl Engine {
                 }
                 self.journal(key, now);
                 let orig = snapshot.orig_cl_ord_id;
-                self.send_exec(&snapshot, &Exec { exec_type: ExecType::Replaced, status: snapshot.status, cl_ord_id: cl_ord_id.as_bytes(), orig_cl_ord_id: Some(orig.as_bytes()), last: None, rej_reason: None, text: None }, now);
+                self.send_exec(
+                    &snapshot,
+                    &Exec {
+                        exec_type: ExecType::Replaced,
+                        status: snapshot.status,
+                        cl_ord_id: cl_ord_id.as_bytes(),
+                        orig_cl_ord_id: Some(orig.as_bytes()),
+                        last: None,
+                        rej_reason: None,
+                        text: None,
+                    },
+                    now,
+                );
             }
-            VenueEvent::CancelRejected { key, reason } | VenueEvent::ReplaceRejected { key, reason, .. } => {
-                let to = if matches!(ev, VenueEvent::CancelRejected { .. }) { CancelRejectTo::Cancel } else { CancelRejectTo::Replace };
-                let Some(o) = self.orders.get_mut(key) else { return };
+            VenueEvent::CancelRejected { key, reason }
+            | VenueEvent::ReplaceRejected { key, reason, .. } => {
+                let to = if matches!(ev, VenueEvent::CancelRejected { .. }) {
+                    CancelRejectTo::Cancel
+                } else {
+                    CancelRejectTo::Replace
+                };
+                let Some(o) = self.orders.get_mut(key) else {
+                    return;
+                };
                 let cl = match mem::replace(&mut o.pending, Pending::None) {
                     Pending::Cancel { cl_ord_id } | Pending::Replace { cl_ord_id, .. } => cl_ord_id,
                     Pending::None => return,
                 };
                 let snapshot = *o;
-                let code = if snapshot.status.is_terminal() { cxl_rej_reason::TOO_LATE_TO_CANCEL } else { cxl_rej_reason::OTHER };
-                self.cancel_reject(snapshot.session.0 as usize, Some(&snapshot), cl.as_bytes(), snapshot.cl_ord_id.as_bytes(), to, code, reason.as_bytes(), now);
+                let code = if snapshot.status.is_terminal() {
+                    cxl_rej_reason::TOO_LATE_TO_CANCEL
+                } else {
+                    cxl_rej_reason::OTHER
+                };
+                self.cancel_reject(
+                    snapshot.session.0 as usize,
+                    Some(&snapshot),
+                    cl.as_bytes(),
+                    snapshot.cl_ord_id.as_bytes(),
+                    to,
+                    code,
+                    reason.as_bytes(),
+                    now,
+                );
             }
         }
     }
 
     #[cold]
     #[allow(clippy::too_many_arguments)]
-    fn cancel_reject(&mut self, s: usize, order: Option<&Order>, cl: &[u8], orig: &[u8], to: CancelRejectTo, reason: u32, text: &[u8], now: Nanos) {
+    fn cancel_reject(
+        &mut self,
+        s: usize,
+        order: Option<&Order>,
+        cl: &[u8],
+        orig: &[u8],
+        to: CancelRejectTo,
+        reason: u32,
+        text: &[u8],
+        now: Nanos,
+    ) {
         self.counters.inc(Counter::CancelRejects);
-        let Some((slot, out, c)) = self.session_and_out(s) else { return };
+        let Some((slot, out, c)) = self.session_and_out(s) else {
+            return;
+        };
         let v = slot.begin;
-        let _ = slot.session.send_app(b"9", now, out, |w| exec::order_cancel_reject(w, v, order, cl, orig, to, reason, text));
+        let _ = slot.session.send_app(b"9", now, out, |w| {
+            exec::order_cancel_reject(w, v, order, cl, orig, to, reason, text)
+        });
         if let Some(c) = c {
             self.mark_dirty(c);
         }
@@ -428,29 +683,83 @@ impl Engine {
     /// Common checks of a cancel or replace: the target order exists on this session, is open
     /// and has nothing pending; the new ClOrdID is fresh. Returns the key, or answers with an
     /// OrderCancelReject and returns `None`.
-    fn target_order(&mut self, s: usize, msg: &Message<'_>, to: CancelRejectTo, now: Nanos) -> Option<(OrderKey, OrderIdStr)> {
+    fn target_order(
+        &mut self,
+        s: usize,
+        msg: &Message<'_>,
+        to: CancelRejectTo,
+        now: Nanos,
+    ) -> Option<(OrderKey, OrderIdStr)> {
         let session = SessionId(s as u32);
         let cl_raw = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
         let orig_raw = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
-        let (Some(cl), Some(orig)) = (OrderIdStr::new(cl_raw).filter(|c| !c.is_empty()), OrderIdStr::new(orig_raw).filter(|c| !c.is_empty())) else {
-            self.cancel_reject(s, None, cl_raw, orig_raw, to, cxl_rej_reason::OTHER, b"ClOrdID(11) and OrigClOrdID(41) are required (at most 40 characters)", now);
+        let (Some(cl), Some(orig)) = (
+            OrderIdStr::new(cl_raw).filter(|c| !c.is_empty()),
+            OrderIdStr::new(orig_raw).filter(|c| !c.is_empty()),
+        ) else {
+            self.cancel_reject(
+                s,
+                None,
+                cl_raw,
+                orig_raw,
+                to,
+                cxl_rej_reason::OTHER,
+                b"ClOrdID(11) and OrigClOrdID(41) are required (at most 40 characters)",
+                now,
+            );
             return None;
         };
         let Some(key) = self.orders.lookup(session, &orig) else {
-            self.cancel_reject(s, None, cl_raw, orig_raw, to, cxl_rej_reason::UNKNOWN_ORDER, b"unknown order", now);
+            self.cancel_reject(
+                s,
+                None,
+                cl_raw,
+                orig_raw,
+                to,
+                cxl_rej_reason::UNKNOWN_ORDER,
+                b"unknown order",
+                now,
+            );
             return None;
         };
         let order = *self.orders.get(key)?;
         if !order.is_open() {
-            self.cancel_reject(s, Some(&order), cl_raw, orig_raw, to, cxl_rej_reason::TOO_LATE_TO_CANCEL, b"order is no longer open", now);
+            self.cancel_reject(
+                s,
+                Some(&order),
+                cl_raw,
+                orig_raw,
+                to,
+                cxl_rej_reason::TOO_LATE_TO_CANCEL,
+                b"order is no longer open",
+                now,
+            );
             return None;
         }
         if order.pending != Pending::None {
-            self.cancel_reject(s, Some(&order), cl_raw, orig_raw, to, cxl_rej_reason::ALREADY_PENDING, b"a cancel or replace is already pending", now);
+            self.cancel_reject(
+                s,
+                Some(&order),
+                cl_raw,
+                orig_raw,
+                to,
+                cxl_rej_reason::ALREADY_PENDING,
+                b"a cancel or replace is already pending",
+                now,
+            );
             return None;
         }
         if self.orders.alias(session, cl, key).is_err() {
-            self.cancel_reject(s, Some(&order), cl_raw, orig_raw, to, cxl_rej_reason::DUPLICATE_CL_ORD_ID, b"duplicate ClOrdID(11) on this session", now);
+            self.cancel_reject(
+                s,
+                Some(&order),
+                cl_raw,
+                orig_raw,
+                to,
+                cxl_rej_reason::DUPLICATE_CL_ORD_ID,
+                b"duplicate ClOrdID(11) on this session",
+                now,
+            );
             return None;
         }
         Some((key, cl))
@@ -458,7 +767,9 @@ impl Engine {
 
     fn on_cancel(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
         self.counters.inc(Counter::CancelsReceived);
-        let Some((key, cl)) = self.target_order(s, msg, CancelRejectTo::Cancel, now) else { return };
+        let Some((key, cl)) = self.target_order(s, msg, CancelRejectTo::Cancel, now) else {
+            return;
+        };
         if let Some(o) = self.orders.get_mut(key) {
             o.pending = Pending::Cancel { cl_ord_id: cl };
         }
@@ -472,18 +783,58 @@ impl Engine {
         let orig_raw = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
         let qty = match msg.qty(tags::ORDER_QTY) {
             Ok(Some(q)) if q.0 > 0 => q,
-            _ => return self.cancel_reject(s, None, cl_raw, orig_raw, CancelRejectTo::Replace, cxl_rej_reason::OTHER, b"OrderQty(38) must be present and positive", now),
+            _ => {
+                return self.cancel_reject(
+                    s,
+                    None,
+                    cl_raw,
+                    orig_raw,
+                    CancelRejectTo::Replace,
+                    cxl_rej_reason::OTHER,
+                    b"OrderQty(38) must be present and positive",
+                    now,
+                )
+            }
         };
         let price = match msg.price(tags::PRICE) {
             Ok(p) => p,
-            Err(_) => return self.cancel_reject(s, None, cl_raw, orig_raw, CancelRejectTo::Replace, cxl_rej_reason::OTHER, b"incorrect Price(44)", now),
+            Err(_) => {
+                return self.cancel_reject(
+                    s,
+                    None,
+                    cl_raw,
+                    orig_raw,
+                    CancelRejectTo::Replace,
+                    cxl_rej_reason::OTHER,
+                    b"incorrect Price(44)",
+                    now,
+                )
+            }
         };
-        let Some((key, cl)) = self.target_order(s, msg, CancelRejectTo::Replace, now) else { return };
-        let Some(order) = self.orders.get(key).copied() else { return };
-        let side_ok = msg.char(tags::SIDE).ok().flatten().is_none_or(|c| Side::from_fix(c) == Some(order.side));
-        let type_ok = msg.char(tags::ORD_TYPE).ok().flatten().is_none_or(|c| OrdType::from_fix(c) == Some(order.ord_type));
-        let symbol_ok = msg.get(tags::SYMBOL).is_none_or(|v| v == order.symbol.as_bytes());
-        let price = if order.ord_type == OrdType::Limit { price.or(order.price) } else { None };
+        let Some((key, cl)) = self.target_order(s, msg, CancelRejectTo::Replace, now) else {
+            return;
+        };
+        let Some(order) = self.orders.get(key).copied() else {
+            return;
+        };
+        let side_ok = msg
+            .char(tags::SIDE)
+            .ok()
+            .flatten()
+            .is_none_or(|c| Side::from_fix(c) == Some(order.side));
+        let type_ok = msg
+            .char(tags::ORD_TYPE)
+            .ok()
+            .flatten()
+            .is_none_or(|c| OrdType::from_fix(c) == Some(order.ord_type));
+        let symbol_ok = msg
+            .get(tags::SYMBOL)
+            .is_none_or(|v| v == order.symbol.as_bytes());
+        let price = if order.ord_type == OrdType::Limit {
+            price.or(order.price)
+        } else {
+            None
+        };
         let problem: Option<&[u8]> = if !side_ok {
             Some(b"Side(54) cannot change on a replace")
         } else if !type_ok {
@@ -498,10 +849,23 @@ impl Engine {
             None
         };
         if let Some(text) = problem {
-            return self.cancel_reject(s, Some(&order), cl.as_bytes(), orig_raw, CancelRejectTo::Replace, cxl_rej_reason::OTHER, text, now);
+            return self.cancel_reject(
+                s,
+                Some(&order),
+                cl.as_bytes(),
+                orig_raw,
+                CancelRejectTo::Replace,
+                cxl_rej_reason::OTHER,
+                text,
+                now,
+            );
         }
         if let Some(o) = self.orders.get_mut(key) {
-            o.pending = Pending::Replace { cl_ord_id: cl, qty, price };
+            o.pending = Pending::Replace {
+                cl_ord_id: cl,
+                qty,
+                price,
+            };
         }
         let mut evs = mem::take(&mut self.venue_events);
         evs.clear();
@@ -517,19 +881,48 @@ impl Engine {
     fn on_status(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
         let session = SessionId(s as u32);
         let cl_raw = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
-        let found = OrderIdStr::new(cl_raw).and_then(|cl| self.orders.lookup(session, &cl)).and_then(|k| self.orders.get(k).copied());
+        let found = OrderIdStr::new(cl_raw)
+            .and_then(|cl| self.orders.lookup(session, &cl))
+            .and_then(|k| self.orders.get(k).copied());
         match found {
             Some(o) => {
                 let cl = o.cl_ord_id;
-                self.send_exec(&o, &Exec { exec_type: ExecType::OrderStatus, status: o.status, cl_ord_id: cl.as_bytes(), orig_cl_ord_id: None, last: None, rej_reason: None, text: None }, now);
+                self.send_exec(
+                    &o,
+                    &Exec {
+                        exec_type: ExecType::OrderStatus,
+                        status: o.status,
+                        cl_ord_id: cl.as_bytes(),
+                        orig_cl_ord_id: None,
+                        last: None,
+                        rej_reason: None,
+                        text: None,
+                    },
+                    now,
+                );
             }
             None => {
-                let mut o = match parse_new_order(msg, s, crate::model::Account::EMPTY) {
-                    Ok(o) | Err((_, o)) => o,
-                };
+                let mut o = blank_order(s, crate::model::Account::EMPTY);
+                let _ = parse_new_order(msg, &mut o);
                 o.status = OrdStatus::Rejected;
-                let cl = if cl_raw.is_empty() { b"NONE".as_slice() } else { cl_raw };
-                self.send_exec(&o, &Exec { exec_type: ExecType::OrderStatus, status: OrdStatus::Rejected, cl_ord_id: cl, orig_cl_ord_id: None, last: None, rej_reason: Some(ord_rej_reason::UNKNOWN_ORDER), text: Some(b"unknown order") }, now);
+                let cl = if cl_raw.is_empty() {
+                    b"NONE".as_slice()
+                } else {
+                    cl_raw
+                };
+                self.send_exec(
+                    &o,
+                    &Exec {
+                        exec_type: ExecType::OrderStatus,
+                        status: OrdStatus::Rejected,
+                        cl_ord_id: cl,
+                        orig_cl_ord_id: None,
+                        last: None,
+                        rej_reason: Some(ord_rej_reason::UNKNOWN_ORDER),
+                        text: Some(b"unknown order"),
+                    },
+                    now,
+                );
             }
         }
     }
@@ -538,7 +931,11 @@ impl Engine {
         self.counters.inc(Counter::MassCancels);
         let session = SessionId(s as u32);
         let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"NONE");
-        let request_type = msg.char(tags::MASS_CANCEL_REQUEST_TYPE).ok().flatten().unwrap_or(b'0');
+        let request_type = msg
+            .char(tags::MASS_CANCEL_REQUEST_TYPE)
+            .ok()
+            .flatten()
+            .unwrap_or(b'0');
         let symbol = msg.get(tags::SYMBOL).and_then(Symbol::new);
         let accepted = match request_type {
             b'7' => true,
@@ -547,16 +944,24 @@ impl Engine {
         };
         let mut keys = mem::take(&mut self.keys);
         if accepted {
-            self.orders.open_orders(&mut keys, |o| o.session == session && (request_type == b'7' || Some(o.symbol) == symbol));
+            self.orders.open_orders(&mut keys, |o| {
+                o.session == session && (request_type == b'7' || Some(o.symbol) == symbol)
+            });
         } else {
             keys.clear();
         }
         self.mass_report_id += 1;
         let report_id = self.mass_report_id;
         let affected = keys.len() as u64;
-        let text: Option<&[u8]> = if accepted { None } else { Some(b"MassCancelRequestType(530) must be 1 (by Symbol, with Symbol(55)) or 7 (all orders)") };
+        let text: Option<&[u8]> = if accepted {
+            None
+        } else {
+            Some(b"MassCancelRequestType(530) must be 1 (by Symbol, with Symbol(55)) or 7 (all orders)")
+        };
         if let Some((slot, out, c)) = self.session_and_out(s) {
-            let _ = slot.session.send_app(b"r", now, out, |w| exec::mass_cancel_report(w, cl, report_id, request_type, accepted, affected, text));
+            let _ = slot.session.send_app(b"r", now, out, |w| {
+                exec::mass_cancel_report(w, cl, report_id, request_type, accepted, affected, text)
+            });
             if let Some(c) = c {
                 self.mark_dirty(c);
             }
@@ -573,7 +978,9 @@ impl Engine {
     pub(crate) fn cancel_session_orders(&mut self, s: usize, now: Nanos) {
         let session = SessionId(s as u32);
         let mut keys = mem::take(&mut self.keys);
-        self.orders.open_orders(&mut keys, |o| o.session == session && o.pending == Pending::None);
+        self.orders.open_orders(&mut keys, |o| {
+            o.session == session && o.pending == Pending::None
+        });
         let n = keys.len();
         for &key in &keys {
             self.venue_cancel(key, now);
@@ -581,7 +988,11 @@ impl Engine {
         self.keys = keys;
         if n > 0 {
             self.counters.add(Counter::CancelOnDisconnect, n as u64);
-            self.emit(Event::CanceledOnDisconnect { session, orders: n as u32, at: now });
+            self.emit(Event::CanceledOnDisconnect {
+                session,
+                orders: n as u32,
+                at: now,
+            });
         }
     }
 }
@@ -595,15 +1006,20 @@ mod tests {
     fn parses_a_limit_order_and_refuses_bad_fields() {
         let msg = with_trailer(b"8=FIX.4.4\x019=0\x0135=D\x0134=2\x0149=C\x0152=20240101-00:00:00\x0156=G\x0111=A1\x0155=AAPL\x0154=1\x0138=100\x0140=2\x0144=10.5\x01");
         let m = Message::decode(&msg).unwrap();
-        let o = parse_new_order(&m, 0, crate::model::Account::EMPTY).unwrap();
+        let mut o = blank_order(0, crate::model::Account::EMPTY);
+        parse_new_order(&m, &mut o).unwrap();
         assert_eq!(o.qty, Qty::from_units(100));
         assert_eq!(o.price, Some(crate::model::Price(1_050_000_000)));
         let msg = with_trailer(b"8=FIX.4.4\x019=0\x0135=D\x0134=2\x0149=C\x0152=20240101-00:00:00\x0156=G\x0111=A1\x0155=AAPL\x0154=1\x0138=-5\x0140=2\x0144=10.5\x01");
         let m = Message::decode(&msg).unwrap();
-        let (why, o) = parse_new_order(&m, 0, crate::model::Account::EMPTY).unwrap_err();
+        let mut o = blank_order(0, crate::model::Account::EMPTY);
+        let why = parse_new_order(&m, &mut o).unwrap_err();
         assert_eq!(o.cl_ord_id.as_bytes(), b"A1");
         let mut buf = [0u8; 96];
         let n = why.render(&mut buf);
-        assert!(buf[..n].starts_with(b"incorrect value format: tag 38") || buf[..n].starts_with(b"OrderQty"));
+        assert!(
+            buf[..n].starts_with(b"incorrect value format: tag 38")
+                || buf[..n].starts_with(b"OrderQty")
+        );
     }
 }

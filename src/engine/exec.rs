@@ -30,7 +30,14 @@ fn order_id_text(o: &Order, buf: &mut [u8; 20]) -> usize {
 }
 
 /// Writes the body of an ExecutionReport.
-pub fn execution_report(w: &mut Writer<'_>, v: BeginString, o: &Order, e: &Exec<'_>, exec_id: u64, now: Nanos) {
+pub fn execution_report(
+    w: &mut Writer<'_>,
+    v: BeginString,
+    o: &Order,
+    e: &Exec<'_>,
+    exec_id: u64,
+    now: Nanos,
+) {
     let mut id = [0u8; 20];
     let n = order_id_text(o, &mut id);
     if o.order_id == 0 {
@@ -67,7 +74,11 @@ pub fn execution_report(w: &mut Writer<'_>, v: BeginString, o: &Order, e: &Exec<
         (_, t) => t.to_fix(),
     };
     if v == BeginString::Fix42 {
-        let trans = if e.exec_type == ExecType::OrderStatus { b'3' } else { b'0' };
+        let trans = if e.exec_type == ExecType::OrderStatus {
+            b'3'
+        } else {
+            b'0'
+        };
         w.char(tags::EXEC_TRANS_TYPE as u32, trans);
     }
     w.char(tags::EXEC_TYPE as u32, exec_type);
@@ -78,7 +89,14 @@ pub fn execution_report(w: &mut Writer<'_>, v: BeginString, o: &Order, e: &Exec<
     if !o.account.is_empty() {
         w.str(tags::ACCOUNT as u32, o.account.as_bytes());
     }
-    w.str(tags::SYMBOL as u32, if o.symbol.is_empty() { b"[N/A]" } else { o.symbol.as_bytes() });
+    w.str(
+        tags::SYMBOL as u32,
+        if o.symbol.is_empty() {
+            b"[N/A]"
+        } else {
+            o.symbol.as_bytes()
+        },
+    );
     w.char(tags::SIDE as u32, o.side.to_fix());
     w.qty(tags::ORDER_QTY as u32, o.qty);
     w.char(tags::ORD_TYPE as u32, o.ord_type.to_fix());
@@ -90,7 +108,11 @@ pub fn execution_report(w: &mut Writer<'_>, v: BeginString, o: &Order, e: &Exec<
         w.qty(tags::LAST_QTY as u32, q);
         w.price(tags::LAST_PX as u32, p);
     }
-    let leaves = if e.status.is_terminal() || e.status == OrdStatus::Rejected { Qty::ZERO } else { o.leaves() };
+    let leaves = if e.status.is_terminal() || e.status == OrdStatus::Rejected {
+        Qty::ZERO
+    } else {
+        o.leaves()
+    };
     w.qty(tags::LEAVES_QTY as u32, leaves);
     w.qty(tags::CUM_QTY as u32, o.cum_qty);
     w.price(tags::AVG_PX as u32, o.avg_px());
@@ -141,14 +163,27 @@ pub fn order_cancel_reject(
     }
     w.str(tags::CL_ORD_ID as u32, cl_ord_id);
     w.str(tags::ORIG_CL_ORD_ID as u32, orig_cl_ord_id);
-    let status = order.map_or(OrdStatus::Rejected, |o| if o.status.is_terminal() { o.status } else { o.working_status() });
+    let status = order.map_or(OrdStatus::Rejected, |o| {
+        if o.status.is_terminal() {
+            o.status
+        } else {
+            o.working_status()
+        }
+    });
     w.char(tags::ORD_STATUS as u32, status.to_fix());
     if let Some(o) = order {
         if v == BeginString::Fix44 && !o.account.is_empty() {
             w.str(tags::ACCOUNT as u32, o.account.as_bytes());
         }
     }
-    w.char(tags::CXL_REJ_RESPONSE_TO as u32, if to == CancelRejectTo::Cancel { b'1' } else { b'2' });
+    w.char(
+        tags::CXL_REJ_RESPONSE_TO as u32,
+        if to == CancelRejectTo::Cancel {
+            b'1'
+        } else {
+            b'2'
+        },
+    );
     w.uint(tags::CXL_REJ_REASON as u32, u64::from(reason));
     w.str(tags::TEXT as u32, text);
 }
@@ -169,7 +204,10 @@ pub fn mass_cancel_report(
     let n = write_u64(&mut id[1..], report_id);
     w.str(tags::ORDER_ID as u32, &id[..n + 1]);
     w.char(tags::MASS_CANCEL_REQUEST_TYPE as u32, request_type);
-    w.char(tags::MASS_CANCEL_RESPONSE as u32, if accepted { request_type } else { b'0' });
+    w.char(
+        tags::MASS_CANCEL_RESPONSE as u32,
+        if accepted { request_type } else { b'0' },
+    );
     if !accepted {
         w.uint(tags::MASS_CANCEL_REJECT_REASON as u32, 99);
     }

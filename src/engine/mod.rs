@@ -134,16 +134,21 @@ impl Engine {
     pub fn new(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), StartError> {
         let gw = cfg.gateway.clone();
         let data = gw.data_dir.clone();
-        std::fs::create_dir_all(&data).map_err(|e| start_err(format!("data_dir {}", data.display()), e))?;
+        std::fs::create_dir_all(&data)
+            .map_err(|e| start_err(format!("data_dir {}", data.display()), e))?;
         let poll = Poll::new().map_err(|e| start_err("epoll", e))?;
         let mut listeners = Vec::new();
         let mut listen_addrs = Vec::new();
         for (i, l) in cfg.listeners.iter().enumerate() {
-            let mut lst = net::listen(l.address).map_err(|e| start_err(format!("listener[{i}] {}", l.address), e))?;
+            let mut lst = net::listen(l.address)
+                .map_err(|e| start_err(format!("listener[{i}] {}", l.address), e))?;
             poll.registry()
                 .register(&mut lst, Token(LISTENER_BASE + i), Interest::READABLE)
                 .map_err(|e| start_err("register listener", e))?;
-            listen_addrs.push(lst.local_addr().map_err(|e| start_err("listener address", e))?);
+            listen_addrs.push(
+                lst.local_addr()
+                    .map_err(|e| start_err("listener address", e))?,
+            );
             listeners.push(lst);
         }
         let now = clock.now();
@@ -153,13 +158,19 @@ impl Engine {
         for s in &cfg.sessions {
             let begin = BeginString::parse(s.begin_string.as_bytes())
                 .ok_or_else(|| StartError(format!("session begin_string {:?}", s.begin_string)))?;
-            let our = CompId::new(s.our_comp_id.as_bytes()).ok_or_else(|| StartError("our_comp_id too long".into()))?;
-            let their = CompId::new(s.their_comp_id.as_bytes()).ok_or_else(|| StartError("their_comp_id too long".into()))?;
+            let our = CompId::new(s.our_comp_id.as_bytes())
+                .ok_or_else(|| StartError("our_comp_id too long".into()))?;
+            let their = CompId::new(s.their_comp_id.as_bytes())
+                .ok_or_else(|| StartError("their_comp_id too long".into()))?;
             let key = format!("{}-{}-{}", s.begin_string, s.our_comp_id, s.their_comp_id);
             let store = if s.persist {
-                let sc = SessionStoreConfig { segment_bytes: gw.segment_bytes, ..Default::default() };
+                let sc = SessionStoreConfig {
+                    segment_bytes: gw.segment_bytes,
+                    ..Default::default()
+                };
                 AnyStore::Disk(Box::new(
-                    SessionStore::open_with(&sessions_dir, &key, &sc, now.0).map_err(|e| start_err(format!("session store {key}"), e))?,
+                    SessionStore::open_with(&sessions_dir, &key, &sc, now.0)
+                        .map_err(|e| start_err(format!("session store {key}"), e))?,
                 ))
             } else {
                 AnyStore::Memory(crate::session::MemoryStore::new())
@@ -196,13 +207,16 @@ impl Engine {
         let mut venues = Vec::new();
         let mut names = Vec::new();
         for v in &cfg.venues {
-            let name = VenueName::new(v.name.as_bytes()).ok_or_else(|| StartError(format!("venue name {:?} longer than 16", v.name)))?;
+            let name = VenueName::new(v.name.as_bytes())
+                .ok_or_else(|| StartError(format!("venue name {:?} longer than 16", v.name)))?;
             names.push(name);
             let kind = match v.kind.as_str() {
                 "sim" => {
                     let behaviour = match v.behaviour.as_deref().unwrap_or("fill") {
                         "ack" => SimBehaviour::AckOnly,
-                        "partial" => SimBehaviour::PartialFills { slices: v.partial_slices.unwrap_or(2) },
+                        "partial" => SimBehaviour::PartialFills {
+                            slices: v.partial_slices.unwrap_or(2),
+                        },
                         "book" => SimBehaviour::Book,
                         _ => SimBehaviour::FillImmediately,
                     };
@@ -214,23 +228,45 @@ impl Engine {
                         default_fill_price: Price::from_units(100),
                     })))
                 }
-                other => return Err(StartError(format!("venue {:?}: kind {other:?} is not available yet", v.name))),
+                other => {
+                    return Err(StartError(format!(
+                        "venue {:?}: kind {other:?} is not available yet",
+                        v.name
+                    )))
+                }
             };
-            venues.push(VenueSlot { name, kind, up: true });
+            venues.push(VenueSlot {
+                name,
+                kind,
+                up: true,
+            });
         }
         let rules = cfg
             .routes
             .iter()
             .filter_map(|r| {
                 Some(Rule {
-                    ex_destination: r.ex_destination.as_deref().and_then(|d| VenueName::new(d.as_bytes())),
-                    symbol: r.symbol.as_deref().and_then(|s| crate::model::Symbol::new(s.as_bytes())),
-                    account: r.account.as_deref().and_then(|a| Account::new(a.as_bytes())),
-                    venue: names.iter().position(|n| n.as_bytes() == r.venue.as_bytes())? as u16,
+                    ex_destination: r
+                        .ex_destination
+                        .as_deref()
+                        .and_then(|d| VenueName::new(d.as_bytes())),
+                    symbol: r
+                        .symbol
+                        .as_deref()
+                        .and_then(|s| crate::model::Symbol::new(s.as_bytes())),
+                    account: r
+                        .account
+                        .as_deref()
+                        .and_then(|a| Account::new(a.as_bytes())),
+                    venue: names
+                        .iter()
+                        .position(|n| n.as_bytes() == r.venue.as_bytes())?
+                        as u16,
                 })
             })
             .collect();
-        let journal = Journal::open(&data.join("journal"), gw.segment_bytes).map_err(|e| start_err("order journal", e))?;
+        let journal = Journal::open(&data.join("journal"), gw.segment_bytes)
+            .map_err(|e| start_err("order journal", e))?;
         let (cmd_tx, cmd_rx) = command_channel();
         let counters = Arc::new(Counters::default());
         let ring = EventRing::new(gw.event_ring);
@@ -263,7 +299,13 @@ impl Engine {
             gw,
         };
         engine.recover();
-        let handle = EngineHandle { counters, events: ring, commands: cmd_tx, listen_addrs, stop };
+        let handle = EngineHandle {
+            counters,
+            events: ring,
+            commands: cmd_tx,
+            listen_addrs,
+            stop,
+        };
         Ok((engine, handle))
     }
 
@@ -299,7 +341,10 @@ impl Engine {
 
     /// Addresses the listeners are bound to.
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// Runs the loop until a shutdown command or the stop flag; then logs sessions out and
@@ -337,7 +382,11 @@ impl Engine {
         ready.clear();
         for ev in self.events.iter() {
             if ready.len() < ready.capacity() {
-                ready.push((ev.token(), ev.is_readable() || ev.is_read_closed() || ev.is_error(), ev.is_writable()));
+                ready.push((
+                    ev.token(),
+                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                    ev.is_writable(),
+                ));
             }
         }
         let work = ready.len();
@@ -371,7 +420,9 @@ impl Engine {
     #[cold]
     fn accept(&mut self, listener: usize, now: Nanos) {
         loop {
-            let Some(l) = self.listeners.get(listener) else { return };
+            let Some(l) = self.listeners.get(listener) else {
+                return;
+            };
             let (stream, peer) = match l.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -385,11 +436,21 @@ impl Engine {
                 continue;
             };
             let _ = net::tune(&stream);
-            let mut conn = Conn::new(stream, peer, self.gw.recv_buffer_bytes, self.gw.send_buffer_bytes, now);
+            let mut conn = Conn::new(
+                stream,
+                peer,
+                self.gw.recv_buffer_bytes,
+                self.gw.send_buffer_bytes,
+                now,
+            );
             if self
                 .poll
                 .registry()
-                .register(&mut conn.stream, Token(slot), Interest::READABLE | Interest::WRITABLE)
+                .register(
+                    &mut conn.stream,
+                    Token(slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .is_err()
             {
                 self.free_conns.push(slot);
@@ -406,7 +467,9 @@ impl Engine {
 
     fn on_readable(&mut self, c: usize, now: Nanos) {
         loop {
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else { return };
+            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+                return;
+            };
             if conn.dead {
                 break;
             }
@@ -418,7 +481,9 @@ impl Engine {
             }
             self.process_input(c, now);
             // A full buffer was framed and compacted: read again until the socket is drained.
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else { return };
+            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+                return;
+            };
             if !got || conn.dead || conn.closing || conn.tail < conn.inbuf.len() / 2 {
                 break;
             }
@@ -432,7 +497,9 @@ impl Engine {
 
     fn process_input(&mut self, c: usize, now: Nanos) {
         loop {
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else { return };
+            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+                return;
+            };
             if conn.closing {
                 return;
             }
@@ -448,7 +515,11 @@ impl Engine {
                     self.refuse_oversized(c, now);
                     return;
                 }
-                Frame::Message { len, body_length_ok, checksum_ok } => {
+                Frame::Message {
+                    len,
+                    body_length_ok,
+                    checksum_ok,
+                } => {
                     conn.head += len;
                     if !(body_length_ok && checksum_ok) {
                         self.garbled(c);
@@ -470,7 +541,12 @@ impl Engine {
     #[cold]
     fn garbled(&mut self, c: usize) {
         self.counters.inc(Counter::GarbledMessages);
-        if let Some(s) = self.conns.get(c).and_then(Option::as_ref).and_then(|conn| conn.session) {
+        if let Some(s) = self
+            .conns
+            .get(c)
+            .and_then(Option::as_ref)
+            .and_then(|conn| conn.session)
+        {
             if let Some(slot) = self.sessions.get_mut(s) {
                 slot.session.on_garbled();
             }
@@ -479,10 +555,16 @@ impl Engine {
 
     #[cold]
     fn refuse_oversized(&mut self, c: usize, now: Nanos) {
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else { return };
+        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            return;
+        };
         match conn.session.and_then(|s| self.sessions.get_mut(s)) {
             Some(slot) => {
-                slot.session.logout(b"message exceeds the maximum message size", now, &mut conn.out);
+                slot.session.logout(
+                    b"message exceeds the maximum message size",
+                    now,
+                    &mut conn.out,
+                );
                 conn.closing = true;
             }
             None => conn.dead = true,
@@ -495,7 +577,11 @@ impl Engine {
             self.garbled(c);
             return;
         };
-        let bound = self.conns.get(c).and_then(Option::as_ref).and_then(|conn| conn.session);
+        let bound = self
+            .conns
+            .get(c)
+            .and_then(Option::as_ref)
+            .and_then(|conn| conn.session);
         let s = match bound {
             Some(s) => s,
             None => match self.bind_session(c, &msg, now) {
@@ -507,8 +593,14 @@ impl Engine {
         // Messages that arrived ahead of a gap and are now in sequence.
         loop {
             let mut scratch = mem::take(&mut self.scratch);
-            let n = self.sessions.get_mut(s).and_then(|slot| slot.session.take_queued(&mut scratch));
-            if let Some(m) = n.and_then(|n| scratch.get(..n)).and_then(|b| Message::decode(b).ok()) {
+            let n = self
+                .sessions
+                .get_mut(s)
+                .and_then(|slot| slot.session.take_queued(&mut scratch));
+            if let Some(m) = n
+                .and_then(|n| scratch.get(..n))
+                .and_then(|b| Message::decode(b).ok())
+            {
                 self.dispatch(s, c, &m, now);
             }
             self.scratch = scratch;
@@ -519,7 +611,10 @@ impl Engine {
     }
 
     fn dispatch(&mut self, s: usize, c: usize, msg: &Message<'_>, now: Nanos) {
-        let (Some(slot), Some(Some(conn))) = (self.sessions.get_mut(s), self.conns.get_mut(c)) else { return };
+        let (Some(slot), Some(Some(conn))) = (self.sessions.get_mut(s), self.conns.get_mut(c))
+        else {
+            return;
+        };
         if conn.closing || conn.dead {
             return;
         }
@@ -529,7 +624,10 @@ impl Engine {
             Inbound::Handled => {}
             Inbound::LoggedOn => {
                 self.counters.inc(Counter::LogonsAccepted);
-                self.emit(Event::LoggedOn { session: SessionId(s as u32), at: now });
+                self.emit(Event::LoggedOn {
+                    session: SessionId(s as u32),
+                    at: now,
+                });
             }
             Inbound::Application => self.on_application(s, msg, now),
             Inbound::Disconnect(_) => {
@@ -547,8 +645,15 @@ impl Engine {
     fn bind_session(&mut self, c: usize, msg: &Message<'_>, now: Nanos) -> Option<usize> {
         let refuse = |e: &mut Engine, reason: &'static str| {
             e.counters.inc(Counter::LogonsRefused);
-            let their = msg.get(crate::fix::tags::SENDER_COMP_ID).and_then(CompId::new).unwrap_or(CompId::EMPTY);
-            e.emit(Event::LogonRefused { their_comp_id: their, reason, at: now });
+            let their = msg
+                .get(crate::fix::tags::SENDER_COMP_ID)
+                .and_then(CompId::new)
+                .unwrap_or(CompId::EMPTY);
+            e.emit(Event::LogonRefused {
+                their_comp_id: their,
+                reason,
+                at: now,
+            });
             if let Some(Some(conn)) = e.conns.get_mut(c) {
                 conn.dead = true;
             }
@@ -561,10 +666,15 @@ impl Engine {
         let their = msg.get(crate::fix::tags::SENDER_COMP_ID).unwrap_or(b"");
         let our = msg.get(crate::fix::tags::TARGET_COMP_ID).unwrap_or(b"");
         let found = self.sessions.iter().position(|slot| {
-            slot.begin.as_bytes() == begin && slot.their_comp_id.as_bytes() == their && slot.our_comp_id.as_bytes() == our
+            slot.begin.as_bytes() == begin
+                && slot.their_comp_id.as_bytes() == their
+                && slot.our_comp_id.as_bytes() == our
         });
         let Some(s) = found else {
-            return refuse(self, "no session configured for these CompIDs and BeginString");
+            return refuse(
+                self,
+                "no session configured for these CompIDs and BeginString",
+            );
         };
         if self.sessions.get(s).is_some_and(|slot| slot.conn.is_some()) {
             return refuse(self, "session already logged on from another connection");
@@ -582,7 +692,9 @@ impl Engine {
     fn on_timers(&mut self, now: Nanos) {
         let logon_timeout = Nanos::from_millis(self.gw.logon_timeout_ms);
         for c in 0..self.conns.len() {
-            let Some(Some(conn)) = self.conns.get_mut(c) else { continue };
+            let Some(Some(conn)) = self.conns.get_mut(c) else {
+                continue;
+            };
             match conn.session {
                 None => {
                     if now.saturating_sub(conn.opened_at) > logon_timeout {
@@ -592,7 +704,9 @@ impl Engine {
                     }
                 }
                 Some(s) => {
-                    let Some(slot) = self.sessions.get_mut(s) else { continue };
+                    let Some(slot) = self.sessions.get_mut(s) else {
+                        continue;
+                    };
                     if let Some(_reason) = slot.session.on_timer(now, &mut conn.out) {
                         conn.closing = true;
                     }
@@ -614,7 +728,9 @@ impl Engine {
     fn flush_dirty(&mut self, now: Nanos) {
         let mut dirty = mem::take(&mut self.dirty);
         for &c in &dirty {
-            let Some(Some(conn)) = self.conns.get_mut(c) else { continue };
+            let Some(Some(conn)) = self.conns.get_mut(c) else {
+                continue;
+            };
             let before = conn.out.pending().len();
             if conn.flush().is_err() {
                 conn.dead = true;
@@ -623,7 +739,11 @@ impl Engine {
                 self.counters.inc(Counter::MessagesOut);
             }
             if conn.dead || (conn.closing && conn.out.is_empty()) {
-                let reason = if conn.dead { "socket error" } else { "logged out" };
+                let reason = if conn.dead {
+                    "socket error"
+                } else {
+                    "logged out"
+                };
                 self.close(c, now, reason);
             }
         }
@@ -634,7 +754,9 @@ impl Engine {
     /// Closes connection `c` and unbinds its session (cancel-on-disconnect applies).
     #[cold]
     fn close(&mut self, c: usize, now: Nanos, reason: &'static str) {
-        let Some(mut conn) = self.conns.get_mut(c).and_then(Option::take) else { return };
+        let Some(mut conn) = self.conns.get_mut(c).and_then(Option::take) else {
+            return;
+        };
         let _ = conn.flush();
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.free_conns.push(c);
@@ -646,7 +768,11 @@ impl Engine {
                 slot.session.on_disconnect(now);
                 cancel = slot.cancel_on_disconnect;
             }
-            self.emit(Event::Disconnected { session: SessionId(s as u32), reason, at: now });
+            self.emit(Event::Disconnected {
+                session: SessionId(s as u32),
+                reason,
+                at: now,
+            });
             if cancel {
                 self.cancel_session_orders(s, now);
             }
@@ -659,9 +785,12 @@ impl Engine {
         self.stopping = Some(now);
         for slot in &mut self.sessions {
             let Some(c) = slot.conn else { continue };
-            let Some(Some(conn)) = self.conns.get_mut(c) else { continue };
+            let Some(Some(conn)) = self.conns.get_mut(c) else {
+                continue;
+            };
             if slot.session.is_logged_on() {
-                slot.session.logout(b"gateway shutting down", now, &mut conn.out);
+                slot.session
+                    .logout(b"gateway shutting down", now, &mut conn.out);
             }
             conn.closing = true;
         }
@@ -684,10 +813,16 @@ impl Engine {
 
     /// The output buffer for session `s`: its connection's, or the detached sink (messages are
     /// then only stored for resend).
-    pub(crate) fn session_and_out(&mut self, s: usize) -> Option<(&mut SessionSlot, &mut OutBuf, Option<usize>)> {
+    pub(crate) fn session_and_out(
+        &mut self,
+        s: usize,
+    ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<usize>)> {
         let slot = self.sessions.get_mut(s)?;
         let conn_idx = slot.conn;
-        let out = match conn_idx.and_then(|c| self.conns.get_mut(c)).and_then(Option::as_mut) {
+        let out = match conn_idx
+            .and_then(|c| self.conns.get_mut(c))
+            .and_then(Option::as_mut)
+        {
             Some(conn) => &mut conn.out,
             None => {
                 self.detached.clear();

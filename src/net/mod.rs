@@ -40,7 +40,13 @@ pub enum ReadOutcome {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr, recv_bytes: usize, send_bytes: usize, now: Nanos) -> Conn {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        recv_bytes: usize,
+        send_bytes: usize,
+        now: Nanos,
+    ) -> Conn {
         Conn {
             stream,
             peer,
@@ -63,7 +69,9 @@ impl Conn {
             self.head = 0;
         }
         loop {
-            let Some(spare) = self.inbuf.get_mut(self.tail..) else { return ReadOutcome::Open };
+            let Some(spare) = self.inbuf.get_mut(self.tail..) else {
+                return ReadOutcome::Open;
+            };
             if spare.is_empty() {
                 return ReadOutcome::Open; // full: the caller frames, then reads again
             }
@@ -99,7 +107,11 @@ impl Conn {
 /// Binds a listening socket with SO_REUSEADDR (a restarted gateway must not wait out
 /// TIME_WAIT) and a deep backlog.
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;

@@ -61,7 +61,9 @@ pub fn session_tag(begin: &[u8], our: &[u8], their: &[u8]) -> u64 {
 
 impl Journal {
     pub fn open(dir: &Path, segment_bytes: usize) -> io::Result<Journal> {
-        Ok(Journal { log: AppendLog::open(dir, "orders", segment_bytes)? })
+        Ok(Journal {
+            log: AppendLog::open(dir, "orders", segment_bytes)?,
+        })
     }
 
     /// Appends the current state of `order` (no allocation, no syscall in steady state).
@@ -69,15 +71,20 @@ impl Journal {
     pub fn record(&mut self, key: OrderKey, order: &Order, session_tag: u64) -> io::Result<()> {
         let mut buf = [0u8; SNAPSHOT_BYTES];
         encode(order, session_tag, &mut buf);
-        self.log.append(KIND_SNAPSHOT, u64::from(key.0), &buf).map(|_| ())
+        self.log
+            .append(KIND_SNAPSHOT, u64::from(key.0), &buf)
+            .map(|_| ())
     }
 
     /// Every snapshot in order: `(key, session tag, order)`.
     pub fn replay(&self) -> impl Iterator<Item = (OrderKey, u64, Order)> + '_ {
-        self.log.iter().filter(|r| r.kind == KIND_SNAPSHOT).filter_map(|r| {
-            let (tag, o) = decode(r.payload)?;
-            Some((OrderKey(r.user as u32), tag, o))
-        })
+        self.log
+            .iter()
+            .filter(|r| r.kind == KIND_SNAPSHOT)
+            .filter_map(|r| {
+                let (tag, o) = decode(r.payload)?;
+                Some((OrderKey(r.user as u32), tag, o))
+            })
     }
 
     pub fn flush(&self) -> io::Result<()> {
@@ -121,7 +128,9 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
     if buf.len() < SNAPSHOT_BYTES {
         return None;
     }
-    let u64_at = |at: usize| -> Option<u64> { Some(u64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?)) };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?))
+    };
     let i64_at = |at: usize| u64_at(at).map(|v| v as i64);
     let tag = u64_at(0)?;
     let cl_ord_id: OrderIdStr = get_str(buf, 8)?;
@@ -171,7 +180,7 @@ mod tests {
             side: Side::Sell,
             ord_type: OrdType::Limit,
             tif: TimeInForce::GoodTillCancel,
-            price: Some(Price(123_450_000_00)),
+            price: Some(Price(12_345_000_000)),
             qty: Qty::from_units(10),
             cum_qty: Qty::ZERO,
             filled_notional: 0,
@@ -184,7 +193,7 @@ mod tests {
             live: true,
         };
         j.record(OrderKey(7), &o, 5).unwrap();
-        o.apply_fill(Qty::from_units(4), Price(123_000_000_00));
+        o.apply_fill(Qty::from_units(4), Price(12_300_000_000));
         o.exec_seq = 2;
         j.record(OrderKey(7), &o, 5).unwrap();
         drop(j);

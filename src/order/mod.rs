@@ -299,7 +299,9 @@ impl OrderTable {
     /// Recovery: puts `order` back at `key` (its slot before the restart), replacing any older
     /// snapshot there. Call [`OrderTable::finish_restore`] once all are in.
     pub fn restore(&mut self, key: OrderKey, mut order: Order) {
-        let Some(slot) = self.orders.get_mut(key.0 as usize) else { return };
+        let Some(slot) = self.orders.get_mut(key.0 as usize) else {
+            return;
+        };
         if slot.live && (slot.session != order.session || slot.cl_ord_id != order.cl_ord_id) {
             let old = (slot.session, slot.cl_ord_id);
             if self.index.get(&old) == Some(&key) {
@@ -310,7 +312,9 @@ impl OrderTable {
         *slot = order;
         self.index.insert((order.session, order.cl_ord_id), key);
         if !order.orig_cl_ord_id.is_empty() {
-            self.index.entry((order.session, order.orig_cl_ord_id)).or_insert(key);
+            self.index
+                .entry((order.session, order.orig_cl_ord_id))
+                .or_insert(key);
         }
         self.bump_order_id(order.order_id);
     }

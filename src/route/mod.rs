@@ -36,7 +36,9 @@ impl Router {
     }
 
     pub fn venue_name(&self, v: u16) -> &[u8] {
-        self.venues.get(usize::from(v)).map_or(b"?", |n| n.as_bytes())
+        self.venues
+            .get(usize::from(v))
+            .map_or(b"?", |n| n.as_bytes())
     }
 
     /// Picks the venue for an order. Returns the venue index and why it was chosen (recorded as
@@ -91,16 +93,38 @@ mod tests {
         let r = Router::new(
             vec![n("SIM"), n("XNAS"), n("XLON")],
             vec![
-                Rule { ex_destination: None, symbol: Symbol::new(b"VOD"), account: None, venue: 2 },
-                Rule { ex_destination: Some(n("NASDAQ")), symbol: None, account: None, venue: 1 },
+                Rule {
+                    ex_destination: None,
+                    symbol: Symbol::new(b"VOD"),
+                    account: None,
+                    venue: 2,
+                },
+                Rule {
+                    ex_destination: Some(n("NASDAQ")),
+                    symbol: None,
+                    account: None,
+                    venue: 1,
+                },
             ],
         );
         let acc = Account::EMPTY;
         let aapl = Symbol::new(b"AAPL").unwrap();
-        assert_eq!(r.route(None, &Symbol::new(b"VOD").unwrap(), &acc), Ok((2, RouteReason::Rule(0))));
-        assert_eq!(r.route(Some(b"NASDAQ"), &aapl, &acc), Ok((1, RouteReason::Rule(1))));
-        assert_eq!(r.route(Some(b"XNAS"), &aapl, &acc), Ok((1, RouteReason::ExDestination)));
+        assert_eq!(
+            r.route(None, &Symbol::new(b"VOD").unwrap(), &acc),
+            Ok((2, RouteReason::Rule(0)))
+        );
+        assert_eq!(
+            r.route(Some(b"NASDAQ"), &aapl, &acc),
+            Ok((1, RouteReason::Rule(1)))
+        );
+        assert_eq!(
+            r.route(Some(b"XNAS"), &aapl, &acc),
+            Ok((1, RouteReason::ExDestination))
+        );
         assert_eq!(r.route(None, &aapl, &acc), Ok((0, RouteReason::Default)));
-        assert_eq!(r.route(Some(b"NOPE"), &aapl, &acc), Err(RouteError::UnknownDestination));
+        assert_eq!(
+            r.route(Some(b"NOPE"), &aapl, &acc),
+            Err(RouteError::UnknownDestination)
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Session scenarios, numbered after QuickFIX's acceptance tests (`test/definitions/server/`).
 
 use super::script::{acceptor, run};
-use crate::fix::BeginString::{Fix42, Fix44};
+use crate::fix::BeginString::Fix44;
 
 #[test]
 fn s1a_valid_logon_with_correct_msg_seq_num() {

@@ -36,7 +36,10 @@ fn garbage_before_logon_is_dropped() {
 fn connection_without_logon_is_closed_after_the_logon_timeout() {
     let gw = gateway();
     let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
-    assert!(c.closed_within(Duration::from_secs(6)), "slowloris connection must be closed");
+    assert!(
+        c.closed_within(Duration::from_secs(6)),
+        "slowloris connection must be closed"
+    );
     still_serves(&gw);
 }
 
@@ -59,7 +62,10 @@ fn unknown_comp_ids_are_closed_without_an_answer() {
     assert!(c.received.is_empty());
     let mut c = Client::connect(gw.addr, "FIX.4.2", "CLIENT1", "GW");
     c.send("A", "98=0|108=30");
-    assert!(c.closed_within(Duration::from_secs(3)), "wrong BeginString for the session");
+    assert!(
+        c.closed_within(Duration::from_secs(3)),
+        "wrong BeginString for the session"
+    );
     still_serves(&gw);
 }
 
@@ -82,7 +88,11 @@ fn oversized_message_ends_the_session() {
     c.logon(30);
     c.send_raw(b"8=FIX.4.4\x019=999999\x0135=D\x01");
     let lo = c.expect("5");
-    assert!(field(&lo, 58).unwrap().contains("maximum message size"), "{}", show(&lo));
+    assert!(
+        field(&lo, 58).unwrap().contains("maximum message size"),
+        "{}",
+        show(&lo)
+    );
     assert!(c.closed_within(Duration::from_secs(3)));
     still_serves(&gw);
 }
@@ -100,7 +110,11 @@ fn garbled_messages_are_ignored_and_the_session_continues() {
     c.seq -= 1;
     // Non-numeric tag: garbled, ignored.
     let bad = portcullis::fix::testing::with_trailer(
-        format!("8=FIX.4.4\x019=0\x0135=1\x0134={}\x01x9=TW\x0152=20240101-00:00:00\x0156=GW\x01", c.seq).as_bytes(),
+        format!(
+            "8=FIX.4.4\x019=0\x0135=1\x0134={}\x01x9=TW\x0152=20240101-00:00:00\x0156=GW\x01",
+            c.seq
+        )
+        .as_bytes(),
     );
     c.send_raw(&bad);
     c.send("1", "112=GOOD");
@@ -113,15 +127,32 @@ fn bad_field_values_get_a_reject_not_a_crash() {
     let gw = gateway();
     let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
     c.logon(30);
-    c.send("D", "11=N1|55=AAPL|54=1|38=abc|40=2|44=1|60=20240101-00:00:00");
+    c.send(
+        "D",
+        "11=N1|55=AAPL|54=1|38=abc|40=2|44=1|60=20240101-00:00:00",
+    );
     let r = c.expect_any(&["3", "8"]);
     assert!(show(&r).contains("38"), "names OrderQty: {}", show(&r));
-    c.send("D", "11=N2|55=AAPL|54=1|38=1|38=2|40=2|44=1|60=20240101-00:00:00");
+    c.send(
+        "D",
+        "11=N2|55=AAPL|54=1|38=1|38=2|40=2|44=1|60=20240101-00:00:00",
+    );
     let r = c.expect_any(&["3", "8"]);
-    assert!(field(&r, 35).as_deref() == Some("3") || field(&r, 39).as_deref() == Some("8"), "duplicate tag refused: {}", show(&r));
-    c.send("D", "11=N3|55=AAPL|54=1|38=99999999999999999999999|40=2|44=1|60=20240101-00:00:00");
+    assert!(
+        field(&r, 35).as_deref() == Some("3") || field(&r, 39).as_deref() == Some("8"),
+        "duplicate tag refused: {}",
+        show(&r)
+    );
+    c.send(
+        "D",
+        "11=N3|55=AAPL|54=1|38=99999999999999999999999|40=2|44=1|60=20240101-00:00:00",
+    );
     let r = c.expect_any(&["3", "8"]);
-    assert!(field(&r, 35).as_deref() == Some("3") || field(&r, 39).as_deref() == Some("8"), "overflowing qty refused: {}", show(&r));
+    assert!(
+        field(&r, 35).as_deref() == Some("3") || field(&r, 39).as_deref() == Some("8"),
+        "overflowing qty refused: {}",
+        show(&r)
+    );
     c.send("D", &nos("N4", "AAPL", "1", "1", Some("1")));
     let ok = c.expect("8");
     assert_eq!(field(&ok, 11).as_deref(), Some("N4"));

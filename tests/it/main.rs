@@ -1,4 +1,8 @@
 //! Integration tests: one binary, a module per feature, through real sockets and the real CLI.
+// Test code may unwrap: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests time their own waits; the time ban is for the gateway.
+#![allow(clippy::disallowed_methods)]
 
 mod badinput;
 mod orders;

@@ -45,7 +45,12 @@ fn spawn(cfg: &std::path::Path, data: &std::path::Path) -> (Child, SocketAddr) {
     let out = child.stdout.take().unwrap();
     let mut lines = BufReader::new(out).lines();
     let first = lines.next().unwrap().unwrap();
-    let addr = first.rsplit(' ').next().unwrap().parse().unwrap_or_else(|e| panic!("{first}: {e}"));
+    let addr = first
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{first}: {e}"));
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
@@ -79,10 +84,24 @@ fn kill_dash_nine_loses_no_acknowledged_order_and_no_sequence_number() {
     let mut acked = BTreeSet::new();
     let mut last_seq_seen = 1u64;
     // Stream orders without waiting; kill the gateway while they are in flight.
+    let mut killed = false;
     for i in 0..3000 {
         c.send("D", &nos(&format!("K{i}"), "AAPL", "1", "1", Some("1")));
+        if i == 1000 {
+            // Make sure the gateway has answered some before pulling the plug mid-stream.
+            while acked.len() < 100 {
+                let m = c
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("reports before the kill");
+                last_seq_seen = field(&m, 34).unwrap().parse().unwrap();
+                if field(&m, 35).as_deref() == Some("8") {
+                    acked.insert(field(&m, 11).unwrap());
+                }
+            }
+        }
         if i == 1500 {
             gw.kill().unwrap();
+            killed = true;
         }
         while let Some(m) = c.recv_timeout(Duration::from_millis(0)) {
             last_seq_seen = field(&m, 34).unwrap().parse().unwrap();
@@ -90,7 +109,7 @@ fn kill_dash_nine_loses_no_acknowledged_order_and_no_sequence_number() {
                 acked.insert(field(&m, 11).unwrap());
             }
         }
-        if i > 1500 && c.closed_within(Duration::from_millis(1)) {
+        if killed && c.closed_within(Duration::from_millis(1)) {
             break;
         }
     }
@@ -101,7 +120,11 @@ fn kill_dash_nine_loses_no_acknowledged_order_and_no_sequence_number() {
         }
     }
     let _ = gw.wait();
-    assert!(acked.len() > 10, "some orders were acknowledged before the kill ({})", acked.len());
+    assert!(
+        acked.len() > 10,
+        "some orders were acknowledged before the kill ({})",
+        acked.len()
+    );
 
     let (mut gw, addr) = spawn(&cfg, &data);
     let next_client_seq = c.seq;
@@ -110,13 +133,15 @@ fn kill_dash_nine_loses_no_acknowledged_order_and_no_sequence_number() {
     c.send("A", "98=0|108=30");
     let logon = c.expect("A");
     let gw_seq: u64 = field(&logon, 34).unwrap().parse().unwrap();
-    assert!(gw_seq > last_seq_seen, "gateway seq continues: logon {gw_seq} after {last_seq_seen}");
+    assert!(
+        gw_seq > last_seq_seen,
+        "gateway seq continues: logon {gw_seq} after {last_seq_seen}"
+    );
     // Resend everything from 1: every report we saw must come back, in order, as PossDup.
     c.send("2", "7=1|16=0");
     let mut resent = BTreeSet::new();
     let mut expected_seq = 1u64;
-    loop {
-        let Some(m) = c.recv_timeout(Duration::from_secs(3)) else { break };
+    while let Some(m) = c.recv_timeout(Duration::from_secs(3)) {
         answer_resend_requests(&mut c, &m);
         let t = field(&m, 35).unwrap();
         let seq: u64 = field(&m, 34).unwrap().parse().unwrap();
@@ -137,7 +162,11 @@ fn kill_dash_nine_loses_no_acknowledged_order_and_no_sequence_number() {
             break;
         }
     }
-    eprintln!("recovery: {} acked before kill, {} resent, gateway seq {gw_seq}", acked.len(), resent.len());
+    eprintln!(
+        "recovery: {} acked before kill, {} resent, gateway seq {gw_seq}",
+        acked.len(),
+        resent.len()
+    );
     let missing: Vec<_> = acked.difference(&resent).collect();
     assert!(missing.is_empty(), "reports lost in the crash: {missing:?}");
     // And every acknowledged order is still known to the gateway.
@@ -151,7 +180,12 @@ fn kill_dash_nine_loses_no_acknowledged_order_and_no_sequence_number() {
             }
         };
         assert_eq!(field(&st, 11).as_deref(), Some(cl.as_str()));
-        assert_eq!(field(&st, 39).as_deref(), Some("0"), "order {cl} known and open after restart: {}", show(&st));
+        assert_eq!(
+            field(&st, 39).as_deref(),
+            Some("0"),
+            "order {cl} known and open after restart: {}",
+            show(&st)
+        );
     }
     gw.kill().unwrap();
     let _ = gw.wait();

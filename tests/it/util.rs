@@ -49,8 +49,12 @@ pub fn sim(behaviour: &str) -> String {
 
 /// A gateway running in this process.
 pub struct Gw {
+    /// Held for its Drop, which stops the gateway.
+    #[allow(dead_code)]
     pub running: Running,
     pub addr: SocketAddr,
+    /// Held for its Drop, which deletes the data folder.
+    #[allow(dead_code)]
     pub dir: tempfile::TempDir,
 }
 
@@ -61,7 +65,8 @@ pub fn start(extra: &str) -> Gw {
 
 pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Gw {
     let cfg = config(dir.path(), extra);
-    let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap_or_else(|e| panic!("start: {e}"));
+    let running =
+        portcullis::gateway::start(&cfg, Clock::fast()).unwrap_or_else(|e| panic!("start: {e}"));
     let addr = running.handle.listen_addrs[0];
     Gw { running, addr, dir }
 }
@@ -85,15 +90,28 @@ impl Client {
     pub fn connect(addr: SocketAddr, begin: &'static str, sender: &str, target: &str) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        Client { stream, begin, sender: sender.into(), target: target.into(), seq: 1, buf: Vec::new(), received: Vec::new() }
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Client {
+            stream,
+            begin,
+            sender: sender.into(),
+            target: target.into(),
+            seq: 1,
+            buf: Vec::new(),
+            received: Vec::new(),
+        }
     }
 
     /// Builds a message with a standard header and `fields` (`tag=value` separated by `|`).
     pub fn build(&mut self, msg_type: &str, fields: &str) -> Vec<u8> {
         let mut buf = vec![0u8; 8192];
         let mut w = Writer::new(&mut buf, self.begin.as_bytes(), msg_type.as_bytes());
-        w.uint(34, self.seq).str(49, self.sender.as_bytes()).timestamp(52, now_utc(), TimePrecision::Millis).str(56, self.target.as_bytes());
+        w.uint(34, self.seq)
+            .str(49, self.sender.as_bytes())
+            .timestamp(52, now_utc(), TimePrecision::Millis)
+            .str(56, self.target.as_bytes());
         for f in fields.split('|').filter(|f| !f.is_empty()) {
             let (t, v) = f.split_once('=').unwrap();
             w.str(t.parse().unwrap(), v.as_bytes());
@@ -122,8 +140,16 @@ impl Client {
         let deadline = Instant::now() + timeout;
         loop {
             match frame(&self.buf, 1 << 20) {
-                Frame::Message { len, body_length_ok, checksum_ok } => {
-                    assert!(body_length_ok && checksum_ok, "gateway sent a malformed message: {}", show(&self.buf[..len]));
+                Frame::Message {
+                    len,
+                    body_length_ok,
+                    checksum_ok,
+                } => {
+                    assert!(
+                        body_length_ok && checksum_ok,
+                        "gateway sent a malformed message: {}",
+                        show(&self.buf[..len])
+                    );
                     let m: Vec<u8> = self.buf.drain(..len).collect();
                     self.received.push(m.clone());
                     return Some(m);
@@ -139,7 +165,11 @@ impl Client {
             match self.stream.read(&mut tmp) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return None,
             }
         }
@@ -148,7 +178,9 @@ impl Client {
     /// The next message, which must be of `msg_type`; skips heartbeats unless asked for.
     pub fn expect(&mut self, msg_type: &str) -> Vec<u8> {
         loop {
-            let m = self.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|| panic!("no {msg_type} within 5 s"));
+            let m = self
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|| panic!("no {msg_type} within 5 s"));
             let t = field(&m, 35).unwrap();
             if t == "0" && msg_type != "0" {
                 continue;
@@ -166,7 +198,11 @@ impl Client {
             match self.stream.read(&mut tmp) {
                 Ok(0) => return true,
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return true,
             }
         }
@@ -205,12 +241,18 @@ impl Client {
     /// The next non-heartbeat message, which must be one of `types`.
     pub fn expect_any(&mut self, types: &[&str]) -> Vec<u8> {
         loop {
-            let m = self.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|| panic!("no {types:?} within 5 s"));
+            let m = self
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|| panic!("no {types:?} within 5 s"));
             let t = field(&m, 35).unwrap();
             if t == "0" && !types.contains(&"0") {
                 continue;
             }
-            assert!(types.contains(&t.as_str()), "expected one of {types:?}, got {}", show(&m));
+            assert!(
+                types.contains(&t.as_str()),
+                "expected one of {types:?}, got {}",
+                show(&m)
+            );
             return m;
         }
     }
