@@ -5,8 +5,10 @@
 
 pub mod checksum;
 pub mod decode;
+pub mod dict;
 pub mod encode;
 pub mod frame;
+pub mod generated;
 pub mod tags;
 pub mod validate;
 
