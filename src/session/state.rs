@@ -764,6 +764,12 @@ impl<S: MessageStore> Session<S> {
         }
         match invalid {
             Invalid::Session { reason, tag, text } => {
+                // QuickFIX names no RefTagID <371> for an invalid MsgType; scripts expect none.
+                let tag = if reason == SessionRejectReason::InvalidMsgType {
+                    None
+                } else {
+                    tag
+                };
                 self.reject(msg, reason, tag, text.as_bytes(), now, out);
             }
             Invalid::UnsupportedMessageType => {
