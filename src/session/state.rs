@@ -1054,7 +1054,7 @@ impl<S: MessageStore> Session<S> {
             SessionState::Disconnected => None,
             SessionState::LogonSent => {
                 let waited = now.saturating_sub(self.logon_sent_at).0;
-                (waited >= self.cfg.logon_timeout_ms * 1_000_000)
+                (waited >= self.cfg.logon_timeout_ms.saturating_mul(1_000_000))
                     .then_some(DisconnectReason::LogonTimeout)
             }
             SessionState::LoggedOn | SessionState::LogoutSent => {
@@ -1063,7 +1063,7 @@ impl<S: MessageStore> Session<S> {
                 }
                 if self.state == SessionState::LogoutSent
                     && now.saturating_sub(self.logout_sent_at).0
-                        >= self.cfg.logout_timeout_ms * 1_000_000
+                        >= self.cfg.logout_timeout_ms.saturating_mul(1_000_000)
                 {
                     return Some(DisconnectReason::LogoutTimeout);
                 }
