@@ -17,8 +17,10 @@
 //! | `IDISCONNECT` | the client closes the connection |
 //! | `SEND<35=X|fields>` | the engine sends an application message through `send_app` |
 //! | `SEQ <sender> <target>` | next outbound / expected inbound MsgSeqNum |
+//! | `LOGON` / `LOGOUT` | the engine calls `start_logon` / `logout` |
 //! | `ECHO on/off` | the test application echoes application messages (default on) |
 //!
+//! In `E` lines any `<TIME…>` value matches any UTCTimestamp.
 //! `<TIME>`, `<TIME+n>`, `<TIME-n>` expand to the clock ± n seconds as a UTCTimestamp.
 //! The test application answers every application message by echoing its body through
 //! `send_app` (like QuickFIX's test server), except a PossResend <97>=Y message whose ClOrdID
@@ -157,6 +159,13 @@ impl Runner {
             if got != (v[0], v[1]) {
                 self.fail(format!("sequence numbers (sender, target) = {got:?}"));
             }
+        } else if l == "LOGON" {
+            self.first_message = false;
+            self.session.start_logon(self.now, &mut self.out);
+            self.collect();
+        } else if l == "LOGOUT" {
+            self.session.logout(b"bye", self.now, &mut self.out);
+            self.collect();
         } else if let Some(rest) = l.strip_prefix("ECHO ") {
             self.echo = rest.trim() == "on";
         } else if let Some(rest) = l.strip_prefix("SEND") {
@@ -423,6 +432,9 @@ impl Runner {
             let (_, value) = got.remove(i);
             let ok = match tag {
                 "52" | "122" => crate::fix::decode::parse_timestamp(value.as_bytes()).is_some(),
+                _ if want.starts_with("<TIME") => {
+                    crate::fix::decode::parse_timestamp(value.as_bytes()).is_some()
+                }
                 _ => want == "<ANY>" || want == value,
             };
             if !ok {

@@ -764,6 +764,12 @@ impl<S: MessageStore> Session<S> {
         }
         match invalid {
             Invalid::Session { reason, tag, text } => {
+                // QuickFIX names no RefTagID <371> for an invalid MsgType; scripts expect none.
+                let tag = if reason == SessionRejectReason::InvalidMsgType {
+                    None
+                } else {
+                    tag
+                };
                 self.reject(msg, reason, tag, text.as_bytes(), now, out);
             }
             Invalid::UnsupportedMessageType => {
@@ -1048,7 +1054,7 @@ impl<S: MessageStore> Session<S> {
             SessionState::Disconnected => None,
             SessionState::LogonSent => {
                 let waited = now.saturating_sub(self.logon_sent_at).0;
-                (waited >= self.cfg.logon_timeout_ms * 1_000_000)
+                (waited >= self.cfg.logon_timeout_ms.saturating_mul(1_000_000))
                     .then_some(DisconnectReason::LogonTimeout)
             }
             SessionState::LoggedOn | SessionState::LogoutSent => {
@@ -1057,7 +1063,7 @@ impl<S: MessageStore> Session<S> {
                 }
                 if self.state == SessionState::LogoutSent
                     && now.saturating_sub(self.logout_sent_at).0
-                        >= self.cfg.logout_timeout_ms * 1_000_000
+                        >= self.cfg.logout_timeout_ms.saturating_mul(1_000_000)
                 {
                     return Some(DisconnectReason::LogoutTimeout);
                 }
