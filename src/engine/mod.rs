@@ -679,6 +679,13 @@ impl Engine {
         if self.sessions.get(s).is_some_and(|slot| slot.conn.is_some()) {
             return refuse(self, "session already logged on from another connection");
         }
+        if let Some(Err(_)) = self
+            .sessions
+            .get(s)
+            .map(|slot| slot.session.check_first_message(msg))
+        {
+            return refuse(self, "logon refused by the session layer");
+        }
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
         }

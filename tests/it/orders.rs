@@ -102,6 +102,14 @@ fn refusals_name_the_problem() {
     let dest = c.expect("8");
     assert_eq!(field(&dest, 39).as_deref(), Some("8"));
     assert!(field(&dest, 58).unwrap().contains("ExDestination"));
+    c.send("D", "11=X5|55=AAPL|54=1|40=2|44=1|60=20240101-00:00:00");
+    let noqty = c.expect("8");
+    assert_eq!(field(&noqty, 39).as_deref(), Some("8"));
+    assert!(
+        field(&noqty, 58).unwrap().contains("38"),
+        "{}",
+        show(&noqty)
+    );
     c.send("F", "11=X4|41=NOPE|55=AAPL|54=1|60=20240101-00:00:00");
     let unk = c.expect("9");
     assert_eq!(field(&unk, 102).as_deref(), Some("1"));

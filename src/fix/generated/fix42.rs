@@ -438,7 +438,7 @@ static MESSAGES: &[MessageDef] = &[
             FieldRef { tag: 18, required: false }, // ExecInst
             FieldRef { tag: 21, required: true }, // HandlInst
             FieldRef { tag: 22, required: false }, // IDSource
-            FieldRef { tag: 38, required: true }, // OrderQty
+            FieldRef { tag: 38, required: false }, // OrderQty
             FieldRef { tag: 40, required: true }, // OrdType
             FieldRef { tag: 44, required: false }, // Price
             FieldRef { tag: 47, required: false }, // Rule80A

@@ -518,7 +518,7 @@ static MESSAGES: &[MessageDef] = &[
             FieldRef { tag: 18, required: false }, // ExecInst
             FieldRef { tag: 21, required: false }, // HandlInst
             FieldRef { tag: 22, required: false }, // SecurityIDSource
-            FieldRef { tag: 38, required: true }, // OrderQty
+            FieldRef { tag: 38, required: false }, // OrderQty
             FieldRef { tag: 40, required: true }, // OrdType
             FieldRef { tag: 44, required: false }, // Price
             FieldRef { tag: 48, required: false }, // SecurityID
