@@ -9,6 +9,7 @@
 use std::mem;
 
 use super::exec::{self, cxl_rej_reason, CancelRejectTo, Exec};
+use super::venues::VenueRequest;
 use super::{Engine, VenueKind};
 use crate::fix::encode::write_u64;
 use crate::fix::{tags, BeginString, Message, MsgType, ValueError};
@@ -19,7 +20,7 @@ use crate::model::{
 };
 use crate::monitor::Counter;
 use crate::order::{Order, Pending, TableError};
-use crate::venue::{VenueEvent, VenueOrder};
+use crate::venue::VenueEvent;
 
 /// OrdRejReason <103> values we use.
 mod ord_rej_reason {
@@ -108,6 +109,8 @@ fn blank_order(s: usize, default_account: crate::model::Account) -> Order {
         pending: Pending::None,
         received_at: Nanos::ZERO,
         exec_seq: 0,
+        venue_live: 0,
+        venue_req: 0,
         live: true,
     }
 }
@@ -389,28 +392,7 @@ impl Engine {
 
     /// Sends order `key` to its venue and applies what the venue answers.
     fn submit(&mut self, key: OrderKey, now: Nanos) {
-        let Some(o) = self.orders.get(key) else {
-            return;
-        };
-        let vo = VenueOrder {
-            key,
-            symbol: o.symbol,
-            side: o.side,
-            ord_type: o.ord_type,
-            tif: o.tif,
-            qty: o.leaves(),
-            price: o.price,
-        };
-        let venue = usize::from(o.venue);
-        let mut evs = mem::take(&mut self.venue_events);
-        evs.clear();
-        if let Some(v) = self.venues.get_mut(venue) {
-            match &mut v.kind {
-                VenueKind::Sim(sim) => sim.new_order(&vo, now, &mut |e| evs.push(e)),
-            }
-        }
-        self.apply_venue_events(&evs, now);
-        self.venue_events = evs;
+        self.venue_request(key, VenueRequest::New, now);
     }
 
     /// Recovery: an open order goes back to its in-process venue (whose book died with the
@@ -428,19 +410,7 @@ impl Engine {
     }
 
     fn venue_cancel(&mut self, key: OrderKey, now: Nanos) {
-        let Some(o) = self.orders.get(key) else {
-            return;
-        };
-        let venue = usize::from(o.venue);
-        let mut evs = mem::take(&mut self.venue_events);
-        evs.clear();
-        if let Some(v) = self.venues.get_mut(venue) {
-            match &mut v.kind {
-                VenueKind::Sim(sim) => sim.cancel(key, now, &mut |e| evs.push(e)),
-            }
-        }
-        self.apply_venue_events(&evs, now);
-        self.venue_events = evs;
+        self.venue_request(key, VenueRequest::Cancel, now);
     }
 
     fn journal(&mut self, key: OrderKey, now: Nanos) {
@@ -867,15 +837,7 @@ impl Engine {
                 price,
             };
         }
-        let mut evs = mem::take(&mut self.venue_events);
-        evs.clear();
-        if let Some(v) = self.venues.get_mut(usize::from(order.venue)) {
-            match &mut v.kind {
-                VenueKind::Sim(sim) => sim.replace(key, key, qty, price, now, &mut |e| evs.push(e)),
-            }
-        }
-        self.apply_venue_events(&evs, now);
-        self.venue_events = evs;
+        self.venue_request(key, VenueRequest::Replace { qty, price }, now);
     }
 
     fn on_status(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {

@@ -15,6 +15,7 @@
 pub mod app;
 pub mod exec;
 pub mod stores;
+pub mod venues;
 
 use std::io;
 use std::mem;
@@ -69,6 +70,7 @@ pub struct VenueSlot {
 /// Venue implementations.
 pub enum VenueKind {
     Sim(Box<SimVenue>),
+    Fix(Box<venues::FixVenue>),
 }
 
 /// What a cold thread holds to watch and steer a running engine.
@@ -228,18 +230,52 @@ impl Engine {
                         default_fill_price: Price::from_units(100),
                     })))
                 }
-                other => {
-                    return Err(StartError(format!(
-                        "venue {:?}: kind {other:?} is not available yet",
-                        v.name
-                    )))
+                _ => {
+                    let (Some(addr), Some(our), Some(their)) = (
+                        v.address,
+                        v.our_comp_id.as_deref(),
+                        v.their_comp_id.as_deref(),
+                    ) else {
+                        return Err(StartError(format!(
+                            "venue {:?}: address and CompIDs are required",
+                            v.name
+                        )));
+                    };
+                    let our_id = CompId::new(our.as_bytes())
+                        .ok_or_else(|| StartError("venue our_comp_id too long".into()))?;
+                    let their_id = CompId::new(their.as_bytes())
+                        .ok_or_else(|| StartError("venue their_comp_id too long".into()))?;
+                    let key = format!("venue-{}-{}-{}", v.name, our, their);
+                    let sc = SessionStoreConfig {
+                        segment_bytes: gw.segment_bytes,
+                        ..Default::default()
+                    };
+                    let store = SessionStore::open_with(&sessions_dir, &key, &sc, now.0)
+                        .map_err(|e| start_err(format!("venue session store {key}"), e))?;
+                    let scfg = SessionConfig {
+                        begin_string: BeginString::Fix44,
+                        our_comp_id: our_id,
+                        their_comp_id: their_id,
+                        role: Role::Initiator,
+                        heartbeat_secs: v.heartbeat_secs.unwrap_or(30),
+                        // Our dictionaries describe what clients may send us; a venue sends the
+                        // reports we only ever send. Venue answers are parsed field by field
+                        // (`venue::fix::parse_answer`) and anything unusable is counted.
+                        validate: false,
+                        ..SessionConfig::default()
+                    };
+                    VenueKind::Fix(Box::new(venues::FixVenue {
+                        addr,
+                        session: Session::new(scfg, AnyStore::Disk(Box::new(store))),
+                        conn: None,
+                        reconnect: Nanos::from_millis(v.reconnect_ms.unwrap_or(1000)),
+                        next_attempt: Nanos::ZERO,
+                        unmatched: 0,
+                    }))
                 }
             };
-            venues.push(VenueSlot {
-                name,
-                kind,
-                up: true,
-            });
+            let up = matches!(kind, VenueKind::Sim(_));
+            venues.push(VenueSlot { name, kind, up });
         }
         let rules = cfg
             .routes
@@ -398,6 +434,7 @@ impl Engine {
                     self.on_readable(token.0, now);
                 }
                 if writable {
+                    self.venue_connected(token.0, now);
                     self.mark_dirty(token.0);
                 }
             }
@@ -406,6 +443,7 @@ impl Engine {
         if now.saturating_sub(self.last_timer) >= TIMER_INTERVAL {
             self.last_timer = now;
             self.on_timers(now);
+            self.venue_timers(now);
         }
         if let Ok(cmd) = self.commands.try_recv() {
             match cmd {
@@ -577,6 +615,14 @@ impl Engine {
             self.garbled(c);
             return;
         };
+        if let Some(v) = self
+            .conns
+            .get(c)
+            .and_then(Option::as_ref)
+            .and_then(|conn| conn.venue)
+        {
+            return self.on_venue_message(v, c, &msg, now);
+        }
         let bound = self
             .conns
             .get(c)
@@ -702,6 +748,27 @@ impl Engine {
             let Some(Some(conn)) = self.conns.get_mut(c) else {
                 continue;
             };
+            if let Some(v) = conn.venue {
+                let connect_timeout = now.saturating_sub(conn.opened_at) > logon_timeout;
+                if conn.connecting {
+                    if connect_timeout {
+                        conn.dead = true;
+                        self.close(c, now, "venue connect timed out");
+                    }
+                    continue;
+                }
+                if let Some(VenueKind::Fix(fx)) =
+                    self.venues.get_mut(usize::from(v)).map(|s| &mut s.kind)
+                {
+                    if fx.session.on_timer(now, &mut conn.out).is_some() {
+                        conn.closing = true;
+                    }
+                }
+                if !conn.out.is_empty() || conn.closing {
+                    self.mark_dirty(c);
+                }
+                continue;
+            }
             match conn.session {
                 None => {
                     if now.saturating_sub(conn.opened_at) > logon_timeout {
@@ -768,6 +835,10 @@ impl Engine {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.free_conns.push(c);
         self.counters.inc(Counter::ConnectionsClosed);
+        if let Some(v) = conn.venue {
+            self.venue_down(v, now, reason);
+            return;
+        }
         if let Some(s) = conn.session {
             let mut cancel = false;
             if let Some(slot) = self.sessions.get_mut(s) {

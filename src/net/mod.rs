@@ -28,6 +28,10 @@ pub struct Conn {
     pub closing: bool,
     /// Peer closed or the socket failed: close now.
     pub dead: bool,
+    /// A connection we opened to an external venue (index of the venue).
+    pub venue: Option<u16>,
+    /// Outbound connect not yet completed.
+    pub connecting: bool,
 }
 
 /// What a read pass found.
@@ -58,6 +62,8 @@ impl Conn {
             opened_at: now,
             closing: false,
             dead: false,
+            venue: None,
+            connecting: false,
         }
     }
 

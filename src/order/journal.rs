@@ -26,6 +26,8 @@
 //! | 195 | 8 | venue order id |
 //! | 203 | 8 | received at (ns) |
 //! | 211 | 4 | exec seq |
+//! | 215 | 4 | venue live request number |
+//! | 219 | 4 | venue last request number |
 
 use std::io;
 use std::path::Path;
@@ -40,7 +42,7 @@ use crate::store::AppendLog;
 /// Record kind of an order snapshot.
 pub const KIND_SNAPSHOT: u16 = 1;
 /// Bytes in one snapshot.
-pub const SNAPSHOT_BYTES: usize = 215;
+pub const SNAPSHOT_BYTES: usize = 223;
 
 /// The order journal.
 pub struct Journal {
@@ -122,6 +124,8 @@ fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
     buf[195..203].copy_from_slice(&o.venue_order_id.to_le_bytes());
     buf[203..211].copy_from_slice(&o.received_at.0.to_le_bytes());
     buf[211..215].copy_from_slice(&o.exec_seq.to_le_bytes());
+    buf[215..219].copy_from_slice(&o.venue_live.to_le_bytes());
+    buf[219..223].copy_from_slice(&o.venue_req.to_le_bytes());
 }
 
 fn decode(buf: &[u8]) -> Option<(u64, Order)> {
@@ -157,6 +161,8 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
         pending: Pending::None,
         received_at: Nanos(u64_at(203)?),
         exec_seq: u32::from_le_bytes(buf.get(211..215)?.try_into().ok()?),
+        venue_live: u32::from_le_bytes(buf.get(215..219)?.try_into().ok()?),
+        venue_req: u32::from_le_bytes(buf.get(219..223)?.try_into().ok()?),
         live: true,
     };
     Some((tag, order))
@@ -190,6 +196,8 @@ mod tests {
             pending: Pending::None,
             received_at: Nanos(99),
             exec_seq: 0,
+            venue_live: 0,
+            venue_req: 0,
             live: true,
         };
         j.record(OrderKey(7), &o, 5).unwrap();

@@ -57,6 +57,10 @@ pub struct Order {
     pub received_at: Nanos,
     /// Executions reported so far; ExecID <17> is `OrderID.exec_seq`, unique across restarts.
     pub exec_seq: u32,
+    /// External venues: request number of the venue ClOrdID that is live there now.
+    pub venue_live: u32,
+    /// External venues: request number of the last request sent about this order.
+    pub venue_req: u32,
     pub live: bool,
 }
 
@@ -183,6 +187,8 @@ impl OrderTable {
             pending: Pending::None,
             received_at: Nanos::ZERO,
             exec_seq: 0,
+            venue_live: 0,
+            venue_req: 0,
             live: false,
         };
         OrderTable {
@@ -367,6 +373,8 @@ mod tests {
             pending: Pending::None,
             received_at: Nanos::ZERO,
             exec_seq: 0,
+            venue_live: 0,
+            venue_req: 0,
             live: true,
         }
     }

@@ -8,6 +8,7 @@
 use crate::model::{OrdType, OrderKey, Price, Qty, Side, Symbol, TimeInForce};
 
 pub mod book;
+pub mod fix;
 pub mod sim;
 
 /// What the gateway asks a venue to do.

@@ -8,3 +8,4 @@ mod badinput;
 mod orders;
 mod recovery;
 mod util;
+mod venue;

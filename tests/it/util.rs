@@ -257,3 +257,27 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// Wraps a connection the test accepted (the test plays a venue).
+    pub fn from_stream(
+        stream: TcpStream,
+        begin: &'static str,
+        sender: &str,
+        target: &str,
+    ) -> Client {
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Client {
+            stream,
+            begin,
+            sender: sender.into(),
+            target: target.into(),
+            seq: 1,
+            buf: Vec::new(),
+            received: Vec::new(),
+        }
+    }
+}
