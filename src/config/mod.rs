@@ -465,6 +465,18 @@ mod tests {
     }
 
     #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../../portcullis.example.toml");
+        let c = Config::parse(text, "portcullis.example.toml").unwrap();
+        assert_eq!(
+            c.gateway.max_orders,
+            Gateway::default().max_orders,
+            "example shows the defaults"
+        );
+        assert_eq!(c.gateway.segment_bytes, Gateway::default().segment_bytes);
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = Config::parse("[gateway]\nbusy_pol = true\n", "t.toml").unwrap_err();
         assert!(e.to_string().contains("busy_pol"), "{e}");

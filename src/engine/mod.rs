@@ -910,6 +910,50 @@ impl Engine {
         Some((slot, out, conn_idx))
     }
 
+    /// Benchmarks and tests: feeds `bytes` to connection `c` as if read from its socket and
+    /// runs the whole pipeline on them (frame → session → order → venue → reports). Returns
+    /// false when the connection does not exist or its buffer cannot take the bytes.
+    #[doc(hidden)]
+    pub fn inject(&mut self, c: usize, bytes: &[u8], now: Nanos) -> bool {
+        let Some(Some(conn)) = self.conns.get_mut(c) else {
+            return false;
+        };
+        if conn.head > 0 {
+            conn.inbuf.copy_within(conn.head..conn.tail, 0);
+            conn.tail -= conn.head;
+            conn.head = 0;
+        }
+        let Some(dst) = conn.inbuf.get_mut(conn.tail..conn.tail + bytes.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(bytes);
+        conn.tail += bytes.len();
+        self.process_input(c, now);
+        true
+    }
+
+    /// Benchmarks and tests: the bytes waiting to be written to connection `c`, then discards
+    /// them (as if the socket took them).
+    #[doc(hidden)]
+    pub fn take_output(&mut self, c: usize, mut sink: impl FnMut(&[u8])) {
+        if let Some(Some(conn)) = self.conns.get_mut(c) {
+            sink(conn.out.pending());
+            conn.out.clear();
+        }
+        self.dirty.clear();
+    }
+
+    /// Benchmarks and tests: the slot of the most recently accepted connection.
+    #[doc(hidden)]
+    pub fn last_connection(&self) -> Option<usize> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .map(|(i, _)| i)
+            .next_back()
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.clock
     }

@@ -160,9 +160,25 @@ pub struct OrderTable {
     /// Finished orders in the order they finished: recycled oldest first when `free` is empty.
     finished: std::collections::VecDeque<u32>,
     index: FastMap<(SessionId, OrderIdStr), OrderKey>,
+    /// Every ClOrdID in `index`, as a list per slot (`heads`), so recycling a slot removes
+    /// exactly its entries. Fixed arena: twice as many ids as orders (each order plus, on
+    /// average, one cancel or replace).
+    ids: Vec<IdNode>,
+    free_ids: Vec<u32>,
+    heads: Vec<u32>,
     next_order_id: u64,
     capacity: usize,
 }
+
+/// One ClOrdID of an order, linked to the next one of the same order.
+#[derive(Clone, Copy)]
+struct IdNode {
+    session: SessionId,
+    id: OrderIdStr,
+    next: u32,
+}
+
+const NO_NODE: u32 = u32::MAX;
 
 impl OrderTable {
     /// Preallocates room for `capacity` orders (and twice as many ClOrdIDs: replaces add one).
@@ -195,7 +211,19 @@ impl OrderTable {
             orders: vec![blank; capacity],
             free: (0..capacity as u32).rev().collect(),
             finished: std::collections::VecDeque::with_capacity(capacity),
+            // Twice the most ids that can be live: a hashbrown table then always rehashes in
+            // place (never reallocates) when removals leave tombstones.
             index: FastMap::with_capacity_and_hasher(capacity * 4, Default::default()),
+            ids: vec![
+                IdNode {
+                    session: SessionId(0),
+                    id: OrderIdStr::EMPTY,
+                    next: NO_NODE
+                };
+                capacity * 2
+            ],
+            free_ids: (0..(capacity * 2) as u32).rev().collect(),
+            heads: vec![NO_NODE; capacity],
             next_order_id: 1,
             capacity,
         }
@@ -234,12 +262,54 @@ impl OrderTable {
             None => self.recycle()?,
         };
         let key = OrderKey(slot);
+        if self.free_ids.is_empty() {
+            self.free.push(slot);
+            return Err(TableError::Full);
+        }
         if let Some(o) = self.orders.get_mut(slot as usize) {
             *o = order;
             o.live = true;
         }
-        self.index.insert((order.session, order.cl_ord_id), key);
+        self.add_id(order.session, order.cl_ord_id, key);
         Ok(key)
+    }
+
+    /// Indexes `id` for `key` and links it to the slot's list. Caller checked a node is free.
+    fn add_id(&mut self, session: SessionId, id: OrderIdStr, key: OrderKey) -> bool {
+        if self.index.get(&(session, id)) == Some(&key) {
+            return true;
+        }
+        let Some(n) = self.free_ids.pop() else {
+            return false;
+        };
+        let head = self.heads.get(key.0 as usize).copied().unwrap_or(NO_NODE);
+        if let Some(node) = self.ids.get_mut(n as usize) {
+            *node = IdNode {
+                session,
+                id,
+                next: head,
+            };
+        }
+        if let Some(h) = self.heads.get_mut(key.0 as usize) {
+            *h = n;
+        }
+        self.index.insert((session, id), key);
+        true
+    }
+
+    /// Removes every id of slot `key` from the index.
+    fn drop_ids(&mut self, key: OrderKey) {
+        let mut n = self.heads.get(key.0 as usize).copied().unwrap_or(NO_NODE);
+        while let Some(node) = self.ids.get(n as usize).copied() {
+            if self.index.get(&(node.session, node.id)) == Some(&key) {
+                self.index.remove(&(node.session, node.id));
+            }
+            self.free_ids.push(n);
+            n = node.next;
+        }
+        if let Some(h) = self.heads.get_mut(key.0 as usize) {
+            *h = NO_NODE;
+        }
     }
 
     /// Adds another ClOrdID (of a cancel or replace request) pointing at `key`.
@@ -252,11 +322,11 @@ impl OrderTable {
         if self.contains(session, &cl_ord_id) {
             return Err(TableError::DuplicateClOrdId);
         }
-        if self.index.len() >= self.capacity * 4 {
-            return Err(TableError::Full);
+        if self.add_id(session, cl_ord_id, key) {
+            Ok(())
+        } else {
+            Err(TableError::Full)
         }
-        self.index.insert((session, cl_ord_id), key);
-        Ok(())
     }
 
     #[cold]
@@ -269,10 +339,8 @@ impl OrderTable {
                 continue; // reopened? never: finished orders stay finished; defensive
             }
             o.live = false;
-            let session = o.session;
-            let key = OrderKey(slot);
-            // Drop every ClOrdID alias of the slot (the chain of replaces and cancels).
-            self.index.retain(|k, v| !(k.0 == session && *v == key));
+            // Drop every ClOrdID of the slot (the chain of replaces and cancels).
+            self.drop_ids(OrderKey(slot));
             return Ok(slot);
         }
         Err(TableError::Full)
@@ -308,19 +376,16 @@ impl OrderTable {
         let Some(slot) = self.orders.get_mut(key.0 as usize) else {
             return;
         };
-        if slot.live && (slot.session != order.session || slot.cl_ord_id != order.cl_ord_id) {
-            let old = (slot.session, slot.cl_ord_id);
-            if self.index.get(&old) == Some(&key) {
-                self.index.remove(&old);
-            }
-        }
+        let reused = slot.live && slot.order_id != order.order_id;
         order.live = true;
         *slot = order;
-        self.index.insert((order.session, order.cl_ord_id), key);
+        if reused {
+            // The slot was recycled for a newer order: the old order's ids go.
+            self.drop_ids(key);
+        }
+        self.add_id(order.session, order.cl_ord_id, key);
         if !order.orig_cl_ord_id.is_empty() {
-            self.index
-                .entry((order.session, order.orig_cl_ord_id))
-                .or_insert(key);
+            self.add_id(order.session, order.orig_cl_ord_id, key);
         }
         self.bump_order_id(order.order_id);
     }
@@ -397,6 +462,29 @@ mod tests {
         assert_eq!(o.status, OrdStatus::Filled);
         assert_eq!(o.avg_px(), Price(1_060_000_000));
         assert_eq!(o.leaves(), Qty::ZERO);
+    }
+
+    #[test]
+    fn recycling_frees_every_alias_of_the_slot() {
+        let mut t = OrderTable::new(1);
+        let a = t.insert(order(1, "A")).unwrap();
+        t.alias(SessionId(1), OrderIdStr::new(b"A2").unwrap(), a)
+            .unwrap();
+        assert_eq!(
+            t.lookup(SessionId(1), &OrderIdStr::new(b"A2").unwrap()),
+            Some(a)
+        );
+        t.get_mut(a).unwrap().status = OrdStatus::Canceled;
+        t.finish(a);
+        for i in 0..10_000 {
+            let k = t.insert(order(1, &format!("N{i}"))).unwrap();
+            assert!(t
+                .lookup(SessionId(1), &OrderIdStr::new(b"A2").unwrap())
+                .is_none());
+            t.get_mut(k).unwrap().status = OrdStatus::Filled;
+            t.finish(k);
+        }
+        assert!(t.index.len() <= 2);
     }
 
     #[test]
