@@ -424,11 +424,35 @@ impl Engine {
         }
     }
 
-    /// Applies venue answers in order: state first, journal second, client report last.
+    /// Notes that `key` changed; its snapshot is journaled at the end of the event batch.
+    fn journal_later(&mut self, key: OrderKey) {
+        if !self.journal_keys.contains(&key)
+            && self.journal_keys.len() < self.journal_keys.capacity()
+        {
+            self.journal_keys.push(key);
+        } else if !self.journal_keys.contains(&key) {
+            self.journal(key, Nanos::ZERO); // batch list full: write through
+        }
+    }
+
+    /// Applies venue answers in order, then journals one snapshot per order they changed.
+    ///
+    /// # Ordering
+    /// The ExecutionReports are appended to the sessions' output buffers while the events are
+    /// applied, but nothing reaches a socket before the engine flushes at the end of the duty
+    /// cycle — after this function journaled every change. So no client ever sees a report
+    /// whose order state a crash could lose, and an order accepted and filled in one venue
+    /// answer costs one snapshot, not two.
     pub(crate) fn apply_venue_events(&mut self, evs: &[VenueEvent], now: Nanos) {
         for e in evs {
             self.apply_venue_event(*e, now);
         }
+        let mut keys = std::mem::take(&mut self.journal_keys);
+        for &key in &keys {
+            self.journal(key, now);
+        }
+        keys.clear();
+        self.journal_keys = keys;
     }
 
     fn apply_venue_event(&mut self, ev: VenueEvent, now: Nanos) {
@@ -447,7 +471,7 @@ impl Engine {
                 o.status = OrdStatus::New;
                 o.exec_seq += 1;
                 let snapshot = *o;
-                self.journal(key, now);
+                self.journal_later(key);
                 let cl = snapshot.cl_ord_id;
                 self.send_exec(
                     &snapshot,
@@ -471,7 +495,7 @@ impl Engine {
                 o.exec_seq += 1;
                 let snapshot = *o;
                 self.orders.finish(key);
-                self.journal(key, now);
+                self.journal_later(key);
                 self.counters.inc(Counter::OrdersRejected);
                 let cl = snapshot.cl_ord_id;
                 self.send_exec(
@@ -503,7 +527,7 @@ impl Engine {
                 if snapshot.status == OrdStatus::Filled {
                     self.orders.finish(key);
                 }
-                self.journal(key, now);
+                self.journal_later(key);
                 self.counters.inc(Counter::Fills);
                 let cl = snapshot.cl_ord_id;
                 self.send_exec(
@@ -537,7 +561,7 @@ impl Engine {
                 };
                 let snapshot = *o;
                 self.orders.finish(key);
-                self.journal(key, now);
+                self.journal_later(key);
                 let orig_bytes = orig.as_ref().map(|x| x.as_bytes());
                 self.send_exec(
                     &snapshot,
@@ -574,7 +598,7 @@ impl Engine {
                 if snapshot.status == OrdStatus::Filled {
                     self.orders.finish(key);
                 }
-                self.journal(key, now);
+                self.journal_later(key);
                 let orig = snapshot.orig_cl_ord_id;
                 self.send_exec(
                     &snapshot,

@@ -107,6 +107,8 @@ pub struct Engine {
     scratch: Box<[u8]>,
     pub(crate) venue_events: Vec<VenueEvent>,
     pub(crate) keys: Vec<OrderKey>,
+    /// Orders changed by the current batch of venue answers, journaled at its end.
+    pub(crate) journal_keys: Vec<OrderKey>,
     /// Output of sessions with no connection: messages are stored for resend, never sent.
     detached: OutBuf,
     last_timer: Nanos,
@@ -328,6 +330,7 @@ impl Engine {
             scratch: vec![0u8; gw.max_message_bytes].into_boxed_slice(),
             venue_events: Vec::with_capacity(1 << 16),
             keys: Vec::with_capacity(gw.max_orders),
+            journal_keys: Vec::with_capacity(4096),
             detached: OutBuf::with_capacity(gw.send_buffer_bytes),
             last_timer: Nanos::ZERO,
             stopping: None,
