@@ -13,12 +13,23 @@
 //! ```
 //!
 //! Modules are marked HOT, BOUNDARY or COLD in their first doc line. Hot modules never import
-//! cold ones; cold → hot goes only through `handoff`.
+//! cold ones; cold → hot goes only through `handoff`. Numbered design decisions: [`design`].
+//!
+//! # Lint policy
+//! `unsafe_code` is denied crate-wide (Cargo.toml `[lints]`), with `unsafe_op_in_unsafe_fn`,
+//! `clippy::undocumented_unsafe_blocks` and `clippy::multiple_unsafe_ops_per_block`. The items
+//! allowed to opt out, each with a `// SAFETY:` comment:
+//! - `store::log::map_file` — mapping a segment file (memmap2's `map_mut` is unsafe because
+//!   another process could truncate the file; the data folder is private to the gateway).
+//!
+//! `unwrap`/`expect` warn everywhere (tests excepted, `.clippy.toml`); reading time is allowed
+//! only in `clock` (`disallowed-methods`).
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod design;
 pub mod engine;
 pub mod fix;
 pub mod gateway;

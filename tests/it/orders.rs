@@ -248,3 +248,32 @@ fn fix42_session_gets_fix42_execution_reports() {
     assert_eq!(field(&fill, 39).as_deref(), Some("2"));
     c.logout();
 }
+
+#[test]
+fn silent_client_is_tested_then_disconnected_and_its_orders_cancelled() {
+    let gw = start(&format!("{SESSIONS}{}", sim("ack")));
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
+    c.logon(1);
+    c.send("D", &nos("HB1", "AAPL", "1", "10", Some("1")));
+    c.expect("8");
+    // Say nothing more: after ~1.2 s a TestRequest, after ~2.4 s the gateway gives up.
+    let tr = c.expect_any(&["1"]);
+    assert!(field(&tr, 112).is_some());
+    assert!(c.closed_within(Duration::from_secs(5)), "silent session disconnected");
+    let next = c.seq;
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
+    c.seq = next;
+    c.send("A", "98=0|108=30");
+    c.expect("A");
+    c.send("H", "11=HB1|55=AAPL|54=1");
+    let st = loop {
+        let m = c.expect_any(&["8", "2"]);
+        if field(&m, 35).as_deref() == Some("2") {
+            continue;
+        }
+        if field(&m, 150).as_deref() == Some("I") {
+            break m;
+        }
+    };
+    assert_eq!(field(&st, 39).as_deref(), Some("4"), "cancelled on heartbeat loss: {}", show(&st));
+}

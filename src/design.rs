@@ -1,0 +1,60 @@
+//! Design decisions, numbered. Each: the context, the choice, what it costs. Change the code
+//! and this record together.
+//!
+//! # D1. One hot thread owns every socket and all order state
+//! *Context*: an order touches a session, the order table, the venue and the journal; sharing
+//! them across threads means locks or message passing on every order.
+//! *Choice*: one pinned thread (`engine`) owns all of it and runs a duty cycle over mio.
+//! Cold work (event log, fsync, later ops/audit/SIEM) runs on other threads fed by a lock-free
+//! ring (`handoff::EventRing`); commands come back through a channel polled once per cycle.
+//! *Cost*: one core's worth of throughput; sharding sessions across hot threads later needs the
+//! shared per-key state (throttle buckets, account credit) to be atomics — which is why they are
+//! designed that way from the start.
+//!
+//! # D2. Durable state is written by the hot thread through memory maps
+//! *Context*: FIX requires sent messages and sequence numbers to survive restarts, and every
+//! accepted order must be journaled before it is routed. A journal thread behind a queue cannot
+//! guarantee "before routed"; a `write` syscall per message costs microseconds.
+//! *Choice*: `store::AppendLog` preallocates segment files and maps them; the hot thread appends
+//! with a `memcpy` and a CRC, writing the length word last. A process crash (`kill -9`) loses
+//! nothing — the page cache holds the writes. The journal thread `fdatasync`s periodically for
+//! OS-crash durability (`gateway.flush_interval_ms`).
+//! *Cost*: a segment roll (create + map + pre-fault) happens on the hot thread (tens of ms per
+//! 64 MiB); power loss can lose up to one flush interval. Pre-creating segments on the cold
+//! thread is the next step.
+//!
+//! # D3. Journal snapshots, not events
+//! *Context*: recovery must rebuild open orders exactly.
+//! *Choice*: the journal stores a fixed-size snapshot of the order after each change (at most
+//! one per order per venue-answer batch, plus one before routing); replay keeps the last per
+//! slot. Reports reach the socket only after the batch is journaled (flush at the end of the
+//! duty cycle).
+//! *Cost*: ~220 bytes per snapshot; replay reads the whole journal at start.
+//!
+//! # D4. The framer follows the mature engines, not a cleverer rule
+//! *Context*: a wrong BodyLength could be detected earlier by scanning for the trailer.
+//! *Choice*: like QuickFIX, wait for BodyLength bytes, then take the first `SOH 10=` at or after
+//! the declared end; a too-long length swallows the next message. Certification scripts depend
+//! on exactly this (2m_BodyLengthValueNotCorrect).
+//! *Cost*: a client that lies about BodyLength loses a second message, as it would elsewhere.
+//!
+//! # D5. Our own dictionaries, compiled to static tables
+//! *Context*: validation (required fields, enums, formats, ordering, groups) must not allocate
+//! and must match what we document to clients.
+//! *Choice*: `fix-specs/*.dict` in a small text format → `tools/codegen` → `src/fix/generated`
+//! (checked in, drift-tested); `fix::validate` follows QuickFIX's order of checks.
+//! *Cost*: a new field or message is a dictionary edit and a regeneration.
+//!
+//! # D6. Venue ClOrdIDs carry the order's slot
+//! *Context*: a venue's answers must find the order without a lookup table that could grow.
+//! *Choice*: the gateway sends `<slot>.<OrderID>.<n>`; the OrderID tells a recycled slot's stale
+//! answers apart; `n` numbers cancel/replace requests.
+//! *Cost*: venue-side ClOrdIDs are ours, not the client's (the client's stay in our reports).
+//!
+//! # D7. Fixed capacities everywhere on the order path
+//! *Context*: a `Vec` or map that grows allocates at the worst moment.
+//! *Choice*: connections, orders, ClOrdID index (hashbrown reserved at twice the live maximum so
+//! tombstone rehashes stay in place), venue books and event batches are sized at start;
+//! exhaustion is a counted, answered refusal. `tests/alloc.rs` proves zero allocations on the
+//! gateway thread over 100k orders through a real socket.
+//! *Cost*: memory is committed up front (see `gateway.max_orders`).
