@@ -87,7 +87,7 @@ impl Link {
     }
 
     /// The next complete message in the receive buffer, if any; garbage is dropped.
-    pub fn next(&mut self) -> Option<Incoming> {
+    pub fn next_incoming(&mut self) -> Option<Incoming> {
         loop {
             match frame(&self.rx, MAX_MESSAGE_BYTES) {
                 Frame::Incomplete => return None,

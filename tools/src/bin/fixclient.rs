@@ -469,7 +469,7 @@ impl Client {
             return;
         }
         self.link.read();
-        while let Some(incoming) = self.link.next() {
+        while let Some(incoming) = self.link.next_incoming() {
             match incoming {
                 Incoming::Message(bytes) => {
                     let done = receive(&mut self.session, &mut self.link.out, bytes, now());
@@ -911,7 +911,8 @@ fn logon_failure(e: &Ended) -> String {
     }
 }
 
-fn lost(e: &Ended) -> Option<String> {
+/// Why the connection ended before our Logout, or `None` when it ended by our Logout.
+fn lost(e: &Ended, peer: &str) -> Option<String> {
     match e {
         Ended::Session(
             DisconnectReason::LogoutReplyReceived | DisconnectReason::LogoutTimeout,
@@ -920,18 +921,18 @@ fn lost(e: &Ended) -> Option<String> {
         Ended::Session(DisconnectReason::LogoutReceived, Some(text))
             if text.contains("MsgSeqNum too low") =>
         {
-            Some(format!("logged out by the gateway: {text} ({SEQ_HINT})"))
+            Some(format!("logged out by {peer}: {text} ({SEQ_HINT})"))
         }
         Ended::Session(DisconnectReason::LogoutReceived, text) => Some(format!(
-            "logged out by the gateway{}",
+            "logged out by {peer}{}",
             text.as_deref()
                 .filter(|t| !t.is_empty())
                 .map(|t| format!(": {t}"))
                 .unwrap_or_default()
         )),
         Ended::Session(reason, _) => Some(format!("session ended: {reason:?}")),
-        Ended::Closed => Some("connection closed by the gateway".to_string()),
-        Ended::TooLarge => Some("the gateway sent an oversized message".to_string()),
+        Ended::Closed => Some(format!("connection closed by {peer}")),
+        Ended::TooLarge => Some(format!("{peer} sent an oversized message")),
     }
 }
 
@@ -1018,7 +1019,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     client.run(&actions);
-    let lost_early = client.ended.as_ref().and_then(lost);
+    let lost_early = client.ended.as_ref().and_then(|e| lost(e, &args.target));
     if lost_early.is_none() {
         client.logout();
     }

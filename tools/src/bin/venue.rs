@@ -207,14 +207,11 @@ impl Venue {
                 continue;
             }
             work += conn.link.read();
-            loop {
-                let Some(Some(conn)) = self.conns.get_mut(c) else {
-                    break;
-                };
+            while let Some(Some(conn)) = self.conns.get_mut(c) {
                 if conn.closing {
                     break;
                 }
-                match conn.link.next() {
+                match conn.link.next_incoming() {
                     None => break,
                     Some(Incoming::Message(bytes)) => self.on_bytes(c, bytes),
                     Some(Incoming::Garbled(_)) => {
