@@ -206,6 +206,8 @@ impl Engine {
             MsgType::ORDER_MASS_CANCEL_REQUEST if self.begin(s) == BeginString::Fix44 => {
                 self.on_mass_cancel(s, msg, now)
             }
+            // Never answered: a reject of a reject would loop between two peers.
+            MsgType::BUSINESS_MESSAGE_REJECT => self.counters.inc(Counter::BusinessRejectsReceived),
             _ => self.business_reject(
                 s,
                 msg,

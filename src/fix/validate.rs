@@ -33,7 +33,7 @@
 //! the Reject then carries RefTagID <371> and Text <58> without 373 — what QuickFIX sends
 //! (`test/definitions/server/fix42/14h_RepeatedTag.def`, `14i_…`).
 
-use super::decode::{parse_timestamp, parse_uint, Field, Message, MAX_FIELDS};
+use super::decode::{parse_timestamp, parse_uint, Field, Message, MsgType, MAX_FIELDS};
 use super::dict::{
     dictionary, value_in_enum, Dictionary, Direction, FieldType, GroupDef, MessageDef, Place,
     MAX_TAG,
@@ -168,7 +168,9 @@ pub fn validate(msg: &Message<'_>, version: BeginString) -> Result<(), Invalid> 
     let Some(def) = def else {
         return Err(Invalid::UnsupportedMessageType);
     };
-    if def.direction != Direction::Inbound {
+    // A BusinessMessageReject is never answered with another (two peers would reject each
+    // other's rejects forever): it passes to the application, which only records it.
+    if def.direction != Direction::Inbound && msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT {
         return Err(Invalid::UnsupportedMessageType);
     }
     for c in def.conditions {
@@ -875,8 +877,9 @@ mod tests {
                 })
             ));
         }
-        let bmr = format!("j|{SESSION}372=D|380=3|");
-        assert_eq!(v44(&bmr), Err(Invalid::UnsupportedMessageType));
+        // ... except a BusinessMessageReject: answering it would start a reject loop.
+        let bmr = format!("j|{SESSION}45=1|372=D|380=3|");
+        assert_eq!(v44(&bmr), Ok(()));
         // A message we only send is validated before it is refused.
         assert_eq!(
             v44(&format!("8|{SESSION}37=id|")),

@@ -38,6 +38,7 @@ pub enum Counter {
     LogonTimeouts = 26,
     VenueConnects = 27,
     VenueDisconnects = 28,
+    BusinessRejectsReceived = 29,
 }
 
 /// Number of counter slots.

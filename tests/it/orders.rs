@@ -259,7 +259,10 @@ fn silent_client_is_tested_then_disconnected_and_its_orders_cancelled() {
     // Say nothing more: after ~1.2 s a TestRequest, after ~2.4 s the gateway gives up.
     let tr = c.expect_any(&["1"]);
     assert!(field(&tr, 112).is_some());
-    assert!(c.closed_within(Duration::from_secs(5)), "silent session disconnected");
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "silent session disconnected"
+    );
     let next = c.seq;
     let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
     c.seq = next;
@@ -275,5 +278,10 @@ fn silent_client_is_tested_then_disconnected_and_its_orders_cancelled() {
             break m;
         }
     };
-    assert_eq!(field(&st, 39).as_deref(), Some("4"), "cancelled on heartbeat loss: {}", show(&st));
+    assert_eq!(
+        field(&st, 39).as_deref(),
+        Some("4"),
+        "cancelled on heartbeat loss: {}",
+        show(&st)
+    );
 }

@@ -199,14 +199,25 @@ fn sigterm_logs_sessions_out_and_exits_cleanly() {
     let (mut gw, addr) = spawn(&cfg, &dir.path().join("data"));
     let mut c = Client::connect(addr, "FIX.4.4", "CLIENT1", "GW");
     c.logon(30);
-    let status = Command::new("kill").arg("-TERM").arg(gw.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(gw.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
     let lo = c.expect("5");
-    assert!(field(&lo, 58).unwrap().contains("shutting down"), "{}", show(&lo));
+    assert!(
+        field(&lo, 58).unwrap().contains("shutting down"),
+        "{}",
+        show(&lo)
+    );
     c.send("5", "");
     assert!(c.closed_within(Duration::from_secs(5)));
     let exit = gw.wait().unwrap();
     assert!(exit.success(), "clean exit: {exit:?}");
     let events = std::fs::read_to_string(dir.path().join("data/events.log")).unwrap();
-    assert!(events.contains("logon session=FIX.4.4:CLIENT1->GW"), "{events}");
+    assert!(
+        events.contains("logon session=FIX.4.4:CLIENT1->GW"),
+        "{events}"
+    );
 }

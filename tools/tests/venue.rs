@@ -372,3 +372,60 @@ fn sigterm_logs_sessions_out() {
     assert_eq!(out.status.code(), Some(2));
     position(&stderr, "logged out by VENUE: venue shutting down");
 }
+
+/// The whole chain with real processes and sockets: fixclient → gateway → FIX session → venue.
+#[test]
+fn gateway_routes_to_the_venue_tool_over_fix() {
+    let venue = Venue::start(&["--behaviour", "fill"]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[gateway]\nbusy_poll = false\ndata_dir = {:?}\nsegment_bytes = 4194304\nmax_orders = 4096\nflush_interval_ms = 0\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n\n[[venue]]\nname = \"XVEN\"\nkind = \"fix\"\naddress = \"{}\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"VENUE\"\nreconnect_ms = 100\n",
+        dir.path().display().to_string(),
+        venue.addr
+    );
+    let cfg = portcullis::config::Config::parse(&text, "test.toml").unwrap();
+    let running = portcullis::gateway::start(&cfg, portcullis::clock::Clock::fast()).unwrap();
+    let gw = running.handle.listen_addrs[0];
+    // The gateway logs on to the venue by itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !venue.log().contains("logged on") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway never logged on to the venue: {}",
+            venue.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_fixclient"))
+        .args([
+            "--connect",
+            &gw.to_string(),
+            "--sender",
+            "CLIENT1",
+            "--target",
+            "GW",
+            "--timeout-ms",
+            "5000",
+        ])
+        .args([
+            "order", "--symbol", "IBM", "--side", "buy", "--qty", "7", "--price", "120", "--dest",
+            "XVEN",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("150=0(New)"), "{stdout}");
+    assert!(stdout.contains("39=2(Filled)"), "{stdout}");
+    assert!(
+        venue.log().contains("fill 7 @ 120"),
+        "the order reached the venue: {}",
+        venue.log()
+    );
+    running.stop();
+}
