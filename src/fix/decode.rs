@@ -329,8 +329,9 @@ pub fn parse_decimal(v: &[u8], decimals: u32) -> Option<i64> {
     if digits.is_empty() || digits.len() > 30 {
         return None;
     }
-    let mut int: i64 = 0;
-    let mut frac: i64 = 0;
+    // Magnitudes in i128: i64::MIN's is one more than i64::MAX. Range is checked at the end.
+    let mut int: i128 = 0;
+    let mut frac: i128 = 0;
     let mut frac_digits = 0u32;
     let mut seen_dot = false;
     let mut any_digit = false;
@@ -338,7 +339,7 @@ pub fn parse_decimal(v: &[u8], decimals: u32) -> Option<i64> {
         match b {
             b'0'..=b'9' => {
                 any_digit = true;
-                let d = i64::from(b - b'0');
+                let d = i128::from(b - b'0');
                 if seen_dot {
                     if frac_digits < decimals {
                         frac = frac * 10 + d;
@@ -357,11 +358,11 @@ pub fn parse_decimal(v: &[u8], decimals: u32) -> Option<i64> {
     if !any_digit {
         return None;
     }
-    let scale = 10i64.pow(decimals);
-    let value = int
+    let scale = 10i128.checked_pow(decimals)?;
+    let magnitude = int
         .checked_mul(scale)?
-        .checked_add(frac * 10i64.pow(decimals - frac_digits))?;
-    Some(if neg { -value } else { value })
+        .checked_add(frac * 10i128.checked_pow(decimals - frac_digits)?)?;
+    i64::try_from(if neg { -magnitude } else { magnitude }).ok()
 }
 
 /// Parses `YYYYMMDD-HH:MM:SS[.sss[sss[sss]]]` (UTCTimestamp) into nanoseconds since the epoch.
@@ -391,9 +392,11 @@ pub fn parse_timestamp(v: &[u8]) -> Option<Nanos> {
     if days < 0 {
         return None;
     }
-    Some(Nanos(
-        (days as u64 * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000_000 + nanos,
-    ))
+    // Nanoseconds since 1970 in a u64 end in 2554: later dates are refused, not wrapped.
+    let secs = (days as u64)
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + mi * 60 + s)?;
+    Some(Nanos(secs.checked_mul(1_000_000_000)?.checked_add(nanos)?))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

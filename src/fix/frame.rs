@@ -103,6 +103,9 @@ pub fn frame(buf: &[u8], max_msg_len: usize) -> Frame {
             None => return Frame::Incomplete,
         }
     };
+    if trailer > max_msg_len {
+        return Frame::TooLarge; // a trailer exists, but beyond the size we accept
+    }
     let Some(end) = memchr(SOH, buf, trailer + 3) else {
         return if buf.len() > max_msg_len + 8 {
             Frame::TooLarge
