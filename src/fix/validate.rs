@@ -358,25 +358,37 @@ fn check_fields(
         Place::Trailer => 1,
         Place::Body => 2,
     };
-    // Top-level field positions, sorted by (header < trailer < body, tag, position).
-    let mut order = [0u8; MAX_FIELDS];
+    // Fast path: check every field in message order. A valid message (the common case) passes
+    // here without the sort below; only a message with a problem pays for the ordered pass that
+    // decides which problem QuickFIX would report first.
+    if fields.len() <= 32 && fields_valid_in_message_order(d, def, msg, scan) {
+        return Ok(());
+    }
+    // Top-level field positions, sorted by (header < trailer < body, tag, position). The sort
+    // key is computed once per field: a dictionary lookup per comparison costs thousands of
+    // instructions on a typical order.
+    let mut keys = [0u64; MAX_FIELDS];
     let mut n = 0usize;
     for (pos, f) in fields.iter().enumerate() {
         let in_group = scan.in_group.get(pos).copied().unwrap_or(false);
-        let skip_body = def.is_none() && place(d, f.tag) == Place::Body;
+        let p = place(d, f.tag);
+        let skip_body = def.is_none() && p == Place::Body;
         if !in_group && !skip_body {
-            if let Some(slot) = order.get_mut(n) {
-                *slot = pos as u8;
+            if let Some(slot) = keys.get_mut(n) {
+                // rank (2 bits) | tag + 2^31 (32 bits, order-preserving for negative tags) | pos
+                let tag = u64::from((f.tag as u32) ^ 0x8000_0000);
+                *slot = (u64::from(rank(p)) << 48) | (tag << 16) | pos as u64;
                 n += 1;
             }
         }
     }
-    let order = order.get_mut(..n).unwrap_or_default();
-    let key = |pos: u8| {
-        let tag = fields.get(usize::from(pos)).map_or(i32::MAX, |f| f.tag);
-        (rank(place(d, tag)), tag, pos)
-    };
-    order.sort_unstable_by_key(|p| key(*p));
+    let keys = keys.get_mut(..n).unwrap_or_default();
+    keys.sort_unstable();
+    let mut order = [0u8; MAX_FIELDS];
+    for (slot, k) in order.iter_mut().zip(keys.iter()) {
+        *slot = (*k & 0xffff) as u8;
+    }
+    let order = order.get(..n).unwrap_or_default();
 
     let mut previous: Option<i32> = None;
     for &pos in order.iter() {
@@ -417,6 +429,43 @@ fn check_fields(
         }
     }
     Ok(())
+}
+
+/// True when no top-level or group field has a problem `check_fields` would report, checked in
+/// message order. Returning false only means "look again in QuickFIX's order".
+fn fields_valid_in_message_order(
+    d: &Dictionary,
+    def: Option<&MessageDef>,
+    msg: &Message<'_>,
+    scan: &Scan,
+) -> bool {
+    let fields = msg.fields();
+    for (pos, f) in fields.iter().enumerate() {
+        if scan.in_group.get(pos).copied().unwrap_or(false) {
+            if check_value(d, msg, f).is_err() {
+                return false;
+            }
+            continue;
+        }
+        let p = place(d, f.tag);
+        if def.is_none() && p == Place::Body {
+            continue;
+        }
+        let repeated = fields
+            .iter()
+            .take(pos)
+            .enumerate()
+            .any(|(q, g)| g.tag == f.tag && !scan.in_group.get(q).copied().unwrap_or(false));
+        if repeated
+            || check_value(d, msg, f).is_err()
+            || d.field(f.tag).is_none()
+            || def.is_some_and(|def| p == Place::Body && def.field(f.tag).is_none())
+            || scan.count_mismatch.get(pos).copied().unwrap_or(false)
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// Empty → 4, format → 6, enumeration → 5 (QuickFIX: `checkHasValue`, `checkValidFormat`,
