@@ -140,7 +140,7 @@ fn run(
         if let (Some(addr), Some(s)) = (running.handle.listen_addrs.first(), cfg.sessions.first()) {
             println!("Try it:");
             println!(
-                "  cargo run -p portcullis-tools --bin fixclient -- --connect {addr} --sender {} --target {} order --symbol AAPL --side buy --qty 100 --price 10.5 cancel",
+                "  cargo run -p portcullis-tools --bin fixclient -- --connect {addr} --sender {} --target {} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
                 s.their_comp_id, s.our_comp_id
             );
         }

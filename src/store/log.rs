@@ -339,7 +339,12 @@ impl AppendLog {
     #[cold]
     fn zero_tail(&mut self) {
         if let Some(tail) = self.active.map.get_mut(self.write_offset..) {
-            if tail.iter().any(|&b| b != 0) {
+            // OR-fold per page vectorises; `any(b != 0)` byte by byte made opening a fresh
+            // 64 MiB segment take a noticeable fraction of a second.
+            if tail
+                .chunks(PAGE_BYTES)
+                .any(|page| page.iter().fold(0u8, |acc, b| acc | b) != 0)
+            {
                 tail.fill(0);
             }
             for page in tail.chunks_mut(PAGE_BYTES) {

@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod badinput;
+mod cli;
 mod orders;
 mod recovery;
 mod util;
