@@ -377,8 +377,15 @@ pub fn parse_timestamp(v: &[u8]) -> Option<Nanos> {
     let num = |r: core::ops::Range<usize>| -> Option<u64> { parse_uint(v.get(r)?) };
     let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (h, mi, s) = (num(9..11)?, num(12..14)?, num(15..17)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days || h > 23 || mi > 59 || s > 60 {
+        return None; // 20240231 is not March 2nd
     }
     let mut nanos = 0u64;
     if v.len() > 17 {
@@ -473,6 +480,13 @@ mod tests {
         assert!(parse_timestamp(b"20240229-23:59:58").is_some());
         assert!(parse_timestamp(b"20240229-23:59:58.123456789").is_some());
         assert!(parse_timestamp(b"20241329-23:59:58").is_none());
+        assert!(parse_timestamp(b"20240231-00:00:00").is_none());
+        assert!(parse_timestamp(b"20230229-00:00:00").is_none());
+        assert!(parse_timestamp(b"20000229-00:00:00").is_some());
+        assert!(
+            parse_timestamp(b"60240229-00:00:00").is_none(),
+            "beyond u64 nanoseconds"
+        );
         assert!(parse_timestamp(b"20240229 23:59:58").is_none());
         assert!(parse_timestamp(b"20240229-23:59:58.12").is_none());
     }
