@@ -46,6 +46,44 @@ pub struct Config {
     pub venues: Vec<VenueCfg>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteCfg>,
+    /// Throttle tiers. Absent: the stock tiers `standard`, `professional`, `institutional`.
+    #[serde(default, rename = "tier")]
+    pub tiers: Vec<TierCfg>,
+}
+
+/// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsCfg {
+    /// Token bucket refill, messages per second.
+    pub per_second: Option<u32>,
+    /// Token bucket capacity: messages admitted at once after a quiet period.
+    pub burst: Option<u32>,
+    /// Messages per day (the day starts at the tier's `day_reset_utc`).
+    pub per_day: Option<u32>,
+    /// Messages in any sliding 1 s window.
+    pub window_1s: Option<u32>,
+    /// Messages in any sliding 10 s window.
+    pub window_10s: Option<u32>,
+}
+
+/// `[[tier]]`: named throttle limits that sessions refer to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierCfg {
+    pub name: String,
+    /// NewOrderSingle and OrderCancelReplaceRequest.
+    #[serde(default)]
+    pub orders: LimitsCfg,
+    /// OrderCancelRequest and OrderMassCancelRequest (keep these generous: they reduce risk).
+    #[serde(default)]
+    pub cancels: LimitsCfg,
+    /// Every other application message (status requests).
+    #[serde(default)]
+    pub other: LimitsCfg,
+    /// When the daily quotas reset, "HH:MM" UTC. Default "00:00".
+    #[serde(default)]
+    pub day_reset_utc: Option<String>,
 }
 
 /// `[gateway]`: the hot loop and its limits.
@@ -141,6 +179,18 @@ pub struct SessionCfg {
     /// Keep sequence numbers and sent messages on disk (resend across restarts).
     #[serde(default = "default_true")]
     pub persist: bool,
+    /// Throttle tier (a `[[tier]]` name, or a stock tier). None: the session is not throttled.
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// Per-session replacement of the tier's order limits (the whole class).
+    #[serde(default)]
+    pub order_limits: Option<LimitsCfg>,
+    /// Per-session replacement of the tier's cancel limits.
+    #[serde(default)]
+    pub cancel_limits: Option<LimitsCfg>,
+    /// Per-session replacement of the tier's limits for other messages.
+    #[serde(default)]
+    pub other_limits: Option<LimitsCfg>,
 }
 
 fn default_hb_min() -> u32 {
@@ -402,6 +452,36 @@ impl Config {
                 }
             }
         }
+        let mut tier_names = vec!["standard".to_string(), "professional".to_string(), "institutional".to_string()];
+        if !self.tiers.is_empty() {
+            tier_names.clear();
+        }
+        for (i, t) in self.tiers.iter().enumerate() {
+            if t.name.is_empty() || t.name.len() > 24 {
+                return Err(err(format!("tier[{i}].name"), format!("{:?} must be 1–24 characters", t.name)));
+            }
+            if tier_names.contains(&t.name) {
+                return Err(err(format!("tier[{i}].name"), format!("{:?} is defined twice", t.name)));
+            }
+            if let Some(r) = &t.day_reset_utc {
+                if parse_hhmm(r).is_none() {
+                    return Err(err(format!("tier[{i}].day_reset_utc"), format!("{r:?} is not HH:MM (UTC)")));
+                }
+            }
+            tier_names.push(t.name.clone());
+        }
+        if tier_names.len() > 16 {
+            return Err(err("tier".into(), "at most 16 tiers".into()));
+        }
+        for (i, s) in self.sessions.iter().enumerate() {
+            if let Some(t) = &s.tier {
+                if !tier_names.contains(t) {
+                    return Err(err(format!("session[{i}].tier"), format!("{t:?} is not a tier (known: {})", tier_names.join(", "))));
+                }
+            } else if s.order_limits.is_some() || s.cancel_limits.is_some() || s.other_limits.is_some() {
+                return Err(err(format!("session[{i}].tier"), "limits overrides need a tier".into()));
+            }
+        }
         for (i, r) in self.routes.iter().enumerate() {
             if !names.contains(&r.venue) {
                 return Err(err(
@@ -412,6 +492,13 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// "HH:MM" → seconds after midnight.
+pub fn parse_hhmm(v: &str) -> Option<u32> {
+    let (h, m) = v.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && v.len() == 5).then_some(h * 3600 + m * 60)
 }
 
 #[cold]
@@ -434,6 +521,7 @@ our_comp_id = "PORTCULLIS"
 their_comp_id = "CLIENT1"
 default_account = "ACC-CLIENT1"
 cancel_on_disconnect = true
+tier = "professional"
 
 [[session]]
 begin_string = "FIX.4.4"
