@@ -38,8 +38,8 @@
 //! other; called from the thread that runs `check` (limits arrive there as a whole snapshot
 //! through `handoff/`), the change is whole before the next check. Called from another thread, a
 //! concurrent check may pair the old bucket with the new windows — each limit still valid, and
-//! the next check sees all new. Bucket debt carries over in time units; counts carry over as
-//! counts. No `AtomicPtr`, no epoch reclamation, no unsafe.
+//! the next check sees all new. Tokens in use carry over as tokens (converted to the new refill
+//! interval); window and day counts carry over as counts. No `AtomicPtr`, no epoch reclamation, no unsafe.
 //!
 //! # Retry-after
 //! A refusal names the limit whose retry time is latest and the time at which a retry will be
@@ -306,11 +306,33 @@ impl ClassSlot {
         }
     }
 
-    fn set(&self, limits: &Limits, day_reset_s: u32) {
-        self.head.bucket_limits.set(limits.bucket_word());
-        self.head.window_limits.set(limits.window_word());
-        self.head
-            .daily_limits
+    /// Stores new limits. Tokens in use carry over as tokens: `k` tokens of debt under the old
+    /// interval become `k` tokens under the new one, so a tier change is felt at once.
+    fn set(&self, limits: &Limits, day_reset_s: u32, now: u64) {
+        let h = &self.head;
+        let word = limits.bucket_word();
+        let old = cell::bucket_decode(h.bucket_limits.get());
+        h.bucket_limits.set(word);
+        if let (
+            Bucket::Gcra {
+                interval_ns: old_ns,
+                ..
+            },
+            Bucket::Gcra {
+                interval_ns: new_ns,
+                ..
+            },
+        ) = (old, cell::bucket_decode(word))
+        {
+            if old_ns != new_ns {
+                let _ = cell::update::<_, ()>(&h.tat, |tat| {
+                    let tokens = tat.saturating_sub(now).div_ceil(old_ns);
+                    Ok(now.saturating_add(tokens.saturating_mul(new_ns)))
+                });
+            }
+        }
+        h.window_limits.set(limits.window_word());
+        h.daily_limits
             .set(cell::daily_word(limits.per_day, day_reset_s));
     }
 
@@ -458,24 +480,31 @@ impl ThrottleTable {
         }
     }
 
-    /// Replaces one class's limits of `key`, effective from the next check. Uses the key's
-    /// current daily reset time.
+    /// Replaces one class's limits of `key`, effective from the next check; `now` converts the
+    /// tokens in use to the new refill interval. Keeps the key's daily reset time.
     pub fn set_limits(
         &self,
         key: KeySlot,
         class: MsgClass,
         limits: &Limits,
+        now: Nanos,
     ) -> Result<(), ThrottleError> {
         let slot = self
             .slot(key, class)
             .ok_or(ThrottleError::UnknownKey(key))?;
         let reset_s = cell::daily_decode(slot.head.daily_limits.get()).1 / cell::NS_PER_SEC;
-        slot.set(limits, u32::try_from(reset_s).unwrap_or(0));
+        slot.set(limits, u32::try_from(reset_s).unwrap_or(0), now.0);
         Ok(())
     }
 
-    /// Replaces all limits of `key` (a tier change), effective from the next check.
-    pub fn set_key_limits(&self, key: KeySlot, limits: &KeyLimits) -> Result<(), ThrottleError> {
+    /// Replaces all limits of `key` (a tier change), effective from the next check; `now`
+    /// converts the tokens in use to the new refill intervals.
+    pub fn set_key_limits(
+        &self,
+        key: KeySlot,
+        limits: &KeyLimits,
+        now: Nanos,
+    ) -> Result<(), ThrottleError> {
         if limits.day_reset_s >= 86_400 {
             return Err(ThrottleError::ResetTimeOutOfRange(limits.day_reset_s));
         }
@@ -483,7 +512,7 @@ impl ThrottleTable {
             let slot = self
                 .slot(key, class)
                 .ok_or(ThrottleError::UnknownKey(key))?;
-            slot.set(limits.class(class), limits.day_reset_s);
+            slot.set(limits.class(class), limits.day_reset_s, now.0);
         }
         Ok(())
     }
@@ -495,9 +524,10 @@ impl ThrottleTable {
         tiers: &TierTable,
         tier: TierId,
         overrides: &KeyOverrides,
+        now: Nanos,
     ) -> Result<(), TierError> {
         let limits = tiers.resolve(tier, overrides)?;
-        self.set_key_limits(key, &limits)
+        self.set_key_limits(key, &limits, now)
             .map_err(TierError::Throttle)
     }
 
