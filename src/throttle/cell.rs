@@ -16,9 +16,13 @@ pub(crate) const NS_PER_SEC: u64 = 1_000_000_000;
 /// Nanoseconds per day: the unit of the daily quota.
 pub(crate) const NS_PER_DAY: u64 = 86_400 * NS_PER_SEC;
 
-/// One atomic 64-bit word. Relaxed ordering throughout: each word is the whole state of its
-/// limit and publishes no other memory, so no happens-before edge is needed; RMW atomicity is
-/// what makes the loops exact.
+/// One atomic 64-bit word, accessed `SeqCst`. The bucket and the day counter would be exact with
+/// `Relaxed` (one word each: coherence plus RMW atomicity suffice), but the window check writes
+/// one slot and then reads the others — the store-buffer pattern — and "the last to increment
+/// sees every other increment" needs a single total order over all slots (with all four accesses
+/// `SeqCst`, store buffering is forbidden; weakened to acquire/release, the loom model finds
+/// the over-admission, see `loom_model.rs`). On x86-64 a `SeqCst` load is a plain `mov`
+/// and every RMW is `lock`-prefixed anyway, so this costs nothing there.
 pub(crate) trait Cell {
     fn get(&self) -> u64;
     fn set(&self, v: u64);
@@ -28,15 +32,15 @@ pub(crate) trait Cell {
 impl Cell for AtomicU64 {
     #[inline(always)]
     fn get(&self) -> u64 {
-        AtomicU64::load(self, Ordering::Relaxed)
+        AtomicU64::load(self, Ordering::SeqCst)
     }
     #[inline(always)]
     fn set(&self, v: u64) {
-        AtomicU64::store(self, v, Ordering::Relaxed);
+        AtomicU64::store(self, v, Ordering::SeqCst);
     }
     #[inline(always)]
     fn cas(&self, current: u64, new: u64) -> Result<u64, u64> {
-        AtomicU64::compare_exchange_weak(self, current, new, Ordering::Relaxed, Ordering::Relaxed)
+        AtomicU64::compare_exchange_weak(self, current, new, Ordering::SeqCst, Ordering::SeqCst)
     }
 }
 
