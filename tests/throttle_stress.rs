@@ -186,3 +186,69 @@ fn concurrent_checks_on_one_key_never_exceed_any_limit() {
     assert_eq!(used.order.used as usize, run.admitted[0].len());
     assert_eq!(used.cancel.used as usize, run.admitted[1].len());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Zero allocation on the check path (STYLE §2), counted on this test's own thread only, so the
+// concurrently running stress test does not disturb the count.
+// ---------------------------------------------------------------------------------------------
+
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; the thread-local counter is
+// const-initialised, so touching it cannot allocate or recurse.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `System.alloc` above with this `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+#[test]
+fn checks_never_allocate() {
+    let l = Limits {
+        per_second: 1_000,
+        burst: 100,
+        per_day: 50_000,
+        window_1s: 500,
+        window_10s: 2_000,
+    };
+    let limits = KeyLimits {
+        order: l,
+        cancel: l,
+        other: l,
+        day_reset_s: 0,
+    };
+    let table = ThrottleTable::with_limits(1_000, &limits);
+    let before = ALLOCS.with(|c| c.get());
+    let (mut admitted, mut refused) = (0u32, 0u32);
+    for i in 0..100_000u64 {
+        let key = KeySlot((i % 1_013) as u32); // includes unknown slots
+        let class = [MsgClass::Order, MsgClass::Cancel, MsgClass::Other][(i % 3) as usize];
+        match table.check(key, class, Nanos(BASE_NS + i * 50_000)) {
+            portcullis::throttle::Verdict::Admit => admitted += 1,
+            portcullis::throttle::Verdict::Reject { .. } => refused += 1,
+        }
+    }
+    table
+        .set_key_limits(KeySlot(3), &limits, Nanos(BASE_NS))
+        .unwrap();
+    let _ = table.daily_state(KeySlot(3));
+    assert_eq!(ALLOCS.with(|c| c.get()), before, "a check allocated");
+    assert!(
+        admitted > 0 && refused > 0,
+        "{admitted} admitted, {refused} refused"
+    );
+}

@@ -46,6 +46,13 @@
 //! admitted if nothing else is sent meanwhile: every limit is monotone in time without traffic,
 //! so the latest of the per-limit retry times is exactly the first instant all pass. It is exact
 //! to the nanosecond in [`Verdict::Reject::retry_at`]; `retry_after_ms` rounds up.
+//!
+//! # Tests and benches
+//! - `cargo test --lib throttle` — manual-clock unit tests, proptests, and the loom model
+//!   (`throttle::loom_model`, ~0.2 s; `LOOM_MAX_PREEMPTIONS=N` widens it).
+//! - `cargo test --test throttle_stress` — 3 threads on one key for ~1 s of real time; and
+//!   zero allocations per check.
+//! - `cargo bench --bench throttle -- --warm-up-time 1 --measurement-time 3`.
 #![warn(
     clippy::indexing_slicing,
     clippy::panic,

@@ -78,6 +78,14 @@ fn assert_retry_exact(t: &ThrottleTable, v: Verdict, now: Nanos, want_retry_at: 
 }
 
 #[test]
+fn key_slots_are_whole_128_byte_lines() {
+    assert_eq!(std::mem::align_of::<KeyState>(), 128);
+    assert_eq!(std::mem::size_of::<ClassHead>(), 128);
+    assert_eq!(std::mem::size_of::<Ring>(), 128);
+    assert_eq!(std::mem::size_of::<KeyState>(), 3 * 384);
+}
+
+#[test]
 fn bucket_admits_burst_then_refuses_until_the_next_token() {
     let t = table(only(|l| {
         l.per_second = 10;

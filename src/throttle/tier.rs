@@ -1,4 +1,5 @@
-//! HOT-safe (no allocation) — named tiers with graduated limits, and per-key overrides (RATE-3).
+//! HOT — named tiers with graduated limits, and per-key overrides (RATE-3). No heap: fixed
+//! arrays and inline names, so the table can be built cold and handed to the hot thread whole.
 //!
 //! A [`TierTable`] is built from config at startup (or rebuilt and handed over as a whole when
 //! config changes); a key's effective limits are its tier's, with any [`KeyOverrides`] replacing
