@@ -90,9 +90,9 @@ pub struct KeySlot(pub u32);
 /// Message class: each has its own limits, so cancels can stay generous when orders are spent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MsgClass {
-    /// NewOrderSingle <D>, OrderCancelReplaceRequest <G>.
+    /// NewOrderSingle `<D>`, OrderCancelReplaceRequest `<G>`.
     Order,
-    /// OrderCancelRequest <F>, OrderMassCancelRequest <q>: reduce risk.
+    /// OrderCancelRequest `<F>`, OrderMassCancelRequest `<q>`: reduce risk.
     Cancel,
     /// Every other application message.
     Other,
