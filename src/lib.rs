@@ -41,6 +41,7 @@ pub mod order;
 pub mod route;
 pub mod session;
 pub mod store;
+pub mod throttle;
 pub mod venue;
 
 /// Entry points for `cargo fuzz` targets (tools/fuzz); not a stable API.
