@@ -58,3 +58,13 @@
 //! exhaustion is a counted, answered refusal. `tests/alloc.rs` proves zero allocations on the
 //! gateway thread over 100k orders through a real socket.
 //! *Cost*: memory is committed up front (see `gateway.max_orders`).
+//!
+//! # D8. Throttle state is a shared lock-free table
+//! *Context*: limits change live (tier changes, SIGHUP), daily counts must survive restarts,
+//! and several hot threads may one day share a key.
+//! *Choice*: `throttle::ThrottleTable` keeps every limit and counter in 128-byte-aligned atomic
+//! lines (GCRA bucket word, day word, window rings); a limit's settings are one word, so a
+//! check never sees half a change. Cold threads write limits and read daily counters directly
+//! (journal thread: `throttle-daily.state` each flush interval and at stop).
+//! *Cost*: SeqCst on the window cells (loom showed weaker orderings over-admit); a crash can
+//! lose up to one interval of daily counting.

@@ -31,6 +31,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
             .map(|s| format!("{}:{}->{}", s.begin_string, s.their_comp_id, s.our_comp_id))
             .collect(),
         venue_names: cfg.venues.iter().map(|v| v.name.clone()).collect(),
+        throttle: Some((handle.throttle.clone(), handle.session_keys.clone())),
     };
     let journal = jt
         .spawn(

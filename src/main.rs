@@ -61,6 +61,46 @@ fn main() -> ExitCode {
     }
 }
 
+/// SIGHUP: re-reads the configuration file and applies its throttle tiers and per-session
+/// limits live (the throttle table is lock-free; the gateway thread sees the new limits at its
+/// next check). Everything else in the file needs a restart.
+fn reload(config: Option<&std::path::Path>, handle: &portcullis::engine::EngineHandle) {
+    let Some(path) = config else {
+        println!("portcullis: SIGHUP: running on the embedded default, nothing to reload");
+        return;
+    };
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("portcullis: SIGHUP: {e}; keeping the current limits");
+            return;
+        }
+    };
+    let tiers = cfg.tier_table();
+    let now = portcullis::clock::system_utc();
+    let mut applied = 0;
+    for (i, s) in cfg.sessions.iter().enumerate() {
+        let key = format!("{}-{}-{}", s.begin_string, s.our_comp_id, s.their_comp_id);
+        let Some(slot) = handle.session_keys.iter().position(|k| *k == key) else {
+            eprintln!("portcullis: SIGHUP: session {key} is new; sessions are added at restart");
+            continue;
+        };
+        let limits = cfg.session_limits(i, &tiers);
+        match handle.throttle.set_key_limits(
+            portcullis::throttle::KeySlot(slot as u32),
+            &limits,
+            now,
+        ) {
+            Ok(()) => applied += 1,
+            Err(e) => eprintln!("portcullis: SIGHUP: session {key}: {e:?}"),
+        }
+    }
+    println!(
+        "portcullis: SIGHUP: throttle limits reloaded for {applied} session(s) from {}",
+        path.display()
+    );
+}
+
 fn run(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
@@ -145,7 +185,19 @@ fn run(
             );
         }
     }
-    println!("Ctrl-C or SIGTERM logs sessions out and stops.");
+    println!(
+        "Ctrl-C or SIGTERM logs sessions out and stops; SIGHUP reloads throttle tiers and limits."
+    );
+    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
+        eprintln!("portcullis: cannot install SIGHUP handler: {e}");
+    }
+    while !running.is_finished() {
+        if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            reload(config.as_deref(), &running.handle);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     running.join();
     println!("portcullis: stopped");
     ExitCode::SUCCESS

@@ -5,6 +5,8 @@
 //! Never blocks the hot thread: it only pops from the lock-free ring. When the ring overflowed,
 //! the number of lost events is written to the log (the counter `EventRingFull`).
 
+pub mod daily;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ pub struct JournalThread {
     /// Display names of the sessions, by index.
     pub session_names: Vec<String>,
     pub venue_names: Vec<String>,
+    /// The throttle table and the session keys of its slots, to persist daily quotas.
+    pub throttle: Option<(Arc<crate::throttle::ThrottleTable>, Vec<String>)>,
 }
 
 fn ts(t: Nanos) -> String {
@@ -78,6 +82,13 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             ts(*at),
             sname(session)
         ),
+        Event::Throttled { session, limit, at } => {
+            format!(
+                "{} throttled session={} limit={limit:?}",
+                ts(*at),
+                sname(session)
+            )
+        }
         Event::CanceledOnDisconnect {
             session,
             orders,
@@ -162,9 +173,22 @@ impl JournalThread {
                     if n > 0 {
                         let _ = out.flush();
                     }
-                    if !self.flush_interval.is_zero() && last_sync.elapsed() >= self.flush_interval
-                    {
-                        let _ = sync_tree(&self.data_dir);
+                    let interval = if self.flush_interval.is_zero() {
+                        Duration::from_secs(1)
+                    } else {
+                        self.flush_interval
+                    };
+                    if stopping || last_sync.elapsed() >= interval {
+                        if let Some((table, keys)) = &self.throttle {
+                            let path = self.data_dir.join(daily::FILE);
+                            if let Err(e) = daily::save(&path, keys, table) {
+                                let now = ts(crate::clock::system_utc());
+                                let _ = writeln!(out, "{now} throttle-state-not-saved error={e}");
+                            }
+                        }
+                        if !self.flush_interval.is_zero() {
+                            let _ = sync_tree(&self.data_dir);
+                        }
                         last_sync = crate::clock::monotonic();
                     }
                     if stopping {

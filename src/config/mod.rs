@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod limits;
+
 use crate::fix::BeginString;
 
 /// A configuration problem: which file, which key, what is wrong.
@@ -452,20 +454,33 @@ impl Config {
                 }
             }
         }
-        let mut tier_names = vec!["standard".to_string(), "professional".to_string(), "institutional".to_string()];
+        let mut tier_names = vec![
+            "standard".to_string(),
+            "professional".to_string(),
+            "institutional".to_string(),
+        ];
         if !self.tiers.is_empty() {
             tier_names.clear();
         }
         for (i, t) in self.tiers.iter().enumerate() {
             if t.name.is_empty() || t.name.len() > 24 {
-                return Err(err(format!("tier[{i}].name"), format!("{:?} must be 1–24 characters", t.name)));
+                return Err(err(
+                    format!("tier[{i}].name"),
+                    format!("{:?} must be 1–24 characters", t.name),
+                ));
             }
             if tier_names.contains(&t.name) {
-                return Err(err(format!("tier[{i}].name"), format!("{:?} is defined twice", t.name)));
+                return Err(err(
+                    format!("tier[{i}].name"),
+                    format!("{:?} is defined twice", t.name),
+                ));
             }
             if let Some(r) = &t.day_reset_utc {
                 if parse_hhmm(r).is_none() {
-                    return Err(err(format!("tier[{i}].day_reset_utc"), format!("{r:?} is not HH:MM (UTC)")));
+                    return Err(err(
+                        format!("tier[{i}].day_reset_utc"),
+                        format!("{r:?} is not HH:MM (UTC)"),
+                    ));
                 }
             }
             tier_names.push(t.name.clone());
@@ -476,10 +491,19 @@ impl Config {
         for (i, s) in self.sessions.iter().enumerate() {
             if let Some(t) = &s.tier {
                 if !tier_names.contains(t) {
-                    return Err(err(format!("session[{i}].tier"), format!("{t:?} is not a tier (known: {})", tier_names.join(", "))));
+                    return Err(err(
+                        format!("session[{i}].tier"),
+                        format!("{t:?} is not a tier (known: {})", tier_names.join(", ")),
+                    ));
                 }
-            } else if s.order_limits.is_some() || s.cancel_limits.is_some() || s.other_limits.is_some() {
-                return Err(err(format!("session[{i}].tier"), "limits overrides need a tier".into()));
+            } else if s.order_limits.is_some()
+                || s.cancel_limits.is_some()
+                || s.other_limits.is_some()
+            {
+                return Err(err(
+                    format!("session[{i}].tier"),
+                    "limits overrides need a tier".into(),
+                ));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {

@@ -20,6 +20,7 @@ use crate::model::{
 };
 use crate::monitor::Counter;
 use crate::order::{Order, Pending, TableError};
+use crate::throttle::{AbuseVerdict, KeySlot, Limit, MsgClass, Verdict as ThrottleVerdict};
 use crate::venue::VenueEvent;
 
 /// OrdRejReason <103> values we use.
@@ -37,6 +38,8 @@ mod ord_rej_reason {
 /// BusinessRejectReason <380> values we use.
 mod business_reject_reason {
     pub const UNSUPPORTED_MESSAGE_TYPE: u32 = 3;
+    /// FIX 5.0 SP2 value, used by Portcullis on 4.2/4.4 sessions too (fix-specs).
+    pub const THROTTLE_LIMIT_EXCEEDED: u32 = 8;
     pub const CONDITIONALLY_REQUIRED_FIELD_MISSING: u32 = 5;
 }
 
@@ -198,6 +201,22 @@ fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
 impl Engine {
     /// An in-sequence application message that passed the session checks.
     pub(crate) fn on_application(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+        let class = match msg.msg_type() {
+            MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST => MsgClass::Order,
+            MsgType::ORDER_CANCEL_REQUEST | MsgType::ORDER_MASS_CANCEL_REQUEST => MsgClass::Cancel,
+            MsgType::BUSINESS_MESSAGE_REJECT => MsgClass::Other,
+            _ => MsgClass::Other,
+        };
+        if msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT {
+            if let ThrottleVerdict::Reject {
+                limit,
+                retry_after_ms,
+                ..
+            } = self.throttle.check(KeySlot(s as u32), class, now)
+            {
+                return self.throttled(s, msg, limit, retry_after_ms, now);
+            }
+        }
         match msg.msg_type() {
             MsgType::NEW_ORDER_SINGLE => self.on_new_order(s, msg, now),
             MsgType::ORDER_CANCEL_REQUEST => self.on_cancel(s, msg, now),
@@ -222,6 +241,90 @@ impl Engine {
         self.sessions
             .get(s)
             .map_or(BeginString::Fix44, |slot| slot.begin)
+    }
+
+    /// A message over one of its key's throttle limits: BusinessMessageReject with
+    /// BusinessRejectReason(380)=8, the reference to the message, a Text naming the limit and
+    /// the wait, and RetryAfterMs(7900) as a number. Refusals that keep coming for
+    /// [`AbuseConfig::sustain_ns`](crate::throttle::AbuseConfig) end the session.
+    #[cold]
+    fn throttled(
+        &mut self,
+        s: usize,
+        msg: &Message<'_>,
+        limit: Limit,
+        retry_after_ms: u64,
+        now: Nanos,
+    ) {
+        self.counters.inc(Counter::ThrottleRejects);
+        let mut text = [0u8; 96];
+        let mut n = 0;
+        for part in [
+            b"throttled: ".as_slice(),
+            limit.name().as_bytes(),
+            b" limit exceeded; retry after ",
+        ] {
+            text[n..n + part.len()].copy_from_slice(part);
+            n += part.len();
+        }
+        let never = retry_after_ms == u64::MAX;
+        if never {
+            let part = b"the limit changes (none left today)";
+            text[n..n + part.len()].copy_from_slice(part);
+            n += part.len();
+        } else {
+            n += write_u64(&mut text[n..], retry_after_ms);
+            text[n..n + 3].copy_from_slice(b" ms");
+            n += 3;
+        }
+        let ref_seq = msg.seq_num().unwrap_or(0);
+        let ref_type = msg.msg_type_bytes();
+        let ref_id = msg.get(tags::CL_ORD_ID);
+        let streak_started;
+        let verdict;
+        {
+            let Some(slot) = self.sessions.get_mut(s) else {
+                return;
+            };
+            streak_started = !slot.abuse.in_streak(now);
+            verdict = slot.abuse.on_reject(now);
+        }
+        if streak_started {
+            self.emit(Event::Throttled {
+                session: SessionId(s as u32),
+                limit: limit.name(),
+                at: now,
+            });
+        }
+        let Some((slot, out, c)) = self.session_and_out(s) else {
+            return;
+        };
+        let _ = slot.session.send_app(b"j", now, out, |w| {
+            w.uint(tags::REF_SEQ_NUM as u32, ref_seq);
+            w.str(tags::REF_MSG_TYPE as u32, ref_type);
+            if let Some(id) = ref_id {
+                w.str(tags::BUSINESS_REJECT_REF_ID as u32, id);
+            }
+            w.uint(
+                tags::BUSINESS_REJECT_REASON as u32,
+                u64::from(business_reject_reason::THROTTLE_LIMIT_EXCEEDED),
+            );
+            w.str(tags::TEXT as u32, &text[..n]);
+            if !never {
+                w.uint(tags::RETRY_AFTER_MS as u32, retry_after_ms);
+            }
+        });
+        if verdict == AbuseVerdict::Logout {
+            slot.session
+                .logout(b"throttle limits exceeded for too long", now, out);
+            self.counters.inc(Counter::ThrottleLogouts);
+            if let Some(Some(conn)) = c.and_then(|c| self.conns_mut().get_mut(c)) {
+                conn.closing = true;
+            }
+        }
+        if let Some(c) = c {
+            self.mark_dirty(c);
+        }
     }
 
     #[cold]

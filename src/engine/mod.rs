@@ -39,6 +39,7 @@ use crate::order::OrderTable;
 use crate::route::{Router, Rule, VenueName};
 use crate::session::{Inbound, OutBuf, Role, Session, SessionConfig};
 use crate::store::{SessionStore, SessionStoreConfig};
+use crate::throttle::{AbuseConfig, AbuseDetector, KeySlot, ThrottleTable};
 use crate::venue::sim::{SimBehaviour, SimConfig, SimVenue};
 use crate::venue::VenueEvent;
 use stores::AnyStore;
@@ -58,6 +59,10 @@ pub struct SessionSlot {
     pub our_comp_id: CompId,
     pub default_account: Account,
     pub cancel_on_disconnect: bool,
+    /// Refusals that keep coming end in a Logout.
+    pub abuse: AbuseDetector,
+    /// Stable name (`FIX.4.4-OUR-THEIR`), used for stores and persisted throttle state.
+    pub key: String,
 }
 
 /// A venue the router can choose.
@@ -77,6 +82,11 @@ pub enum VenueKind {
 #[derive(Clone)]
 pub struct EngineHandle {
     pub counters: Arc<Counters>,
+    /// The throttle table: lock-free, so cold threads apply live limit changes and read the
+    /// daily counters to persist them without going through the gateway thread.
+    pub throttle: Arc<ThrottleTable>,
+    /// Session keys, by throttle slot (`KeySlot(i)` is session `i`).
+    pub session_keys: Vec<String>,
     pub events: EventRing,
     pub commands: CommandSender,
     pub listen_addrs: Vec<SocketAddr>,
@@ -98,6 +108,7 @@ pub struct Engine {
     pub(crate) journal: Journal,
     pub(crate) venues: Vec<VenueSlot>,
     pub(crate) router: Router,
+    pub(crate) throttle: Arc<ThrottleTable>,
     clock: Clock,
     pub(crate) counters: Arc<Counters>,
     ring: EventRing,
@@ -206,6 +217,8 @@ impl Engine {
                     .and_then(|a| Account::new(a.as_bytes()))
                     .unwrap_or(Account::EMPTY),
                 cancel_on_disconnect: s.cancel_on_disconnect,
+                abuse: AbuseDetector::new(AbuseConfig::default()),
+                key: key.clone(),
             });
         }
         let mut venues = Vec::new();
@@ -303,6 +316,20 @@ impl Engine {
                 })
             })
             .collect();
+        let tiers = cfg.tier_table();
+        let throttle = Arc::new(ThrottleTable::with_capacity(sessions.len().max(1)));
+        for i in 0..sessions.len() {
+            throttle
+                .set_key_limits(KeySlot(i as u32), &cfg.session_limits(i, &tiers), now)
+                .map_err(|e| StartError(format!("session[{i}] throttle limits: {e:?}")))?;
+        }
+        let session_keys: Vec<String> = sessions.iter().map(|s| s.key.clone()).collect();
+        crate::audit::daily::load(
+            &data.join(crate::audit::daily::FILE),
+            &session_keys,
+            &throttle,
+        )
+        .map_err(|e| start_err("throttle daily state", e))?;
         let journal = Journal::open(&data.join("journal"), gw.segment_bytes)
             .map_err(|e| start_err("order journal", e))?;
         let (cmd_tx, cmd_rx) = command_channel();
@@ -322,6 +349,7 @@ impl Engine {
             journal,
             venues,
             router: Router::new(names, rules),
+            throttle: throttle.clone(),
             clock,
             counters: counters.clone(),
             ring: ring.clone(),
@@ -340,6 +368,8 @@ impl Engine {
         engine.recover();
         let handle = EngineHandle {
             counters,
+            throttle,
+            session_keys,
             events: ring,
             commands: cmd_tx,
             listen_addrs,
@@ -955,6 +985,10 @@ impl Engine {
             .filter(|(_, c)| c.is_some())
             .map(|(i, _)| i)
             .next_back()
+    }
+
+    pub(crate) fn conns_mut(&mut self) -> &mut Vec<Option<Conn>> {
+        &mut self.conns
     }
 
     pub fn clock(&self) -> &Clock {

@@ -34,6 +34,12 @@ pub enum Event {
         reason: &'static str,
         at: Nanos,
     },
+    /// The first throttle refusal of a streak (one event per streak, not per message).
+    Throttled {
+        session: SessionId,
+        limit: &'static str,
+        at: Nanos,
+    },
     CanceledOnDisconnect {
         session: SessionId,
         orders: u32,

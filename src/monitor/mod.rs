@@ -39,19 +39,28 @@ pub enum Counter {
     VenueConnects = 27,
     VenueDisconnects = 28,
     BusinessRejectsReceived = 29,
+    ThrottleRejects = 30,
+    ThrottleLogouts = 31,
 }
 
 /// Number of counter slots.
-pub const COUNTERS: usize = 32;
+pub const COUNTERS: usize = 64;
 
 #[repr(align(128))]
 #[derive(Default)]
 struct Padded(AtomicU64);
 
 /// The counter array. One per engine; shared with cold threads through an `Arc`.
-#[derive(Default)]
 pub struct Counters {
     slots: [Padded; COUNTERS],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            slots: std::array::from_fn(|_| Padded::default()),
+        }
+    }
 }
 
 impl Counters {

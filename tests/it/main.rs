@@ -8,5 +8,6 @@ mod badinput;
 mod cli;
 mod orders;
 mod recovery;
+mod throttle;
 mod util;
 mod venue;

@@ -281,3 +281,11 @@ impl Client {
         }
     }
 }
+
+/// Like [`start_in`], with the gateway reading time from `clock` (e.g. a manual clock).
+pub fn start_with_clock(dir: tempfile::TempDir, extra: &str, clock: Clock) -> Gw {
+    let cfg = config(dir.path(), extra);
+    let running = portcullis::gateway::start(&cfg, clock).unwrap_or_else(|e| panic!("start: {e}"));
+    let addr = running.handle.listen_addrs[0];
+    Gw { running, addr, dir }
+}
