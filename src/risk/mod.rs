@@ -427,7 +427,7 @@ impl RiskCore {
         check_order_notional(lim, key_caps, raw_notional(price, r.new_order_qty))?;
         let old_raw = raw_notional(r.old.price, r.old.open_qty);
         let new_raw = raw_notional(price, r.new_open_qty);
-        let delta_raw = new_raw - old_raw;
+        let delta_raw = new_raw.saturating_sub(old_raw);
         if delta_raw > 0 {
             check_credit(lim, st.open_raw, st.executed_raw, delta_raw)?;
         }
@@ -478,7 +478,7 @@ impl RiskCore {
             return Err(RiskError::UnknownAccount);
         };
         let raw = raw_notional(reserved_price, open_qty);
-        st.open_raw -= raw;
+        st.open_raw = st.open_raw.saturating_sub(raw);
         if st.open_raw < 0 {
             st.open_raw = 0;
             self.anomalies += 1;
@@ -504,7 +504,9 @@ impl RiskCore {
         let Some(st) = self.states.get_mut(ai as usize) else {
             return Err(RiskError::UnknownAccount);
         };
-        st.open_raw -= raw_notional(f.reserved_price, f.qty);
+        st.open_raw = st
+            .open_raw
+            .saturating_sub(raw_notional(f.reserved_price, f.qty));
         if st.open_raw < 0 {
             st.open_raw = 0;
             self.anomalies += 1;
@@ -548,8 +550,10 @@ impl RiskCore {
         let Some(st) = self.states.get_mut(ai as usize) else {
             return Err(RiskError::UnknownAccount);
         };
-        st.open_raw +=
-            raw_notional(to.price, to.open_qty) - raw_notional(from.price, from.open_qty);
+        st.open_raw = st.open_raw.saturating_add(
+            raw_notional(to.price, to.open_qty)
+                .saturating_sub(raw_notional(from.price, from.open_qty)),
+        );
         if st.open_raw < 0 {
             st.open_raw = 0;
             self.anomalies += 1;
