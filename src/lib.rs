@@ -38,6 +38,7 @@ pub mod model;
 pub mod monitor;
 pub mod net;
 pub mod order;
+pub mod risk;
 pub mod route;
 pub mod session;
 pub mod store;

@@ -229,9 +229,18 @@ fn a_tier_change_applies_live_on_sighup() {
     let mut c = Client::connect(addr, "FIX.4.4", "CLIENT1", "GW");
     c.logon(30);
     assert_eq!(field(&order(&mut c, "H1"), 35).as_deref(), Some("8"));
-    assert_eq!(field(&order(&mut c, "H2"), 35).as_deref(), Some("j"), "quota of 1 spent");
+    assert_eq!(
+        field(&order(&mut c, "H2"), 35).as_deref(),
+        Some("j"),
+        "quota of 1 spent"
+    );
     std::fs::write(&cfg, base(100)).unwrap();
-    assert!(Command::new("kill").arg("-HUP").arg(child.id().to_string()).status().unwrap().success());
+    assert!(Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
     let mut admitted = false;
     for i in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
