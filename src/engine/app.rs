@@ -317,10 +317,8 @@ impl Engine {
         if verdict == AbuseVerdict::Logout {
             slot.session
                 .logout(b"throttle limits exceeded for too long", now, out);
+            // The session waits for the client's Logout (or its logout timeout), then closes.
             self.counters.inc(Counter::ThrottleLogouts);
-            if let Some(Some(conn)) = c.and_then(|c| self.conns_mut().get_mut(c)) {
-                conn.closing = true;
-            }
         }
         if let Some(c) = c {
             self.mark_dirty(c);

@@ -123,7 +123,8 @@ pub struct Engine {
     /// Output of sessions with no connection: messages are stored for resend, never sent.
     detached: OutBuf,
     last_timer: Nanos,
-    stopping: Option<Nanos>,
+    /// When shutdown began (monotonic wall time: a manual test clock must not stall it).
+    stopping: Option<std::time::Instant>,
     pub(crate) mass_report_id: u64,
 }
 
@@ -426,7 +427,9 @@ impl Engine {
             }
             if let Some(since) = self.stopping {
                 let all_gone = self.conns.iter().all(Option::is_none);
-                if all_gone || self.clock.now().saturating_sub(since) > Nanos::from_secs(2) {
+                // Venue connections stay open to the end; client sessions had 3 s to answer.
+                let clients_gone = self.conns.iter().flatten().all(|c| c.venue.is_some());
+                if all_gone || clients_gone || since.elapsed() > Duration::from_secs(3) {
                     break;
                 }
             }
@@ -893,17 +896,20 @@ impl Engine {
     #[cold]
     fn begin_shutdown(&mut self) {
         let now = self.clock.now();
-        self.stopping = Some(now);
+        self.stopping = Some(crate::clock::monotonic());
         for slot in &mut self.sessions {
             let Some(c) = slot.conn else { continue };
             let Some(Some(conn)) = self.conns.get_mut(c) else {
                 continue;
             };
+            // A logged-on session waits for the client's Logout (or the session's logout
+            // timeout); anything else is closed once its output is flushed.
             if slot.session.is_logged_on() {
                 slot.session
                     .logout(b"gateway shutting down", now, &mut conn.out);
+            } else {
+                conn.closing = true;
             }
-            conn.closing = true;
         }
         for c in 0..self.conns.len() {
             if let Some(Some(conn)) = self.conns.get_mut(c) {
@@ -985,10 +991,6 @@ impl Engine {
             .filter(|(_, c)| c.is_some())
             .map(|(i, _)| i)
             .next_back()
-    }
-
-    pub(crate) fn conns_mut(&mut self) -> &mut Vec<Option<Conn>> {
-        &mut self.conns
     }
 
     pub fn clock(&self) -> &Clock {

@@ -33,6 +33,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -115,6 +116,55 @@ pub struct AppendLog {
     /// Sealed segments already msync'ed (they never change again).
     flushed_sealed: Cell<usize>,
     segment_rolls: u64,
+    /// The next segment, created ahead of time on a helper thread.
+    spare: Option<Spare>,
+    /// Rolls that had to wait for, or do, the segment creation themselves.
+    slow_rolls: u64,
+}
+
+/// The next segment of a log, created (and pre-faulted) ahead of time by one process-wide helper
+/// thread while the active segment is still half empty, so the hot thread's roll is a swap, not
+/// file creation, `ftruncate`, `mmap` and tens of thousands of page faults. Threads share page
+/// tables: pages the helper touched are mapped for the hot thread too.
+#[derive(Debug)]
+struct Spare {
+    dir: Arc<PathBuf>,
+    name: Arc<str>,
+    done: crossbeam_channel::Sender<io::Result<Segment>>,
+    ready: crossbeam_channel::Receiver<io::Result<Segment>>,
+    requested: bool,
+}
+
+/// One request to the segment helper. Every field is a clone of an `Arc` or a channel handle,
+/// so asking costs no allocation on the hot thread.
+struct SegmentJob {
+    dir: Arc<PathBuf>,
+    name: Arc<str>,
+    number: u32,
+    segment_bytes: usize,
+    done: crossbeam_channel::Sender<io::Result<Segment>>,
+}
+
+/// The helper thread's queue, started on first use.
+fn segment_helper() -> Option<&'static crossbeam_channel::Sender<SegmentJob>> {
+    static HELPER: std::sync::OnceLock<Option<crossbeam_channel::Sender<SegmentJob>>> =
+        std::sync::OnceLock::new();
+    HELPER
+        .get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<SegmentJob>(1024);
+            std::thread::Builder::new()
+                .name("portcullis-segments".into())
+                .spawn(move || {
+                    for job in rx {
+                        let seg =
+                            Segment::create(&job.dir, &job.name, job.number, job.segment_bytes);
+                        let _ = job.done.send(seg);
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        })
+        .as_ref()
 }
 
 #[derive(Debug)]
@@ -122,6 +172,19 @@ struct Segment {
     number: u32,
     path: PathBuf,
     map: MmapMut,
+}
+
+impl Spare {
+    fn new(dir: &Path, name: &str) -> Spare {
+        let (done, ready) = crossbeam_channel::bounded(1);
+        Spare {
+            dir: Arc::new(dir.to_path_buf()),
+            name: Arc::from(name),
+            done,
+            ready,
+            requested: false,
+        }
+    }
 }
 
 impl AppendLog {
@@ -168,6 +231,9 @@ impl AppendLog {
             write_offset,
             flushed_sealed: Cell::new(0),
             segment_rolls: 0,
+            // Start the helper now (cold) rather than on the hot thread's first request.
+            spare: segment_helper().map(|_| Spare::new(dir, name)),
+            slow_rolls: 0,
         };
         log.zero_tail();
         Ok(log)
@@ -210,6 +276,7 @@ impl AppendLog {
         fence(Ordering::Release);
         head[LEN_AT..CRC_AT].copy_from_slice(&(len as u32).to_le_bytes());
         self.write_offset = offset + padded;
+        self.request_spare();
         Ok(RecordPos::new(self.sealed.len(), offset))
     }
 
@@ -275,12 +342,7 @@ impl AppendLog {
         };
         // Create the new segment under a number above every old one, so that until the old
         // files are gone a crash leaves them, not the empty one, as the log's prefix.
-        let fresh_number = self
-            .active
-            .number
-            .checked_add(1)
-            .ok_or_else(too_many_segments)?;
-        let fresh = Segment::create(&self.dir, &self.name, fresh_number, self.segment_bytes)?;
+        let fresh = self.next_segment()?;
         let old_active = std::mem::replace(&mut self.active, fresh);
         self.sealed.push(old_active);
         for seg in self.sealed.drain(..).rev() {
@@ -316,15 +378,66 @@ impl AppendLog {
         self.sealed.is_empty() && self.write_offset == 0
     }
 
+    /// Asks the helper thread for the next segment once the active one is half full.
+    #[inline]
+    fn request_spare(&mut self) {
+        let Some(spare) = &mut self.spare else { return };
+        if spare.requested || self.write_offset <= self.active.map.len() / 2 {
+            return;
+        }
+        let (Some(helper), Some(number)) = (segment_helper(), self.active.number.checked_add(1))
+        else {
+            return;
+        };
+        let job = SegmentJob {
+            dir: spare.dir.clone(),
+            name: spare.name.clone(),
+            number,
+            segment_bytes: self.segment_bytes,
+            done: spare.done.clone(),
+        };
+        spare.requested = helper.try_send(job).is_ok();
+    }
+
+    /// The segment after the active one: the helper's if it made it (waiting for it if it is
+    /// still at work — creating the same file here would race with it), else created here.
     #[cold]
-    #[inline(never)]
-    fn roll(&mut self) -> io::Result<()> {
-        let number = self
+    fn next_segment(&mut self) -> io::Result<Segment> {
+        let next = self
             .active
             .number
             .checked_add(1)
             .ok_or_else(too_many_segments)?;
-        let fresh = Segment::create(&self.dir, &self.name, number, self.segment_bytes)?;
+        if let Some(spare) = &mut self.spare {
+            if spare.requested {
+                spare.requested = false;
+                match spare.ready.try_recv() {
+                    Ok(Ok(seg)) if seg.number == next => return Ok(seg),
+                    Ok(_) => {}
+                    Err(_) => {
+                        self.slow_rolls += 1;
+                        if let Ok(Ok(seg)) = spare.ready.recv() {
+                            if seg.number == next {
+                                return Ok(seg);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.slow_rolls += 1;
+        Segment::create(&self.dir, &self.name, next, self.segment_bytes)
+    }
+
+    /// Rolls that found no segment ready (they waited for or created it on the calling thread).
+    pub fn slow_rolls(&self) -> u64 {
+        self.slow_rolls
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn roll(&mut self) -> io::Result<()> {
+        let fresh = self.next_segment()?;
         // Start writeback of the full segment now so a later flush() has less to wait for.
         let full = std::mem::replace(&mut self.active, fresh);
         let _ = full.map.flush_async();
@@ -713,6 +826,39 @@ mod tests {
             let log = AppendLog::open(dir.path(), "t", SMALL).unwrap();
             assert_eq!(log.iter().count(), 1, "len {len}");
         }
+    }
+
+    #[test]
+    fn a_roll_takes_the_segment_prepared_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AppendLog::open(dir.path(), "t", SMALL).unwrap();
+        let p = payload(1, 100);
+        let mut i = 0u64;
+        // Past half the segment: the helper thread is asked for the next one.
+        while log.write_offset <= SMALL / 2 {
+            log.append(1, i, &p).unwrap();
+            i += 1;
+        }
+        // Give it time to finish, then fill the segment and roll.
+        for _ in 0..500 {
+            if segment_path(dir.path(), "t", 1).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        while log.segment_rolls() == 0 {
+            log.append(1, i, &p).unwrap();
+            i += 1;
+        }
+        assert_eq!(log.slow_rolls(), 0, "the prepared segment was used");
+        drop(log);
+        let log = AppendLog::open(dir.path(), "t", SMALL).unwrap();
+        assert_eq!(
+            log.iter().count() as u64,
+            i,
+            "every record readable after reopen"
+        );
     }
 
     #[test]
