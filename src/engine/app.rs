@@ -15,8 +15,7 @@ use crate::fix::encode::write_u64;
 use crate::fix::{tags, BeginString, Message, MsgType, ValueError};
 use crate::handoff::Event;
 use crate::model::{
-    ExecType, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, Qty, SessionId, Side, Symbol,
-    TimeInForce,
+    ExecType, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, SessionId, Side, Symbol, TimeInForce,
 };
 use crate::monitor::Counter;
 use crate::order::{Order, Pending, TableError};
@@ -93,28 +92,8 @@ impl Refusal {
 /// A blank order of session `s`, to be filled from a message.
 fn blank_order(s: usize, default_account: crate::model::Account) -> Order {
     Order {
-        session: SessionId(s as u32),
-        cl_ord_id: OrderIdStr::EMPTY,
-        orig_cl_ord_id: OrderIdStr::EMPTY,
-        order_id: 0,
-        account: default_account,
-        symbol: Symbol::EMPTY,
-        side: Side::Buy,
-        ord_type: OrdType::Limit,
-        tif: TimeInForce::Day,
-        price: None,
-        qty: Qty::ZERO,
-        cum_qty: Qty::ZERO,
-        filled_notional: 0,
-        status: OrdStatus::PendingNew,
-        venue: 0,
-        venue_order_id: 0,
-        pending: Pending::None,
-        received_at: Nanos::ZERO,
-        exec_seq: 0,
-        venue_live: 0,
-        venue_req: 0,
         live: true,
+        ..Order::blank(SessionId(s as u32), default_account)
     }
 }
 
@@ -1097,7 +1076,7 @@ mod tests {
         let m = Message::decode(&msg).unwrap();
         let mut o = blank_order(0, crate::model::Account::EMPTY);
         parse_new_order(&m, &mut o).unwrap();
-        assert_eq!(o.qty, Qty::from_units(100));
+        assert_eq!(o.qty, crate::model::Qty::from_units(100));
         assert_eq!(o.price, Some(crate::model::Price(1_050_000_000)));
         let msg = with_trailer(b"8=FIX.4.4\x019=0\x0135=D\x0134=2\x0149=C\x0152=20240101-00:00:00\x0156=G\x0111=A1\x0155=AAPL\x0154=1\x0138=-5\x0140=2\x0144=10.5\x01");
         let m = Message::decode(&msg).unwrap();

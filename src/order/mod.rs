@@ -65,6 +65,34 @@ pub struct Order {
 }
 
 impl Order {
+    /// An empty order of `session` (status PendingNew, not live), to be filled in.
+    pub const fn blank(session: SessionId, account: Account) -> Order {
+        Order {
+            session,
+            cl_ord_id: OrderIdStr::EMPTY,
+            orig_cl_ord_id: OrderIdStr::EMPTY,
+            order_id: 0,
+            account,
+            symbol: Symbol::EMPTY,
+            side: Side::Buy,
+            ord_type: OrdType::Limit,
+            tif: TimeInForce::Day,
+            price: None,
+            qty: Qty::ZERO,
+            cum_qty: Qty::ZERO,
+            filled_notional: 0,
+            status: OrdStatus::PendingNew,
+            venue: 0,
+            venue_order_id: 0,
+            pending: Pending::None,
+            received_at: Nanos::ZERO,
+            exec_seq: 0,
+            venue_live: 0,
+            venue_req: 0,
+            live: false,
+        }
+    }
+
     pub fn leaves(&self) -> Qty {
         if self.status.is_terminal() {
             Qty::ZERO
@@ -183,30 +211,7 @@ const NO_NODE: u32 = u32::MAX;
 impl OrderTable {
     /// Preallocates room for `capacity` orders (and twice as many ClOrdIDs: replaces add one).
     pub fn new(capacity: usize) -> OrderTable {
-        let blank = Order {
-            session: SessionId(0),
-            cl_ord_id: OrderIdStr::EMPTY,
-            orig_cl_ord_id: OrderIdStr::EMPTY,
-            order_id: 0,
-            account: Account::EMPTY,
-            symbol: Symbol::EMPTY,
-            side: Side::Buy,
-            ord_type: OrdType::Limit,
-            tif: TimeInForce::Day,
-            price: None,
-            qty: Qty::ZERO,
-            cum_qty: Qty::ZERO,
-            filled_notional: 0,
-            status: OrdStatus::Rejected,
-            venue: 0,
-            venue_order_id: 0,
-            pending: Pending::None,
-            received_at: Nanos::ZERO,
-            exec_seq: 0,
-            venue_live: 0,
-            venue_req: 0,
-            live: false,
-        };
+        let blank = Order::blank(SessionId(0), Account::EMPTY);
         OrderTable {
             orders: vec![blank; capacity],
             free: (0..capacity as u32).rev().collect(),
@@ -416,31 +421,14 @@ mod tests {
     use super::*;
 
     fn order(session: u32, id: &str) -> Order {
-        let mut t = OrderTable::new(1);
-        let _ = t.next_order_id();
         Order {
-            session: SessionId(session),
             cl_ord_id: OrderIdStr::new(id.as_bytes()).unwrap(),
-            orig_cl_ord_id: OrderIdStr::EMPTY,
             order_id: 1,
-            account: Account::EMPTY,
             symbol: Symbol::new(b"AAPL").unwrap(),
-            side: Side::Buy,
-            ord_type: OrdType::Limit,
-            tif: TimeInForce::Day,
             price: Some(Price::from_units(10)),
             qty: Qty::from_units(100),
-            cum_qty: Qty::ZERO,
-            filled_notional: 0,
-            status: OrdStatus::PendingNew,
-            venue: 0,
-            venue_order_id: 0,
-            pending: Pending::None,
-            received_at: Nanos::ZERO,
-            exec_seq: 0,
-            venue_live: 0,
-            venue_req: 0,
             live: true,
+            ..Order::blank(SessionId(session), Account::EMPTY)
         }
     }
 

@@ -88,20 +88,7 @@ pub fn now_utc() -> portcullis::model::Nanos {
 
 impl Client {
     pub fn connect(addr: SocketAddr, begin: &'static str, sender: &str, target: &str) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        Client {
-            stream,
-            begin,
-            sender: sender.into(),
-            target: target.into(),
-            seq: 1,
-            buf: Vec::new(),
-            received: Vec::new(),
-        }
+        Client::from_stream(TcpStream::connect(addr).unwrap(), begin, sender, target)
     }
 
     /// Builds a message with a standard header and `fields` (`tag=value` separated by `|`).
