@@ -152,18 +152,31 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// "00" to "99": two digits per table lookup instead of one division per digit.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Writes `v` in decimal; returns the number of bytes (`out` needs 20).
 #[inline]
 pub fn write_u64(out: &mut [u8], mut v: u64) -> usize {
     let mut tmp = [0u8; 20];
     let mut i = tmp.len();
-    loop {
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        tmp[i] = b'0' + v as u8;
     }
     let n = tmp.len() - i;
     out[..n].copy_from_slice(&tmp[i..]);
@@ -201,27 +214,45 @@ pub fn write_decimal(out: &mut [u8], v: i64, decimals: u32) -> usize {
     n
 }
 
+thread_local! {
+    /// The last day written and its `YYYYMMDD-` text: the date changes once a day, the
+    /// calendar arithmetic need not run for every timestamp.
+    static LAST_DATE: std::cell::Cell<(u64, [u8; 9])> = const { std::cell::Cell::new((u64::MAX, [0; 9])) };
+}
+
+#[inline]
+fn two_digits(out: &mut [u8], v: u64) {
+    let pair = (v % 100) as usize * 2;
+    out[..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+}
+
 /// Writes `YYYYMMDD-HH:MM:SS[.fff…]`; `out` needs 27 bytes.
 pub fn write_timestamp(out: &mut [u8], t: Nanos, precision: TimePrecision) -> usize {
     let secs = t.0 / 1_000_000_000;
     let sub = t.0 % 1_000_000_000;
-    let days = (secs / 86_400) as i64;
+    let day = secs / 86_400;
     let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let two = |o: &mut [u8], v: u64| {
-        o[0] = b'0' + (v / 10) as u8;
-        o[1] = b'0' + (v % 10) as u8;
-    };
-    two(&mut out[0..2], (y / 100) as u64);
-    two(&mut out[2..4], (y % 100) as u64);
-    two(&mut out[4..6], u64::from(m));
-    two(&mut out[6..8], u64::from(d));
-    out[8] = b'-';
-    two(&mut out[9..11], rem / 3600);
+    let date = LAST_DATE.with(|c| {
+        let (cached_day, text) = c.get();
+        if cached_day == day {
+            return text;
+        }
+        let (y, m, d) = civil_from_days(day as i64);
+        let mut text = [0u8; 9];
+        two_digits(&mut text[0..2], (y / 100) as u64);
+        two_digits(&mut text[2..4], (y % 100) as u64);
+        two_digits(&mut text[4..6], u64::from(m));
+        two_digits(&mut text[6..8], u64::from(d));
+        text[8] = b'-';
+        c.set((day, text));
+        text
+    });
+    out[..9].copy_from_slice(&date);
+    two_digits(&mut out[9..11], rem / 3600);
     out[11] = b':';
-    two(&mut out[12..14], (rem / 60) % 60);
+    two_digits(&mut out[12..14], (rem / 60) % 60);
     out[14] = b':';
-    two(&mut out[15..17], rem % 60);
+    two_digits(&mut out[15..17], rem % 60);
     let (digits, div) = match precision {
         TimePrecision::Seconds => return 17,
         TimePrecision::Millis => (3, 1_000_000),
