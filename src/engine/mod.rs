@@ -446,7 +446,7 @@ impl Engine {
         };
         if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
-                self.counters.inc(Counter::JournalErrors);
+                self.counters.inc(Counter::PollErrors);
             }
         }
         let now = self.clock.now();
@@ -488,6 +488,11 @@ impl Engine {
         }
         self.flush_dirty(now);
         self.counters.inc(Counter::DutyCycles);
+        if work > 0 {
+            // Cycles that did work: how long the longest took (idle spins are not timed).
+            let took = self.clock.now().saturating_sub(now);
+            self.counters.max(Counter::MaxDutyCycleNs, took.0);
+        }
         work
     }
 
@@ -846,7 +851,7 @@ impl Engine {
                 conn.dead = true;
             }
             if conn.out.pending().len() < before {
-                self.counters.inc(Counter::MessagesOut);
+                self.counters.inc(Counter::SocketWrites);
             }
             if conn.dead || (conn.closing && conn.out.is_empty()) {
                 let reason = if conn.dead {

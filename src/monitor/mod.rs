@@ -13,7 +13,8 @@ pub enum Counter {
     ConnectionsRefused = 1,
     ConnectionsClosed = 2,
     MessagesIn = 3,
-    MessagesOut = 4,
+    /// Flushes that wrote bytes to a socket (one may carry many messages).
+    SocketWrites = 4,
     GarbledMessages = 5,
     OversizedMessages = 6,
     LogonsAccepted = 7,
@@ -41,6 +42,7 @@ pub enum Counter {
     BusinessRejectsReceived = 29,
     ThrottleRejects = 30,
     ThrottleLogouts = 31,
+    PollErrors = 32,
 }
 
 /// Number of counter slots.
