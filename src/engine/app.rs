@@ -495,6 +495,33 @@ impl Engine {
         self.venue_request(key, VenueRequest::Cancel, now);
     }
 
+    /// The venue refused order `key`: ExecutionReport Rejected with the venue's reason.
+    pub(crate) fn rejected_at_venue(&mut self, key: OrderKey, text: &[u8], now: Nanos) {
+        let Some(o) = self.orders.get_mut(key) else {
+            return;
+        };
+        o.status = OrdStatus::Rejected;
+        o.exec_seq += 1;
+        let snapshot = *o;
+        self.orders.finish(key);
+        self.journal_later(key);
+        self.counters.inc(Counter::OrdersRejected);
+        let cl = snapshot.cl_ord_id;
+        self.send_exec(
+            &snapshot,
+            &Exec {
+                exec_type: ExecType::Rejected,
+                status: OrdStatus::Rejected,
+                cl_ord_id: cl.as_bytes(),
+                orig_cl_ord_id: None,
+                last: None,
+                rej_reason: Some(ord_rej_reason::BROKER_OPTION),
+                text: Some(text),
+            },
+            now,
+        );
+    }
+
     fn journal(&mut self, key: OrderKey, now: Nanos) {
         let Some(o) = self.orders.get(key) else {
             return;
@@ -529,6 +556,11 @@ impl Engine {
         for e in evs {
             self.apply_venue_event(*e, now);
         }
+        self.journal_pending(now);
+    }
+
+    /// Journals the orders noted by [`Engine::journal_later`], one snapshot each.
+    pub(crate) fn journal_pending(&mut self, now: Nanos) {
         let mut keys = std::mem::take(&mut self.journal_keys);
         for &key in &keys {
             self.journal(key, now);
@@ -570,29 +602,7 @@ impl Engine {
                 );
             }
             VenueEvent::Rejected { key, reason } => {
-                let Some(o) = self.orders.get_mut(key) else {
-                    return;
-                };
-                o.status = OrdStatus::Rejected;
-                o.exec_seq += 1;
-                let snapshot = *o;
-                self.orders.finish(key);
-                self.journal_later(key);
-                self.counters.inc(Counter::OrdersRejected);
-                let cl = snapshot.cl_ord_id;
-                self.send_exec(
-                    &snapshot,
-                    &Exec {
-                        exec_type: ExecType::Rejected,
-                        status: OrdStatus::Rejected,
-                        cl_ord_id: cl.as_bytes(),
-                        orig_cl_ord_id: None,
-                        last: None,
-                        rej_reason: Some(ord_rej_reason::BROKER_OPTION),
-                        text: Some(reason.as_bytes()),
-                    },
-                    now,
-                );
+                self.rejected_at_venue(key, reason.as_bytes(), now)
             }
             VenueEvent::Fill {
                 key, qty, price, ..

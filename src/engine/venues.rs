@@ -360,10 +360,19 @@ impl Engine {
                         leaves,
                     }
                 }
-                b'8' if a.n == 0 => VenueEvent::Rejected {
-                    key,
-                    reason: "rejected by the venue",
-                },
+                b'8' if a.n == 0 => {
+                    // Keep the venue's own reason: it is what the client needs to act on.
+                    let mut text = [0u8; 128];
+                    let prefix = b"rejected by the venue: ";
+                    text[..prefix.len()].copy_from_slice(prefix);
+                    let theirs = msg
+                        .get(crate::fix::tags::TEXT)
+                        .unwrap_or(b"no reason given");
+                    let n = theirs.len().min(text.len() - prefix.len());
+                    text[prefix.len()..prefix.len() + n].copy_from_slice(&theirs[..n]);
+                    self.rejected_at_venue(key, &text[..prefix.len() + n], now);
+                    return self.journal_pending(now);
+                }
                 b'I' => {
                     return self.reconcile(key, &o, status, venue_order_id, cum, last, price, now)
                 }

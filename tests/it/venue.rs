@@ -69,6 +69,19 @@ fn orders_route_to_a_fix_venue_and_its_reports_come_back() {
     assert_eq!(field(&fill, 39).as_deref(), Some("1"), "{}", show(&fill));
     assert_eq!(field(&fill, 14).as_deref(), Some("40"));
 
+    // A venue reject keeps the venue's reason.
+    c.send("D", &nos("C9", "AAPL", "1", "5", Some("10")));
+    let d9 = v.expect("D");
+    report(&mut v, &d9, "8", "8", "151=0|14=0|6=0|58=symbol halted");
+    let rej = c.expect("8");
+    assert_eq!(field(&rej, 39).as_deref(), Some("8"));
+    assert_eq!(
+        field(&rej, 58).as_deref(),
+        Some("rejected by the venue: symbol halted"),
+        "{}",
+        show(&rej)
+    );
+
     c.send("F", "11=C2|41=C1|55=AAPL|54=1|60=20240101-00:00:00");
     let f = v.expect("F");
     assert_eq!(
