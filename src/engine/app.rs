@@ -329,7 +329,7 @@ impl Engine {
     }
 
     /// Sends an ExecutionReport about `order` to its session and counts the execution.
-    fn send_exec(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
+    pub(crate) fn send_exec(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
         let s = order.session.0 as usize;
         let exec_id = u64::from(order.exec_seq);
         let Some((slot, out, c)) = self.session_and_out(s) else {
@@ -356,6 +356,10 @@ impl Engine {
         let n = why.render(&mut text);
         let mut o = *order;
         o.status = OrdStatus::Rejected;
+        // Not in the table: no OrderID. ExecID `NONE.<n>` stays unique through this counter.
+        self.refusals += 1;
+        o.exec_seq = self.refusals as u32;
+        o.order_id = 0;
         let cl = o.cl_ord_id;
         let e = Exec {
             exec_type: ExecType::Rejected,
@@ -534,7 +538,7 @@ impl Engine {
     }
 
     /// Notes that `key` changed; its snapshot is journaled at the end of the event batch.
-    fn journal_later(&mut self, key: OrderKey) {
+    pub(crate) fn journal_later(&mut self, key: OrderKey) {
         if !self.journal_keys.contains(&key)
             && self.journal_keys.len() < self.journal_keys.capacity()
         {

@@ -126,6 +126,9 @@ pub struct Engine {
     /// When shutdown began (monotonic wall time: a manual test clock must not stall it).
     stopping: Option<std::time::Instant>,
     pub(crate) mass_report_id: u64,
+    /// Refusals before routing, numbering their ExecIDs (`NONE.<n>`); starts from the clock so
+    /// numbers do not repeat across restarts.
+    pub(crate) refusals: u64,
 }
 
 /// Why an engine could not start.
@@ -364,6 +367,7 @@ impl Engine {
             last_timer: Nanos::ZERO,
             stopping: None,
             mass_report_id: now.0 / 1000,
+            refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
             gw,
         };
         engine.recover();

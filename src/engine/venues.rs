@@ -9,11 +9,13 @@ use mio::{Interest, Token};
 
 use super::stores::AnyStore;
 use super::{Engine, VenueKind};
+use crate::engine::exec::Exec;
 use crate::fix::{Message, MsgType};
 use crate::handoff::Event;
-use crate::model::{Nanos, OrdStatus, OrderKey, Price, Qty};
+use crate::model::{ExecType, Nanos, OrdStatus, OrderKey, Price, Qty};
 use crate::monitor::Counter;
 use crate::net::{self, Conn};
+use crate::order::Pending;
 use crate::session::{Inbound, Session};
 use crate::venue::fix::{self as vfix, AnswerKind};
 use crate::venue::{VenueEvent, VenueOrder};
@@ -31,7 +33,7 @@ pub struct FixVenue {
 }
 
 /// What the engine asks of a venue about one order.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum VenueRequest {
     New,
     Cancel,
@@ -113,6 +115,11 @@ impl Engine {
                         if let Some(c) = c {
                             self.mark_dirty(c);
                         }
+                        // An external venue answers later: tell the client now that the
+                        // instruction is on its way (PendingNew / PendingCancel / PendingReplace).
+                        if sent.is_ok() {
+                            self.report_pending(key, req, now);
+                        }
                     }
                     _ => {
                         let refusal = match req {
@@ -140,6 +147,44 @@ impl Engine {
         }
         self.apply_venue_events(&evs, now);
         self.venue_events = evs;
+    }
+
+    /// ExecutionReport PendingNew (150=A), PendingCancel (150=6) or PendingReplace (150=E) for
+    /// an instruction sent to an asynchronous venue.
+    fn report_pending(&mut self, key: OrderKey, req: VenueRequest, now: Nanos) {
+        if req == VenueRequest::Status {
+            return;
+        }
+        let Some(order) = self.orders.get_mut(key) else {
+            return;
+        };
+        order.exec_seq += 1; // each report gets its own ExecID
+        let o = *order;
+        self.journal_later(key);
+        self.journal_pending(now);
+        let (exec_type, status, cl) = match (req, o.pending) {
+            (VenueRequest::New, _) => (ExecType::PendingNew, OrdStatus::PendingNew, o.cl_ord_id),
+            (VenueRequest::Cancel, Pending::Cancel { cl_ord_id }) => {
+                (ExecType::PendingCancel, OrdStatus::PendingCancel, cl_ord_id)
+            }
+            (VenueRequest::Replace { .. }, Pending::Replace { cl_ord_id, .. }) => (
+                ExecType::PendingReplace,
+                OrdStatus::PendingReplace,
+                cl_ord_id,
+            ),
+            _ => return, // status requests and cancel-on-disconnect have no client instruction
+        };
+        let orig = (req != VenueRequest::New).then_some(o.cl_ord_id);
+        let e = Exec {
+            exec_type,
+            status,
+            cl_ord_id: cl.as_bytes(),
+            orig_cl_ord_id: orig.as_ref().map(|x| x.as_bytes()),
+            last: None,
+            rej_reason: None,
+            text: None,
+        };
+        self.send_exec(&o, &e, now);
     }
 
     /// Starts connections to external venues that are due for a (re)connect.

@@ -101,6 +101,11 @@ fn refusals_name_the_problem() {
     );
     let dest = c.expect("8");
     assert_eq!(field(&dest, 39).as_deref(), Some("8"));
+    assert_ne!(
+        field(&dest, 17),
+        field(&dup, 17),
+        "refusals have distinct ExecIDs"
+    );
     assert!(field(&dest, 58).unwrap().contains("ExDestination"));
     c.send("D", "11=X5|55=AAPL|54=1|40=2|44=1|60=20240101-00:00:00");
     let noqty = c.expect("8");

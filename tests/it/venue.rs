@@ -54,6 +54,14 @@ fn orders_route_to_a_fix_venue_and_its_reports_come_back() {
 
     c.send("D", &nos("C1", "AAPL", "1", "100", Some("10")));
     let d = v.expect("D");
+    let pending = c.expect("8");
+    assert_eq!(
+        field(&pending, 150).as_deref(),
+        Some("A"),
+        "PendingNew while the venue decides: {}",
+        show(&pending)
+    );
+    assert_eq!(field(&pending, 39).as_deref(), Some("A"));
     assert_ne!(
         field(&d, 11).as_deref(),
         Some("C1"),
@@ -72,6 +80,7 @@ fn orders_route_to_a_fix_venue_and_its_reports_come_back() {
     // A venue reject keeps the venue's reason.
     c.send("D", &nos("C9", "AAPL", "1", "5", Some("10")));
     let d9 = v.expect("D");
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("A"));
     report(&mut v, &d9, "8", "8", "151=0|14=0|6=0|58=symbol halted");
     let rej = c.expect("8");
     assert_eq!(field(&rej, 39).as_deref(), Some("8"));
@@ -88,6 +97,20 @@ fn orders_route_to_a_fix_venue_and_its_reports_come_back() {
         field(&f, 41),
         field(&d, 11),
         "cancel names the live venue order"
+    );
+    let pc = c.expect("8");
+    assert_eq!(
+        field(&pc, 150).as_deref(),
+        Some("6"),
+        "PendingCancel: {}",
+        show(&pc)
+    );
+    assert_eq!(field(&pc, 11).as_deref(), Some("C2"));
+    assert_eq!(field(&pc, 41).as_deref(), Some("C1"));
+    assert_ne!(
+        field(&pc, 17),
+        field(&new, 17),
+        "every report has its own ExecID"
     );
     let cl = field(&f, 11).unwrap();
     v.send(
@@ -112,6 +135,7 @@ fn venue_down_refuses_new_orders_and_reconnect_reconciles_open_ones() {
     c.logon(30);
     c.send("D", &nos("R1", "MSFT", "2", "50", Some("300")));
     let d = v.expect("D");
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("A"));
     report(&mut v, &d, "0", "0", "151=50|14=0|6=0");
     assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
 
