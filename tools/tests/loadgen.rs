@@ -273,3 +273,39 @@ fn warm_up_orders_and_rejects_are_not_timed() {
     assert!(!rec.sent(2, 3_000), "an index is sent once");
     assert!(!rec.sent(4, 3_000), "past the capacity");
 }
+
+#[test]
+fn a_peer_that_goes_away_mid_run_ends_it_with_exit_1_and_what_was_measured() {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["echo-server", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line.trim().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("cut.json");
+    let client = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["echo", "--connect", &addr.to_string()])
+        .args(["--rate", "500", "--duration-s", "5"])
+        .arg("--json")
+        .arg(&j)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    server.kill().unwrap();
+    let _ = server.wait();
+    let out = client.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("run ended early"), "{stdout}");
+    let v = json(&j);
+    assert!(v["ended"].is_string(), "{v}");
+    let sent = v["sent"].as_u64().unwrap();
+    assert!(sent > 0 && sent < 2_500, "{v}");
+    assert!(v["measured"].as_u64().unwrap() > 0, "{v}");
+}
