@@ -254,6 +254,7 @@ fn a_stalled_ack_inflates_every_order_intended_during_the_stall() {
         window: None,
         duration_s: 0.01,
         warmup_s: 0.0,
+        nproc: 2,
         ended: None,
     });
     assert_eq!(s.acked, 10);

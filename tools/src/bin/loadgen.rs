@@ -221,6 +221,7 @@ fn measure<W: Wire>(
         drain_ns: load.drain_ms.saturating_mul(1_000_000),
         handshake_ns: 5 * NS_PER_S,
     };
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     if let Err(e) = pin(load.cpu) {
         eprintln!("loadgen: {e}");
         return ExitCode::from(2);
@@ -255,6 +256,7 @@ fn measure<W: Wire>(
         window: load.closed_loop.then_some(load.window),
         duration_s: load.duration_s,
         warmup_s: load.warmup_s,
+        nproc,
         ended: ended.clone(),
     });
     print!("{}", summary.table());

@@ -175,7 +175,7 @@ impl Recorder {
             window: run.window,
             duration_s: run.duration_s,
             warmup_s: run.warmup_s,
-            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            nproc: run.nproc,
             sent: self.sent,
             acked: self.acked,
             rejected: self.rejected,
@@ -216,6 +216,9 @@ pub struct RunInfo {
     pub window: Option<u64>,
     pub duration_s: f64,
     pub warmup_s: f64,
+    /// CPUs of the machine (read before the thread is pinned: pinning narrows what
+    /// `available_parallelism` sees to one).
+    pub nproc: usize,
     /// Why the run ended early, if it did.
     pub ended: Option<String>,
 }
