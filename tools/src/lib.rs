@@ -6,6 +6,7 @@
 //! They still never panic on bytes a peer sends.
 
 pub mod link;
+pub mod loadgen;
 pub mod show;
 
 /// UTC now, through the library's clock module (the only code allowed to read time).
