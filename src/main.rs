@@ -199,6 +199,16 @@ fn run(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     running.join();
-    println!("portcullis: stopped");
+    let c = &running.handle.counters;
+    use portcullis::monitor::Counter as K;
+    println!(
+        "portcullis: stopped — orders received {}, rejected {}, fills {}, throttled {}, garbled {}, longest working duty cycle {} µs",
+        c.get(K::OrdersReceived),
+        c.get(K::OrdersRejected),
+        c.get(K::Fills),
+        c.get(K::ThrottleRejects),
+        c.get(K::GarbledMessages),
+        c.get(K::MaxDutyCycleNs) / 1000
+    );
     ExitCode::SUCCESS
 }

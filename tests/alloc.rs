@@ -77,6 +77,8 @@ busy_poll = false
 data_dir = {:?}
 max_orders = 8192
 segment_bytes = 268435456
+# small session segments: the measured phase rolls several (proves rolls allocate nothing)
+session_segment_bytes = 4194304
 flush_interval_ms = 0
 
 [[listener]]

@@ -115,6 +115,10 @@ pub struct Gateway {
     pub logon_timeout_ms: u64,
     /// Size of each order-journal / message-store segment file.
     pub segment_bytes: usize,
+    /// Segment size of each session's message store (sent messages, for resend). Smaller than
+    /// the journal's: every session keeps one segment mapped and pre-faulted, and a sequence
+    /// reset (ResetSeqNumFlag) creates a fresh one on the gateway thread.
+    pub session_segment_bytes: usize,
     /// How often the journal thread msyncs the stores (power-loss durability). 0 = never.
     pub flush_interval_ms: u64,
     /// Hot → cold event ring capacity (events).
@@ -135,6 +139,7 @@ impl Default for Gateway {
             send_buffer_bytes: 1 << 20,
             logon_timeout_ms: 10_000,
             segment_bytes: 64 << 20,
+            session_segment_bytes: 8 << 20,
             flush_interval_ms: 1000,
             event_ring: 1 << 16,
         }
@@ -330,6 +335,12 @@ impl Config {
             return Err(err(
                 "gateway.max_connections".into(),
                 format!("{} is outside 1..=65536", g.max_connections),
+            ));
+        }
+        if g.session_segment_bytes < 1 << 20 {
+            return Err(err(
+                "gateway.session_segment_bytes".into(),
+                format!("{} is below 1 MiB", g.session_segment_bytes),
             ));
         }
         if g.segment_bytes < 1 << 20 {

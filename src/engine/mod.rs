@@ -184,7 +184,7 @@ impl Engine {
             let key = format!("{}-{}-{}", s.begin_string, s.our_comp_id, s.their_comp_id);
             let store = if s.persist {
                 let sc = SessionStoreConfig {
-                    segment_bytes: gw.segment_bytes,
+                    segment_bytes: gw.session_segment_bytes,
                     ..Default::default()
                 };
                 AnyStore::Disk(Box::new(
@@ -266,7 +266,7 @@ impl Engine {
                         .ok_or_else(|| StartError("venue their_comp_id too long".into()))?;
                     let key = format!("venue-{}-{}-{}", v.name, our, their);
                     let sc = SessionStoreConfig {
-                        segment_bytes: gw.segment_bytes,
+                        segment_bytes: gw.session_segment_bytes,
                         ..Default::default()
                     };
                     let store = SessionStore::open_with(&sessions_dir, &key, &sc, now.0)

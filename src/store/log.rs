@@ -213,7 +213,8 @@ impl AppendLog {
         let mut numbers = list_segments(dir, name)?;
         numbers.sort_unstable();
 
-        let mut sealed = Vec::with_capacity(numbers.len());
+        // Room for 1024 more segments: a roll must not grow this on the gateway thread.
+        let mut sealed = Vec::with_capacity(numbers.len() + 1024);
         for &number in &numbers {
             sealed.push(Segment::open(dir, name, number)?);
         }
