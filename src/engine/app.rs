@@ -97,6 +97,23 @@ fn blank_order(s: usize, default_account: crate::model::Account) -> Order {
     }
 }
 
+/// A required one-character field mapped by `parse`; `unsupported` says which values we take.
+fn required_char<T>(
+    msg: &Message<'_>,
+    tag: i32,
+    parse: fn(u8) -> Option<T>,
+    unsupported: &'static [u8],
+) -> Result<T, Refusal> {
+    let c = msg
+        .char(tag)
+        .map_err(Refusal::field)?
+        .ok_or(Refusal::field(ValueError::Missing(tag)))?;
+    parse(c).ok_or(Refusal::new(
+        ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC,
+        unsupported,
+    ))
+}
+
 /// Reads the fields of a NewOrderSingle we act on into `o` (as far as they are valid).
 fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
     // ClOrdID first: every other refusal needs it to be answered.
@@ -116,16 +133,12 @@ fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
             ord_rej_reason::UNKNOWN_SYMBOL,
             b"Symbol longer than 24 characters",
         ))?;
-    o.side = msg
-        .char(tags::SIDE)
-        .map_err(Refusal::field)?
-        .ok_or(Refusal::field(ValueError::Missing(tags::SIDE)))
-        .and_then(|c| {
-            Side::from_fix(c).ok_or(Refusal::new(
-                ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC,
-                b"unsupported Side(54): use 1, 2 or 5",
-            ))
-        })?;
+    o.side = required_char(
+        msg,
+        tags::SIDE,
+        Side::from_fix,
+        b"unsupported Side(54): use 1, 2 or 5",
+    )?;
     o.qty = msg
         .qty(tags::ORDER_QTY)
         .map_err(Refusal::field)?
@@ -136,16 +149,12 @@ fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
             b"OrderQty(38) must be positive",
         ));
     }
-    o.ord_type = msg
-        .char(tags::ORD_TYPE)
-        .map_err(Refusal::field)?
-        .ok_or(Refusal::field(ValueError::Missing(tags::ORD_TYPE)))
-        .and_then(|c| {
-            OrdType::from_fix(c).ok_or(Refusal::new(
-                ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC,
-                b"unsupported OrdType(40): use 1 (market) or 2 (limit)",
-            ))
-        })?;
+    o.ord_type = required_char(
+        msg,
+        tags::ORD_TYPE,
+        OrdType::from_fix,
+        b"unsupported OrdType(40): use 1 (market) or 2 (limit)",
+    )?;
     o.price = msg.price(tags::PRICE).map_err(Refusal::field)?;
     match (o.ord_type, o.price) {
         (OrdType::Limit, None) => {
@@ -168,11 +177,6 @@ fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
             ord_rej_reason::UNSUPPORTED_ORDER_CHARACTERISTIC,
             b"unsupported TimeInForce(59): use 0, 1, 3 or 4",
         ))?;
-    }
-    if o.ord_type == OrdType::Market
-        && matches!(o.tif, TimeInForce::Day | TimeInForce::GoodTillCancel)
-    {
-        // A market order cannot rest: the venue executes what it can and cancels the rest.
     }
     Ok(())
 }
