@@ -366,17 +366,17 @@ impl Engine {
         o.order_id = 0;
         let cl = o.cl_ord_id;
         let e = Exec {
-            exec_type: ExecType::Rejected,
-            status: OrdStatus::Rejected,
-            cl_ord_id: if cl.is_empty() {
-                b"NONE"
-            } else {
-                cl.as_bytes()
-            },
-            orig_cl_ord_id: None,
-            last: None,
             rej_reason: Some(why.reason),
             text: Some(&text[..n]),
+            ..Exec::report(
+                ExecType::Rejected,
+                OrdStatus::Rejected,
+                if cl.is_empty() {
+                    b"NONE"
+                } else {
+                    cl.as_bytes()
+                },
+            )
         };
         self.send_exec(&o, &e, now);
     }
@@ -518,13 +518,9 @@ impl Engine {
         self.send_exec(
             &snapshot,
             &Exec {
-                exec_type: ExecType::Rejected,
-                status: OrdStatus::Rejected,
-                cl_ord_id: cl.as_bytes(),
-                orig_cl_ord_id: None,
-                last: None,
                 rej_reason: Some(ord_rej_reason::BROKER_OPTION),
                 text: Some(text),
+                ..Exec::report(ExecType::Rejected, OrdStatus::Rejected, cl.as_bytes())
             },
             now,
         );
@@ -597,15 +593,7 @@ impl Engine {
                 let cl = snapshot.cl_ord_id;
                 self.send_exec(
                     &snapshot,
-                    &Exec {
-                        exec_type: ExecType::New,
-                        status: OrdStatus::New,
-                        cl_ord_id: cl.as_bytes(),
-                        orig_cl_ord_id: None,
-                        last: None,
-                        rej_reason: None,
-                        text: None,
-                    },
+                    &Exec::report(ExecType::New, OrdStatus::New, cl.as_bytes()),
                     now,
                 );
             }
@@ -633,13 +621,8 @@ impl Engine {
                 self.send_exec(
                     &snapshot,
                     &Exec {
-                        exec_type: ExecType::Trade,
-                        status: snapshot.status,
-                        cl_ord_id: cl.as_bytes(),
-                        orig_cl_ord_id: None,
                         last: Some((qty, price)),
-                        rej_reason: None,
-                        text: None,
+                        ..Exec::report(ExecType::Trade, snapshot.status, cl.as_bytes())
                     },
                     now,
                 );
@@ -666,13 +649,12 @@ impl Engine {
                 self.send_exec(
                     &snapshot,
                     &Exec {
-                        exec_type: ExecType::Canceled,
-                        status: OrdStatus::Canceled,
-                        cl_ord_id: report_cl.as_bytes(),
                         orig_cl_ord_id: orig_bytes,
-                        last: None,
-                        rej_reason: None,
-                        text: None,
+                        ..Exec::report(
+                            ExecType::Canceled,
+                            OrdStatus::Canceled,
+                            report_cl.as_bytes(),
+                        )
                     },
                     now,
                 );
@@ -703,13 +685,8 @@ impl Engine {
                 self.send_exec(
                     &snapshot,
                     &Exec {
-                        exec_type: ExecType::Replaced,
-                        status: snapshot.status,
-                        cl_ord_id: cl_ord_id.as_bytes(),
                         orig_cl_ord_id: Some(orig.as_bytes()),
-                        last: None,
-                        rej_reason: None,
-                        text: None,
+                        ..Exec::report(ExecType::Replaced, snapshot.status, cl_ord_id.as_bytes())
                     },
                     now,
                 );
@@ -975,15 +952,7 @@ impl Engine {
                 let cl = o.cl_ord_id;
                 self.send_exec(
                     &o,
-                    &Exec {
-                        exec_type: ExecType::OrderStatus,
-                        status: o.status,
-                        cl_ord_id: cl.as_bytes(),
-                        orig_cl_ord_id: None,
-                        last: None,
-                        rej_reason: None,
-                        text: None,
-                    },
+                    &Exec::report(ExecType::OrderStatus, o.status, cl.as_bytes()),
                     now,
                 );
             }
@@ -999,13 +968,9 @@ impl Engine {
                 self.send_exec(
                     &o,
                     &Exec {
-                        exec_type: ExecType::OrderStatus,
-                        status: OrdStatus::Rejected,
-                        cl_ord_id: cl,
-                        orig_cl_ord_id: None,
-                        last: None,
                         rej_reason: Some(ord_rej_reason::UNKNOWN_ORDER),
                         text: Some(b"unknown order"),
+                        ..Exec::report(ExecType::OrderStatus, OrdStatus::Rejected, cl)
                     },
                     now,
                 );

@@ -24,6 +24,21 @@ pub struct Exec<'a> {
     pub text: Option<&'a [u8]>,
 }
 
+impl<'a> Exec<'a> {
+    /// A report of `exec_type` with `status` answering `cl_ord_id`, nothing else set.
+    pub const fn report(exec_type: ExecType, status: OrdStatus, cl_ord_id: &'a [u8]) -> Exec<'a> {
+        Exec {
+            exec_type,
+            status,
+            cl_ord_id,
+            orig_cl_ord_id: None,
+            last: None,
+            rej_reason: None,
+            text: None,
+        }
+    }
+}
+
 /// OrderID <37> text.
 fn order_id_text(o: &Order, buf: &mut [u8; 20]) -> usize {
     write_u64(buf, o.order_id)
