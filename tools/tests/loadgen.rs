@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use portcullis::clock::Clock;
 use portcullis::config::Config;
 use portcullis::gateway::Running;
-use portcullis_tools::loadgen::{intended_ns, orders_for, Answer, Recorder};
+use portcullis_tools::loadgen::{
+    intended_ns, orders_for, sender_comp_id, Answer, Mix, Op, Recorder,
+};
 
 struct Gw {
     #[allow(dead_code)] // held for its Drop, which stops the gateway
@@ -23,9 +25,17 @@ struct Gw {
 }
 
 fn gateway() -> Gw {
+    gateway_with(
+        "[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"LOAD\"\ndefault_account = \"ACC1\"\n",
+        "fill",
+    )
+}
+
+/// A gateway with the given [[session]] entries and a simulated venue of `behaviour`.
+fn gateway_with(sessions: &str, behaviour: &str) -> Gw {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 65536\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"LOAD\"\ndefault_account = \"ACC1\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"fill\"\n",
+        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nsession_segment_bytes = 1048576\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 65536\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{sessions}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"{behaviour}\"\n",
         dir.path().display().to_string(),
     );
     let cfg = Config::parse(&text, "test.toml").unwrap();
@@ -151,6 +161,17 @@ fn bad_flags_are_refused_with_a_message() {
         &["fix", "--connect", "127.0.0.1:1", "--window", "8"],
         &["echo-server", "--listen", "127.0.0.1:0", "--mode", "epoll"],
         &["echo", "--connect", "127.0.0.1:1", "--size", "4"],
+        &["fix", "--connect", "127.0.0.1:1", "--mix", "cancel=5"],
+        &[
+            "fix",
+            "--connect",
+            "127.0.0.1:1",
+            "--mix",
+            "new=90,amend=10",
+        ],
+        &["fix", "--connect", "127.0.0.1:1", "--sessions", "0"],
+        &["gen-config", "--venue", "teleport"],
+        &["plot", "--svg", "x.svg", "no-label"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
             .args(args)
@@ -249,6 +270,8 @@ fn a_stalled_ack_inflates_every_order_intended_during_the_stall() {
     assert_eq!(rec.in_flight(), 0);
     let s = rec.summary(portcullis_tools::loadgen::RunInfo {
         mode: "test".into(),
+        sessions: 1,
+        mix: portcullis_tools::loadgen::Mix::default(),
         closed_loop: false,
         target_rate: Some(rate),
         window: None,
@@ -309,4 +332,261 @@ fn a_peer_that_goes_away_mid_run_ends_it_with_exit_1_and_what_was_measured() {
     let sent = v["sent"].as_u64().unwrap();
     assert!(sent > 0 && sent < 2_500, "{v}");
     assert!(v["measured"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// `loadgen gen-config` run as the binary.
+fn gen_config(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("gen-config")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn run_fix(addr: SocketAddr, extra: &[&str], json_path: &Path) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["fix", "--connect", &addr.to_string()])
+        .args(["--target", "GW", "--reset"])
+        .args(extra)
+        .arg("--json")
+        .arg(json_path)
+        .output()
+        .unwrap();
+    println!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn sessions_are_named_from_the_sender_prefix() {
+    assert_eq!(sender_comp_id("LOAD", 0, 1), "LOAD");
+    assert_eq!(sender_comp_id("LOAD", 0, 3), "LOAD0001");
+    assert_eq!(sender_comp_id("LOAD", 99, 100), "LOAD0100");
+    assert_eq!(sender_comp_id("L", 0, 12_000), "L00001");
+}
+
+#[test]
+fn the_load_is_spread_over_the_sessions_gen_config_prints() {
+    // The sessions block comes from the binary, so the names loadgen uses and the names
+    // gen-config prints are checked against a real gateway.
+    let sessions = gen_config(&["--sessions", "3", "--target", "GW", "--sessions-only"]);
+    assert_eq!(sessions.matches("[[session]]").count(), 3, "{sessions}");
+    let gw = gateway_with(&sessions, "fill");
+    let dir = tempfile::tempdir().unwrap();
+    for poll in ["spin", "mio"] {
+        let j = dir.path().join(format!("{poll}.json"));
+        let out = run_fix(
+            gw.addr,
+            &[
+                "--sessions",
+                "3",
+                "--poll",
+                poll,
+                "--rate",
+                "600",
+                "--duration-s",
+                "1",
+            ],
+            &j,
+        );
+        assert_eq!(out.status.code(), Some(0), "{poll}");
+        let v = json(&j);
+        assert_eq!(v["sessions"].as_u64(), Some(3), "{v}");
+        assert_eq!(v["sent"].as_u64(), Some(600), "{v}");
+        assert_eq!(v["acked"].as_u64(), Some(600), "{v}");
+        assert_eq!(v["unanswered"].as_u64(), Some(0), "{v}");
+    }
+    // A session the gateway does not know is a logon failure naming the session.
+    let j = dir.path().join("four.json");
+    let out = run_fix(gw.addr, &["--sessions", "4", "--duration-s", "0.2"], &j);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("session 3"), "{stderr}");
+}
+
+#[test]
+fn cancels_and_replaces_target_open_orders() {
+    // `ack` keeps every order open, so each cancel and replace finds one and is accepted.
+    let sessions = gen_config(&["--sessions", "2", "--target", "GW", "--sessions-only"]);
+    let gw = gateway_with(&sessions, "ack");
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("mix.json");
+    let out = run_fix(
+        gw.addr,
+        &[
+            "--sessions",
+            "2",
+            "--mix",
+            "new=50,cancel=25,replace=25",
+            "--accounts",
+            "ACC-A,ACC-B",
+            "--rate",
+            "800",
+            "--duration-s",
+            "1",
+        ],
+        &j,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("mix new=50,cancel=25,replace=25"),
+        "{stdout}"
+    );
+    let v = json(&j);
+    assert_eq!(v["sent"].as_u64(), Some(800), "{v}");
+    assert_eq!(v["rejected"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["unanswered"].as_u64(), Some(0), "{v}");
+    let by = &v["by_op"];
+    for op in ["new", "cancel", "replace"] {
+        let acked = by[op]["acked"].as_u64().unwrap();
+        assert!(acked > 50, "{op}: {v}");
+        assert_eq!(by[op]["sent"], by[op]["acked"], "{op}: {v}");
+    }
+}
+
+#[test]
+fn cancels_of_filled_orders_are_counted_as_rejects() {
+    // `fill` fills every order at once: a cancel finds it done and gets an OrderCancelReject.
+    let gw = gateway();
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("late.json");
+    let out = run_fix(
+        gw.addr,
+        &[
+            "--sender",
+            "LOAD",
+            "--mix",
+            "new=50,cancel=50",
+            "--rate",
+            "400",
+            "--duration-s",
+            "1",
+        ],
+        &j,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&j);
+    let cancel = &v["by_op"]["cancel"];
+    assert!(cancel["sent"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(cancel["sent"], cancel["rejected"], "{v}");
+    assert_eq!(v["unanswered"].as_u64(), Some(0), "{v}");
+}
+
+#[test]
+fn gen_config_prints_a_config_the_gateway_accepts() {
+    let text = gen_config(&[
+        "--sessions",
+        "150",
+        "--cpu",
+        "0",
+        "--flush-interval-ms",
+        "0",
+        "--venue",
+        "ack",
+    ]);
+    let cfg = Config::parse(&text, "gen.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(cfg.sessions.len(), 150);
+    assert_eq!(cfg.sessions[149].their_comp_id, "LOAD0150");
+    assert!(cfg.gateway.busy_poll);
+    assert_eq!(cfg.gateway.cpu, Some(0));
+    assert_eq!(cfg.gateway.flush_interval_ms, 0);
+    // 150 sessions × 8 MiB would map 1.2 GiB: the segment shrinks.
+    assert!(cfg.gateway.session_segment_bytes * 150 <= 2 << 30);
+}
+
+#[test]
+fn the_percentile_plot_is_drawn_for_a_run_and_for_hgrm_files() {
+    let gw = gateway();
+    let dir = tempfile::tempdir().unwrap();
+    let (j, h, svg) = (
+        dir.path().join("p.json"),
+        dir.path().join("p.hgrm"),
+        dir.path().join("p.svg"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["fix", "--connect", &gw.addr.to_string()])
+        .args(["--sender", "LOAD", "--target", "GW", "--reset"])
+        .args(["--rate", "500", "--duration-s", "0.5"])
+        .arg("--json")
+        .arg(&j)
+        .arg("--hgrm")
+        .arg(&h)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.starts_with("<svg"), "{drawn}");
+    assert!(
+        drawn.contains("99%") && drawn.contains("<polyline"),
+        "{drawn}"
+    );
+    let one_series = drawn.matches("<polyline").count();
+
+    // Two runs on one plot, from their .hgrm files.
+    let both = dir.path().join("both.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["plot", "--svg"])
+        .arg(&both)
+        .arg(format!("gateway={}", h.display()))
+        .arg(format!("again={}", h.display()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drawn = std::fs::read_to_string(&both).unwrap();
+    assert!(drawn.contains("gateway") && drawn.contains("again"));
+    // One more line and one more legend mark than the plot of one run.
+    assert_eq!(drawn.matches("<polyline").count(), one_series + 2);
+
+    // A file that is not an .hgrm is named in the error.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["plot", "--svg"])
+        .arg(dir.path().join("bad.svg"))
+        .arg(format!("x={}", j.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("p.json"), "{stderr}");
+}
+
+#[test]
+fn the_mix_parses_weights_and_spreads_kinds_by_them() {
+    let m = Mix::parse("new=90,cancel=5,replace=5").unwrap();
+    assert_eq!((m.new, m.cancel, m.replace), (90, 5, 5));
+    assert_eq!(Mix::parse("new=1").unwrap().op(7), Op::New);
+    assert!(Mix::parse("cancel=1").is_err());
+    assert!(Mix::parse("new=x").is_err());
+    assert!(Mix::parse("new").is_err());
+    let mut counts = [0u32; 3];
+    for i in 0..100_000u64 {
+        counts[m.op(i) as usize] += 1;
+    }
+    // Within 10 % of the weights.
+    assert!((88_000..92_000).contains(&counts[0]), "{counts:?}");
+    assert!((4_500..5_500).contains(&counts[1]), "{counts:?}");
+    assert!((4_500..5_500).contains(&counts[2]), "{counts:?}");
+    // Every one of 4 sessions (entry i on session i mod 4) gets every kind.
+    for s in 0..4u64 {
+        let kinds: std::collections::HashSet<_> =
+            (0..1_000u64).map(|k| m.op(s + 4 * k) as usize).collect();
+        assert_eq!(kinds.len(), 3, "session {s}");
+    }
 }

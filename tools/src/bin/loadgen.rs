@@ -1,10 +1,13 @@
-//! COLD (a measuring tool) — `loadgen`: offers FIX orders to the gateway at a fixed open-loop
-//! rate (or closed loop) and reports the latency distribution, measured from each order's
-//! intended send time (coordinated omission corrected); and the TCP echo floor to compare with.
+//! COLD (a measuring tool) — `loadgen`: offers FIX orders (a mix of new / cancel / replace) over
+//! N sessions to the gateway at a fixed open-loop rate (or closed loop) and reports the latency
+//! distribution, measured from each order's intended send time (coordinated omission
+//! corrected); the TCP echo floor to compare with; the gateway config for N load sessions; and
+//! the percentile plot of one or more runs.
 //!
-//! One thread sends and reads, busy-polling a non-blocking TCP_NODELAY socket, optionally pinned
-//! (`--cpu`). Exit codes: 0 the run completed; 1 the peer ended it early or answers were
-//! missing; 2 bad usage, connection or logon failure.
+//! One thread sends and reads, busy-polling non-blocking TCP_NODELAY sockets (a `read` of each
+//! in turn, or epoll with a zero timeout for many), optionally pinned (`--cpu`). Exit codes: 0
+//! the run completed; 1 the peer ended it early or answers were missing; 2 bad usage,
+//! connection or logon failure.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -13,8 +16,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use portcullis_tools::loadgen::wire::{self, Clock, Echo, Fix, FixConfig, Load, Plan, Wire};
-use portcullis_tools::loadgen::{orders_for, write_hgrm, Recorder, RunInfo, NS_PER_S};
+use portcullis_tools::loadgen::plot::{self, Series};
+use portcullis_tools::loadgen::wire::{
+    self, Clock, Echo, Fix, FixConfig, Load, Plan, Polling, Wire,
+};
+use portcullis_tools::loadgen::{
+    orders_for, sender_comp_id, write_hgrm, Mix, Recorder, RunInfo, NS_PER_S,
+};
 
 /// Load generator and latency floor for Portcullis.
 #[derive(Parser, Debug)]
@@ -26,12 +34,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// One FIX 4.4 session sending NewOrderSingle; latency to the first ExecutionReport.
+    /// FIX 4.4 sessions sending orders (new / cancel / replace); latency to the first answer.
     Fix(FixArgs),
     /// The floor's server: echoes what one connection sends.
     EchoServer(ServerArgs),
     /// The floor's client: fixed-size messages to `echo-server`, same schedule and outputs.
     Echo(EchoArgs),
+    /// Prints a gateway config (TOML) with the [[session]] entries `fix --sessions N` logs on to.
+    GenConfig(GenConfigArgs),
+    /// Draws the percentile plot of .hgrm files (LABEL=FILE) into one SVG.
+    Plot(PlotArgs),
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +78,9 @@ struct LoadArgs {
     /// Write a JSON summary here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Draw the percentile plot (SVG) here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -73,9 +88,20 @@ struct FixArgs {
     /// Gateway address, host:port.
     #[arg(long)]
     connect: String,
-    /// Our SenderCompID <49>.
+    /// Our SenderCompID <49>; with --sessions N > 1, the prefix of LOAD0001 … LOAD<N>.
     #[arg(long, default_value = "LOAD")]
     sender: String,
+    /// Sessions (connections) the load is spread over, entry i on session i mod N.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    sessions: u64,
+    /// Share of new / cancel / replace (weights); cancels and replaces take the session's
+    /// oldest open order, or go out as new orders while it has none.
+    #[arg(long, default_value = "new=100", value_parser = Mix::parse)]
+    mix: Mix,
+    /// How the connections are polled: spin (read each in turn), mio (epoll, zero timeout),
+    /// auto (spin up to 8 sessions).
+    #[arg(long, value_enum, default_value_t = PollArg::Auto)]
+    poll: PollArg,
     /// The gateway's CompID: our TargetCompID <56>.
     #[arg(long, default_value = "PORTCULLIS")]
     target: String,
@@ -88,9 +114,9 @@ struct FixArgs {
     /// Symbols, used in turn.
     #[arg(long, value_delimiter = ',', default_value = "AAPL,MSFT")]
     symbols: Vec<String>,
-    /// Account <1> on every order (else the session's default).
-    #[arg(long)]
-    account: Option<String>,
+    /// Account <1>, used in turn (else the session's default account).
+    #[arg(long, alias = "account", value_delimiter = ',')]
+    accounts: Vec<String>,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -105,6 +131,70 @@ struct EchoArgs {
     size: u64,
     #[command(flatten)]
     load: LoadArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PollArg {
+    Auto,
+    Spin,
+    Mio,
+}
+
+#[derive(Args, Debug)]
+struct GenConfigArgs {
+    /// Load sessions: LOAD0001 … (or just LOAD for 1), as `fix --sessions N` names them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    sessions: u64,
+    /// Prefix of the load sessions' CompIDs (their SenderCompID).
+    #[arg(long, default_value = "LOAD")]
+    sender: String,
+    /// The gateway's CompID.
+    #[arg(long, default_value = "PORTCULLIS")]
+    target: String,
+    /// Print only the [[session]] entries, to paste into an existing config.
+    #[arg(long)]
+    sessions_only: bool,
+    /// Listener address.
+    #[arg(long, default_value = "127.0.0.1:9878")]
+    listen: SocketAddr,
+    /// Pin the gateway thread to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Block in epoll instead of busy-polling.
+    #[arg(long)]
+    blocking: bool,
+    /// gateway.flush_interval_ms (the gateway's default, 1000, if not given).
+    #[arg(long)]
+    flush_interval_ms: Option<u64>,
+    /// The simulated venue's behaviour: `ack` keeps orders open (for cancels and replaces),
+    /// `fill` fills each one.
+    #[arg(long, default_value = "fill", value_parser = ["ack", "fill", "partial", "book"])]
+    venue: String,
+    /// gateway.data_dir.
+    #[arg(long, default_value = "./portcullis-load-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// The SVG file to write.
+    #[arg(long)]
+    svg: PathBuf,
+    /// Title of the plot.
+    #[arg(long, default_value = "latency by percentile")]
+    title: String,
+    /// LABEL=FILE.hgrm, one per line of the plot.
+    #[arg(required = true, value_parser = labelled_path)]
+    series: Vec<(String, PathBuf)>,
+}
+
+fn labelled_path(v: &str) -> Result<(String, PathBuf), String> {
+    match v.split_once('=') {
+        Some((label, path)) if !label.is_empty() && !path.is_empty() => {
+            Ok((label.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("`{v}` is not LABEL=FILE.hgrm")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -177,12 +267,21 @@ fn ns(s: f64) -> u64 {
     (s * NS_PER_S as f64).round() as u64
 }
 
-/// Runs the load over `stream` with `wire`, prints the table, writes the files.
+/// What `measure` needs besides the load flags.
+struct Run<'a> {
+    mode: &'a str,
+    connect_to: &'a str,
+    sessions: usize,
+    mix: Mix,
+    polling: Polling,
+}
+
+/// Runs the load over `run.sessions` connections with the wire `make` builds, prints the table,
+/// writes the files.
 fn measure<W: Wire>(
-    mode: &str,
+    run: Run,
     load: &LoadArgs,
     clock: &Clock,
-    connect_to: &str,
     make: impl FnOnce(usize) -> W,
 ) -> ExitCode {
     let total_ns = ns(load.warmup_s + load.duration_s);
@@ -219,22 +318,28 @@ fn measure<W: Wire>(
         total_ns,
         orders,
         drain_ns: load.drain_ms.saturating_mul(1_000_000),
-        handshake_ns: 5 * NS_PER_S,
+        // Reset logons start fresh session stores on the gateway thread: allow for many.
+        handshake_ns: 5 * NS_PER_S + run.sessions as u64 * 20_000_000,
+        mix: run.mix,
+        polling: run.polling,
     };
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     if let Err(e) = pin(load.cpu) {
         eprintln!("loadgen: {e}");
         return ExitCode::from(2);
     }
-    let stream = match connect(connect_to) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            return ExitCode::from(2);
+    let mut streams = Vec::with_capacity(run.sessions);
+    for s in 0..run.sessions {
+        match connect(run.connect_to) {
+            Ok(st) => streams.push(st),
+            Err(e) => {
+                eprintln!("loadgen: session {s}: {e}");
+                return ExitCode::from(2);
+            }
         }
-    };
+    }
     let mut w = make(orders);
-    let outcome = match wire::run(stream, &mut w, &plan, clock, &mut rec) {
+    let outcome = match wire::run(streams, &mut w, &plan, clock, &mut rec) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -250,7 +355,9 @@ fn measure<W: Wire>(
         ));
     }
     let summary = rec.summary(RunInfo {
-        mode: mode.to_string(),
+        mode: run.mode.to_string(),
+        sessions: run.sessions,
+        mix: run.mix,
         closed_loop: load.closed_loop,
         target_rate: (!load.closed_loop).then_some(load.rate),
         window: load.closed_loop.then_some(load.window),
@@ -281,12 +388,42 @@ fn measure<W: Wire>(
             code = 2;
         }
     }
+    if let Some(path) = &load.svg {
+        if rec.hist.is_empty() {
+            eprintln!("loadgen: nothing measured, no plot in {}", path.display());
+            code = 2;
+        } else {
+            let title = format!(
+                "loadgen {}: {} session(s), {}",
+                run.mode,
+                run.sessions,
+                if load.closed_loop {
+                    format!("closed loop, window {}", load.window)
+                } else {
+                    format!("{}/s", load.rate)
+                }
+            );
+            let series = plot::series_from_histogram(run.mode, &rec.hist);
+            if let Err(e) = plot::write_svg(path, &title, &[series]) {
+                eprintln!("loadgen: cannot draw {e}");
+                code = 2;
+            }
+        }
+    }
     ExitCode::from(code)
 }
 
 fn fix(a: FixArgs) -> ExitCode {
     if a.symbols.iter().any(|s| s.is_empty()) {
         eprintln!("loadgen: --symbols has an empty symbol");
+        return ExitCode::from(2);
+    }
+    if a.accounts.iter().any(|s| s.is_empty()) {
+        eprintln!("loadgen: --accounts has an empty account");
+        return ExitCode::from(2);
+    }
+    if a.symbols.iter().chain(&a.accounts).any(|s| s.len() > 32) {
+        eprintln!("loadgen: symbols and accounts are at most 32 bytes");
         return ExitCode::from(2);
     }
     // The wire's times are on `clock`; `utc0` is read at its zero for SendingTime.
@@ -296,34 +433,152 @@ fn fix(a: FixArgs) -> ExitCode {
     let FixArgs {
         connect,
         sender,
+        sessions,
+        mix,
+        poll,
         target,
         reset,
         heartbeat,
         symbols,
-        account,
+        accounts,
         load,
     } = a;
+    let sessions = usize::try_from(sessions).unwrap_or(1);
+    let polling = match poll {
+        PollArg::Auto => Polling::auto(sessions),
+        PollArg::Spin => Polling::Spin,
+        PollArg::Mio => Polling::Mio,
+    };
     let cfg = FixConfig {
-        sender,
+        senders: (0..sessions)
+            .map(|s| sender_comp_id(&sender, s, sessions))
+            .collect(),
         target,
         heartbeat_s: heartbeat,
         reset,
         symbols,
-        account,
+        accounts,
         utc0,
         run_id,
     };
-    measure("fix", &load, &clock, &connect, move |orders| {
-        Fix::new(cfg, orders)
-    })
+    let run = Run {
+        mode: "fix",
+        connect_to: &connect,
+        sessions,
+        mix,
+        polling,
+    };
+    measure(run, &load, &clock, move |orders| Fix::new(cfg, orders))
 }
 
 fn echo(a: EchoArgs) -> ExitCode {
     let clock = Clock::start();
     let size = usize::try_from(a.size).unwrap_or(160);
-    measure("echo", &a.load, &clock, &a.connect, move |_| {
-        Echo::new(size)
-    })
+    let run = Run {
+        mode: "echo",
+        connect_to: &a.connect,
+        sessions: 1,
+        mix: Mix::default(),
+        polling: Polling::Spin,
+    };
+    measure(run, &a.load, &clock, move |_| Echo::new(size))
+}
+
+// ------------------------------------------------------------------------------ gen-config
+
+/// The gateway config for `fix --sessions N`: a TOML text.
+fn gen_config_text(a: &GenConfigArgs) -> String {
+    use std::fmt::Write as _;
+    let n = usize::try_from(a.sessions).unwrap_or(1);
+    let mut t = String::new();
+    if !a.sessions_only {
+        // Every session keeps one store segment mapped: keep N × segment near 2 GiB at most.
+        let seg_mib = (2048 / n).clamp(1, 8);
+        let _ = writeln!(
+            t,
+            "# Gateway config for `loadgen fix --sessions {n} --sender {} --target {}`\n\
+             # (printed by `loadgen gen-config`). Keys: portcullis.example.toml.\n\
+             [gateway]\n\
+             busy_poll = {}",
+            a.sender, a.target, !a.blocking
+        );
+        if let Some(cpu) = a.cpu {
+            let _ = writeln!(t, "cpu = {cpu}");
+        }
+        if let Some(f) = a.flush_interval_ms {
+            let _ = writeln!(t, "flush_interval_ms = {f}");
+        }
+        let _ = writeln!(
+            t,
+            "data_dir = {:?}\n\
+             max_connections = {}\n\
+             session_segment_bytes = {}\n\
+             # Output room per connection: ≈ 250 B per ExecutionReport.\n\
+             send_buffer_bytes = {}\n\n\
+             [[listener]]\n\
+             address = \"{}\"\n\n\
+             [[venue]]\n\
+             name = \"SIM\"\n\
+             kind = \"sim\"\n\
+             behaviour = \"{}\"\n",
+            a.data_dir.display().to_string(),
+            n + 16,
+            seg_mib << 20,
+            if n > 64 { 256 << 10 } else { 1 << 20 },
+            a.listen,
+            a.venue
+        );
+    }
+    for s in 0..n {
+        let id = sender_comp_id(&a.sender, s, n);
+        let _ = writeln!(
+            t,
+            "[[session]]\n\
+             begin_string = \"FIX.4.4\"\n\
+             our_comp_id = \"{}\"\n\
+             their_comp_id = \"{id}\"\n\
+             default_account = \"ACC-{id}\"\n",
+            a.target
+        );
+    }
+    t
+}
+
+fn gen_config(a: GenConfigArgs) -> ExitCode {
+    let text = gen_config_text(&a);
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ plot
+
+fn plot_files(a: PlotArgs) -> ExitCode {
+    let mut series: Vec<Series> = Vec::new();
+    for (label, path) in &a.series {
+        let read = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| plot::series_from_hgrm(label, &text));
+        match read {
+            Ok(s) => series.push(s),
+            Err(e) => {
+                eprintln!("loadgen: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match plot::write_svg(&a.svg, &a.title, &series) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: cannot draw {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------ echo server
@@ -449,5 +704,7 @@ fn main() -> ExitCode {
         Cmd::Fix(a) => fix(a),
         Cmd::Echo(a) => echo(a),
         Cmd::EchoServer(a) => echo_server(a),
+        Cmd::GenConfig(a) => gen_config(a),
+        Cmd::Plot(a) => plot_files(a),
     }
 }

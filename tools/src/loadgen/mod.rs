@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub mod plot;
 pub mod wire;
 
 pub const NS_PER_S: u64 = 1_000_000_000;
@@ -26,6 +27,131 @@ pub fn intended_ns(i: u64, rate: u64) -> u64 {
 pub fn orders_for(rate: u64, seconds_ns: u64) -> u64 {
     let n = u128::from(rate) * u128::from(seconds_ns) / u128::from(NS_PER_S);
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// SenderCompID of session `s` (0-based) of `n`: `base` itself for one session, else `base`
+/// followed by `s + 1` in at least four digits (`LOAD0001`, `LOAD0002`, …) — the names
+/// `loadgen gen-config` gives the gateway.
+pub fn sender_comp_id(base: &str, s: usize, n: usize) -> String {
+    if n <= 1 {
+        return base.to_string();
+    }
+    let width = n.to_string().len().max(4);
+    format!("{base}{:0width$}", s + 1)
+}
+
+/// What an entry of the load asks the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// NewOrderSingle (D).
+    New,
+    /// OrderCancelRequest (F) of an order this session has open.
+    Cancel,
+    /// OrderCancelReplaceRequest (G) of an order this session has open.
+    Replace,
+}
+
+impl Op {
+    pub const ALL: [Op; 3] = [Op::New, Op::Cancel, Op::Replace];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::New => "new",
+            Op::Cancel => "cancel",
+            Op::Replace => "replace",
+        }
+    }
+}
+
+/// The share of new / cancel / replace in the load, as weights (`new=90,cancel=5,replace=5`).
+/// Entry `i` gets its kind from a hash of `i`: the same run gets the same sequence, every
+/// session sees every kind, and each kind's share converges on its weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mix {
+    pub new: u32,
+    pub cancel: u32,
+    pub replace: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Mix {
+        Mix {
+            new: 100,
+            cancel: 0,
+            replace: 0,
+        }
+    }
+}
+
+impl Mix {
+    /// `new=90,cancel=5,replace=5`; a kind not named has weight 0; some weight must be > 0 and
+    /// `new` must be, as cancels and replaces need open orders.
+    pub fn parse(text: &str) -> Result<Mix, String> {
+        let mut m = Mix {
+            new: 0,
+            cancel: 0,
+            replace: 0,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not kind=weight (e.g. new=90)"))?;
+            let w: u32 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|w| *w <= 1_000_000)
+                .ok_or_else(|| format!("`{v}` in `{part}` is not a weight in 0..=1000000"))?;
+            match k.trim() {
+                "new" => m.new = w,
+                "cancel" => m.cancel = w,
+                "replace" => m.replace = w,
+                other => return Err(format!("`{other}` is not one of new, cancel, replace")),
+            }
+        }
+        if m.new == 0 {
+            return Err("the mix needs new > 0 (cancels and replaces need open orders)".into());
+        }
+        Ok(m)
+    }
+
+    fn total(&self) -> u64 {
+        u64::from(self.new) + u64::from(self.cancel) + u64::from(self.replace)
+    }
+
+    /// The kind of entry `i`.
+    pub fn op(&self, i: u64) -> Op {
+        let h = splitmix64(i) % self.total().max(1);
+        if h < u64::from(self.new) {
+            Op::New
+        } else if h < u64::from(self.new) + u64::from(self.cancel) {
+            Op::Cancel
+        } else {
+            Op::Replace
+        }
+    }
+}
+
+impl std::fmt::Display for Mix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "new={},cancel={},replace={}",
+            self.new, self.cancel, self.replace
+        )
+    }
+}
+
+/// A well-mixing 64-bit hash (splitmix64's finaliser).
+fn splitmix64(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Order state.
@@ -49,6 +175,9 @@ pub enum Answer {
 pub struct Recorder {
     intended: Vec<u64>,
     state: Vec<u8>,
+    op: Vec<Op>,
+    /// Per kind (index `Op as usize`): sent, acked, rejected.
+    by_op: [OpCounts; 3],
     /// Latencies of acknowledged orders intended at or after the warm-up, in ns.
     pub hist: Histogram<u64>,
     warmup_ns: u64,
@@ -80,9 +209,15 @@ impl Recorder {
             .map_err(|e| format!("cannot allocate {capacity} orders: {e}"))?;
         // `resize` writes every element (unlike `vec![0; n]`, which may map zero pages lazily).
         state.resize(capacity, UNSENT);
+        let mut op = Vec::new();
+        op.try_reserve_exact(capacity)
+            .map_err(|e| format!("cannot allocate {capacity} orders: {e}"))?;
+        op.resize(capacity, Op::New);
         Ok(Recorder {
             intended,
             state,
+            op,
+            by_op: [OpCounts::default(); 3],
             hist,
             warmup_ns,
             origin_ns: 0,
@@ -106,10 +241,21 @@ impl Recorder {
     /// Order `i` goes out; `intended_ns` is when it was meant to (open loop) or now (closed
     /// loop). Returns false (and records nothing) past the capacity or for an index sent twice.
     pub fn sent(&mut self, i: usize, intended_ns: u64) -> bool {
-        match (self.intended.get_mut(i), self.state.get_mut(i)) {
-            (Some(t), Some(s)) if *s == UNSENT => {
+        self.sent_op(i, intended_ns, Op::New)
+    }
+
+    /// [`Recorder::sent`] for an entry of kind `op`.
+    pub fn sent_op(&mut self, i: usize, intended_ns: u64, op: Op) -> bool {
+        match (
+            self.intended.get_mut(i),
+            self.state.get_mut(i),
+            self.op.get_mut(i),
+        ) {
+            (Some(t), Some(s), Some(o)) if *s == UNSENT => {
                 *t = intended_ns;
                 *s = IN_FLIGHT;
+                *o = op;
+                self.by_op[op.index()].sent += 1;
                 self.sent += 1;
                 if intended_ns >= self.warmup_ns {
                     self.measured_sent += 1;
@@ -117,6 +263,14 @@ impl Recorder {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The kind of entry `i`, once sent.
+    pub fn op(&self, i: usize) -> Option<Op> {
+        match self.state.get(i) {
+            Some(&s) if s != UNSENT => self.op.get(i).copied(),
+            _ => None,
         }
     }
 
@@ -134,15 +288,18 @@ impl Recorder {
             _ => return Answer::Repeat,
         }
         let measured = t >= self.warmup_ns;
+        let op = self.op.get(i).copied().unwrap_or(Op::New).index();
         if ok {
             *s = ACKED;
             self.acked += 1;
+            self.by_op[op].acked += 1;
             if measured {
                 self.hist.saturating_record(now_ns.saturating_sub(t).max(1));
             }
         } else {
             *s = REJECTED;
             self.rejected += 1;
+            self.by_op[op].rejected += 1;
         }
         if measured {
             self.last_measured_answer_ns = self.last_measured_answer_ns.max(now_ns);
@@ -170,6 +327,13 @@ impl Recorder {
         };
         Summary {
             mode: run.mode,
+            sessions: run.sessions,
+            mix: run.mix.to_string(),
+            by_op: Op::ALL
+                .iter()
+                .map(|o| (o.name().to_string(), self.by_op[o.index()]))
+                .filter(|(_, c)| c.sent > 0)
+                .collect(),
             closed_loop: run.closed_loop,
             target_rate: run.target_rate,
             window: run.window,
@@ -205,10 +369,21 @@ impl Recorder {
     }
 }
 
+/// Counts of one kind of entry.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct OpCounts {
+    pub sent: u64,
+    pub acked: u64,
+    pub rejected: u64,
+}
+
 /// What the recorder does not know about the run.
 #[derive(Clone, Debug)]
 pub struct RunInfo {
     pub mode: String,
+    /// Connections the load was spread over.
+    pub sessions: usize,
+    pub mix: Mix,
     pub closed_loop: bool,
     /// Open loop: the offered rate.
     pub target_rate: Option<u64>,
@@ -239,6 +414,12 @@ pub struct Percentiles {
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub mode: String,
+    pub sessions: usize,
+    /// Weights of new / cancel / replace.
+    pub mix: String,
+    /// Sent / acked / rejected per kind that was sent (a cancel or replace due when its
+    /// session had no open order is sent as a new order and counted as one).
+    pub by_op: std::collections::BTreeMap<String, OpCounts>,
     pub closed_loop: bool,
     pub target_rate: Option<u64>,
     pub window: Option<u64>,
@@ -268,9 +449,21 @@ impl Summary {
             (false, None, _) => "open loop".to_string(),
         };
         let mut s = format!(
-            "loadgen {}: {load}, {} s measured after {} s warm-up, nproc {}\n",
-            self.mode, self.duration_s, self.warmup_s, self.nproc
+            "loadgen {}: {load}, {} session(s), {} s measured after {} s warm-up, nproc {}\n",
+            self.mode, self.sessions, self.duration_s, self.warmup_s, self.nproc
         );
+        if self.by_op.len() > 1 || self.by_op.keys().any(|k| k != "new") {
+            let parts: Vec<String> = self
+                .by_op
+                .iter()
+                .map(|(k, c)| format!("{k} {}/{}/{}", c.sent, c.acked, c.rejected))
+                .collect();
+            s.push_str(&format!(
+                "mix {} — sent/acked/rejected: {}\n",
+                self.mix,
+                parts.join(", ")
+            ));
+        }
         s.push_str(&format!(
             "sent {}  acked {}  rejected {}  unanswered {}  measured {}  achieved {:.1}/s\n",
             self.sent,
