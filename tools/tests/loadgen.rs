@@ -590,3 +590,43 @@ fn the_mix_parses_weights_and_spreads_kinds_by_them() {
         assert_eq!(kinds.len(), 3, "session {s}");
     }
 }
+
+#[test]
+fn runs_are_tabulated_with_the_ratios_of_the_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = |name: &str, p50: f64, p99: f64| {
+        let path = dir.path().join(format!("{name}.json"));
+        let v = serde_json::json!({
+            "achieved_rate": 10000.0, "rejected": 0, "unanswered": 0, "ended": null,
+            "latency_us": {"p50": p50, "p90": p50, "p99": p99, "p99_9": p99, "p99_99": p99,
+                           "max": p99, "min": 1.0, "mean": p50},
+        });
+        std::fs::write(&path, v.to_string()).unwrap();
+        path
+    };
+    let (gw, floor) = (summary("gw", 12.0, 30.0), summary("floor", 8.0, 10.0));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["table", "--subject", "gateway"])
+        .arg(format!("floor={}", floor.display()))
+        .arg(format!("gateway={}", gw.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("gateway as a multiple of:"), "{stdout}");
+    let ratio_line = stdout.lines().last().unwrap();
+    assert!(ratio_line.starts_with("floor"), "{stdout}");
+    // p50 12/8, p90 12/8, p99 30/10.
+    assert!(
+        ratio_line.contains("1.50×") && ratio_line.contains("3.00×"),
+        "{stdout}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["table", "--subject", "nobody"])
+        .arg(format!("floor={}", floor.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
+}

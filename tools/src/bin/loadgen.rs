@@ -44,6 +44,19 @@ enum Cmd {
     GenConfig(GenConfigArgs),
     /// Draws the percentile plot of .hgrm files (LABEL=FILE) into one SVG.
     Plot(PlotArgs),
+    /// Prints the JSON summaries of several runs (LABEL=FILE) as one table, with the ratios of
+    /// the --subject runs to the others.
+    Table(TableArgs),
+}
+
+#[derive(Args, Debug)]
+struct TableArgs {
+    /// Runs whose percentiles are given as ratios to every other run (repeatable).
+    #[arg(long)]
+    subject: Vec<String>,
+    /// LABEL=FILE.json, one row each, in this order.
+    #[arg(required = true, value_parser = labelled_path)]
+    runs: Vec<(String, PathBuf)>,
 }
 
 #[derive(Args, Debug)]
@@ -188,12 +201,13 @@ struct PlotArgs {
     series: Vec<(String, PathBuf)>,
 }
 
+/// `LABEL=FILE`.
 fn labelled_path(v: &str) -> Result<(String, PathBuf), String> {
     match v.split_once('=') {
         Some((label, path)) if !label.is_empty() && !path.is_empty() => {
             Ok((label.to_string(), PathBuf::from(path)))
         }
-        _ => Err(format!("`{v}` is not LABEL=FILE.hgrm")),
+        _ => Err(format!("`{v}` is not LABEL=FILE")),
     }
 }
 
@@ -556,6 +570,125 @@ fn gen_config(a: GenConfigArgs) -> ExitCode {
     }
 }
 
+// ------------------------------------------------------------------------------ table
+
+/// The percentiles a table shows, with their JSON keys.
+const COLUMNS: [(&str, &str); 6] = [
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p99", "p99"),
+    ("p99.9", "p99_9"),
+    ("p99.99", "p99_99"),
+    ("max", "max"),
+];
+
+/// One run of the table: label, percentiles (µs), achieved rate, rejected, unanswered, ended.
+struct Row {
+    label: String,
+    p: [f64; 6],
+    achieved: f64,
+    rejected: u64,
+    unanswered: u64,
+    ended: Option<String>,
+}
+
+fn read_row(label: &str, path: &std::path::Path) -> Result<Row, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let lat = &v["latency_us"];
+    let mut p = [0.0; 6];
+    for (slot, (_, key)) in p.iter_mut().zip(COLUMNS) {
+        *slot = lat[key].as_f64().ok_or_else(|| {
+            format!(
+                "{}: no latency_us.{key}: not a loadgen summary",
+                path.display()
+            )
+        })?;
+    }
+    Ok(Row {
+        label: label.to_string(),
+        p,
+        achieved: v["achieved_rate"].as_f64().unwrap_or(0.0),
+        rejected: v["rejected"].as_u64().unwrap_or(0),
+        unanswered: v["unanswered"].as_u64().unwrap_or(0),
+        ended: v["ended"].as_str().map(str::to_string),
+    })
+}
+
+fn table_text(rows: &[Row], subjects: &[String]) -> String {
+    use std::fmt::Write as _;
+    let w = rows.iter().map(|r| r.label.len()).max().unwrap_or(6).max(6);
+    let mut t = String::new();
+    let _ = write!(t, "{:<w$}", "µs");
+    for (name, _) in COLUMNS {
+        let _ = write!(t, " {name:>9}");
+    }
+    let _ = writeln!(
+        t,
+        " {:>11} {:>8} {:>10}",
+        "achieved/s", "rejected", "unanswered"
+    );
+    for r in rows {
+        let _ = write!(t, "{:<w$}", r.label);
+        for v in r.p {
+            let _ = write!(t, " {v:>9.1}");
+        }
+        let _ = writeln!(
+            t,
+            " {:>11.0} {:>8} {:>10}{}",
+            r.achieved,
+            r.rejected,
+            r.unanswered,
+            r.ended
+                .as_deref()
+                .map(|e| format!("  (ended early: {e})"))
+                .unwrap_or_default()
+        );
+    }
+    for s in subjects {
+        let Some(subject) = rows.iter().find(|r| &r.label == s) else {
+            continue;
+        };
+        let _ = writeln!(t, "\n{} as a multiple of:", subject.label);
+        for r in rows.iter().filter(|r| r.label != subject.label) {
+            let _ = write!(t, "{:<w$}", r.label);
+            for (a, b) in subject.p.iter().zip(r.p) {
+                if b > 0.0 {
+                    let _ = write!(t, " {:>8.2}×", a / b);
+                } else {
+                    let _ = write!(t, " {:>9}", "-");
+                }
+            }
+            t.push('\n');
+        }
+    }
+    t
+}
+
+fn table(a: TableArgs) -> ExitCode {
+    let mut rows = Vec::new();
+    for (label, path) in &a.runs {
+        match read_row(label, path) {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(s) = a
+        .subject
+        .iter()
+        .find(|s| !rows.iter().any(|r| &r.label == *s))
+    {
+        eprintln!("loadgen: --subject {s} names no run");
+        return ExitCode::from(2);
+    }
+    print!("{}", table_text(&rows, &a.subject));
+    ExitCode::SUCCESS
+}
+
 // ------------------------------------------------------------------------------ plot
 
 fn plot_files(a: PlotArgs) -> ExitCode {
@@ -706,5 +839,6 @@ fn main() -> ExitCode {
         Cmd::EchoServer(a) => echo_server(a),
         Cmd::GenConfig(a) => gen_config(a),
         Cmd::Plot(a) => plot_files(a),
+        Cmd::Table(a) => table(a),
     }
 }

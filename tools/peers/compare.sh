@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Peers side by side (PERF-1, PERF-2): one command that builds the release binaries, drives each
+# system in turn with the same loadgen settings, and prints one table with the gateway's
+# percentiles as multiples of the TCP echo floors and of QuickFIX.
+#
+#   tools/peers/compare.sh                       # floors, gateway (flush 0 / default), QuickFIX
+#   tools/peers/compare.sh --sessions 1,100,1000 # the gateway at 1, 100, 1000 sessions
+#   tools/peers/compare.sh --codec               # also the codec bench against fefix
+#
+# Systems, each on CPU 0 (--server-cpu), loadgen on CPU 1 (--client-cpu), open loop at --rate:
+#   floor-a          loadgen echo-server --mode spin: non-blocking read of one socket, spinning
+#   floor-b          loadgen echo-server --mode mio: the same driven by epoll with a zero timeout
+#   gateway          portcullis, busy-poll, pinned, flush_interval_ms = 0
+#   gateway-flush1s  the same with the default flush_interval_ms = 1000
+#   quickfix         tools/peers quickfix-acceptor (QuickFIX C++), busy-polling, memory store
+# Echo messages are --size bytes (default 160, about one of loadgen's NewOrderSingle).
+#
+# Everything lands in --out (default target/compare/<UTC time>): per run .txt/.json/.hgrm, the
+# servers' logs, compare.svg (all runs on one percentile plot) and table.txt. Needs cmake and a
+# C++ compiler for QuickFIX (--no-quickfix skips it). On a shared box every figure is noisy:
+# nothing else should run, and p99.9/max measure the machine as much as the program.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RATE=10000
+DURATION=10
+WARMUP=2
+SIZE=160
+SESSIONS=""
+CLIENT_CPU=1
+SERVER_CPU=0
+GW_PORT=19878
+QF_PORT=19880
+BUILD=1
+QUICKFIX=1
+CODEC=0
+OUT=""
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    cat <<EOF
+Options: --rate N (orders/s, default $RATE)  --duration-s S ($DURATION)  --warmup-s S ($WARMUP)
+  --size BYTES ($SIZE)  --sessions LIST (scale mode, e.g. 1,100,1000)  --client-cpu N ($CLIENT_CPU)
+  --server-cpu N ($SERVER_CPU)  --gateway-port P ($GW_PORT)  --quickfix-port P ($QF_PORT)
+  --out DIR  --no-build  --no-quickfix  --codec
+EOF
+}
+
+die() {
+    echo "compare.sh: $*" >&2
+    exit 2
+}
+
+while (($#)); do
+    case $1 in
+    --rate) RATE=${2:?}; shift ;;
+    --duration-s) DURATION=${2:?}; shift ;;
+    --warmup-s) WARMUP=${2:?}; shift ;;
+    --size) SIZE=${2:?}; shift ;;
+    --sessions) SESSIONS=${2:?}; shift ;;
+    --client-cpu) CLIENT_CPU=${2:?}; shift ;;
+    --server-cpu) SERVER_CPU=${2:?}; shift ;;
+    --gateway-port) GW_PORT=${2:?}; shift ;;
+    --quickfix-port) QF_PORT=${2:?}; shift ;;
+    --out) OUT=${2:?}; shift ;;
+    --no-build) BUILD=0 ;;
+    --no-quickfix) QUICKFIX=0 ;;
+    --codec) CODEC=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option $1" ;;
+    esac
+    shift
+done
+[[ $SESSIONS =~ ^[0-9]+(,[0-9]+)*$ || -z $SESSIONS ]] || die "--sessions wants a list like 1,100,1000"
+
+OUT=${OUT:-$ROOT/target/compare/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+BIN=$ROOT/target/release
+
+if ((BUILD)); then
+    echo "== building release binaries (nice -n 19)"
+    (cd "$ROOT" && nice -n 19 cargo build --release --bin portcullis -p portcullis-tools --bin loadgen)
+    if ((QUICKFIX && ${#SESSIONS} == 0)); then
+        (cd "$ROOT/tools/peers" && nice -n 19 cargo build --release --bin quickfix-acceptor)
+    fi
+fi
+for b in portcullis loadgen; do
+    [[ -x $BIN/$b ]] || die "$BIN/$b is missing (run without --no-build)"
+done
+
+# The server started last; stopped (by its pid only) on exit.
+SERVER_PID=""
+stop_server() {
+    if [[ -n $SERVER_PID ]]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+trap stop_server EXIT
+
+# start_server LOG WHAT COMMAND...: starts it in the background, waits for WHAT in its log.
+start_server() {
+    local log=$1 what=$2
+    shift 2
+    "$@" >"$log" 2>&1 &
+    SERVER_PID=$!
+    local i
+    for ((i = 0; i < 600; i++)); do
+        grep -q "$what" "$log" 2>/dev/null && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "$1 exited at start"; }
+        sleep 0.1
+    done
+    die "$1 did not start in 60 s (see $log)"
+}
+
+LOAD=(--rate "$RATE" --duration-s "$DURATION" --warmup-s "$WARMUP" --cpu "$CLIENT_CPU")
+ROWS=()
+
+# run_echo LABEL MODE: the floor.
+run_echo() {
+    local label=$1 mode=$2
+    echo "== $label: echo-server --mode $mode"
+    start_server "$OUT/$label.server.log" '^[0-9]' \
+        "$BIN/loadgen" echo-server --listen 127.0.0.1:0 --mode "$mode" --cpu "$SERVER_CPU"
+    local addr
+    addr=$(head -1 "$OUT/$label.server.log")
+    "$BIN/loadgen" echo --connect "$addr" --size "$SIZE" "${LOAD[@]}" \
+        --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt"
+    stop_server
+    ROWS+=("$label=$OUT/$label.json")
+}
+
+# run_gateway LABEL SESSIONS [gen-config options...]
+run_gateway() {
+    local label=$1 n=$2
+    shift 2
+    echo "== $label: portcullis, $n session(s) $*"
+    local data=$OUT/$label.data
+    rm -rf "$data"
+    "$BIN/loadgen" gen-config --sessions "$n" --cpu "$SERVER_CPU" \
+        --listen "127.0.0.1:$GW_PORT" --data-dir "$data" "$@" >"$OUT/$label.toml"
+    start_server "$OUT/$label.server.log" 'listening on' \
+        "$BIN/portcullis" run --config "$OUT/$label.toml"
+    "$BIN/loadgen" fix --connect "127.0.0.1:$GW_PORT" --sessions "$n" --reset "${LOAD[@]}" \
+        --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt" || true
+    stop_server
+    tail -1 "$OUT/$label.server.log"
+    rm -rf "$data"
+    ROWS+=("$label=$OUT/$label.json")
+}
+
+run_quickfix() {
+    local label=quickfix
+    echo "== $label: quickfix-acceptor --mode poll --store memory"
+    [[ -x $BIN/quickfix-acceptor ]] || die "$BIN/quickfix-acceptor is missing"
+    start_server "$OUT/$label.server.log" 'listening on' \
+        "$BIN/quickfix-acceptor" --port "$QF_PORT" --cpu "$SERVER_CPU" --mode poll
+    "$BIN/loadgen" fix --connect "127.0.0.1:$QF_PORT" --reset "${LOAD[@]}" \
+        --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt" || true
+    stop_server
+    tail -1 "$OUT/$label.server.log"
+    ROWS+=("$label=$OUT/$label.json")
+}
+
+SUBJECTS=()
+run_echo floor-a spin
+if [[ -n $SESSIONS ]]; then
+    IFS=, read -ra NS <<<"$SESSIONS"
+    for n in "${NS[@]}"; do
+        run_gateway "gateway-$n" "$n" --flush-interval-ms 0
+    done
+    SUBJECTS=(--subject "gateway-${NS[-1]}")
+else
+    run_echo floor-b mio
+    run_gateway gateway 1 --flush-interval-ms 0
+    run_gateway gateway-flush1s 1
+    ((QUICKFIX)) && run_quickfix
+    SUBJECTS=(--subject gateway --subject gateway-flush1s)
+fi
+
+PLOT=()
+for r in "${ROWS[@]}"; do
+    PLOT+=("${r%.json}.hgrm")
+done
+"$BIN/loadgen" plot --svg "$OUT/compare.svg" \
+    --title "order → first answer at $RATE/s (floors: echo of $SIZE B)" "${PLOT[@]}" ||
+    echo "compare.sh: no plot (a run measured nothing?)" >&2
+
+{
+    echo
+    echo "== $(date -u +%FT%TZ) $(nproc) CPUs, rate $RATE/s, ${DURATION} s after ${WARMUP} s warm-up," \
+        "server on CPU $SERVER_CPU, loadgen on CPU $CLIENT_CPU"
+    "$BIN/loadgen" table "${SUBJECTS[@]}" "${ROWS[@]}"
+} | tee "$OUT/table.txt"
+
+if ((CODEC)); then
+    echo "== codec: ours against fefix (criterion)"
+    (cd "$ROOT/tools/peers" && nice -n 19 cargo bench --bench codec_peers 2>&1) |
+        tee "$OUT/codec.txt" | grep -E '^(nos_parse|exec_report_encode)/|time:' || true
+fi
+echo "results: $OUT"
