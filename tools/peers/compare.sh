@@ -79,7 +79,7 @@ BIN=$ROOT/target/release
 
 if ((BUILD)); then
     echo "== building release binaries (nice -n 19)"
-    (cd "$ROOT" && nice -n 19 cargo build --release --bin portcullis -p portcullis-tools --bin loadgen)
+    (cd "$ROOT" && nice -n 19 cargo build --release -p portcullis --bin portcullis -p portcullis-tools --bin loadgen)
     if ((QUICKFIX && ${#SESSIONS} == 0)); then
         (cd "$ROOT/tools/peers" && nice -n 19 cargo build --release --bin quickfix-acceptor)
     fi

@@ -630,3 +630,63 @@ fn runs_are_tabulated_with_the_ratios_of_the_subject() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
 }
+
+#[test]
+fn a_gap_in_the_gateways_numbers_is_asked_for_again_and_filled_answers_count() {
+    use portcullis::fix::{TimePrecision, Writer};
+    use portcullis_tools::loadgen::wire::{Fix, FixConfig, Wire};
+    let mut fix = Fix::new(
+        FixConfig {
+            senders: vec!["LOAD".into()],
+            target: "GW".into(),
+            heartbeat_s: 30,
+            reset: true,
+            symbols: vec![],
+            accounts: vec![],
+            utc0: 1_700_000_000_000_000_000,
+            run_id: 7,
+        },
+        8,
+    );
+    let mut rec = Recorder::new(8, 0).unwrap();
+    let mut out = Vec::new();
+    for i in 0..3 {
+        fix.order(0, i, Op::New, 0, &mut out);
+        assert!(rec.sent(i, 0));
+    }
+    // What the gateway sends: Logon 1, the answer to order 0 as 2, then (3 and 4 dropped) the
+    // answer to order 2 as 5; later 3 and 4 resent with PossDupFlag.
+    let msg = |seq: u64, msg_type: &str, cl: Option<usize>| {
+        let mut buf = vec![0u8; 1024];
+        let mut w = Writer::new(&mut buf, b"FIX.4.4", msg_type.as_bytes());
+        w.str(49, b"GW").str(56, b"LOAD").uint(34, seq);
+        w.timestamp(
+            52,
+            portcullis::model::Nanos(1_700_000_000_000_000_000),
+            TimePrecision::Millis,
+        );
+        if let Some(i) = cl {
+            w.str(11, format!("L7-{i}").as_bytes())
+                .char(39, b'0')
+                .char(150, b'0');
+        }
+        let r = w.finish().unwrap();
+        buf[r].to_vec()
+    };
+    let mut rx = msg(1, "A", None);
+    rx.extend(msg(2, "8", Some(0)));
+    rx.extend(msg(5, "8", Some(2)));
+    out.clear();
+    assert_eq!(fix.incoming(0, &rx, 10_000, &mut out, &mut rec), rx.len());
+    let asked = String::from_utf8_lossy(&out).replace('\x01', "|");
+    assert!(asked.contains("|35=2|"), "{asked}");
+    assert!(asked.contains("|7=3|16=4|"), "{asked}");
+    assert_eq!((rec.acked, rec.in_flight()), (2, 1));
+    assert!(fix.notes().unwrap().contains("2 message(s) in 1 gap(s)"));
+    // The resent answer to order 1 arrives and counts.
+    let resent = msg(3, "8", Some(1));
+    out.clear();
+    fix.incoming(0, &resent, 20_000, &mut out, &mut rec);
+    assert!(out.is_empty(), "no second ResendRequest");
+    assert_eq!((rec.acked, rec.in_flight()), (3, 0));
+}

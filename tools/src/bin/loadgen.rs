@@ -381,6 +381,9 @@ fn measure<W: Wire>(
         ended: ended.clone(),
     });
     print!("{}", summary.table());
+    if let Some(note) = w.notes() {
+        println!("note: {note}");
+    }
     let mut code = if ended.is_some() { 1 } else { 0 };
     if let Some(path) = &load.hgrm {
         let written = std::fs::File::create(path).and_then(|f| {

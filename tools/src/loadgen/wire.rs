@@ -56,6 +56,10 @@ pub trait Wire {
     fn stopped(&self, s: usize) -> bool;
     /// The peer ended the conversation on its own (a Logout we did not ask for), with why.
     fn ended(&self, s: usize) -> Option<&str>;
+    /// What the run should report besides the latencies (e.g. gaps the peer had to fill).
+    fn notes(&self) -> Option<String> {
+        None
+    }
 }
 
 // ------------------------------------------------------------------------------ FIX
@@ -136,6 +140,8 @@ struct Session {
     live: Live,
     /// Entries sent on this session (entry `s + k·N` is its k-th).
     sent: usize,
+    /// The next MsgSeqNum expected from the peer (0 before its Logon).
+    next_in: u64,
     logged_on: bool,
     logout_sent: bool,
     logout_answered: bool,
@@ -161,6 +167,10 @@ pub struct Fix {
     entry_orig: Vec<u32>,
     /// Where messages are built.
     scratch: Vec<u8>,
+    /// Gaps in the peer's sequence numbers, and the messages they spanned: a peer that drops
+    /// output for a slow reader (the gateway, past `send_buffer_bytes`) resends on request.
+    gaps: u64,
+    gap_messages: u64,
 }
 
 impl Fix {
@@ -177,6 +187,7 @@ impl Fix {
                 },
                 live: Live::new(),
                 sent: 0,
+                next_in: 0,
                 logged_on: false,
                 logout_sent: false,
                 logout_answered: false,
@@ -195,6 +206,8 @@ impl Fix {
             entry_seq: vec![u64::MAX; capacity],
             entry_orig: vec![0; capacity],
             scratch: vec![0u8; 4096],
+            gaps: 0,
+            gap_messages: 0,
         }
     }
 
@@ -267,6 +280,45 @@ impl Fix {
         }
     }
 
+    /// Sequence numbers from the peer: a gap is asked for again (ResendRequest of exactly the
+    /// missing range); every message, in order or resent, is then handled as it comes — answers
+    /// count once, timed from their intended send time whenever they arrive.
+    fn check_seq(&mut self, s: usize, m: &Message, now_ns: u64, out: &mut Vec<u8>) {
+        let Some(seq) = m.seq_num() else { return };
+        let Some(sess) = self.sessions.get_mut(s) else {
+            return;
+        };
+        let msg_type = m.msg_type_bytes();
+        if msg_type == b"A" {
+            sess.next_in = seq + 1;
+            return;
+        }
+        if msg_type == b"4" && m.get(tags::GAP_FILL_FLAG) != Some(b"Y") {
+            // SequenceReset-Reset: the peer's numbers jump.
+            if let Ok(Some(new_seq)) = m.uint(tags::NEW_SEQ_NO) {
+                sess.next_in = new_seq;
+            }
+            return;
+        }
+        if sess.next_in == 0 || seq < sess.next_in {
+            return;
+        }
+        if seq > sess.next_in {
+            let (begin, end) = (sess.next_in, seq - 1);
+            self.gaps += 1;
+            self.gap_messages += end - begin + 1;
+            if let Some(sess) = self.sessions.get_mut(s) {
+                sess.next_in = seq + 1;
+            }
+            self.send(s, b"2", now_ns, out, |w| {
+                w.uint(tags::BEGIN_SEQ_NO as u32, begin);
+                w.uint(tags::END_SEQ_NO as u32, end);
+            });
+        } else {
+            sess.next_in = seq + 1;
+        }
+    }
+
     fn on_message(
         &mut self,
         s: usize,
@@ -275,6 +327,7 @@ impl Fix {
         out: &mut Vec<u8>,
         rec: &mut Recorder,
     ) {
+        self.check_seq(s, m, now_ns, out);
         match m.msg_type_bytes() {
             b"8" => {
                 let Some(i) = m.get(tags::CL_ORD_ID).and_then(|c| self.order_index(c)) else {
@@ -559,6 +612,16 @@ impl Wire for Fix {
 
     fn ended(&self, s: usize) -> Option<&str> {
         self.sessions.get(s).and_then(|x| x.ended.as_deref())
+    }
+
+    fn notes(&self) -> Option<String> {
+        (self.gaps > 0).then(|| {
+            format!(
+                "the peer skipped {} message(s) in {} gap(s), asked for again (ResendRequest): \
+                 it dropped output while this client was not reading fast enough",
+                self.gap_messages, self.gaps
+            )
+        })
     }
 }
 
