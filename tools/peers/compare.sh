@@ -10,7 +10,9 @@
 # Systems, each on CPU 0 (--server-cpu), loadgen on CPU 1 (--client-cpu), open loop at --rate:
 #   floor-a          loadgen echo-server --mode spin: non-blocking read of one socket, spinning
 #   floor-b          loadgen echo-server --mode mio: the same driven by epoll with a zero timeout
-#   gateway          portcullis, busy-poll, pinned, flush_interval_ms = 0
+#   gateway          portcullis, busy-poll, pinned, flush_interval_ms = 0, simulated venue `ack`
+#                    (one ExecutionReport per order, as QuickFIX answers; `fill` would add the
+#                    fill's report to the same write)
 #   gateway-flush1s  the same with the default flush_interval_ms = 1000
 #   quickfix         tools/peers quickfix-acceptor (QuickFIX C++), busy-polling, memory store
 # Echo messages are --size bytes (default 160, about one of loadgen's NewOrderSingle).
@@ -138,7 +140,9 @@ run_gateway() {
     echo "== $label: portcullis, $n session(s) $*"
     local data=$OUT/$label.data
     rm -rf "$data"
-    "$BIN/loadgen" gen-config --sessions "$n" --cpu "$SERVER_CPU" \
+    # `ack` keeps every order open: room for all of them.
+    "$BIN/loadgen" gen-config --sessions "$n" --cpu "$SERVER_CPU" --venue ack \
+        --max-orders "$(awk "BEGIN { print int($RATE * ($DURATION + $WARMUP) * 1.1) + 1000 }")" \
         --listen "127.0.0.1:$GW_PORT" --data-dir "$data" "$@" >"$OUT/$label.toml"
     start_server "$OUT/$label.server.log" 'listening on' \
         "$BIN/portcullis" run --config "$OUT/$label.toml"

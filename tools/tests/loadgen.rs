@@ -494,6 +494,8 @@ fn gen_config_prints_a_config_the_gateway_accepts() {
         "0",
         "--venue",
         "ack",
+        "--max-orders",
+        "500000",
     ]);
     let cfg = Config::parse(&text, "gen.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(cfg.sessions.len(), 150);
@@ -501,6 +503,8 @@ fn gen_config_prints_a_config_the_gateway_accepts() {
     assert!(cfg.gateway.busy_poll);
     assert_eq!(cfg.gateway.cpu, Some(0));
     assert_eq!(cfg.gateway.flush_interval_ms, 0);
+    assert_eq!(cfg.gateway.max_orders, 500_000);
+    assert_eq!(cfg.venues[0].behaviour.as_deref(), Some("ack"));
     // 150 sessions × 8 MiB would map 1.2 GiB: the segment shrinks.
     assert!(cfg.gateway.session_segment_bytes * 150 <= 2 << 30);
 }

@@ -186,6 +186,10 @@ struct GenConfigArgs {
     /// gateway.data_dir.
     #[arg(long, default_value = "./portcullis-load-data")]
     data_dir: PathBuf,
+    /// gateway.max_orders (the gateway's default if not given): with `--venue ack` every
+    /// order stays open, so give it rate × seconds.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    max_orders: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -524,6 +528,9 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
         }
         if let Some(f) = a.flush_interval_ms {
             let _ = writeln!(t, "flush_interval_ms = {f}");
+        }
+        if let Some(m) = a.max_orders {
+            let _ = writeln!(t, "max_orders = {m}");
         }
         let _ = writeln!(
             t,

@@ -1,0 +1,116 @@
+//! The load generator's measuring loop does not allocate per order: a counting global allocator
+//! counts the allocations of the thread that runs `wire::run` (the gateway runs in this process
+//! on its own threads, which are not counted), for a run of 200 orders and one of 2000 over
+//! three sessions with a mix of new / cancel / replace. Set-up and tear-down allocate the same
+//! in both; the counts must be equal.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)] // test code
+#![allow(unsafe_code)] // a global allocator is unsafe by definition; it only forwards to System
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use portcullis::clock::Clock as GwClock;
+use portcullis::config::Config;
+use portcullis_tools::loadgen::wire::{self, Clock, Fix, FixConfig, Load, Plan, Polling, Wire};
+use portcullis_tools::loadgen::{sender_comp_id, Mix, Recorder};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the bookkeeping only touches
+// an atomic and a const-initialised thread local, neither of which allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTED.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTED.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations on this thread during one `wire::run` of `orders` orders at 1000/s.
+fn allocations_of_a_run(addr: std::net::SocketAddr, orders: usize) -> u64 {
+    let n = 3;
+    let streams: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let utc0 = portcullis::clock::system_utc().0;
+    let mut fix = Fix::new(
+        FixConfig {
+            senders: (0..n).map(|s| sender_comp_id("LOAD", s, n)).collect(),
+            target: "GW".into(),
+            heartbeat_s: 30,
+            reset: true,
+            symbols: vec!["AAPL".into(), "MSFT".into()],
+            accounts: vec![],
+            utc0,
+            run_id: utc0 / 1_000_000,
+        },
+        orders,
+    );
+    let mut rec = Recorder::new(orders, 0).unwrap();
+    let rate = 1_000;
+    let plan = Plan {
+        load: Load::Open { rate },
+        total_ns: orders as u64 * 1_000_000_000 / rate,
+        orders,
+        drain_ns: 30_000_000_000,
+        handshake_ns: 5_000_000_000,
+        mix: Mix::parse("new=60,cancel=20,replace=20").unwrap(),
+        polling: Polling::Mio,
+    };
+    let clock = Clock::start();
+    ALLOCS.store(0, Ordering::Relaxed);
+    COUNTED.with(|c| c.set(true));
+    let outcome = wire::run(streams, &mut fix, &plan, &clock, &mut rec);
+    COUNTED.with(|c| c.set(false));
+    let outcome = outcome.unwrap();
+    assert!(outcome.ended.is_none(), "{:?}", outcome.ended);
+    assert_eq!(rec.sent as usize, orders);
+    assert_eq!(rec.in_flight(), 0, "{:?}", fix.notes());
+    assert_eq!(rec.rejected, 0);
+    ALLOCS.load(Ordering::Relaxed)
+}
+
+#[test]
+fn the_measuring_loop_allocates_nothing_per_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sessions = String::new();
+    for s in 0..3 {
+        sessions.push_str(&format!(
+            "[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"{}\"\n\n",
+            sender_comp_id("LOAD", s, 3)
+        ));
+    }
+    let text = format!(
+        "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nsession_segment_bytes = 1048576\nmax_orders = 16384\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{sessions}[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n",
+        dir.path().display().to_string()
+    );
+    let cfg = Config::parse(&text, "t.toml").unwrap();
+    let running = portcullis::gateway::start(&cfg, GwClock::fast()).unwrap();
+    let addr = running.handle.listen_addrs[0];
+    let small = allocations_of_a_run(addr, 200);
+    let large = allocations_of_a_run(addr, 2_000);
+    assert!(small > 0, "the counter sees the set-up's allocations");
+    assert_eq!(small, large, "allocations grew with the number of orders");
+}
