@@ -6,6 +6,8 @@
 #   tools/peers/compare.sh                       # floors, gateway (flush 0 / default), QuickFIX
 #   tools/peers/compare.sh --sessions 1,100,1000 # the gateway at 1, 100, 1000 sessions
 #   tools/peers/compare.sh --codec               # also the codec bench against fefix
+#   tools/peers/compare.sh --knobs               # the gateway: pinned or not, busy-poll or
+#                                                # blocking, flush 0 or 1 s (tuning.md)
 #
 # Systems, each on CPU 0 (--server-cpu), loadgen on CPU 1 (--client-cpu), open loop at --rate:
 #   floor-a          loadgen echo-server --mode spin: non-blocking read of one socket, spinning
@@ -36,6 +38,7 @@ QF_PORT=19880
 BUILD=1
 QUICKFIX=1
 CODEC=0
+KNOBS=0
 OUT=""
 
 usage() {
@@ -44,7 +47,7 @@ usage() {
 Options: --rate N (orders/s, default $RATE)  --duration-s S ($DURATION)  --warmup-s S ($WARMUP)
   --size BYTES ($SIZE)  --sessions LIST (scale mode, e.g. 1,100,1000)  --client-cpu N ($CLIENT_CPU)
   --server-cpu N ($SERVER_CPU)  --gateway-port P ($GW_PORT)  --quickfix-port P ($QF_PORT)
-  --out DIR  --no-build  --no-quickfix  --codec
+  --out DIR  --no-build  --no-quickfix  --codec  --knobs
 EOF
 }
 
@@ -68,6 +71,7 @@ while (($#)); do
     --no-build) BUILD=0 ;;
     --no-quickfix) QUICKFIX=0 ;;
     --codec) CODEC=1 ;;
+    --knobs) KNOBS=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
     esac
@@ -82,7 +86,7 @@ BIN=$ROOT/target/release
 if ((BUILD)); then
     echo "== building release binaries (nice -n 19)"
     (cd "$ROOT" && nice -n 19 cargo build --release -p portcullis --bin portcullis -p portcullis-tools --bin loadgen)
-    if ((QUICKFIX && ${#SESSIONS} == 0)); then
+    if ((QUICKFIX && ${#SESSIONS} == 0 && KNOBS == 0)); then
         (cd "$ROOT/tools/peers" && nice -n 19 cargo build --release --bin quickfix-acceptor)
     fi
 fi
@@ -116,7 +120,8 @@ start_server() {
     die "$1 did not start in 60 s (see $log)"
 }
 
-LOAD=(--rate "$RATE" --duration-s "$DURATION" --warmup-s "$WARMUP" --cpu "$CLIENT_CPU")
+LOAD=(--rate "$RATE" --duration-s "$DURATION" --warmup-s "$WARMUP")
+PIN=1
 ROWS=()
 
 # run_echo LABEL MODE: the floor.
@@ -127,26 +132,32 @@ run_echo() {
         "$BIN/loadgen" echo-server --listen 127.0.0.1:0 --mode "$mode" --cpu "$SERVER_CPU"
     local addr
     addr=$(head -1 "$OUT/$label.server.log")
-    "$BIN/loadgen" echo --connect "$addr" --size "$SIZE" "${LOAD[@]}" \
+    "$BIN/loadgen" echo --connect "$addr" --size "$SIZE" "${LOAD[@]}" --cpu "$CLIENT_CPU" \
         --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt"
     stop_server
     ROWS+=("$label=$OUT/$label.json")
 }
 
-# run_gateway LABEL SESSIONS [gen-config options...]
+# run_gateway LABEL SESSIONS [gen-config options...]; PIN=0 leaves both ends unpinned.
 run_gateway() {
     local label=$1 n=$2
     shift 2
     echo "== $label: portcullis, $n session(s) $*"
     local data=$OUT/$label.data
     rm -rf "$data"
+    local server_pin=() client_pin=()
+    if ((PIN)); then
+        server_pin=(--cpu "$SERVER_CPU")
+        client_pin=(--cpu "$CLIENT_CPU")
+    fi
     # `ack` keeps every order open: room for all of them.
-    "$BIN/loadgen" gen-config --sessions "$n" --cpu "$SERVER_CPU" --venue ack \
+    "$BIN/loadgen" gen-config --sessions "$n" "${server_pin[@]}" --venue ack \
         --max-orders "$(awk "BEGIN { print int($RATE * ($DURATION + $WARMUP) * 1.1) + 1000 }")" \
         --listen "127.0.0.1:$GW_PORT" --data-dir "$data" "$@" >"$OUT/$label.toml"
     start_server "$OUT/$label.server.log" 'listening on' \
         "$BIN/portcullis" run --config "$OUT/$label.toml"
     "$BIN/loadgen" fix --connect "127.0.0.1:$GW_PORT" --sessions "$n" --reset "${LOAD[@]}" \
+        "${client_pin[@]}" \
         --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt" || true
     stop_server
     tail -1 "$OUT/$label.server.log"
@@ -160,7 +171,7 @@ run_quickfix() {
     [[ -x $BIN/quickfix-acceptor ]] || die "$BIN/quickfix-acceptor is missing"
     start_server "$OUT/$label.server.log" 'listening on' \
         "$BIN/quickfix-acceptor" --port "$QF_PORT" --cpu "$SERVER_CPU" --mode poll
-    "$BIN/loadgen" fix --connect "127.0.0.1:$QF_PORT" --reset "${LOAD[@]}" \
+    "$BIN/loadgen" fix --connect "127.0.0.1:$QF_PORT" --reset "${LOAD[@]}" --cpu "$CLIENT_CPU" \
         --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt" || true
     stop_server
     tail -1 "$OUT/$label.server.log"
@@ -169,7 +180,13 @@ run_quickfix() {
 
 SUBJECTS=()
 run_echo floor-a spin
-if [[ -n $SESSIONS ]]; then
+if ((KNOBS)); then
+    run_gateway gateway 1 --flush-interval-ms 0
+    PIN=0 run_gateway gateway-unpinned 1 --flush-interval-ms 0
+    run_gateway gateway-blocking 1 --flush-interval-ms 0 --blocking
+    run_gateway gateway-flush1s 1
+    SUBJECTS=(--subject gateway)
+elif [[ -n $SESSIONS ]]; then
     IFS=, read -ra NS <<<"$SESSIONS"
     for n in "${NS[@]}"; do
         run_gateway "gateway-$n" "$n" --flush-interval-ms 0
