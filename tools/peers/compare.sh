@@ -120,6 +120,17 @@ start_server() {
     die "$1 did not start in 60 s (see $log)"
 }
 
+# add_row LABEL: into the table if the run wrote its summary.
+add_row() {
+    if [[ -s $OUT/$1.json ]]; then
+        ROWS+=("$1=$OUT/$1.json")
+    else
+        echo "compare.sh: $1 measured nothing (see $OUT/$1.txt and $1.server.log)" >&2
+    fi
+}
+
+# Every server starts on an empty data folder / memory store: sequence numbers start at 1, so
+# no ResetSeqNumFlag logon (which would start each session's store again on the gateway thread).
 LOAD=(--rate "$RATE" --duration-s "$DURATION" --warmup-s "$WARMUP")
 PIN=1
 ROWS=()
@@ -133,9 +144,9 @@ run_echo() {
     local addr
     addr=$(head -1 "$OUT/$label.server.log")
     "$BIN/loadgen" echo --connect "$addr" --size "$SIZE" "${LOAD[@]}" --cpu "$CLIENT_CPU" \
-        --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt"
+        --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt" || true
     stop_server
-    ROWS+=("$label=$OUT/$label.json")
+    add_row "$label"
 }
 
 # run_gateway LABEL SESSIONS [gen-config options...]; PIN=0 leaves both ends unpinned.
@@ -156,13 +167,13 @@ run_gateway() {
         --listen "127.0.0.1:$GW_PORT" --data-dir "$data" "$@" >"$OUT/$label.toml"
     start_server "$OUT/$label.server.log" 'listening on' \
         "$BIN/portcullis" run --config "$OUT/$label.toml"
-    "$BIN/loadgen" fix --connect "127.0.0.1:$GW_PORT" --sessions "$n" --reset "${LOAD[@]}" \
+    "$BIN/loadgen" fix --connect "127.0.0.1:$GW_PORT" --sessions "$n" "${LOAD[@]}" \
         "${client_pin[@]}" \
         --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt" || true
     stop_server
     tail -1 "$OUT/$label.server.log"
     rm -rf "$data"
-    ROWS+=("$label=$OUT/$label.json")
+    add_row "$label"
 }
 
 run_quickfix() {
@@ -171,11 +182,11 @@ run_quickfix() {
     [[ -x $BIN/quickfix-acceptor ]] || die "$BIN/quickfix-acceptor is missing"
     start_server "$OUT/$label.server.log" 'listening on' \
         "$BIN/quickfix-acceptor" --port "$QF_PORT" --cpu "$SERVER_CPU" --mode poll
-    "$BIN/loadgen" fix --connect "127.0.0.1:$QF_PORT" --reset "${LOAD[@]}" --cpu "$CLIENT_CPU" \
+    "$BIN/loadgen" fix --connect "127.0.0.1:$QF_PORT" "${LOAD[@]}" --cpu "$CLIENT_CPU" \
         --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt" || true
     stop_server
     tail -1 "$OUT/$label.server.log"
-    ROWS+=("$label=$OUT/$label.json")
+    add_row "$label"
 }
 
 SUBJECTS=()

@@ -506,7 +506,7 @@ fn gen_config_prints_a_config_the_gateway_accepts() {
     assert_eq!(cfg.gateway.max_orders, 500_000);
     assert_eq!(cfg.venues[0].behaviour.as_deref(), Some("ack"));
     // 150 sessions × 8 MiB would map 1.2 GiB: the segment shrinks.
-    assert!(cfg.gateway.session_segment_bytes * 150 <= 2 << 30);
+    assert!(cfg.gateway.session_segment_bytes * 150 <= 1 << 30);
 }
 
 #[test]

@@ -111,6 +111,9 @@ struct FixArgs {
     /// oldest open order, or go out as new orders while it has none.
     #[arg(long, default_value = "new=100", value_parser = Mix::parse)]
     mix: Mix,
+    /// Seconds every session has to log on (and off) [default: 10 + 0.05 per session].
+    #[arg(long, value_parser = positive_seconds)]
+    logon_timeout_s: Option<f64>,
     /// How the connections are polled: spin (read each in turn), mio (epoll, zero timeout),
     /// auto (spin up to 8 sessions).
     #[arg(long, value_enum, default_value_t = PollArg::Auto)]
@@ -290,6 +293,8 @@ struct Run<'a> {
     mode: &'a str,
     connect_to: &'a str,
     sessions: usize,
+    /// How long the Logons (and Logouts) may take.
+    handshake_ns: u64,
     mix: Mix,
     polling: Polling,
 }
@@ -336,8 +341,7 @@ fn measure<W: Wire>(
         total_ns,
         orders,
         drain_ns: load.drain_ms.saturating_mul(1_000_000),
-        // Reset logons start fresh session stores on the gateway thread: allow for many.
-        handshake_ns: 5 * NS_PER_S + run.sessions as u64 * 20_000_000,
+        handshake_ns: run.handshake_ns,
         mix: run.mix,
         polling: run.polling,
     };
@@ -456,6 +460,7 @@ fn fix(a: FixArgs) -> ExitCode {
         sender,
         sessions,
         mix,
+        logon_timeout_s,
         poll,
         target,
         reset,
@@ -482,10 +487,14 @@ fn fix(a: FixArgs) -> ExitCode {
         utc0,
         run_id,
     };
+    // A reset logon starts the session's store again on the gateway thread (milliseconds per
+    // session on a busy box): allow for many.
+    let logon_s = logon_timeout_s.unwrap_or(10.0 + 0.05 * sessions as f64);
     let run = Run {
         mode: "fix",
         connect_to: &connect,
         sessions,
+        handshake_ns: ns(logon_s),
         mix,
         polling,
     };
@@ -499,6 +508,7 @@ fn echo(a: EchoArgs) -> ExitCode {
         mode: "echo",
         connect_to: &a.connect,
         sessions: 1,
+        handshake_ns: 5 * NS_PER_S,
         mix: Mix::default(),
         polling: Polling::Spin,
     };
@@ -513,8 +523,9 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
     let n = usize::try_from(a.sessions).unwrap_or(1);
     let mut t = String::new();
     if !a.sessions_only {
-        // Every session keeps one store segment mapped: keep N × segment near 2 GiB at most.
-        let seg_mib = (2048 / n).clamp(1, 8);
+        // Every session keeps one store segment mapped and pre-faulted: keep N × segment
+        // within 1 GiB.
+        let seg_mib = (1024 / n).clamp(1, 8);
         let _ = writeln!(
             t,
             "# Gateway config for `loadgen fix --sessions {n} --sender {} --target {}`\n\
