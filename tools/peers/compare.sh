@@ -207,9 +207,19 @@ else
     run_echo floor-b mio
     run_gateway gateway 1 --flush-interval-ms 0
     run_gateway gateway-flush1s 1
-    ((QUICKFIX)) && run_quickfix
+    if ((QUICKFIX)); then
+        run_quickfix
+    fi
     SUBJECTS=(--subject gateway --subject gateway-flush1s)
 fi
+# Only subjects that measured something.
+KEEP=()
+for ((i = 1; i < ${#SUBJECTS[@]}; i += 2)); do
+    for r in "${ROWS[@]}"; do
+        [[ ${r%%=*} == "${SUBJECTS[i]}" ]] && KEEP+=(--subject "${SUBJECTS[i]}")
+    done
+done
+SUBJECTS=("${KEEP[@]}")
 
 PLOT=()
 for r in "${ROWS[@]}"; do
