@@ -43,6 +43,7 @@ pub mod route;
 pub mod session;
 pub mod store;
 pub mod throttle;
+pub mod tls;
 pub mod venue;
 
 /// Entry points for `cargo fuzz` targets (tools/fuzz); not a stable API.
