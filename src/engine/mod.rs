@@ -294,6 +294,15 @@ impl Engine {
                     };
                     let store = SessionStore::open_with(&sessions_dir, &key, &sc, now.0)
                         .map_err(|e| start_err(format!("venue session store {key}"), e))?;
+                    let tls = match &v.tls {
+                        Some(t) => Some((
+                            crate::tls::client_config(t, now_unix)
+                                .map_err(|e| StartError(format!("venue {:?} tls: {e}", v.name)))?,
+                            crate::tls::server_name(&t.server_name)
+                                .map_err(|e| StartError(format!("venue {:?} tls: {e}", v.name)))?,
+                        )),
+                        None => None,
+                    };
                     let scfg = SessionConfig {
                         begin_string: BeginString::Fix44,
                         our_comp_id: our_id,
@@ -313,6 +322,7 @@ impl Engine {
                         reconnect: Nanos::from_millis(v.reconnect_ms.unwrap_or(1000)),
                         next_attempt: Nanos::ZERO,
                         unmatched: 0,
+                        tls,
                     }))
                 }
             };

@@ -658,3 +658,87 @@ fn openssl_s_client_without_a_certificate_is_refused_by_an_mtls_listener() {
     );
     assert!(out.contains("certificate required"), "{out}");
 }
+
+// ---- the gateway as a TLS client of a FIX venue ----
+
+/// The test plays a venue behind TLS with mTLS: accepts the gateway's connection and completes
+/// the server side of the handshake.
+fn accept_tls(
+    l: &std::net::TcpListener,
+    cfg: Arc<rustls::ServerConfig>,
+) -> rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    let (mut tcp, _) = l.accept().unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut conn = rustls::ServerConnection::new(cfg).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while conn.is_handshaking() {
+        match conn.complete_io(&mut tcp) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("venue-side handshake failed: {e}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "handshake timed out");
+    }
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+#[test]
+fn orders_reach_a_fix_venue_over_mtls() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path());
+    // The venue's side: its server certificate, and our CA for the gateway's client certificate.
+    let mut files = p.server.clone();
+    files.client_ca = Some(p.ca_pem.clone());
+    let venue_cfg = portcullis::tls::server_config(&files, now_unix())
+        .unwrap()
+        .config;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let venue = format!(
+        r#"{SESSIONS}
+[[venue]]
+name = "XVEN"
+kind = "fix"
+address = "127.0.0.1:{}"
+our_comp_id = "GW"
+their_comp_id = "VENUE"
+reconnect_ms = 200
+tls = {{ ca = {:?}, cert = {:?}, key = {:?}, server_name = "localhost" }}
+"#,
+        l.local_addr().unwrap().port(),
+        p.ca_pem.display().to_string(),
+        p.client_a.0.display().to_string(),
+        p.client_a.1.display().to_string(),
+    );
+    let gw = util::start_in(dir, &venue);
+    let s = accept_tls(&l, venue_cfg);
+    let gateway_key = portcullis::tls::spki_sha256(&s.conn.peer_certificates().unwrap()[0]);
+    assert_eq!(
+        gateway_key.map(|k| portcullis::tls::hex(&k)),
+        Some(spki_hex(&p.client_a.0)),
+        "the gateway presented its client certificate"
+    );
+    let mut v = Client::over(Box::new(s), "FIX.4.4", "VENUE", "GW");
+    v.expect("A");
+    v.send("A", "98=0|108=30");
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.logon(30);
+    // The venue logon may still be in flight: retry until the order is routed.
+    let mut routed = None;
+    for i in 0..50 {
+        c.send("D", &nos(&format!("V{i}"), "AAPL", "1", "100", Some("10")));
+        let m = c.expect("8");
+        if field(&m, 150).as_deref() == Some("A") {
+            routed = Some(v.expect("D"));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let d = routed.expect("no order reached the venue over TLS");
+    assert_eq!(field(&d, 38).as_deref(), Some("100"));
+}
