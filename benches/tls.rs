@@ -6,6 +6,7 @@
 //! `cargo bench --bench tls`. Sizes: a NewOrderSingle (164 bytes) client → gateway and an
 //! ExecutionReport pair (New + Fill, ~520 bytes, one record as the gateway writes them)
 //! gateway → client.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench setup: a failure is a failed run
 
 use std::hint::black_box;
 use std::io::{Read, Write};
