@@ -47,10 +47,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::CheckConfig { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
+            Ok(cfg) => match portcullis::tls::check_files(&cfg) {
+                Ok(()) => {
+                    println!("{}: ok", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err((key, problem)) => {
+                    eprintln!("portcullis: {}: key `{key}`: {problem}", config.display());
+                    ExitCode::from(2)
+                }
+            },
             Err(e) => {
                 eprintln!("portcullis: {e}");
                 ExitCode::from(2)

@@ -230,6 +230,23 @@ pub fn server_name(name: &str) -> Result<ServerName<'static>, String> {
         .map_err(|_| format!("{name:?} is not a DNS name or IP address"))
 }
 
+/// Loads every TLS file a configuration names (listeners and venues) as the engine would at
+/// start, without binding anything: `Err((key, problem))` names the first bad one.
+pub fn check_files(cfg: &crate::config::Config) -> Result<(), (String, String)> {
+    let now = now_unix();
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        if let Some(t) = &l.tls {
+            server_config(t, now).map_err(|e| (format!("listener[{i}].tls"), e))?;
+        }
+    }
+    for (i, v) in cfg.venues.iter().enumerate() {
+        if let Some(t) = &v.tls {
+            client_config(t, now).map_err(|e| (format!("venue[{i}].tls"), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -742,3 +742,46 @@ tls = {{ ca = {:?}, cert = {:?}, key = {:?}, server_name = "localhost" }}
     let d = routed.expect("no order reached the venue over TLS");
     assert_eq!(field(&d, 38).as_deref(), Some("100"));
 }
+
+#[test]
+fn check_config_loads_the_tls_files_and_names_an_expired_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path());
+    let now = now_unix();
+    let (c, k) =
+        p.ca.issue_server(&["localhost"], now - 30 * DAY, now - 2 * DAY)
+            .unwrap();
+    let old = dev::write_pair(&p.dir, "stale", &c, &k).unwrap();
+    let listener = |cert: &Path, key: &Path| {
+        format!(
+            "[[listener]]\naddress = \"0.0.0.0:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n{SESSIONS}{}",
+            cert.display().to_string(),
+            key.display().to_string(),
+            util::sim("fill")
+        )
+    };
+    let file = dir.path().join("p.toml");
+    std::fs::write(&file, listener(&old.cert, &old.key)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("key `listener[0].tls`") && err.contains("expired on"),
+        "{err}"
+    );
+    std::fs::write(&file, listener(&p.server.cert, &p.server.key)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
