@@ -785,3 +785,41 @@ fn check_config_loads_the_tls_files_and_names_an_expired_certificate() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn run_warns_about_a_plaintext_listener_off_loopback() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[gateway]\nbusy_poll = false\n[[listener]]\naddress = \"0.0.0.0:0\"\nallow_plaintext = true\n{SESSIONS}{}",
+            util::sim("fill")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("listening on 0.0.0.0:"), "{first}");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    std::thread::spawn(move || for _ in lines {});
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("WARNING") && err.contains("clear text") && err.contains("listener[0]"),
+        "{err}"
+    );
+}
