@@ -24,6 +24,12 @@ struct Pair {
 }
 
 fn pair() -> Pair {
+    let (client_cfg, server_cfg) = configs();
+    handshake(client_cfg, server_cfg)
+}
+
+/// The gateway's server configuration (mTLS, development PKI) and a client configuration.
+fn configs() -> (Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>) {
     let dir = tempfile::tempdir().unwrap();
     let (pki, _) = portcullis::tls::dev::DevPki::ensure(dir.path(), "BENCH").unwrap();
     let now = (portcullis::clock::system_utc().0 / 1_000_000_000) as i64;
@@ -43,9 +49,13 @@ fn pair() -> Pair {
             rustls::pki_types::PrivateKeyDer::from_pem_file(&pki.client_key).unwrap(),
         )
         .unwrap();
+    (Arc::new(client_cfg), server_cfg)
+}
+
+/// A full TLS 1.3 handshake with client authentication, over memory.
+fn handshake(client_cfg: Arc<rustls::ClientConfig>, server_cfg: Arc<rustls::ServerConfig>) -> Pair {
     let mut client =
-        rustls::ClientConnection::new(Arc::new(client_cfg), "localhost".try_into().unwrap())
-            .unwrap();
+        rustls::ClientConnection::new(client_cfg, "localhost".try_into().unwrap()).unwrap();
     let mut server = rustls::ServerConnection::new(server_cfg).unwrap();
     let mut wire = Vec::with_capacity(1 << 16);
     while client.is_handshaking() || server.is_handshaking() {
@@ -142,6 +152,10 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+    let (client_cfg, server_cfg) = configs();
+    c.bench_function("tls13_mtls_handshake_both_ends", |b| {
+        b.iter(|| black_box(handshake(client_cfg.clone(), server_cfg.clone()).wire.len()))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -364,12 +364,22 @@ impl TlsListeners {
                 c.listener
             )
         })?;
+        // The gateway thread takes one command per duty cycle; a full channel for a whole
+        // second means it is not running.
         self.commands
-            .send(Command::ReloadTls {
-                listener: c.listener as u16,
-                config: loaded.config,
-            })
-            .map_err(|_| format!("listener[{}]: the gateway is stopping", c.listener))?;
+            .send_timeout(
+                Command::ReloadTls {
+                    listener: c.listener as u16,
+                    config: loaded.config,
+                },
+                std::time::Duration::from_secs(1),
+            )
+            .map_err(|_| {
+                format!(
+                    "listener[{}]: the gateway thread is not taking commands",
+                    c.listener
+                )
+            })?;
         c.not_after_unix
             .store(loaded.not_after_unix, Ordering::Relaxed);
         c.reloads.fetch_add(1, Ordering::Relaxed);
