@@ -823,3 +823,70 @@ fn run_warns_about_a_plaintext_listener_off_loopback() {
         "{err}"
     );
 }
+
+#[test]
+fn the_embedded_default_speaks_mtls_out_of_the_box() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--blocking", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let tls: SocketAddr = first
+        .split("tls://")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no tls:// listener in {first:?}"))
+        .parse()
+        .unwrap();
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("openssl s_client");
+        printed.push_str(&line);
+        printed.push('\n');
+        if done {
+            break;
+        }
+    }
+    let pki = dev::DevPki::paths(dir.path());
+    assert!(
+        printed.contains("created a development CA")
+            && printed.contains(&format!("--connect {tls} --tls"))
+            && printed.contains(&pki.client_key.display().to_string()),
+        "{printed}"
+    );
+    let s = handshake(
+        tls,
+        client_config(
+            &pki.ca,
+            Some(&(pki.client_cert.clone(), pki.client_key.clone())),
+            false,
+        ),
+    )
+    .unwrap();
+    let mut c = Client::over(Box::new(s), "FIX.4.4", "CLIENT1", "PORTCULLIS");
+    c.logon(30);
+    c.send("D", &nos("E1", "AAPL", "1", "100", Some("10.5")));
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+    // Without the client certificate: refused.
+    let refused = match handshake(tls, client_config(&pki.ca, None, false)) {
+        Err(_) => true,
+        Ok(s) => {
+            let mut c = Client::over(Box::new(s), "FIX.4.4", "CLIENT2", "PORTCULLIS");
+            c.send("A", "98=0|108=30");
+            c.closed_within(Duration::from_secs(5)) && c.received.is_empty()
+        }
+    };
+    assert!(refused);
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    std::thread::spawn(move || for _ in lines {});
+    assert!(child.wait().unwrap().success());
+}
