@@ -890,3 +890,70 @@ fn the_embedded_default_speaks_mtls_out_of_the_box() {
     std::thread::spawn(move || for _ in lines {});
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn a_venue_with_a_certificate_of_another_ca_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path());
+    // The venue presents a certificate from a CA the gateway does not trust.
+    let stranger = DevCa::generate("stranger CA").unwrap();
+    let now = now_unix();
+    let (c, k) = stranger
+        .issue_server(&["localhost"], now - DAY, now + DAY)
+        .unwrap();
+    let files = dev::write_pair(&p.dir, "stranger-venue", &c, &k).unwrap();
+    let venue_cfg = portcullis::tls::server_config(&files, now).unwrap().config;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let venue = format!(
+        r#"{SESSIONS}
+[[venue]]
+name = "XVEN"
+kind = "fix"
+address = "127.0.0.1:{}"
+our_comp_id = "GW"
+their_comp_id = "VENUE"
+reconnect_ms = 200
+tls = {{ ca = {:?}, server_name = "localhost" }}
+"#,
+        l.local_addr().unwrap().port(),
+        p.ca_pem.display().to_string(),
+    );
+    let gw = util::start_in(dir, &venue);
+    let (mut tcp, _) = l.accept().unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut conn = rustls::ServerConnection::new(venue_cfg).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut failed = None;
+    while failed.is_none() && std::time::Instant::now() < deadline {
+        match conn.complete_io(&mut tcp) {
+            Ok((0, 0)) => failed = Some("eof".to_string()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => failed = Some(e.to_string()),
+        }
+    }
+    let failed = failed.expect("the gateway accepted an untrusted venue certificate");
+    assert!(
+        failed.contains("UnknownCA") || failed.contains("eof"),
+        "{failed}"
+    );
+    // Orders for the venue are refused while it is down.
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.logon(30);
+    c.send("D", &nos("U1", "AAPL", "1", "100", Some("10")));
+    let r = c.expect("8");
+    assert_eq!(field(&r, 39).as_deref(), Some("8"), "{}", util::show(&r));
+    assert!(field(&r, 58).unwrap().contains("venue is down"));
+    assert!(
+        gw.running
+            .handle
+            .counters
+            .get(portcullis::monitor::Counter::TlsFailures)
+            >= 1
+    );
+}
