@@ -957,3 +957,87 @@ tls = {{ ca = {:?}, server_name = "localhost" }}
             >= 1
     );
 }
+
+#[test]
+fn sighup_reloads_the_certificate_of_a_running_gateway() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path());
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[gateway]\nbusy_poll = false\ntls_watch_ms = 0\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n{SESSIONS}{}",
+            p.server.cert.display().to_string(),
+            p.server.key.display().to_string(),
+            util::sim("fill")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr: SocketAddr = first
+        .split("tls://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{first}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let s = handshake(addr, client_config(&p.ca_pem, None, false)).unwrap();
+    let before = peer_spki(&s);
+    let mut trading = tls_client(s, "CLIENT1");
+    trading.logon(30);
+    trade(&mut trading, "H1");
+    let now = now_unix();
+    let (c, k) =
+        p.ca.issue_server(
+            &["localhost", "127.0.0.1"],
+            now - DAY,
+            now + 40 * DAY + 3600,
+        )
+        .unwrap();
+    dev::write_pair(&p.dir, "server", &c, &k).unwrap();
+    assert!(Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let mut said = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("SIGHUP: TLS") {
+            said = line;
+            break;
+        }
+    }
+    assert!(
+        said.contains("listener[0]: loaded") && said.contains("(40 days)"),
+        "{said}"
+    );
+    let mut after = before;
+    for _ in 0..50 {
+        after = peer_spki(&handshake(addr, client_config(&p.ca_pem, None, false)).unwrap());
+        if after != before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(before, after, "SIGHUP did not change the certificate");
+    trade(&mut trading, "H2");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    trading.expect("5");
+    std::thread::spawn(move || for _ in lines {});
+    assert!(child.wait().unwrap().success());
+}
