@@ -250,6 +250,12 @@ pub struct SessionCfg {
     /// per key; until then it lives with the session.)
     #[serde(default)]
     pub client_cert_spki_sha256: Option<String>,
+    /// mTLS binding by name: the client certificate's subject must be exactly this, written as
+    /// RFC 4514-style attributes in certificate order, e.g. "CN=trader1" or
+    /// "C=GB, O=Firm, CN=trader1" (spaces after commas optional). Weaker than the SPKI
+    /// binding (a CA can issue another certificate with the same subject); both may be set.
+    #[serde(default)]
+    pub client_cert_subject: Option<String>,
 }
 
 fn default_hb_min() -> u32 {
@@ -478,6 +484,14 @@ impl Config {
                     return Err(err(
                         key("client_cert_spki_sha256"),
                         format!("{h:?} is not 64 hexadecimal digits"),
+                    ));
+                }
+            }
+            if let Some(subj) = &s.client_cert_subject {
+                if !subj.contains('=') {
+                    return Err(err(
+                        key("client_cert_subject"),
+                        format!("{subj:?} is not a subject like \"CN=trader1\""),
                     ));
                 }
             }

@@ -66,6 +66,8 @@ pub struct SessionSlot {
     /// mTLS binding: the Logon must come over TLS with a client certificate whose SPKI has
     /// this SHA-256.
     pub client_spki: Option<[u8; 32]>,
+    /// mTLS binding by subject (normalised, see `net::tls::normalise_subject`).
+    pub client_subject: Option<String>,
 }
 
 /// A venue the router can choose.
@@ -246,6 +248,10 @@ impl Engine {
                     .client_cert_spki_sha256
                     .as_deref()
                     .and_then(crate::config::parse_sha256_hex),
+                client_subject: s
+                    .client_cert_subject
+                    .as_deref()
+                    .map(net::tls::normalise_subject),
             });
         }
         let mut venues = Vec::new();
@@ -867,6 +873,24 @@ impl Engine {
                 return refuse(
                     self,
                     "client certificate does not match the session's certificate binding",
+                );
+            }
+        }
+        if let Some(want) = self
+            .sessions
+            .get(s)
+            .and_then(|slot| slot.client_subject.as_deref())
+        {
+            let got = self
+                .conns
+                .get(c)
+                .and_then(Option::as_ref)
+                .and_then(|conn| conn.tls.as_deref())
+                .and_then(net::tls::peer_subject);
+            if got.as_deref() != Some(want) {
+                return refuse(
+                    self,
+                    "client certificate subject does not match the session's binding",
                 );
             }
         }

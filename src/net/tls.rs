@@ -114,3 +114,24 @@ pub fn peer_spki_sha256(tls: &rustls::Connection) -> Option<[u8; 32]> {
         .and_then(|chain| chain.first())
         .and_then(spki_sha256)
 }
+
+/// The subject of the peer's end-entity certificate, normalised (see [`normalise_subject`]).
+/// Cold: called once per logon.
+#[cold]
+pub fn peer_subject(tls: &rustls::Connection) -> Option<String> {
+    let cert = tls.peer_certificates()?.first()?;
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(normalise_subject(&c.subject().to_string()))
+}
+
+/// A subject written `C=GB, O=Firm, CN=trader1` or `C=GB,O=Firm,CN=trader1`: attributes in
+/// certificate order, spaces around `,` and `=` dropped.
+pub fn normalise_subject(s: &str) -> String {
+    s.split(',')
+        .map(|rdn| {
+            let (k, v) = rdn.split_once('=').unwrap_or((rdn, ""));
+            format!("{}={}", k.trim(), v.trim())
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}

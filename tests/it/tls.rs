@@ -1041,3 +1041,40 @@ fn sighup_reloads_the_certificate_of_a_running_gateway() {
     std::thread::spawn(move || for _ in lines {});
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn a_session_bound_to_a_certificate_subject_accepts_only_that_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path());
+    let sessions = r#"
+[[session]]
+begin_string = "FIX.4.4"
+our_comp_id = "GW"
+their_comp_id = "CLIENT1"
+client_cert_subject = "CN = client-a"
+"#;
+    let gw = util::start_in(
+        dir,
+        &format!("{}{sessions}{}", tls_listener(&p, true), util::sim("fill")),
+    );
+    let s = handshake(
+        tls_addr(&gw),
+        client_config(&p.ca_pem, Some(&p.client_b), false),
+    )
+    .unwrap();
+    let mut c = tls_client(s, "CLIENT1");
+    c.send("A", "98=0|108=30");
+    assert!(c.closed_within(Duration::from_secs(5)));
+    assert!(
+        c.received.is_empty(),
+        "CN=client-b logged on as CN=client-a"
+    );
+    let s = handshake(
+        tls_addr(&gw),
+        client_config(&p.ca_pem, Some(&p.client_a), false),
+    )
+    .unwrap();
+    let mut c = tls_client(s, "CLIENT1");
+    c.logon(30);
+    trade(&mut c, "S1");
+}
