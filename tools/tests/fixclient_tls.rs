@@ -167,3 +167,36 @@ fn tls_options_without_tls_or_trust_are_usage_errors() {
     assert_eq!(code, 2);
     assert!(err.contains("64 hexadecimal"), "{err}");
 }
+
+#[test]
+fn loadgen_runs_over_mtls() {
+    let gw = gateway();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["fix", "--connect", &gw.tls_addr.to_string()])
+        .args(["--sender", "CLIENT1", "--target", "GW", "--reset"])
+        .args(["--rate", "200", "--duration-s", "1", "--warmup-s", "0.2"])
+        .args(["--tls", "--ca", &path(&gw.pki.ca)])
+        .args(["--cert", &path(&gw.pki.client_cert)])
+        .args(["--key", &path(&gw.pki.client_key)])
+        .args(["--pin-spki", &server_pin(&gw)])
+        .output()
+        .unwrap();
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    println!("{o}\n{e}");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(e.contains("TLS: TLS 1.3"), "{e}");
+    assert!(o.contains("sent 240  acked 240  rejected 0"), "{o}");
+    // A wrong pin stops it before any order.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["fix", "--connect", &gw.tls_addr.to_string()])
+        .args(["--sender", "CLIENT1", "--target", "GW", "--reset"])
+        .args(["--rate", "200", "--duration-s", "1"])
+        .args(["--tls", "--pin-spki", &"00".repeat(32)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match the pinned"));
+}

@@ -92,7 +92,56 @@ struct FixArgs {
     #[arg(long)]
     account: Option<String>,
     #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
     load: LoadArgs,
+}
+
+/// TLS to the gateway (as fixclient's options).
+#[derive(Args, Debug)]
+struct TlsArgs {
+    /// Connect over TLS; needs --ca or --pin-spki.
+    #[arg(long)]
+    tls: bool,
+    /// TLS: PEM CA certificate(s) the gateway's certificate must chain to.
+    #[arg(long, value_name = "PATH")]
+    ca: Option<PathBuf>,
+    /// TLS: our client certificate (PEM), for mTLS listeners; needs --key.
+    #[arg(long, value_name = "PATH")]
+    cert: Option<PathBuf>,
+    /// TLS: the private key of --cert (PEM).
+    #[arg(long, value_name = "PATH")]
+    key: Option<PathBuf>,
+    /// TLS: SHA-256 of the gateway certificate's SubjectPublicKeyInfo; refuse any other.
+    #[arg(long, value_name = "SHA256HEX")]
+    pin_spki: Option<String>,
+    /// TLS: the name the gateway's certificate must carry (default: the host of --connect).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+}
+
+impl TlsArgs {
+    fn client(&self) -> Result<Option<portcullis_tools::tls::ClientTls>, String> {
+        let any = self.ca.is_some()
+            || self.cert.is_some()
+            || self.key.is_some()
+            || self.pin_spki.is_some()
+            || self.server_name.is_some();
+        if !self.tls {
+            return if any {
+                Err("--ca, --cert, --key, --pin-spki and --server-name need --tls".into())
+            } else {
+                Ok(None)
+            };
+        }
+        Ok(Some(portcullis_tools::tls::ClientTls {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            pin_spki: self.pin_spki.clone(),
+            server_name: self.server_name.clone(),
+        }))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -173,6 +222,23 @@ fn connect(addr: &str) -> Result<TcpStream, String> {
     Err(last)
 }
 
+/// The TLS handshake, blocking (before the measured run); prints what was negotiated.
+fn tls_handshake(
+    t: &portcullis_tools::tls::ClientTls,
+    addr: &str,
+    stream: &mut TcpStream,
+) -> Result<rustls::ClientConnection, String> {
+    let config = t.config()?;
+    let name = t.name_for(addr)?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(10)))
+        .map_err(|e| format!("socket setup: {e}"))?;
+    let conn = portcullis_tools::tls::handshake(stream, config, name, Duration::from_secs(5))
+        .map_err(|e| format!("TLS handshake with {addr} failed: {e}"))?;
+    eprintln!("loadgen: TLS: {}", portcullis_tools::tls::describe(&conn));
+    Ok(conn)
+}
+
 fn ns(s: f64) -> u64 {
     (s * NS_PER_S as f64).round() as u64
 }
@@ -183,6 +249,7 @@ fn measure<W: Wire>(
     load: &LoadArgs,
     clock: &Clock,
     connect_to: &str,
+    tls: Option<&portcullis_tools::tls::ClientTls>,
     make: impl FnOnce(usize) -> W,
 ) -> ExitCode {
     let total_ns = ns(load.warmup_s + load.duration_s);
@@ -226,15 +293,23 @@ fn measure<W: Wire>(
         eprintln!("loadgen: {e}");
         return ExitCode::from(2);
     }
-    let stream = match connect(connect_to) {
+    let mut stream = match connect(connect_to) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("loadgen: {e}");
             return ExitCode::from(2);
         }
     };
+    let session = match tls.map(|t| tls_handshake(t, connect_to, &mut stream)) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut w = make(orders);
-    let outcome = match wire::run(stream, &mut w, &plan, clock, &mut rec) {
+    let outcome = match wire::run_over(stream, session, &mut w, &plan, clock, &mut rec) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -301,8 +376,16 @@ fn fix(a: FixArgs) -> ExitCode {
         heartbeat,
         symbols,
         account,
+        tls,
         load,
     } = a;
+    let tls = match tls.client() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let cfg = FixConfig {
         sender,
         target,
@@ -313,15 +396,20 @@ fn fix(a: FixArgs) -> ExitCode {
         utc0,
         run_id,
     };
-    measure("fix", &load, &clock, &connect, move |orders| {
-        Fix::new(cfg, orders)
-    })
+    measure(
+        "fix",
+        &load,
+        &clock,
+        &connect,
+        tls.as_ref(),
+        move |orders| Fix::new(cfg, orders),
+    )
 }
 
 fn echo(a: EchoArgs) -> ExitCode {
     let clock = Clock::start();
     let size = usize::try_from(a.size).unwrap_or(160);
-    measure("echo", &a.load, &clock, &a.connect, move |_| {
+    measure("echo", &a.load, &clock, &a.connect, None, move |_| {
         Echo::new(size)
     })
 }

@@ -413,6 +413,8 @@ impl Clock {
 /// A non-blocking TCP_NODELAY socket and its two buffers.
 struct Conn {
     stream: TcpStream,
+    /// TLS over `stream`, handshake done (`--tls`).
+    tls: Option<Box<rustls::ClientConnection>>,
     rx: Vec<u8>,
     rx_len: usize,
     out: Vec<u8>,
@@ -422,6 +424,9 @@ struct Conn {
 
 impl Conn {
     fn flush(&mut self) {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         while self.out_pos < self.out.len() && self.closed.is_none() {
             match self
                 .stream
@@ -440,6 +445,78 @@ impl Conn {
         }
     }
 
+    /// TLS: hands everything pending to rustls, then writes records until the socket blocks.
+    fn flush_tls(&mut self) {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return;
+        };
+        if self.out_pos < self.out.len() && self.closed.is_none() {
+            match tls
+                .writer()
+                .write(self.out.get(self.out_pos..).unwrap_or_default())
+            {
+                Ok(n) => self.out_pos += n,
+                Err(e) => self.closed = Some(format!("TLS write failed: {e}")),
+            }
+        }
+        while tls.wants_write() && self.closed.is_none() {
+            match tls.write_tls(&mut self.stream) {
+                Ok(0) => self.closed = Some("connection closed (write returned 0)".into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => self.closed = Some(format!("write failed: {e}")),
+            }
+        }
+        if self.out_pos >= self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+    }
+
+    /// TLS: one non-blocking pass: plaintext rustls holds, else records from the socket.
+    fn read_tls(&mut self) -> bool {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return false;
+        };
+        loop {
+            let spare = self.rx.get_mut(self.rx_len..).unwrap_or_default();
+            match tls.reader().read(spare) {
+                Ok(0) if !spare.is_empty() => {
+                    self.closed = Some("connection closed by the peer (TLS close_notify)".into());
+                    return false;
+                }
+                Ok(n) => {
+                    self.rx_len += n;
+                    return n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.closed = Some(format!("TLS read failed: {e}"));
+                    return false;
+                }
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => {
+                    self.closed = Some("connection closed by the peer".into());
+                    return false;
+                }
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        self.closed = Some(format!("TLS error: {e}"));
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) => {
+                    self.closed = Some(format!("read failed: {e}"));
+                    return false;
+                }
+            }
+        }
+    }
+
     /// One non-blocking read; true if bytes arrived.
     fn read(&mut self) -> bool {
         if self.closed.is_some() {
@@ -448,6 +525,9 @@ impl Conn {
         if self.rx_len == self.rx.len() {
             // Full of an incomplete message: grow (the wire caps messages at MAX_MESSAGE).
             self.rx.resize(self.rx.len() * 2, 0);
+        }
+        if self.tls.is_some() {
+            return self.read_tls();
         }
         match self
             .stream
@@ -512,12 +592,29 @@ pub fn run(
     clock: &Clock,
     rec: &mut Recorder,
 ) -> Result<Outcome, String> {
+    run_over(stream, None, wire, plan, clock, rec)
+}
+
+/// [`run`] over TLS when `tls` is given (a client connection whose handshake on `stream` is
+/// done; see `crate::tls::handshake`).
+pub fn run_over(
+    stream: TcpStream,
+    tls: Option<rustls::ClientConnection>,
+    wire: &mut impl Wire,
+    plan: &Plan,
+    clock: &Clock,
+    rec: &mut Recorder,
+) -> Result<Outcome, String> {
     stream
         .set_nodelay(true)
         .and_then(|()| stream.set_nonblocking(true))
         .map_err(|e| format!("socket setup: {e}"))?;
     let mut c = Conn {
         stream,
+        tls: tls.map(|mut t| {
+            t.set_buffer_limit(None); // `out` is handed over whole; the socket paces it
+            Box::new(t)
+        }),
         rx: vec![0u8; 1 << 20],
         rx_len: 0,
         out: Vec::with_capacity(4 << 20),
@@ -598,6 +695,10 @@ pub fn run(
         }
     }
     c.flush();
+    if let Some(tls) = c.tls.as_deref_mut() {
+        tls.send_close_notify();
+        let _ = tls.write_tls(&mut c.stream);
+    }
     let _ = c.stream.shutdown(std::net::Shutdown::Write);
     Ok(Outcome {
         ended,
