@@ -25,6 +25,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup; size does not matter
 enum Cmd {
     /// One FIX 4.4 session sending NewOrderSingle; latency to the first ExecutionReport.
     Fix(FixArgs),
