@@ -68,3 +68,17 @@
 //! (journal thread: `throttle-daily.state` each flush interval and at stop).
 //! *Cost*: SeqCst on the window cells (loom showed weaker orderings over-admit); a crash can
 //! lose up to one interval of daily counting.
+//!
+//! # D9. TLS inside the gateway loop, with rustls's buffered API
+//! *Context*: FIX over TLS (FIXS) must not add a proxy hop nor lose the client's identity, and
+//! the gateway thread must neither block nor hand sockets to another thread.
+//! *Choice*: rustls (*ring* provider) per connection in `net::Conn`, driven from the same mio
+//! readiness: `read_tls` → `process_new_packets` → `reader().read` into the usual receive
+//! buffer; `OutBuf` → `writer().write` → `write_tls`. TLS 1.3 only unless a listener enables 1.2
+//! (ECDHE + AES-GCM). Certificates are loaded, validated (dates, key match) and rebuilt into an
+//! `Arc<ServerConfig>` on cold threads; the gateway thread swaps the `Arc` on a command, so new
+//! connections use the new certificate and established ones keep theirs. No resumption state.
+//! *Cost*: the buffered API allocates per record (the received plaintext chunk, the encryption
+//! buffer): 2 per order, pinned by `tests/tls_alloc.rs`; the plaintext path stays at zero.
+//! rustls's unbuffered API would remove the receive-side one, not the encryption one (rustls
+//! 0.23's `MessageEncrypter` returns an owned buffer).

@@ -16,6 +16,9 @@ pub struct Running {
     hot: Option<JoinHandle<()>>,
     journal: Option<JoinHandle<()>>,
     journal_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The TLS certificate watcher (reload on file change, expiry events), if any listener has
+    /// TLS. Stops with the journal.
+    tls_watch: Option<JoinHandle<()>>,
 }
 
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
@@ -40,6 +43,19 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
             journal_stop.clone(),
         )
         .map_err(|e| StartError(format!("journal thread: {e}")))?;
+    let tls_watch = if handle.tls.certs.is_empty() {
+        None
+    } else {
+        let tls = handle.tls.clone();
+        let stop = journal_stop.clone();
+        let every = Duration::from_millis(cfg.gateway.tls_watch_ms);
+        Some(
+            std::thread::Builder::new()
+                .name("portcullis-tls-watch".into())
+                .spawn(move || watch_tls(&tls, &stop, every))
+                .map_err(|e| StartError(format!("TLS watcher thread: {e}")))?,
+        )
+    };
     let cpu = cfg.gateway.cpu;
     let hot = std::thread::Builder::new()
         .name("portcullis-hot".into())
@@ -55,7 +71,40 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         hot: Some(hot),
         journal: Some(journal),
         journal_stop,
+        tls_watch,
     })
+}
+
+/// Cold thread: reloads TLS listeners whose files changed (every `every`; never when zero) and
+/// raises expiry events (at start, then hourly).
+fn watch_tls(
+    tls: &crate::tls::TlsListeners,
+    stop: &std::sync::atomic::AtomicBool,
+    every: Duration,
+) {
+    const TICK: Duration = Duration::from_millis(100);
+    const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
+    tls.check_expiry();
+    let mut since_files = Duration::ZERO;
+    let mut since_expiry = Duration::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(TICK);
+        since_files += TICK;
+        since_expiry += TICK;
+        if !every.is_zero() && since_files >= every {
+            since_files = Duration::ZERO;
+            for r in tls.reload_changed() {
+                match r {
+                    Ok(line) => println!("portcullis: TLS files changed: {line}"),
+                    Err(e) => eprintln!("portcullis: TLS files changed: {e}"),
+                }
+            }
+        }
+        if since_expiry >= EXPIRY_EVERY {
+            since_expiry = Duration::ZERO;
+            tls.check_expiry();
+        }
+    }
 }
 
 impl Running {
@@ -72,6 +121,9 @@ impl Running {
         }
         self.journal_stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.journal.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.tls_watch.take() {
             let _ = h.join();
         }
     }

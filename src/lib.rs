@@ -4,12 +4,12 @@
 //!            HOT: one pinned thread, busy-polling mio (engine/)
 //!  client ──► net ──► fix::frame ──► fix::decode ──► session ──► order ──► route ──► venue
 //!  socket     read    BodyLength/    borrowed       seq nums,    state     rules    sim book
-//!                     CheckSum       field view     admin msgs   machine            or FIX
+//!            (+TLS)   CheckSum       field view     admin msgs   machine            or FIX
 //!    ▲                                                                                │
 //!    └──────────── fix::encode ◄──── ExecutionReport ◄──── order ◄──── venue answer ◄─┘
 //!                        │
 //!                        ▼ handoff (bounded SPSC ring, never blocks the hot thread)
-//!            COLD: journal thread (store/), ops, clock calibration
+//!            COLD: journal thread (store/), TLS certificate watcher (tls/), ops, clock calibration
 //! ```
 //!
 //! Modules are marked HOT, BOUNDARY or COLD in their first doc line. Hot modules never import
@@ -43,6 +43,7 @@ pub mod route;
 pub mod session;
 pub mod store;
 pub mod throttle;
+pub mod tls;
 pub mod venue;
 
 /// Entry points for `cargo fuzz` targets (tools/fuzz); not a stable API.

@@ -34,6 +34,10 @@ enum Cmd {
         /// Listen address for the first listener (overrides listener[0].address).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Embedded default only: address of the TLS listener (default 127.0.0.1:9879; with
+        /// --listen and port 0, port 0 too).
+        #[arg(long)]
+        listen_tls: Option<std::net::SocketAddr>,
     },
     /// Validate a configuration file and exit.
     CheckConfig { config: PathBuf },
@@ -43,10 +47,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::CheckConfig { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
+            Ok(cfg) => match portcullis::tls::check_files(&cfg) {
+                Ok(()) => {
+                    println!("{}: ok", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err((key, problem)) => {
+                    eprintln!("portcullis: {}: key `{key}`: {problem}", config.display());
+                    ExitCode::from(2)
+                }
+            },
             Err(e) => {
                 eprintln!("portcullis: {e}");
                 ExitCode::from(2)
@@ -57,7 +67,19 @@ fn main() -> ExitCode {
             data_dir,
             blocking,
             listen,
-        } => run(config, data_dir, blocking, listen),
+            listen_tls,
+        } => run(config, data_dir, blocking, listen, listen_tls),
+    }
+}
+
+/// SIGHUP, TLS part: re-reads every TLS listener's certificate, key and client CA; new
+/// connections use them, established sessions keep theirs. A refused file keeps the old one.
+fn reload_tls(handle: &portcullis::engine::EngineHandle) {
+    for r in handle.tls.reload_all() {
+        match r {
+            Ok(line) => println!("portcullis: SIGHUP: TLS {line}"),
+            Err(e) => eprintln!("portcullis: SIGHUP: TLS {e}"),
+        }
     }
 }
 
@@ -106,6 +128,7 @@ fn run(
     data_dir: Option<PathBuf>,
     blocking: bool,
     listen: Option<std::net::SocketAddr>,
+    listen_tls: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     let embedded = config.is_none();
     let mut cfg = match &config {
@@ -131,6 +154,35 @@ fn run(
     if let (Some(addr), Some(l)) = (listen, cfg.listeners.first_mut()) {
         l.address = addr;
     }
+    let mut dev_pki = None;
+    if embedded {
+        let tls_addr = listen_tls.unwrap_or_else(|| match listen {
+            Some(a) if a.port() == 0 => a,
+            _ => portcullis::tls::dev::DEFAULT_TLS_ADDRESS
+                .parse()
+                .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 9879))),
+        });
+        match portcullis::tls::dev::add_dev_listener(&mut cfg, tls_addr) {
+            Ok((pki, created)) => dev_pki = Some((pki, created)),
+            Err(e) => {
+                eprintln!("portcullis: cannot create the development certificates: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else if listen_tls.is_some() {
+        eprintln!("portcullis: --listen-tls applies to the embedded default only");
+        return ExitCode::from(2);
+    }
+    for (i, l) in cfg.listeners.iter().enumerate() {
+        if l.tls.is_none() && !l.address.ip().is_loopback() {
+            eprintln!(
+                "portcullis: WARNING: listener[{i}] {} accepts FIX in clear text on a \
+                 non-loopback address (allow_plaintext = true): orders and credentials cross \
+                 the network unencrypted",
+                l.address
+            );
+        }
+    }
     let mut running = match portcullis::gateway::start(&cfg, Clock::fast()) {
         Ok(r) => r,
         Err(e) => {
@@ -143,18 +195,32 @@ fn run(
             eprintln!("portcullis: cannot install signal handler: {e}");
         }
     }
-    let addrs: Vec<String> = running
-        .handle
-        .listen_addrs
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+    // TLS listeners first, marked `tls://`: the last address stays the plaintext one that
+    // scripts (and tests) parse from this line.
+    let mut addrs: Vec<String> = Vec::new();
+    for tls in [true, false] {
+        for (a, l) in running.handle.listen_addrs.iter().zip(&cfg.listeners) {
+            if l.tls.is_some() == tls {
+                addrs.push(if tls {
+                    format!("tls://{a}")
+                } else {
+                    a.to_string()
+                });
+            }
+        }
+    }
     println!(
         "portcullis {} listening on {}",
         env!("CARGO_PKG_VERSION"),
         addrs.join(", ")
     );
     println!("  data folder: {}", cfg.gateway.data_dir.display());
+    if let Some((pki, true)) = &dev_pki {
+        println!(
+            "  created a development CA and certificates in {}",
+            pki.dir.display()
+        );
+    }
     println!(
         "  mode: {}{}",
         if cfg.gateway.busy_poll {
@@ -183,10 +249,35 @@ fn run(
                 "  cargo run -p portcullis-tools --bin fixclient -- --connect {addr} --sender {} --target {} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
                 s.their_comp_id, s.our_comp_id
             );
+            let tls_addr = cfg
+                .listeners
+                .iter()
+                .position(|l| l.tls.is_some())
+                .and_then(|i| running.handle.listen_addrs.get(i));
+            if let (Some((pki, _)), Some(tls_addr)) = (&dev_pki, tls_addr) {
+                println!(
+                    "Over TLS 1.3 with the development client certificate (mTLS, port {}):",
+                    tls_addr.port()
+                );
+                println!(
+                    "  cargo run -p portcullis-tools --bin fixclient -- --connect {tls_addr} --tls --ca {} --cert {} --key {} --sender {} --target {} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
+                    pki.ca.display(),
+                    pki.client_cert.display(),
+                    pki.client_key.display(),
+                    s.their_comp_id,
+                    s.our_comp_id
+                );
+                println!(
+                    "  openssl s_client -connect {tls_addr} -tls1_3 -CAfile {} -cert {} -key {}",
+                    pki.ca.display(),
+                    pki.client_cert.display(),
+                    pki.client_key.display()
+                );
+            }
         }
     }
     println!(
-        "Ctrl-C or SIGTERM logs sessions out and stops; SIGHUP reloads throttle tiers and limits."
+        "Ctrl-C or SIGTERM logs sessions out and stops; SIGHUP reloads throttle tiers and limits, and TLS certificates."
     );
     let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
@@ -195,6 +286,7 @@ fn run(
     while !running.is_finished() {
         if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
             reload(config.as_deref(), &running.handle);
+            reload_tls(&running.handle);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

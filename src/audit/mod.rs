@@ -109,6 +109,22 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         Event::JournalError { key, at } => {
             format!("{} journal-error order-slot={}", ts(*at), key.0)
         }
+        Event::TlsReloaded {
+            listener,
+            days_left,
+            at,
+        } => format!(
+            "{} tls-reloaded listener={listener} days-to-expiry={days_left}",
+            ts(*at)
+        ),
+        Event::CertExpiring {
+            listener,
+            days_left,
+            at,
+        } => format!(
+            "{} cert-expiring listener={listener} days-to-expiry={days_left}",
+            ts(*at)
+        ),
     }
 }
 

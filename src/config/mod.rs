@@ -123,6 +123,11 @@ pub struct Gateway {
     pub flush_interval_ms: u64,
     /// Hot → cold event ring capacity (events).
     pub event_ring: usize,
+    /// TLS certificates expiring within this many days raise a `cert-expiring` event.
+    pub tls_expiry_warn_days: u32,
+    /// How often a cold thread checks TLS certificate and key files for changes (and reloads
+    /// them). 0 = only on SIGHUP or a command.
+    pub tls_watch_ms: u64,
 }
 
 impl Default for Gateway {
@@ -142,6 +147,8 @@ impl Default for Gateway {
             session_segment_bytes: 8 << 20,
             flush_interval_ms: 1000,
             event_ring: 1 << 16,
+            tls_expiry_warn_days: 30,
+            tls_watch_ms: 2000,
         }
     }
 }
@@ -151,6 +158,45 @@ impl Default for Gateway {
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     pub address: SocketAddr,
+    /// TLS on this listener (TLS 1.3; 1.2 only when `tls12 = true`). None: plaintext, which is
+    /// allowed only on a loopback address unless `allow_plaintext = true`.
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    /// Allow a plaintext listener on a non-loopback address (`portcullis run` warns).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+/// `[[listener]] tls = { ... }`: the server certificate, and the client CA for mTLS.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf.
+    pub key: PathBuf,
+    /// PEM CA certificate(s). Present: every client must present a certificate signed by one
+    /// of them (mTLS); absent: no client certificate is asked for.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Also accept TLS 1.2 (ECDHE with AES-GCM only, as FIXS recommends). Default false.
+    #[serde(default)]
+    pub tls12: bool,
+}
+
+/// `[[venue]] tls = { ... }`: TLS to an external FIX venue.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VenueTls {
+    /// PEM CA certificate(s) the venue's certificate must chain to.
+    pub ca: PathBuf,
+    /// Our client certificate (PEM chain) for venues that require mTLS; needs `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The name the venue's certificate must carry (DNS name or IP address).
+    pub server_name: String,
 }
 
 /// `[[session]]`: one FIX session a client may log on to.
@@ -198,6 +244,18 @@ pub struct SessionCfg {
     /// Per-session replacement of the tier's limits for other messages.
     #[serde(default)]
     pub other_limits: Option<LimitsCfg>,
+    /// mTLS binding: the SHA-256 of the client certificate's SubjectPublicKeyInfo, 64 hex
+    /// digits. Set: this session's Logon is refused unless it arrives over a TLS connection
+    /// whose client certificate has this key. (The API key store will carry this binding
+    /// per key; until then it lives with the session.)
+    #[serde(default)]
+    pub client_cert_spki_sha256: Option<String>,
+    /// mTLS binding by name: the client certificate's subject must be exactly this, written as
+    /// RFC 4514-style attributes in certificate order, e.g. "CN=trader1" or
+    /// "C=GB, O=Firm, CN=trader1" (spaces after commas optional). Weaker than the SPKI
+    /// binding (a CA can issue another certificate with the same subject); both may be set.
+    #[serde(default)]
+    pub client_cert_subject: Option<String>,
 }
 
 fn default_hb_min() -> u32 {
@@ -239,6 +297,9 @@ pub struct VenueCfg {
     /// fix: wait between reconnect attempts.
     #[serde(default)]
     pub reconnect_ms: Option<u64>,
+    /// fix: connect over TLS.
+    #[serde(default)]
+    pub tls: Option<VenueTls>,
 }
 
 /// `[[route]]`: the first route whose conditions all match picks the venue.
@@ -364,6 +425,18 @@ impl Config {
                 "at least one [[listener]] is required".into(),
             ));
         }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.tls.is_none() && !l.allow_plaintext && !l.address.ip().is_loopback() {
+                return Err(err(
+                    format!("listener[{i}].tls"),
+                    format!(
+                        "{} is not a loopback address: configure tls, or set \
+                         allow_plaintext = true to accept FIX in clear text",
+                        l.address
+                    ),
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.sessions.iter().enumerate() {
             let key = |k: &str| format!("session[{i}].{k}");
@@ -406,6 +479,22 @@ impl Config {
                     ),
                 ));
             }
+            if let Some(h) = &s.client_cert_spki_sha256 {
+                if parse_sha256_hex(h).is_none() {
+                    return Err(err(
+                        key("client_cert_spki_sha256"),
+                        format!("{h:?} is not 64 hexadecimal digits"),
+                    ));
+                }
+            }
+            if let Some(subj) = &s.client_cert_subject {
+                if !subj.contains('=') {
+                    return Err(err(
+                        key("client_cert_subject"),
+                        format!("{subj:?} is not a subject like \"CN=trader1\""),
+                    ));
+                }
+            }
             if let Some(a) = &s.default_account {
                 if a.is_empty() || a.len() > 24 {
                     return Err(err(
@@ -447,6 +536,20 @@ impl Config {
                     }
                 }
                 "fix" => {
+                    if let Some(t) = &v.tls {
+                        if t.cert.is_some() != t.key.is_some() {
+                            return Err(err(
+                                key("tls.key"),
+                                "a client certificate needs both cert and key".into(),
+                            ));
+                        }
+                        if rustls_pki_types::ServerName::try_from(t.server_name.as_str()).is_err() {
+                            return Err(err(
+                                key("tls.server_name"),
+                                format!("{:?} is not a DNS name or IP address", t.server_name),
+                            ));
+                        }
+                    }
                     for (k, present) in [
                         ("address", v.address.is_some()),
                         ("our_comp_id", v.our_comp_id.is_some()),
@@ -527,6 +630,20 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// 64 hex digits → 32 bytes (an SPKI SHA-256 pin).
+pub fn parse_sha256_hex(v: &str) -> Option<[u8; 32]> {
+    let v = v.trim();
+    if v.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(v.as_bytes().chunks(2)) {
+        let s = std::str::from_utf8(pair).ok()?;
+        *o = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// "HH:MM" → seconds after midnight.

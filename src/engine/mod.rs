@@ -63,6 +63,11 @@ pub struct SessionSlot {
     pub abuse: AbuseDetector,
     /// Stable name (`FIX.4.4-OUR-THEIR`), used for stores and persisted throttle state.
     pub key: String,
+    /// mTLS binding: the Logon must come over TLS with a client certificate whose SPKI has
+    /// this SHA-256.
+    pub client_spki: Option<[u8; 32]>,
+    /// mTLS binding by subject (normalised, see `net::tls::normalise_subject`).
+    pub client_subject: Option<String>,
 }
 
 /// A venue the router can choose.
@@ -91,6 +96,8 @@ pub struct EngineHandle {
     pub commands: CommandSender,
     pub listen_addrs: Vec<SocketAddr>,
     pub stop: Arc<AtomicBool>,
+    /// TLS listeners: certificate reload and days to expiry.
+    pub tls: Arc<crate::tls::TlsListeners>,
 }
 
 /// The gateway engine.
@@ -100,6 +107,8 @@ pub struct Engine {
     events: Events,
     ready: Vec<(Token, bool, bool)>,
     listeners: Vec<TcpListener>,
+    /// Per listener: its TLS configuration (None: plaintext). Replaced by `Command::ReloadTls`.
+    tls_configs: Vec<Option<Arc<rustls::ServerConfig>>>,
     conns: Vec<Option<Conn>>,
     free_conns: Vec<usize>,
     dirty: Vec<usize>,
@@ -158,7 +167,19 @@ impl Engine {
         let poll = Poll::new().map_err(|e| start_err("epoll", e))?;
         let mut listeners = Vec::new();
         let mut listen_addrs = Vec::new();
+        let mut tls_configs = Vec::new();
+        let mut tls_loaded = Vec::new();
+        let now_unix = (crate::clock::system_utc().0 / 1_000_000_000) as i64;
         for (i, l) in cfg.listeners.iter().enumerate() {
+            match &l.tls {
+                Some(t) => {
+                    let loaded = crate::tls::server_config(t, now_unix)
+                        .map_err(|e| StartError(format!("listener[{i}].tls: {e}")))?;
+                    tls_loaded.push((i, t.clone(), loaded.not_after_unix));
+                    tls_configs.push(Some(loaded.config));
+                }
+                None => tls_configs.push(None),
+            }
             let mut lst = net::listen(l.address)
                 .map_err(|e| start_err(format!("listener[{i}] {}", l.address), e))?;
             poll.registry()
@@ -223,6 +244,14 @@ impl Engine {
                 cancel_on_disconnect: s.cancel_on_disconnect,
                 abuse: AbuseDetector::new(AbuseConfig::default()),
                 key: key.clone(),
+                client_spki: s
+                    .client_cert_spki_sha256
+                    .as_deref()
+                    .and_then(crate::config::parse_sha256_hex),
+                client_subject: s
+                    .client_cert_subject
+                    .as_deref()
+                    .map(net::tls::normalise_subject),
             });
         }
         let mut venues = Vec::new();
@@ -271,6 +300,15 @@ impl Engine {
                     };
                     let store = SessionStore::open_with(&sessions_dir, &key, &sc, now.0)
                         .map_err(|e| start_err(format!("venue session store {key}"), e))?;
+                    let tls = match &v.tls {
+                        Some(t) => Some((
+                            crate::tls::client_config(t, now_unix)
+                                .map_err(|e| StartError(format!("venue {:?} tls: {e}", v.name)))?,
+                            crate::tls::server_name(&t.server_name)
+                                .map_err(|e| StartError(format!("venue {:?} tls: {e}", v.name)))?,
+                        )),
+                        None => None,
+                    };
                     let scfg = SessionConfig {
                         begin_string: BeginString::Fix44,
                         our_comp_id: our_id,
@@ -290,6 +328,7 @@ impl Engine {
                         reconnect: Nanos::from_millis(v.reconnect_ms.unwrap_or(1000)),
                         next_attempt: Nanos::ZERO,
                         unmatched: 0,
+                        tls,
                     }))
                 }
             };
@@ -340,8 +379,16 @@ impl Engine {
         let counters = Arc::new(Counters::default());
         let ring = EventRing::new(gw.event_ring);
         let stop = Arc::new(AtomicBool::new(false));
+        let tls = Arc::new(crate::tls::TlsListeners::new(
+            tls_loaded,
+            gw.tls_expiry_warn_days,
+            cmd_tx.clone(),
+            ring.clone(),
+            counters.clone(),
+        ));
         let mut engine = Engine {
             poll,
+            tls_configs,
             events: Events::with_capacity(1024),
             ready: Vec::with_capacity(1024),
             listeners,
@@ -379,6 +426,7 @@ impl Engine {
             commands: cmd_tx,
             listen_addrs,
             stop,
+            tls,
         };
         Ok((engine, handle))
     }
@@ -488,6 +536,11 @@ impl Engine {
         if let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Shutdown => self.begin_shutdown(),
+                Command::ReloadTls { listener, config } => {
+                    if let Some(slot) = self.tls_configs.get_mut(usize::from(listener)) {
+                        *slot = Some(config); // the old one drops here: cold, once per reload
+                    }
+                }
             }
         }
         self.flush_dirty(now);
@@ -526,6 +579,19 @@ impl Engine {
                 self.gw.send_buffer_bytes,
                 now,
             );
+            if let Some(Some(cfg)) = self.tls_configs.get(listener) {
+                match rustls::ServerConnection::new(cfg.clone()) {
+                    Ok(mut tls) => {
+                        tls.set_buffer_limit(Some(net::tls::SEND_LIMIT_BYTES));
+                        conn.tls = Some(Box::new(rustls::Connection::Server(tls)));
+                    }
+                    Err(_) => {
+                        self.counters.inc(Counter::TlsFailures);
+                        self.free_conns.push(slot);
+                        continue;
+                    }
+                }
+            }
             if self
                 .poll
                 .registry()
@@ -557,10 +623,14 @@ impl Engine {
                 break;
             }
             let before = conn.tail - conn.head;
+            let handshaking = conn.tls.is_some() && !conn.tls_established();
             let outcome = conn.read();
             let got = conn.tail - conn.head > before;
             if outcome == ReadOutcome::Closed {
                 conn.dead = true;
+            }
+            if conn.tls.is_some() {
+                self.on_tls_progress(c, handshaking);
             }
             self.process_input(c, now);
             // A full buffer was framed and compacted: read again until the socket is drained.
@@ -575,6 +645,28 @@ impl Engine {
             if conn.dead {
                 self.close(c, now, "peer closed");
             }
+        }
+    }
+
+    /// After a TLS read: count a finished or failed handshake; records rustls wants to send
+    /// (handshake messages, alerts) go out with the next flush.
+    #[cold]
+    fn on_tls_progress(&mut self, c: usize, was_handshaking: bool) {
+        let Some(conn) = self.conns.get(c).and_then(Option::as_ref) else {
+            return;
+        };
+        let (failed, established, wants_write) = (
+            conn.tls_failed,
+            conn.tls_established(),
+            conn.tls_wants_write(),
+        );
+        if failed {
+            self.counters.inc(Counter::TlsFailures);
+        } else if was_handshaking && established {
+            self.counters.inc(Counter::TlsHandshakes);
+        }
+        if wants_write {
+            self.mark_dirty(c);
         }
     }
 
@@ -770,6 +862,38 @@ impl Engine {
         if self.sessions.get(s).is_some_and(|slot| slot.conn.is_some()) {
             return refuse(self, "session already logged on from another connection");
         }
+        if let Some(want) = self.sessions.get(s).and_then(|slot| slot.client_spki) {
+            let got = self
+                .conns
+                .get(c)
+                .and_then(Option::as_ref)
+                .and_then(|conn| conn.tls.as_deref())
+                .and_then(net::tls::peer_spki_sha256);
+            if got != Some(want) {
+                return refuse(
+                    self,
+                    "client certificate does not match the session's certificate binding",
+                );
+            }
+        }
+        if let Some(want) = self
+            .sessions
+            .get(s)
+            .and_then(|slot| slot.client_subject.as_deref())
+        {
+            let got = self
+                .conns
+                .get(c)
+                .and_then(Option::as_ref)
+                .and_then(|conn| conn.tls.as_deref())
+                .and_then(net::tls::peer_subject);
+            if got.as_deref() != Some(want) {
+                return refuse(
+                    self,
+                    "client certificate subject does not match the session's binding",
+                );
+            }
+        }
         if let Some(Err(_)) = self
             .sessions
             .get(s)
@@ -857,7 +981,7 @@ impl Engine {
             if conn.out.pending().len() < before {
                 self.counters.inc(Counter::SocketWrites);
             }
-            if conn.dead || (conn.closing && conn.out.is_empty()) {
+            if conn.dead || (conn.closing && conn.all_sent()) {
                 let reason = if conn.dead {
                     "socket error"
                 } else {
@@ -877,6 +1001,7 @@ impl Engine {
             return;
         };
         let _ = conn.flush();
+        conn.close_notify();
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.free_conns.push(c);
         self.counters.inc(Counter::ConnectionsClosed);

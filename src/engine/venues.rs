@@ -30,6 +30,12 @@ pub struct FixVenue {
     pub next_attempt: Nanos,
     /// Answers that matched no order of ours (stale or foreign ClOrdIDs).
     pub unmatched: u64,
+    /// TLS to the venue: client configuration (CA, optional client certificate) and the name
+    /// its certificate must carry. None: plaintext.
+    pub tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
 
 /// What the engine asks of a venue about one order.
@@ -216,6 +222,19 @@ impl Engine {
             );
             conn.venue = Some(v as u16);
             conn.connecting = true;
+            if let Some((cfg, name)) = &fx.tls {
+                match rustls::ClientConnection::new(cfg.clone(), name.clone()) {
+                    Ok(mut tls) => {
+                        tls.set_buffer_limit(Some(net::tls::SEND_LIMIT_BYTES));
+                        conn.tls = Some(Box::new(rustls::Connection::Client(tls)));
+                    }
+                    Err(_) => {
+                        self.counters.inc(Counter::TlsFailures);
+                        self.free_conns.push(c);
+                        continue;
+                    }
+                }
+            }
             if self
                 .poll
                 .registry()

@@ -58,6 +58,18 @@ pub enum Event {
         key: OrderKey,
         at: Nanos,
     },
+    /// A TLS listener's certificate was reloaded (new connections use it).
+    TlsReloaded {
+        listener: u16,
+        days_left: i32,
+        at: Nanos,
+    },
+    /// A TLS listener's certificate expires within `gateway.tls_expiry_warn_days`.
+    CertExpiring {
+        listener: u16,
+        days_left: i32,
+        at: Nanos,
+    },
 }
 
 /// Hot → cold events.
@@ -83,6 +95,12 @@ impl EventRing {
 pub enum Command {
     /// Log every session out, flush the stores and stop the loop.
     Shutdown,
+    /// New TLS server configuration for listener `listener` (built and validated on a cold
+    /// thread): connections accepted from now on use it; established ones keep theirs.
+    ReloadTls {
+        listener: u16,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    },
 }
 
 pub type CommandSender = crossbeam_channel::Sender<Command>;

@@ -43,6 +43,16 @@ pub enum Counter {
     ThrottleRejects = 30,
     ThrottleLogouts = 31,
     PollErrors = 32,
+    // 48..: TLS (ids kept apart from the block other features append to).
+    /// TLS handshakes completed.
+    TlsHandshakes = 48,
+    /// TLS handshakes (or records) that failed: bad or missing client certificate, protocol
+    /// version refused, garbage.
+    TlsFailures = 49,
+    /// Successful certificate reloads.
+    TlsReloads = 50,
+    /// Gauge: whole days until the earliest TLS listener certificate expires (0 if expired).
+    TlsCertDaysToExpiry = 51,
 }
 
 /// Number of counter slots.
@@ -80,6 +90,13 @@ impl Counters {
     pub fn max(&self, c: Counter, v: u64) {
         if let Some(s) = self.slots.get(c as usize) {
             s.0.fetch_max(v, Ordering::Relaxed);
+        }
+    }
+    /// Sets a gauge.
+    #[inline]
+    pub fn set(&self, c: Counter, v: u64) {
+        if let Some(s) = self.slots.get(c as usize) {
+            s.0.store(v, Ordering::Relaxed);
         }
     }
     pub fn get(&self, c: Counter) -> u64 {

@@ -4,6 +4,8 @@
 //! Owned by the gateway thread. Per message it does only the socket reads and writes; buffers
 //! are allocated once when a connection is accepted (cold) and reused.
 
+pub mod tls;
+
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
@@ -32,6 +34,11 @@ pub struct Conn {
     pub venue: Option<u16>,
     /// Outbound connect not yet completed.
     pub connecting: bool,
+    /// TLS state when the listener (or venue) uses TLS; `None` for plaintext. Boxed: rustls
+    /// connection state is large and most slots are empty.
+    pub tls: Option<Box<rustls::Connection>>,
+    /// The TLS handshake or a record failed (counted once by the engine).
+    pub tls_failed: bool,
 }
 
 /// What a read pass found.
@@ -64,6 +71,8 @@ impl Conn {
             dead: false,
             venue: None,
             connecting: false,
+            tls: None,
+            tls_failed: false,
         }
     }
 
@@ -73,6 +82,16 @@ impl Conn {
             self.inbuf.copy_within(self.head..self.tail, 0);
             self.tail -= self.head;
             self.head = 0;
+        }
+        if let Some(t) = self.tls.as_deref_mut() {
+            return match tls::read(t, &mut self.stream, &mut self.inbuf, &mut self.tail) {
+                tls::TlsRead::Open => ReadOutcome::Open,
+                tls::TlsRead::Closed => ReadOutcome::Closed,
+                tls::TlsRead::Failed => {
+                    self.tls_failed = true;
+                    ReadOutcome::Closed
+                }
+            };
         }
         loop {
             let Some(spare) = self.inbuf.get_mut(self.tail..) else {
@@ -93,6 +112,11 @@ impl Conn {
 
     /// Writes pending output until done or the socket would block.
     pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(t) = self.tls.as_deref_mut() {
+            let n = tls::flush(t, &mut self.stream, self.out.pending())?;
+            self.out.consume(n);
+            return Ok(());
+        }
         while !self.out.is_empty() {
             match self.stream.write(self.out.pending()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -103,6 +127,32 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Nothing is waiting to be sent: neither plaintext in `out` nor TLS records.
+    pub fn all_sent(&self) -> bool {
+        self.out.is_empty() && !self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// TLS records (handshake messages, alerts) are waiting for the socket.
+    pub fn tls_wants_write(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// The TLS handshake finished on this connection.
+    pub fn tls_established(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| !t.is_handshaking())
+    }
+
+    /// Sends a TLS close_notify (best effort) before the socket is dropped.
+    #[cold]
+    pub fn close_notify(&mut self) {
+        if let Some(t) = self.tls.as_deref_mut() {
+            if !t.is_handshaking() {
+                t.send_close_notify();
+            }
+            let _ = t.write_tls(&mut self.stream);
+        }
     }
 
     pub fn buffered(&self) -> &[u8] {

@@ -9,5 +9,6 @@ mod cli;
 mod orders;
 mod recovery;
 mod throttle;
+mod tls;
 mod util;
 mod venue;

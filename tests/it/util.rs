@@ -71,9 +71,13 @@ pub fn start_in(dir: tempfile::TempDir, extra: &str) -> Gw {
     Gw { running, addr, dir }
 }
 
+/// A byte stream the test client speaks FIX over: a `TcpStream`, or TLS over one.
+pub trait Duplex: Read + Write + Send {}
+impl<T: Read + Write + Send> Duplex for T {}
+
 /// A FIX client over a real socket. Tracks its own sequence numbers.
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: Box<dyn Duplex>,
     pub begin: &'static str,
     pub sender: String,
     pub target: String,
@@ -257,6 +261,17 @@ impl Client {
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
+        Client::over(Box::new(stream), begin, sender, target)
+    }
+
+    /// A client over any stream (TLS tests wrap the socket); the socket must already have a
+    /// short read timeout.
+    pub fn over(
+        stream: Box<dyn Duplex>,
+        begin: &'static str,
+        sender: &str,
+        target: &str,
+    ) -> Client {
         Client {
             stream,
             begin,

@@ -8,6 +8,7 @@
 pub mod link;
 pub mod loadgen;
 pub mod show;
+pub mod tls;
 
 /// UTC now, through the library's clock module (the only code allowed to read time).
 pub fn now() -> portcullis::model::Nanos {

@@ -34,10 +34,14 @@ pub enum Incoming {
 #[derive(Debug)]
 pub struct Link {
     stream: TcpStream,
+    /// TLS over `stream` (fixclient `--tls`), handshake already done.
+    tls: Option<Box<rustls::ClientConnection>>,
     rx: Vec<u8>,
     pub out: OutBuf,
     /// The peer closed its side, or the socket failed.
     pub closed: bool,
+    /// Why TLS ended the connection (an alert from the peer, a bad record), if it did.
+    pub tls_error: Option<String>,
 }
 
 impl Link {
@@ -50,10 +54,23 @@ impl Link {
         }
         Ok(Link {
             stream,
+            tls: None,
+            tls_error: None,
             rx: Vec::with_capacity(64 << 10),
             out: OutBuf::with_capacity(OUT_BYTES),
             closed: false,
         })
+    }
+
+    /// Wraps a stream on which a TLS handshake was completed (see `crate::tls::handshake`).
+    pub fn with_tls(
+        stream: TcpStream,
+        tls: rustls::ClientConnection,
+        read_timeout: Option<Duration>,
+    ) -> io::Result<Link> {
+        let mut link = Link::new(stream, read_timeout)?;
+        link.tls = Some(Box::new(tls));
+        Ok(link)
     }
 
     pub fn peer(&self) -> String {
@@ -69,7 +86,11 @@ impl Link {
             return 0;
         }
         let mut tmp = [0u8; 16 << 10];
-        match self.stream.read(&mut tmp) {
+        let got = match self.tls.as_deref_mut() {
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).read(&mut tmp),
+            None => self.stream.read(&mut tmp),
+        };
+        match got {
             Ok(0) => {
                 self.closed = true;
                 0
@@ -79,7 +100,10 @@ impl Link {
                 n
             }
             Err(e) if is_transient(&e) => 0,
-            Err(_) => {
+            Err(e) => {
+                if self.tls.is_some() {
+                    self.tls_error = Some(e.to_string());
+                }
                 self.closed = true;
                 0
             }
@@ -117,7 +141,15 @@ impl Link {
     /// Writes as much of `out` as the socket takes now. A blocking socket takes it all.
     pub fn flush(&mut self) {
         while !self.out.is_empty() && !self.closed {
-            match self.stream.write(self.out.pending()) {
+            let wrote = match self.tls.as_deref_mut() {
+                Some(tls) => {
+                    let mut s = rustls::Stream::new(tls, &mut self.stream);
+                    s.write(self.out.pending())
+                        .and_then(|n| s.flush().map(|()| n))
+                }
+                None => self.stream.write(self.out.pending()),
+            };
+            match wrote {
                 Ok(0) => self.closed = true,
                 Ok(n) => self.out.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -129,6 +161,10 @@ impl Link {
 
     /// Closes both directions (what is still in `out` is lost: flush first).
     pub fn shutdown(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut self.stream);
+        }
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         self.closed = true;
     }

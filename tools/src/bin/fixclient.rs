@@ -44,7 +44,7 @@ Exit code: 0 all answered, 1 something rejected or unanswered, 2 usage, connecti
 #[derive(Parser, Debug)]
 #[command(
     name = "fixclient",
-    override_usage = "fixclient --connect 127.0.0.1:9878 --sender CLIENT1 --target PORTCULLIS [--fix42] [--heartbeat 30] [--reset] [--timeout-ms 5000] [--script FILE] [ACTION ...]",
+    override_usage = "fixclient --connect 127.0.0.1:9878 --sender CLIENT1 --target PORTCULLIS [--fix42] [--heartbeat 30] [--reset] [--timeout-ms 5000] [--script FILE] [--tls [--ca PEM] [--cert PEM --key PEM] [--pin-spki SHA256HEX] [--server-name NAME]] [ACTION ...]",
     after_help = ACTIONS_HELP
 )]
 struct Args {
@@ -76,6 +76,26 @@ struct Args {
     /// Also print every message raw, `|` for SOH.
     #[arg(long)]
     raw: bool,
+    /// Connect over TLS (1.3, or 1.2 if that is all the server speaks). Needs --ca or
+    /// --pin-spki.
+    #[arg(long)]
+    tls: bool,
+    /// TLS: PEM CA certificate(s) the gateway's certificate must chain to.
+    #[arg(long, value_name = "PATH")]
+    ca: Option<PathBuf>,
+    /// TLS: our client certificate (PEM) for listeners that require one (mTLS); needs --key.
+    #[arg(long, value_name = "PATH")]
+    cert: Option<PathBuf>,
+    /// TLS: the private key of --cert (PEM).
+    #[arg(long, value_name = "PATH")]
+    key: Option<PathBuf>,
+    /// TLS: refuse to proceed unless the SHA-256 of the server certificate's
+    /// SubjectPublicKeyInfo is this (64 hex digits; fixclient prints it after each handshake).
+    #[arg(long, value_name = "SHA256HEX")]
+    pin_spki: Option<String>,
+    /// TLS: the name the server certificate must carry (default: the host of --connect).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
     /// Actions; see below.
     #[arg(
         trailing_var_arg = true,
@@ -869,6 +889,9 @@ impl Client {
         while !self.session.is_logged_on() {
             self.pump();
             if let Some(e) = &self.ended {
+                if let (Ended::Closed, Some(tls)) = (e, &self.link.tls_error) {
+                    return Err(format!("TLS: the gateway ended the connection: {tls}"));
+                }
                 return Err(logon_failure(e));
             }
             if instant() >= deadline {
@@ -951,6 +974,37 @@ fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
     Err(last)
 }
 
+/// The connection: plain TCP, or TLS with the handshake done (printing what was negotiated).
+fn tls_link(args: &Args, mut stream: TcpStream, timeout: Duration) -> Result<Link, String> {
+    let wants_tls = args.tls
+        || args.ca.is_some()
+        || args.cert.is_some()
+        || args.pin_spki.is_some()
+        || args.server_name.is_some();
+    if !wants_tls {
+        return Link::new(stream, Some(TICK)).map_err(|e| format!("socket setup failed: {e}"));
+    }
+    if !args.tls {
+        return Err("--ca, --cert, --key, --pin-spki and --server-name need --tls".into());
+    }
+    let opts = portcullis_tools::tls::ClientTls {
+        ca: args.ca.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        pin_spki: args.pin_spki.clone(),
+        server_name: args.server_name.clone(),
+    };
+    let config = opts.config()?;
+    let name = opts.name_for(&args.connect)?;
+    stream
+        .set_read_timeout(Some(TICK))
+        .map_err(|e| format!("socket setup failed: {e}"))?;
+    let conn = portcullis_tools::tls::handshake(&mut stream, config, name, timeout)
+        .map_err(|e| format!("TLS handshake with {} failed: {e}", args.connect))?;
+    println!("TLS: {}", portcullis_tools::tls::describe(&conn));
+    Link::with_tls(stream, conn, Some(TICK)).map_err(|e| format!("socket setup failed: {e}"))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let actions = match all_actions(&args) {
@@ -980,10 +1034,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let link = match Link::new(stream, Some(TICK)) {
+    let link = match tls_link(&args, stream, timeout) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("fixclient: socket setup failed: {e}");
+            eprintln!("fixclient: {e}");
             return ExitCode::from(2);
         }
     };
