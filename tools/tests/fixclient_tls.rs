@@ -167,4 +167,3 @@ fn tls_options_without_tls_or_trust_are_usage_errors() {
     assert_eq!(code, 2);
     assert!(err.contains("64 hexadecimal"), "{err}");
 }
-
