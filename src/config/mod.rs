@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod auth;
 mod limits;
+
+pub use auth::{AuthCfg, MasterKeyCfg};
 
 use crate::fix::BeginString;
 
@@ -51,6 +54,10 @@ pub struct Config {
     /// Throttle tiers. Absent: the stock tiers `standard`, `professional`, `institutional`.
     #[serde(default, rename = "tier")]
     pub tiers: Vec<TierCfg>,
+    /// Session security (signed logon, key store). Absent: logons are not authenticated, which
+    /// is allowed only when every listener is on loopback (development and tests).
+    #[serde(default)]
+    pub auth: Option<AuthCfg>,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -516,6 +523,44 @@ impl Config {
                     "limits overrides need a tier".into(),
                 ));
             }
+        }
+        let loopback_only = self.listeners.iter().all(|l| l.address.ip().is_loopback());
+        match &self.auth {
+            None if !loopback_only => {
+                return Err(err(
+                    "auth".into(),
+                    "an [auth] section is required when a listener is not on loopback".into(),
+                ))
+            }
+            Some(a) if !a.required && !loopback_only => {
+                return Err(err(
+                    "auth.required".into(),
+                    "false is allowed only when every listener is on loopback".into(),
+                ))
+            }
+            Some(a) => {
+                a.provider(Path::new("."))
+                    .map_err(|e| err("auth.master_key".into(), e))?;
+                if a.max_skew_ms == 0 || a.max_skew_ms > 300_000 {
+                    return Err(err(
+                        "auth.max_skew_ms".into(),
+                        format!("{} is outside 1..=300000", a.max_skew_ms),
+                    ));
+                }
+                if a.poll_ms == 0 || a.poll_ms > 1000 {
+                    return Err(err(
+                        "auth.poll_ms".into(),
+                        format!(
+                            "{} is outside 1..=1000 (changes must apply within 1 s)",
+                            a.poll_ms
+                        ),
+                    ));
+                }
+                if a.max_keys > 65_536 {
+                    return Err(err("auth.max_keys".into(), "at most 65536".into()));
+                }
+            }
+            None => {}
         }
         for (i, r) in self.routes.iter().enumerate() {
             if !names.contains(&r.venue) {

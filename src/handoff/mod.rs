@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::model::{CompId, Nanos, OrderKey, SessionId};
+use crate::model::{CompId, InlineStr, Nanos, OrderKey, SessionId};
+
+/// An API key id inside an event (inline, no heap).
+pub type KeyIdStr = InlineStr<32>;
 
 /// Something the cold side should know about (journal, audit, monitoring).
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +61,41 @@ pub enum Event {
         key: OrderKey,
         at: Nanos,
     },
+    /// A Logon refused by authentication: the exact cause (the client saw only "authentication
+    /// failed"). `key_id` is what Username(553) named, empty if absent or too long.
+    AuthFailed {
+        their_comp_id: CompId,
+        key_id: KeyIdStr,
+        peer: std::net::IpAddr,
+        cause: &'static str,
+        at: Nanos,
+    },
+    /// Too many failed logons: the key (`key = true`) or the source address is locked out.
+    AuthLockout {
+        key_id: KeyIdStr,
+        peer: std::net::IpAddr,
+        key: bool,
+        at: Nanos,
+    },
+    /// A signed Logon verified: the session is bound to the key.
+    Authenticated {
+        session: SessionId,
+        key_id: KeyIdStr,
+        at: Nanos,
+    },
+    /// A logged-on session was logged out because its key was revoked or expired.
+    CredentialLogout {
+        session: SessionId,
+        key_id: KeyIdStr,
+        cause: &'static str,
+        at: Nanos,
+    },
+    /// A message outside the session key's permissions was refused.
+    PermissionDenied {
+        session: SessionId,
+        permission: &'static str,
+        at: Nanos,
+    },
 }
 
 /// Hot → cold events.
@@ -83,6 +121,9 @@ impl EventRing {
 pub enum Command {
     /// Log every session out, flush the stores and stop the loop.
     Shutdown,
+    /// A new key snapshot (the key store changed): swapped in between messages; sessions whose
+    /// key is gone, revoked or expired are logged out.
+    Keys(Arc<crate::auth::KeySnapshot>),
 }
 
 pub type CommandSender = crossbeam_channel::Sender<Command>;
