@@ -10,6 +10,7 @@
 //! the gateway thread whole through `handoff::Command::Keys`. Secrets are zeroized on drop and
 //! never written to logs, events or error messages.
 
+pub mod admin;
 pub mod cidr;
 pub mod keys;
 pub mod logon;

@@ -619,6 +619,13 @@ default_account = "ACC-CLIENT42"
 name = "SIM"
 kind = "sim"
 behaviour = "fill"
+
+# Development key store: created on first start under the data folder, with one key per
+# session; the master key is a file next to it (development only: `portcullis run` warns).
+[auth]
+key_store = "keys.store"
+master_key = { provider = "file", path = "master.key" }
+required = true
 "#;
 
 #[cfg(test)]

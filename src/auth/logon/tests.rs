@@ -130,7 +130,8 @@ fn refuses_each_bad_logon_with_its_cause() {
         ..Policy::default()
     });
     let mut b = Vec::new();
-    let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, IpAddr, Failure)> = vec![
+    type Build = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(Build, IpAddr, Failure)> = vec![
         (
             Box::new(|b| logon(b, "CLIENT1", "client1-key", 2, T0, &[8u8; 32])),
             LOCAL,
@@ -258,8 +259,6 @@ fn lockout_refuses_without_hmac_and_clears_by_time_or_unlock() {
         let _ = check(&mut a, &s, &b, other, later);
     }
     assert!(a.key_locked(&KeyId::new(b"client1-key").unwrap(), later));
-    let mut f = KeyFile::default();
-    let _ = &mut f;
     s.keys[0].unlock_gen = 1;
     s.address_unlock_gen = 1;
     a.apply_unlocks(&s);
