@@ -7,6 +7,7 @@
 mod auth;
 mod badinput;
 mod cli;
+mod hsm;
 mod orders;
 mod recovery;
 mod throttle;
