@@ -580,3 +580,114 @@ fn no_secret_or_signature_is_written_or_printed_anywhere() {
         );
     }
 }
+
+#[test]
+fn a_key_with_its_own_tier_shares_its_throttle_across_its_sessions() {
+    let env = Env::new("\n[[tier]]\nname = \"tight\"\norders = { per_day = 3 }\n");
+    let secret = env.add(
+        "shared",
+        &[
+            "--comp-id",
+            "CLIENT1",
+            "--comp-id",
+            "CLIENT2",
+            "--tier",
+            "tight",
+            "--allow",
+            "127.0.0.1",
+        ],
+    );
+    let (gw, _s, _) = env.start();
+    let mut c1 = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c1.signed_logon("shared", &secret);
+    let mut c2 = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
+    c2.signed_logon("shared", &secret);
+    for cl in ["S1", "S2"] {
+        c1.send("D", &nos(cl, "AAPL", "1", "1", Some("10")));
+        assert_eq!(field(&c1.expect("8"), 150).as_deref(), Some("0"));
+    }
+    c2.send("D", &nos("S3", "AAPL", "1", "1", Some("10")));
+    assert_eq!(field(&c2.expect("8"), 150).as_deref(), Some("0"));
+    // The key's fourth order today, on either session, is over its tier's daily quota.
+    c2.send("D", &nos("S4", "AAPL", "1", "1", Some("10")));
+    let r = c2.expect("j");
+    assert_eq!(field(&r, 380).as_deref(), Some("8"), "{}", show(&r));
+    // An unknown tier is refused by the CLI, naming it.
+    let env2 = Env::new("");
+    let (ok, _, err) = env2.keys(&[
+        "add",
+        "x",
+        "--comp-id",
+        "CLIENT1",
+        "--tier",
+        "gold",
+        "--allow",
+        "127.0.0.1",
+    ]);
+    assert!(!ok && err.contains("\"gold\""), "{err}");
+    c1.logout();
+    c2.logout();
+}
+
+#[test]
+fn a_key_expiring_during_a_session_logs_it_out() {
+    let env = Env::new("");
+    let secret = env.add(
+        "k1",
+        &[
+            "--comp-id",
+            "CLIENT1",
+            "--allow",
+            "127.0.0.1",
+            "--expires-in-secs",
+            "2",
+        ],
+    );
+    let (gw, _s, _) = env.start();
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    let m = c.expect("5");
+    assert_eq!(field(&m, 58).as_deref(), Some("credential expired"));
+    wait_event(gw.dir.path(), "cause=\"credential expired\"");
+}
+
+#[test]
+fn a_scope_change_applies_to_the_live_session() {
+    let env = Env::new("");
+    let secret = env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.1"]);
+    let (gw, secrets, cfg) = env.start();
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    c.send("D", &nos("L1", "AAPL", "1", "100", Some("10")));
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+    let env2 = Env {
+        dir: tempfile::tempdir().unwrap(),
+        secrets,
+        cfg_path: cfg,
+        extra: String::new(),
+    };
+    env2.keys_ok(&[
+        "set",
+        "k1",
+        "--scope",
+        "orders:cancel",
+        "--scope",
+        "orders:read",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    c.send("D", &nos("L2", "AAPL", "1", "100", Some("10")));
+    let r = c.expect("8");
+    assert_eq!(field(&r, 58).as_deref(), Some("not permitted: orders:new"));
+    c.send("F", "11=L1C|41=L1|55=AAPL|54=1|60=20240101-00:00:00");
+    assert_eq!(
+        field(&c.expect("8"), 150).as_deref(),
+        Some("4"),
+        "cancel still allowed"
+    );
+    let shown = env2.keys_ok(&["show", "k1"]);
+    assert!(
+        shown.contains("scopes:    orders:cancel orders:read"),
+        "{shown}"
+    );
+    c.logout();
+}
