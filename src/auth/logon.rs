@@ -26,6 +26,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub const USERNAME: i32 = 553;
 pub const RAW_DATA_LENGTH: i32 = 95;
 pub const RAW_DATA: i32 = 96;
+/// Source addresses tracked for lockout before idle ones are forgotten.
+pub const MAX_TRACKED_ADDRESSES: usize = 1 << 16;
 /// Bytes of an HMAC-SHA256 signature; its base64 is 44 characters.
 pub const SIGNATURE_BYTES: usize = 32;
 
@@ -176,6 +178,7 @@ pub struct Authenticator {
     /// Unlock generations already applied.
     key_unlock: HashMap<KeyId, u64>,
     address_unlock: u64,
+    next_sweep: Nanos,
     dummy: [u8; 32],
 }
 
@@ -190,6 +193,7 @@ impl Authenticator {
             replay: HashMap::new(),
             key_unlock: HashMap::new(),
             address_unlock: 0,
+            next_sweep: Nanos::ZERO,
             dummy,
         }
     }
@@ -233,6 +237,14 @@ impl Authenticator {
                 let mut locked = None;
                 if !matches!(failure, Failure::AddressLockedOut | Failure::KeyLockedOut) {
                     let policy = self.policy;
+                    // Failures from many addresses must not grow the table without bound:
+                    // forget addresses that are neither locked nor failing recently.
+                    if self.by_addr.len() >= MAX_TRACKED_ADDRESSES {
+                        let since = now.saturating_sub(policy.window);
+                        self.by_addr.retain(|_, s| {
+                            s.locked(now) || s.failures.last().is_some_and(|t| *t >= since)
+                        });
+                    }
                     if self.by_addr.entry(peer).or_default().fail(now, &policy) {
                         locked = Some(false);
                     }
@@ -326,11 +338,18 @@ impl Authenticator {
         if !bool::from(ok) {
             return Err(Failure::BadSignature);
         }
-        // Never accept a signature twice while its SendingTime is inside the window.
-        self.replay.retain(|_, until| *until > now);
+        // Never accept a signature twice while its SendingTime is inside the window. Expired
+        // entries are swept at most once a second (only valid signatures get in, so the cache
+        // holds at most the legitimate logons of one skew window).
+        if now >= self.next_sweep {
+            self.replay.retain(|_, until| *until > now);
+            self.next_sweep = Nanos(now.0.saturating_add(1_000_000_000));
+        }
         let until = Nanos(sending_time.0.saturating_add(self.policy.max_skew.0));
-        if self.replay.insert(sig, until).is_some() {
-            return Err(Failure::Replayed);
+        if let Some(prev) = self.replay.insert(sig, until) {
+            if prev > now {
+                return Err(Failure::Replayed);
+            }
         }
         if key.revoked {
             return Err(Failure::Revoked);
