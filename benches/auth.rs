@@ -97,14 +97,25 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let unknown = logon("nobody", 1, &SECRET);
-    let mut a = Authenticator::new(Policy {
-        max_failures: u32::MAX,
+    // Refusals that never lock (a zero-length lockout) so every one runs the whole check: an
+    // unknown key must cost what a bad signature costs (dummy-secret HMAC).
+    let never_locks = Policy {
+        lockout: Nanos(0),
         ..Policy::default()
-    });
+    };
+    let unknown = logon("nobody", 1, &SECRET);
+    let mut a = Authenticator::new(never_locks);
     c.bench_function("auth/refuse_unknown_key", |b| {
         b.iter(|| {
             let msg = Message::decode(&unknown).unwrap();
+            assert!(a.check(&snap, &msg, LOCAL, NOW).is_err());
+        })
+    });
+    let wrong = logon("k1", 1, &[7u8; 32]);
+    let mut a = Authenticator::new(never_locks);
+    c.bench_function("auth/refuse_bad_signature", |b| {
+        b.iter(|| {
+            let msg = Message::decode(&wrong).unwrap();
             assert!(a.check(&snap, &msg, LOCAL, NOW).is_err());
         })
     });

@@ -179,6 +179,8 @@ pub struct Authenticator {
     key_unlock: HashMap<KeyId, u64>,
     address_unlock: u64,
     next_sweep: Nanos,
+    /// Scratch strikes for unknown key ids (equal work, nothing kept).
+    unknown: Strikes,
     dummy: [u8; 32],
 }
 
@@ -194,6 +196,7 @@ impl Authenticator {
             key_unlock: HashMap::new(),
             address_unlock: 0,
             next_sweep: Nanos::ZERO,
+            unknown: Strikes::default(),
             dummy,
         }
     }
@@ -248,11 +251,18 @@ impl Authenticator {
                     if self.by_addr.entry(peer).or_default().fail(now, &policy) {
                         locked = Some(false);
                     }
-                    if !key_id.is_empty()
-                        && snap.get(key_id.as_bytes()).is_some()
-                        && self.by_key.entry(key_id).or_default().fail(now, &policy)
-                    {
-                        locked = Some(true);
+                    if !key_id.is_empty() && snap.get(key_id.as_bytes()).is_some() {
+                        if self.by_key.entry(key_id).or_default().fail(now, &policy) {
+                            locked = Some(true);
+                        }
+                    } else {
+                        // Unknown ids are not tracked (they would grow the table), but cost
+                        // the same bookkeeping as known ones.
+                        use std::hash::BuildHasher as _;
+                        let _ = std::hint::black_box(self.by_key.hasher().hash_one(key_id));
+                        let _ = self.unknown.fail(now, &policy);
+                        self.unknown.failures.clear();
+                        self.unknown.locked_until = Nanos::ZERO;
                     }
                 }
                 Err(Refused {

@@ -26,6 +26,9 @@ pub struct Loader {
     /// Throttle slots `first_slot..first_slot + max_keys` belong to keys.
     first_slot: u32,
     max_keys: u32,
+    /// The last two snapshots published: the gateway thread's swap then only decrements a
+    /// reference count, and the memory is freed here, on a cold thread.
+    published: [Option<Arc<KeySnapshot>>; 2],
 }
 
 impl Loader {
@@ -37,7 +40,14 @@ impl Loader {
             slots: HashMap::new(),
             first_slot,
             max_keys,
+            published: [None, None],
         }
+    }
+
+    /// Remembers a snapshot handed to the gateway thread (see `published`).
+    pub fn published(&mut self, snap: Arc<KeySnapshot>) {
+        self.published[1] = self.published[0].take();
+        self.published[0] = Some(snap);
     }
 
     pub fn set_throttle(&mut self, t: Arc<ThrottleTable>) {
@@ -121,7 +131,9 @@ pub fn spawn(
                 match loader.load() {
                     Ok(snap) => {
                         let n = snap.keys.len();
-                        if commands.send(Command::Keys(Arc::new(snap))).is_err() {
+                        let snap = Arc::new(snap);
+                        loader.published(snap.clone());
+                        if commands.send(Command::Keys(snap)).is_err() {
                             return;
                         }
                         println!("portcullis: key store changed: {n} key(s) loaded");

@@ -409,9 +409,11 @@ impl Engine {
                 }
                 let mut verifier = crate::auth::Authenticator::new(a.policy());
                 verifier.apply_unlocks(&snap);
+                let snap = Arc::new(snap);
+                loader.published(snap.clone());
                 (
                     Some(AuthState {
-                        keys: Arc::new(snap),
+                        keys: snap,
                         verifier,
                         required: a.required,
                     }),
