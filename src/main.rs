@@ -364,6 +364,10 @@ fn run(
     if let (Some(addr), Some(l)) = (listen, cfg.listeners.first_mut()) {
         l.address = addr;
     }
+    if let Err((key, problem)) = cfg.check_auth_exposure() {
+        eprintln!("portcullis: --listen: key `{key}`: {problem}");
+        return ExitCode::from(2);
+    }
     let dev_keys = if embedded {
         match portcullis::auth::admin::ensure_dev_store(&cfg, now_ms()) {
             Ok(k) => k,
