@@ -107,15 +107,15 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             vname(venue)
         ),
         Event::AuthFailed {
-            their_comp_id,
+            session,
             key_id,
             peer,
             cause,
             at,
         } => format!(
-            "{} auth-failed sender={:?} key={:?} peer={peer} cause={cause:?}",
+            "{} auth-failed session={} key={:?} peer={peer} cause={cause:?}",
             ts(*at),
-            their_comp_id.as_str(),
+            sname(session),
             key_id.as_str()
         ),
         Event::AuthLockout {

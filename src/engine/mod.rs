@@ -975,12 +975,8 @@ impl Engine {
             Err(r) => {
                 self.counters.inc(Counter::LogonsRefused);
                 self.counters.inc(Counter::AuthFailures);
-                let their = msg
-                    .get(crate::fix::tags::SENDER_COMP_ID)
-                    .and_then(CompId::new)
-                    .unwrap_or(CompId::EMPTY);
                 self.emit(Event::AuthFailed {
-                    their_comp_id: their,
+                    session: SessionId(s as u32),
                     key_id: r.key_id,
                     peer,
                     cause: r.failure.cause(),

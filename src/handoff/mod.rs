@@ -64,7 +64,8 @@ pub enum Event {
     /// A Logon refused by authentication: the exact cause (the client saw only "authentication
     /// failed"). `key_id` is what Username(553) named, empty if absent or too long.
     AuthFailed {
-        their_comp_id: CompId,
+        /// The session the Logon's CompIDs named (auth runs after the session is found).
+        session: SessionId,
         key_id: KeyIdStr,
         peer: std::net::IpAddr,
         cause: &'static str,
@@ -132,4 +133,20 @@ pub type CommandReceiver = crossbeam_channel::Receiver<Command>;
 /// A bounded command channel.
 pub fn command_channel() -> (CommandSender, CommandReceiver) {
     crossbeam_channel::bounded(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_stay_small() {
+        // Every event is copied into the ring on the gateway thread; keep the largest variant
+        // (AuthFailed: key id inline, peer address) within 80 bytes.
+        assert!(
+            std::mem::size_of::<Event>() <= 80,
+            "{}",
+            std::mem::size_of::<Event>()
+        );
+    }
 }
