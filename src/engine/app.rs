@@ -210,10 +210,12 @@ impl Engine {
         if !g.scopes.contains(need) {
             return self.denied(s, msg, need.name(), now);
         }
-        if matches!(
-            msg.msg_type(),
-            MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST
-        ) {
+        if !(g.accounts.is_empty() && g.symbols.is_empty())
+            && matches!(
+                msg.msg_type(),
+                MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST
+            )
+        {
             let account = msg
                 .get(tags::ACCOUNT)
                 .unwrap_or(slot.default_account.as_bytes());
