@@ -265,3 +265,35 @@ fn lockout_refuses_without_hmac_and_clears_by_time_or_unlock() {
     logon(&mut b, "CLIENT1", "client1-key", 30, later, SECRET);
     assert_eq!(check(&mut a, &s, &b, other, later), Ok(()));
 }
+
+proptest::proptest! {
+    /// Whatever a client puts in the signed fields, verification answers without panicking
+    /// and never accepts a logon not signed with the key's secret.
+    #[test]
+    fn arbitrary_logon_fields_never_panic_or_pass(
+        user in proptest::collection::vec(0x20u8..0x7f, 0..40),
+        len in proptest::collection::vec(0x20u8..0x7f, 0..4),
+        raw in proptest::collection::vec(0x20u8..0x7f, 0..60),
+        time in proptest::collection::vec(0x20u8..0x7f, 0..26),
+    ) {
+        let s = snapshot(&[(SECRET, None)], Status::Active);
+        let mut a = Authenticator::new(Policy::default());
+        let mut buf = vec![0u8; 1024];
+        let mut w = Writer::new(&mut buf, b"FIX.4.4", b"A");
+        w.uint(34, 1)
+            .str(49, b"CLIENT1")
+            .str(52, &time)
+            .str(56, b"PORTCULLIS")
+            .uint(98, 0)
+            .uint(108, 30)
+            .str(553, &user)
+            .str(95, &len)
+            .str(96, &raw);
+        if let Ok(r) = w.finish() {
+            let bytes = buf[r].to_vec();
+            if let Ok(m) = Message::decode(&bytes) {
+                proptest::prop_assert!(a.check(&s, &m, LOCAL, T0).is_err());
+            }
+        }
+    }
+}
