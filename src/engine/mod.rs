@@ -380,14 +380,14 @@ impl Engine {
                     .provider(&data)
                     .map_err(|e| StartError(format!("auth: {e}")))?;
                 let path = a.store_path(&data);
-                let store = crate::auth::store::KeyStore::open(&path, &provider, false)
-                    .map_err(|e| StartError(format!("auth: {e}")))?;
-                if !store.exists() {
+                if !path.exists() {
                     return Err(StartError(format!(
                         "auth: key store {} does not exist (create it with `portcullis keys add`)",
                         path.display()
                     )));
                 }
+                let store = crate::auth::store::KeyStore::open(&path, &provider, false)
+                    .map_err(|e| StartError(format!("auth: {e}")))?;
                 let mut loader = crate::auth::watch::Loader::new(
                     store,
                     tiers.clone(),

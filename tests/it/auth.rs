@@ -691,3 +691,79 @@ fn a_scope_change_applies_to_the_live_session() {
     );
     c.logout();
 }
+
+#[test]
+fn the_keys_cli_names_each_problem_and_never_shows_a_secret() {
+    let env = Env::new("");
+    // No store yet: the gateway refuses to start and says how to create one.
+    let cfg = config(env.dir.path(), &env.extra);
+    let e = match portcullis::gateway::start(&cfg, portcullis::clock::Clock::fast()) {
+        Ok(_) => panic!("no key store, no start"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("does not exist") && e.contains("portcullis keys add"),
+        "{e}"
+    );
+    let secret = env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.1"]);
+    let secret_b64 = base64::engine::general_purpose::STANDARD.encode(&secret);
+    for (args, needle) in [
+        (
+            vec!["add", "k1", "--comp-id", "CLIENT1", "--allow", "127.0.0.1"],
+            "already exists",
+        ),
+        (
+            vec![
+                "add",
+                "k2",
+                "--comp-id",
+                "CLIENT1",
+                "--allow",
+                "10.0.0.0/40",
+            ],
+            "prefix length",
+        ),
+        (
+            vec![
+                "add",
+                "k2",
+                "--comp-id",
+                "CLIENT1",
+                "--allow",
+                "::1",
+                "--role",
+                "root",
+            ],
+            "\"root\" is not one of",
+        ),
+        (
+            vec![
+                "add",
+                "k2",
+                "--comp-id",
+                "CLIENT1",
+                "--allow",
+                "::1",
+                "--scope",
+                "orders:delete",
+            ],
+            "\"orders:delete\"",
+        ),
+        (
+            vec!["add", "bad id", "--comp-id", "C", "--allow", "::1"],
+            "key id",
+        ),
+        (vec!["revoke", "nobody"], "no key \"nobody\""),
+        (vec!["rotate", "nobody"], "no key \"nobody\""),
+    ] {
+        let (ok, out, err) = env.keys(&args);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains(&secret_b64) && !out.contains(&secret_b64));
+    }
+    for args in [vec!["list"], vec!["show", "k1"]] {
+        let out = env.keys_ok(&args);
+        assert!(out.contains("k1"), "{out}");
+        assert!(!out.contains(&secret_b64), "{args:?} printed the secret");
+    }
+}
