@@ -68,3 +68,15 @@
 //! (journal thread: `throttle-daily.state` each flush interval and at stop).
 //! *Cost*: SeqCst on the window cells (loom showed weaker orderings over-admit); a crash can
 //! lose up to one interval of daily counting.
+//!
+//! # D9. Keys reach the gateway thread as whole snapshots; logons are verified there
+//! *Context*: a revoke must bite within a second without a restart, the per-message permission
+//! check must not lock or allocate, and a logon's verdict needs the lockout and replay state.
+//! *Choice*: `auth::watch` (thread `portcullis-keys`) polls the encrypted key store, decrypts it
+//! and sends an immutable `KeySnapshot` (`Command::Keys`); the gateway thread swaps it between
+//! messages, logs out sessions whose key was revoked or expired, and copies each session's
+//! grants (scope bitmask, inline account/symbol arrays, throttle slot) into its `SessionSlot`.
+//! Signed logons are verified on the gateway thread in `bind_session` (cold path: ~18k
+//! instructions, a lockout refusal ~380 without an HMAC).
+//! *Cost*: a logon flood competes with orders for the gateway thread (bounded by the lockout);
+//! lockout and replay state live in memory and start empty after a restart.
