@@ -255,7 +255,13 @@ fn compile(r: &KeyRecord) -> Result<Key, String> {
     for a in &r.accounts {
         let acc = Account::new(a.as_bytes())
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| format!("account {a:?} must be 1–24 characters"))?;
+            .ok_or_else(|| {
+                // Errors reach logs: account ids appear masked (DATA-4).
+                format!(
+                    "account {:?} must be 1–24 characters",
+                    super::mask::account(a)
+                )
+            })?;
         accounts
             .try_push(acc)
             .map_err(|_| format!("at most {MAX_GRANTS} accounts"))?;
@@ -333,5 +339,13 @@ mod tests {
         f.keys.push(record("k1"));
         assert!(KeySnapshot::build(&f).err().unwrap().contains("twice"));
         assert!(check_id("bad id").is_err());
+        f.keys.truncate(1);
+        f.keys[0].allow = vec!["::1".into()];
+        f.keys[0].accounts = vec!["ACCOUNT-1234567890-LONGER-THAN-24".into()];
+        let e = KeySnapshot::build(&f).err().unwrap();
+        assert!(
+            e.contains("*N-24") && !e.contains("ACCOUNT-1234"),
+            "masked: {e}"
+        );
     }
 }
