@@ -767,3 +767,21 @@ fn the_keys_cli_names_each_problem_and_never_shows_a_secret() {
         assert!(!out.contains(&secret_b64), "{args:?} printed the secret");
     }
 }
+
+#[test]
+fn a_store_tampered_while_running_is_not_applied_and_the_keys_in_force_stay() {
+    let env = Env::new("");
+    let secret = env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.1"]);
+    let (gw, _s, _) = env.start();
+    let store = gw.dir.path().join("keys.store");
+    let mut bytes = std::fs::read(&store).unwrap();
+    let i = bytes.len() - 5;
+    bytes[i] ^= 0x10;
+    std::fs::write(&store, &bytes).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    c.send("D", &nos("T1", "AAPL", "1", "100", Some("10")));
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+    c.logout();
+}
