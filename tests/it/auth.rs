@@ -290,7 +290,8 @@ fn rotation_overlap_accepts_old_and_new_then_only_new() {
         cfg_path: cfg,
         extra: String::new(),
     };
-    let new = env2.rotate("k1", 1500);
+    let new = env2.rotate("k1", 3000);
+    let rotated_at = Instant::now();
     assert_ne!(old, new);
     std::thread::sleep(Duration::from_millis(300));
     for s in [&old, &new] {
@@ -298,7 +299,8 @@ fn rotation_overlap_accepts_old_and_new_then_only_new() {
         c.signed_logon("k1", s);
         c.logout();
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // Past the overlap (measured from the rotate, 3 s).
+    std::thread::sleep(rotated_at + Duration::from_millis(3100) - Instant::now());
     refused(&gw, "CLIENT1", |c| {
         c.signed_logon_bytes("k1", &old, now_utc())
     });
@@ -640,7 +642,7 @@ fn a_key_expiring_during_a_session_logs_it_out() {
             "--allow",
             "127.0.0.1",
             "--expires-in-secs",
-            "2",
+            "3",
         ],
     );
     let (gw, _s, _) = env.start();
