@@ -82,3 +82,14 @@
 //! buffer): 2 per order, pinned by `tests/tls_alloc.rs`; the plaintext path stays at zero.
 //! rustls's unbuffered API would remove the receive-side one, not the encryption one (rustls
 //! 0.23's `MessageEncrypter` returns an owned buffer).
+//! # D10. Keys reach the gateway thread as whole snapshots; logons are verified there
+//! *Context*: a revoke must bite within a second without a restart, the per-message permission
+//! check must not lock or allocate, and a logon's verdict needs the lockout and replay state.
+//! *Choice*: `auth::watch` (thread `portcullis-keys`) polls the encrypted key store, decrypts it
+//! and sends an immutable `KeySnapshot` (`Command::Keys`); the gateway thread swaps it between
+//! messages, logs out sessions whose key was revoked or expired, and copies each session's
+//! grants (scope bitmask, inline account/symbol arrays, throttle slot) into its `SessionSlot`.
+//! Signed logons are verified on the gateway thread in `bind_session` (cold path: ~18k
+//! instructions, a lockout refusal ~380 without an HMAC).
+//! *Cost*: a logon flood competes with orders for the gateway thread (bounded by the lockout);
+//! lockout and replay state live in memory and start empty after a restart.

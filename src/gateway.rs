@@ -15,6 +15,8 @@ pub struct Running {
     pub handle: EngineHandle,
     hot: Option<JoinHandle<()>>,
     journal: Option<JoinHandle<()>>,
+    /// Polls the key store and publishes new key snapshots (with `[auth]`).
+    watcher: Option<JoinHandle<()>>,
     journal_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The TLS certificate watcher (reload on file change, expiry events), if any listener has
     /// TLS. Stops with the journal.
@@ -25,6 +27,18 @@ pub struct Running {
 pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
     let (mut engine, handle) = Engine::new(cfg, clock)?;
     let journal_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = match (engine.take_key_loader(), &cfg.auth) {
+        (Some(loader), Some(a)) => Some(
+            crate::auth::watch::spawn(
+                loader,
+                handle.commands.clone(),
+                Duration::from_millis(a.poll_ms),
+                journal_stop.clone(),
+            )
+            .map_err(|e| StartError(format!("key store watcher thread: {e}")))?,
+        ),
+        _ => None,
+    };
     let jt = JournalThread {
         data_dir: cfg.gateway.data_dir.clone(),
         flush_interval: Duration::from_millis(cfg.gateway.flush_interval_ms),
@@ -70,6 +84,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         handle,
         hot: Some(hot),
         journal: Some(journal),
+        watcher,
         journal_stop,
         tls_watch,
     })
@@ -124,6 +139,9 @@ impl Running {
             let _ = h.join();
         }
         if let Some(h) = self.tls_watch.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.watcher.take() {
             let _ = h.join();
         }
     }

@@ -27,6 +27,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod design;

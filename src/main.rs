@@ -41,6 +41,109 @@ enum Cmd {
     },
     /// Validate a configuration file and exit.
     CheckConfig { config: PathBuf },
+    /// Manage API keys in the encrypted key store ([auth] of the config). A running gateway
+    /// applies changes within auth.poll_ms (default 200 ms).
+    Keys {
+        /// Configuration file; without it, the embedded default (store under --data-dir).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// Data folder; overrides gateway.data_dir.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: KeysCmd,
+    },
+}
+
+/// `portcullis keys ...`.
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key; prints its secret once.
+    Add {
+        /// Key id (1–32 of letters, digits, '.', '_', '-'): the client's Username(553).
+        id: String,
+        /// SenderCompID(49) the key may log on as (repeatable).
+        #[arg(long = "comp-id", required = true)]
+        comp_ids: Vec<String>,
+        /// Role: trader, viewer, risk-officer, admin (default scopes).
+        #[arg(long, default_value = "trader")]
+        role: String,
+        /// Scope instead of the role's defaults: orders:new, orders:cancel, orders:replace,
+        /// orders:read (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Account(1) orders may name (repeatable); none: any.
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+        /// Symbol(55) orders may name (repeatable); none: any.
+        #[arg(long = "symbol")]
+        symbols: Vec<String>,
+        /// CIDR logons may come from (repeatable), e.g. 10.0.0.0/8, 2001:db8::/32.
+        #[arg(long = "allow", required = true)]
+        allow: Vec<String>,
+        /// Throttle tier of the key (shared by its sessions); default: each session's.
+        #[arg(long)]
+        tier: Option<String>,
+        /// Expire the key this many seconds from now.
+        #[arg(long)]
+        expires_in_secs: Option<u64>,
+        /// Also write the secret to this file (mode 0600).
+        #[arg(long)]
+        secret_out: Option<PathBuf>,
+    },
+    /// List keys (never secrets).
+    List,
+    /// Show one key (never its secrets).
+    Show { id: String },
+    /// Change a key's permissions (each given option replaces the stored list).
+    Set {
+        id: String,
+        #[arg(long = "comp-id")]
+        comp_ids: Vec<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+        /// Allow any account again.
+        #[arg(long)]
+        any_account: bool,
+        #[arg(long = "symbol")]
+        symbols: Vec<String>,
+        /// Allow any symbol again.
+        #[arg(long)]
+        any_symbol: bool,
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// New secret (printed once); the old one works for the overlap.
+    Rotate {
+        id: String,
+        /// Overlap, milliseconds (default auth.rotation_overlap_ms).
+        #[arg(long)]
+        overlap_ms: Option<u64>,
+        /// Also write the new secret to this file (mode 0600).
+        #[arg(long)]
+        secret_out: Option<PathBuf>,
+    },
+    /// Revoke a key: logons refused, live sessions logged out.
+    Revoke { id: String },
+    /// Expire a key now (or in --in-secs).
+    Expire {
+        id: String,
+        #[arg(long)]
+        in_secs: Option<u64>,
+    },
+    /// Clear a key's lockout, or with --addresses every source-address lockout.
+    Unlock {
+        #[arg(required_unless_present = "addresses")]
+        id: Option<String>,
+        #[arg(long)]
+        addresses: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +172,136 @@ fn main() -> ExitCode {
             listen,
             listen_tls,
         } => run(config, data_dir, blocking, listen, listen_tls),
+        Cmd::Keys {
+            config,
+            data_dir,
+            action,
+        } => keys(config, data_dir, action),
+    }
+}
+
+fn now_ms() -> u64 {
+    portcullis::clock::system_utc().0 / 1_000_000
+}
+
+fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> ExitCode {
+    use portcullis::auth::admin;
+    let mut cfg = match &config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::embedded_default(
+            &data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./portcullis-data")),
+        ),
+    };
+    if let Some(d) = data_dir {
+        cfg.gateway.data_dir = d;
+    }
+    let now = now_ms();
+    let secret_shown = |id: &str, secret: &str, out: Option<PathBuf>| -> Result<String, String> {
+        if let Some(p) = &out {
+            portcullis::auth::store::write_private(p, secret.as_bytes())
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        Ok(format!(
+            "key {id}: secret (shown once, store it now): {secret}{}",
+            out.map(|p| format!("\n  also written to {}", p.display()))
+                .unwrap_or_default()
+        ))
+    };
+    let r: Result<String, String> = match action {
+        KeysCmd::Add {
+            id,
+            comp_ids,
+            role,
+            scopes,
+            accounts,
+            symbols,
+            allow,
+            tier,
+            expires_in_secs,
+            secret_out,
+        } => {
+            let spec = admin::KeySpec {
+                comp_ids,
+                role,
+                scopes,
+                accounts,
+                symbols,
+                allow,
+                tier,
+                expires_ms: expires_in_secs.map(|s| now + s * 1000),
+            };
+            admin::add(&cfg, &id, &spec, now).and_then(|s| secret_shown(&id, &s, secret_out))
+        }
+        KeysCmd::List => admin::list(&cfg, now),
+        KeysCmd::Show { id } => admin::show(&cfg, &id, now),
+        KeysCmd::Set {
+            id,
+            comp_ids,
+            role,
+            scopes,
+            accounts,
+            any_account,
+            symbols,
+            any_symbol,
+            allow,
+            tier,
+        } => {
+            let some = |v: Vec<String>| (!v.is_empty()).then_some(v);
+            let change = admin::KeyChange {
+                comp_ids: some(comp_ids),
+                role,
+                scopes: some(scopes),
+                accounts: if any_account {
+                    Some(Vec::new())
+                } else {
+                    some(accounts)
+                },
+                symbols: if any_symbol {
+                    Some(Vec::new())
+                } else {
+                    some(symbols)
+                },
+                allow: some(allow),
+                tier: tier.map(Some),
+            };
+            admin::set(&cfg, &id, &change).map(|()| format!("key {id}: updated"))
+        }
+        KeysCmd::Rotate {
+            id,
+            overlap_ms,
+            secret_out,
+        } => admin::rotate(&cfg, &id, overlap_ms, now)
+            .and_then(|s| secret_shown(&id, &s, secret_out)),
+        KeysCmd::Revoke { id } => admin::revoke(&cfg, &id).map(|()| format!("key {id}: revoked")),
+        KeysCmd::Expire { id, in_secs } => {
+            let at = now + in_secs.unwrap_or(0) * 1000;
+            admin::expire(&cfg, &id, at).map(|()| format!("key {id}: expires at {at} ms"))
+        }
+        KeysCmd::Unlock { id, addresses } => {
+            let id = if addresses { None } else { id };
+            admin::unlock(&cfg, id.as_deref()).map(|()| match id {
+                Some(id) => format!("key {id}: lockout cleared"),
+                None => "source-address lockouts cleared".to_string(),
+            })
+        }
+    };
+    match r {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis keys: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -183,6 +416,36 @@ fn run(
             );
         }
     }
+    if let Err((key, problem)) = cfg.check_auth_exposure() {
+        eprintln!("portcullis: --listen: key `{key}`: {problem}");
+        return ExitCode::from(2);
+    }
+    let dev_keys = if embedded {
+        match portcullis::auth::admin::ensure_dev_store(&cfg, now_ms()) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("portcullis: cannot create the development key store: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    if portcullis::auth::admin::is_development(&cfg) {
+        eprintln!(
+            "portcullis: WARNING: the key store's master key comes from a development provider \
+             (file/env), not an HSM: do not use this for real credentials"
+        );
+    }
+    match &cfg.auth {
+        None => eprintln!(
+            "portcullis: WARNING: no [auth] section: logons are NOT authenticated (loopback only)"
+        ),
+        Some(a) if !a.required => eprintln!(
+            "portcullis: WARNING: auth.required = false: unsigned logons are accepted (loopback only)"
+        ),
+        Some(_) => {}
+    }
     let mut running = match portcullis::gateway::start(&cfg, Clock::fast()) {
         Ok(r) => r,
         Err(e) => {
@@ -245,8 +508,19 @@ fn run(
     if embedded {
         if let (Some(addr), Some(s)) = (running.handle.listen_addrs.first(), cfg.sessions.first()) {
             println!("Try it:");
+            let sign = dev_keys
+                .iter()
+                .find(|k| k.comp_id == s.their_comp_id)
+                .map(|k| {
+                    format!(
+                        " --key-id {} --secret-file {}",
+                        k.id,
+                        k.secret_file.display()
+                    )
+                })
+                .unwrap_or_default();
             println!(
-                "  cargo run -p portcullis-tools --bin fixclient -- --connect {addr} --sender {} --target {} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
+                "  cargo run -p portcullis-tools --bin fixclient -- --connect {addr} --sender {} --target {}{sign} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
                 s.their_comp_id, s.our_comp_id
             );
             let tls_addr = cfg

@@ -94,16 +94,58 @@ default_account = "ACC"
 name = "SIM"
 kind = "sim"
 behaviour = "fill"
+
+# A signed session whose key is restricted to an account and a symbol: the per-message
+# permission checks run on every order.
+[auth]
+key_store = "keys.store"
+master_key = {{ provider = "file", path = "master.key" }}
 "#,
         dir.path().display().to_string()
     );
     let cfg = Config::parse(&text, "alloc.toml").unwrap();
+    let spec = portcullis::auth::admin::KeySpec {
+        comp_ids: vec!["LOAD".into()],
+        role: "trader".into(),
+        accounts: vec!["OTHER".into(), "ACC".into()],
+        symbols: vec!["MSFT".into(), "AAPL".into()],
+        allow: vec!["127.0.0.1".into()],
+        ..Default::default()
+    };
+    let secret = portcullis::auth::admin::add(&cfg, "load", &spec, 0).unwrap();
+    let secret = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(secret.as_bytes())
+            .unwrap()
+    };
     let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap();
     let mut s = TcpStream::connect(running.handle.listen_addrs[0]).unwrap();
     s.set_nodelay(true).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut seq = 1u64;
+    let mut seq: u64;
     let mut out = vec![0u8; 512];
+    // The signed Logon (fix-specs/SIGNED-LOGON.md), built by hand.
+    {
+        let now = portcullis::clock::system_utc();
+        let mut ts = [0u8; 32];
+        let n = portcullis::fix::encode::write_timestamp(&mut ts, now, TimePrecision::Millis);
+        let pre = portcullis::auth::logon::prehash(&ts[..n], b"A", b"1", b"LOAD", b"GW", b"load");
+        let sig = portcullis::auth::logon::sign(&secret, &pre);
+        let mut w = Writer::new(&mut out, b"FIX.4.4", b"A");
+        w.uint(34, 1)
+            .str(49, b"LOAD")
+            .timestamp(52, now, TimePrecision::Millis)
+            .str(56, b"GW")
+            .str(98, b"0")
+            .str(108, b"30")
+            .str(553, b"load")
+            .uint(95, sig.len() as u64)
+            .str(96, sig.as_bytes());
+        let r = w.finish().unwrap();
+        s.write_all(&out[r]).unwrap();
+        seq = 2;
+    }
     let mut send = |s: &mut TcpStream, msg_type: &[u8], body: &dyn Fn(&mut Writer)| {
         let mut w = Writer::new(&mut out, b"FIX.4.4", msg_type);
         w.uint(34, seq)
@@ -138,9 +180,6 @@ behaviour = "fill"
         }
         inbuf.drain(..at);
     };
-    send(&mut s, b"A", &|w| {
-        w.str(98, b"0").str(108, b"30");
-    });
     let mut sent = 0usize;
     for phase in [WARMUP, MEASURED] {
         if phase == MEASURED {

@@ -106,6 +106,59 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             ts(*at),
             vname(venue)
         ),
+        Event::AuthFailed {
+            session,
+            key_id,
+            peer,
+            cause,
+            at,
+        } => format!(
+            "{} auth-failed session={} key={:?} peer={peer} cause={cause:?}",
+            ts(*at),
+            sname(session),
+            key_id.as_str()
+        ),
+        Event::AuthLockout {
+            key_id,
+            peer,
+            key,
+            at,
+        } => format!(
+            "{} auth-lockout {} key={:?} peer={peer}",
+            ts(*at),
+            if *key { "what=key" } else { "what=address" },
+            key_id.as_str()
+        ),
+        Event::Authenticated {
+            session,
+            key_id,
+            at,
+        } => format!(
+            "{} authenticated session={} key={:?}",
+            ts(*at),
+            sname(session),
+            key_id.as_str()
+        ),
+        Event::CredentialLogout {
+            session,
+            key_id,
+            cause,
+            at,
+        } => format!(
+            "{} credential-logout session={} key={:?} cause={cause:?}",
+            ts(*at),
+            sname(session),
+            key_id.as_str()
+        ),
+        Event::PermissionDenied {
+            session,
+            permission,
+            at,
+        } => format!(
+            "{} permission-denied session={} missing={permission}",
+            ts(*at),
+            sname(session)
+        ),
         Event::JournalError { key, at } => {
             format!("{} journal-error order-slot={}", ts(*at), key.0)
         }

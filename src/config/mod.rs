@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod auth;
 mod limits;
+
+pub use auth::{AuthCfg, MasterKeyCfg};
 
 use crate::fix::BeginString;
 
@@ -51,6 +54,10 @@ pub struct Config {
     /// Throttle tiers. Absent: the stock tiers `standard`, `professional`, `institutional`.
     #[serde(default, rename = "tier")]
     pub tiers: Vec<TierCfg>,
+    /// Session security (signed logon, key store). Absent: logons are not authenticated, which
+    /// is allowed only when every listener is on loopback (development and tests).
+    #[serde(default)]
+    pub auth: Option<AuthCfg>,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -620,6 +627,31 @@ impl Config {
                 ));
             }
         }
+        if let Err((key, problem)) = self.check_auth_exposure() {
+            return Err(err(key, problem));
+        }
+        if let Some(a) = &self.auth {
+            a.provider(Path::new("."))
+                .map_err(|e| err("auth.master_key".into(), e))?;
+            if a.max_skew_ms == 0 || a.max_skew_ms > 300_000 {
+                return Err(err(
+                    "auth.max_skew_ms".into(),
+                    format!("{} is outside 1..=300000", a.max_skew_ms),
+                ));
+            }
+            if a.poll_ms == 0 || a.poll_ms > 1000 {
+                return Err(err(
+                    "auth.poll_ms".into(),
+                    format!(
+                        "{} is outside 1..=1000 (changes must apply within 1 s)",
+                        a.poll_ms
+                    ),
+                ));
+            }
+            if a.max_keys > 65_536 {
+                return Err(err("auth.max_keys".into(), "at most 65536".into()));
+            }
+        }
         for (i, r) in self.routes.iter().enumerate() {
             if !names.contains(&r.venue) {
                 return Err(err(
@@ -644,6 +676,26 @@ pub fn parse_sha256_hex(v: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(s, 16).ok()?;
     }
     Some(out)
+}
+
+impl Config {
+    /// Unauthenticated logons (no `[auth]`, or `auth.required = false`) are allowed only when
+    /// every listener is on loopback. `Err((key, problem))`. `portcullis run` checks it again
+    /// after `--listen`.
+    pub fn check_auth_exposure(&self) -> Result<(), (String, String)> {
+        let loopback_only = self.listeners.iter().all(|l| l.address.ip().is_loopback());
+        match &self.auth {
+            None if !loopback_only => Err((
+                "auth".into(),
+                "an [auth] section is required when a listener is not on loopback".into(),
+            )),
+            Some(a) if !a.required && !loopback_only => Err((
+                "auth.required".into(),
+                "false is allowed only when every listener is on loopback".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// "HH:MM" → seconds after midnight.
@@ -691,6 +743,13 @@ default_account = "ACC-CLIENT42"
 name = "SIM"
 kind = "sim"
 behaviour = "fill"
+
+# Development key store: created on first start under the data folder, with one key per
+# session; the master key is a file next to it (development only: `portcullis run` warns).
+[auth]
+key_store = "keys.store"
+master_key = { provider = "file", path = "master.key" }
+required = true
 "#;
 
 #[cfg(test)]
@@ -714,6 +773,31 @@ mod tests {
             "example shows the defaults"
         );
         assert_eq!(c.gateway.segment_bytes, Gateway::default().segment_bytes);
+    }
+
+    #[test]
+    fn unauthenticated_logons_only_on_loopback() {
+        let open =
+            "[[listener]]\naddress = \"0.0.0.0:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n";
+        let e = Config::parse(open, "t.toml").unwrap_err();
+        assert_eq!(e.key, "auth");
+        let e = Config::parse(
+            &format!("{open}[auth]\nkey_store = \"k\"\nrequired = false\nmaster_key = {{ provider = \"env\", var = \"X\" }}\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "auth.required");
+        let e = Config::parse(
+            &format!("{open}[auth]\nkey_store = \"k\"\nmaster_key = {{ provider = \"hsm\" }}\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "auth.master_key");
+        assert!(Config::parse(
+            &format!("{open}[auth]\nkey_store = \"k\"\nmaster_key = {{ provider = \"env\", var = \"X\" }}\n"),
+            "t.toml",
+        )
+        .is_ok());
     }
 
     #[test]

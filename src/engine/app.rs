@@ -11,6 +11,7 @@ use std::mem;
 use super::exec::{self, cxl_rej_reason, CancelRejectTo, Exec};
 use super::venues::VenueRequest;
 use super::{Engine, VenueKind};
+use crate::auth::Scopes;
 use crate::fix::encode::write_u64;
 use crate::fix::{tags, BeginString, Message, MsgType, ValueError};
 use crate::handoff::Event;
@@ -19,7 +20,7 @@ use crate::model::{
 };
 use crate::monitor::Counter;
 use crate::order::{Order, Pending, TableError};
-use crate::throttle::{AbuseVerdict, KeySlot, Limit, MsgClass, Verdict as ThrottleVerdict};
+use crate::throttle::{AbuseVerdict, Limit, MsgClass, Verdict as ThrottleVerdict};
 use crate::venue::VenueEvent;
 
 /// OrdRejReason <103> values we use.
@@ -40,6 +41,7 @@ mod business_reject_reason {
     /// FIX 5.0 SP2 value, used by Portcullis on 4.2/4.4 sessions too (fix-specs).
     pub const THROTTLE_LIMIT_EXCEEDED: u32 = 8;
     pub const CONDITIONALLY_REQUIRED_FIELD_MISSING: u32 = 5;
+    pub const NOT_AUTHORIZED: u32 = 6;
 }
 
 /// Why an order instruction was refused before it reached a venue.
@@ -190,12 +192,47 @@ impl Engine {
             MsgType::BUSINESS_MESSAGE_REJECT => MsgClass::Other,
             _ => MsgClass::Other,
         };
+        let Some(slot) = self.sessions.get(s) else {
+            return;
+        };
+        // Authorization: the key's scope for this message type, then its account and symbol
+        // grants (a bitmask AND and two short inline scans; no allocation).
+        let need = match msg.msg_type() {
+            MsgType::NEW_ORDER_SINGLE => Scopes::ORDERS_NEW,
+            MsgType::ORDER_CANCEL_REQUEST | MsgType::ORDER_MASS_CANCEL_REQUEST => {
+                Scopes::ORDERS_CANCEL
+            }
+            MsgType::ORDER_CANCEL_REPLACE_REQUEST => Scopes::ORDERS_REPLACE,
+            MsgType::ORDER_STATUS_REQUEST => Scopes::ORDERS_READ,
+            _ => Scopes::NONE,
+        };
+        let g = &slot.grants;
+        if !g.scopes.contains(need) {
+            return self.denied(s, msg, need.name(), now);
+        }
+        if !(g.accounts.is_empty() && g.symbols.is_empty())
+            && matches!(
+                msg.msg_type(),
+                MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST
+            )
+        {
+            let account = msg
+                .get(tags::ACCOUNT)
+                .unwrap_or(slot.default_account.as_bytes());
+            if !g.allows_account(account) {
+                return self.denied(s, msg, "account", now);
+            }
+            if !g.allows_symbol(msg.get(tags::SYMBOL).unwrap_or(b"")) {
+                return self.denied(s, msg, "symbol", now);
+            }
+        }
+        let throttle_slot = g.throttle;
         if msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT {
             if let ThrottleVerdict::Reject {
                 limit,
                 retry_after_ms,
                 ..
-            } = self.throttle.check(KeySlot(s as u32), class, now)
+            } = self.throttle.check(throttle_slot, class, now)
             {
                 return self.throttled(s, msg, limit, retry_after_ms, now);
             }
@@ -217,6 +254,70 @@ impl Engine {
                 b"unsupported message type",
                 now,
             ),
+        }
+    }
+
+    /// A message outside the session key's permissions: ExecutionReport reject (D),
+    /// OrderCancelReject (F: 434=1, G: 434=2) or BusinessMessageReject 380=6 (others), each
+    /// with Text `not permitted: <permission>`; audited as `PermissionDenied`.
+    #[cold]
+    fn denied(&mut self, s: usize, msg: &Message<'_>, permission: &'static str, now: Nanos) {
+        self.counters.inc(Counter::PermissionDenied);
+        self.emit(Event::PermissionDenied {
+            session: SessionId(s as u32),
+            permission,
+            at: now,
+        });
+        let text: &'static [u8] = match permission {
+            "orders:new" => b"not permitted: orders:new",
+            "orders:cancel" => b"not permitted: orders:cancel",
+            "orders:replace" => b"not permitted: orders:replace",
+            "orders:read" => b"not permitted: orders:read",
+            "account" => b"not permitted: account",
+            "symbol" => b"not permitted: symbol",
+            _ => b"not permitted",
+        };
+        let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
+        let orig = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
+        match msg.msg_type() {
+            MsgType::NEW_ORDER_SINGLE => {
+                let Some(slot) = self.sessions.get(s) else {
+                    return;
+                };
+                let mut order = blank_order(s, slot.default_account);
+                let _ = parse_new_order(msg, &mut order);
+                if order.cl_ord_id.is_empty() {
+                    return self.business_reject(
+                        s,
+                        msg,
+                        business_reject_reason::NOT_AUTHORIZED,
+                        text,
+                        now,
+                    );
+                }
+                self.reject_order(&order, Refusal::new(ord_rej_reason::OTHER, text), now);
+            }
+            MsgType::ORDER_CANCEL_REQUEST => self.cancel_reject(
+                s,
+                None,
+                cl,
+                orig,
+                CancelRejectTo::Cancel,
+                cxl_rej_reason::OTHER,
+                text,
+                now,
+            ),
+            MsgType::ORDER_CANCEL_REPLACE_REQUEST => self.cancel_reject(
+                s,
+                None,
+                cl,
+                orig,
+                CancelRejectTo::Replace,
+                cxl_rej_reason::OTHER,
+                text,
+                now,
+            ),
+            _ => self.business_reject(s, msg, business_reject_reason::NOT_AUTHORIZED, text, now),
         }
     }
 

@@ -68,6 +68,17 @@ pub struct SessionSlot {
     pub client_spki: Option<[u8; 32]>,
     /// mTLS binding by subject (normalised, see `net::tls::normalise_subject`).
     pub client_subject: Option<String>,
+    /// What the session's authenticated key allows (scopes, accounts, symbols, throttle).
+    pub grants: crate::auth::Grants,
+}
+
+/// Logon authentication state, owned by the gateway thread (logon is its cold path).
+pub struct AuthState {
+    /// The current key snapshot (replaced whole by `Command::Keys`).
+    pub keys: Arc<crate::auth::KeySnapshot>,
+    pub verifier: crate::auth::Authenticator,
+    /// false: unsigned Logons are accepted (development, loopback only).
+    pub required: bool,
 }
 
 /// A venue the router can choose.
@@ -138,6 +149,35 @@ pub struct Engine {
     /// Refusals before routing, numbering their ExecIDs (`NONE.<n>`); starts from the clock so
     /// numbers do not repeat across restarts.
     pub(crate) refusals: u64,
+    /// Signed-logon verification; `None` without an `[auth]` section.
+    pub(crate) auth: Option<AuthState>,
+    /// Handed to the key-store watcher thread by [`Engine::take_key_loader`].
+    key_loader: Option<crate::auth::watch::Loader>,
+}
+
+/// Logs session `s` out because its key was revoked or expired: Logout with `cause` as Text,
+/// nothing more is permitted, the cause goes to the event stream.
+#[cold]
+fn credential_logout(
+    slot: &mut SessionSlot,
+    s: usize,
+    cause: &'static str,
+    conn: &mut Conn,
+    now: Nanos,
+    ring: &EventRing,
+) {
+    slot.session.logout(cause.as_bytes(), now, &mut conn.out);
+    if !slot.session.is_logged_on() {
+        conn.closing = true;
+    }
+    slot.grants.scopes = crate::auth::Scopes::NONE;
+    slot.grants.expires_ns = u64::MAX;
+    let _ = ring.push(Event::CredentialLogout {
+        session: SessionId(s as u32),
+        key_id: slot.grants.key_id,
+        cause,
+        at: now,
+    });
 }
 
 /// Why an engine could not start.
@@ -252,6 +292,7 @@ impl Engine {
                     .client_cert_subject
                     .as_deref()
                     .map(net::tls::normalise_subject),
+                grants: crate::auth::Grants::unrestricted(KeySlot(sessions.len() as u32)),
             });
         }
         let mut venues = Vec::new();
@@ -360,13 +401,65 @@ impl Engine {
             })
             .collect();
         let tiers = cfg.tier_table();
-        let throttle = Arc::new(ThrottleTable::with_capacity(sessions.len().max(1)));
+        let max_keys = cfg.auth.as_ref().map_or(0, |a| a.max_keys as usize);
+        let throttle = Arc::new(ThrottleTable::with_capacity(
+            (sessions.len() + max_keys).max(1),
+        ));
         for i in 0..sessions.len() {
             throttle
                 .set_key_limits(KeySlot(i as u32), &cfg.session_limits(i, &tiers), now)
                 .map_err(|e| StartError(format!("session[{i}] throttle limits: {e:?}")))?;
         }
-        let session_keys: Vec<String> = sessions.iter().map(|s| s.key.clone()).collect();
+        let mut session_keys: Vec<String> = sessions.iter().map(|s| s.key.clone()).collect();
+        // Keys with their own tier draw from slots after the sessions'.
+        let (auth, key_loader) = match &cfg.auth {
+            None => (None, None),
+            Some(a) => {
+                let provider = a
+                    .provider(&data)
+                    .map_err(|e| StartError(format!("auth: {e}")))?;
+                let path = a.store_path(&data);
+                if !path.exists() {
+                    return Err(StartError(format!(
+                        "auth: key store {} does not exist (create it with `portcullis keys add`)",
+                        path.display()
+                    )));
+                }
+                let store = crate::auth::store::KeyStore::open(&path, &provider, false)
+                    .map_err(|e| StartError(format!("auth: {e}")))?;
+                let mut loader = crate::auth::watch::Loader::new(
+                    store,
+                    tiers.clone(),
+                    sessions.len() as u32,
+                    a.max_keys,
+                );
+                loader.set_throttle(throttle.clone());
+                let snap = loader
+                    .load()
+                    .map_err(|e| StartError(format!("auth: {e}")))?;
+                for (slot, name) in loader.slot_names() {
+                    let slot = slot as usize;
+                    if session_keys.len() <= slot {
+                        session_keys.resize(slot + 1, String::new());
+                    }
+                    if let Some(n) = session_keys.get_mut(slot) {
+                        *n = name;
+                    }
+                }
+                let mut verifier = crate::auth::Authenticator::new(a.policy());
+                verifier.apply_unlocks(&snap);
+                let snap = Arc::new(snap);
+                loader.published(snap.clone());
+                (
+                    Some(AuthState {
+                        keys: snap,
+                        verifier,
+                        required: a.required,
+                    }),
+                    Some(loader),
+                )
+            }
+        };
         crate::audit::daily::load(
             &data.join(crate::audit::daily::FILE),
             &session_keys,
@@ -415,6 +508,8 @@ impl Engine {
             stopping: None,
             mass_report_id: now.0 / 1000,
             refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
+            auth,
+            key_loader,
             gw,
         };
         engine.recover();
@@ -541,6 +636,7 @@ impl Engine {
                         *slot = Some(config); // the old one drops here: cold, once per reload
                     }
                 }
+                Command::Keys(snap) => self.apply_keys(snap, now),
             }
         }
         self.flush_dirty(now);
@@ -901,8 +997,10 @@ impl Engine {
         {
             return refuse(self, "logon refused by the session layer");
         }
+        let grants = self.authenticate(c, s, msg, now)?;
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
+            slot.grants = grants;
         }
         if let Some(Some(conn)) = self.conns.get_mut(c) {
             conn.session = Some(s);
@@ -950,6 +1048,10 @@ impl Engine {
                     let Some(slot) = self.sessions.get_mut(s) else {
                         continue;
                     };
+                    if now.0 >= slot.grants.expires_ns && slot.session.is_logged_on() {
+                        credential_logout(slot, s, "credential expired", conn, now, &self.ring);
+                        self.counters.inc(Counter::CredentialLogouts);
+                    }
                     if let Some(_reason) = slot.session.on_timer(now, &mut conn.out) {
                         conn.closing = true;
                     }
@@ -959,6 +1061,113 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Verifies the signed Logon of session `s` on connection `c` (fix-specs/SIGNED-LOGON.md).
+    /// `Some(grants)`: go on with the logon. `None`: refused; the client got the generic
+    /// Logout, the event stream the exact cause, and the connection closes.
+    #[cold]
+    fn authenticate(
+        &mut self,
+        c: usize,
+        s: usize,
+        msg: &Message<'_>,
+        now: Nanos,
+    ) -> Option<crate::auth::Grants> {
+        let session_slot = KeySlot(s as u32);
+        let Some(auth) = self.auth.as_mut() else {
+            return Some(crate::auth::Grants::unrestricted(session_slot));
+        };
+        if !auth.required && msg.get(crate::auth::logon::USERNAME).is_none() {
+            return Some(crate::auth::Grants::unrestricted(session_slot));
+        }
+        let peer = self
+            .conns
+            .get(c)
+            .and_then(Option::as_ref)
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |conn| conn.peer.ip());
+        let keys = auth.keys.clone();
+        match auth.verifier.check(&keys, msg, peer, now) {
+            Ok(key) => {
+                self.emit(Event::Authenticated {
+                    session: SessionId(s as u32),
+                    key_id: key.id,
+                    at: now,
+                });
+                Some(crate::auth::Grants::from_key(key, session_slot))
+            }
+            Err(r) => {
+                self.counters.inc(Counter::LogonsRefused);
+                self.counters.inc(Counter::AuthFailures);
+                self.emit(Event::AuthFailed {
+                    session: SessionId(s as u32),
+                    key_id: r.key_id,
+                    peer,
+                    cause: r.failure.cause(),
+                    at: now,
+                });
+                if let Some(key) = r.locked {
+                    self.counters.inc(Counter::AuthLockouts);
+                    self.emit(Event::AuthLockout {
+                        key_id: r.key_id,
+                        peer,
+                        key,
+                        at: now,
+                    });
+                }
+                if let (Some(slot), Some(Some(conn))) =
+                    (self.sessions.get(s), self.conns.get_mut(c))
+                {
+                    slot.session
+                        .refuse_logon(b"authentication failed", now, &mut conn.out);
+                    conn.closing = true;
+                }
+                self.mark_dirty(c);
+                None
+            }
+        }
+    }
+
+    /// A new key snapshot: swap it in, apply unlocks, refresh or end the sessions bound to
+    /// keys (revoked, expired, gone or no longer bound to the CompID → Logout).
+    #[cold]
+    fn apply_keys(&mut self, snap: Arc<crate::auth::KeySnapshot>, now: Nanos) {
+        let Some(auth) = self.auth.as_mut() else {
+            return;
+        };
+        auth.verifier.apply_unlocks(&snap);
+        for s in 0..self.sessions.len() {
+            let Some(slot) = self.sessions.get_mut(s) else {
+                continue;
+            };
+            if slot.grants.key_id.is_empty() {
+                continue;
+            }
+            let Some(c) = slot.conn else { continue };
+            let cause = match snap.get(slot.grants.key_id.as_bytes()) {
+                None => Some("credential revoked"),
+                Some(k) if k.revoked => Some("credential revoked"),
+                Some(k) if k.is_expired(now.0) => Some("credential expired"),
+                Some(k) if !k.comp_ids.contains(&slot.their_comp_id) => Some("credential revoked"),
+                Some(k) => {
+                    slot.grants = crate::auth::Grants::from_key(k, KeySlot(s as u32));
+                    None
+                }
+            };
+            if let (Some(cause), Some(Some(conn))) = (cause, self.conns.get_mut(c)) {
+                credential_logout(slot, s, cause, conn, now, &self.ring);
+                self.counters.inc(Counter::CredentialLogouts);
+                if !self.dirty.contains(&c) && self.dirty.len() < self.dirty.capacity() {
+                    self.dirty.push(c);
+                }
+            }
+        }
+        auth.keys = snap;
+    }
+
+    /// The key-store watcher's loader (once): `gateway::start` runs it on its own thread.
+    pub fn take_key_loader(&mut self) -> Option<crate::auth::watch::Loader> {
+        self.key_loader.take()
     }
 
     #[inline]

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::model::{CompId, Nanos, OrderKey, SessionId};
+use crate::model::{CompId, InlineStr, Nanos, OrderKey, SessionId};
+
+/// An API key id inside an event (inline, no heap).
+pub type KeyIdStr = InlineStr<32>;
 
 /// Something the cold side should know about (journal, audit, monitoring).
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +73,42 @@ pub enum Event {
         days_left: i32,
         at: Nanos,
     },
+    /// A Logon refused by authentication: the exact cause (the client saw only "authentication
+    /// failed"). `key_id` is what Username(553) named, empty if absent or too long.
+    AuthFailed {
+        /// The session the Logon's CompIDs named (auth runs after the session is found).
+        session: SessionId,
+        key_id: KeyIdStr,
+        peer: std::net::IpAddr,
+        cause: &'static str,
+        at: Nanos,
+    },
+    /// Too many failed logons: the key (`key = true`) or the source address is locked out.
+    AuthLockout {
+        key_id: KeyIdStr,
+        peer: std::net::IpAddr,
+        key: bool,
+        at: Nanos,
+    },
+    /// A signed Logon verified: the session is bound to the key.
+    Authenticated {
+        session: SessionId,
+        key_id: KeyIdStr,
+        at: Nanos,
+    },
+    /// A logged-on session was logged out because its key was revoked or expired.
+    CredentialLogout {
+        session: SessionId,
+        key_id: KeyIdStr,
+        cause: &'static str,
+        at: Nanos,
+    },
+    /// A message outside the session key's permissions was refused.
+    PermissionDenied {
+        session: SessionId,
+        permission: &'static str,
+        at: Nanos,
+    },
 }
 
 /// Hot → cold events.
@@ -101,6 +140,9 @@ pub enum Command {
         listener: u16,
         config: std::sync::Arc<rustls::ServerConfig>,
     },
+    /// A new key snapshot (the key store changed): swapped in between messages; sessions whose
+    /// key is gone, revoked or expired are logged out.
+    Keys(Arc<crate::auth::KeySnapshot>),
 }
 
 pub type CommandSender = crossbeam_channel::Sender<Command>;
@@ -109,4 +151,20 @@ pub type CommandReceiver = crossbeam_channel::Receiver<Command>;
 /// A bounded command channel.
 pub fn command_channel() -> (CommandSender, CommandReceiver) {
     crossbeam_channel::bounded(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_stay_small() {
+        // Every event is copied into the ring on the gateway thread; keep the largest variant
+        // (AuthFailed: key id inline, peer address) within 80 bytes.
+        assert!(
+            std::mem::size_of::<Event>() <= 80,
+            "{}",
+            std::mem::size_of::<Event>()
+        );
+    }
 }

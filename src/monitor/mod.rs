@@ -53,6 +53,14 @@ pub enum Counter {
     TlsReloads = 50,
     /// Gauge: whole days until the earliest TLS listener certificate expires (0 if expired).
     TlsCertDaysToExpiry = 51,
+    /// Logons refused by authentication (also counted in LogonsRefused).
+    AuthFailures = 33,
+    /// Keys or source addresses locked out after repeated failures.
+    AuthLockouts = 34,
+    /// Application messages refused for a missing permission (scope, account, symbol).
+    PermissionDenied = 35,
+    /// Sessions logged out because their key was revoked or expired.
+    CredentialLogouts = 36,
 }
 
 /// Number of counter slots.

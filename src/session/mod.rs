@@ -24,7 +24,9 @@ mod script;
 mod tests;
 
 pub use config::{Role, SessionConfig, QUEUE_ENTRIES};
-pub use state::{DisconnectReason, Inbound, SendError, Session, SessionCounters, SessionState};
+pub use state::{
+    DisconnectReason, Inbound, LogonHeader, SendError, Session, SessionCounters, SessionState,
+};
 
 /// Persistence a session needs: sequence numbers and outbound messages, for resend.
 pub trait MessageStore {

@@ -382,6 +382,33 @@ impl<S: MessageStore> Session<S> {
 
     /// Initiator: sends our Logon on a fresh connection.
     pub fn start_logon(&mut self, now: Nanos, out: &mut OutBuf) {
+        self.start_logon_with(now, out, |_, _| {});
+    }
+
+    /// Acceptor: answers a Logon that authentication refused (before the session accepted
+    /// it) with a Logout carrying `text`. The session's state and sequence numbers are not
+    /// touched: this Logout is not part of the session.
+    #[cold]
+    pub fn refuse_logon(&self, text: &[u8], now: Nanos, out: &mut OutBuf) {
+        let seq = self.store.next_sender_seq();
+        let cfg = &self.cfg;
+        let _ = out.append_with(|buf| {
+            let mut w = Writer::new(buf, cfg.begin_string.as_bytes(), b"5");
+            header(&mut w, cfg, seq, now);
+            w.str(tags::TEXT as u32, text);
+            w.finish()
+        });
+    }
+
+    /// Initiator: like [`Session::start_logon`]; `extra` appends fields to the Logon after the
+    /// standard ones and gets the MsgSeqNum and SendingTime the header carries (a signed
+    /// logon signs them; fix-specs/SIGNED-LOGON.md).
+    pub fn start_logon_with(
+        &mut self,
+        now: Nanos,
+        out: &mut OutBuf,
+        extra: impl FnOnce(&mut Writer, LogonHeader<'_>),
+    ) {
         if self.cfg.reset_on_logon && !self.reset_seqs(now) {
             return;
         }
@@ -390,12 +417,26 @@ impl<S: MessageStore> Session<S> {
                 && self.store.next_sender_seq() == 1
                 && self.store.next_target_seq() == 1);
         let hb = self.cfg.heartbeat_secs;
+        let seq = self.store.next_sender_seq();
+        let mut ts = [0u8; 32];
+        let ts_len = crate::fix::encode::write_timestamp(&mut ts, now, self.cfg.time_precision);
+        let our = self.cfg.our_comp_id;
+        let their = self.cfg.their_comp_id;
         self.send_admin(b"A", now, out, |w| {
             w.uint(tags::ENCRYPT_METHOD as u32, 0);
             w.uint(tags::HEART_BT_INT as u32, u64::from(hb));
             if send_reset {
                 w.flag(tags::RESET_SEQ_NUM_FLAG as u32, true);
             }
+            extra(
+                w,
+                LogonHeader {
+                    seq,
+                    sending_time: ts.get(..ts_len).unwrap_or(b""),
+                    sender: our.as_bytes(),
+                    target: their.as_bytes(),
+                },
+            );
         });
         self.sent_reset = send_reset;
         self.heartbeat_ns = u64::from(hb) * 1_000_000_000;
@@ -1143,6 +1184,19 @@ impl<S: MessageStore> Session<S> {
 }
 
 /// The standard header after MsgType: 34, 49, 52, 56.
+/// What the header of an outgoing Logon carries (for signing it).
+#[derive(Clone, Copy, Debug)]
+pub struct LogonHeader<'a> {
+    /// MsgSeqNum <34>.
+    pub seq: u64,
+    /// SendingTime <52>, as written.
+    pub sending_time: &'a [u8],
+    /// SenderCompID <49>.
+    pub sender: &'a [u8],
+    /// TargetCompID <56>.
+    pub target: &'a [u8],
+}
+
 pub(crate) fn header(w: &mut Writer<'_>, cfg: &SessionConfig, seq: u64, now: Nanos) {
     w.uint(tags::MSG_SEQ_NUM as u32, seq)
         .str(tags::SENDER_COMP_ID as u32, cfg.our_comp_id.as_bytes())

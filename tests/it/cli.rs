@@ -63,8 +63,22 @@ fn embedded_default_starts_and_prints_how_to_connect() {
         hint.contains(&format!("--connect {addr}")) && hint.contains("--sender CLIENT1"),
         "{hint}"
     );
+    // The embedded default requires signed logons: the hint names the development key and
+    // the file its secret was written to.
+    let word_after = |flag: &str| {
+        let mut w = hint.split_whitespace();
+        w.by_ref().find(|x| *x == flag);
+        w.next()
+            .unwrap_or_else(|| panic!("{flag} in {hint}"))
+            .to_string()
+    };
+    let key_id = word_after("--key-id");
+    let secret = portcullis::auth::admin::read_secret_file(std::path::Path::new(&word_after(
+        "--secret-file",
+    )))
+    .unwrap();
     let mut c = Client::connect(addr, "FIX.4.4", "CLIENT1", "PORTCULLIS");
-    c.logon(30);
+    c.signed_logon(&key_id, &secret);
     c.send("D", &nos("E1", "AAPL", "1", "100", Some("10.5")));
     assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
     assert_eq!(

@@ -4,8 +4,10 @@
 // Tests time their own waits; the time ban is for the gateway.
 #![allow(clippy::disallowed_methods)]
 
+mod auth;
 mod badinput;
 mod cli;
+mod hsm;
 mod orders;
 mod recovery;
 mod throttle;

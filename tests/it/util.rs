@@ -14,12 +14,17 @@ use portcullis::gateway::Running;
 /// A gateway config: one listener on an ephemeral port, blocking mode, the given sessions and
 /// venues appended as TOML.
 pub fn config(data_dir: &Path, extra: &str) -> Config {
-    let text = format!(
+    let text = config_text(data_dir, extra);
+    Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+/// The TOML text [`config`] parses (for tests that hand a file to the CLI).
+pub fn config_text(data_dir: &Path, extra: &str) -> String {
+    format!(
         "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 16384\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{}",
         data_dir.display().to_string(),
         extra
-    );
-    Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("test config: {e}"))
+    )
 }
 
 /// Sessions used by most tests: CLIENT1/CLIENT2 on FIX.4.4, CLIENT42 on FIX.4.2.
@@ -290,4 +295,50 @@ pub fn start_with_clock(dir: tempfile::TempDir, extra: &str, clock: Clock) -> Gw
     let running = portcullis::gateway::start(&cfg, clock).unwrap_or_else(|e| panic!("start: {e}"));
     let addr = running.handle.listen_addrs[0];
     Gw { running, addr, dir }
+}
+
+impl Client {
+    /// A Logon signed with key `key_id` and `secret` (fix-specs/SIGNED-LOGON.md), SendingTime
+    /// `at`, with ResetSeqNumFlag=Y (every test connection starts again at 1).
+    pub fn signed_logon_bytes(
+        &mut self,
+        key_id: &str,
+        secret: &[u8],
+        at: portcullis::model::Nanos,
+    ) -> Vec<u8> {
+        let mut ts = [0u8; 32];
+        let n = portcullis::fix::encode::write_timestamp(&mut ts, at, TimePrecision::Millis);
+        let seq = self.seq.to_string();
+        let pre = portcullis::auth::logon::prehash(
+            &ts[..n],
+            b"A",
+            seq.as_bytes(),
+            self.sender.as_bytes(),
+            self.target.as_bytes(),
+            key_id.as_bytes(),
+        );
+        let sig = portcullis::auth::logon::sign(secret, &pre);
+        let mut buf = vec![0u8; 1024];
+        let mut w = Writer::new(&mut buf, self.begin.as_bytes(), b"A");
+        w.uint(34, self.seq)
+            .str(49, self.sender.as_bytes())
+            .timestamp(52, at, TimePrecision::Millis)
+            .str(56, self.target.as_bytes())
+            .uint(98, 0)
+            .uint(108, 30)
+            .str(141, b"Y")
+            .str(553, key_id.as_bytes())
+            .uint(95, sig.len() as u64)
+            .str(96, sig.as_bytes());
+        let r = w.finish().unwrap();
+        self.seq += 1;
+        buf[r].to_vec()
+    }
+
+    /// Sends a signed Logon now and expects the Logon answer.
+    pub fn signed_logon(&mut self, key_id: &str, secret: &[u8]) -> Vec<u8> {
+        let m = self.signed_logon_bytes(key_id, secret, now_utc());
+        self.send_raw(&m);
+        self.expect("A")
+    }
 }

@@ -83,6 +83,11 @@ pub fn readable(m: &Message<'_>) -> String {
         s.push(' ');
         s.push_str(&tag.to_string());
         s.push('=');
+        // Signatures and passwords are never printed (DATA-4).
+        if portcullis::auth::mask::SECRET_TAGS.contains(&tag) {
+            s.push_str("***");
+            return;
+        }
         s.push_str(&String::from_utf8_lossy(v));
         if let Some(name) = meaning(tag, v) {
             s.push('(');
@@ -122,7 +127,8 @@ pub fn readable_bytes(bytes: &[u8]) -> String {
 
 /// The message with SOH shown as `|`.
 pub fn raw(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace('\x01', "|")
+    let masked = portcullis::auth::mask::fix_message(bytes);
+    String::from_utf8_lossy(&masked).replace('\x01', "|")
 }
 
 #[cfg(test)]

@@ -237,3 +237,63 @@ fn bad_action_words_exit_2_naming_the_word() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`explode`"), "{err}");
 }
+
+/// A gateway that requires signed logons, with key `k1` bound to CLIENT1 (created through the
+/// library's key management, as `portcullis keys add` does); returns it and the secret file.
+fn signed_gateway() -> (Gw, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 16384\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{SESSIONS}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"fill\"\n\n[auth]\nkey_store = \"keys.store\"\nmaster_key = {{ provider = \"file\", path = \"master.key\" }}\n",
+        dir.path().display().to_string(),
+    );
+    let cfg = Config::parse(&text, "test.toml").unwrap();
+    let spec = portcullis::auth::admin::KeySpec {
+        comp_ids: vec!["CLIENT1".into()],
+        role: "trader".into(),
+        allow: vec!["127.0.0.1".into()],
+        ..Default::default()
+    };
+    let secret = portcullis::auth::admin::add(&cfg, "k1", &spec, 0).unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let path = secrets.path().join("k1.secret");
+    std::fs::write(&path, secret.as_bytes()).unwrap();
+    let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap();
+    let addr = running.handle.listen_addrs[0];
+    (Gw { running, addr, dir }, secrets, path)
+}
+
+#[test]
+fn signs_the_logon_with_a_key_id_and_secret_file_and_never_prints_the_signature() {
+    let (gw, _secrets, path) = signed_gateway();
+    let r = fixclient(
+        gw.addr,
+        "CLIENT1",
+        &[
+            "--key-id",
+            "k1",
+            "--secret-file",
+            path.to_str().unwrap(),
+            "--raw",
+            "order",
+            "--symbol",
+            "AAPL",
+            "--side",
+            "buy",
+            "--qty",
+            "100",
+            "--price",
+            "10",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    position(&r.stdout, "553=k1");
+    position(&r.stdout, "96=***");
+    // Without the key the same gateway answers "authentication failed".
+    let r = fixclient(
+        gw.addr,
+        "CLIENT1",
+        &["order", "--symbol", "AAPL", "--side", "buy", "--qty", "1"],
+    );
+    assert_eq!(r.code, 2);
+    position(&r.stderr, "authentication failed");
+}

@@ -44,7 +44,7 @@ Exit code: 0 all answered, 1 something rejected or unanswered, 2 usage, connecti
 #[derive(Parser, Debug)]
 #[command(
     name = "fixclient",
-    override_usage = "fixclient --connect 127.0.0.1:9878 --sender CLIENT1 --target PORTCULLIS [--fix42] [--heartbeat 30] [--reset] [--timeout-ms 5000] [--script FILE] [--tls [--ca PEM] [--cert PEM --key PEM] [--pin-spki SHA256HEX] [--server-name NAME]] [ACTION ...]",
+    override_usage = "fixclient --connect 127.0.0.1:9878 --sender CLIENT1 --target PORTCULLIS [--key-id ID --secret-file PATH] [--fix42] [--heartbeat 30] [--reset] [--timeout-ms 5000] [--script FILE] [--tls [--ca PEM] [--cert PEM --key PEM] [--pin-spki SHA256HEX] [--server-name NAME]] [ACTION ...]",
     after_help = ACTIONS_HELP
 )]
 struct Args {
@@ -96,6 +96,13 @@ struct Args {
     /// TLS: the name the server certificate must carry (default: the host of --connect).
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
+    /// API key id for a signed Logon (Username 553; fix-specs/SIGNED-LOGON.md). Needs
+    /// --secret-file.
+    #[arg(long, requires = "secret_file")]
+    key_id: Option<String>,
+    /// File holding the key's secret (base64, as `portcullis keys add` printed it).
+    #[arg(long, requires = "key_id")]
+    secret_file: Option<PathBuf>,
     /// Actions; see below.
     #[arg(
         trailing_var_arg = true,
@@ -434,6 +441,8 @@ struct Client {
     last_app: Instant,
     /// Why the connection ended, once it did.
     ended: Option<Ended>,
+    /// Key id and secret for a signed Logon.
+    signer: Option<(String, zeroize::Zeroizing<Vec<u8>>)>,
 }
 
 #[derive(Debug)]
@@ -882,7 +891,30 @@ impl Client {
     }
 
     fn logon(&mut self) -> Result<(), String> {
-        self.session.start_logon(now(), &mut self.link.out);
+        match &self.signer {
+            None => self.session.start_logon(now(), &mut self.link.out),
+            Some((key_id, secret)) => {
+                self.session
+                    .start_logon_with(now(), &mut self.link.out, |w, h| {
+                        let seq = h.seq.to_string();
+                        let pre = portcullis::auth::logon::prehash(
+                            h.sending_time,
+                            b"A",
+                            seq.as_bytes(),
+                            h.sender,
+                            h.target,
+                            key_id.as_bytes(),
+                        );
+                        let sig = portcullis::auth::logon::sign(secret, &pre);
+                        w.str(portcullis::auth::logon::USERNAME as u32, key_id.as_bytes());
+                        w.uint(
+                            portcullis::auth::logon::RAW_DATA_LENGTH as u32,
+                            sig.len() as u64,
+                        );
+                        w.str(portcullis::auth::logon::RAW_DATA as u32, sig.as_bytes());
+                    })
+            }
+        }
         self.print_pending();
         self.link.flush();
         let deadline = instant() + self.timeout;
@@ -1026,6 +1058,16 @@ fn main() -> ExitCode {
     } else {
         BeginString::Fix44
     };
+    let signer = match (&args.key_id, &args.secret_file) {
+        (Some(id), Some(path)) => match portcullis::auth::admin::read_secret_file(path) {
+            Ok(secret) => Some((id.clone(), secret)),
+            Err(e) => {
+                eprintln!("fixclient: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     let stream = match connect(&args.connect, timeout) {
         Ok(s) => s,
@@ -1067,6 +1109,7 @@ fn main() -> ExitCode {
         stats: Stats::default(),
         last_app: instant(),
         ended: None,
+        signer,
     };
     if let Err(e) = client.logon() {
         eprintln!("fixclient: {e}");

@@ -1,0 +1,189 @@
+//! HOT (the per-message check) / COLD (parsing) — scopes and roles.
+//!
+//! A key's permissions are a bitmask ([`Scopes`]) checked per application message with one AND;
+//! roles are named default sets. Never allocates on the check.
+
+/// A set of permissions, one bit each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scopes(pub u8);
+
+impl Scopes {
+    /// NewOrderSingle <D>.
+    pub const ORDERS_NEW: Scopes = Scopes(1);
+    /// OrderCancelRequest <F> and OrderMassCancelRequest <q>.
+    pub const ORDERS_CANCEL: Scopes = Scopes(2);
+    /// OrderCancelReplaceRequest <G>.
+    pub const ORDERS_REPLACE: Scopes = Scopes(4);
+    /// OrderStatusRequest <H> (and drop copy later).
+    pub const ORDERS_READ: Scopes = Scopes(8);
+    pub const NONE: Scopes = Scopes(0);
+    pub const ALL: Scopes = Scopes(15);
+
+    /// Every scope name, with its bit.
+    pub const NAMES: [(&'static str, Scopes); 4] = [
+        ("orders:new", Scopes::ORDERS_NEW),
+        ("orders:cancel", Scopes::ORDERS_CANCEL),
+        ("orders:replace", Scopes::ORDERS_REPLACE),
+        ("orders:read", Scopes::ORDERS_READ),
+    ];
+
+    #[inline]
+    pub const fn contains(self, other: Scopes) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub const fn union(self, other: Scopes) -> Scopes {
+        Scopes(self.0 | other.0)
+    }
+
+    /// The scope named `name` (`orders:new`, ...).
+    pub fn parse(name: &str) -> Option<Scopes> {
+        Scopes::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
+    }
+
+    /// The name of a single-bit scope ("orders:new"); "?" otherwise.
+    pub fn name(self) -> &'static str {
+        Scopes::NAMES
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    /// Names of the scopes in the set, for listings.
+    pub fn names(self) -> Vec<&'static str> {
+        Scopes::NAMES
+            .iter()
+            .filter(|(_, s)| self.contains(*s))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+/// A key's role: the default scopes when the key names none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// New, cancel, replace, read.
+    Trader,
+    /// Read only.
+    Viewer,
+    /// Cancel and read: can pull orders, cannot add risk.
+    RiskOfficer,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    pub const NAMES: [(&'static str, Role); 4] = [
+        ("trader", Role::Trader),
+        ("viewer", Role::Viewer),
+        ("risk-officer", Role::RiskOfficer),
+        ("admin", Role::Admin),
+    ];
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, r)| *r)
+    }
+
+    pub fn name(self) -> &'static str {
+        Role::NAMES
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    pub fn default_scopes(self) -> Scopes {
+        match self {
+            Role::Trader | Role::Admin => Scopes::ALL,
+            Role::Viewer => Scopes::ORDERS_READ,
+            Role::RiskOfficer => Scopes::ORDERS_CANCEL.union(Scopes::ORDERS_READ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_map_to_default_scopes() {
+        assert!(Role::Trader.default_scopes().contains(Scopes::ORDERS_NEW));
+        assert!(!Role::Viewer.default_scopes().contains(Scopes::ORDERS_NEW));
+        assert!(Role::Viewer.default_scopes().contains(Scopes::ORDERS_READ));
+        let r = Role::RiskOfficer.default_scopes();
+        assert!(r.contains(Scopes::ORDERS_CANCEL) && !r.contains(Scopes::ORDERS_REPLACE));
+        assert_eq!(Role::parse("risk-officer"), Some(Role::RiskOfficer));
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn scope_names_round_trip() {
+        for (n, s) in Scopes::NAMES {
+            assert_eq!(Scopes::parse(n), Some(s));
+            assert_eq!(s.name(), n);
+        }
+        assert_eq!(Scopes::parse("orders:delete"), None);
+        assert_eq!(Scopes::ALL.names().len(), 4);
+    }
+}
+
+/// What a logged-on session may do: its key's scopes, account and symbol grants, expiry and
+/// throttle slot. Held inline in the session slot; read per application message (HOT).
+#[derive(Clone, Debug)]
+pub struct Grants {
+    /// The authenticated key; empty for an unauthenticated (development) session.
+    pub key_id: crate::model::InlineStr<32>,
+    pub scopes: Scopes,
+    /// Accounts <1> orders may name; empty: any.
+    pub accounts: arrayvec::ArrayVec<crate::model::Account, { super::keys::MAX_GRANTS }>,
+    /// Symbols <55> orders may name; empty: any.
+    pub symbols: arrayvec::ArrayVec<crate::model::Symbol, { super::keys::MAX_GRANTS }>,
+    /// Nanoseconds since the Unix epoch when the key expires (`u64::MAX`: never).
+    pub expires_ns: u64,
+    /// The throttle buckets the session's messages draw from.
+    pub throttle: crate::throttle::KeySlot,
+}
+
+impl Grants {
+    /// No key: everything allowed, the session's own throttle slot.
+    pub fn unrestricted(session_slot: crate::throttle::KeySlot) -> Grants {
+        Grants {
+            key_id: crate::model::InlineStr::EMPTY,
+            scopes: Scopes::ALL,
+            accounts: arrayvec::ArrayVec::new(),
+            symbols: arrayvec::ArrayVec::new(),
+            expires_ns: u64::MAX,
+            throttle: session_slot,
+        }
+    }
+
+    /// The grants of key `k` on a session whose own throttle slot is `session_slot` (used
+    /// when the key has no tier of its own).
+    pub fn from_key(k: &super::Key, session_slot: crate::throttle::KeySlot) -> Grants {
+        Grants {
+            key_id: k.id,
+            scopes: k.scopes,
+            accounts: k.accounts.clone(),
+            symbols: k.symbols.clone(),
+            expires_ns: k.expires_ns,
+            throttle: k
+                .throttle_slot
+                .map_or(session_slot, crate::throttle::KeySlot),
+        }
+    }
+
+    #[inline]
+    pub fn allows_account(&self, a: &[u8]) -> bool {
+        self.accounts.is_empty() || self.accounts.iter().any(|x| x.as_bytes() == a)
+    }
+
+    #[inline]
+    pub fn allows_symbol(&self, s: &[u8]) -> bool {
+        self.symbols.is_empty() || self.symbols.iter().any(|x| x.as_bytes() == s)
+    }
+}
