@@ -412,15 +412,7 @@ fn reload_swaps_the_certificate_for_new_connections_while_a_session_keeps_tradin
     trading.logon(30);
     trade(&mut trading, "R1");
     // New certificate and key in place of the old files.
-    let now = now_unix();
-    let (c, k) =
-        p.ca.issue_server(
-            &["localhost", "127.0.0.1"],
-            now - DAY,
-            now + 10 * DAY + 3600,
-        )
-        .unwrap();
-    dev::write_pair(&p.dir, "server", &c, &k).unwrap();
+    replace_server_cert(&p, 10);
     let results = gw.running.handle.tls.reload_all();
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(gw.running.handle.tls.days_to_expiry(1), Some(10));
@@ -518,11 +510,7 @@ fn changed_files_are_reloaded_by_the_watcher() {
 fn a_certificate_near_expiry_raises_an_event_and_shows_its_days() {
     let dir = tempfile::tempdir().unwrap();
     let p = pki(dir.path());
-    let now = now_unix();
-    let (c, k) =
-        p.ca.issue_server(&["localhost", "127.0.0.1"], now - DAY, now + 5 * DAY + 3600)
-            .unwrap();
-    dev::write_pair(&p.dir, "server", &c, &k).unwrap();
+    replace_server_cert(&p, 5);
     let data = dir.path().to_path_buf();
     let gw = util::start_in(
         dir,
@@ -552,6 +540,20 @@ fn a_certificate_near_expiry_raises_an_event_and_shows_its_days() {
         }
     }
     assert!(found, "no cert-expiring event in the event log");
+}
+
+/// Writes a new server certificate and key (localhost, 127.0.0.1) over the listener's files,
+/// valid from a day ago for `days` days and an hour from now.
+fn replace_server_cert(p: &Pki, days: i64) {
+    let now = now_unix();
+    let (c, k) =
+        p.ca.issue_server(
+            &["localhost", "127.0.0.1"],
+            now - DAY,
+            now + days * DAY + 3600,
+        )
+        .unwrap();
+    dev::write_pair(&p.dir, "server", &c, &k).unwrap();
 }
 
 fn peer_spki(s: &TlsStream) -> [u8; 32] {
@@ -996,15 +998,7 @@ fn sighup_reloads_the_certificate_of_a_running_gateway() {
     let mut trading = tls_client(s, "CLIENT1");
     trading.logon(30);
     trade(&mut trading, "H1");
-    let now = now_unix();
-    let (c, k) =
-        p.ca.issue_server(
-            &["localhost", "127.0.0.1"],
-            now - DAY,
-            now + 40 * DAY + 3600,
-        )
-        .unwrap();
-    dev::write_pair(&p.dir, "server", &c, &k).unwrap();
+    replace_server_cert(&p, 40);
     assert!(Command::new("kill")
         .arg("-HUP")
         .arg(child.id().to_string())
