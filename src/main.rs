@@ -534,7 +534,7 @@ fn run(
                     tls_addr.port()
                 );
                 println!(
-                    "  cargo run -p portcullis-tools --bin fixclient -- --connect {tls_addr} --tls --ca {} --cert {} --key {} --sender {} --target {} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
+                    "  cargo run -p portcullis-tools --bin fixclient -- --connect {tls_addr} --tls --ca {} --cert {} --key {} --sender {} --target {}{sign} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
                     pki.ca.display(),
                     pki.client_cert.display(),
                     pki.client_key.display(),

@@ -778,7 +778,7 @@ mod tests {
     #[test]
     fn unauthenticated_logons_only_on_loopback() {
         let open =
-            "[[listener]]\naddress = \"0.0.0.0:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n";
+            "[[listener]]\naddress = \"0.0.0.0:9878\"\nallow_plaintext = true\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n";
         let e = Config::parse(open, "t.toml").unwrap_err();
         assert_eq!(e.key, "auth");
         let e = Config::parse(

@@ -388,7 +388,8 @@ fn an_expired_certificate_is_refused_at_load() {
 
 #[test]
 fn plaintext_off_loopback_needs_allow_plaintext() {
-    let text = "[[listener]]\naddress = \"0.0.0.0:0\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n";
+    // Off loopback, logons must also be signed (an [auth] section); this test is about TLS.
+    let text = "[[listener]]\naddress = \"0.0.0.0:0\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n[auth]\nkey_store = \"k\"\nmaster_key = { provider = \"env\", var = \"PORTCULLIS_TEST_MASTER\" }\n";
     let e = portcullis::config::Config::parse(text, "t.toml").unwrap_err();
     assert_eq!(e.key, "listener[0].tls");
     assert!(e.problem.contains("allow_plaintext"), "{e}");
@@ -745,6 +746,11 @@ tls = {{ ca = {:?}, cert = {:?}, key = {:?}, server_name = "localhost" }}
     assert_eq!(field(&d, 38).as_deref(), Some("100"));
 }
 
+/// A listener off loopback needs signed logons: an `[auth]` section (development file master
+/// key, store and key next to the config file).
+const OFF_LOOPBACK_AUTH: &str =
+    "[auth]\nkey_store = \"keys.store\"\nmaster_key = { provider = \"file\", path = \"master.key\" }\n";
+
 #[test]
 fn check_config_loads_the_tls_files_and_names_an_expired_certificate() {
     let dir = tempfile::tempdir().unwrap();
@@ -756,7 +762,7 @@ fn check_config_loads_the_tls_files_and_names_an_expired_certificate() {
     let old = dev::write_pair(&p.dir, "stale", &c, &k).unwrap();
     let listener = |cert: &Path, key: &Path| {
         format!(
-            "[[listener]]\naddress = \"0.0.0.0:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n{SESSIONS}{}",
+            "[[listener]]\naddress = \"0.0.0.0:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n{SESSIONS}{}{OFF_LOOPBACK_AUTH}",
             cert.display().to_string(),
             key.display().to_string(),
             util::sim("fill")
@@ -796,11 +802,35 @@ fn run_warns_about_a_plaintext_listener_off_loopback() {
     std::fs::write(
         &file,
         format!(
-            "[gateway]\nbusy_poll = false\n[[listener]]\naddress = \"0.0.0.0:0\"\nallow_plaintext = true\n{SESSIONS}{}",
-            util::sim("fill")
+            "[gateway]\nbusy_poll = false\n[[listener]]\naddress = \"0.0.0.0:0\"\nallow_plaintext = true\n{SESSIONS}{}[auth]\nkey_store = {:?}\nmaster_key = {{ provider = \"file\", path = {:?} }}\n",
+            util::sim("fill"),
+            dir.path().join("keys.store").display().to_string(),
+            dir.path().join("master.key").display().to_string(),
         ),
     )
     .unwrap();
+    // Off loopback, logons must be signed: the store needs a key before the gateway starts.
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "keys",
+            "add",
+            "k1",
+            "--comp-id",
+            "CLIENT1",
+            "--allow",
+            "0.0.0.0/0",
+        ])
+        .arg("--secret-out")
+        .arg(dir.path().join("k1.secret"))
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["run", "--config"])
         .arg(&file)
@@ -871,8 +901,24 @@ fn the_embedded_default_speaks_mtls_out_of_the_box() {
         ),
     )
     .unwrap();
+    // The embedded default also requires signed logons: the TLS hint names the development
+    // key and its secret file like the plaintext one.
+    let tls_hint = printed
+        .lines()
+        .find(|l| l.contains("fixclient") && l.contains("--tls"))
+        .unwrap_or_else(|| panic!("no fixclient --tls hint in {printed}"));
+    let word_after = |flag: &str| {
+        let mut w = tls_hint.split_whitespace();
+        w.by_ref().find(|x| *x == flag);
+        w.next()
+            .unwrap_or_else(|| panic!("{flag} in {tls_hint}"))
+            .to_string()
+    };
+    let key_id = word_after("--key-id");
+    let secret =
+        portcullis::auth::admin::read_secret_file(Path::new(&word_after("--secret-file"))).unwrap();
     let mut c = Client::over(Box::new(s), "FIX.4.4", "CLIENT1", "PORTCULLIS");
-    c.logon(30);
+    c.signed_logon(&key_id, &secret);
     c.send("D", &nos("E1", "AAPL", "1", "100", Some("10.5")));
     assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
     // Without the client certificate: refused.
