@@ -16,12 +16,26 @@ pub struct Running {
     hot: Option<JoinHandle<()>>,
     journal: Option<JoinHandle<()>>,
     journal_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The control socket thread (`<data_dir>/control.sock`, `portcullis ctl`).
+    control: Option<JoinHandle<()>>,
 }
 
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
 pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
     let (mut engine, handle) = Engine::new(cfg, clock)?;
     let journal_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let control = crate::ctl::serve(
+        &cfg.gateway.data_dir,
+        handle.commands.clone(),
+        handle.session_keys.clone(),
+        journal_stop.clone(),
+    )
+    .map_err(|e| {
+        StartError(format!(
+            "control socket {}: {e}",
+            cfg.gateway.data_dir.join(crate::ctl::SOCKET).display()
+        ))
+    })?;
     let jt = JournalThread {
         data_dir: cfg.gateway.data_dir.clone(),
         flush_interval: Duration::from_millis(cfg.gateway.flush_interval_ms),
@@ -55,6 +69,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         hot: Some(hot),
         journal: Some(journal),
         journal_stop,
+        control: Some(control),
     })
 }
 
@@ -72,6 +87,9 @@ impl Running {
         }
         self.journal_stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.journal.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.control.take() {
             let _ = h.join();
         }
     }

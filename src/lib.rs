@@ -29,6 +29,7 @@
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod ctl;
 pub mod design;
 pub mod engine;
 pub mod fix;

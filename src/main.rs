@@ -37,6 +37,8 @@ enum Cmd {
     },
     /// Validate a configuration file and exit.
     CheckConfig { config: PathBuf },
+    /// Risk controls of a running gateway: kill, unkill, enable-account, limits, risk show.
+    Ctl(Box<portcullis::ctl::CtlArgs>),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             blocking,
             listen,
         } => run(config, data_dir, blocking, listen),
+        Cmd::Ctl(args) => ExitCode::from(args.run()),
     }
 }
 

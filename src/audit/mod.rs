@@ -109,6 +109,86 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         Event::JournalError { key, at } => {
             format!("{} journal-error order-slot={}", ts(*at), key.0)
         }
+        Event::RiskRejected {
+            session,
+            account,
+            reason,
+            at,
+        } => {
+            let mut text = [0u8; 128];
+            let n = reason.write_text(&mut text);
+            format!(
+                "{} risk-reject session={} account={:?} reason={:?}",
+                ts(*at),
+                sname(session),
+                account.as_str(),
+                String::from_utf8_lossy(text.get(..n).unwrap_or_default())
+            )
+        }
+        Event::Kill {
+            target,
+            on,
+            orders,
+            seq,
+            at,
+        } => format!(
+            "{} {} scope={} orders-canceled={orders} control-seq={seq}",
+            ts(*at),
+            if *on { "kill" } else { "unkill" },
+            target_name(target, sessions)
+        ),
+        Event::LimitsChanged {
+            account,
+            change,
+            temporary,
+            expired,
+            seq,
+            at,
+        } => format!(
+            "{} limits-changed account={:?} change={change} {} control-seq={seq}",
+            ts(*at),
+            account.as_str(),
+            if *expired {
+                "temporary-raise-expired"
+            } else if *temporary {
+                "temporary"
+            } else {
+                "permanent"
+            }
+        ),
+        Event::AccountEnabled { account, seq, at } => format!(
+            "{} account-enabled account={:?} control-seq={seq}",
+            ts(*at),
+            account.as_str()
+        ),
+        Event::ReconciliationMismatch {
+            account,
+            venue,
+            what,
+            at,
+        } => format!(
+            "{} ALERT reconciliation-mismatch account={:?} venue={} what={what:?} action=account-killed",
+            ts(*at),
+            account.as_str(),
+            vname(venue)
+        ),
+    }
+}
+
+/// A kill scope as text: `global`, `account:A`, `symbol:S`, `session:NAME`.
+pub fn target_name(t: &crate::handoff::KillTarget, sessions: &[String]) -> String {
+    use crate::handoff::KillTarget;
+    match t {
+        KillTarget::Global => "global".into(),
+        KillTarget::Account(a) => format!("account:{}", a.as_str()),
+        KillTarget::Symbol(s) => format!("symbol:{}", s.as_str()),
+        KillTarget::Session(i) => format!(
+            "session:{}",
+            sessions
+                .get(*i as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{i}"))
+        ),
     }
 }
 

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod limits;
+pub mod risk;
+
+pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 
 use crate::fix::BeginString;
 
@@ -51,6 +54,15 @@ pub struct Config {
     /// Throttle tiers. Absent: the stock tiers `standard`, `professional`, `institutional`.
     #[serde(default, rename = "tier")]
     pub tiers: Vec<TierCfg>,
+    /// Trading accounts and their pre-trade limits (RISK-1/2). An order for an account not
+    /// listed is rejected.
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<AccountCfg>,
+    /// Tradable symbols (tick size, restricted flag, reference price).
+    #[serde(default, rename = "symbol")]
+    pub symbols: Vec<SymbolCfg>,
+    #[serde(default)]
+    pub risk: RiskCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -525,6 +537,7 @@ impl Config {
                 ));
             }
         }
+        self.risk_tables(file)?;
         Ok(())
     }
 }
@@ -574,6 +587,67 @@ default_account = "ACC-CLIENT42"
 name = "SIM"
 kind = "sim"
 behaviour = "fill"
+
+# Pre-trade risk (demo limits). Orders for other accounts or symbols are rejected.
+[[account]]
+name = "ACC-CLIENT1"
+max_order_qty = 10000
+max_order_notional = 1000000
+collar_bps = 1000
+reference_max_age_ms = 60000
+credit_limit = 10000000
+max_long = 100000
+max_short = 100000
+max_open_orders = 1000
+ord_types = ["market", "limit"]
+time_in_force = ["day", "gtc", "ioc", "fok"]
+duplicate_window_ms = 0
+max_msgs = 1000
+rate_period_ms = 1000
+
+[[account]]
+name = "ACC-CLIENT2"
+max_order_qty = 10000
+max_order_notional = 1000000
+collar_bps = 1000
+reference_max_age_ms = 60000
+credit_limit = 10000000
+max_long = 100000
+max_short = 100000
+max_open_orders = 1000
+ord_types = ["market", "limit"]
+time_in_force = ["day", "gtc", "ioc", "fok"]
+duplicate_window_ms = 0
+max_msgs = 1000
+rate_period_ms = 1000
+
+[[account]]
+name = "ACC-CLIENT42"
+max_order_qty = 10000
+max_order_notional = 1000000
+collar_bps = 1000
+reference_max_age_ms = 60000
+credit_limit = 10000000
+max_long = 100000
+max_short = 100000
+max_open_orders = 1000
+ord_types = ["market", "limit"]
+time_in_force = ["day", "gtc", "ioc", "fok"]
+duplicate_window_ms = 0
+max_msgs = 1000
+rate_period_ms = 1000
+
+[[symbol]]
+symbol = "AAPL"
+tick_size = "0.01"
+reference_price = "10.50"
+reference_source = "config"
+
+[[symbol]]
+symbol = "MSFT"
+tick_size = "0.01"
+reference_price = "300"
+reference_source = "config"
 "#;
 
 #[cfg(test)]
@@ -597,6 +671,28 @@ mod tests {
             "example shows the defaults"
         );
         assert_eq!(c.gateway.segment_bytes, Gateway::default().segment_bytes);
+    }
+
+    #[test]
+    fn a_missing_account_limit_is_an_error_naming_the_key() {
+        let base = EMBEDDED_DEFAULT.replacen("credit_limit = 10000000\n", "", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "account[0].credit_limit", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("collar_bps = 1000\n", "", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "account[0].collar_bps", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("max_order_qty = 10000", "max_order_qty = 0", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "account[0].max_order_qty", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("\"ioc\", ", "\"ioc\", \"gtd\", ", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "account[0].time_in_force", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("tick_size = \"0.01\"", "tick_size = 0", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "symbol[0].tick_size", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("reference_price = \"10.50\"\n", "", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "symbol[0].reference_price", "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod exec;
+pub mod risk;
 pub mod stores;
 pub mod venues;
 
@@ -63,6 +64,8 @@ pub struct SessionSlot {
     pub abuse: AbuseDetector,
     /// Stable name (`FIX.4.4-OUR-THEIR`), used for stores and persisted throttle state.
     pub key: String,
+    /// Kill switch of this session's key: new orders and replaces refused.
+    pub killed: bool,
 }
 
 /// A venue the router can choose.
@@ -109,6 +112,8 @@ pub struct Engine {
     pub(crate) venues: Vec<VenueSlot>,
     pub(crate) router: Router,
     pub(crate) throttle: Arc<ThrottleTable>,
+    /// Pre-trade risk state of every configured account (RISK-1/2).
+    pub(crate) risk: crate::risk::RiskCore,
     clock: Clock,
     pub(crate) counters: Arc<Counters>,
     ring: EventRing,
@@ -223,6 +228,7 @@ impl Engine {
                 cancel_on_disconnect: s.cancel_on_disconnect,
                 abuse: AbuseDetector::new(AbuseConfig::default()),
                 key: key.clone(),
+                killed: false,
             });
         }
         let mut venues = Vec::new();
@@ -336,6 +342,9 @@ impl Engine {
         .map_err(|e| start_err("throttle daily state", e))?;
         let journal = Journal::open(&data.join("journal"), gw.segment_bytes)
             .map_err(|e| start_err("order journal", e))?;
+        let risk = cfg
+            .risk_core(now)
+            .map_err(|e| StartError(format!("risk: {e}")))?;
         let (cmd_tx, cmd_rx) = command_channel();
         let counters = Arc::new(Counters::default());
         let ring = EventRing::new(gw.event_ring);
@@ -354,6 +363,7 @@ impl Engine {
             venues,
             router: Router::new(names, rules),
             throttle: throttle.clone(),
+            risk,
             clock,
             counters: counters.clone(),
             ring: ring.clone(),
@@ -387,17 +397,23 @@ impl Engine {
     fn recover(&mut self) {
         let tags: Vec<u64> = self.sessions.iter().map(|s| s.tag).collect();
         let mut restored = Vec::new();
+        // The newest snapshot of every order ever journaled: executed notional and positions.
+        let mut executions: std::collections::HashMap<u64, (crate::order::Order, i128)> =
+            std::collections::HashMap::new();
         for (key, tag, mut order) in self.journal.replay() {
             order.session = match tags.iter().position(|t| *t == tag) {
                 Some(i) => SessionId(i as u32),
                 None => SessionId(u32::MAX), // session no longer configured: kept for the record
             };
+            executions.insert(order.order_id, (order, order.filled_notional));
             restored.push((key, order));
         }
         for (key, order) in restored {
             self.orders.restore(key, order);
         }
         self.orders.finish_restore();
+        let executions: Vec<_> = executions.into_values().collect();
+        self.restore_risk(&executions);
         // An in-process venue lost its book with the process: put the open orders back.
         let mut keys = Vec::new();
         for k in 0..self.orders.capacity() as u32 {
@@ -484,10 +500,12 @@ impl Engine {
             self.last_timer = now;
             self.on_timers(now);
             self.venue_timers(now);
+            self.drain_limit_reverts(now);
         }
         if let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Shutdown => self.begin_shutdown(),
+                Command::Control(call) => self.on_control(call, now),
             }
         }
         self.flush_dirty(now);

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::model::{CompId, Nanos, OrderKey, SessionId};
+use crate::model::{Account, CompId, Nanos, OrderKey, SessionId};
+
+pub mod control;
+pub use control::{ControlCall, ControlReply, ControlRequest, KillTarget};
 
 /// Something the cold side should know about (journal, audit, monitoring).
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +61,46 @@ pub enum Event {
         key: OrderKey,
         at: Nanos,
     },
+    /// A pre-trade risk check refused a new order or a replace.
+    RiskRejected {
+        session: SessionId,
+        account: Account,
+        reason: crate::risk::Reason,
+        at: Nanos,
+    },
+    /// A kill switch was set (`on`) or released; `orders` open orders were sent cancels.
+    /// `seq` matches the control audit record (0: not from a control request).
+    Kill {
+        target: KillTarget,
+        on: bool,
+        orders: u32,
+        seq: u64,
+        at: Nanos,
+    },
+    /// An account's limits changed (a control request, or a temporary raise that expired).
+    LimitsChanged {
+        account: Account,
+        /// The risk core's change number.
+        change: u64,
+        temporary: bool,
+        expired: bool,
+        seq: u64,
+        at: Nanos,
+    },
+    /// An account disabled by the message rate limit was enabled again.
+    AccountEnabled {
+        account: Account,
+        seq: u64,
+        at: Nanos,
+    },
+    /// Reconciliation found an order at a venue that the gateway did not accept from a client:
+    /// the account's kill switch is now on.
+    ReconciliationMismatch {
+        account: Account,
+        venue: u16,
+        what: &'static str,
+        at: Nanos,
+    },
 }
 
 /// Hot → cold events.
@@ -79,10 +122,15 @@ impl EventRing {
 }
 
 /// Cold → hot commands.
+// Control requests are large next to Shutdown; kept inline (the bounded channel's slots are
+// preallocated) rather than boxed, which would put a free on the gateway thread.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Command {
     /// Log every session out, flush the stores and stop the loop.
     Shutdown,
+    /// A risk control action (kill, unkill, enable, limits, show), answered on `reply`.
+    Control(ControlCall),
 }
 
 pub type CommandSender = crossbeam_channel::Sender<Command>;

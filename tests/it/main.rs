@@ -8,6 +8,7 @@ mod badinput;
 mod cli;
 mod orders;
 mod recovery;
+mod risk;
 mod throttle;
 mod util;
 mod venue;
