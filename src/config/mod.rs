@@ -210,6 +210,11 @@ pub struct SessionCfg {
     /// Per-session replacement of the tier's limits for other messages.
     #[serde(default)]
     pub other_limits: Option<LimitsCfg>,
+    /// Drop copy (15c3-5 (c)(2)(iv)): a non-empty list makes this a read-only session that
+    /// receives a copy of every ExecutionReport for these accounts (each a configured
+    /// `[[account]]`); its application messages are refused with a BusinessMessageReject.
+    #[serde(default)]
+    pub drop_copy_accounts: Vec<String>,
 }
 
 fn default_hb_min() -> u32 {
@@ -538,6 +543,16 @@ impl Config {
             }
         }
         self.risk_tables(file)?;
+        for (i, s) in self.sessions.iter().enumerate() {
+            for a in &s.drop_copy_accounts {
+                if !self.accounts.iter().any(|x| x.name == *a) {
+                    return Err(err(
+                        format!("session[{i}].drop_copy_accounts"),
+                        format!("{a:?} is not a configured [[account]]"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -690,6 +705,13 @@ mod tests {
         let base = EMBEDDED_DEFAULT.replacen("tick_size = \"0.01\"", "tick_size = 0", 1);
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "symbol[0].tick_size", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen(
+            "default_account = \"ACC-CLIENT2\"",
+            "drop_copy_accounts = [\"ACC-NOPE\"]",
+            1,
+        );
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "session[1].drop_copy_accounts", "{e}");
         let base = EMBEDDED_DEFAULT.replacen("reference_price = \"10.50\"\n", "", 1);
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "symbol[0].reference_price", "{e}");

@@ -41,6 +41,7 @@ mod business_reject_reason {
     /// FIX 5.0 SP2 value, used by Portcullis on 4.2/4.4 sessions too (fix-specs).
     pub const THROTTLE_LIMIT_EXCEEDED: u32 = 8;
     pub const CONDITIONALLY_REQUIRED_FIELD_MISSING: u32 = 5;
+    pub const APPLICATION_NOT_AVAILABLE: u32 = 4;
 }
 
 /// Why an order instruction was refused before it reached a venue.
@@ -201,6 +202,20 @@ impl Engine {
                 return self.throttled(s, msg, limit, retry_after_ms, now);
             }
         }
+        if msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT
+            && self
+                .sessions
+                .get(s)
+                .is_some_and(|slot| !slot.drop_copy.is_empty())
+        {
+            return self.business_reject(
+                s,
+                msg,
+                business_reject_reason::APPLICATION_NOT_AVAILABLE,
+                b"drop copy session is read-only",
+                now,
+            );
+        }
         match msg.msg_type() {
             MsgType::NEW_ORDER_SINGLE => self.on_new_order(s, msg, now),
             MsgType::ORDER_CANCEL_REQUEST => self.on_cancel(s, msg, now),
@@ -346,6 +361,38 @@ impl Engine {
         });
         if let Some(c) = c {
             self.mark_dirty(c);
+        }
+        if !self.drop_copies.is_empty() {
+            self.drop_copy(order, e, now);
+        }
+    }
+
+    /// Drop copy: the same ExecutionReport to every drop-copy session of the order's account
+    /// (stored for resend like any message of those sessions).
+    fn drop_copy(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
+        let exec_id = u64::from(order.exec_seq);
+        for i in 0..self.drop_copies.len() {
+            let Some(&dc) = self.drop_copies.get(i) else {
+                continue;
+            };
+            if dc == order.session.0 as usize
+                || !self
+                    .sessions
+                    .get(dc)
+                    .is_some_and(|slot| slot.drop_copy.contains(&order.account))
+            {
+                continue;
+            }
+            let Some((slot, out, c)) = self.session_and_out(dc) else {
+                continue;
+            };
+            let v = slot.begin;
+            let _ = slot.session.send_app(b"8", now, out, |w| {
+                exec::execution_report(w, v, order, e, exec_id, now)
+            });
+            if let Some(c) = c {
+                self.mark_dirty(c);
+            }
         }
     }
 

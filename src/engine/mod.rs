@@ -66,6 +66,9 @@ pub struct SessionSlot {
     pub key: String,
     /// Kill switch of this session's key: new orders and replaces refused.
     pub killed: bool,
+    /// Drop copy: the accounts whose ExecutionReports this read-only session receives (empty:
+    /// a trading session).
+    pub drop_copy: Vec<Account>,
 }
 
 /// A venue the router can choose.
@@ -114,6 +117,8 @@ pub struct Engine {
     pub(crate) throttle: Arc<ThrottleTable>,
     /// Pre-trade risk state of every configured account (RISK-1/2).
     pub(crate) risk: crate::risk::RiskCore,
+    /// Indices of the drop-copy sessions.
+    pub(crate) drop_copies: Vec<usize>,
     clock: Clock,
     pub(crate) counters: Arc<Counters>,
     ring: EventRing,
@@ -229,6 +234,11 @@ impl Engine {
                 abuse: AbuseDetector::new(AbuseConfig::default()),
                 key: key.clone(),
                 killed: false,
+                drop_copy: s
+                    .drop_copy_accounts
+                    .iter()
+                    .filter_map(|a| Account::new(a.as_bytes()))
+                    .collect(),
             });
         }
         let mut venues = Vec::new();
@@ -364,6 +374,7 @@ impl Engine {
             router: Router::new(names, rules),
             throttle: throttle.clone(),
             risk,
+            drop_copies: Vec::new(),
             clock,
             counters: counters.clone(),
             ring: ring.clone(),
@@ -380,6 +391,14 @@ impl Engine {
             refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
             gw,
         };
+        engine.drop_copies = (0..engine.sessions.len())
+            .filter(|&i| {
+                engine
+                    .sessions
+                    .get(i)
+                    .is_some_and(|s| !s.drop_copy.is_empty())
+            })
+            .collect();
         engine.recover();
         let handle = EngineHandle {
             counters,

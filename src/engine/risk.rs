@@ -191,11 +191,15 @@ impl Engine {
             .undo_replace(&before.account, &before.symbol, before.side, from, to);
     }
 
-    /// The simulated venue's last trade (or book mid) for `symbol` is the newest reference.
+    /// The simulated venue's last trade (or book mid) for `symbol` becomes the reference when
+    /// it changed: an unchanged price is no new information and must not look fresh (fills
+    /// refresh it in [`Engine::risk_fill`]).
     #[inline]
     pub(crate) fn reference_from_sim(&mut self, symbol: &Symbol, price: Option<Price>, now: Nanos) {
         if let Some(p) = price {
-            let _ = self.risk.set_reference(symbol, p, now);
+            if self.risk.reference(symbol).map(|r| r.0) != Some(p) {
+                let _ = self.risk.set_reference(symbol, p, now);
+            }
         }
     }
 

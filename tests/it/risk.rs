@@ -735,3 +735,103 @@ fn reservations_and_executions_survive_a_restart() {
     }
     assert_eq!(exposure(&gw, "R1"), ("5050".into(), "990".into(), 1));
 }
+
+#[test]
+fn venue_trades_move_the_reference_price_and_a_quiet_symbol_goes_stale() {
+    let gw = gateway(
+        &sim("book"),
+        &[
+            account("R1", &[("reference_max_age_ms", "1500")]),
+            account("R2", &[("reference_max_age_ms", "1500")]),
+        ],
+    );
+    let mut c1 = client(&gw, "CLIENT1");
+    let mut c2 = client(&gw, "CLIENT2");
+    // Collar ±5 % around the configured starting reference 50: 54.5 is outside.
+    assert_rejected(
+        &order(&mut c1, &nos("F0", "STALE", "1", "1", Some("54.5"))),
+        "0",
+        "price outside collar: 54.50 not in [47.50, 52.50]",
+    );
+    assert_accepted(&order(&mut c1, &nos("F1", "STALE", "1", "1", Some("52"))));
+    assert_accepted(&order(&mut c2, &nos("F2", "STALE", "2", "1", Some("52"))));
+    assert_eq!(field(&c2.expect("8"), 39).as_deref(), Some("2"));
+    assert_eq!(field(&c1.expect("8"), 39).as_deref(), Some("2"));
+    // The trade at 52 is the reference now: 54.5 is inside ±5 %.
+    assert_accepted(&order(&mut c1, &nos("F3", "STALE", "1", "1", Some("54.5"))));
+    // No trade since: the reference ages out and orders needing it are refused.
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_rejected(
+        &order(&mut c1, &nos("F4", "STALE", "1", "1", Some("52"))),
+        "0",
+        "reference price stale: ",
+    );
+}
+
+#[test]
+fn a_drop_copy_session_gets_every_report_of_its_accounts_and_cannot_trade() {
+    let dc = "[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"DROP\"\ndrop_copy_accounts = [\"R1\"]\n";
+    let gw = start(&format!(
+        "{RISK_SESSIONS}{dc}{}\n{}\n{}\n{SYMBOLS}",
+        sim("fill"),
+        account("R1", &[]),
+        account("R2", &[])
+    ));
+    let mut d = client(&gw, "DROP");
+    let mut c1 = client(&gw, "CLIENT1");
+    let mut c2 = client(&gw, "CLIENT2");
+    assert_accepted(&order(&mut c1, &nos("DC1", "AAPL", "1", "5", Some("100"))));
+    c1.expect("8");
+    assert_accepted(&order(&mut c2, &nos("DC2", "AAPL", "1", "5", Some("100"))));
+    c2.expect("8");
+    assert_rejected(
+        &order(&mut c1, &nos("DC3", "AAPL", "1", "5000", Some("100"))),
+        "3",
+        "max order quantity exceeded",
+    );
+    let copies: Vec<(String, String)> = (0..3)
+        .map(|_| {
+            let m = d.expect("8");
+            assert_eq!(field(&m, 1).as_deref(), Some("R1"), "{}", show_msg(&m));
+            (field(&m, 11).unwrap(), field(&m, 39).unwrap())
+        })
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            ("DC1".to_string(), "0".to_string()),
+            ("DC1".into(), "2".into()),
+            ("DC3".into(), "8".into())
+        ]
+    );
+    // Nothing of R2's.
+    while let Some(m) = d.recv_timeout(Duration::from_millis(300)) {
+        assert_ne!(field(&m, 35).as_deref(), Some("8"), "{}", show_msg(&m));
+    }
+    // Read-only: an order is refused with a BusinessMessageReject.
+    d.send("D", &nos("NO", "AAPL", "1", "1", Some("100")));
+    let j = d.expect("j");
+    assert_eq!(field(&j, 380).as_deref(), Some("4"));
+    assert_eq!(
+        field(&j, 58).as_deref(),
+        Some("drop copy session is read-only")
+    );
+    // Copies made while the drop copy is away are stored and resent.
+    let next = d.seq;
+    drop(d);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_accepted(&order(&mut c1, &nos("DC4", "AAPL", "1", "5", Some("100"))));
+    let mut d = Client::connect(gw.addr, "FIX.4.4", "DROP", "GW");
+    d.seq = next;
+    d.logon(30);
+    d.send("2", "7=1|16=0");
+    let mut resent = false;
+    while let Some(m) = d.recv_timeout(Duration::from_secs(2)) {
+        if field(&m, 35).as_deref() == Some("8") && field(&m, 11).as_deref() == Some("DC4") {
+            assert_eq!(field(&m, 43).as_deref(), Some("Y"));
+            resent = true;
+            break;
+        }
+    }
+    assert!(resent, "the copy of DC4 was not resent");
+}
