@@ -271,6 +271,7 @@ impl Engine {
     /// Expired temporary raises were reverted by the risk core: audit them.
     #[cold]
     pub(crate) fn drain_limit_reverts(&mut self, now: Nanos) {
+        self.risk.expire_raises(now);
         let ring = &self.ring;
         let counters = &self.counters;
         self.risk.drain_limit_changes(|c| {

@@ -210,6 +210,9 @@ pub struct RiskCore {
     changes_dropped: u64,
     change_seq: u64,
     anomalies: u64,
+    /// The earliest end of a temporary raise (`None`: no raise running), so that
+    /// [`RiskCore::expire_raises`] scans only when one is due.
+    next_expiry: Option<Nanos>,
 }
 
 /// Reject paths are cold: the accept path is the one that must be fast.
@@ -302,6 +305,7 @@ impl RiskCore {
             changes_dropped: 0,
             change_seq: 0,
             anomalies: 0,
+            next_expiry: None,
         })
     }
 
@@ -763,7 +767,7 @@ impl RiskCore {
                 st.raise_until = None;
             }
         }
-        Ok(LimitChange {
+        let change = LimitChange {
             seq,
             account: st.account,
             before,
@@ -771,7 +775,35 @@ impl RiskCore {
             reason,
             at: now,
             expires_at: until,
-        })
+        };
+        if let Some(t) = until {
+            self.next_expiry = Some(self.next_expiry.map_or(t, |n| n.min(t)));
+        }
+        Ok(change)
+    }
+
+    /// Reverts every temporary raise that ended by `now`, even for accounts that send nothing
+    /// (the next check of an account would revert it too). Cheap when none is due: call it
+    /// from a timer. The reverts are collected with [`RiskCore::drain_limit_changes`].
+    pub fn expire_raises(&mut self, now: Nanos) {
+        if self.next_expiry.is_none_or(|t| now < t) {
+            return;
+        }
+        let mut next: Option<Nanos> = None;
+        for st in &mut self.states {
+            match st.raise_until {
+                Some(t) if now >= t => revert_raise(
+                    st,
+                    now,
+                    &mut self.changes,
+                    &mut self.changes_dropped,
+                    &mut self.change_seq,
+                ),
+                Some(t) => next = Some(next.map_or(t, |n| n.min(t))),
+                None => {}
+            }
+        }
+        self.next_expiry = next;
     }
 
     /// Hands every pending limit-change record (expired raises) to `f`, oldest first. The
