@@ -6,6 +6,7 @@
 //! the number of lost events is written to the log (the counter `EventRingFull`).
 
 pub mod daily;
+pub mod switches;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -227,18 +228,33 @@ impl JournalThread {
             .name("portcullis-journal".into())
             .spawn(move || {
                 let mut out = BufWriter::new(file);
+                let switches_path = self.data_dir.join(switches::FILE);
+                let mut switches = switches::Switches::load(&switches_path).unwrap_or_default();
+                let keys: Vec<String> = self
+                    .throttle
+                    .as_ref()
+                    .map(|(_, k)| k.clone())
+                    .unwrap_or_default();
                 let mut reported_drops = 0;
                 let mut last_sync = crate::clock::monotonic();
                 loop {
                     let stopping = stop.load(Ordering::Relaxed);
                     let mut n = 0;
+                    let mut switched = false;
                     while let Some(e) = ring.pop() {
                         let _ = writeln!(
                             out,
                             "{}",
                             render(&e, &self.session_names, &self.venue_names)
                         );
+                        switched |= switches.apply(&e, &keys);
                         n += 1;
+                    }
+                    if switched {
+                        if let Err(e) = switches.save(&switches_path) {
+                            let now = ts(crate::clock::system_utc());
+                            let _ = writeln!(out, "{now} risk-switches-not-saved error={e}");
+                        }
                     }
                     let drops = counters.get(Counter::EventRingFull);
                     if drops > reported_drops {

@@ -352,9 +352,33 @@ impl Engine {
         .map_err(|e| start_err("throttle daily state", e))?;
         let journal = Journal::open(&data.join("journal"), gw.segment_bytes)
             .map_err(|e| start_err("order journal", e))?;
-        let risk = cfg
+        let mut risk = cfg
             .risk_core(now)
             .map_err(|e| StartError(format!("risk: {e}")))?;
+        // Kill switches and rate-limit trips survive a restart.
+        let switches =
+            crate::audit::switches::Switches::load(&data.join(crate::audit::switches::FILE))
+                .map_err(|e| start_err("risk switches", e))?;
+        for line in &switches.0 {
+            let (kind, name) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            let account = Account::new(name.as_bytes());
+            let _ = match (kind, account) {
+                ("global", _) => risk.kill(crate::risk::KillScope::Global),
+                ("account", Some(a)) => risk.kill(crate::risk::KillScope::Account(a)),
+                ("disabled", Some(a)) => risk.disable_account(&a),
+                ("symbol", _) => match crate::model::Symbol::new(name.as_bytes()) {
+                    Some(s) => risk.kill(crate::risk::KillScope::Symbol(s)),
+                    None => Ok(()),
+                },
+                ("session", _) => {
+                    if let Some(slot) = sessions.iter_mut().find(|s| s.key == name) {
+                        slot.killed = true;
+                    }
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+        }
         let (cmd_tx, cmd_rx) = command_channel();
         let counters = Arc::new(Counters::default());
         let ring = EventRing::new(gw.event_ring);

@@ -705,6 +705,13 @@ impl RiskCore {
         self.global_kill || account_killed || symbol_killed
     }
 
+    /// Disables an account as a message-rate trip does (recovery of a trip before a restart);
+    /// only [`RiskCore::enable_account`] re-enables it.
+    pub fn disable_account(&mut self, acct: &Account) -> Result<(), RiskError> {
+        self.state_mut(acct)?.disabled = true;
+        Ok(())
+    }
+
     /// Re-enables an account the message rate limit disabled, with a fresh rate window.
     pub fn enable_account(&mut self, acct: &Account) -> Result<(), RiskError> {
         let st = self.state_mut(acct)?;

@@ -835,3 +835,86 @@ fn a_drop_copy_session_gets_every_report_of_its_accounts_and_cannot_trade() {
     }
     assert!(resent, "the copy of DC4 was not resent");
 }
+
+#[test]
+fn kill_switches_and_rate_trips_survive_a_restart() {
+    let cfg = format!(
+        "{RISK_SESSIONS}{}\n{}\n{}\n{SYMBOLS}",
+        sim("ack"),
+        account("R1", &[]),
+        account("R2", &[("max_msgs", "1")])
+    );
+    let gw = start(&cfg);
+    let mut c2 = client(&gw, "CLIENT2");
+    assert_accepted(&order(&mut c2, &nos("Q1", "AAPL", "1", "1", Some("100"))));
+    assert_rejected(
+        &order(&mut c2, &nos("Q2", "AAPL", "1", "1", Some("100"))),
+        "3",
+        "message rate limit exceeded",
+    );
+    for args in [
+        ["kill", "--account", "R1"],
+        ["kill", "--symbol", "STALE"],
+        ["kill", "--session", "CLIENT1"],
+    ] {
+        let mut a = args.to_vec();
+        a.extend(["--by", "alice", "--reason", "incident 7"]);
+        let (code, v) = ctl(&gw, &a);
+        assert_eq!(code, 0, "{v}");
+    }
+    let s1 = c2.seq;
+    drop(c2);
+    let Gw { running, dir, .. } = gw;
+    running.stop();
+    let gw = start_in(dir, &cfg);
+    let st = show(&gw, "R1");
+    assert_eq!(st["killed"], true, "{st}");
+    assert_eq!(show(&gw, "R2")["disabled"], true);
+    let log = std::fs::read_to_string(gw.dir.path().join("risk-switches.state")).unwrap();
+    assert!(
+        log.contains("symbol STALE") && log.contains("session FIX.4.4-GW-CLIENT1"),
+        "{log}"
+    );
+    let mut c2 = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
+    c2.seq = s1;
+    c2.logon(30);
+    assert_rejected(
+        &order(&mut c2, &nos("Q3", "AAPL", "1", "1", Some("100"))),
+        "0",
+        "account disabled by message rate limit",
+    );
+    let (code, v) = ctl(
+        &gw,
+        &[
+            "unkill",
+            "--session",
+            "CLIENT1",
+            "--by",
+            "alice",
+            "--reason",
+            "done",
+        ],
+    );
+    assert_eq!(
+        (code, v["before"]["killed"].as_bool()),
+        (0, Some(true)),
+        "{v}"
+    );
+    let (code, v) = ctl(
+        &gw,
+        &[
+            "unkill",
+            "--session",
+            "CLIENT1",
+            "--by",
+            "alice",
+            "--reason",
+            "again",
+        ],
+    );
+    assert_eq!(
+        (code, v["before"]["killed"].as_bool()),
+        (0, Some(false)),
+        "{v}"
+    );
+}
