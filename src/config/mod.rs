@@ -215,6 +215,12 @@ pub struct SessionCfg {
     /// `[[account]]`); its application messages are refused with a BusinessMessageReject.
     #[serde(default)]
     pub drop_copy_accounts: Vec<String>,
+    /// Per-key cap on OrderQty(38), checked besides the account's limit (optional).
+    #[serde(default)]
+    pub key_max_order_qty: Option<Decimal>,
+    /// Per-key cap on an order's notional, besides the account's limit (optional).
+    #[serde(default)]
+    pub key_max_order_notional: Option<Decimal>,
 }
 
 fn default_hb_min() -> u32 {

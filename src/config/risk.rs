@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::{Config, ConfigError};
 use crate::model::{Account, Nanos, OrdType, Price, Qty, Symbol, TimeInForce};
 use crate::risk::{
-    BuildError, LimitName, LimitsSpec, Notional, OrdTypeSet, RiskConfig, RiskCore, SymbolSpec,
-    TifSet,
+    BuildError, KeyCaps, LimitName, LimitsSpec, Notional, OrdTypeSet, RiskConfig, RiskCore,
+    SymbolSpec, TifSet,
 };
 
 /// A decimal number in the config: a TOML integer, float or string ("1000000.25"). Strings are
@@ -147,6 +147,8 @@ pub struct RiskTables {
     pub symbols: Vec<SymbolSpec>,
     /// (symbol, price, pinned): reference prices to publish at start.
     pub references: Vec<(Symbol, Price, bool)>,
+    /// Per-key caps, by session index.
+    pub key_caps: Vec<(u32, KeyCaps)>,
 }
 
 fn ord_type_set(v: &[String]) -> Result<OrdTypeSet, String> {
@@ -340,6 +342,47 @@ impl Config {
                 restricted: s.restricted,
             });
         }
+        let mut key_caps = Vec::new();
+        for (i, s) in self.sessions.iter().enumerate() {
+            if s.key_max_order_qty.is_none() && s.key_max_order_notional.is_none() {
+                continue;
+            }
+            let key = |k: &str| format!("session[{i}].{k}");
+            let max_order_qty = match &s.key_max_order_qty {
+                Some(d) => d
+                    .scaled(crate::model::QTY_DECIMALS)
+                    .and_then(|v| i64::try_from(v).ok())
+                    .filter(|v| *v > 0)
+                    .map(Qty)
+                    .ok_or_else(|| {
+                        err(
+                            key("key_max_order_qty"),
+                            format!("{d:?} is not a positive quantity (at most 4 decimals)"),
+                        )
+                    })?,
+                None => Qty(i64::MAX),
+            };
+            let max_order_notional = match &s.key_max_order_notional {
+                Some(d) => d
+                    .scaled(crate::model::PRICE_DECIMALS)
+                    .filter(|v| *v > 0)
+                    .map(Notional)
+                    .ok_or_else(|| {
+                        err(
+                            key("key_max_order_notional"),
+                            format!("{d:?} is not a positive amount (at most 8 decimals)"),
+                        )
+                    })?,
+                None => Notional(i128::MAX / 1_000_000),
+            };
+            key_caps.push((
+                i as u32,
+                KeyCaps {
+                    max_order_qty,
+                    max_order_notional,
+                },
+            ));
+        }
         if self.risk.max_positions == 0 {
             return Err(err(
                 "risk.max_positions".into(),
@@ -356,6 +399,7 @@ impl Config {
             accounts,
             symbols,
             references,
+            key_caps,
         })
     }
 
@@ -365,7 +409,7 @@ impl Config {
         let cfg = RiskConfig {
             accounts: &t.accounts,
             symbols: &t.symbols,
-            key_caps: &[],
+            key_caps: &t.key_caps,
             max_positions: self.risk.max_positions,
             duplicate_slots: self.risk.duplicate_slots,
         };

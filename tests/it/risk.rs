@@ -918,3 +918,35 @@ fn kill_switches_and_rate_trips_survive_a_restart() {
         "{v}"
     );
 }
+
+#[test]
+fn per_key_caps_apply_besides_the_account_limits() {
+    let sessions = RISK_SESSIONS.replace(
+        "default_account = \"R2\"",
+        "default_account = \"R2\"\nkey_max_order_qty = 50\nkey_max_order_notional = \"2000\"",
+    );
+    let gw = start(&format!(
+        "{sessions}{}\n{}\n{}\n{SYMBOLS}",
+        sim("ack"),
+        account("R1", &[]),
+        account("R2", &[])
+    ));
+    let mut c2 = client(&gw, "CLIENT2");
+    assert_rejected(
+        &order(&mut c2, &nos("K1", "AAPL", "1", "60", Some("100"))),
+        "3",
+        "key max order quantity exceeded: 60 > 50",
+    );
+    assert_rejected(
+        &order(&mut c2, &nos("K2", "AAPL", "1", "30", Some("100"))),
+        "3",
+        "key max order notional exceeded: 3000.00 > 2000.00",
+    );
+    assert_accepted(&order(&mut c2, &nos("K3", "AAPL", "1", "20", Some("100"))));
+    // The same account through another key is held only to the account's limits.
+    let mut c1 = client(&gw, "CLIENT1");
+    assert_accepted(&order(
+        &mut c1,
+        &format!("{}|1=R2", nos("K4", "AAPL", "1", "60", Some("100"))),
+    ));
+}
