@@ -519,9 +519,9 @@ impl Server {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    // A client that says nothing for 30 s is dropped; so is any at stop.
+                    // One client at a time: one that says nothing for 5 s is dropped (so is any at stop).
                     idle += 1;
-                    if stop.load(Ordering::Relaxed) || idle > 150 {
+                    if stop.load(Ordering::Relaxed) || idle > 25 {
                         return;
                     }
                 }
