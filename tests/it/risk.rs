@@ -950,3 +950,94 @@ fn per_key_caps_apply_besides_the_account_limits() {
         &format!("{}|1=R2", nos("K4", "AAPL", "1", "60", Some("100"))),
     ));
 }
+
+#[test]
+fn the_control_socket_answers_bad_requests_and_ctl_names_its_problems() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let gw = gateway(&sim("ack"), &[account("R1", &[]), account("R2", &[])]);
+    let sock = gw.dir.path().join("control.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only the gateway's user may steer it");
+    let s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut ask = |line: &str| -> Value {
+        writeln!(w, "{line}").unwrap();
+        let mut a = String::new();
+        r.read_line(&mut a).unwrap();
+        serde_json::from_str(&a).unwrap()
+    };
+    for (req, problem) in [
+        ("not json", "bad request"),
+        (r#"{"op":"launch"}"#, "bad request"),
+        (
+            r#"{"op":"risk-show","account":"R1","bogus":1}"#,
+            "bad request",
+        ),
+        (
+            r#"{"op":"kill","scope":"planet","name":"x","by":"a","reason":"b"}"#,
+            "scope \"planet\"",
+        ),
+        (
+            r#"{"op":"kill","scope":"account","by":"a","reason":"b"}"#,
+            "needs a account name",
+        ),
+        (
+            r#"{"op":"kill","scope":"global","by":"a","reason":" "}"#,
+            "`reason` (why) is required",
+        ),
+        (
+            r#"{"op":"limits-set","account":"R1","limits":{},"by":"a","reason":"b"}"#,
+            "no limit to change",
+        ),
+        (
+            r#"{"op":"limits-set","account":"R1","limits":{"max_msgs":5},"for_ms":0,"by":"a","reason":"b"}"#,
+            "for_ms must be > 0",
+        ),
+        (r#"{"op":"risk-show","account":"NOPE"}"#, "unknown account"),
+    ] {
+        let v = ask(req);
+        assert_eq!(v["ok"], false, "{req}: {v}");
+        let e = v["error"].as_str().unwrap();
+        assert!(e.contains(problem), "{req}: {e}");
+    }
+    // The same connection keeps working.
+    assert_eq!(ask(r#"{"op":"risk-show","account":"R1"}"#)["ok"], true);
+    // The CLI: an unreachable gateway and a missing flag are exit code 2 with a reason.
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "ctl",
+            "--data-dir",
+            "/nonexistent-portcullis",
+            "risk",
+            "show",
+            "--account",
+            "R1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the gateway"));
+    let (code, v) = ctl(&gw, &["kill", "--account", "R1", "--reason", "no who"]);
+    assert_eq!(code, 2, "{v}");
+    assert!(v.to_string().contains("--by"), "{v}");
+    let (code, v) = ctl(
+        &gw,
+        &[
+            "limits",
+            "set",
+            "--account",
+            "R1",
+            "--max-qty",
+            "5",
+            "--until",
+            "5 weeks",
+            "--by",
+            "a",
+            "--reason",
+            "b",
+        ],
+    );
+    assert_eq!(code, 2, "{v}");
+}
