@@ -446,3 +446,22 @@ mod tests {
         assert_eq!(Decimal::Int(7).scaled(8), Some(700_000_000));
     }
 }
+
+/// Tests, benchmarks and demos only: `[[account]]`s with limits far above anything they send
+/// (no duplicate window) and `[[symbol]]`s with a fixed reference price of 100 and a collar
+/// wide enough for any positive price — risk on, nothing refused.
+#[doc(hidden)]
+pub fn permissive_toml(accounts: &[&str], symbols: &[&str]) -> String {
+    let mut s = String::new();
+    for a in accounts {
+        s.push_str(&format!(
+            "[[account]]\nname = \"{a}\"\nmax_order_qty = 1000000000\nmax_order_notional = 1000000000000\ncollar_bps = 100000000\nreference_max_age_ms = 3600000\ncredit_limit = 1000000000000000\nmax_long = 1000000000\nmax_short = 1000000000\nmax_open_orders = 1000000\nord_types = [\"market\", \"limit\"]\ntime_in_force = [\"day\", \"gtc\", \"ioc\", \"fok\"]\nduplicate_window_ms = 0\nmax_msgs = 1000000000\nrate_period_ms = 1000\n\n"
+        ));
+    }
+    for sym in symbols {
+        s.push_str(&format!(
+            "[[symbol]]\nsymbol = \"{sym}\"\ntick_size = \"0.0001\"\nreference_price = 100\nreference_source = \"config\"\n\n"
+        ));
+    }
+    s
+}

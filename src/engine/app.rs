@@ -804,6 +804,7 @@ impl Engine {
                 {
                     o.reserved_price = reserved_before;
                     self.risk_undo_replace(&before);
+                    self.journal_later(key);
                 }
                 let Some(o) = self.orders.get(key) else {
                     return;

@@ -1041,3 +1041,53 @@ fn the_control_socket_answers_bad_requests_and_ctl_names_its_problems() {
     );
     assert_eq!(code, 2, "{v}");
 }
+
+#[test]
+fn a_replace_the_venue_refuses_gives_the_reservation_back() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let venue = format!(
+        "[[venue]]\nname = \"XVEN\"\nkind = \"fix\"\naddress = \"127.0.0.1:{}\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"VENUE\"\nreconnect_ms = 200\n",
+        l.local_addr().unwrap().port()
+    );
+    let gw = gateway(&venue, &[account("R1", &[]), account("R2", &[])]);
+    let (s, _) = l.accept().unwrap();
+    let mut v = Client::from_stream(s, "FIX.4.4", "VENUE", "GW");
+    v.expect("A");
+    v.send("A", "98=0|108=30");
+    let mut c = client(&gw, "CLIENT1");
+    let mut d = None;
+    for i in 0..50 {
+        c.send("D", &nos(&format!("V{i}"), "AAPL", "1", "10", Some("100")));
+        if field(&c.expect("8"), 150).as_deref() == Some("A") {
+            d = Some((format!("V{i}"), v.expect("D")));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (cl, d) = d.expect("venue never came up");
+    let vcl = field(&d, 11).unwrap();
+    v.send(
+        "8",
+        &format!("37=V1|11={vcl}|17=E1|150=0|39=0|55=AAPL|54=1|38=10|151=10|14=0|6=0"),
+    );
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+    assert_eq!(exposure(&gw, "R1"), ("1000".into(), "0".into(), 1));
+    // The increase is reserved as soon as the gateway accepts the replace.
+    c.send(
+        "G",
+        &format!("11=VR|41={cl}|55=AAPL|54=1|38=20|40=2|44=101|60=20240101-00:00:00"),
+    );
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("E"));
+    let g = v.expect("G");
+    assert_eq!(exposure(&gw, "R1"), ("2020".into(), "0".into(), 1));
+    v.send(
+        "9",
+        &format!(
+            "37=V1|11={}|41={}|39=0|434=2|102=0|58=too late",
+            field(&g, 11).unwrap(),
+            field(&g, 41).unwrap()
+        ),
+    );
+    assert_eq!(field(&c.expect("9"), 434).as_deref(), Some("2"));
+    assert_eq!(exposure(&gw, "R1"), ("1000".into(), "0".into(), 1));
+}

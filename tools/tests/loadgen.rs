@@ -25,8 +25,9 @@ struct Gw {
 fn gateway() -> Gw {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 65536\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"LOAD\"\ndefault_account = \"ACC1\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"fill\"\n",
+        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 65536\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"LOAD\"\ndefault_account = \"ACC1\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"fill\"\n{}",
         dir.path().display().to_string(),
+        portcullis::config::risk::permissive_toml(&["ACC1"], &["AAPL", "MSFT", "IBM"]),
     );
     let cfg = Config::parse(&text, "test.toml").unwrap();
     let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap();
