@@ -431,22 +431,6 @@ impl Config {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_are_exact() {
-        assert_eq!(parse_scaled("10.25", 4), Some(102_500));
-        assert_eq!(parse_scaled("10.250000", 4), Some(102_500));
-        assert_eq!(parse_scaled("10.25001", 4), None);
-        assert_eq!(parse_scaled("-3", 2), Some(-300));
-        assert_eq!(parse_scaled("1e5", 2), None);
-        assert_eq!(Decimal::Float(0.1).scaled(8), Some(10_000_000));
-        assert_eq!(Decimal::Int(7).scaled(8), Some(700_000_000));
-    }
-}
-
 /// Tests, benchmarks and demos only: `[[account]]`s with limits far above anything they send
 /// (no duplicate window) and `[[symbol]]`s with a fixed reference price of 100 and a collar
 /// wide enough for any positive price — risk on, nothing refused.
@@ -464,4 +448,20 @@ pub fn permissive_toml(accounts: &[&str], symbols: &[&str]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(parse_scaled("10.25", 4), Some(102_500));
+        assert_eq!(parse_scaled("10.250000", 4), Some(102_500));
+        assert_eq!(parse_scaled("10.25001", 4), None);
+        assert_eq!(parse_scaled("-3", 2), Some(-300));
+        assert_eq!(parse_scaled("1e5", 2), None);
+        assert_eq!(Decimal::Float(0.1).scaled(8), Some(10_000_000));
+        assert_eq!(Decimal::Int(7).scaled(8), Some(700_000_000));
+    }
 }
