@@ -46,7 +46,7 @@ fn encode_batch(seq: &Cell<u64>, out: &mut Vec<u8>, now: portcullis::model::Nano
 fn order_path(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[gateway]\nbusy_poll = false\ndata_dir = {:?}\nmax_orders = 65536\nrecv_buffer_bytes = 1048576\nsegment_bytes = 67108864\nflush_interval_ms = 0\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"BENCH\"\ndefault_account = \"ACC\"\ncheck_sending_time = false\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"fill\"\n",
+        "[gateway]\nbusy_poll = false\ndata_dir = {:?}\nmax_orders = 65536\nrecv_buffer_bytes = 1048576\nsegment_bytes = 67108864\nflush_interval_ms = 0\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"BENCH\"\ndefault_account = \"ACC\"\ncheck_sending_time = false\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"fill\"\n\n[[account]]\nname = \"ACC\"\nmax_order_qty = 1000\nmax_order_notional = 100000\ncollar_bps = 500\ncollar_ticks = 100\nreference_max_age_ms = 3600000\ncredit_limit = 1000000000000\nmax_long = 1000000000\nmax_short = 1000000000\nmax_open_orders = 1000\nord_types = [\"limit\"]\ntime_in_force = [\"day\"]\nduplicate_window_ms = 0\nmax_msgs = 1000000000\nrate_period_ms = 1000\n\n[[symbol]]\nsymbol = \"AAPL\"\ntick_size = \"0.01\"\nreference_price = \"10.25\"\n",
         dir.path().display().to_string()
     );
     let cfg = Config::parse(&text, "bench.toml").unwrap();

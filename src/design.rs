@@ -93,3 +93,17 @@
 //! instructions, a lockout refusal ~380 without an HMAC).
 //! *Cost*: a logon flood competes with orders for the gateway thread (bounded by the lockout);
 //! lockout and replay state live in memory and start empty after a restart.
+//! # D11. Pre-trade risk lives on the gateway thread; control goes through the command channel
+//! *Context*: 15c3-5 wants every order checked before it reaches a market, and limit changes,
+//! kills and enables must never be seen half-applied by a check.
+//! *Choice*: `risk::RiskCore` is owned by the engine and checked between throttle and routing;
+//! its exposure moves with every venue answer (reserve at acceptance, release on cancel/reject,
+//! move to executed on fill, undo of a refused replace). Control requests (`handoff::control`)
+//! arrive as `Command::Control` with a reply channel and are applied between two messages,
+//! whole. Today a Unix socket (`ctl.rs`, mode 0600) feeds them; the ops port will send the same
+//! commands. Kill switches and rate-limit trips are persisted by the journal thread from the
+//! events (`risk-switches.state`); reservations are rebuilt from the order journal, which
+//! carries each order's reserved price.
+//! *Cost*: per-account state is not shared between hot threads yet (one gateway thread); a
+//! crash in the milliseconds between a kill and its persistence loses that kill (the control
+//! audit log still has it).

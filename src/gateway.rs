@@ -21,6 +21,8 @@ pub struct Running {
     /// The TLS certificate watcher (reload on file change, expiry events), if any listener has
     /// TLS. Stops with the journal.
     tls_watch: Option<JoinHandle<()>>,
+    /// The control socket thread (`<data_dir>/control.sock`, `portcullis ctl`).
+    control: Option<JoinHandle<()>>,
 }
 
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
@@ -39,6 +41,18 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         ),
         _ => None,
     };
+    let control = crate::ctl::serve(
+        &cfg.gateway.data_dir,
+        handle.commands.clone(),
+        handle.session_keys.clone(),
+        journal_stop.clone(),
+    )
+    .map_err(|e| {
+        StartError(format!(
+            "control socket {}: {e}",
+            cfg.gateway.data_dir.join(crate::ctl::SOCKET).display()
+        ))
+    })?;
     let jt = JournalThread {
         data_dir: cfg.gateway.data_dir.clone(),
         flush_interval: Duration::from_millis(cfg.gateway.flush_interval_ms),
@@ -87,6 +101,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         watcher,
         journal_stop,
         tls_watch,
+        control: Some(control),
     })
 }
 
@@ -142,6 +157,9 @@ impl Running {
             let _ = h.join();
         }
         if let Some(h) = self.watcher.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.control.take() {
             let _ = h.join();
         }
     }

@@ -30,6 +30,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod ctl;
 pub mod design;
 pub mod engine;
 pub mod fix;

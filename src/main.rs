@@ -4,6 +4,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// `println!` that ignores a closed stdout: a gateway whose terminal or pipe went away keeps
+/// trading (`println!` panics on EPIPE).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 use portcullis::clock::Clock;
 use portcullis::config::Config;
 
@@ -53,6 +62,8 @@ enum Cmd {
         #[command(subcommand)]
         action: KeysCmd,
     },
+    /// Risk controls of a running gateway: kill, unkill, enable-account, limits, risk show.
+    Ctl(Box<portcullis::ctl::CtlArgs>),
 }
 
 /// `portcullis keys ...`.
@@ -152,7 +163,7 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { config } => match Config::load(&config) {
             Ok(cfg) => match portcullis::tls::check_files(&cfg) {
                 Ok(()) => {
-                    println!("{}: ok", config.display());
+                    say!("{}: ok", config.display());
                     ExitCode::SUCCESS
                 }
                 Err((key, problem)) => {
@@ -177,6 +188,7 @@ fn main() -> ExitCode {
             data_dir,
             action,
         } => keys(config, data_dir, action),
+        Cmd::Ctl(args) => ExitCode::from(args.run()),
     }
 }
 
@@ -295,7 +307,7 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
     };
     match r {
         Ok(text) => {
-            println!("{}", text.trim_end());
+            say!("{}", text.trim_end());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -310,7 +322,7 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
 fn reload_tls(handle: &portcullis::engine::EngineHandle) {
     for r in handle.tls.reload_all() {
         match r {
-            Ok(line) => println!("portcullis: SIGHUP: TLS {line}"),
+            Ok(line) => say!("portcullis: SIGHUP: TLS {line}"),
             Err(e) => eprintln!("portcullis: SIGHUP: TLS {e}"),
         }
     }
@@ -321,7 +333,7 @@ fn reload_tls(handle: &portcullis::engine::EngineHandle) {
 /// next check). Everything else in the file needs a restart.
 fn reload(config: Option<&std::path::Path>, handle: &portcullis::engine::EngineHandle) {
     let Some(path) = config else {
-        println!("portcullis: SIGHUP: running on the embedded default, nothing to reload");
+        say!("portcullis: SIGHUP: running on the embedded default, nothing to reload");
         return;
     };
     let cfg = match Config::load(path) {
@@ -350,7 +362,7 @@ fn reload(config: Option<&std::path::Path>, handle: &portcullis::engine::EngineH
             Err(e) => eprintln!("portcullis: SIGHUP: session {key}: {e:?}"),
         }
     }
-    println!(
+    say!(
         "portcullis: SIGHUP: throttle limits reloaded for {applied} session(s) from {}",
         path.display()
     );
@@ -472,19 +484,19 @@ fn run(
             }
         }
     }
-    println!(
+    say!(
         "portcullis {} listening on {}",
         env!("CARGO_PKG_VERSION"),
         addrs.join(", ")
     );
-    println!("  data folder: {}", cfg.gateway.data_dir.display());
+    say!("  data folder: {}", cfg.gateway.data_dir.display());
     if let Some((pki, true)) = &dev_pki {
-        println!(
+        say!(
             "  created a development CA and certificates in {}",
             pki.dir.display()
         );
     }
-    println!(
+    say!(
         "  mode: {}{}",
         if cfg.gateway.busy_poll {
             "busy-poll (owns a core)"
@@ -497,17 +509,19 @@ fn run(
             .unwrap_or_default()
     );
     for s in &cfg.sessions {
-        println!(
+        say!(
             "  session {} {} -> {}",
-            s.begin_string, s.their_comp_id, s.our_comp_id
+            s.begin_string,
+            s.their_comp_id,
+            s.our_comp_id
         );
     }
     for v in &cfg.venues {
-        println!("  venue {} ({})", v.name, v.kind);
+        say!("  venue {} ({})", v.name, v.kind);
     }
     if embedded {
         if let (Some(addr), Some(s)) = (running.handle.listen_addrs.first(), cfg.sessions.first()) {
-            println!("Try it:");
+            say!("Try it:");
             let sign = dev_keys
                 .iter()
                 .find(|k| k.comp_id == s.their_comp_id)
@@ -519,7 +533,7 @@ fn run(
                     )
                 })
                 .unwrap_or_default();
-            println!(
+            say!(
                 "  cargo run -p portcullis-tools --bin fixclient -- --connect {addr} --sender {} --target {}{sign} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
                 s.their_comp_id, s.our_comp_id
             );
@@ -529,11 +543,11 @@ fn run(
                 .position(|l| l.tls.is_some())
                 .and_then(|i| running.handle.listen_addrs.get(i));
             if let (Some((pki, _)), Some(tls_addr)) = (&dev_pki, tls_addr) {
-                println!(
+                say!(
                     "Over TLS 1.3 with the development client certificate (mTLS, port {}):",
                     tls_addr.port()
                 );
-                println!(
+                say!(
                     "  cargo run -p portcullis-tools --bin fixclient -- --connect {tls_addr} --tls --ca {} --cert {} --key {} --sender {} --target {}{sign} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
                     pki.ca.display(),
                     pki.client_cert.display(),
@@ -541,7 +555,7 @@ fn run(
                     s.their_comp_id,
                     s.our_comp_id
                 );
-                println!(
+                say!(
                     "  openssl s_client -connect {tls_addr} -tls1_3 -CAfile {} -cert {} -key {}",
                     pki.ca.display(),
                     pki.client_cert.display(),
@@ -550,7 +564,7 @@ fn run(
             }
         }
     }
-    println!(
+    say!(
         "Ctrl-C or SIGTERM logs sessions out and stops; SIGHUP reloads throttle tiers and limits, and TLS certificates."
     );
     let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -567,7 +581,7 @@ fn run(
     running.join();
     let c = &running.handle.counters;
     use portcullis::monitor::Counter as K;
-    println!(
+    say!(
         "portcullis: stopped — orders received {}, rejected {}, fills {}, throttled {}, garbled {}, longest working duty cycle {} µs",
         c.get(K::OrdersReceived),
         c.get(K::OrdersRejected),

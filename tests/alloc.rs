@@ -54,6 +54,29 @@ behaviour = "fill"
 [auth]
 key_store = "keys.store"
 master_key = {{ provider = "file", path = "master.key" }}
+
+# Risk on: every order passes every check; the reference price comes from the fills.
+[[account]]
+name = "ACC"
+max_order_qty = 1000
+max_order_notional = 100000
+collar_bps = 500
+collar_ticks = 100
+reference_max_age_ms = 60000
+credit_limit = 1000000000000
+max_long = 1000000000
+max_short = 1000000000
+max_open_orders = 1000
+ord_types = ["limit"]
+time_in_force = ["day"]
+duplicate_window_ms = 0
+max_msgs = 1000000000
+rate_period_ms = 1000
+
+[[symbol]]
+symbol = "AAPL"
+tick_size = "0.01"
+reference_price = "10.25"
 "#,
         dir.path().display().to_string()
     );

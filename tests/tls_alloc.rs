@@ -58,8 +58,11 @@ default_account = "ACC"
 name = "SIM"
 kind = "sim"
 behaviour = "fill"
-"#,
-        dir.path().display().to_string()
+
+{}"#,
+        dir.path().display().to_string(),
+        // Pre-trade risk fails closed: the account and symbol need limits (far above the run).
+        portcullis::config::risk::permissive_toml(&["ACC"], &["AAPL"])
     );
     let mut cfg = Config::parse(&text, "alloc.toml").unwrap();
     let (pki, _) =

@@ -6,6 +6,7 @@
 //! the number of lost events is written to the log (the counter `EventRingFull`).
 
 pub mod daily;
+pub mod switches;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -178,6 +179,86 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             "{} cert-expiring listener={listener} days-to-expiry={days_left}",
             ts(*at)
         ),
+        Event::RiskRejected {
+            session,
+            account,
+            reason,
+            at,
+        } => {
+            let mut text = [0u8; 128];
+            let n = reason.write_text(&mut text);
+            format!(
+                "{} risk-reject session={} account={:?} reason={:?}",
+                ts(*at),
+                sname(session),
+                account.as_str(),
+                String::from_utf8_lossy(text.get(..n).unwrap_or_default())
+            )
+        }
+        Event::Kill {
+            target,
+            on,
+            orders,
+            seq,
+            at,
+        } => format!(
+            "{} {} scope={} orders-canceled={orders} control-seq={seq}",
+            ts(*at),
+            if *on { "kill" } else { "unkill" },
+            target_name(target, sessions)
+        ),
+        Event::LimitsChanged {
+            account,
+            change,
+            temporary,
+            expired,
+            seq,
+            at,
+        } => format!(
+            "{} limits-changed account={:?} change={change} {} control-seq={seq}",
+            ts(*at),
+            account.as_str(),
+            if *expired {
+                "temporary-raise-expired"
+            } else if *temporary {
+                "temporary"
+            } else {
+                "permanent"
+            }
+        ),
+        Event::AccountEnabled { account, seq, at } => format!(
+            "{} account-enabled account={:?} control-seq={seq}",
+            ts(*at),
+            account.as_str()
+        ),
+        Event::ReconciliationMismatch {
+            account,
+            venue,
+            what,
+            at,
+        } => format!(
+            "{} ALERT reconciliation-mismatch account={:?} venue={} what={what:?} action=account-killed",
+            ts(*at),
+            account.as_str(),
+            vname(venue)
+        ),
+    }
+}
+
+/// A kill scope as text: `global`, `account:A`, `symbol:S`, `session:NAME`.
+pub fn target_name(t: &crate::handoff::KillTarget, sessions: &[String]) -> String {
+    use crate::handoff::KillTarget;
+    match t {
+        KillTarget::Global => "global".into(),
+        KillTarget::Account(a) => format!("account:{}", a.as_str()),
+        KillTarget::Symbol(s) => format!("symbol:{}", s.as_str()),
+        KillTarget::Session(i) => format!(
+            "session:{}",
+            sessions
+                .get(*i as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{i}"))
+        ),
     }
 }
 
@@ -216,18 +297,33 @@ impl JournalThread {
             .name("portcullis-journal".into())
             .spawn(move || {
                 let mut out = BufWriter::new(file);
+                let switches_path = self.data_dir.join(switches::FILE);
+                let mut switches = switches::Switches::load(&switches_path).unwrap_or_default();
+                let keys: Vec<String> = self
+                    .throttle
+                    .as_ref()
+                    .map(|(_, k)| k.clone())
+                    .unwrap_or_default();
                 let mut reported_drops = 0;
                 let mut last_sync = crate::clock::monotonic();
                 loop {
                     let stopping = stop.load(Ordering::Relaxed);
                     let mut n = 0;
+                    let mut switched = false;
                     while let Some(e) = ring.pop() {
                         let _ = writeln!(
                             out,
                             "{}",
                             render(&e, &self.session_names, &self.venue_names)
                         );
+                        switched |= switches.apply(&e, &keys);
                         n += 1;
+                    }
+                    if switched {
+                        if let Err(e) = switches.save(&switches_path) {
+                            let now = ts(crate::clock::system_utc());
+                            let _ = writeln!(out, "{now} risk-switches-not-saved error={e}");
+                        }
                     }
                     let drops = counters.get(Counter::EventRingFull);
                     if drops > reported_drops {

@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 mod auth;
 mod limits;
+pub mod risk;
+
+pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 
 pub use auth::{AuthCfg, MasterKeyCfg};
 
@@ -58,6 +61,15 @@ pub struct Config {
     /// is allowed only when every listener is on loopback (development and tests).
     #[serde(default)]
     pub auth: Option<AuthCfg>,
+    /// Trading accounts and their pre-trade limits (RISK-1/2). An order for an account not
+    /// listed is rejected.
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<AccountCfg>,
+    /// Tradable symbols (tick size, restricted flag, reference price).
+    #[serde(default, rename = "symbol")]
+    pub symbols: Vec<SymbolCfg>,
+    #[serde(default)]
+    pub risk: RiskCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -263,6 +275,17 @@ pub struct SessionCfg {
     /// binding (a CA can issue another certificate with the same subject); both may be set.
     #[serde(default)]
     pub client_cert_subject: Option<String>,
+    /// Drop copy (15c3-5 (c)(2)(iv)): a non-empty list makes this a read-only session that
+    /// receives a copy of every ExecutionReport for these accounts (each a configured
+    /// `[[account]]`); its application messages are refused with a BusinessMessageReject.
+    #[serde(default)]
+    pub drop_copy_accounts: Vec<String>,
+    /// Per-key cap on OrderQty(38), checked besides the account's limit (optional).
+    #[serde(default)]
+    pub key_max_order_qty: Option<Decimal>,
+    /// Per-key cap on an order's notional, besides the account's limit (optional).
+    #[serde(default)]
+    pub key_max_order_notional: Option<Decimal>,
 }
 
 fn default_hb_min() -> u32 {
@@ -660,6 +683,17 @@ impl Config {
                 ));
             }
         }
+        self.risk_tables(file)?;
+        for (i, s) in self.sessions.iter().enumerate() {
+            for a in &s.drop_copy_accounts {
+                if !self.accounts.iter().any(|x| x.name == *a) {
+                    return Err(err(
+                        format!("session[{i}].drop_copy_accounts"),
+                        format!("{a:?} is not a configured [[account]]"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -750,6 +784,66 @@ behaviour = "fill"
 key_store = "keys.store"
 master_key = { provider = "file", path = "master.key" }
 required = true
+# Pre-trade risk (demo limits). Orders for other accounts or symbols are rejected.
+[[account]]
+name = "ACC-CLIENT1"
+max_order_qty = 10000
+max_order_notional = 1000000
+collar_bps = 1000
+reference_max_age_ms = 60000
+credit_limit = 10000000
+max_long = 100000
+max_short = 100000
+max_open_orders = 1000
+ord_types = ["market", "limit"]
+time_in_force = ["day", "gtc", "ioc", "fok"]
+duplicate_window_ms = 0
+max_msgs = 1000
+rate_period_ms = 1000
+
+[[account]]
+name = "ACC-CLIENT2"
+max_order_qty = 10000
+max_order_notional = 1000000
+collar_bps = 1000
+reference_max_age_ms = 60000
+credit_limit = 10000000
+max_long = 100000
+max_short = 100000
+max_open_orders = 1000
+ord_types = ["market", "limit"]
+time_in_force = ["day", "gtc", "ioc", "fok"]
+duplicate_window_ms = 0
+max_msgs = 1000
+rate_period_ms = 1000
+
+[[account]]
+name = "ACC-CLIENT42"
+max_order_qty = 10000
+max_order_notional = 1000000
+collar_bps = 1000
+reference_max_age_ms = 60000
+credit_limit = 10000000
+max_long = 100000
+max_short = 100000
+max_open_orders = 1000
+ord_types = ["market", "limit"]
+time_in_force = ["day", "gtc", "ioc", "fok"]
+duplicate_window_ms = 0
+max_msgs = 1000
+rate_period_ms = 1000
+
+[[symbol]]
+symbol = "AAPL"
+tick_size = "0.01"
+reference_price = "10.50"
+reference_source = "config"
+
+[[symbol]]
+symbol = "MSFT"
+tick_size = "0.01"
+reference_price = "300"
+reference_source = "config"
 "#;
 
 #[cfg(test)]
@@ -798,6 +892,35 @@ mod tests {
             "t.toml",
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_missing_account_limit_is_an_error_naming_the_key() {
+        let base = EMBEDDED_DEFAULT.replacen("credit_limit = 10000000\n", "", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "account[0].credit_limit", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("collar_bps = 1000\n", "", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "account[0].collar_bps", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("max_order_qty = 10000", "max_order_qty = 0", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "account[0].max_order_qty", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("\"ioc\", ", "\"ioc\", \"gtd\", ", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "account[0].time_in_force", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("tick_size = \"0.01\"", "tick_size = 0", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "symbol[0].tick_size", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen(
+            "default_account = \"ACC-CLIENT2\"",
+            "drop_copy_accounts = [\"ACC-NOPE\"]",
+            1,
+        );
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "session[1].drop_copy_accounts", "{e}");
+        let base = EMBEDDED_DEFAULT.replacen("reference_price = \"10.50\"\n", "", 1);
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "symbol[0].reference_price", "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::model::{
 };
 use crate::monitor::Counter;
 use crate::order::{Order, Pending, TableError};
+use crate::risk::Reason as RiskReason;
 use crate::throttle::{AbuseVerdict, Limit, MsgClass, Verdict as ThrottleVerdict};
 use crate::venue::VenueEvent;
 
@@ -42,6 +43,7 @@ mod business_reject_reason {
     pub const THROTTLE_LIMIT_EXCEEDED: u32 = 8;
     pub const CONDITIONALLY_REQUIRED_FIELD_MISSING: u32 = 5;
     pub const NOT_AUTHORIZED: u32 = 6;
+    pub const APPLICATION_NOT_AVAILABLE: u32 = 4;
 }
 
 /// Why an order instruction was refused before it reached a venue.
@@ -236,6 +238,20 @@ impl Engine {
             {
                 return self.throttled(s, msg, limit, retry_after_ms, now);
             }
+        }
+        if msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT
+            && self
+                .sessions
+                .get(s)
+                .is_some_and(|slot| !slot.drop_copy.is_empty())
+        {
+            return self.business_reject(
+                s,
+                msg,
+                business_reject_reason::APPLICATION_NOT_AVAILABLE,
+                b"drop copy session is read-only",
+                now,
+            );
         }
         match msg.msg_type() {
             MsgType::NEW_ORDER_SINGLE => self.on_new_order(s, msg, now),
@@ -447,11 +463,42 @@ impl Engine {
         if let Some(c) = c {
             self.mark_dirty(c);
         }
+        if !self.drop_copies.is_empty() {
+            self.drop_copy(order, e, now);
+        }
+    }
+
+    /// Drop copy: the same ExecutionReport to every drop-copy session of the order's account
+    /// (stored for resend like any message of those sessions).
+    fn drop_copy(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
+        let exec_id = u64::from(order.exec_seq);
+        for i in 0..self.drop_copies.len() {
+            let Some(&dc) = self.drop_copies.get(i) else {
+                continue;
+            };
+            if dc == order.session.0 as usize
+                || !self
+                    .sessions
+                    .get(dc)
+                    .is_some_and(|slot| slot.drop_copy.contains(&order.account))
+            {
+                continue;
+            }
+            let Some((slot, out, c)) = self.session_and_out(dc) else {
+                continue;
+            };
+            let v = slot.begin;
+            let _ = slot.session.send_app(b"8", now, out, |w| {
+                exec::execution_report(w, v, order, e, exec_id, now)
+            });
+            if let Some(c) = c {
+                self.mark_dirty(c);
+            }
+        }
     }
 
     #[cold]
     fn reject_order(&mut self, order: &Order, why: Refusal, now: Nanos) {
-        self.counters.inc(Counter::OrdersRejected);
         self.emit(Event::OrderRejected {
             session: order.session,
             reason: "order refused before routing",
@@ -459,6 +506,30 @@ impl Engine {
         });
         let mut text = [0u8; 96];
         let n = why.render(&mut text);
+        self.reject_order_text(order, why.reason, &text[..n], now);
+    }
+
+    /// A pre-trade risk refusal: ExecutionReport 39=8 with the check's OrdRejReason(103) and a
+    /// Text naming the check, the limit and the value; an audit event.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn reject_risk(&mut self, order: &Order, reason: RiskReason, now: Nanos) {
+        self.counters.inc(Counter::RiskRejects);
+        self.emit(Event::RiskRejected {
+            session: order.session,
+            account: order.account,
+            reason,
+            at: now,
+        });
+        let mut text = [0u8; 128];
+        let n = reason.write_text(&mut text);
+        self.reject_order_text(order, reason.ord_rej_reason(), &text[..n], now);
+    }
+
+    /// ExecutionReport Rejected for an order that never entered the table.
+    #[cold]
+    fn reject_order_text(&mut self, order: &Order, code: u32, text: &[u8], now: Nanos) {
+        self.counters.inc(Counter::OrdersRejected);
         let mut o = *order;
         o.status = OrdStatus::Rejected;
         // Not in the table: no OrderID. ExecID `NONE.<n>` stays unique through this counter.
@@ -467,8 +538,8 @@ impl Engine {
         o.order_id = 0;
         let cl = o.cl_ord_id;
         let e = Exec {
-            rej_reason: Some(why.reason),
-            text: Some(&text[..n]),
+            rej_reason: Some(code),
+            text: Some(text),
             ..Exec::report(
                 ExecType::Rejected,
                 OrdStatus::Rejected,
@@ -538,10 +609,15 @@ impl Engine {
                 now,
             );
         }
+        // Pre-trade risk (15c3-5 / RTS 6): the last check before the order is stored and sent.
+        if let Err(reason) = self.admit_new(&mut order, now) {
+            return self.reject_risk(&order, reason, now);
+        }
         order.order_id = self.orders.next_order_id();
         let key = match self.orders.insert(order) {
             Ok(k) => k,
             Err(TableError::DuplicateClOrdId) => {
+                self.risk_release(&order);
                 return self.reject_order(
                     &order,
                     Refusal::new(
@@ -549,10 +625,11 @@ impl Engine {
                         b"duplicate ClOrdID(11) on this session",
                     ),
                     now,
-                )
+                );
             }
             Err(TableError::Full) => {
                 self.counters.inc(Counter::OrderTableFull);
+                self.risk_release(&order);
                 return self.reject_order(
                     &order,
                     Refusal::new(ord_rej_reason::OTHER, b"gateway order table full"),
@@ -567,6 +644,7 @@ impl Engine {
             if let Some(o) = self.orders.get_mut(key) {
                 o.status = OrdStatus::Rejected;
             }
+            self.risk_release(&order);
             self.orders.finish(key);
             return self.reject_order(
                 &order,
@@ -609,9 +687,13 @@ impl Engine {
         let Some(o) = self.orders.get_mut(key) else {
             return;
         };
+        let before = *o;
         o.status = OrdStatus::Rejected;
         o.exec_seq += 1;
         let snapshot = *o;
+        if before.is_open() {
+            self.risk_release(&before);
+        }
         self.orders.finish(key);
         self.journal_later(key);
         self.counters.inc(Counter::OrdersRejected);
@@ -710,9 +792,13 @@ impl Engine {
                 if o.status == OrdStatus::PendingNew {
                     o.status = OrdStatus::New;
                 }
+                let was_open = o.is_open();
                 o.apply_fill(qty, price);
                 o.exec_seq += 1;
                 let snapshot = *o;
+                if was_open {
+                    self.risk_fill(&snapshot, qty, price, now);
+                }
                 if snapshot.status == OrdStatus::Filled {
                     self.orders.finish(key);
                 }
@@ -732,6 +818,7 @@ impl Engine {
                 let Some(o) = self.orders.get_mut(key) else {
                     return;
                 };
+                let before = *o;
                 let pending = mem::replace(&mut o.pending, Pending::None);
                 o.status = OrdStatus::Canceled;
                 o.exec_seq += 1;
@@ -744,6 +831,9 @@ impl Engine {
                     _ => (o.cl_ord_id, None),
                 };
                 let snapshot = *o;
+                if before.is_open() {
+                    self.risk_release(&before);
+                }
                 self.orders.finish(key);
                 self.journal_later(key);
                 let orig_bytes = orig.as_ref().map(|x| x.as_bytes());
@@ -779,6 +869,8 @@ impl Engine {
                 o.exec_seq += 1;
                 let snapshot = *o;
                 if snapshot.status == OrdStatus::Filled {
+                    // Replaced down to what was already filled: nothing is open any more.
+                    self.risk_release(&snapshot);
                     self.orders.finish(key);
                 }
                 self.journal_later(key);
@@ -802,9 +894,21 @@ impl Engine {
                 let Some(o) = self.orders.get_mut(key) else {
                     return;
                 };
+                let before = *o;
                 let cl = match mem::replace(&mut o.pending, Pending::None) {
                     Pending::Cancel { cl_ord_id } | Pending::Replace { cl_ord_id, .. } => cl_ord_id,
                     Pending::None => return,
+                };
+                if let Pending::Replace {
+                    reserved_before, ..
+                } = before.pending
+                {
+                    o.reserved_price = reserved_before;
+                    self.risk_undo_replace(&before);
+                    self.journal_later(key);
+                }
+                let Some(o) = self.orders.get(key) else {
+                    return;
                 };
                 let snapshot = *o;
                 let code = if snapshot.status.is_terminal() {
@@ -1032,11 +1136,38 @@ impl Engine {
                 now,
             );
         }
+        let reserved_before = order.reserved_price;
+        let reserved = match self.admit_replace(&order, qty, price, now) {
+            Ok(p) => p,
+            Err(reason) => {
+                self.counters.inc(Counter::RiskRejects);
+                self.emit(Event::RiskRejected {
+                    session: order.session,
+                    account: order.account,
+                    reason,
+                    at: now,
+                });
+                let mut text = [0u8; 128];
+                let n = reason.write_text(&mut text);
+                return self.cancel_reject(
+                    s,
+                    Some(&order),
+                    cl.as_bytes(),
+                    orig_raw,
+                    CancelRejectTo::Replace,
+                    cxl_rej_reason::OTHER,
+                    &text[..n],
+                    now,
+                );
+            }
+        };
         if let Some(o) = self.orders.get_mut(key) {
+            o.reserved_price = reserved;
             o.pending = Pending::Replace {
                 cl_ord_id: cl,
                 qty,
                 price,
+                reserved_before,
             };
         }
         self.venue_request(key, VenueRequest::Replace { qty, price }, now);

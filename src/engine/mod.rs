@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod exec;
+pub mod risk;
 pub mod stores;
 pub mod venues;
 
@@ -70,6 +71,11 @@ pub struct SessionSlot {
     pub client_subject: Option<String>,
     /// What the session's authenticated key allows (scopes, accounts, symbols, throttle).
     pub grants: crate::auth::Grants,
+    /// Kill switch of this session's key: new orders and replaces refused.
+    pub killed: bool,
+    /// Drop copy: the accounts whose ExecutionReports this read-only session receives (empty:
+    /// a trading session).
+    pub drop_copy: Vec<Account>,
 }
 
 /// Logon authentication state, owned by the gateway thread (logon is its cold path).
@@ -129,6 +135,10 @@ pub struct Engine {
     pub(crate) venues: Vec<VenueSlot>,
     pub(crate) router: Router,
     pub(crate) throttle: Arc<ThrottleTable>,
+    /// Pre-trade risk state of every configured account (RISK-1/2).
+    pub(crate) risk: crate::risk::RiskCore,
+    /// Indices of the drop-copy sessions.
+    pub(crate) drop_copies: Vec<usize>,
     clock: Clock,
     pub(crate) counters: Arc<Counters>,
     ring: EventRing,
@@ -293,6 +303,12 @@ impl Engine {
                     .as_deref()
                     .map(net::tls::normalise_subject),
                 grants: crate::auth::Grants::unrestricted(KeySlot(sessions.len() as u32)),
+                killed: false,
+                drop_copy: s
+                    .drop_copy_accounts
+                    .iter()
+                    .filter_map(|a| Account::new(a.as_bytes()))
+                    .collect(),
             });
         }
         let mut venues = Vec::new();
@@ -468,6 +484,33 @@ impl Engine {
         .map_err(|e| start_err("throttle daily state", e))?;
         let journal = Journal::open(&data.join("journal"), gw.segment_bytes)
             .map_err(|e| start_err("order journal", e))?;
+        let mut risk = cfg
+            .risk_core(now)
+            .map_err(|e| StartError(format!("risk: {e}")))?;
+        // Kill switches and rate-limit trips survive a restart.
+        let switches =
+            crate::audit::switches::Switches::load(&data.join(crate::audit::switches::FILE))
+                .map_err(|e| start_err("risk switches", e))?;
+        for line in &switches.0 {
+            let (kind, name) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            let account = Account::new(name.as_bytes());
+            let _ = match (kind, account) {
+                ("global", _) => risk.kill(crate::risk::KillScope::Global),
+                ("account", Some(a)) => risk.kill(crate::risk::KillScope::Account(a)),
+                ("disabled", Some(a)) => risk.disable_account(&a),
+                ("symbol", _) => match crate::model::Symbol::new(name.as_bytes()) {
+                    Some(s) => risk.kill(crate::risk::KillScope::Symbol(s)),
+                    None => Ok(()),
+                },
+                ("session", _) => {
+                    if let Some(slot) = sessions.iter_mut().find(|s| s.key == name) {
+                        slot.killed = true;
+                    }
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+        }
         let (cmd_tx, cmd_rx) = command_channel();
         let counters = Arc::new(Counters::default());
         let ring = EventRing::new(gw.event_ring);
@@ -494,6 +537,8 @@ impl Engine {
             venues,
             router: Router::new(names, rules),
             throttle: throttle.clone(),
+            risk,
+            drop_copies: Vec::new(),
             clock,
             counters: counters.clone(),
             ring: ring.clone(),
@@ -512,6 +557,14 @@ impl Engine {
             key_loader,
             gw,
         };
+        engine.drop_copies = (0..engine.sessions.len())
+            .filter(|&i| {
+                engine
+                    .sessions
+                    .get(i)
+                    .is_some_and(|s| !s.drop_copy.is_empty())
+            })
+            .collect();
         engine.recover();
         let handle = EngineHandle {
             counters,
@@ -530,17 +583,23 @@ impl Engine {
     fn recover(&mut self) {
         let tags: Vec<u64> = self.sessions.iter().map(|s| s.tag).collect();
         let mut restored = Vec::new();
+        // The newest snapshot of every order ever journaled: executed notional and positions.
+        let mut executions: std::collections::HashMap<u64, (crate::order::Order, i128)> =
+            std::collections::HashMap::new();
         for (key, tag, mut order) in self.journal.replay() {
             order.session = match tags.iter().position(|t| *t == tag) {
                 Some(i) => SessionId(i as u32),
                 None => SessionId(u32::MAX), // session no longer configured: kept for the record
             };
+            executions.insert(order.order_id, (order, order.filled_notional));
             restored.push((key, order));
         }
         for (key, order) in restored {
             self.orders.restore(key, order);
         }
         self.orders.finish_restore();
+        let executions: Vec<_> = executions.into_values().collect();
+        self.restore_risk(&executions);
         // An in-process venue lost its book with the process: put the open orders back.
         let mut keys = Vec::new();
         for k in 0..self.orders.capacity() as u32 {
@@ -627,6 +686,7 @@ impl Engine {
             self.last_timer = now;
             self.on_timers(now);
             self.venue_timers(now);
+            self.drain_limit_reverts(now);
         }
         if let Ok(cmd) = self.commands.try_recv() {
             match cmd {
@@ -637,6 +697,7 @@ impl Engine {
                     }
                 }
                 Command::Keys(snap) => self.apply_keys(snap, now),
+                Command::Control(call) => self.on_control(call, now),
             }
         }
         self.flush_dirty(now);

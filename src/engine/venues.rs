@@ -78,6 +78,11 @@ impl Engine {
                     }
                     VenueRequest::Status => {}
                 }
+                let reference = sim.last_price(&o.symbol);
+                if req == VenueRequest::New {
+                    self.reconcile_sent(&o, now);
+                }
+                self.reference_from_sim(&o.symbol, reference, now);
             }
             Some((VenueKind::Fix(fx), up)) => {
                 let conn = fx
@@ -111,6 +116,9 @@ impl Engine {
                             }
                         };
                         let c = fx.conn;
+                        if sent.is_ok() && req == VenueRequest::New {
+                            self.reconcile_sent(&o, now);
+                        }
                         if sent.is_ok()
                             && matches!(req, VenueRequest::Cancel | VenueRequest::Replace { .. })
                         {
@@ -371,7 +379,7 @@ impl Engine {
             {
                 fx.unmatched += 1;
             }
-            return;
+            return self.venue_unmatched(v, msg, now);
         };
         let key = a.key;
         let ev = match a.kind {
@@ -444,6 +452,35 @@ impl Engine {
             },
         };
         self.apply_venue_events(&[ev], now);
+    }
+
+    /// Reconciliation: a venue ExecutionReport about an order the gateway has no record of.
+    /// If it says the venue holds or executed an order (ExecType new, fill, restated,
+    /// replaced) for a configured account, that account's kill switch goes on and an alert is
+    /// raised: exposure exists that the gateway did not accept from a client.
+    #[cold]
+    #[inline(never)]
+    fn venue_unmatched(&mut self, v: u16, msg: &Message<'_>, now: Nanos) {
+        if msg.msg_type() != MsgType::EXECUTION_REPORT {
+            return;
+        }
+        let live = matches!(
+            msg.get(crate::fix::tags::EXEC_TYPE),
+            Some(b"0" | b"1" | b"2" | b"F" | b"5" | b"D")
+        );
+        let account = msg
+            .get(crate::fix::tags::ACCOUNT)
+            .and_then(crate::model::Account::new);
+        if let (true, Some(account)) = (live, account) {
+            if self.risk.note_venue_unmatched(&account) {
+                self.reconciliation_mismatch(
+                    account,
+                    v,
+                    "venue reported an order the gateway never sent",
+                    now,
+                );
+            }
+        }
     }
 
     /// An OrderStatus answer after a reconnect: bring our view in line with the venue's.

@@ -10,10 +10,13 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::model::{CompId, InlineStr, Nanos, OrderKey, SessionId};
+use crate::model::{Account, CompId, InlineStr, Nanos, OrderKey, SessionId};
 
 /// An API key id inside an event (inline, no heap).
 pub type KeyIdStr = InlineStr<32>;
+
+pub mod control;
+pub use control::{ControlCall, ControlReply, ControlRequest, KillTarget};
 
 /// Something the cold side should know about (journal, audit, monitoring).
 #[derive(Clone, Copy, Debug)]
@@ -109,6 +112,46 @@ pub enum Event {
         permission: &'static str,
         at: Nanos,
     },
+    /// A pre-trade risk check refused a new order or a replace.
+    RiskRejected {
+        session: SessionId,
+        account: Account,
+        reason: crate::risk::Reason,
+        at: Nanos,
+    },
+    /// A kill switch was set (`on`) or released; `orders` open orders were sent cancels.
+    /// `seq` matches the control audit record (0: not from a control request).
+    Kill {
+        target: KillTarget,
+        on: bool,
+        orders: u32,
+        seq: u64,
+        at: Nanos,
+    },
+    /// An account's limits changed (a control request, or a temporary raise that expired).
+    LimitsChanged {
+        account: Account,
+        /// The risk core's change number.
+        change: u64,
+        temporary: bool,
+        expired: bool,
+        seq: u64,
+        at: Nanos,
+    },
+    /// An account disabled by the message rate limit was enabled again.
+    AccountEnabled {
+        account: Account,
+        seq: u64,
+        at: Nanos,
+    },
+    /// Reconciliation found an order at a venue that the gateway did not accept from a client:
+    /// the account's kill switch is now on.
+    ReconciliationMismatch {
+        account: Account,
+        venue: u16,
+        what: &'static str,
+        at: Nanos,
+    },
 }
 
 /// Hot → cold events.
@@ -130,6 +173,9 @@ impl EventRing {
 }
 
 /// Cold → hot commands.
+// Control requests are large next to Shutdown; kept inline (the bounded channel's slots are
+// preallocated) rather than boxed, which would put a free on the gateway thread.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Command {
     /// Log every session out, flush the stores and stop the loop.
@@ -143,6 +189,8 @@ pub enum Command {
     /// A new key snapshot (the key store changed): swapped in between messages; sessions whose
     /// key is gone, revoked or expired are logged out.
     Keys(Arc<crate::auth::KeySnapshot>),
+    /// A risk control action (kill, unkill, enable, limits, show), answered on `reply`.
+    Control(ControlCall),
 }
 
 pub type CommandSender = crossbeam_channel::Sender<Command>;
@@ -159,10 +207,11 @@ mod tests {
 
     #[test]
     fn events_stay_small() {
-        // Every event is copied into the ring on the gateway thread; keep the largest variant
-        // (AuthFailed: key id inline, peer address) within 80 bytes.
+        // Every event is copied into the ring on the gateway thread; keep the largest variants
+        // (AuthFailed: key id inline, peer address; RiskRejected: account inline and the
+        // reason's limit and value) within 96 bytes, a cache line and a half.
         assert!(
-            std::mem::size_of::<Event>() <= 80,
+            std::mem::size_of::<Event>() <= 96,
             "{}",
             std::mem::size_of::<Event>()
         );

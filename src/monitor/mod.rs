@@ -61,6 +61,15 @@ pub enum Counter {
     PermissionDenied = 35,
     /// Sessions logged out because their key was revoked or expired.
     CredentialLogouts = 36,
+    // 40..=47: pre-trade risk (ids chosen apart from other branches' additions).
+    /// New orders and replaces refused by a pre-trade risk check (kills included).
+    RiskRejects = 40,
+    /// Open orders sent cancels by a kill switch.
+    KillCancels = 41,
+    /// Reconciliation mismatches (each one kills the account).
+    ReconciliationMismatches = 42,
+    /// Control requests (kill, unkill, enable, limits, show) applied.
+    ControlRequests = 43,
 }
 
 /// Number of counter slots.

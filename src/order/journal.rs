@@ -28,6 +28,10 @@
 //! | 211 | 4 | exec seq |
 //! | 215 | 4 | venue live request number |
 //! | 219 | 4 | venue last request number |
+//! | 223 | 8 | reserved price (risk) |
+//!
+//! Snapshots written before the reserved price existed (223 bytes) replay with the limit price
+//! as the reserved price.
 
 use std::io;
 use std::path::Path;
@@ -42,7 +46,9 @@ use crate::store::AppendLog;
 /// Record kind of an order snapshot.
 pub const KIND_SNAPSHOT: u16 = 1;
 /// Bytes in one snapshot.
-pub const SNAPSHOT_BYTES: usize = 223;
+pub const SNAPSHOT_BYTES: usize = 231;
+/// Length of snapshots written before the reserved price was added.
+const SNAPSHOT_BYTES_V1: usize = 223;
 
 /// The order journal.
 pub struct Journal {
@@ -126,10 +132,11 @@ fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
     buf[211..215].copy_from_slice(&o.exec_seq.to_le_bytes());
     buf[215..219].copy_from_slice(&o.venue_live.to_le_bytes());
     buf[219..223].copy_from_slice(&o.venue_req.to_le_bytes());
+    buf[223..231].copy_from_slice(&o.reserved_price.0.to_le_bytes());
 }
 
 fn decode(buf: &[u8]) -> Option<(u64, Order)> {
-    if buf.len() < SNAPSHOT_BYTES {
+    if buf.len() < SNAPSHOT_BYTES_V1 {
         return None;
     }
     let u64_at = |at: usize| -> Option<u64> {
@@ -141,7 +148,7 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
     let orig_cl_ord_id: OrderIdStr = get_str(buf, 49)?;
     let account: Account = get_str(buf, 98)?;
     let symbol: Symbol = get_str(buf, 123)?;
-    let order = Order {
+    let mut order = Order {
         session: SessionId(u32::MAX),
         cl_ord_id,
         orig_cl_ord_id,
@@ -163,7 +170,12 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
         exec_seq: u32::from_le_bytes(buf.get(211..215)?.try_into().ok()?),
         venue_live: u32::from_le_bytes(buf.get(215..219)?.try_into().ok()?),
         venue_req: u32::from_le_bytes(buf.get(219..223)?.try_into().ok()?),
+        reserved_price: Price(0),
         live: true,
+    };
+    order.reserved_price = match i64_at(223) {
+        Some(p) if buf.len() >= SNAPSHOT_BYTES => Price(p),
+        _ => order.price.unwrap_or(Price(0)),
     };
     Some((tag, order))
 }
@@ -198,6 +210,7 @@ mod tests {
             exec_seq: 0,
             venue_live: 0,
             venue_req: 0,
+            reserved_price: Price(12_345_000_000),
             live: true,
         };
         j.record(OrderKey(7), &o, 5).unwrap();
@@ -215,6 +228,7 @@ mod tests {
         assert_eq!(got.status, OrdStatus::PartiallyFilled);
         assert_eq!(got.price, o.price);
         assert_eq!(got.exec_seq, 2);
+        assert_eq!(got.reserved_price, o.reserved_price);
         assert_eq!(got.cl_ord_id, o.cl_ord_id);
     }
 }

@@ -27,6 +27,9 @@ pub enum Pending {
         cl_ord_id: OrderIdStr,
         qty: Qty,
         price: Option<Price>,
+        /// The order's reserved price before the replace (risk reserved the new terms at
+        /// once; a venue reject of the replace moves the reservation back).
+        reserved_before: Price,
     },
 }
 
@@ -61,6 +64,9 @@ pub struct Order {
     pub venue_live: u32,
     /// External venues: request number of the last request sent about this order.
     pub venue_req: u32,
+    /// The price risk reserved the order's notional at (limit price, or the reference price
+    /// of a market order at acceptance); `Price(0)` before the risk check.
+    pub reserved_price: Price,
     pub live: bool,
 }
 
@@ -89,6 +95,7 @@ impl Order {
             exec_seq: 0,
             venue_live: 0,
             venue_req: 0,
+            reserved_price: Price(0),
             live: false,
         }
     }

@@ -315,6 +315,8 @@ pub enum RiskError {
     InvalidLimit(LimitName),
     /// A reference price must be positive.
     InvalidPrice,
+    /// The symbol's reference price is fixed by configuration; venue prices do not move it.
+    ReferencePinned,
     /// A fill needed a new position slot and the table is full (the fill is still counted in
     /// credit; the position is not).
     PositionTableFull,

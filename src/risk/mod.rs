@@ -122,6 +122,19 @@ pub struct Exposure {
     pub open_orders: u32,
 }
 
+/// An account's limits and state, for ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountView {
+    pub limits: RiskLimits,
+    /// What a temporary raise reverts to (equal to `limits` without one).
+    pub base: RiskLimits,
+    pub raise_until: Option<Nanos>,
+    pub exposure: Exposure,
+    pub killed: bool,
+    pub disabled: bool,
+    pub reconciliation: Reconciliation,
+}
+
 /// Sizes and static data for [`RiskCore::new`].
 #[derive(Clone, Copy, Debug)]
 pub struct RiskConfig<'a> {
@@ -155,6 +168,20 @@ struct AccountState {
     rate_window_start: Nanos,
     rate_count: u32,
     recent_next: u32,
+    recon: Reconciliation,
+}
+
+/// Reconciliation counters of one account: orders accepted from clients against orders sent
+/// to venues (count and notional), and venue reports about orders the gateway never sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub accepted_orders: u64,
+    /// Σ price × qty of accepted orders, in 10^-12.
+    pub accepted_raw: i128,
+    pub sent_orders: u64,
+    pub sent_raw: i128,
+    /// Venue reports for orders of this account the gateway has no record of.
+    pub venue_unmatched: u32,
 }
 
 struct SymbolState {
@@ -162,6 +189,8 @@ struct SymbolState {
     reference: Price,
     reference_at: Nanos,
     has_reference: bool,
+    /// Reference fixed by configuration: never ages, venue prices do not replace it.
+    pinned: bool,
     restricted: bool,
     killed: bool,
 }
@@ -181,6 +210,9 @@ pub struct RiskCore {
     changes_dropped: u64,
     change_seq: u64,
     anomalies: u64,
+    /// The earliest end of a temporary raise (`None`: no raise running), so that
+    /// [`RiskCore::expire_raises`] scans only when one is due.
+    next_expiry: Option<Nanos>,
 }
 
 /// Reject paths are cold: the accept path is the one that must be fast.
@@ -231,6 +263,7 @@ impl RiskCore {
                 rate_window_start: Nanos::ZERO,
                 rate_count: 0,
                 recent_next: 0,
+                recon: Reconciliation::default(),
             });
         }
         let m = cfg.symbols.len();
@@ -248,6 +281,7 @@ impl RiskCore {
                 reference: Price(0),
                 reference_at: Nanos::ZERO,
                 has_reference: false,
+                pinned: false,
                 restricted: s.restricted,
                 killed: false,
             });
@@ -271,6 +305,7 @@ impl RiskCore {
             changes_dropped: 0,
             change_seq: 0,
             anomalies: 0,
+            next_expiry: None,
         })
     }
 
@@ -352,6 +387,8 @@ impl RiskCore {
         add_open(pos, o.side, o.qty.0);
         st.open_raw = st.open_raw.saturating_add(raw);
         st.open_orders = st.open_orders.saturating_add(1);
+        st.recon.accepted_orders += 1;
+        st.recon.accepted_raw = st.recon.accepted_raw.saturating_add(raw);
         if !ring.is_empty() {
             let slot = st.recent_next as usize % ring.len();
             if let Some(r) = ring.get_mut(slot) {
@@ -599,10 +636,34 @@ impl RiskCore {
             return Err(RiskError::InvalidPrice);
         }
         let s = self.symbol_mut(symbol)?;
+        if s.pinned {
+            return Err(RiskError::ReferencePinned);
+        }
         s.reference = price;
         s.reference_at = now;
         s.has_reference = true;
         Ok(())
+    }
+
+    /// Fixes `symbol`'s reference price (configuration, not a venue): it never goes stale and
+    /// [`RiskCore::set_reference`] no longer moves it.
+    pub fn pin_reference(&mut self, symbol: &Symbol, price: Price) -> Result<(), RiskError> {
+        if price.0 <= 0 {
+            return Err(RiskError::InvalidPrice);
+        }
+        let s = self.symbol_mut(symbol)?;
+        s.reference = price;
+        s.has_reference = true;
+        s.pinned = true;
+        Ok(())
+    }
+
+    /// The reference price of `symbol` and when it was set (`None`: none yet).
+    pub fn reference(&self, symbol: &Symbol) -> Option<(Price, Nanos, bool)> {
+        let i = *self.symbols.get(symbol)?;
+        let s = self.syms.get(i as usize)?;
+        s.has_reference
+            .then_some((s.reference, s.reference_at, s.pinned))
     }
 
     pub fn set_restricted(&mut self, symbol: &Symbol, restricted: bool) -> Result<(), RiskError> {
@@ -642,6 +703,13 @@ impl RiskCore {
             .and_then(|&i| self.syms.get(i as usize))
             .is_none_or(|s| s.killed);
         self.global_kill || account_killed || symbol_killed
+    }
+
+    /// Disables an account as a message-rate trip does (recovery of a trip before a restart);
+    /// only [`RiskCore::enable_account`] re-enables it.
+    pub fn disable_account(&mut self, acct: &Account) -> Result<(), RiskError> {
+        self.state_mut(acct)?.disabled = true;
+        Ok(())
     }
 
     /// Re-enables an account the message rate limit disabled, with a fresh rate window.
@@ -706,7 +774,7 @@ impl RiskCore {
                 st.raise_until = None;
             }
         }
-        Ok(LimitChange {
+        let change = LimitChange {
             seq,
             account: st.account,
             before,
@@ -714,7 +782,35 @@ impl RiskCore {
             reason,
             at: now,
             expires_at: until,
-        })
+        };
+        if let Some(t) = until {
+            self.next_expiry = Some(self.next_expiry.map_or(t, |n| n.min(t)));
+        }
+        Ok(change)
+    }
+
+    /// Reverts every temporary raise that ended by `now`, even for accounts that send nothing
+    /// (the next check of an account would revert it too). Cheap when none is due: call it
+    /// from a timer. The reverts are collected with [`RiskCore::drain_limit_changes`].
+    pub fn expire_raises(&mut self, now: Nanos) {
+        if self.next_expiry.is_none_or(|t| now < t) {
+            return;
+        }
+        let mut next: Option<Nanos> = None;
+        for st in &mut self.states {
+            match st.raise_until {
+                Some(t) if now >= t => revert_raise(
+                    st,
+                    now,
+                    &mut self.changes,
+                    &mut self.changes_dropped,
+                    &mut self.change_seq,
+                ),
+                Some(t) => next = Some(next.map_or(t, |n| n.min(t))),
+                None => {}
+            }
+        }
+        self.next_expiry = next;
     }
 
     /// Hands every pending limit-change record (expired raises) to `f`, oldest first. The
@@ -726,11 +822,128 @@ impl RiskCore {
         core::mem::take(&mut self.changes_dropped)
     }
 
+    // ---- reconciliation -----------------------------------------------------------------------
+
+    /// An order of `acct` for `qty` valued at `price` went to a venue. Returns false — and
+    /// turns the account's kill switch on — when more orders or more notional have now been
+    /// sent than were accepted from clients.
+    pub fn note_sent(&mut self, acct: &Account, qty: Qty, price: Price) -> bool {
+        let Ok(st) = self.state_mut(acct) else {
+            return false;
+        };
+        st.recon.sent_orders += 1;
+        st.recon.sent_raw = st.recon.sent_raw.saturating_add(raw_notional(price, qty));
+        if st.recon.sent_orders > st.recon.accepted_orders
+            || st.recon.sent_raw > st.recon.accepted_raw
+        {
+            st.killed = true;
+            return false;
+        }
+        true
+    }
+
+    /// A venue reported an order of `acct` that the gateway never sent: the account's kill
+    /// switch goes on. False when the account is unknown.
+    pub fn note_venue_unmatched(&mut self, acct: &Account) -> bool {
+        let Ok(st) = self.state_mut(acct) else {
+            return false;
+        };
+        st.recon.venue_unmatched = st.recon.venue_unmatched.saturating_add(1);
+        st.killed = true;
+        true
+    }
+
+    // ---- recovery ---------------------------------------------------------------------------
+
+    /// Recovery: an order accepted before the restart is still open with `open` at its
+    /// reserved price. Reserved without any check (the limits were checked when it was
+    /// accepted; a limit lowered since then must not strand it).
+    pub fn restore_open(
+        &mut self,
+        acct: &Account,
+        symbol: &Symbol,
+        side: Side,
+        open: Reserved,
+    ) -> Result<(), RiskError> {
+        let (ai, si) = self.indices(acct, symbol)?;
+        let Some(st) = self.states.get_mut(ai as usize) else {
+            return Err(RiskError::UnknownAccount);
+        };
+        let raw = raw_notional(open.price, open.open_qty);
+        st.open_raw = st.open_raw.saturating_add(raw);
+        st.open_orders = st.open_orders.saturating_add(1);
+        st.recon.accepted_orders += 1;
+        st.recon.accepted_raw = st.recon.accepted_raw.saturating_add(raw);
+        let probe = self.positions.probe(ai, si);
+        let pos = self
+            .positions
+            .claim(ai, si, probe)
+            .ok_or(RiskError::PositionTableFull)?;
+        add_open(pos, side, open.open_qty.0);
+        Ok(())
+    }
+
+    /// Recovery: executions before the restart (`qty` on `side`, worth `notional`, which is
+    /// [`crate::order::Order::filled_notional`]) move executed notional and the net position.
+    pub fn restore_executed(
+        &mut self,
+        acct: &Account,
+        symbol: &Symbol,
+        side: Side,
+        qty: Qty,
+        notional: Notional,
+    ) -> Result<(), RiskError> {
+        let (ai, si) = self.indices(acct, symbol)?;
+        let Some(st) = self.states.get_mut(ai as usize) else {
+            return Err(RiskError::UnknownAccount);
+        };
+        st.executed_raw = st.executed_raw.saturating_add(notional.raw().abs());
+        let probe = self.positions.probe(ai, si);
+        let pos = self
+            .positions
+            .claim(ai, si, probe)
+            .ok_or(RiskError::PositionTableFull)?;
+        pos.net = if side.is_buy() {
+            pos.net.saturating_add(qty.0)
+        } else {
+            pos.net.saturating_sub(qty.0)
+        };
+        Ok(())
+    }
+
     // ---- queries ----------------------------------------------------------------------------
 
     pub fn limits(&self, acct: &Account) -> Option<&RiskLimits> {
         let i = *self.accounts.get(acct)?;
         self.states.get(i as usize).map(|s| &s.limits)
+    }
+
+    /// Everything ops shows about an account (cold).
+    pub fn account_view(&self, acct: &Account) -> Option<AccountView> {
+        let i = *self.accounts.get(acct)?;
+        self.states.get(i as usize).map(|s| AccountView {
+            limits: s.limits,
+            base: s.base,
+            raise_until: s.raise_until,
+            exposure: Exposure {
+                open: Notional::from_raw(s.open_raw),
+                executed: Notional::from_raw(s.executed_raw),
+                open_orders: s.open_orders,
+            },
+            killed: s.killed,
+            disabled: s.disabled,
+            reconciliation: s.recon,
+        })
+    }
+
+    pub fn is_global_killed(&self) -> bool {
+        self.global_kill
+    }
+
+    /// True when the symbol's own kill switch is on (`None`: unknown symbol).
+    pub fn is_symbol_killed(&self, symbol: &Symbol) -> Option<bool> {
+        let i = *self.symbols.get(symbol)?;
+        self.syms.get(i as usize).map(|s| s.killed)
     }
 
     pub fn exposure(&self, acct: &Account) -> Option<Exposure> {
@@ -849,7 +1062,7 @@ fn valuation_price(
         return refuse(Reason::ReferenceMissing);
     }
     let age = now.saturating_sub(sym.reference_at);
-    if age > lim.reference_max_age {
+    if age > lim.reference_max_age && !sym.pinned {
         return refuse(Reason::ReferenceStale {
             max_age: lim.reference_max_age,
             age,

@@ -57,6 +57,8 @@ pub enum Reason {
     KilledAccount,
     /// The symbol's kill switch is on.
     KilledSymbol,
+    /// The kill switch of the key (session) the order came in on is on.
+    KilledKey,
     /// The symbol is on the restricted list.
     RestrictedSymbol,
     /// OrdType <40> not in the account's allowed set.
@@ -162,6 +164,7 @@ impl Reason {
             | Reason::KilledGlobal
             | Reason::KilledAccount
             | Reason::KilledSymbol
+            | Reason::KilledKey
             | Reason::RestrictedSymbol
             | Reason::ReferenceMissing
             | Reason::ReferenceStale { .. }
@@ -197,6 +200,7 @@ impl Reason {
             Reason::KilledGlobal => w.s(b"kill switch: all trading halted"),
             Reason::KilledAccount => w.s(b"kill switch: account halted"),
             Reason::KilledSymbol => w.s(b"kill switch: symbol halted"),
+            Reason::KilledKey => w.s(b"kill switch: key halted"),
             Reason::RestrictedSymbol => w.s(b"restricted symbol"),
             Reason::OrdTypeNotAllowed { ord_type } => {
                 w.s(b"OrdType(40) not allowed for account: ");

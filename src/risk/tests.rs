@@ -707,6 +707,34 @@ fn temporary_raise_reverts_at_expiry_with_audit_records() {
     );
 }
 
+#[test]
+fn expire_raises_reverts_on_a_timer_without_any_order() {
+    let base = RiskLimits {
+        max_order_qty: qty(100),
+        ..limits()
+    };
+    let mut c = core_with(base);
+    let raised = RiskLimits {
+        max_order_qty: qty(500),
+        ..base
+    };
+    let until = T0.add(Nanos::from_secs(2));
+    c.raise_limits_until(&acct("A"), raised, until, "T", T0)
+        .unwrap();
+    c.expire_raises(T0.add(Nanos::from_secs(1)));
+    assert_eq!(c.limits(&acct("A")), Some(&raised), "not due yet");
+    assert_eq!(c.drain_limit_changes(|_| {}), 0);
+    c.expire_raises(until);
+    assert_eq!(c.limits(&acct("A")), Some(&base));
+    let mut seen = Vec::new();
+    c.drain_limit_changes(|ch| seen.push(*ch));
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].before, seen[0].after), (raised, base));
+    c.expire_raises(until.add(Nanos::from_secs(9)));
+    c.drain_limit_changes(|ch| seen.push(*ch));
+    assert_eq!(seen.len(), 1, "reverted once");
+}
+
 // ---- credit accounting ------------------------------------------------------------------------
 
 #[test]

@@ -10,6 +10,7 @@ mod cli;
 mod hsm;
 mod orders;
 mod recovery;
+mod risk;
 mod throttle;
 mod tls;
 mod util;

@@ -26,12 +26,14 @@ orders = { window_1s = 2 }
 begin_string = "FIX.4.4"
 our_comp_id = "GW"
 their_comp_id = "TIGHT"
+default_account = "ACC1"
 tier = "tight"
 
 [[session]]
 begin_string = "FIX.4.4"
 our_comp_id = "GW"
 their_comp_id = "DAILY"
+default_account = "ACC1"
 tier = "daily"
 # the test moves the gateway's clock a day ahead of the client's SendingTime
 check_sending_time = false
@@ -40,12 +42,14 @@ check_sending_time = false
 begin_string = "FIX.4.4"
 our_comp_id = "GW"
 their_comp_id = "WINDOW"
+default_account = "ACC1"
 tier = "window"
 
 [[session]]
 begin_string = "FIX.4.4"
 our_comp_id = "GW"
 their_comp_id = "FREE"
+default_account = "ACC1"
 "#;
 
 fn gateway(clock: &Clock) -> Gw {
@@ -208,7 +212,7 @@ fn a_tier_change_applies_live_on_sighup() {
     use std::process::{Command, Stdio};
     let base = |per_day: u32| {
         format!(
-            "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nmax_orders = 4096\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[tier]]\nname = \"one\"\norders = {{ per_day = {per_day} }}\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\ntier = \"one\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n"
+            "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nmax_orders = 4096\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[tier]]\nname = \"one\"\norders = {{ per_day = {per_day} }}\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\ndefault_account = \"ACC1\"\ntier = \"one\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n{PERMISSIVE_RISK}"
         )
     };
     let dir = tempfile::tempdir().unwrap();

@@ -306,12 +306,14 @@ fn bound_sessions(p: &Pki) -> String {
 begin_string = "FIX.4.4"
 our_comp_id = "GW"
 their_comp_id = "CLIENT1"
+default_account = "ACC1"
 client_cert_spki_sha256 = "{}"
 
 [[session]]
 begin_string = "FIX.4.4"
 our_comp_id = "GW"
 their_comp_id = "CLIENT2"
+default_account = "ACC2"
 client_cert_spki_sha256 = "{}"
 "#,
         spki_hex(&p.client_a.0),
@@ -1015,10 +1017,11 @@ fn sighup_reloads_the_certificate_of_a_running_gateway() {
     std::fs::write(
         &file,
         format!(
-            "[gateway]\nbusy_poll = false\ntls_watch_ms = 0\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n{SESSIONS}{}",
+            "[gateway]\nbusy_poll = false\ntls_watch_ms = 0\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n{SESSIONS}{}{}",
             p.server.cert.display().to_string(),
             p.server.key.display().to_string(),
-            util::sim("fill")
+            util::sim("fill"),
+            util::PERMISSIVE_RISK
         ),
     )
     .unwrap();
@@ -1091,6 +1094,7 @@ fn a_session_bound_to_a_certificate_subject_accepts_only_that_subject() {
 begin_string = "FIX.4.4"
 our_comp_id = "GW"
 their_comp_id = "CLIENT1"
+default_account = "ACC1"
 client_cert_subject = "CN = client-a"
 "#;
     let gw = util::start_in(

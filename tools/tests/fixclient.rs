@@ -21,6 +21,7 @@ default_account = "ACC1"
 begin_string = "FIX.4.2"
 our_comp_id = "GW"
 their_comp_id = "CLIENT42"
+default_account = "A42"
 "#;
 
 struct Gw {
@@ -35,8 +36,9 @@ struct Gw {
 fn gateway(behaviour: &str) -> Gw {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 16384\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{SESSIONS}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"{behaviour}\"\n",
+        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 16384\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{SESSIONS}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"{behaviour}\"\n{}",
         dir.path().display().to_string(),
+        portcullis::config::risk::permissive_toml(&["ACC1", "A42"], &["AAPL", "MSFT", "IBM", "A", "S"]),
     );
     let cfg = Config::parse(&text, "test.toml").unwrap();
     let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap();
@@ -243,8 +245,9 @@ fn bad_action_words_exit_2_naming_the_word() {
 fn signed_gateway() -> (Gw, tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 16384\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{SESSIONS}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"fill\"\n\n[auth]\nkey_store = \"keys.store\"\nmaster_key = {{ provider = \"file\", path = \"master.key\" }}\n",
+        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 16384\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{SESSIONS}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"fill\"\n\n[auth]\nkey_store = \"keys.store\"\nmaster_key = {{ provider = \"file\", path = \"master.key\" }}\n\n{}",
         dir.path().display().to_string(),
+        portcullis::config::risk::permissive_toml(&["ACC1"], &["AAPL"]),
     );
     let cfg = Config::parse(&text, "test.toml").unwrap();
     let spec = portcullis::auth::admin::KeySpec {

@@ -26,7 +26,10 @@ struct Gw {
 
 fn gateway() -> Gw {
     gateway_with(
-        "[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"LOAD\"\ndefault_account = \"ACC1\"\n",
+        &format!(
+            "[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"LOAD\"\ndefault_account = \"ACC1\"\n{}",
+            portcullis::config::risk::permissive_toml(&["ACC1"], &[])
+        ),
         "fill",
     )
 }
@@ -35,8 +38,9 @@ fn gateway() -> Gw {
 fn gateway_with(sessions: &str, behaviour: &str) -> Gw {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nsession_segment_bytes = 1048576\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 65536\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{sessions}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"{behaviour}\"\n",
+        "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nsession_segment_bytes = 1048576\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 65536\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{sessions}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"{behaviour}\"\n{}",
         dir.path().display().to_string(),
+        portcullis::config::risk::permissive_toml(&[], &["AAPL", "MSFT", "IBM"]),
     );
     let cfg = Config::parse(&text, "test.toml").unwrap();
     let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap();
@@ -417,7 +421,15 @@ fn the_load_is_spread_over_the_sessions_gen_config_prints() {
 #[test]
 fn cancels_and_replaces_target_open_orders() {
     // `ack` keeps every order open, so each cancel and replace finds one and is accepted.
-    let sessions = gen_config(&["--sessions", "2", "--target", "GW", "--sessions-only"]);
+    let sessions = gen_config(&[
+        "--sessions",
+        "2",
+        "--target",
+        "GW",
+        "--sessions-only",
+        "--accounts",
+        "ACC-A,ACC-B",
+    ]);
     let gw = gateway_with(&sessions, "ack");
     let dir = tempfile::tempdir().unwrap();
     let j = dir.path().join("mix.json");

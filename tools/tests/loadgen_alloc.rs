@@ -98,13 +98,15 @@ fn the_measuring_loop_allocates_nothing_per_order() {
     let mut sessions = String::new();
     for s in 0..3 {
         sessions.push_str(&format!(
-            "[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"{}\"\n\n",
+            "[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"{}\"\ndefault_account = \"ACC\"\n\n",
             sender_comp_id("LOAD", s, 3)
         ));
     }
     let text = format!(
-        "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nsession_segment_bytes = 1048576\nmax_orders = 16384\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{sessions}[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n",
-        dir.path().display().to_string()
+        "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nsession_segment_bytes = 1048576\nmax_orders = 16384\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{sessions}[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n\n{}",
+        dir.path().display().to_string(),
+        // Pre-trade risk fails closed: the account and symbols need limits (far above the run).
+        portcullis::config::risk::permissive_toml(&["ACC"], &["AAPL", "MSFT"])
     );
     let cfg = Config::parse(&text, "t.toml").unwrap();
     let running = portcullis::gateway::start(&cfg, GwClock::fast()).unwrap();

@@ -379,9 +379,10 @@ fn gateway_routes_to_the_venue_tool_over_fix() {
     let venue = Venue::start(&["--behaviour", "fill"]);
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[gateway]\nbusy_poll = false\ndata_dir = {:?}\nsegment_bytes = 4194304\nmax_orders = 4096\nflush_interval_ms = 0\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n\n[[venue]]\nname = \"XVEN\"\nkind = \"fix\"\naddress = \"{}\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"VENUE\"\nreconnect_ms = 100\n",
+        "[gateway]\nbusy_poll = false\ndata_dir = {:?}\nsegment_bytes = 4194304\nmax_orders = 4096\nflush_interval_ms = 0\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\ndefault_account = \"ACC1\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n\n[[venue]]\nname = \"XVEN\"\nkind = \"fix\"\naddress = \"{}\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"VENUE\"\nreconnect_ms = 100\n{}",
         dir.path().display().to_string(),
-        venue.addr
+        venue.addr,
+        portcullis::config::risk::permissive_toml(&["ACC1"], &["AAPL", "MSFT", "IBM"])
     );
     let cfg = portcullis::config::Config::parse(&text, "test.toml").unwrap();
     let running = portcullis::gateway::start(&cfg, portcullis::clock::Clock::fast()).unwrap();

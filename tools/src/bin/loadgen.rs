@@ -167,9 +167,18 @@ struct GenConfigArgs {
     /// The gateway's CompID.
     #[arg(long, default_value = "PORTCULLIS")]
     target: String,
-    /// Print only the [[session]] entries, to paste into an existing config.
+    /// Print only the [[session]] entries and their [[account]]s, to paste into an existing
+    /// config.
     #[arg(long)]
     sessions_only: bool,
+    /// Accounts besides the sessions' default ones (as `fix --accounts` sends), given risk
+    /// limits far above any load run.
+    #[arg(long, value_delimiter = ',')]
+    accounts: Vec<String>,
+    /// Symbols the gateway's risk checks know (as `fix --symbols` sends), with a configured
+    /// reference price. Not printed with --sessions-only.
+    #[arg(long, value_delimiter = ',', default_value = "AAPL,MSFT")]
+    symbols: Vec<String>,
     /// Listener address.
     #[arg(long, default_value = "127.0.0.1:9878")]
     listen: SocketAddr,
@@ -564,6 +573,7 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
             a.venue
         );
     }
+    let mut accounts = Vec::with_capacity(n + a.accounts.len());
     for s in 0..n {
         let id = sender_comp_id(&a.sender, s, n);
         let _ = writeln!(
@@ -575,7 +585,19 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
              default_account = \"ACC-{id}\"\n",
             a.target
         );
+        accounts.push(format!("ACC-{id}"));
     }
+    accounts.extend(a.accounts.iter().cloned());
+    // The gateway's risk checks fail closed: every account and symbol the load uses needs
+    // limits. These are far above any load run — for measuring only, never for trading.
+    let names: Vec<&str> = accounts.iter().map(String::as_str).collect();
+    let symbols: Vec<&str> = if a.sessions_only {
+        Vec::new()
+    } else {
+        a.symbols.iter().map(String::as_str).collect()
+    };
+    t.push_str("# Risk limits far above any load run: for measuring only, never for trading.\n");
+    t.push_str(&portcullis::config::risk::permissive_toml(&names, &symbols));
     t
 }
 

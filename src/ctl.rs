@@ -1,0 +1,907 @@
+//! COLD — the risk control path (RISK-3, kill of CORE-6): a Unix domain socket
+//! `<data_dir>/control.sock` (mode 0600) served by a small thread, and the `portcullis ctl`
+//! client that talks to it.
+//!
+//! # Protocol
+//! One JSON object per line each way. A request names its operation in `op`:
+//! `kill` / `unkill` (`scope`: global | account | symbol | session, `name`), `enable-account`
+//! (`account`), `limits-set` (`account`, `limits` {config keys of `[[account]]`}, optional
+//! `for_ms`), `risk-show` (`account`, optional `symbol`). Changes need `by` (who) and `reason`
+//! (why). The answer is `{"ok":true,"seq":N,...}` or `{"ok":false,"error":"..."}`.
+//!
+//! The server forwards each request to the gateway thread as a [`Command::Control`] and waits
+//! for its answer; the gateway applies it between two messages. Every change is appended to
+//! `<data_dir>/control-audit.log` (one JSON line: seq, time, who, why, request, before, after)
+//! and the gateway writes a matching `control-seq=N` line to `events.log`.
+//!
+//! Anyone who can open the socket controls the kill switch: it is created mode 0600 (the
+//! gateway's user only). The ops port (RBAC, JWT, MFA) will send the same commands.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::risk::AccountCfg;
+use crate::config::Decimal;
+use crate::fix::encode::{write_timestamp, TimePrecision};
+use crate::handoff::{
+    Command, CommandSender, ControlCall, ControlReply, ControlRequest, KillTarget,
+};
+use crate::model::{Account, Nanos, Symbol, PRICE_DECIMALS, QTY_DECIMALS};
+use crate::risk::{Notional, OrdTypeSet, RiskLimits, TifSet};
+
+/// File name of the control socket inside the data folder.
+pub const SOCKET: &str = "control.sock";
+/// File name of the control audit log inside the data folder.
+pub const AUDIT_LOG: &str = "control-audit.log";
+
+/// Limit changes as sent over the socket: the keys of `[[account]]`, each optional.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitChanges {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_order_qty: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_order_notional: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collar_bps: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collar_ticks: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_max_age_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit_limit: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_long: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_short: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_open_orders: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ord_types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_in_force: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_window_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_msgs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_period_ms: Option<u64>,
+}
+
+impl LimitChanges {
+    fn is_empty(&self) -> bool {
+        serde_json::to_value(self).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+    }
+}
+
+/// One request line.
+// One value per request on a cold thread: size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    Kill {
+        scope: String,
+        #[serde(default)]
+        name: Option<String>,
+        by: String,
+        reason: String,
+    },
+    Unkill {
+        scope: String,
+        #[serde(default)]
+        name: Option<String>,
+        by: String,
+        reason: String,
+    },
+    EnableAccount {
+        account: String,
+        by: String,
+        reason: String,
+    },
+    LimitsSet {
+        account: String,
+        limits: LimitChanges,
+        #[serde(default)]
+        for_ms: Option<u64>,
+        by: String,
+        reason: String,
+    },
+    RiskShow {
+        account: String,
+        #[serde(default)]
+        symbol: Option<String>,
+    },
+}
+
+fn ts(t: Nanos) -> String {
+    let mut b = [0u8; 27];
+    let n = write_timestamp(&mut b, t, TimePrecision::Micros);
+    String::from_utf8_lossy(b.get(..n).unwrap_or_default()).into_owned()
+}
+
+/// `v / 10^decimals` as a decimal string, trailing zeros trimmed.
+pub fn fixed(v: i128, decimals: u32) -> String {
+    let scale = 10i128.pow(decimals);
+    let sign = if v < 0 { "-" } else { "" };
+    let a = v.unsigned_abs();
+    let int = a / scale.unsigned_abs();
+    let frac = a % scale.unsigned_abs();
+    if frac == 0 {
+        return format!("{sign}{int}");
+    }
+    let f = format!("{frac:0width$}", width = decimals as usize);
+    format!("{sign}{int}.{}", f.trim_end_matches('0'))
+}
+
+fn names_of_ord_types(s: OrdTypeSet) -> Vec<&'static str> {
+    use crate::model::OrdType;
+    [(OrdType::Market, "market"), (OrdType::Limit, "limit")]
+        .into_iter()
+        .filter(|(t, _)| s.contains(*t))
+        .map(|(_, n)| n)
+        .collect()
+}
+
+fn names_of_tifs(s: TifSet) -> Vec<&'static str> {
+    use crate::model::TimeInForce as T;
+    [
+        (T::Day, "day"),
+        (T::GoodTillCancel, "gtc"),
+        (T::ImmediateOrCancel, "ioc"),
+        (T::FillOrKill, "fok"),
+    ]
+    .into_iter()
+    .filter(|(t, _)| s.contains(*t))
+    .map(|(_, n)| n)
+    .collect()
+}
+
+/// Limits as JSON, with the config key names and decimal strings.
+pub fn limits_json(l: &RiskLimits) -> Value {
+    let notional = |n: Notional| fixed(n.0, PRICE_DECIMALS);
+    let qty = |q: crate::model::Qty| fixed(i128::from(q.0), QTY_DECIMALS);
+    json!({
+        "max_order_qty": qty(l.max_order_qty),
+        "max_order_notional": notional(l.max_order_notional),
+        "collar_bps": l.collar.bps,
+        "collar_ticks": l.collar.ticks,
+        "reference_max_age_ms": l.reference_max_age.as_millis(),
+        "credit_limit": notional(l.credit_limit),
+        "max_long": qty(l.max_long),
+        "max_short": qty(l.max_short),
+        "max_open_orders": l.max_open_orders,
+        "ord_types": names_of_ord_types(l.ord_types),
+        "time_in_force": names_of_tifs(l.tifs),
+        "duplicate_window_ms": l.duplicate_window.as_millis(),
+        "max_msgs": l.max_msgs,
+        "rate_period_ms": l.rate_period.as_millis(),
+    })
+}
+
+fn target_json(t: &KillTarget, sessions: &[String]) -> Value {
+    Value::String(crate::audit::target_name(t, sessions))
+}
+
+/// The JSON answer to a reply of the gateway thread.
+fn reply_json(r: &ControlReply, seq: u64, sessions: &[String]) -> Value {
+    match r {
+        ControlReply::Kill {
+            target,
+            on,
+            was_on,
+            orders_canceled,
+        } => json!({
+            "ok": true, "seq": seq,
+            "scope": target_json(target, sessions),
+            "killed": on, "before": { "killed": was_on }, "after": { "killed": on },
+            "orders_canceled": orders_canceled,
+        }),
+        ControlReply::Enabled {
+            account,
+            was_disabled,
+        } => json!({
+            "ok": true, "seq": seq, "account": account.as_str(),
+            "before": { "disabled": was_disabled }, "after": { "disabled": false },
+        }),
+        ControlReply::Limits(c) => json!({
+            "ok": true, "seq": seq, "account": c.account.as_str(),
+            "change": c.seq,
+            "before": limits_json(&c.before),
+            "after": limits_json(&c.after),
+            "expires_at": c.expires_at.map(ts),
+        }),
+        ControlReply::Show {
+            view,
+            global_kill,
+            position,
+            now,
+        } => {
+            let e = &view.exposure;
+            let r = &view.reconciliation;
+            let raise_active = view.raise_until.is_some_and(|t| *now < t);
+            json!({
+                "ok": true, "seq": seq,
+                "exposure": {
+                    "open_notional": fixed(e.open.0, PRICE_DECIMALS),
+                    "executed_notional": fixed(e.executed.0, PRICE_DECIMALS),
+                    "credit_used": fixed(e.open.0 + e.executed.0, PRICE_DECIMALS),
+                    "open_orders": e.open_orders,
+                },
+                "limits": limits_json(if raise_active || view.raise_until.is_none() {
+                    &view.limits
+                } else {
+                    &view.base
+                }),
+                "temporary_until": view.raise_until.filter(|_| raise_active).map(ts),
+                "base_limits": view.raise_until.map(|_| limits_json(&view.base)),
+                "killed": view.killed,
+                "global_kill": global_kill,
+                "disabled": view.disabled,
+                "reconciliation": {
+                    "accepted_orders": r.accepted_orders,
+                    "accepted_notional": fixed(r.accepted_raw / 10_000, PRICE_DECIMALS),
+                    "sent_orders": r.sent_orders,
+                    "sent_notional": fixed(r.sent_raw / 10_000, PRICE_DECIMALS),
+                    "venue_unmatched": r.venue_unmatched,
+                },
+                "position": position.map(|p| json!({
+                    "net": fixed(i128::from(p.net), QTY_DECIMALS),
+                    "open_buy": fixed(i128::from(p.open_buy), QTY_DECIMALS),
+                    "open_sell": fixed(i128::from(p.open_sell), QTY_DECIMALS),
+                })),
+            })
+        }
+        ControlReply::Refused(why) => json!({ "ok": false, "seq": seq, "error": why }),
+    }
+}
+
+fn refuse(why: impl Into<String>) -> Value {
+    json!({ "ok": false, "error": why.into() })
+}
+
+/// The control server's state.
+struct Server {
+    commands: CommandSender,
+    /// Session keys (`FIX.4.4-OUR-THEIR`) by index.
+    sessions: Vec<String>,
+    audit: PathBuf,
+    next_seq: u64,
+}
+
+impl Server {
+    fn account(name: &str) -> Result<Account, Value> {
+        Account::new(name.as_bytes())
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| refuse(format!("account {name:?} must be 1–24 characters")))
+    }
+
+    fn target(&self, scope: &str, name: Option<&str>) -> Result<KillTarget, Value> {
+        let need = |what: &str| refuse(format!("scope {scope:?} needs a {what} name"));
+        match scope {
+            "global" => Ok(KillTarget::Global),
+            "account" => Ok(KillTarget::Account(Self::account(
+                name.ok_or_else(|| need("account"))?,
+            )?)),
+            "symbol" => {
+                let n = name.ok_or_else(|| need("symbol"))?;
+                Symbol::new(n.as_bytes())
+                    .filter(|s| !s.is_empty())
+                    .map(KillTarget::Symbol)
+                    .ok_or_else(|| refuse(format!("symbol {n:?} must be 1–24 characters")))
+            }
+            "session" => {
+                let n = name.ok_or_else(|| need("session"))?;
+                // The full key (FIX.4.4-GW-CLIENT1) or the client's CompID when unique.
+                let exact = self.sessions.iter().position(|k| k == n);
+                let by_comp: Vec<usize> = self
+                    .sessions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, k)| k.rsplit('-').next() == Some(n))
+                    .map(|(i, _)| i)
+                    .collect();
+                match (exact, by_comp.as_slice()) {
+                    (Some(i), _) | (None, &[i]) => Ok(KillTarget::Session(i as u32)),
+                    (None, []) => Err(refuse(format!(
+                        "unknown session {n:?} (known: {})",
+                        self.sessions.join(", ")
+                    ))),
+                    (None, _) => Err(refuse(format!(
+                        "session {n:?} is ambiguous: use the full key"
+                    ))),
+                }
+            }
+            other => Err(refuse(format!(
+                "scope {other:?} is not global, account, symbol or session"
+            ))),
+        }
+    }
+
+    fn who(by: &str, reason: &str) -> Result<(), Value> {
+        if by.trim().is_empty() {
+            return Err(refuse("`by` (who is acting) is required"));
+        }
+        if reason.trim().is_empty() {
+            return Err(refuse("`reason` (why) is required"));
+        }
+        Ok(())
+    }
+
+    /// Parses, forwards and answers one request line.
+    fn handle(&mut self, line: &str) -> Value {
+        let req: Request = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(e) => return refuse(format!("bad request: {e}")),
+        };
+        let built = self.build(&req);
+        let (request, audited) = match built {
+            Ok(x) => x,
+            Err(v) => return v,
+        };
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let call = ControlCall {
+            seq,
+            request,
+            reply: tx,
+        };
+        if self.commands.send(Command::Control(call)).is_err() {
+            return refuse("the gateway is stopping");
+        }
+        let reply = match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(r) => r,
+            Err(_) => return refuse("the gateway did not answer within 5 s"),
+        };
+        let answer = reply_json(&reply, seq, &self.sessions);
+        if audited {
+            self.audit(seq, &req, &answer);
+        }
+        answer
+    }
+
+    fn build(&self, req: &Request) -> Result<(ControlRequest, bool), Value> {
+        Ok(match req {
+            Request::Kill {
+                scope,
+                name,
+                by,
+                reason,
+            }
+            | Request::Unkill {
+                scope,
+                name,
+                by,
+                reason,
+            } => {
+                Self::who(by, reason)?;
+                let t = self.target(scope, name.as_deref())?;
+                let r = if matches!(req, Request::Kill { .. }) {
+                    ControlRequest::Kill(t)
+                } else {
+                    ControlRequest::Unkill(t)
+                };
+                (r, true)
+            }
+            Request::EnableAccount {
+                account,
+                by,
+                reason,
+            } => {
+                Self::who(by, reason)?;
+                (ControlRequest::EnableAccount(Self::account(account)?), true)
+            }
+            Request::LimitsSet {
+                account,
+                limits,
+                for_ms,
+                by,
+                reason,
+            } => {
+                Self::who(by, reason)?;
+                if limits.is_empty() {
+                    return Err(refuse("no limit to change"));
+                }
+                if *for_ms == Some(0) {
+                    return Err(refuse("for_ms must be > 0"));
+                }
+                let l = limits.clone();
+                let cfg = AccountCfg {
+                    name: account.clone(),
+                    max_order_qty: l.max_order_qty,
+                    max_order_notional: l.max_order_notional,
+                    collar_bps: l.collar_bps,
+                    collar_ticks: l.collar_ticks,
+                    reference_max_age_ms: l.reference_max_age_ms,
+                    credit_limit: l.credit_limit,
+                    max_long: l.max_long,
+                    max_short: l.max_short,
+                    max_open_orders: l.max_open_orders,
+                    ord_types: l.ord_types,
+                    time_in_force: l.time_in_force,
+                    duplicate_window_ms: l.duplicate_window_ms,
+                    max_msgs: l.max_msgs,
+                    rate_period_ms: l.rate_period_ms,
+                };
+                let changes = cfg
+                    .spec()
+                    .map_err(|(k, p)| refuse(format!("limit {k}: {p}")))?;
+                (
+                    ControlRequest::SetLimits {
+                        account: Self::account(account)?,
+                        changes,
+                        for_ns: for_ms.map(|ms| ms.saturating_mul(1_000_000)),
+                    },
+                    true,
+                )
+            }
+            Request::RiskShow { account, symbol } => {
+                let symbol = match symbol {
+                    Some(s) => Some(
+                        Symbol::new(s.as_bytes())
+                            .ok_or_else(|| refuse(format!("symbol {s:?} too long")))?,
+                    ),
+                    None => None,
+                };
+                (
+                    ControlRequest::Show {
+                        account: Self::account(account)?,
+                        symbol,
+                    },
+                    false,
+                )
+            }
+        })
+    }
+
+    fn audit(&self, seq: u64, req: &Request, answer: &Value) {
+        let (by, reason) = match req {
+            Request::Kill { by, reason, .. }
+            | Request::Unkill { by, reason, .. }
+            | Request::EnableAccount { by, reason, .. }
+            | Request::LimitsSet { by, reason, .. } => (by.as_str(), reason.as_str()),
+            Request::RiskShow { .. } => ("", ""),
+        };
+        let line = json!({
+            "seq": seq,
+            "at": ts(crate::clock::system_utc()),
+            "by": by,
+            "reason": reason,
+            "request": req,
+            "result": answer,
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.audit)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            eprintln!(
+                "portcullis: control audit log {}: {e}",
+                self.audit.display()
+            );
+        }
+    }
+
+    fn serve_conn(&mut self, stream: UnixStream, stop: &AtomicBool) {
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let Ok(mut out) = stream.try_clone() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        let mut idle = 0;
+        loop {
+            match reader.read_line(&mut line) {
+                Ok(0) => return,
+                Ok(_) if line.ends_with('\n') => {
+                    let answer = self.handle(line.trim());
+                    line.clear();
+                    idle = 0;
+                    if writeln!(out, "{answer}").is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    // One client at a time: one that says nothing for 5 s is dropped (so is any at stop).
+                    idle += 1;
+                    if stop.load(Ordering::Relaxed) || idle > 25 {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+            if line.len() > 1 << 16 {
+                let _ = writeln!(out, "{}", refuse("request line longer than 64 KiB"));
+                return;
+            }
+        }
+    }
+}
+
+/// Creates `<data_dir>/control.sock` (mode 0600) and serves it on a thread named
+/// `portcullis-control` until `stop` is set.
+pub fn serve(
+    data_dir: &Path,
+    commands: CommandSender,
+    sessions: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    let path = data_dir.join(SOCKET);
+    // Bound under a temporary name, restricted, then moved into place: the socket is never
+    // reachable with wider permissions.
+    let tmp = data_dir.join(format!("{SOCKET}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&tmp, &path)?;
+    listener.set_nonblocking(true)?;
+    let mut server = Server {
+        commands,
+        sessions,
+        audit: data_dir.join(AUDIT_LOG),
+        next_seq: crate::clock::system_utc().0 / 1_000_000 * 1000,
+    };
+    std::thread::Builder::new()
+        .name("portcullis-control".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        server.serve_conn(s, &stop);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+        })
+}
+
+// ---- the `portcullis ctl` client ----------------------------------------------------------
+
+/// Sends one request to the gateway's control socket and returns its answer.
+pub fn call(socket: &Path, req: &Request) -> Result<Value, String> {
+    let stream = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach the gateway at {}: {e} (is it running, with this --data-dir?)",
+            socket.display()
+        )
+    })?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut w = stream.try_clone().map_err(|e| e.to_string())?;
+    let line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    writeln!(w, "{line}").map_err(|e| format!("send: {e}"))?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| format!("no answer: {e}"))?;
+    serde_json::from_str(&answer).map_err(|e| format!("bad answer {answer:?}: {e}"))
+}
+
+/// "500ms", "30s", "5m", "2h" (or a bare number of seconds) → milliseconds.
+pub fn parse_duration_ms(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{v:?} is not a duration (e.g. 500ms, 30s, 5m, 2h)"))?;
+    let mult = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("{v:?}: unit must be ms, s, m or h")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("{v:?}: must be longer than zero")),
+        Some(ms) => Ok(ms),
+        None => Err(format!("{v:?} is too long")),
+    }
+}
+
+/// Runs a `portcullis ctl` request: prints the answer (pretty JSON) and returns the exit code:
+/// 0 applied, 1 refused by the gateway, 2 not delivered.
+pub fn run(socket: &Path, req: &Request) -> u8 {
+    match call(socket, req) {
+        Ok(v) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+            );
+            if v.get("ok").and_then(Value::as_bool) == Some(true) {
+                0
+            } else {
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("portcullis ctl: {e}");
+            2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_decimals() {
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("30s"), Ok(30_000));
+        assert_eq!(parse_duration_ms("2h"), Ok(7_200_000));
+        assert!(parse_duration_ms("0s").is_err());
+        assert!(parse_duration_ms("5 weeks").is_err());
+        assert_eq!(fixed(1_050_000_000, 8), "10.5");
+        assert_eq!(fixed(-30_000, 4), "-3");
+        assert_eq!(fixed(1, 4), "0.0001");
+    }
+}
+
+// ---- command line ---------------------------------------------------------------------------
+
+/// `portcullis ctl`: risk controls of a running gateway, through its control socket.
+#[derive(clap::Args, Debug)]
+pub struct CtlArgs {
+    /// The gateway's data folder (the socket is `<data-dir>/control.sock`).
+    #[arg(long, default_value = "./portcullis-data", global = true)]
+    pub data_dir: PathBuf,
+    /// The control socket itself (overrides --data-dir).
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+/// Who acts and why: recorded with every change.
+#[derive(clap::Args, Debug)]
+pub struct Audit {
+    /// Why (recorded in the control audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// Who is acting (recorded in the control audit log).
+    #[arg(long)]
+    pub by: String,
+}
+
+/// Exactly one scope.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct Scope {
+    #[arg(long)]
+    pub account: Option<String>,
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// A session: its key (FIX.4.4-GW-CLIENT1) or the client's CompID.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Everything.
+    #[arg(long)]
+    pub global: bool,
+}
+
+impl Scope {
+    fn parts(&self) -> (String, Option<String>) {
+        match (&self.account, &self.symbol, &self.session) {
+            (Some(a), _, _) => ("account".into(), Some(a.clone())),
+            (_, Some(s), _) => ("symbol".into(), Some(s.clone())),
+            (_, _, Some(s)) => ("session".into(), Some(s.clone())),
+            _ => ("global".into(), None),
+        }
+    }
+}
+
+// Parsed once per command line.
+#[allow(clippy::large_enum_variant)]
+#[derive(clap::Subcommand, Debug)]
+pub enum CtlAction {
+    /// Kill switch on: new orders and replaces in the scope are refused and every open order
+    /// in it is cancelled at its venue. Cancels stay allowed.
+    Kill {
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Kill switch off (cancelled orders stay cancelled).
+    Unkill {
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Re-enable an account that the message rate limit disabled.
+    EnableAccount {
+        account: String,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Limits.
+    Limits {
+        #[command(subcommand)]
+        action: LimitsAction,
+    },
+    /// Risk state.
+    Risk {
+        #[command(subcommand)]
+        action: RiskAction,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LimitsAction {
+    /// Change an account's limits live, as one snapshot; limits not named stay. With --until,
+    /// a temporary change that reverts by itself.
+    Set {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        max_qty: Option<String>,
+        #[arg(long)]
+        max_notional: Option<String>,
+        #[arg(long)]
+        collar_bps: Option<u32>,
+        #[arg(long)]
+        collar_ticks: Option<u32>,
+        #[arg(long)]
+        reference_max_age_ms: Option<u64>,
+        #[arg(long)]
+        credit_limit: Option<String>,
+        #[arg(long)]
+        max_long: Option<String>,
+        #[arg(long)]
+        max_short: Option<String>,
+        #[arg(long)]
+        max_open_orders: Option<u32>,
+        /// Comma-separated: market,limit.
+        #[arg(long, value_delimiter = ',')]
+        ord_types: Option<Vec<String>>,
+        /// Comma-separated: day,gtc,ioc,fok.
+        #[arg(long, value_delimiter = ',')]
+        time_in_force: Option<Vec<String>>,
+        #[arg(long)]
+        duplicate_window_ms: Option<u64>,
+        #[arg(long)]
+        max_msgs: Option<u32>,
+        #[arg(long)]
+        rate_period_ms: Option<u64>,
+        /// Temporary: revert after this long (500ms, 30s, 5m, 2h).
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        audit: Audit,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RiskAction {
+    /// An account's exposure (open and executed notional, open orders), limits and switches.
+    Show {
+        #[arg(long)]
+        account: String,
+        /// Also its position in this symbol.
+        #[arg(long)]
+        symbol: Option<String>,
+    },
+}
+
+impl CtlArgs {
+    /// Runs the command; the exit code (0 applied, 1 refused, 2 usage or not delivered).
+    pub fn run(self) -> u8 {
+        let socket = self
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(SOCKET));
+        let req = match self.action {
+            CtlAction::Kill { scope, audit } => {
+                let (scope, name) = scope.parts();
+                Request::Kill {
+                    scope,
+                    name,
+                    by: audit.by,
+                    reason: audit.reason,
+                }
+            }
+            CtlAction::Unkill { scope, audit } => {
+                let (scope, name) = scope.parts();
+                Request::Unkill {
+                    scope,
+                    name,
+                    by: audit.by,
+                    reason: audit.reason,
+                }
+            }
+            CtlAction::EnableAccount { account, audit } => Request::EnableAccount {
+                account,
+                by: audit.by,
+                reason: audit.reason,
+            },
+            CtlAction::Limits {
+                action:
+                    LimitsAction::Set {
+                        account,
+                        max_qty,
+                        max_notional,
+                        collar_bps,
+                        collar_ticks,
+                        reference_max_age_ms,
+                        credit_limit,
+                        max_long,
+                        max_short,
+                        max_open_orders,
+                        ord_types,
+                        time_in_force,
+                        duplicate_window_ms,
+                        max_msgs,
+                        rate_period_ms,
+                        until,
+                        audit,
+                    },
+            } => {
+                let for_ms = match until.as_deref().map(parse_duration_ms).transpose() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        eprintln!("portcullis ctl: --until {e}");
+                        return 2;
+                    }
+                };
+                let limits = LimitChanges {
+                    max_order_qty: max_qty.map(Decimal::Str),
+                    max_order_notional: max_notional.map(Decimal::Str),
+                    collar_bps,
+                    collar_ticks,
+                    reference_max_age_ms,
+                    credit_limit: credit_limit.map(Decimal::Str),
+                    max_long: max_long.map(Decimal::Str),
+                    max_short: max_short.map(Decimal::Str),
+                    max_open_orders,
+                    ord_types,
+                    time_in_force,
+                    duplicate_window_ms,
+                    max_msgs,
+                    rate_period_ms,
+                };
+                if limits.is_empty() {
+                    eprintln!(
+                        "portcullis ctl: limits set: name at least one limit (e.g. --max-qty 500)"
+                    );
+                    return 2;
+                }
+                Request::LimitsSet {
+                    account,
+                    limits,
+                    for_ms,
+                    by: audit.by,
+                    reason: audit.reason,
+                }
+            }
+            CtlAction::Risk {
+                action: RiskAction::Show { account, symbol },
+            } => Request::RiskShow { account, symbol },
+        };
+        run(&socket, &req)
+    }
+}
