@@ -37,6 +37,12 @@ enum Cmd {
     },
     /// Validate a configuration file and exit.
     CheckConfig { config: PathBuf },
+    /// Reports from the data folder (REG-1 order records).
+    #[command(subcommand)]
+    Report(portcullis::report::ReportCmd),
+    /// The clock: sync status and estimated divergence from UTC (CLOCK-2).
+    #[command(subcommand)]
+    Clock(portcullis::clock::cli::ClockCmd),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Report(r) => portcullis::report::run(r),
+        Cmd::Clock(c) => portcullis::clock::cli::run(c),
         Cmd::Run {
             config,
             data_dir,
@@ -176,6 +184,7 @@ fn run(
     for v in &cfg.venues {
         println!("  venue {} ({})", v.name, v.kind);
     }
+    println!("  {}", running.handle.clock_status.snapshot().one_line());
     if embedded {
         if let (Some(addr), Some(s)) = (running.handle.listen_addrs.first(), cfg.sessions.first()) {
             println!("Try it:");

@@ -6,6 +6,7 @@
 //! the number of lost events is written to the log (the counter `EventRingFull`).
 
 pub mod daily;
+pub mod records;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -29,6 +30,9 @@ pub struct JournalThread {
     pub venue_names: Vec<String>,
     /// The throttle table and the session keys of its slots, to persist daily quotas.
     pub throttle: Option<(Arc<crate::throttle::ThrottleTable>, Vec<String>)>,
+    /// Order records (REG-1) to write under `<data_dir>/records/`, and the `[[route]]` rule
+    /// descriptions they name.
+    pub records: Option<(crate::handoff::RecordRing, Vec<String>)>,
 }
 
 fn ts(t: Nanos) -> String {
@@ -109,6 +113,26 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         Event::JournalError { key, at } => {
             format!("{} journal-error order-slot={}", ts(*at), key.0)
         }
+        Event::ClockSync {
+            state,
+            divergence_ns,
+            breach,
+            halted,
+            at,
+        } => {
+            let div = if *divergence_ns == u64::MAX {
+                "unknown".to_string()
+            } else {
+                format!("{}us", divergence_ns / 1000)
+            };
+            format!(
+                "{} clock-sync state={} divergence={div} within-limit={} new-orders={}",
+                ts(*at),
+                state.as_str(),
+                !breach,
+                if *halted { "halted" } else { "allowed" }
+            )
+        }
     }
 }
 
@@ -143,11 +167,26 @@ impl JournalThread {
             .create(true)
             .append(true)
             .open(self.data_dir.join("events.log"))?;
+        let mut records = match &self.records {
+            Some((ring, routes)) => {
+                let names = records::Names {
+                    sessions: self.session_names.clone(),
+                    venues: self.venue_names.clone(),
+                    routes: routes.clone(),
+                };
+                Some((
+                    ring.clone(),
+                    records::RecordWriter::new(&self.data_dir, names)?,
+                ))
+            }
+            None => None,
+        };
         std::thread::Builder::new()
             .name("portcullis-journal".into())
             .spawn(move || {
                 let mut out = BufWriter::new(file);
                 let mut reported_drops = 0;
+                let mut reported_lost_records = 0;
                 let mut last_sync = crate::clock::monotonic();
                 loop {
                     let stopping = stop.load(Ordering::Relaxed);
@@ -159,6 +198,30 @@ impl JournalThread {
                             render(&e, &self.session_names, &self.venue_names)
                         );
                         n += 1;
+                    }
+                    if let Some((ring, writer)) = &mut records {
+                        let mut wrote = false;
+                        while let Some(r) = ring.pop() {
+                            if let Err(e) = writer.write(&r) {
+                                let now = ts(crate::clock::system_utc());
+                                let _ = writeln!(out, "{now} order-record-not-written error={e}");
+                            }
+                            wrote = true;
+                            n += 1;
+                        }
+                        if wrote {
+                            let _ = writer.flush();
+                        }
+                    }
+                    let lost = counters.get(Counter::RecordRingFull);
+                    if lost > reported_lost_records {
+                        let _ = writeln!(
+                            out,
+                            "{} order-records-dropped count={}",
+                            ts(crate::clock::system_utc()),
+                            lost - reported_lost_records
+                        );
+                        reported_lost_records = lost;
                     }
                     let drops = counters.get(Counter::EventRingFull);
                     if drops > reported_drops {
@@ -188,12 +251,18 @@ impl JournalThread {
                         }
                         if !self.flush_interval.is_zero() {
                             let _ = sync_tree(&self.data_dir);
+                            if let Some((_, writer)) = &mut records {
+                                let _ = writer.sync();
+                            }
                         }
                         last_sync = crate::clock::monotonic();
                     }
                     if stopping {
                         let _ = out.flush();
                         let _ = sync_tree(&self.data_dir);
+                        if let Some((_, writer)) = &mut records {
+                            let _ = writer.sync();
+                        }
                         return;
                     }
                     // Parked most of the time: an idle cold thread must not steal the hot core.

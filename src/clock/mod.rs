@@ -3,7 +3,18 @@
 //! The hot thread reads a TSC-based clock (quanta) and adds an offset to UTC that the clock
 //! thread recalibrates against CLOCK_REALTIME (which PTP/NTP disciplines). A read costs a few
 //! nanoseconds and no syscall. Tests use [`Clock::manual`] to drive time by hand.
+//!
+//! - [`status`]: the published sync status (CLOCK-2) and how a reading is judged.
+//! - [`thread`]: the cold `portcullis-clock` thread (recalibration, kernel and PHC reads).
+//! - `sys`: the FFI reads (adjtimex, PHC), the module's only `unsafe`.
 #![allow(clippy::disallowed_methods)] // this module is where reading time is allowed
+
+pub mod cli;
+pub mod status;
+pub mod sys;
+pub mod thread;
+
+pub use status::{ClockSnapshot, ClockStatus, Policy, SyncState};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -79,24 +90,52 @@ impl Clock {
     /// Re-measures the offset to CLOCK_REALTIME (cold: the clock thread calls it). Returns the
     /// correction applied, in nanoseconds (positive when the fast clock was behind).
     pub fn recalibrate(&self) -> i64 {
-        let Clock::Fast { clock, base, cal } = self else {
-            return 0;
-        };
-        // Bracket the realtime read between two fast reads; take the midpoint.
-        let a = clock.now();
-        let real = system_utc().0;
-        let b = clock.now();
-        let mid = (a.saturating_duration_since(*base).as_nanos() as u64
-            + b.saturating_duration_since(*base).as_nanos() as u64)
-            / 2;
-        let offset = real.wrapping_sub(mid);
-        let old = cal.offset_ns.swap(offset, Ordering::Relaxed);
-        if old == 0 {
-            0
-        } else {
-            offset.wrapping_sub(old) as i64
-        }
+        self.calibrate().map_or(0, |c| c.correction_ns)
     }
+
+    /// Re-measures the offset to CLOCK_REALTIME and says how good the measurement was; `None`
+    /// for manual clocks. Cold: the clock thread calls it every `[clock] calibrate_ms`.
+    ///
+    /// The realtime read is bracketed between two fast reads and the midpoint taken; of five
+    /// tries the narrowest bracket wins (a preempted try is simply discarded).
+    pub fn calibrate(&self) -> Option<Calibrated> {
+        let Clock::Fast { clock, base, cal } = self else {
+            return None;
+        };
+        let mut best: Option<(u64, u64)> = None; // (bracket width, offset)
+        for _ in 0..5 {
+            let a = clock.now();
+            let real = system_utc().0;
+            let b = clock.now();
+            let a = a.saturating_duration_since(*base).as_nanos() as u64;
+            let b = b.saturating_duration_since(*base).as_nanos() as u64;
+            let width = b.saturating_sub(a);
+            let offset = real.wrapping_sub(a + width / 2);
+            if best.is_none_or(|(w, _)| width < w) {
+                best = Some((width, offset));
+            }
+        }
+        let (width, offset) = best?;
+        let old = cal.offset_ns.swap(offset, Ordering::Relaxed);
+        Some(Calibrated {
+            correction_ns: if old == 0 {
+                0
+            } else {
+                offset.wrapping_sub(old) as i64
+            },
+            uncertainty_ns: width / 2 + 1,
+        })
+    }
+}
+
+/// What one recalibration found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Calibrated {
+    /// Offset change applied (the fast clock's drift from CLOCK_REALTIME since the last
+    /// calibration); positive when the fast clock was behind.
+    pub correction_ns: i64,
+    /// Half the bracket around the realtime read: how far off the new offset may be.
+    pub uncertainty_ns: u64,
 }
 
 /// CLOCK_REALTIME through the standard library (vDSO, no syscall on Linux).
@@ -125,6 +164,19 @@ mod tests {
         assert!((a - s).abs() < 50_000_000, "fast {a} vs system {s}");
         let b = c.now();
         assert!(b.0 as i128 >= a);
+    }
+
+    #[test]
+    fn calibration_reports_a_small_correction_and_uncertainty() {
+        let c = Clock::fast();
+        let cal = c.calibrate().unwrap();
+        // Back-to-back calibrations: the TSC cannot drift milliseconds in microseconds.
+        assert!(cal.correction_ns.unsigned_abs() < 5_000_000, "{cal:?}");
+        assert!(
+            cal.uncertainty_ns >= 1 && cal.uncertainty_ns < 5_000_000,
+            "{cal:?}"
+        );
+        assert_eq!(Clock::manual(Nanos(1)).calibrate(), None);
     }
 
     #[test]

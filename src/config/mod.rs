@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod clock;
 mod limits;
+
+pub use clock::{ClockCfg, OnDivergence};
 
 use crate::fix::BeginString;
 
@@ -51,6 +54,9 @@ pub struct Config {
     /// Throttle tiers. Absent: the stock tiers `standard`, `professional`, `institutional`.
     #[serde(default, rename = "tier")]
     pub tiers: Vec<TierCfg>,
+    /// `[clock]`: calibration, allowed divergence from UTC, action on breach.
+    #[serde(default)]
+    pub clock: ClockCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -123,6 +129,9 @@ pub struct Gateway {
     pub flush_interval_ms: u64,
     /// Hot → cold event ring capacity (events).
     pub event_ring: usize,
+    /// Hot → journal order-record ring capacity (records of ~700 bytes, preallocated: 16384 ≈
+    /// 11 MiB). The journal thread drains it every 1–20 ms; an order makes 2–4 records.
+    pub record_ring: usize,
 }
 
 impl Default for Gateway {
@@ -142,6 +151,7 @@ impl Default for Gateway {
             session_segment_bytes: 8 << 20,
             flush_interval_ms: 1000,
             event_ring: 1 << 16,
+            record_ring: 1 << 14,
         }
     }
 }
@@ -300,6 +310,7 @@ impl Config {
             key,
             problem,
         };
+        self.clock.validate(file)?;
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(
@@ -619,5 +630,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "route[0].venue");
+    }
+
+    #[test]
+    fn clock_section_is_validated_with_its_key() {
+        let c = Config::parse(EMBEDDED_DEFAULT, "t.toml").unwrap();
+        assert_eq!(c.clock, ClockCfg::default());
+        let text = format!("{EMBEDDED_DEFAULT}\n[clock]\nmax_divergence_us = 0\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(e.key, "clock.max_divergence_us");
+        let text = format!("{EMBEDDED_DEFAULT}\n[clock]\non_divergence = \"panic\"\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err();
+        assert!(e.to_string().contains("halt"), "{e}");
+        let text = format!(
+            "{EMBEDDED_DEFAULT}\n[clock]\nmax_divergence_us = 100\non_divergence = \"halt\"\n"
+        );
+        let c = Config::parse(&text, "t.toml").unwrap();
+        assert_eq!(c.clock.on_divergence, OnDivergence::Halt);
     }
 }

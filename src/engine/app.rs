@@ -178,6 +178,7 @@ fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
             b"unsupported TimeInForce(59): use 0, 1, 3 or 4",
         ))?;
     }
+    super::reg::parse_detail(msg, &mut o.detail).map_err(|(r, t)| Refusal::new(r, t))?;
     Ok(())
 }
 
@@ -346,6 +347,7 @@ impl Engine {
         if let Some(c) = c {
             self.mark_dirty(c);
         }
+        self.record_report(order, e, now);
     }
 
     #[cold]
@@ -401,12 +403,18 @@ impl Engine {
             return self.reject_order(&order, why, now);
         }
         order.received_at = now;
+        if let Some(text) = self.clock_halted() {
+            return self.reject_order(&order, Refusal::new(ord_rej_reason::OTHER, text), now);
+        }
         let venue =
             match self
                 .router
                 .route(msg.get(tags::EX_DESTINATION), &order.symbol, &order.account)
             {
-                Ok((v, _reason)) => v,
+                Ok((v, reason)) => {
+                    order.detail.route = Some(reason);
+                    v
+                }
                 Err(_) => {
                     return self.reject_order(
                         &order,
@@ -437,6 +445,7 @@ impl Engine {
                 now,
             );
         }
+        self.stamp_decision(&mut order, now);
         order.order_id = self.orders.next_order_id();
         let key = match self.orders.insert(order) {
             Ok(k) => k,
@@ -477,6 +486,7 @@ impl Engine {
             );
         }
         self.counters.inc(Counter::OrdersAccepted);
+        self.record_new(key);
         self.submit(key, now);
     }
 
@@ -574,6 +584,7 @@ impl Engine {
     }
 
     fn apply_venue_event(&mut self, ev: VenueEvent, now: Nanos) {
+        self.stamp_venue(&ev);
         match ev {
             VenueEvent::Accepted {
                 key,
@@ -749,6 +760,9 @@ impl Engine {
         if let Some(c) = c {
             self.mark_dirty(c);
         }
+        if let Some(o) = order {
+            self.record_cancel_reject(o, cl, to, reason, text);
+        }
     }
 
     /// Common checks of a cancel or replace: the target order exists on this session, is open
@@ -844,6 +858,7 @@ impl Engine {
         if let Some(o) = self.orders.get_mut(key) {
             o.pending = Pending::Cancel { cl_ord_id: cl };
         }
+        self.record_request(key, now);
         self.venue_cancel(key, now);
     }
 
@@ -938,6 +953,7 @@ impl Engine {
                 price,
             };
         }
+        self.record_request(key, now);
         self.venue_request(key, VenueRequest::Replace { qty, price }, now);
     }
 

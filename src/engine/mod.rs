@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod exec;
+pub mod reg;
 pub mod stores;
 pub mod venues;
 
@@ -27,10 +28,12 @@ use std::time::Duration;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, ClockStatus};
 use crate::config::{Config, Gateway};
 use crate::fix::{frame, BeginString, Frame, Message, MsgType};
-use crate::handoff::{command_channel, Command, CommandReceiver, CommandSender, Event, EventRing};
+use crate::handoff::{
+    command_channel, Command, CommandReceiver, CommandSender, Event, EventRing, RecordRing,
+};
 use crate::model::{Account, CompId, Nanos, OrderKey, Price, SessionId};
 use crate::monitor::{Counter, Counters};
 use crate::net::{self, Conn, ReadOutcome};
@@ -91,6 +94,10 @@ pub struct EngineHandle {
     pub commands: CommandSender,
     pub listen_addrs: Vec<SocketAddr>,
     pub stop: Arc<AtomicBool>,
+    /// Clock sync status (CLOCK-2), written by the clock thread.
+    pub clock_status: Arc<ClockStatus>,
+    /// Order records (REG-1) for the journal thread.
+    pub records: RecordRing,
 }
 
 /// The gateway engine.
@@ -129,6 +136,12 @@ pub struct Engine {
     /// Refusals before routing, numbering their ExecIDs (`NONE.<n>`); starts from the clock so
     /// numbers do not repeat across restarts.
     pub(crate) refusals: u64,
+    /// CLOCK-2: its halt flag is read once per new order.
+    pub(crate) clock_status: Arc<ClockStatus>,
+    /// Text <58> of the clock-halt refusal (composed once at start).
+    pub(crate) clock_halt_text: &'static [u8],
+    /// REG-1 order records out.
+    pub(crate) records: RecordRing,
 }
 
 /// Why an engine could not start.
@@ -339,6 +352,10 @@ impl Engine {
         let (cmd_tx, cmd_rx) = command_channel();
         let counters = Arc::new(Counters::default());
         let ring = EventRing::new(gw.event_ring);
+        let records = RecordRing::new(gw.record_ring);
+        let clock_status = Arc::new(ClockStatus::new(crate::clock::Policy::from_config(
+            &cfg.clock,
+        )));
         let stop = Arc::new(AtomicBool::new(false));
         let mut engine = Engine {
             poll,
@@ -368,6 +385,9 @@ impl Engine {
             stopping: None,
             mass_report_id: now.0 / 1000,
             refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
+            clock_status: clock_status.clone(),
+            clock_halt_text: reg::clock_halt_text(cfg.clock.max_divergence_us),
+            records: records.clone(),
             gw,
         };
         engine.recover();
@@ -379,6 +399,8 @@ impl Engine {
             commands: cmd_tx,
             listen_addrs,
             stop,
+            clock_status,
+            records,
         };
         Ok((engine, handle))
     }

@@ -43,6 +43,10 @@ pub enum Counter {
     ThrottleRejects = 30,
     ThrottleLogouts = 31,
     PollErrors = 32,
+    /// Order records (REG-1) lost because the record ring was full.
+    RecordRingFull = 33,
+    /// New orders refused because the clock is out of its divergence limit (CLOCK-2 halt).
+    ClockHaltRejects = 34,
 }
 
 /// Number of counter slots.

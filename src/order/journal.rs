@@ -28,21 +28,36 @@
 //! | 211 | 4 | exec seq |
 //! | 215 | 4 | venue live request number |
 //! | 219 | 4 | venue last request number |
+//! | 223 | 32 | times: instruction, decision, sent, venue answer (ns each) |
+//! | 255 | 25 | trader id (len + 24) |
+//! | 280 | 25 | decision maker id |
+//! | 305 | 25 | SecurityID |
+//! | 330 | 1 | SecurityIDSource (0 = none) |
+//! | 331 | 4 | Currency (len + 3) |
+//! | 335 | 17 | ExecInst (len + 16) |
+//! | 352 | 1 | route reason: 0 none, 1 rule, 2 ExDestination, 3 default |
+//! | 353 | 2 | route rule index |
+//!
+//! Snapshots written before the timestamps and details existed are 223 bytes long; they replay
+//! with those fields zero.
 
 use std::io;
 use std::path::Path;
 
-use super::{Order, Pending};
+use super::{Order, OrderDetail, OrderTimes, Pending};
 use crate::model::{
     Account, InlineStr, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, Price, Qty, SessionId,
     Side, Symbol, TimeInForce,
 };
+use crate::route::RouteReason;
 use crate::store::AppendLog;
 
 /// Record kind of an order snapshot.
 pub const KIND_SNAPSHOT: u16 = 1;
 /// Bytes in one snapshot.
-pub const SNAPSHOT_BYTES: usize = 223;
+pub const SNAPSHOT_BYTES: usize = 355;
+/// Bytes in a snapshot written before timestamps and record details were journaled.
+const SNAPSHOT_V1_BYTES: usize = 223;
 
 /// The order journal.
 pub struct Journal {
@@ -126,12 +141,69 @@ fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
     buf[211..215].copy_from_slice(&o.exec_seq.to_le_bytes());
     buf[215..219].copy_from_slice(&o.venue_live.to_le_bytes());
     buf[219..223].copy_from_slice(&o.venue_req.to_le_bytes());
+    let t = &o.times;
+    for (i, v) in [t.instruction, t.decision, t.sent, t.venue]
+        .into_iter()
+        .enumerate()
+    {
+        buf[223 + 8 * i..231 + 8 * i].copy_from_slice(&v.0.to_le_bytes());
+    }
+    let d = &o.detail;
+    put_str(buf, 255, &d.trader);
+    put_str(buf, 280, &d.decision_maker);
+    put_str(buf, 305, &d.security_id);
+    buf[330] = d.security_id_source;
+    put_str(buf, 331, &d.currency);
+    put_str(buf, 335, &d.exec_inst);
+    let (kind, rule) = match d.route {
+        None => (0, 0),
+        Some(RouteReason::Rule(r)) => (1, r),
+        Some(RouteReason::ExDestination) => (2, 0),
+        Some(RouteReason::Default) => (3, 0),
+    };
+    buf[352] = kind;
+    buf[353..355].copy_from_slice(&rule.to_le_bytes());
+}
+
+/// The timestamps and record details of a current-format snapshot (zero for old ones).
+fn decode_extra(buf: &[u8]) -> Option<(OrderTimes, OrderDetail)> {
+    if buf.len() < SNAPSHOT_BYTES {
+        return Some((OrderTimes::default(), OrderDetail::default()));
+    }
+    let t = |i: usize| -> Option<Nanos> {
+        Some(Nanos(u64::from_le_bytes(
+            buf.get(223 + 8 * i..231 + 8 * i)?.try_into().ok()?,
+        )))
+    };
+    let times = OrderTimes {
+        instruction: t(0)?,
+        decision: t(1)?,
+        sent: t(2)?,
+        venue: t(3)?,
+    };
+    let rule = u16::from_le_bytes([*buf.get(353)?, *buf.get(354)?]);
+    let detail = OrderDetail {
+        trader: get_str(buf, 255)?,
+        decision_maker: get_str(buf, 280)?,
+        security_id: get_str(buf, 305)?,
+        security_id_source: *buf.get(330)?,
+        currency: get_str(buf, 331)?,
+        exec_inst: get_str(buf, 335)?,
+        route: match buf.get(352)? {
+            1 => Some(RouteReason::Rule(rule)),
+            2 => Some(RouteReason::ExDestination),
+            3 => Some(RouteReason::Default),
+            _ => None,
+        },
+    };
+    Some((times, detail))
 }
 
 fn decode(buf: &[u8]) -> Option<(u64, Order)> {
-    if buf.len() < SNAPSHOT_BYTES {
+    if buf.len() < SNAPSHOT_V1_BYTES {
         return None;
     }
+    let (times, detail) = decode_extra(buf)?;
     let u64_at = |at: usize| -> Option<u64> {
         Some(u64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?))
     };
@@ -164,6 +236,8 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
         venue_live: u32::from_le_bytes(buf.get(215..219)?.try_into().ok()?),
         venue_req: u32::from_le_bytes(buf.get(219..223)?.try_into().ok()?),
         live: true,
+        times,
+        detail,
     };
     Some((tag, order))
 }
@@ -199,6 +273,21 @@ mod tests {
             venue_live: 0,
             venue_req: 0,
             live: true,
+            times: OrderTimes {
+                instruction: Nanos(99),
+                decision: Nanos(100),
+                sent: Nanos(101),
+                venue: Nanos(102),
+            },
+            detail: OrderDetail {
+                trader: InlineStr::new(b"TRADER-7").unwrap(),
+                security_id: InlineStr::new(b"US5949181045").unwrap(),
+                security_id_source: b'4',
+                currency: InlineStr::new(b"USD").unwrap(),
+                exec_inst: InlineStr::new(b"6").unwrap(),
+                route: Some(RouteReason::Rule(3)),
+                ..OrderDetail::default()
+            },
         };
         j.record(OrderKey(7), &o, 5).unwrap();
         o.apply_fill(Qty::from_units(4), Price(12_300_000_000));
@@ -216,5 +305,27 @@ mod tests {
         assert_eq!(got.price, o.price);
         assert_eq!(got.exec_seq, 2);
         assert_eq!(got.cl_ord_id, o.cl_ord_id);
+        assert_eq!(got.times, o.times);
+        assert_eq!(got.detail, o.detail);
+    }
+
+    #[test]
+    fn snapshots_of_the_first_format_still_replay() {
+        let o = Order {
+            cl_ord_id: OrderIdStr::new(b"OLD").unwrap(),
+            symbol: Symbol::new(b"X").unwrap(),
+            times: OrderTimes {
+                decision: Nanos(5),
+                ..OrderTimes::default()
+            },
+            ..Order::blank(SessionId(0), Account::EMPTY)
+        };
+        let mut buf = [0u8; SNAPSHOT_BYTES];
+        encode(&o, 9, &mut buf);
+        let (tag, got) = decode(&buf[..SNAPSHOT_V1_BYTES]).unwrap();
+        assert_eq!(tag, 9);
+        assert_eq!(got.cl_ord_id, o.cl_ord_id);
+        assert_eq!(got.times, OrderTimes::default());
+        assert_eq!(decode(&buf).unwrap().1.times.decision, Nanos(5));
     }
 }
