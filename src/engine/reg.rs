@@ -137,8 +137,13 @@ impl Engine {
         let Some(o) = self.orders.get_mut(key) else {
             return;
         };
-        o.times.instruction = now;
-        o.times.decision = t;
+        // A new instruction: its request and answer are still to come.
+        o.times = crate::order::OrderTimes {
+            instruction: now,
+            decision: t,
+            sent: Nanos::ZERO,
+            venue: Nanos::ZERO,
+        };
         let event = match o.pending {
             Pending::Cancel { .. } => Lifecycle::CancelRequested,
             Pending::Replace { .. } => Lifecycle::ReplaceRequested,

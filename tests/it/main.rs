@@ -6,7 +6,9 @@
 
 mod badinput;
 mod cli;
+mod clock;
 mod orders;
+mod records;
 mod recovery;
 mod throttle;
 mod util;
