@@ -102,8 +102,9 @@ pub fn phc_divergence_ns(phc: &PhcReading, tai_s: i32) -> u64 {
     raw.min(u64::try_from(vs_tai).unwrap_or(u64::MAX))
 }
 
-/// Judges a reading: sync state from the kernel, divergence = the kernel's estimated error (or
-/// the PHC offset, if larger) + the calibration error + the drift over one interval.
+/// Judges a reading: sync state from the kernel; divergence = the PHC's offset from the system
+/// clock when a PHC was read, else the kernel's estimated error, + the calibration error + the
+/// drift over one interval.
 pub fn assess(r: &Reading, p: &Policy) -> Assessment {
     let state = match r.kernel {
         None => SyncState::Unknown,
@@ -112,14 +113,15 @@ pub fn assess(r: &Reading, p: &Policy) -> Assessment {
     };
     let divergence_ns = match (state, r.kernel) {
         (SyncState::Synchronised, Some(k)) => {
-            let kernel = (k.esterror_us.max(0) as u64).saturating_mul(1000);
-            let phc = r.phc.map_or(0, |x| {
-                phc_divergence_ns(&x, k.tai_s).saturating_add(x.delay_ns / 2)
-            });
+            // With a PHC, its measured offset is the system clock's error against the PTP time
+            // scale; phc2sys never sets the kernel's esterror (it stays at its boot value,
+            // 16 s). Without one, the daemon's estimate (chronyd and ntpd set it) is all we have.
+            let base = match r.phc {
+                Some(x) => phc_divergence_ns(&x, k.tai_s).saturating_add(x.delay_ns / 2),
+                None => (k.esterror_us.max(0) as u64).saturating_mul(1000),
+            };
             Some(
-                kernel
-                    .max(phc)
-                    .saturating_add(r.calibration_error_ns)
+                base.saturating_add(r.calibration_error_ns)
                     .saturating_add(r.drift_ns.unsigned_abs()),
             )
         }
@@ -481,6 +483,15 @@ mod tests {
             Some(41_000),
             "PHC offset + half its read delay"
         );
+        // phc2sys clears STA_UNSYNC but leaves esterror at its boot value: the PHC decides.
+        let r = Reading {
+            kernel: Some(synced(16_000_000)),
+            phc: Some(on_tai),
+            ..Reading::default()
+        };
+        let a = assess(&r, &policy(100, OnDivergence::Halt, true));
+        assert_eq!(a.divergence_ns, Some(41_000));
+        assert!(!a.breach);
     }
 
     #[test]
