@@ -78,6 +78,8 @@ pub struct Reading {
     /// Correction the last recalibration applied: how far the fast clock had drifted from
     /// CLOCK_REALTIME over one interval (positive: the fast clock was behind).
     pub drift_ns: i64,
+    /// Rate correction the calibration applies to the fast clock, ppb.
+    pub rate_ppb: i64,
 }
 
 /// A reading judged against a policy.
@@ -159,6 +161,7 @@ pub struct ClockStatus {
     kernel_offset_ns: AtomicI64,
     kernel_status: AtomicU64,
     drift_ns: AtomicI64,
+    rate_ppb: AtomicI64,
     calibration_error_ns: AtomicU64,
     phc_offset_ns: AtomicI64,
     updated_at: AtomicU64,
@@ -179,6 +182,7 @@ pub struct ClockSnapshot {
     pub kernel_offset_ns: Option<i64>,
     pub kernel_status: Option<u64>,
     pub drift_ns: i64,
+    pub rate_ppb: i64,
     pub calibration_error_ns: u64,
     /// PHC − system clock, when a PTP hardware clock was read.
     pub phc_offset_ns: Option<i64>,
@@ -201,6 +205,7 @@ impl ClockStatus {
             kernel_offset_ns: AtomicI64::new(NONE_I64),
             kernel_status: AtomicU64::new(NONE_U64),
             drift_ns: AtomicI64::new(0),
+            rate_ppb: AtomicI64::new(0),
             calibration_error_ns: AtomicU64::new(0),
             phc_offset_ns: AtomicI64::new(NONE_I64),
             updated_at: AtomicU64::new(0),
@@ -269,6 +274,7 @@ impl ClockStatus {
         self.kernel_status
             .store(k.map_or(NONE_U64, |k| k.status as u32 as u64), o);
         self.drift_ns.store(r.drift_ns, o);
+        self.rate_ppb.store(r.rate_ppb, o);
         self.calibration_error_ns.store(r.calibration_error_ns, o);
         self.phc_offset_ns
             .store(r.phc.map_or(NONE_I64, |p| p.offset_ns), o);
@@ -292,6 +298,7 @@ impl ClockStatus {
             kernel_offset_ns: i(self.kernel_offset_ns.load(o)),
             kernel_status: u(self.kernel_status.load(o)),
             drift_ns: self.drift_ns.load(o),
+            rate_ppb: self.rate_ppb.load(o),
             calibration_error_ns: self.calibration_error_ns.load(o),
             phc_offset_ns: i(self.phc_offset_ns.load(o)),
             updated_at: Nanos(self.updated_at.load(o)),
@@ -364,6 +371,7 @@ impl fmt::Display for ClockSnapshot {
             None => writeln!(f, "kernel status: unknown")?,
         }
         writeln!(f, "calibration drift: {} ns", self.drift_ns)?;
+        writeln!(f, "fast clock rate correction: {} ppb", self.rate_ppb)?;
         writeln!(f, "calibration error: {}", us(self.calibration_error_ns))?;
         match self.phc_offset_ns {
             Some(o) => writeln!(f, "ptp: phc offset {o} ns")?,

@@ -38,6 +38,7 @@ pub fn measure(clock: &Clock, ptp: Option<&Path>) -> Reading {
         phc: ptp.and_then(|p| sys::phc_offset(p).ok()),
         calibration_error_ns: cal.map_or(0, |c| c.uncertainty_ns),
         drift_ns: cal.map_or(0, |c| c.correction_ns),
+        rate_ppb: clock.rate_ppb(),
     }
 }
 

@@ -21,11 +21,10 @@ pub enum OnDivergence {
 #[serde(deny_unknown_fields, default)]
 pub struct ClockCfg {
     /// How often the clock thread recalibrates the fast clock against CLOCK_REALTIME and reads
-    /// the kernel's sync state, ms. Default 100: the fast clock's rate comes from quanta's
-    /// start-up TSC calibration, which we measured off by 100–500 ppm on a loaded VM (10–50 µs
-    /// per 100 ms); the drift over one interval is part of the divergence estimate, so the
-    /// interval must keep it well inside the limit. Each calibration costs a few µs of a cold
-    /// thread.
+    /// the kernel's sync state, ms. Default 100. Each calibration re-anchors the fast clock and
+    /// re-measures its rate (quanta's start-up TSC calibration was off by 100–500 ppm on our
+    /// VMs); what is left between two calibrations (`calibration drift`, typically under 1 µs)
+    /// counts in the divergence estimate. A calibration costs a few µs of a cold thread.
     pub calibrate_ms: u64,
     /// Largest allowed estimated divergence from UTC, µs. RTS 25 Annex Table 2: 100 for HFT
     /// (high-frequency algorithmic trading), 1000 for other algorithmic/electronic trading.
