@@ -22,8 +22,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::model::Nanos;
 
-/// The fast clock's line to UTC, published by calibration: `utc = base_utc + (fast − base_fast)
-/// × rate`, with `rate` in 2^-32 units (2^32 = the fast clock's own rate).
+/// The fast clock's line to UTC, published by calibration: `utc = base_utc + (ticks −
+/// base_ticks) × rate`, ticks being quanta's raw counter (the TSC) and `rate` nanoseconds per
+/// tick in 2^-32 units.
 ///
 /// # Publication
 /// A sequence lock: the (single, cold) writer makes `seq` odd, stores the three values, makes it
@@ -36,12 +37,12 @@ pub struct Calibration {
     base_fast: AtomicU64,
     base_utc: AtomicU64,
     rate: AtomicU64,
+    /// quanta's own start-up estimate of the rate (the reference for sanity limits and ppb).
+    nominal: AtomicU64,
     /// Serialises writers (cold side only; the gateway thread never touches it).
     writer: std::sync::Mutex<()>,
 }
 
-/// 1.0 in [`Calibration`]'s rate units.
-const RATE_ONE: u64 = 1 << 32;
 /// A measured rate further than this from 1.0 is taken for a clock step, not a rate (ppm).
 const RATE_LIMIT_PPM: u64 = 1000;
 /// Shortest interval between calibrations that updates the rate.
@@ -92,10 +93,9 @@ fn on_line(fast: u64, (base_fast, base_utc, rate): (u64, u64, u64)) -> u64 {
 /// A source of UTC time.
 #[derive(Clone, Debug)]
 pub enum Clock {
-    /// quanta TSC clock plus a calibrated offset.
+    /// quanta's raw TSC counter on a calibrated line to UTC.
     Fast {
         clock: quanta::Clock,
-        base: quanta::Instant,
         cal: Arc<Calibration>,
     },
     /// Time set by hand (tests).
@@ -106,11 +106,13 @@ impl Clock {
     /// The production clock, calibrated once now; call [`Clock::recalibrate`] periodically.
     pub fn fast() -> Clock {
         let clock = quanta::Clock::new();
-        let base = clock.now();
+        let cal = Calibration::default();
+        // Nanoseconds per 2^32 ticks by quanta's start-up calibration = the rate in our units.
+        let nominal = clock.delta_as_nanos(0, 1 << 32).max(1);
+        cal.nominal.store(nominal, Ordering::Relaxed);
         let c = Clock::Fast {
             clock,
-            base,
-            cal: Arc::new(Calibration::default()),
+            cal: Arc::new(cal),
         };
         c.recalibrate();
         c
@@ -125,10 +127,7 @@ impl Clock {
     #[inline]
     pub fn now(&self) -> Nanos {
         match self {
-            Clock::Fast { clock, base, cal } => {
-                let since = clock.now().saturating_duration_since(*base).as_nanos() as u64;
-                Nanos(on_line(since, cal.load()))
-            }
+            Clock::Fast { clock, cal } => Nanos(on_line(clock.raw(), cal.load())),
             Clock::Manual(t) => Nanos(t.load(Ordering::Relaxed)),
         }
     }
@@ -163,40 +162,42 @@ impl Clock {
     /// frequency, not only its phase (quanta's start-up TSC calibration can be off by hundreds
     /// of ppm).
     pub fn calibrate(&self) -> Option<Calibrated> {
-        let Clock::Fast { clock, base, cal } = self else {
+        let Clock::Fast { clock, cal } = self else {
             return None;
         };
         let _writer = cal.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut best: Option<(u64, u64, u64)> = None; // (bracket width, fast mid, realtime)
+        let nominal = cal.nominal.load(Ordering::Relaxed).max(1);
+        let mut best: Option<(u64, u64, u64)> = None; // (bracket width, tick mid, realtime)
         for _ in 0..5 {
-            let a = clock.now();
+            let a = clock.raw();
             let real = system_utc().0;
-            let b = clock.now();
-            let a = a.saturating_duration_since(*base).as_nanos() as u64;
-            let b = b.saturating_duration_since(*base).as_nanos() as u64;
+            let b = clock.raw();
             let width = b.saturating_sub(a);
             if best.is_none_or(|(w, _, _)| width < w) {
                 best = Some((width, a + width / 2, real));
             }
         }
-        let (width, fast, real) = best?;
+        let (width, ticks, real) = best?;
         let old = cal.load();
         let first = old.2 == 0;
-        let predicted = on_line(fast, old);
-        let elapsed_fast = fast.saturating_sub(old.0);
+        let rate_now = if first { nominal } else { old.2 };
+        let to_ns = |t: u64| ((u128::from(t) * u128::from(rate_now)) >> 32) as u64;
+        let predicted = on_line(ticks, old);
+        let elapsed_ticks = ticks.saturating_sub(old.0);
+        let elapsed_ns = to_ns(elapsed_ticks);
         let elapsed_real = real.wrapping_sub(old.1) as i64;
-        let mut rate = if first { RATE_ONE } else { old.2 };
-        if !first && elapsed_fast >= RATE_MIN_INTERVAL_NS && elapsed_real > 0 {
-            let measured = ((elapsed_real as u128) << 32) / u128::from(elapsed_fast);
-            let limit = u128::from(RATE_ONE) * u128::from(RATE_LIMIT_PPM) / 1_000_000;
-            if measured.abs_diff(u128::from(RATE_ONE)) <= limit {
+        let mut rate = rate_now;
+        if !first && elapsed_ns >= RATE_MIN_INTERVAL_NS && elapsed_real > 0 {
+            let measured = ((elapsed_real as u128) << 32) / u128::from(elapsed_ticks.max(1));
+            let limit = u128::from(nominal) * u128::from(RATE_LIMIT_PPM) / 1_000_000;
+            if measured.abs_diff(u128::from(nominal)) <= limit {
                 rate = measured as u64;
             }
         }
         // Re-anchor only after a long enough interval (or the first time): anchoring more often
         // would shorten the window the next rate is measured over.
-        if first || elapsed_fast >= RATE_MIN_INTERVAL_NS {
-            cal.store(fast, real, rate);
+        if first || elapsed_ns >= RATE_MIN_INTERVAL_NS {
+            cal.store(ticks, real, rate);
         } else {
             cal.store(
                 old.0,
@@ -210,7 +211,7 @@ impl Clock {
             } else {
                 real.wrapping_sub(predicted) as i64
             },
-            uncertainty_ns: width / 2 + 1,
+            uncertainty_ns: to_ns(width) / 2 + 1,
         })
     }
 
@@ -221,10 +222,11 @@ impl Clock {
             return 0;
         };
         let rate = cal.load().2;
-        if rate == 0 {
+        let nominal = cal.nominal.load(Ordering::Relaxed);
+        if rate == 0 || nominal == 0 {
             return 0;
         }
-        ((i128::from(rate) - i128::from(RATE_ONE)) * 1_000_000_000 / i128::from(RATE_ONE)) as i64
+        ((i128::from(rate) - i128::from(nominal)) * 1_000_000_000 / i128::from(nominal)) as i64
     }
 }
 
