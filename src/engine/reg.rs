@@ -39,18 +39,19 @@ const OTHER: u32 = 99;
 /// SecurityID <48> and its source <22>, Currency <15>, ExecInst <18>. A value too long to
 /// keep is refused rather than cut (a record must not hold half an id).
 pub(crate) fn parse_detail(msg: &Message<'_>, d: &mut OrderDetail) -> Result<(), DetailError> {
+    // One pass over the fields (this runs for every order).
     let mut party: Option<&[u8]> = None;
     let mut trader_role = 0u8; // 2 = role 12 seen, 1 = role 11 seen
+    let mut sender_sub_id: Option<&[u8]> = None;
+    let too_long = |text: &'static [u8]| (OTHER, text);
     for f in msg.fields() {
-        let v = msg.value(f);
         match f.tag {
-            tags::PARTY_ID => party = Some(v),
+            tags::PARTY_ID => party = Some(msg.value(f)),
             tags::PARTY_ROLE => {
                 let Some(id) = party.take() else { continue };
-                let field = |v: &[u8]| {
-                    InlineStr::new(v).ok_or((OTHER, b"PartyID(448) longer than 24".as_slice()))
-                };
-                match v {
+                let field =
+                    |v: &[u8]| InlineStr::new(v).ok_or(too_long(b"PartyID(448) longer than 24"));
+                match msg.value(f) {
                     b"12" => {
                         d.trader = field(id)?;
                         trader_role = 2;
@@ -63,34 +64,35 @@ pub(crate) fn parse_detail(msg: &Message<'_>, d: &mut OrderDetail) -> Result<(),
                     _ => {}
                 }
             }
+            tags::SENDER_SUB_ID => sender_sub_id = Some(msg.value(f)),
+            tags::SECURITY_ID => {
+                d.security_id = InlineStr::new(msg.value(f))
+                    .ok_or(too_long(b"SecurityID(48) longer than 24"))?;
+            }
+            tags::SECURITY_ID_SOURCE => {
+                d.security_id_source = match msg.value(f) {
+                    [c] => *c,
+                    _ => return Err((OTHER, b"SecurityIDSource(22) must be one character")),
+                };
+            }
+            tags::CURRENCY => {
+                let v = msg.value(f);
+                if v.len() != 3 || !v.iter().all(u8::is_ascii_alphabetic) {
+                    return Err((OTHER, b"Currency(15) must be an ISO 4217 code (3 letters)"));
+                }
+                d.currency = InlineStr::new(v).unwrap_or_default();
+            }
+            tags::EXEC_INST => {
+                d.exec_inst =
+                    InlineStr::new(msg.value(f)).ok_or(too_long(b"ExecInst(18) longer than 16"))?;
+            }
             _ => {}
         }
     }
     if trader_role == 0 {
-        if let Some(v) = msg.get(tags::SENDER_SUB_ID) {
-            d.trader =
-                InlineStr::new(v).ok_or((OTHER, b"SenderSubID(50) longer than 24".as_slice()))?;
+        if let Some(v) = sender_sub_id {
+            d.trader = InlineStr::new(v).ok_or(too_long(b"SenderSubID(50) longer than 24"))?;
         }
-    }
-    if let Some(v) = msg.get(tags::SECURITY_ID) {
-        d.security_id =
-            InlineStr::new(v).ok_or((OTHER, b"SecurityID(48) longer than 24".as_slice()))?;
-    }
-    if let Some(v) = msg.get(tags::SECURITY_ID_SOURCE) {
-        d.security_id_source = match v {
-            [c] => *c,
-            _ => return Err((OTHER, b"SecurityIDSource(22) must be one character")),
-        };
-    }
-    if let Some(v) = msg.get(tags::CURRENCY) {
-        if v.len() != 3 || !v.iter().all(u8::is_ascii_alphabetic) {
-            return Err((OTHER, b"Currency(15) must be an ISO 4217 code (3 letters)"));
-        }
-        d.currency = InlineStr::new(v).unwrap_or_default();
-    }
-    if let Some(v) = msg.get(tags::EXEC_INST) {
-        d.exec_inst =
-            InlineStr::new(v).ok_or((OTHER, b"ExecInst(18) longer than 16".as_slice()))?;
     }
     Ok(())
 }

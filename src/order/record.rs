@@ -165,6 +165,12 @@ mod tests {
         assert!(r.request_cl_ord_id.is_empty() && r.requested.is_none());
         let long = [b'x'; 200];
         assert_eq!(r.with_text(&long).text.len(), 96);
+        // The record ring preallocates this per slot (gateway.record_ring).
+        assert!(
+            std::mem::size_of::<OrderRecord>() <= 768,
+            "{}",
+            std::mem::size_of::<OrderRecord>()
+        );
         let names: std::collections::HashSet<_> =
             Lifecycle::ALL.iter().map(|l| l.as_str()).collect();
         assert_eq!(names.len(), Lifecycle::ALL.len());
