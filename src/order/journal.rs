@@ -28,17 +28,18 @@
 //! | 211 | 4 | exec seq |
 //! | 215 | 4 | venue live request number |
 //! | 219 | 4 | venue last request number |
-//! | 223 | 32 | times: instruction, decision, sent, venue answer (ns each) |
-//! | 255 | 25 | trader id (len + 24) |
-//! | 280 | 25 | decision maker id |
-//! | 305 | 25 | SecurityID |
-//! | 330 | 1 | SecurityIDSource (0 = none) |
-//! | 331 | 4 | Currency (len + 3) |
-//! | 335 | 17 | ExecInst (len + 16) |
-//! | 352 | 1 | route reason: 0 none, 1 rule, 2 ExDestination, 3 default |
-//! | 353 | 2 | route rule index |
+//! | 223 | 8 | reserved for the risk checks' reserved price (zero here) |
+//! | 231 | 32 | times: instruction, decision, sent, venue answer (ns each) |
+//! | 263 | 25 | trader id (len + 24) |
+//! | 288 | 25 | decision maker id |
+//! | 313 | 25 | SecurityID |
+//! | 338 | 1 | SecurityIDSource (0 = none) |
+//! | 339 | 4 | Currency (len + 3) |
+//! | 343 | 17 | ExecInst (len + 16) |
+//! | 360 | 1 | route reason: 0 none, 1 rule, 2 ExDestination, 3 default |
+//! | 361 | 2 | route rule index |
 //!
-//! Snapshots written before the timestamps and details existed are 223 bytes long; they replay
+//! Snapshots written before the timestamps and details existed (223 or 231 bytes long) replay
 //! with those fields zero.
 
 use std::io;
@@ -55,7 +56,7 @@ use crate::store::AppendLog;
 /// Record kind of an order snapshot.
 pub const KIND_SNAPSHOT: u16 = 1;
 /// Bytes in one snapshot.
-pub const SNAPSHOT_BYTES: usize = 355;
+pub const SNAPSHOT_BYTES: usize = 363;
 /// Bytes in a snapshot written before timestamps and record details were journaled.
 const SNAPSHOT_V1_BYTES: usize = 223;
 
@@ -146,23 +147,23 @@ fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
         .into_iter()
         .enumerate()
     {
-        buf[223 + 8 * i..231 + 8 * i].copy_from_slice(&v.0.to_le_bytes());
+        buf[231 + 8 * i..239 + 8 * i].copy_from_slice(&v.0.to_le_bytes());
     }
     let d = &o.detail;
-    put_str(buf, 255, &d.trader);
-    put_str(buf, 280, &d.decision_maker);
-    put_str(buf, 305, &d.security_id);
-    buf[330] = d.security_id_source;
-    put_str(buf, 331, &d.currency);
-    put_str(buf, 335, &d.exec_inst);
+    put_str(buf, 263, &d.trader);
+    put_str(buf, 288, &d.decision_maker);
+    put_str(buf, 313, &d.security_id);
+    buf[338] = d.security_id_source;
+    put_str(buf, 339, &d.currency);
+    put_str(buf, 343, &d.exec_inst);
     let (kind, rule) = match d.route {
         None => (0, 0),
         Some(RouteReason::Rule(r)) => (1, r),
         Some(RouteReason::ExDestination) => (2, 0),
         Some(RouteReason::Default) => (3, 0),
     };
-    buf[352] = kind;
-    buf[353..355].copy_from_slice(&rule.to_le_bytes());
+    buf[360] = kind;
+    buf[361..363].copy_from_slice(&rule.to_le_bytes());
 }
 
 /// The timestamps and record details of a current-format snapshot (zero for old ones).
@@ -172,7 +173,7 @@ fn decode_extra(buf: &[u8]) -> Option<(OrderTimes, OrderDetail)> {
     }
     let t = |i: usize| -> Option<Nanos> {
         Some(Nanos(u64::from_le_bytes(
-            buf.get(223 + 8 * i..231 + 8 * i)?.try_into().ok()?,
+            buf.get(231 + 8 * i..239 + 8 * i)?.try_into().ok()?,
         )))
     };
     let times = OrderTimes {
@@ -181,15 +182,15 @@ fn decode_extra(buf: &[u8]) -> Option<(OrderTimes, OrderDetail)> {
         sent: t(2)?,
         venue: t(3)?,
     };
-    let rule = u16::from_le_bytes([*buf.get(353)?, *buf.get(354)?]);
+    let rule = u16::from_le_bytes([*buf.get(361)?, *buf.get(362)?]);
     let detail = OrderDetail {
-        trader: get_str(buf, 255)?,
-        decision_maker: get_str(buf, 280)?,
-        security_id: get_str(buf, 305)?,
-        security_id_source: *buf.get(330)?,
-        currency: get_str(buf, 331)?,
-        exec_inst: get_str(buf, 335)?,
-        route: match buf.get(352)? {
+        trader: get_str(buf, 263)?,
+        decision_maker: get_str(buf, 288)?,
+        security_id: get_str(buf, 313)?,
+        security_id_source: *buf.get(338)?,
+        currency: get_str(buf, 339)?,
+        exec_inst: get_str(buf, 343)?,
+        route: match buf.get(360)? {
             1 => Some(RouteReason::Rule(rule)),
             2 => Some(RouteReason::ExDestination),
             3 => Some(RouteReason::Default),
@@ -322,10 +323,12 @@ mod tests {
         };
         let mut buf = [0u8; SNAPSHOT_BYTES];
         encode(&o, 9, &mut buf);
-        let (tag, got) = decode(&buf[..SNAPSHOT_V1_BYTES]).unwrap();
-        assert_eq!(tag, 9);
-        assert_eq!(got.cl_ord_id, o.cl_ord_id);
-        assert_eq!(got.times, OrderTimes::default());
+        for len in [SNAPSHOT_V1_BYTES, 231] {
+            let (tag, got) = decode(&buf[..len]).unwrap();
+            assert_eq!(tag, 9);
+            assert_eq!(got.cl_ord_id, o.cl_ord_id);
+            assert_eq!(got.times, OrderTimes::default());
+        }
         assert_eq!(decode(&buf).unwrap().1.times.decision, Nanos(5));
     }
 }

@@ -76,7 +76,7 @@ impl Lifecycle {
 }
 
 /// Text <58> of a refusal, as recorded.
-pub type RecordText = InlineStr<96>;
+pub type RecordText = InlineStr<128>;
 
 /// One order lifecycle event with everything REG-1 keeps about it.
 #[derive(Clone, Copy, Debug)]
@@ -99,7 +99,7 @@ pub struct OrderRecord {
     pub last: Option<(Qty, Price)>,
     /// OrdRejReason <103> or CxlRejReason <102> of a refusal.
     pub reject_code: Option<u32>,
-    /// Text <58> of a refusal (first 96 bytes).
+    /// Text <58> of a refusal (first 128 bytes).
     pub text: RecordText,
 }
 
@@ -131,10 +131,10 @@ impl OrderRecord {
         }
     }
 
-    /// Sets the refusal text, cut at 96 bytes.
+    /// Sets the refusal text, cut at 128 bytes.
     #[inline]
     pub fn with_text(mut self, text: &[u8]) -> OrderRecord {
-        let n = text.len().min(96);
+        let n = text.len().min(128);
         self.text = text.get(..n).and_then(RecordText::new).unwrap_or_default();
         self
     }
@@ -164,7 +164,7 @@ mod tests {
         let r = OrderRecord::new(Lifecycle::PartialFill, &o, Nanos(3));
         assert!(r.request_cl_ord_id.is_empty() && r.requested.is_none());
         let long = [b'x'; 200];
-        assert_eq!(r.with_text(&long).text.len(), 96);
+        assert_eq!(r.with_text(&long).text.len(), 128);
         // The record ring preallocates this per slot (gateway.record_ring).
         assert!(
             std::mem::size_of::<OrderRecord>() <= 768,
