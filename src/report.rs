@@ -77,8 +77,9 @@ pub fn parse_time(s: &str) -> Result<Nanos, String> {
         return Err(bad());
     };
     let (y, m, d) = (num(y)?, num(m)?, num(d)?);
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
+    // Nanoseconds since 1970 in a u64 reach into 2554; the range stays well inside.
+    if !(1970..=2500).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(format!("{}; years 1970-2500", bad()));
     }
     let days = days_from_civil(i64::from(y), m, d);
     let mut ns = (days as u64) * 86_400_000_000_000;
@@ -100,6 +101,7 @@ pub fn parse_time(s: &str) -> Result<Nanos, String> {
         }
         let mut f = 0u64;
         if !frac.is_empty() {
+            // At most 9 digits: below 10^9, no overflow.
             f = u64::from(num(frac)?) * 10u64.pow(9 - frac.len() as u32);
         }
         ns += (u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(sec)) * 1_000_000_000 + f;
@@ -225,6 +227,8 @@ mod tests {
             .contains("UTC"));
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2026-13-01").is_err());
+        assert!(parse_time("9999-01-01").unwrap_err().contains("1970-2500"));
+        assert!(parse_time("2500-12-31T23:59:60.999999999Z").is_ok());
         assert_eq!(
             rfc3339(parse_time("2026-11-25T22:09:36.123456789Z").unwrap()),
             "2026-11-25T22:09:36.123456789Z"

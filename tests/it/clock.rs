@@ -177,6 +177,11 @@ fn halt_refuses_new_orders_through_a_session_until_the_clock_is_back() {
     let r = c.expect("8");
     assert_eq!(field(&r, 150).as_deref(), Some("4"), "{}", show(&r));
 
+    let counters = &gw.running.handle.counters;
+    assert_eq!(
+        counters.get(portcullis::monitor::Counter::ClockHaltRejects),
+        1
+    );
     status.force(Some(SyncState::Synchronised));
     wait_halted(&gw, false);
     c.send("D", &nos("H2", "AAPL", "1", "100", Some("10")));

@@ -267,3 +267,40 @@ fn order_lifecycle_round_trips_through_report_orders_in_csv_and_json() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("records"));
 }
+
+#[test]
+fn a_full_record_ring_is_counted_and_reported_never_silent() {
+    // A one-slot ring and a burst of orders in one read: the journal thread cannot keep up.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &format!("{SESSIONS}{}", sim("fill")));
+    cfg.gateway.record_ring = 1;
+    let running = portcullis::gateway::start(&cfg, portcullis::clock::Clock::fast()).unwrap();
+    let mut c = Client::connect(running.handle.listen_addrs[0], "FIX.4.4", "CLIENT1", "GW");
+    c.logon(30);
+    let mut burst = Vec::new();
+    for i in 0..50 {
+        burst.extend(c.build("D", &nos(&format!("R{i}"), "AAPL", "1", "1", Some("10"))));
+    }
+    c.send_raw(&burst);
+    for _ in 0..100 {
+        c.expect("8");
+    }
+    c.logout();
+    let lost = running
+        .handle
+        .counters
+        .get(portcullis::monitor::Counter::RecordRingFull);
+    running.stop();
+    assert!(lost > 0, "150 records through a 1-slot ring in one cycle");
+    let log = std::fs::read_to_string(dir.path().join("events.log")).unwrap();
+    let reported: u64 = log
+        .lines()
+        .filter_map(|l| l.split("order-records-dropped count=").nth(1))
+        .map(|n| n.trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(reported, lost, "every lost record is reported:\n{log}");
+    let out = report(dir.path(), &["--from", "2000-01-01", "--to", "2100-01-01"]);
+    assert!(out.status.success(), "{out:?}");
+    let written = String::from_utf8_lossy(&out.stdout).lines().count() as u64 - 1;
+    assert_eq!(written + lost, 150, "written + lost = every event");
+}
