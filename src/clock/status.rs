@@ -73,6 +73,8 @@ pub struct Reading {
     pub kernel: Option<KernelTime>,
     /// The PHC against the system clock, when a device exists and could be read.
     pub phc: Option<PhcReading>,
+    /// A PHC device is configured (or was found) but could not be read (permissions, gone).
+    pub phc_unreadable: bool,
     /// Uncertainty of the fast clock's calibration (half the bracket around the realtime read).
     pub calibration_error_ns: u64,
     /// Correction the last recalibration applied: how far the fast clock had drifted from
@@ -164,6 +166,7 @@ pub struct ClockStatus {
     rate_ppb: AtomicI64,
     calibration_error_ns: AtomicU64,
     phc_offset_ns: AtomicI64,
+    phc_unreadable: AtomicBool,
     updated_at: AtomicU64,
     updates: AtomicU64,
     /// Test and drill hook: 0 = none, else 1 + the forced [`SyncState`].
@@ -186,6 +189,8 @@ pub struct ClockSnapshot {
     pub calibration_error_ns: u64,
     /// PHC − system clock, when a PTP hardware clock was read.
     pub phc_offset_ns: Option<i64>,
+    /// A PHC exists but could not be read.
+    pub phc_unreadable: bool,
     /// UTC time of the last update (0 = never).
     pub updated_at: Nanos,
     pub updates: u64,
@@ -208,6 +213,7 @@ impl ClockStatus {
             rate_ppb: AtomicI64::new(0),
             calibration_error_ns: AtomicU64::new(0),
             phc_offset_ns: AtomicI64::new(NONE_I64),
+            phc_unreadable: AtomicBool::new(false),
             updated_at: AtomicU64::new(0),
             updates: AtomicU64::new(0),
             forced: AtomicU8::new(0),
@@ -278,6 +284,7 @@ impl ClockStatus {
         self.calibration_error_ns.store(r.calibration_error_ns, o);
         self.phc_offset_ns
             .store(r.phc.map_or(NONE_I64, |p| p.offset_ns), o);
+        self.phc_unreadable.store(r.phc_unreadable, o);
         self.updated_at.store(at.0, o);
         self.updates.fetch_add(1, o);
         self.halted.0.store(a.halt, o);
@@ -301,6 +308,7 @@ impl ClockStatus {
             rate_ppb: self.rate_ppb.load(o),
             calibration_error_ns: self.calibration_error_ns.load(o),
             phc_offset_ns: i(self.phc_offset_ns.load(o)),
+            phc_unreadable: self.phc_unreadable.load(o),
             updated_at: Nanos(self.updated_at.load(o)),
             updates: self.updates.load(o),
             policy: self.policy,
@@ -326,8 +334,11 @@ impl ClockSnapshot {
             } else {
                 ""
             },
-            self.phc_offset_ns
-                .map_or("none".to_string(), |o| format!("phc offset {o} ns")),
+            match (self.phc_offset_ns, self.phc_unreadable) {
+                (Some(o), _) => format!("phc offset {o} ns"),
+                (None, true) => "phc unreadable".to_string(),
+                (None, false) => "none".to_string(),
+            },
         )
     }
 }
@@ -375,6 +386,7 @@ impl fmt::Display for ClockSnapshot {
         writeln!(f, "calibration error: {}", us(self.calibration_error_ns))?;
         match self.phc_offset_ns {
             Some(o) => writeln!(f, "ptp: phc offset {o} ns")?,
+            None if self.phc_unreadable => writeln!(f, "ptp: phc unreadable")?,
             None => writeln!(f, "ptp: none")?,
         }
         Ok(())

@@ -33,9 +33,11 @@ pub fn ptp_device(cfg: &ClockCfg) -> Option<PathBuf> {
 /// One measurement: recalibrate `clock`, read the kernel and the PHC.
 pub fn measure(clock: &Clock, ptp: Option<&Path>) -> Reading {
     let cal = clock.calibrate();
+    let phc = ptp.map(sys::phc_offset);
     Reading {
         kernel: sys::kernel_time().ok(),
-        phc: ptp.and_then(|p| sys::phc_offset(p).ok()),
+        phc: phc.as_ref().and_then(|r| r.as_ref().ok().copied()),
+        phc_unreadable: phc.as_ref().is_some_and(Result::is_err),
         calibration_error_ns: cal.map_or(0, |c| c.uncertainty_ns),
         drift_ns: cal.map_or(0, |c| c.correction_ns),
         rate_ppb: clock.rate_ppb(),
@@ -121,6 +123,17 @@ mod tests {
     use super::*;
     use crate::clock::Policy;
     use crate::config::OnDivergence;
+    use crate::model::Nanos;
+
+    #[test]
+    fn a_configured_phc_that_cannot_be_read_says_so() {
+        let r = measure(&Clock::fast(), Some(Path::new("/dev/ptp-not-here")));
+        assert!(r.phc.is_none() && r.phc_unreadable);
+        let s = ClockStatus::new(Policy::from_config(&ClockCfg::default()));
+        s.publish(r, Nanos(1));
+        assert!(s.snapshot().to_string().contains("ptp: phc unreadable"));
+        assert!(!measure(&Clock::fast(), None).phc_unreadable);
+    }
 
     #[test]
     fn ticks_publish_and_emit_only_on_change() {
