@@ -39,14 +39,27 @@ pub struct Calibration {
     rate: AtomicU64,
     /// quanta's own start-up estimate of the rate (the reference for sanity limits and ppb).
     nominal: AtomicU64,
-    /// Serialises writers (cold side only; the gateway thread never touches it).
-    writer: std::sync::Mutex<()>,
+    /// Serialises writers and holds their state: the last measured point and rate (cold side
+    /// only; the gateway thread never touches it).
+    writer: std::sync::Mutex<Option<Measured>>,
+}
+
+/// The last calibration's measurement (ticks, CLOCK_REALTIME ns, measured rate).
+#[derive(Clone, Copy, Debug, Default)]
+struct Measured {
+    ticks: u64,
+    real: u64,
+    rate: u64,
 }
 
 /// A measured rate further than this from 1.0 is taken for a clock step, not a rate (ppm).
 const RATE_LIMIT_PPM: u64 = 1000;
-/// Shortest interval between calibrations that updates the rate.
+/// Shortest interval between calibrations that updates the line; a calibration sooner only
+/// measures.
 const RATE_MIN_INTERVAL_NS: u64 = 10_000_000;
+/// An error larger than this is stepped out at once (CLOCK_REALTIME itself was stepped);
+/// smaller ones are slewed out over the next interval, so time never runs backwards.
+const STEP_LIMIT_NS: u64 = 1_000_000;
 
 impl Calibration {
     /// The published line: (base_fast, base_utc, rate).
@@ -156,16 +169,19 @@ impl Clock {
     /// `None` for manual clocks. Cold: the clock thread calls it every `[clock] calibrate_ms`.
     ///
     /// The realtime read is bracketed between two fast reads and the midpoint taken; of five
-    /// tries the narrowest bracket wins (a preempted try is simply discarded). The new line
-    /// passes through that point; its rate is CLOCK_REALTIME's over the last interval as seen by
-    /// the fast clock, so between calibrations the fast clock follows the disciplined clock's
-    /// frequency, not only its phase (quanta's start-up TSC calibration can be off by hundreds
-    /// of ppm).
+    /// tries the narrowest bracket wins (a preempted try is simply discarded). The rate is
+    /// CLOCK_REALTIME's over the last interval as seen by the TSC, so between calibrations the
+    /// fast clock follows the disciplined clock's frequency, not only its phase (quanta's
+    /// start-up TSC calibration can be off by hundreds of ppm). The error found (`correction`)
+    /// is slewed out over the next interval: the new line starts where the old one is now and
+    /// runs a little faster or slower, so timestamps never go backwards. Only an error over
+    /// 1 ms (CLOCK_REALTIME was stepped) is stepped. Calibrations less than 10 ms apart only
+    /// measure.
     pub fn calibrate(&self) -> Option<Calibrated> {
         let Clock::Fast { clock, cal } = self else {
             return None;
         };
-        let _writer = cal.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = cal.writer.lock().unwrap_or_else(|p| p.into_inner());
         let nominal = cal.nominal.load(Ordering::Relaxed).max(1);
         let mut best: Option<(u64, u64, u64)> = None; // (bracket width, tick mid, realtime)
         for _ in 0..5 {
@@ -178,55 +194,74 @@ impl Clock {
             }
         }
         let (width, ticks, real) = best?;
-        let old = cal.load();
-        let first = old.2 == 0;
-        let rate_now = if first { nominal } else { old.2 };
-        let to_ns = |t: u64| ((u128::from(t) * u128::from(rate_now)) >> 32) as u64;
-        let predicted = on_line(ticks, old);
-        let elapsed_ticks = ticks.saturating_sub(old.0);
-        let elapsed_ns = to_ns(elapsed_ticks);
-        let elapsed_real = real.wrapping_sub(old.1) as i64;
-        let mut rate = rate_now;
-        if !first && elapsed_ns >= RATE_MIN_INTERVAL_NS && elapsed_real > 0 {
-            let measured = ((elapsed_real as u128) << 32) / u128::from(elapsed_ticks.max(1));
-            let limit = u128::from(nominal) * u128::from(RATE_LIMIT_PPM) / 1_000_000;
-            if measured.abs_diff(u128::from(nominal)) <= limit {
-                rate = measured as u64;
-            }
+        let to_ns = |t: u64, rate: u64| ((u128::from(t) * u128::from(rate)) >> 32) as u64;
+        let Some(prev) = *last else {
+            cal.store(ticks, real, nominal);
+            *last = Some(Measured {
+                ticks,
+                real,
+                rate: nominal,
+            });
+            return Some(Calibrated {
+                correction_ns: 0,
+                uncertainty_ns: to_ns(width, nominal) / 2 + 1,
+            });
+        };
+        let line = cal.load();
+        let predicted = on_line(ticks, line);
+        let error = real.wrapping_sub(predicted) as i64;
+        let done = Calibrated {
+            correction_ns: error,
+            uncertainty_ns: to_ns(width, prev.rate) / 2 + 1,
+        };
+        let elapsed_ticks = ticks.saturating_sub(prev.ticks).max(1);
+        if to_ns(elapsed_ticks, prev.rate) < RATE_MIN_INTERVAL_NS {
+            return Some(done);
         }
-        // Re-anchor only after a long enough interval (or the first time): anchoring more often
-        // would shorten the window the next rate is measured over.
-        if first || elapsed_ns >= RATE_MIN_INTERVAL_NS {
-            cal.store(ticks, real, rate);
+        let limit = i128::from(nominal) * i128::from(RATE_LIMIT_PPM) / 1_000_000;
+        let measured =
+            (i128::from(real.wrapping_sub(prev.real) as i64) << 32) / i128::from(elapsed_ticks);
+        let sane = (measured - i128::from(nominal)).abs() <= limit;
+        let rate = if sane {
+            measured
         } else {
-            cal.store(
-                old.0,
-                old.1.wrapping_add(real.wrapping_sub(predicted)),
-                rate,
+            i128::from(prev.rate)
+        };
+        if !sane || error.unsigned_abs() > STEP_LIMIT_NS {
+            cal.store(ticks, real, rate as u64);
+        } else {
+            // Absorb the error over an interval like the last one.
+            let slewed = rate + (i128::from(error) << 32) / i128::from(elapsed_ticks);
+            let slewed = slewed.clamp(
+                i128::from(nominal) - 2 * limit,
+                i128::from(nominal) + 2 * limit,
             );
+            cal.store(ticks, predicted, slewed.max(1) as u64);
         }
-        Some(Calibrated {
-            correction_ns: if first {
-                0
-            } else {
-                real.wrapping_sub(predicted) as i64
-            },
-            uncertainty_ns: to_ns(width) / 2 + 1,
-        })
+        *last = Some(Measured {
+            ticks,
+            real,
+            rate: rate as u64,
+        });
+        Some(done)
     }
 
-    /// The fast clock's rate correction in parts per billion (0 for manual clocks or before a
-    /// second calibration): positive when the fast clock ran slow against CLOCK_REALTIME.
+    /// The fast clock's measured rate error in parts per billion against quanta's start-up
+    /// estimate (0 for manual clocks or before a second calibration): positive when the TSC
+    /// ticks are longer than quanta assumed. Cold (takes the calibration's writer lock).
     pub fn rate_ppb(&self) -> i64 {
         let Clock::Fast { cal, .. } = self else {
             return 0;
         };
-        let rate = cal.load().2;
+        let last = *cal.writer.lock().unwrap_or_else(|p| p.into_inner());
         let nominal = cal.nominal.load(Ordering::Relaxed);
-        if rate == 0 || nominal == 0 {
-            return 0;
+        match last {
+            Some(m) if nominal != 0 => {
+                ((i128::from(m.rate) - i128::from(nominal)) * 1_000_000_000 / i128::from(nominal))
+                    as i64
+            }
+            _ => 0,
         }
-        ((i128::from(rate) - i128::from(nominal)) * 1_000_000_000 / i128::from(nominal)) as i64
     }
 }
 
@@ -298,29 +333,49 @@ mod tests {
 
     #[test]
     fn readers_never_see_a_half_published_line() {
-        let c = Clock::fast();
+        // The writer publishes (n, n + 1, n + 2) as fast as it can; a torn read breaks the
+        // pattern.
+        let cal = Arc::new(Calibration::default());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readers: Vec<_> = (0..2)
             .map(|_| {
-                let (c, stop) = (c.clone(), stop.clone());
+                let (cal, stop) = (cal.clone(), stop.clone());
                 std::thread::spawn(move || {
-                    let mut worst = 0i128;
+                    let mut reads = 0u64;
                     while !stop.load(Ordering::Relaxed) {
-                        let d = c.now().0 as i128 - system_utc().0 as i128;
-                        worst = worst.max(d.abs());
+                        let (a, b, c) = cal.load();
+                        assert!(b == a + 1 && c == a + 2, "torn: {a} {b} {c}");
+                        reads += 1;
                     }
-                    worst
+                    reads
                 })
             })
             .collect();
-        for _ in 0..2000 {
-            c.calibrate();
+        cal.store(0, 1, 2);
+        for n in 1..2_000_000u64 {
+            cal.store(n, n + 1, n + 2);
         }
         stop.store(true, Ordering::Relaxed);
         for r in readers {
-            // A torn (base, rate) pair would be off by seconds or more; preemption between
-            // the two reads in the check adds at most a scheduling quantum.
-            assert!(r.join().unwrap() < 200_000_000);
+            assert!(r.join().unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn time_never_runs_backwards_across_calibrations() {
+        let c = Clock::fast();
+        let mut prev = c.now();
+        for _ in 0..8 {
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(12);
+            while std::time::Instant::now() < until {
+                let t = c.now();
+                assert!(t >= prev, "{t:?} after {prev:?}");
+                prev = t;
+            }
+            c.calibrate();
+            let t = c.now();
+            assert!(t >= prev, "{t:?} after {prev:?} across a calibration");
+            prev = t;
         }
     }
 
