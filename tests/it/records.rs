@@ -304,3 +304,77 @@ fn a_full_record_ring_is_counted_and_reported_never_silent() {
     let written = String::from_utf8_lossy(&out.stdout).lines().count() as u64 - 1;
     assert_eq!(written + lost, 150, "written + lost = every event");
 }
+
+#[test]
+fn an_external_venue_s_round_trip_shows_in_the_sent_and_answer_times() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let gw = start(&format!(
+        "{SESSIONS}[[venue]]\nname = \"XVEN\"\nkind = \"fix\"\naddress = \"127.0.0.1:{port}\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"VENUE\"\nheartbeat_secs = 30\nreconnect_ms = 200\n"
+    ));
+    let (s, _) = l.accept().unwrap();
+    let mut v = Client::from_stream(s, "FIX.4.4", "VENUE", "GW");
+    v.expect("A");
+    v.send("A", "98=0|108=30");
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.logon(30);
+    c.send("D", &nos("X1", "AAPL", "1", "100", Some("10")));
+    let d = v.expect("D");
+    assert_eq!(
+        field(&c.expect("8"), 150).as_deref(),
+        Some("A"),
+        "PendingNew"
+    );
+    // The venue takes its time: the records must show it between sent and answer.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let vcl = field(&d, 11).unwrap();
+    v.send(
+        "8",
+        &format!("37=98765|11={vcl}|17=E1|150=0|39=0|55=AAPL|54=1|38=100|151=100|14=0|6=0"),
+    );
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+    v.send(
+        "8",
+        &format!(
+            "37=98765|11={vcl}|17=E2|150=F|39=1|55=AAPL|54=1|38=100|32=40|31=10|151=60|14=40|6=10"
+        ),
+    );
+    assert_eq!(field(&c.expect("8"), 39).as_deref(), Some("1"));
+    c.logout();
+    let Gw { running, dir, .. } = gw;
+    running.stop();
+    let out = report(
+        dir.path(),
+        &[
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2100-01-01",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<Row> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["event"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["new", "accepted", "partial-fill"],
+        "pending reports are not events"
+    );
+    let ns = |t: &str| portcullis::report::parse_time(t).unwrap().0;
+    let acc = &rows[1];
+    assert_eq!(acc["venue"], "XVEN");
+    assert_eq!(acc["venue_order_id"], "98765", "the venue's OrderID(37)");
+    let waited = ns(&acc["venue_answer_time"]) - ns(&acc["sent_to_venue_time"]);
+    assert!(
+        waited >= 30_000_000,
+        "sent → answer {waited} ns, the venue waited 30 ms"
+    );
+    assert!(ns(&acc["sent_to_client_time"]) >= ns(&acc["venue_answer_time"]));
+    assert_eq!(rows[2]["last_qty"], "40");
+    assert_eq!(
+        rows[0]["sent_to_venue_time"], "",
+        "new is recorded before routing"
+    );
+}
