@@ -107,3 +107,20 @@
 //! *Cost*: per-account state is not shared between hot threads yet (one gateway thread); a
 //! crash in the milliseconds between a kill and its persistence loses that kill (the control
 //! audit log still has it).
+//! # D12. Regulatory timestamps read the clock where the event happens
+//! *Context*: the duty cycle reads the clock once and passes `now` down (cheap, deterministic
+//! in tests), but RTS 25 wants the decision, the request to the venue, the venue answer and the
+//! report each timestamped, in order, and a synchronous simulator answers within one `now`.
+//! *Choice*: `now` stays the time an instruction was read; `engine/reg.rs` reads the fast clock
+//! again at the decision, the venue request, the venue answer and each report (TSC read, no
+//! syscall). Records travel in a bounded lock-free ring of their own (`handoff::RecordRing`):
+//! at ~700 bytes they would bloat every small event in the event ring.
+//! *Cost*: about five extra clock reads (~10–20 ns each) per filled order, and a record copy per
+//! lifecycle event.
+//!
+//! # D13. The clock halt is one relaxed load, judged on the clock thread
+//! *Context*: CLOCK-2 may stop new orders when the clock leaves its limit; the gateway thread
+//! must not read the kernel or compute anything for that.
+//! *Choice*: the clock thread judges each reading (`clock::status::assess`) and publishes a
+//! padded `AtomicBool`; `on_new_order` loads it once. Tests force a state through the same path.
+//! *Cost*: a breach is seen up to one `calibrate_ms` late.

@@ -1,11 +1,12 @@
-//! COLD — wiring: builds the engine from a [`Config`], starts the journal thread and the pinned
-//! gateway thread, and stops them in order. `main.rs` and the in-process tests both use it.
+//! COLD — wiring: builds the engine from a [`Config`], starts the journal thread, the clock
+//! thread and the pinned gateway thread, and stops them in order. `main.rs` and the in-process tests both use it.
 
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::audit::JournalThread;
+use crate::clock::thread::ClockThread;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Engine, EngineHandle, StartError};
@@ -23,11 +24,13 @@ pub struct Running {
     tls_watch: Option<JoinHandle<()>>,
     /// The control socket thread (`<data_dir>/control.sock`, `portcullis ctl`).
     control: Option<JoinHandle<()>>,
+    clock: Option<JoinHandle<()>>,
+    clock_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
 pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
-    let (mut engine, handle) = Engine::new(cfg, clock)?;
+    let (mut engine, handle) = Engine::new(cfg, clock.clone())?;
     let journal_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = match (engine.take_key_loader(), &cfg.auth) {
         (Some(loader), Some(a)) => Some(
@@ -63,6 +66,10 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
             .collect(),
         venue_names: cfg.venues.iter().map(|v| v.name.clone()).collect(),
         throttle: Some((handle.throttle.clone(), handle.session_keys.clone())),
+        records: Some((
+            handle.records.clone(),
+            cfg.routes.iter().map(describe_route).collect(),
+        )),
     };
     let journal = jt
         .spawn(
@@ -84,6 +91,17 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
                 .map_err(|e| StartError(format!("TLS watcher thread: {e}")))?,
         )
     };
+    // First reading before the gateway takes orders: the status (and a halt) is in force at once.
+    let clock_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clock_thread = ClockThread::new(
+        &cfg.clock,
+        clock,
+        handle.clock_status.clone(),
+        handle.events.clone(),
+        handle.counters.clone(),
+    )
+    .spawn(clock_stop.clone())
+    .map_err(|e| StartError(format!("clock thread: {e}")))?;
     let cpu = cfg.gateway.cpu;
     let hot = std::thread::Builder::new()
         .name("portcullis-hot".into())
@@ -102,6 +120,8 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         journal_stop,
         tls_watch,
         control: Some(control),
+        clock: Some(clock_thread),
+        clock_stop,
     })
 }
 
@@ -137,6 +157,24 @@ fn watch_tls(
     }
 }
 
+/// `ExDestination=X symbol=Y account=Z -> VENUE`, for the records' routing decisions.
+fn describe_route(r: &crate::config::RouteCfg) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = &r.ex_destination {
+        parts.push(format!("ExDestination={d}"));
+    }
+    if let Some(s) = &r.symbol {
+        parts.push(format!("symbol={s}"));
+    }
+    if let Some(a) = &r.account {
+        parts.push(format!("account={a}"));
+    }
+    if parts.is_empty() {
+        parts.push("any".into());
+    }
+    format!("{} -> {}", parts.join(" "), r.venue)
+}
+
 impl Running {
     /// Asks the engine to log sessions out and stop; waits for both threads.
     pub fn stop(mut self) {
@@ -147,6 +185,10 @@ impl Running {
     /// Waits for the engine to stop (after a signal set the stop flag), then the journal.
     pub fn join(&mut self) {
         if let Some(h) = self.hot.take() {
+            let _ = h.join();
+        }
+        self.clock_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.clock.take() {
             let _ = h.join();
         }
         self.journal_stop.store(true, Ordering::Relaxed);

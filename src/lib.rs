@@ -21,6 +21,9 @@
 //! allowed to opt out, each with a `// SAFETY:` comment:
 //! - `store::log::map_file` — mapping a segment file (memmap2's `map_mut` is unsafe because
 //!   another process could truncate the file; the data folder is private to the gateway).
+//! - `clock::sys` — FFI reads of the kernel's time discipline (`adjtimex`) and of a PTP hardware
+//!   clock (`clock_gettime` on its dynamic clock id): libc takes raw pointers. Cold only: the
+//!   clock thread and `portcullis clock status` call it, never the gateway thread.
 //!
 //! `unwrap`/`expect` warn everywhere (tests excepted, `.clippy.toml`); reading time is allowed
 //! only in `clock` (`disallowed-methods`).
@@ -40,6 +43,7 @@ pub mod model;
 pub mod monitor;
 pub mod net;
 pub mod order;
+pub mod report;
 pub mod risk;
 pub mod route;
 pub mod session;

@@ -64,6 +64,12 @@ enum Cmd {
     },
     /// Risk controls of a running gateway: kill, unkill, enable-account, limits, risk show.
     Ctl(Box<portcullis::ctl::CtlArgs>),
+    /// Reports from the data folder (REG-1 order records).
+    #[command(subcommand)]
+    Report(portcullis::report::ReportCmd),
+    /// The clock: sync status and estimated divergence from UTC (CLOCK-2).
+    #[command(subcommand)]
+    Clock(portcullis::clock::cli::ClockCmd),
 }
 
 /// `portcullis keys ...`.
@@ -176,6 +182,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Report(r) => portcullis::report::run(r),
+        Cmd::Clock(c) => portcullis::clock::cli::run(c),
         Cmd::Run {
             config,
             data_dir,
@@ -519,6 +527,7 @@ fn run(
     for v in &cfg.venues {
         say!("  venue {} ({})", v.name, v.kind);
     }
+    say!("  {}", running.handle.clock_status.snapshot().one_line());
     if embedded {
         if let (Some(addr), Some(s)) = (running.handle.listen_addrs.first(), cfg.sessions.first()) {
             say!("Try it:");

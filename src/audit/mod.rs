@@ -6,6 +6,7 @@
 //! the number of lost events is written to the log (the counter `EventRingFull`).
 
 pub mod daily;
+pub mod records;
 pub mod switches;
 
 use std::fs::{File, OpenOptions};
@@ -30,6 +31,9 @@ pub struct JournalThread {
     pub venue_names: Vec<String>,
     /// The throttle table and the session keys of its slots, to persist daily quotas.
     pub throttle: Option<(Arc<crate::throttle::ThrottleTable>, Vec<String>)>,
+    /// Order records (REG-1) to write under `<data_dir>/records/`, and the `[[route]]` rule
+    /// descriptions they name.
+    pub records: Option<(crate::handoff::RecordRing, Vec<String>)>,
 }
 
 fn ts(t: Nanos) -> String {
@@ -242,6 +246,26 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             account.as_str(),
             vname(venue)
         ),
+        Event::ClockSync {
+            state,
+            divergence_ns,
+            breach,
+            halted,
+            at,
+        } => {
+            let div = if *divergence_ns == u64::MAX {
+                "unknown".to_string()
+            } else {
+                format!("{}us", divergence_ns / 1000)
+            };
+            format!(
+                "{} clock-sync state={} divergence={div} within-limit={} new-orders={}",
+                ts(*at),
+                state.as_str(),
+                !breach,
+                if *halted { "halted" } else { "allowed" }
+            )
+        }
     }
 }
 
@@ -293,6 +317,20 @@ impl JournalThread {
             .create(true)
             .append(true)
             .open(self.data_dir.join("events.log"))?;
+        let mut records = match &self.records {
+            Some((ring, routes)) => {
+                let names = records::Names {
+                    sessions: self.session_names.clone(),
+                    venues: self.venue_names.clone(),
+                    routes: routes.clone(),
+                };
+                Some((
+                    ring.clone(),
+                    records::RecordWriter::new(&self.data_dir, names)?,
+                ))
+            }
+            None => None,
+        };
         std::thread::Builder::new()
             .name("portcullis-journal".into())
             .spawn(move || {
@@ -305,6 +343,7 @@ impl JournalThread {
                     .map(|(_, k)| k.clone())
                     .unwrap_or_default();
                 let mut reported_drops = 0;
+                let mut reported_lost_records = 0;
                 let mut last_sync = crate::clock::monotonic();
                 loop {
                     let stopping = stop.load(Ordering::Relaxed);
@@ -324,6 +363,30 @@ impl JournalThread {
                             let now = ts(crate::clock::system_utc());
                             let _ = writeln!(out, "{now} risk-switches-not-saved error={e}");
                         }
+                    }
+                    if let Some((ring, writer)) = &mut records {
+                        let mut wrote = false;
+                        while let Some(r) = ring.pop() {
+                            if let Err(e) = writer.write(&r) {
+                                let now = ts(crate::clock::system_utc());
+                                let _ = writeln!(out, "{now} order-record-not-written error={e}");
+                            }
+                            wrote = true;
+                            n += 1;
+                        }
+                        if wrote {
+                            let _ = writer.flush();
+                        }
+                    }
+                    let lost = counters.get(Counter::RecordRingFull);
+                    if lost > reported_lost_records {
+                        let _ = writeln!(
+                            out,
+                            "{} order-records-dropped count={}",
+                            ts(crate::clock::system_utc()),
+                            lost - reported_lost_records
+                        );
+                        reported_lost_records = lost;
                     }
                     let drops = counters.get(Counter::EventRingFull);
                     if drops > reported_drops {
@@ -353,12 +416,18 @@ impl JournalThread {
                         }
                         if !self.flush_interval.is_zero() {
                             let _ = sync_tree(&self.data_dir);
+                            if let Some((_, writer)) = &mut records {
+                                let _ = writer.sync();
+                            }
                         }
                         last_sync = crate::clock::monotonic();
                     }
                     if stopping {
                         let _ = out.flush();
                         let _ = sync_tree(&self.data_dir);
+                        if let Some((_, writer)) = &mut records {
+                            let _ = writer.sync();
+                        }
                         return;
                     }
                     // Parked most of the time: an idle cold thread must not steal the hot core.

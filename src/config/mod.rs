@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod auth;
+mod clock;
 mod limits;
 pub mod risk;
 
 pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 
 pub use auth::{AuthCfg, MasterKeyCfg};
+
+pub use clock::{ClockCfg, OnDivergence};
 
 use crate::fix::BeginString;
 
@@ -70,6 +73,9 @@ pub struct Config {
     pub symbols: Vec<SymbolCfg>,
     #[serde(default)]
     pub risk: RiskCfg,
+    /// `[clock]`: calibration, allowed divergence from UTC, action on breach.
+    #[serde(default)]
+    pub clock: ClockCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -147,6 +153,9 @@ pub struct Gateway {
     /// How often a cold thread checks TLS certificate and key files for changes (and reloads
     /// them). 0 = only on SIGHUP or a command.
     pub tls_watch_ms: u64,
+    /// Hot → journal order-record ring capacity (records of ~700 bytes, preallocated: 16384 ≈
+    /// 11 MiB). The journal thread drains it every 1–20 ms; an order makes 2–4 records.
+    pub record_ring: usize,
 }
 
 impl Default for Gateway {
@@ -168,6 +177,7 @@ impl Default for Gateway {
             event_ring: 1 << 16,
             tls_expiry_warn_days: 30,
             tls_watch_ms: 2000,
+            record_ring: 1 << 14,
         }
     }
 }
@@ -391,6 +401,7 @@ impl Config {
             key,
             problem,
         };
+        self.clock.validate(file)?;
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(
@@ -943,5 +954,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "route[0].venue");
+    }
+
+    #[test]
+    fn clock_section_is_validated_with_its_key() {
+        let c = Config::parse(EMBEDDED_DEFAULT, "t.toml").unwrap();
+        assert_eq!(c.clock, ClockCfg::default());
+        let text = format!("{EMBEDDED_DEFAULT}\n[clock]\nmax_divergence_us = 0\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(e.key, "clock.max_divergence_us");
+        let text = format!("{EMBEDDED_DEFAULT}\n[clock]\non_divergence = \"panic\"\n");
+        let e = Config::parse(&text, "t.toml").unwrap_err();
+        assert!(e.to_string().contains("halt"), "{e}");
+        let text = format!(
+            "{EMBEDDED_DEFAULT}\n[clock]\nmax_divergence_us = 100\non_divergence = \"halt\"\n"
+        );
+        let c = Config::parse(&text, "t.toml").unwrap();
+        assert_eq!(c.clock.on_divergence, OnDivergence::Halt);
     }
 }

@@ -182,6 +182,7 @@ fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
             b"unsupported TimeInForce(59): use 0, 1, 3 or 4",
         ))?;
     }
+    super::reg::parse_detail(msg, &mut o.detail).map_err(|(r, t)| Refusal::new(r, t))?;
     Ok(())
 }
 
@@ -463,6 +464,7 @@ impl Engine {
         if let Some(c) = c {
             self.mark_dirty(c);
         }
+        self.record_report(order, e, now);
         if !self.drop_copies.is_empty() {
             self.drop_copy(order, e, now);
         }
@@ -573,12 +575,18 @@ impl Engine {
             return self.reject_order(&order, why, now);
         }
         order.received_at = now;
+        if let Some(text) = self.clock_halted() {
+            return self.reject_order(&order, Refusal::new(ord_rej_reason::OTHER, text), now);
+        }
         let venue =
             match self
                 .router
                 .route(msg.get(tags::EX_DESTINATION), &order.symbol, &order.account)
             {
-                Ok((v, _reason)) => v,
+                Ok((v, reason)) => {
+                    order.detail.route = Some(reason);
+                    v
+                }
                 Err(_) => {
                     return self.reject_order(
                         &order,
@@ -613,6 +621,7 @@ impl Engine {
         if let Err(reason) = self.admit_new(&mut order, now) {
             return self.reject_risk(&order, reason, now);
         }
+        self.stamp_decision(&mut order, now);
         order.order_id = self.orders.next_order_id();
         let key = match self.orders.insert(order) {
             Ok(k) => k,
@@ -656,6 +665,7 @@ impl Engine {
             );
         }
         self.counters.inc(Counter::OrdersAccepted);
+        self.record_new(key);
         self.submit(key, now);
     }
 
@@ -757,6 +767,7 @@ impl Engine {
     }
 
     fn apply_venue_event(&mut self, ev: VenueEvent, now: Nanos) {
+        self.stamp_venue(&ev);
         match ev {
             VenueEvent::Accepted {
                 key,
@@ -954,6 +965,9 @@ impl Engine {
         if let Some(c) = c {
             self.mark_dirty(c);
         }
+        if let Some(o) = order {
+            self.record_cancel_reject(o, cl, to, reason, text);
+        }
     }
 
     /// Common checks of a cancel or replace: the target order exists on this session, is open
@@ -1049,6 +1063,7 @@ impl Engine {
         if let Some(o) = self.orders.get_mut(key) {
             o.pending = Pending::Cancel { cl_ord_id: cl };
         }
+        self.record_request(key, now);
         self.venue_cancel(key, now);
     }
 
@@ -1170,6 +1185,7 @@ impl Engine {
                 reserved_before,
             };
         }
+        self.record_request(key, now);
         self.venue_request(key, VenueRequest::Replace { qty, price }, now);
     }
 

@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod exec;
+pub mod reg;
 pub mod risk;
 pub mod stores;
 pub mod venues;
@@ -28,10 +29,12 @@ use std::time::Duration;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, ClockStatus};
 use crate::config::{Config, Gateway};
 use crate::fix::{frame, BeginString, Frame, Message, MsgType};
-use crate::handoff::{command_channel, Command, CommandReceiver, CommandSender, Event, EventRing};
+use crate::handoff::{
+    command_channel, Command, CommandReceiver, CommandSender, Event, EventRing, RecordRing,
+};
 use crate::model::{Account, CompId, Nanos, OrderKey, Price, SessionId};
 use crate::monitor::{Counter, Counters};
 use crate::net::{self, Conn, ReadOutcome};
@@ -115,6 +118,10 @@ pub struct EngineHandle {
     pub stop: Arc<AtomicBool>,
     /// TLS listeners: certificate reload and days to expiry.
     pub tls: Arc<crate::tls::TlsListeners>,
+    /// Clock sync status (CLOCK-2), written by the clock thread.
+    pub clock_status: Arc<ClockStatus>,
+    /// Order records (REG-1) for the journal thread.
+    pub records: RecordRing,
 }
 
 /// The gateway engine.
@@ -163,6 +170,12 @@ pub struct Engine {
     pub(crate) auth: Option<AuthState>,
     /// Handed to the key-store watcher thread by [`Engine::take_key_loader`].
     key_loader: Option<crate::auth::watch::Loader>,
+    /// CLOCK-2: its halt flag is read once per new order.
+    pub(crate) clock_status: Arc<ClockStatus>,
+    /// Text <58> of the clock-halt refusal (composed once at start).
+    pub(crate) clock_halt_text: &'static [u8],
+    /// REG-1 order records out.
+    pub(crate) records: RecordRing,
 }
 
 /// Logs session `s` out because its key was revoked or expired: Logout with `cause` as Text,
@@ -514,6 +527,10 @@ impl Engine {
         let (cmd_tx, cmd_rx) = command_channel();
         let counters = Arc::new(Counters::default());
         let ring = EventRing::new(gw.event_ring);
+        let records = RecordRing::new(gw.record_ring);
+        let clock_status = Arc::new(ClockStatus::new(crate::clock::Policy::from_config(
+            &cfg.clock,
+        )));
         let stop = Arc::new(AtomicBool::new(false));
         let tls = Arc::new(crate::tls::TlsListeners::new(
             tls_loaded,
@@ -555,6 +572,9 @@ impl Engine {
             refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
             auth,
             key_loader,
+            clock_status: clock_status.clone(),
+            clock_halt_text: reg::clock_halt_text(cfg.clock.max_divergence_us),
+            records: records.clone(),
             gw,
         };
         engine.drop_copies = (0..engine.sessions.len())
@@ -575,6 +595,8 @@ impl Engine {
             listen_addrs,
             stop,
             tls,
+            clock_status,
+            records,
         };
         Ok((engine, handle))
     }

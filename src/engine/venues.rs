@@ -50,6 +50,7 @@ pub(crate) enum VenueRequest {
 impl Engine {
     /// Sends `req` about order `key` to the order's venue; synchronous venues answer at once.
     pub(crate) fn venue_request(&mut self, key: OrderKey, req: VenueRequest, now: Nanos) {
+        self.stamp_sent(key, req);
         let Some(o) = self.orders.get(key).copied() else {
             return;
         };

@@ -81,6 +81,8 @@ pub const LAST_MKT: i32 = 30;
 pub const NEW_PASSWORD: i32 = 925;
 pub const DEFAULT_APPL_VER_ID: i32 = 1137;
 pub const NEXT_EXPECTED_MSG_SEQ_NUM: i32 = 789;
+pub const PARTY_ID: i32 = 448;
+pub const PARTY_ROLE: i32 = 452;
 /// Portcullis custom field (user-defined range): milliseconds until a throttled message would
 /// be admitted. Sent on BusinessMessageReject <j> with 380=8. See fix-specs/RULES-OF-ENGAGEMENT.md.
 pub const RETRY_AFTER_MS: i32 = 7900;

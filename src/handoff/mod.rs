@@ -3,6 +3,7 @@
 //! - [`EventRing`]: a bounded lock-free queue of fixed-size [`Event`]s from the hot thread to the
 //!   journal thread. A full ring never blocks the hot thread: the event is counted as dropped
 //!   (`EventRingFull`) and the journal thread reports the count.
+//! - [`RecordRing`]: the same for order records (REG-1), which are much larger than events.
 //! - [`Command`]s go the other way through a crossbeam channel that the hot thread polls with
 //!   `try_recv` once per loop turn.
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 
 use crate::model::{Account, CompId, InlineStr, Nanos, OrderKey, SessionId};
+use crate::order::record::OrderRecord;
 
 /// An API key id inside an event (inline, no heap).
 pub type KeyIdStr = InlineStr<32>;
@@ -152,6 +154,15 @@ pub enum Event {
         what: &'static str,
         at: Nanos,
     },
+    /// The clock's sync state, breach or halt changed (CLOCK-2); also the first reading at
+    /// start. Emitted by the clock thread. `divergence_ns` is `u64::MAX` when unknown.
+    ClockSync {
+        state: crate::clock::SyncState,
+        divergence_ns: u64,
+        breach: bool,
+        halted: bool,
+        at: Nanos,
+    },
 }
 
 /// Hot → cold events.
@@ -168,6 +179,26 @@ impl EventRing {
         self.0.push(e).is_ok()
     }
     pub fn pop(&self) -> Option<Event> {
+        self.0.pop()
+    }
+}
+
+/// Hot → journal thread order records (REG-1): a ring of its own, because a record is a few
+/// hundred bytes and most events are a few dozen. Full → the record is counted as lost
+/// (`RecordRingFull`) and the journal thread writes the count to the event log.
+#[derive(Clone)]
+pub struct RecordRing(Arc<ArrayQueue<OrderRecord>>);
+
+impl RecordRing {
+    pub fn new(capacity: usize) -> RecordRing {
+        RecordRing(Arc::new(ArrayQueue::new(capacity.max(1))))
+    }
+    /// `false` when the ring is full (the caller counts it).
+    #[inline]
+    pub fn push(&self, r: OrderRecord) -> bool {
+        self.0.push(r).is_ok()
+    }
+    pub fn pop(&self) -> Option<OrderRecord> {
         self.0.pop()
     }
 }

@@ -70,6 +70,10 @@ pub enum Counter {
     ReconciliationMismatches = 42,
     /// Control requests (kill, unkill, enable, limits, show) applied.
     ControlRequests = 43,
+    /// Order records (REG-1) lost because the record ring was full.
+    RecordRingFull = 37,
+    /// New orders refused because the clock is out of its divergence limit (CLOCK-2 halt).
+    ClockHaltRejects = 38,
 }
 
 /// Number of counter slots.

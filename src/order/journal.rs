@@ -29,26 +29,39 @@
 //! | 215 | 4 | venue live request number |
 //! | 219 | 4 | venue last request number |
 //! | 223 | 8 | reserved price (risk) |
+//! | 231 | 32 | times: instruction, decision, sent, venue answer (ns each) |
+//! | 263 | 25 | trader id (len + 24) |
+//! | 288 | 25 | decision maker id |
+//! | 313 | 25 | SecurityID |
+//! | 338 | 1 | SecurityIDSource (0 = none) |
+//! | 339 | 4 | Currency (len + 3) |
+//! | 343 | 17 | ExecInst (len + 16) |
+//! | 360 | 1 | route reason: 0 none, 1 rule, 2 ExDestination, 3 default |
+//! | 361 | 2 | route rule index |
 //!
 //! Snapshots written before the reserved price existed (223 bytes) replay with the limit price
-//! as the reserved price.
+//! as the reserved price; snapshots written before the timestamps and details existed (223 or
+//! 231 bytes long) replay with those fields zero.
 
 use std::io;
 use std::path::Path;
 
-use super::{Order, Pending};
+use super::{Order, OrderDetail, OrderTimes, Pending};
 use crate::model::{
     Account, InlineStr, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, Price, Qty, SessionId,
     Side, Symbol, TimeInForce,
 };
+use crate::route::RouteReason;
 use crate::store::AppendLog;
 
 /// Record kind of an order snapshot.
 pub const KIND_SNAPSHOT: u16 = 1;
 /// Bytes in one snapshot.
-pub const SNAPSHOT_BYTES: usize = 231;
-/// Length of snapshots written before the reserved price was added.
-const SNAPSHOT_BYTES_V1: usize = 223;
+pub const SNAPSHOT_BYTES: usize = 363;
+/// Bytes in a snapshot written before timestamps and record details were journaled.
+const SNAPSHOT_V1_BYTES: usize = 223;
+/// Bytes in a snapshot written before timestamps and record details, with the reserved price.
+const SNAPSHOT_V2_BYTES: usize = 231;
 
 /// The order journal.
 pub struct Journal {
@@ -133,12 +146,69 @@ fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
     buf[215..219].copy_from_slice(&o.venue_live.to_le_bytes());
     buf[219..223].copy_from_slice(&o.venue_req.to_le_bytes());
     buf[223..231].copy_from_slice(&o.reserved_price.0.to_le_bytes());
+    let t = &o.times;
+    for (i, v) in [t.instruction, t.decision, t.sent, t.venue]
+        .into_iter()
+        .enumerate()
+    {
+        buf[231 + 8 * i..239 + 8 * i].copy_from_slice(&v.0.to_le_bytes());
+    }
+    let d = &o.detail;
+    put_str(buf, 263, &d.trader);
+    put_str(buf, 288, &d.decision_maker);
+    put_str(buf, 313, &d.security_id);
+    buf[338] = d.security_id_source;
+    put_str(buf, 339, &d.currency);
+    put_str(buf, 343, &d.exec_inst);
+    let (kind, rule) = match d.route {
+        None => (0, 0),
+        Some(RouteReason::Rule(r)) => (1, r),
+        Some(RouteReason::ExDestination) => (2, 0),
+        Some(RouteReason::Default) => (3, 0),
+    };
+    buf[360] = kind;
+    buf[361..363].copy_from_slice(&rule.to_le_bytes());
+}
+
+/// The timestamps and record details of a current-format snapshot (zero for old ones).
+fn decode_extra(buf: &[u8]) -> Option<(OrderTimes, OrderDetail)> {
+    if buf.len() < SNAPSHOT_BYTES {
+        return Some((OrderTimes::default(), OrderDetail::default()));
+    }
+    let t = |i: usize| -> Option<Nanos> {
+        Some(Nanos(u64::from_le_bytes(
+            buf.get(231 + 8 * i..239 + 8 * i)?.try_into().ok()?,
+        )))
+    };
+    let times = OrderTimes {
+        instruction: t(0)?,
+        decision: t(1)?,
+        sent: t(2)?,
+        venue: t(3)?,
+    };
+    let rule = u16::from_le_bytes([*buf.get(361)?, *buf.get(362)?]);
+    let detail = OrderDetail {
+        trader: get_str(buf, 263)?,
+        decision_maker: get_str(buf, 288)?,
+        security_id: get_str(buf, 313)?,
+        security_id_source: *buf.get(338)?,
+        currency: get_str(buf, 339)?,
+        exec_inst: get_str(buf, 343)?,
+        route: match buf.get(360)? {
+            1 => Some(RouteReason::Rule(rule)),
+            2 => Some(RouteReason::ExDestination),
+            3 => Some(RouteReason::Default),
+            _ => None,
+        },
+    };
+    Some((times, detail))
 }
 
 fn decode(buf: &[u8]) -> Option<(u64, Order)> {
-    if buf.len() < SNAPSHOT_BYTES_V1 {
+    if buf.len() < SNAPSHOT_V1_BYTES {
         return None;
     }
+    let (times, detail) = decode_extra(buf)?;
     let u64_at = |at: usize| -> Option<u64> {
         Some(u64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?))
     };
@@ -172,9 +242,11 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
         venue_req: u32::from_le_bytes(buf.get(219..223)?.try_into().ok()?),
         reserved_price: Price(0),
         live: true,
+        times,
+        detail,
     };
     order.reserved_price = match i64_at(223) {
-        Some(p) if buf.len() >= SNAPSHOT_BYTES => Price(p),
+        Some(p) if buf.len() >= SNAPSHOT_V2_BYTES => Price(p),
         _ => order.price.unwrap_or(Price(0)),
     };
     Some((tag, order))
@@ -212,6 +284,21 @@ mod tests {
             venue_req: 0,
             reserved_price: Price(12_345_000_000),
             live: true,
+            times: OrderTimes {
+                instruction: Nanos(99),
+                decision: Nanos(100),
+                sent: Nanos(101),
+                venue: Nanos(102),
+            },
+            detail: OrderDetail {
+                trader: InlineStr::new(b"TRADER-7").unwrap(),
+                security_id: InlineStr::new(b"US5949181045").unwrap(),
+                security_id_source: b'4',
+                currency: InlineStr::new(b"USD").unwrap(),
+                exec_inst: InlineStr::new(b"6").unwrap(),
+                route: Some(RouteReason::Rule(3)),
+                ..OrderDetail::default()
+            },
         };
         j.record(OrderKey(7), &o, 5).unwrap();
         o.apply_fill(Qty::from_units(4), Price(12_300_000_000));
@@ -230,5 +317,29 @@ mod tests {
         assert_eq!(got.exec_seq, 2);
         assert_eq!(got.reserved_price, o.reserved_price);
         assert_eq!(got.cl_ord_id, o.cl_ord_id);
+        assert_eq!(got.times, o.times);
+        assert_eq!(got.detail, o.detail);
+    }
+
+    #[test]
+    fn snapshots_of_the_first_format_still_replay() {
+        let o = Order {
+            cl_ord_id: OrderIdStr::new(b"OLD").unwrap(),
+            symbol: Symbol::new(b"X").unwrap(),
+            times: OrderTimes {
+                decision: Nanos(5),
+                ..OrderTimes::default()
+            },
+            ..Order::blank(SessionId(0), Account::EMPTY)
+        };
+        let mut buf = [0u8; SNAPSHOT_BYTES];
+        encode(&o, 9, &mut buf);
+        for len in [SNAPSHOT_V1_BYTES, SNAPSHOT_V2_BYTES] {
+            let (tag, got) = decode(&buf[..len]).unwrap();
+            assert_eq!(tag, 9);
+            assert_eq!(got.cl_ord_id, o.cl_ord_id);
+            assert_eq!(got.times, OrderTimes::default());
+        }
+        assert_eq!(decode(&buf).unwrap().1.times.decision, Nanos(5));
     }
 }

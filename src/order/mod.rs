@@ -7,14 +7,53 @@
 //! slot holds a live order does it refuse (a counted reject, never a grow).
 
 pub mod journal;
+pub mod record;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::model::{
-    notional, Account, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, Price, Qty, SessionId,
-    Side, Symbol, TimeInForce, QTY_SCALE,
+    notional, Account, InlineStr, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, Price, Qty,
+    SessionId, Side, Symbol, TimeInForce, QTY_SCALE,
 };
+use crate::route::RouteReason;
+
+/// UTC timestamps of an order's latest instruction and what followed it (CLOCK-1, RTS 25 Art 4;
+/// where each is taken: tuning.md "Timestamps"). Zero = not yet. The fifth timestamp, the
+/// ExecutionReport written for the client, belongs to each report and is in its
+/// [`record::OrderRecord`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrderTimes {
+    /// The latest client instruction about the order (new, cancel, replace) was read.
+    pub instruction: Nanos,
+    /// The gateway decided on it (every check passed, or the refusal).
+    pub decision: Nanos,
+    /// The latest request about the order was written for its venue.
+    pub sent: Nanos,
+    /// The latest venue answer about the order was processed.
+    pub venue: Nanos,
+}
+
+/// Fields kept only for the order records (REG-1): who, what instrument, which instructions,
+/// and why the venue was chosen. Fixed size, no heap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrderDetail {
+    /// Executing trader: PartyID <448> with PartyRole <452> 12 (or 11, order origination
+    /// trader), else SenderSubID <50>.
+    pub trader: InlineStr<24>,
+    /// Investment decision maker: PartyID <448> with PartyRole <452> 122.
+    pub decision_maker: InlineStr<24>,
+    /// SecurityID <48>.
+    pub security_id: InlineStr<24>,
+    /// SecurityIDSource <22> (IDSource on 4.2), 0 when absent.
+    pub security_id_source: u8,
+    /// Currency <15>.
+    pub currency: InlineStr<3>,
+    /// ExecInst <18>.
+    pub exec_inst: InlineStr<16>,
+    /// Why the venue was chosen (best-execution evidence).
+    pub route: Option<RouteReason>,
+}
 
 /// A cancel or replace waiting for the venue's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +107,8 @@ pub struct Order {
     /// of a market order at acceptance); `Price(0)` before the risk check.
     pub reserved_price: Price,
     pub live: bool,
+    pub times: OrderTimes,
+    pub detail: OrderDetail,
 }
 
 impl Order {
@@ -97,6 +138,21 @@ impl Order {
             venue_req: 0,
             reserved_price: Price(0),
             live: false,
+            times: OrderTimes {
+                instruction: Nanos::ZERO,
+                decision: Nanos::ZERO,
+                sent: Nanos::ZERO,
+                venue: Nanos::ZERO,
+            },
+            detail: OrderDetail {
+                trader: InlineStr::EMPTY,
+                decision_maker: InlineStr::EMPTY,
+                security_id: InlineStr::EMPTY,
+                security_id_source: 0,
+                currency: InlineStr::EMPTY,
+                exec_inst: InlineStr::EMPTY,
+                route: None,
+            },
         }
     }
 

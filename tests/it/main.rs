@@ -7,8 +7,10 @@
 mod auth;
 mod badinput;
 mod cli;
+mod clock;
 mod hsm;
 mod orders;
+mod records;
 mod recovery;
 mod risk;
 mod throttle;
