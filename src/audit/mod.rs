@@ -1,6 +1,7 @@
 //! COLD — the journal thread: drains the hot thread's event ring into an append-only event log
 //! (`<data_dir>/events.log`, one line per event, UTC timestamps) and periodically flushes the
 //! memory-mapped stores to disk (`fdatasync`), so an OS crash loses at most one interval.
+//! Account ids appear masked (all but the last 4 characters), as everywhere in logs.
 //!
 //! Never blocks the hot thread: it only pops from the lock-free ring. When the ring overflowed,
 //! the number of lost events is written to the log (the counter `EventRingFull`).
@@ -195,7 +196,7 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
                 "{} risk-reject session={} account={:?} reason={:?}",
                 ts(*at),
                 sname(session),
-                account.as_str(),
+                crate::auth::mask::account(account.as_str()),
                 String::from_utf8_lossy(text.get(..n).unwrap_or_default())
             )
         }
@@ -221,7 +222,7 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         } => format!(
             "{} limits-changed account={:?} change={change} {} control-seq={seq}",
             ts(*at),
-            account.as_str(),
+            crate::auth::mask::account(account.as_str()),
             if *expired {
                 "temporary-raise-expired"
             } else if *temporary {
@@ -233,7 +234,7 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         Event::AccountEnabled { account, seq, at } => format!(
             "{} account-enabled account={:?} control-seq={seq}",
             ts(*at),
-            account.as_str()
+            crate::auth::mask::account(account.as_str())
         ),
         Event::ReconciliationMismatch {
             account,
@@ -243,7 +244,7 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         } => format!(
             "{} ALERT reconciliation-mismatch account={:?} venue={} what={what:?} action=account-killed",
             ts(*at),
-            account.as_str(),
+            crate::auth::mask::account(account.as_str()),
             vname(venue)
         ),
         Event::ClockSync {
@@ -274,7 +275,7 @@ pub fn target_name(t: &crate::handoff::KillTarget, sessions: &[String]) -> Strin
     use crate::handoff::KillTarget;
     match t {
         KillTarget::Global => "global".into(),
-        KillTarget::Account(a) => format!("account:{}", a.as_str()),
+        KillTarget::Account(a) => format!("account:{}", crate::auth::mask::account(a.as_str())),
         KillTarget::Symbol(s) => format!("symbol:{}", s.as_str()),
         KillTarget::Session(i) => format!(
             "session:{}",
@@ -434,5 +435,40 @@ impl JournalThread {
                     std::thread::sleep(Duration::from_millis(if n > 0 { 1 } else { 20 }));
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Account, SessionId};
+
+    #[test]
+    fn account_ids_are_masked_in_event_lines() {
+        let account = Account::new(b"ACC-123456789").unwrap();
+        let line = render(
+            &Event::RiskRejected {
+                session: SessionId(0),
+                account,
+                reason: crate::risk::Reason::UnknownAccount,
+                at: Nanos(0),
+            },
+            &["S".to_string()],
+            &[],
+        );
+        assert!(line.contains("account=\"*********6789\""), "{line}");
+        assert!(!line.contains("ACC-123456789"), "{line}");
+        let kill = render(
+            &Event::Kill {
+                target: crate::handoff::KillTarget::Account(account),
+                on: true,
+                orders: 0,
+                seq: 1,
+                at: Nanos(0),
+            },
+            &[],
+            &[],
+        );
+        assert!(kill.contains("scope=account:*********6789"), "{kill}");
     }
 }
