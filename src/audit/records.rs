@@ -24,8 +24,10 @@ pub const DIR: &str = "records";
 /// declaration order (the CSV column order; JSON objects keep it too).
 macro_rules! record_row {
     ($( $(#[$m:meta])* $f:ident, )*) => {
-        /// One order record as written and exported.
+        /// One order record as written and exported. A column missing from an older file
+        /// reads as empty.
         #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
         pub struct RecordRow {
             $( $(#[$m])* pub $f: String, )*
         }
@@ -48,6 +50,8 @@ record_row! {
     /// Client session `BeginString:SenderCompID->TargetCompID` (the client's identification).
     session,
     client_comp_id,
+    /// The API key the session logged on with (Username <553>); empty without `[auth]`.
+    api_key_id,
     /// Account <1>.
     account,
     trader_id,
@@ -161,6 +165,7 @@ impl RecordRow {
             event: r.event.as_str().to_string(),
             session,
             client_comp_id: client,
+            api_key_id: r.key_id.to_string(),
             account: o.account.to_string(),
             trader_id: d.trader.to_string(),
             decision_maker_id: d.decision_maker.to_string(),

@@ -117,8 +117,12 @@ impl Engine {
         order.times.decision = self.clock.now();
     }
 
+    /// Pushes `r` with the API key its session logged on with (empty without `[auth]`).
     #[inline]
-    fn push_record(&self, r: OrderRecord) {
+    fn push_record(&self, mut r: OrderRecord) {
+        if let Some(slot) = self.sessions.get(r.order.session.0 as usize) {
+            r.key_id = slot.grants.key_id;
+        }
         if !self.records.push(r) {
             self.counters.inc(Counter::RecordRingFull);
         }

@@ -101,6 +101,9 @@ pub struct OrderRecord {
     pub reject_code: Option<u32>,
     /// Text <58> of a refusal (first 128 bytes).
     pub text: RecordText,
+    /// The API key the order's session logged on with (Username <553>); empty when logons are
+    /// not authenticated.
+    pub key_id: InlineStr<32>,
 }
 
 impl OrderRecord {
@@ -129,6 +132,7 @@ impl OrderRecord {
             last: None,
             reject_code: None,
             text: RecordText::EMPTY,
+            key_id: InlineStr::EMPTY,
         }
     }
 

@@ -145,6 +145,29 @@ fn a_good_signature_logs_on_and_trades() {
         "authenticated session=FIX.4.4:CLIENT1->GW key=\"k1\"",
     );
     c.logout();
+    // REG-1: the order's records name the key the session authenticated with.
+    let day = &portcullis::audit::records::rfc3339(now_utc())[..10];
+    let mut rows = serde_json::Value::Null;
+    for _ in 0..100 {
+        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args([
+                "report", "orders", "--format", "json", "--from", day, "--to",
+            ])
+            .arg(
+                &portcullis::audit::records::rfc3339(Nanos(now_utc().0 + 86_400_000_000_000))[..10],
+            )
+            .arg("--data-dir")
+            .arg(gw.dir.path())
+            .output()
+            .unwrap();
+        rows = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        if rows.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rows = rows.as_array().expect("order records");
+    assert!(rows.iter().all(|r| r["api_key_id"] == "k1"), "{rows:?}");
 }
 
 #[test]

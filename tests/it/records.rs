@@ -142,6 +142,7 @@ fn order_lifecycle_round_trips_through_report_orders_in_csv_and_json() {
         assert_eq!(r["account"], "ACC1");
         assert_eq!(r["session"], "FIX.4.4:CLIENT1->GW");
         assert_eq!(r["client_comp_id"], "CLIENT1");
+        assert_eq!(r["api_key_id"], "", "unauthenticated logon: no key");
         assert_eq!(r["trader_id"], "TR1", "PartyRole 12 wins over SenderSubID");
         assert_eq!(r["decision_maker_id"], "DM1");
         assert_eq!(r["symbol"], "AAPL");
