@@ -276,7 +276,12 @@ struct Server {
     sessions: Vec<String>,
     audit: PathBuf,
     next_seq: u64,
+    /// Raised by the journal thread once a request's switch change is on disk.
+    persisted: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How long a kill, unkill or enable waits for the journal thread to persist it.
+const PERSIST_WAIT: Duration = Duration::from_secs(2);
 
 impl Server {
     fn account(name: &str) -> Result<Account, Value> {
@@ -363,7 +368,33 @@ impl Server {
             Ok(r) => r,
             Err(_) => return refuse("the gateway did not answer within 5 s"),
         };
-        let answer = reply_json(&reply, seq, &self.sessions);
+        let mut answer = reply_json(&reply, seq, &self.sessions);
+        if matches!(
+            reply,
+            ControlReply::Kill { .. } | ControlReply::Enabled { .. }
+        ) {
+            // Answered only once the switch survives a crash (risk-switches.state written).
+            let deadline = crate::clock::monotonic() + PERSIST_WAIT;
+            let mut on_disk = false;
+            while crate::clock::monotonic() < deadline {
+                if self.persisted.load(Ordering::Acquire) >= seq {
+                    on_disk = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if let Some(obj) = answer.as_object_mut() {
+                obj.insert("persisted".into(), Value::Bool(on_disk));
+                if !on_disk {
+                    obj.insert(
+                        "warning".into(),
+                        Value::String(
+                            "applied, but not yet written to risk-switches.state: a crash now would lose it (see events.log)".into(),
+                        ),
+                    );
+                }
+            }
+        }
         if audited {
             self.audit(seq, &req, &answer);
         }
@@ -541,6 +572,7 @@ pub fn serve(
     data_dir: &Path,
     commands: CommandSender,
     sessions: Vec<String>,
+    persisted: Arc<std::sync::atomic::AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
     let path = data_dir.join(SOCKET);
@@ -557,6 +589,7 @@ pub fn serve(
         sessions,
         audit: data_dir.join(AUDIT_LOG),
         next_seq: crate::clock::system_utc().0 / 1_000_000 * 1000,
+        persisted,
     };
     std::thread::Builder::new()
         .name("portcullis-control".into())

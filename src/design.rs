@@ -105,8 +105,8 @@
 //! events (`risk-switches.state`); reservations are rebuilt from the order journal, which
 //! carries each order's reserved price.
 //! *Cost*: per-account state is not shared between hot threads yet (one gateway thread); a
-//! crash in the milliseconds between a kill and its persistence loses that kill (the control
-//! audit log still has it).
+//! kill is answered only after the journal thread wrote it (a few milliseconds later than it
+//! bites), so the operator's acknowledgement means it survives a crash.
 //! # D12. Regulatory timestamps read the clock where the event happens
 //! *Context*: the duty cycle reads the clock once and passes `now` down (cheap, deterministic
 //! in tests), but RTS 25 wants the decision, the request to the venue, the venue answer and the

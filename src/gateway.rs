@@ -44,10 +44,12 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         ),
         _ => None,
     };
+    let control_persisted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let control = crate::ctl::serve(
         &cfg.gateway.data_dir,
         handle.commands.clone(),
         handle.session_keys.clone(),
+        control_persisted.clone(),
         journal_stop.clone(),
     )
     .map_err(|e| {
@@ -70,6 +72,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
             handle.records.clone(),
             cfg.routes.iter().map(describe_route).collect(),
         )),
+        control_persisted,
     };
     let journal = jt
         .spawn(

@@ -35,6 +35,10 @@ pub struct JournalThread {
     /// Order records (REG-1) to write under `<data_dir>/records/`, and the `[[route]]` rule
     /// descriptions they name.
     pub records: Option<(crate::handoff::RecordRing, Vec<String>)>,
+    /// The highest control request number (`seq`) whose switch change is on disk: raised
+    /// after `risk-switches.state` was written, so `portcullis ctl` can answer a kill only
+    /// once it survives a crash.
+    pub control_persisted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn ts(t: Nanos) -> String {
@@ -350,6 +354,7 @@ impl JournalThread {
                     let stopping = stop.load(Ordering::Relaxed);
                     let mut n = 0;
                     let mut switched = false;
+                    let mut control_seq = 0;
                     while let Some(e) = ring.pop() {
                         let _ = writeln!(
                             out,
@@ -357,13 +362,24 @@ impl JournalThread {
                             render(&e, &self.session_names, &self.venue_names)
                         );
                         switched |= switches.apply(&e, &keys);
+                        if let Event::Kill { seq, .. } | Event::AccountEnabled { seq, .. } = e {
+                            control_seq = control_seq.max(seq);
+                        }
                         n += 1;
                     }
-                    if switched {
-                        if let Err(e) = switches.save(&switches_path) {
-                            let now = ts(crate::clock::system_utc());
-                            let _ = writeln!(out, "{now} risk-switches-not-saved error={e}");
+                    let saved = !switched || {
+                        match switches.save(&switches_path) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                let now = ts(crate::clock::system_utc());
+                                let _ = writeln!(out, "{now} risk-switches-not-saved error={e}");
+                                false
+                            }
                         }
+                    };
+                    if saved && control_seq > 0 {
+                        self.control_persisted
+                            .fetch_max(control_seq, Ordering::Release);
                     }
                     if let Some((ring, writer)) = &mut records {
                         let mut wrote = false;

@@ -4,9 +4,10 @@
 //!
 //! File `<data_dir>/risk-switches.state`, one switch per line: `global`, `account <A>`,
 //! `symbol <S>`, `session <session key>`, `disabled <A>`. The journal thread rewrites it
-//! (temporary file, then rename) after each event that changes a switch; the engine reads it
-//! once at start. A crash within the few milliseconds between a kill and the rewrite loses that
-//! kill: the control audit log still has it.
+//! (temporary file, fdatasync, then rename) after each event that changes a switch, then
+//! raises `control_persisted` to the request's number; `portcullis ctl` answers a kill, unkill
+//! or enable only after that (`"persisted": true`), so an acknowledged switch survives a crash.
+//! The engine reads the file once at start.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};

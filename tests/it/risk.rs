@@ -852,15 +852,22 @@ fn kill_switches_and_rate_trips_survive_a_restart() {
         "3",
         "message rate limit exceeded",
     );
-    for args in [
-        ["kill", "--account", "R1"],
-        ["kill", "--symbol", "STALE"],
-        ["kill", "--session", "CLIENT1"],
+    for (args, line) in [
+        (["kill", "--account", "R1"], "account R1"),
+        (["kill", "--symbol", "STALE"], "symbol STALE"),
+        (
+            ["kill", "--session", "CLIENT1"],
+            "session FIX.4.4-GW-CLIENT1",
+        ),
     ] {
         let mut a = args.to_vec();
         a.extend(["--by", "alice", "--reason", "incident 7"]);
         let (code, v) = ctl(&gw, &a);
         assert_eq!(code, 0, "{v}");
+        // The answer comes only once the switch is on disk: a crash right after it keeps it.
+        assert_eq!(v["persisted"], true, "{v}");
+        let state = std::fs::read_to_string(gw.dir.path().join("risk-switches.state")).unwrap();
+        assert!(state.lines().any(|l| l == line), "{line} in {state}");
     }
     let s1 = c2.seq;
     drop(c2);
