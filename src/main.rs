@@ -204,16 +204,17 @@ fn now_ms() -> u64 {
     portcullis::clock::system_utc().0 / 1_000_000
 }
 
-fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> ExitCode {
-    use portcullis::auth::admin;
-    let mut cfg = match &config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("portcullis: {e}");
-                return ExitCode::from(2);
-            }
-        },
+/// The config file, or without one the embedded default (its data under `data_dir`, default
+/// `./portcullis-data`); `data_dir` overrides `gateway.data_dir`. A bad file is reported here.
+fn load_config(
+    config: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> Result<Config, ExitCode> {
+    let mut cfg = match config {
+        Some(path) => Config::load(path).map_err(|e| {
+            eprintln!("portcullis: {e}");
+            ExitCode::from(2)
+        })?,
         None => Config::embedded_default(
             &data_dir
                 .clone()
@@ -223,6 +224,15 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
     if let Some(d) = data_dir {
         cfg.gateway.data_dir = d;
     }
+    Ok(cfg)
+}
+
+fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> ExitCode {
+    use portcullis::auth::admin;
+    let cfg = match load_config(config.as_deref(), data_dir) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let now = now_ms();
     let secret_shown = |id: &str, secret: &str, out: Option<PathBuf>| -> Result<String, String> {
         if let Some(p) = &out {
@@ -384,23 +394,10 @@ fn run(
     listen_tls: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     let embedded = config.is_none();
-    let mut cfg = match &config {
-        Some(path) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("portcullis: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Config::embedded_default(
-            &data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("./portcullis-data")),
-        ),
+    let mut cfg = match load_config(config.as_deref(), data_dir) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    if let Some(d) = data_dir {
-        cfg.gateway.data_dir = d;
-    }
     if blocking {
         cfg.gateway.busy_poll = false;
     }

@@ -75,7 +75,7 @@ fn answer_resend_requests(c: &mut Client, m: &[u8]) {
 fn kill_dash_nine_loses_no_acknowledged_order_and_no_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("portcullis.toml");
-    std::fs::write(&cfg, format!("{CONFIG}{PERMISSIVE_RISK}")).unwrap();
+    std::fs::write(&cfg, format!("{CONFIG}{}", permissive_risk())).unwrap();
     let data = dir.path().join("data");
 
     let (mut gw, addr) = spawn(&cfg, &data);
@@ -195,7 +195,7 @@ fn kill_dash_nine_loses_no_acknowledged_order_and_no_sequence_number() {
 fn sigterm_logs_sessions_out_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("portcullis.toml");
-    std::fs::write(&cfg, format!("{CONFIG}{PERMISSIVE_RISK}")).unwrap();
+    std::fs::write(&cfg, format!("{CONFIG}{}", permissive_risk())).unwrap();
     let (mut gw, addr) = spawn(&cfg, &dir.path().join("data"));
     let mut c = Client::connect(addr, "FIX.4.4", "CLIENT1", "GW");
     c.logon(30);

@@ -212,7 +212,8 @@ fn a_tier_change_applies_live_on_sighup() {
     use std::process::{Command, Stdio};
     let base = |per_day: u32| {
         format!(
-            "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nmax_orders = 4096\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[tier]]\nname = \"one\"\norders = {{ per_day = {per_day} }}\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\ndefault_account = \"ACC1\"\ntier = \"one\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n{PERMISSIVE_RISK}"
+            "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nmax_orders = 4096\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[tier]]\nname = \"one\"\norders = {{ per_day = {per_day} }}\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\ndefault_account = \"ACC1\"\ntier = \"one\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n{}",
+            permissive_risk()
         )
     };
     let dir = tempfile::tempdir().unwrap();

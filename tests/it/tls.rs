@@ -1021,7 +1021,7 @@ fn sighup_reloads_the_certificate_of_a_running_gateway() {
             p.server.cert.display().to_string(),
             p.server.key.display().to_string(),
             util::sim("fill"),
-            util::PERMISSIVE_RISK
+            util::permissive_risk()
         ),
     )
     .unwrap();

@@ -14,82 +14,15 @@ use portcullis::gateway::Running;
 /// Permissive pre-trade risk for tests about other things: accounts ACC1, ACC2, ACC42 and the
 /// symbols the tests trade, with fixed reference prices and limits far above what they send.
 /// [`config`] adds it unless the test configures its own `[[account]]`s.
-pub const PERMISSIVE_RISK: &str = r#"
-[[account]]
-name = "ACC1"
-max_order_qty = 1000000000
-max_order_notional = 1000000000000
-collar_bps = 100000000
-reference_max_age_ms = 3600000
-credit_limit = 1000000000000000
-max_long = 1000000000
-max_short = 1000000000
-max_open_orders = 100000
-ord_types = ["market", "limit"]
-time_in_force = ["day", "gtc", "ioc", "fok"]
-duplicate_window_ms = 0
-max_msgs = 100000000
-rate_period_ms = 1000
-
-[[account]]
-name = "ACC2"
-max_order_qty = 1000000000
-max_order_notional = 1000000000000
-collar_bps = 100000000
-reference_max_age_ms = 3600000
-credit_limit = 1000000000000000
-max_long = 1000000000
-max_short = 1000000000
-max_open_orders = 100000
-ord_types = ["market", "limit"]
-time_in_force = ["day", "gtc", "ioc", "fok"]
-duplicate_window_ms = 0
-max_msgs = 100000000
-rate_period_ms = 1000
-
-[[account]]
-name = "ACC42"
-max_order_qty = 1000000000
-max_order_notional = 1000000000000
-collar_bps = 100000000
-reference_max_age_ms = 3600000
-credit_limit = 1000000000000000
-max_long = 1000000000
-max_short = 1000000000
-max_open_orders = 100000
-ord_types = ["market", "limit"]
-time_in_force = ["day", "gtc", "ioc", "fok"]
-duplicate_window_ms = 0
-max_msgs = 100000000
-rate_period_ms = 1000
-
-[[symbol]]
-symbol = "AAPL"
-tick_size = "0.01"
-reference_price = 100
-reference_source = "config"
-
-[[symbol]]
-symbol = "MSFT"
-tick_size = "0.01"
-reference_price = 100
-reference_source = "config"
-
-[[symbol]]
-symbol = "VOD"
-tick_size = "0.01"
-reference_price = 10
-reference_source = "config"
-
-[[symbol]]
-symbol = "IBM"
-tick_size = "0.01"
-reference_price = 100
-reference_source = "config"
-"#;
+pub fn permissive_risk() -> String {
+    portcullis::config::risk::permissive_toml(
+        &["ACC1", "ACC2", "ACC42"],
+        &["AAPL", "MSFT", "VOD", "IBM"],
+    )
+}
 
 /// A gateway config: one listener on an ephemeral port, blocking mode, the given sessions and
-/// venues appended as TOML (plus [`PERMISSIVE_RISK`] when `extra` has no `[[account]]`).
+/// venues appended as TOML (plus [`permissive_risk`] when `extra` has no `[[account]]`).
 pub fn config(data_dir: &Path, extra: &str) -> Config {
     let text = config_text(data_dir, extra);
     Config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("test config: {e}"))
@@ -98,9 +31,9 @@ pub fn config(data_dir: &Path, extra: &str) -> Config {
 /// The TOML text [`config`] parses (for tests that hand a file to the CLI).
 pub fn config_text(data_dir: &Path, extra: &str) -> String {
     let risk = if extra.contains("[[account]]") {
-        ""
+        String::new()
     } else {
-        PERMISSIVE_RISK
+        permissive_risk()
     };
     format!(
         "[gateway]\nbusy_poll = false\nlogon_timeout_ms = 1500\nsegment_bytes = 4194304\nmax_orders = 4096\nmax_message_bytes = 4096\nrecv_buffer_bytes = 16384\nsend_buffer_bytes = 1048576\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n{}\n{}",
