@@ -291,6 +291,12 @@ impl<const N: usize> InlineStr<N> {
     pub fn len(&self) -> usize {
         self.len as usize
     }
+    /// `v` in decimal (empty when it does not fit in `N`).
+    pub fn from_u64(v: u64) -> Self {
+        let mut b = [0u8; 20];
+        let n = crate::fix::encode::write_u64(&mut b, v);
+        b.get(..n).and_then(Self::new).unwrap_or(Self::EMPTY)
+    }
 }
 
 impl<const N: usize> Default for InlineStr<N> {
@@ -315,6 +321,8 @@ impl<const N: usize> fmt::Display for InlineStr<N> {
 pub type Symbol = InlineStr<24>;
 /// ClOrdID <11> / OrigClOrdID <41> / OrderID <37> / ExecID <17>.
 pub type OrderIdStr = InlineStr<40>;
+/// A venue's OrderID <37> for our order, as the venue sent it (venues use letters too).
+pub type VenueOrderId = InlineStr<32>;
 /// Account <1>.
 pub type Account = InlineStr<24>;
 /// SenderCompID <49> / TargetCompID <56>.

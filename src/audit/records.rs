@@ -219,11 +219,7 @@ impl RecordRow {
                 o.order_id.to_string()
             },
             venue,
-            venue_order_id: if o.venue_order_id == 0 {
-                String::new()
-            } else {
-                o.venue_order_id.to_string()
-            },
+            venue_order_id: o.venue_order_id.to_string(),
             routing_decision,
             order_received_time: rfc3339(o.received_at),
             instruction_received_time: rfc3339(o.times.instruction),

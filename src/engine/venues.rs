@@ -492,7 +492,7 @@ impl Engine {
         key: OrderKey,
         o: &crate::order::Order,
         status: OrdStatus,
-        venue_order_id: u64,
+        venue_order_id: crate::model::VenueOrderId,
         cum: Qty,
         last: Option<(Qty, Price)>,
         price: Option<Price>,

@@ -23,7 +23,7 @@
 //! | 176 | 16 | filled notional (i128) |
 //! | 192 | 1 | OrdStatus |
 //! | 193 | 2 | venue |
-//! | 195 | 8 | venue order id |
+//! | 195 | 8 | venue order id as a number (snapshots shorter than 396 bytes; now 0) |
 //! | 203 | 8 | received at (ns) |
 //! | 211 | 4 | exec seq |
 //! | 215 | 4 | venue live request number |
@@ -38,10 +38,12 @@
 //! | 343 | 17 | ExecInst (len + 16) |
 //! | 360 | 1 | route reason: 0 none, 1 rule, 2 ExDestination, 3 default |
 //! | 361 | 2 | route rule index |
+//! | 363 | 33 | venue order id as the venue sent it (len + 32) |
 //!
 //! Snapshots written before the reserved price existed (223 bytes) replay with the limit price
 //! as the reserved price; snapshots written before the timestamps and details existed (223 or
-//! 231 bytes long) replay with those fields zero.
+//! 231 bytes long) replay with those fields zero; snapshots written before venue order ids were
+//! kept as text (223, 231 or 363 bytes) replay the numeric one at 195.
 
 use std::io;
 use std::path::Path;
@@ -57,11 +59,13 @@ use crate::store::AppendLog;
 /// Record kind of an order snapshot.
 pub const KIND_SNAPSHOT: u16 = 1;
 /// Bytes in one snapshot.
-pub const SNAPSHOT_BYTES: usize = 363;
+pub const SNAPSHOT_BYTES: usize = 396;
 /// Bytes in a snapshot written before timestamps and record details were journaled.
 const SNAPSHOT_V1_BYTES: usize = 223;
 /// Bytes in a snapshot written before timestamps and record details, with the reserved price.
 const SNAPSHOT_V2_BYTES: usize = 231;
+/// Bytes in a snapshot written before venue order ids were kept as text.
+const SNAPSHOT_V3_BYTES: usize = 363;
 
 /// The order journal.
 pub struct Journal {
@@ -140,7 +144,8 @@ fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
     buf[176..192].copy_from_slice(&o.filled_notional.to_le_bytes());
     buf[192] = o.status.to_fix();
     buf[193..195].copy_from_slice(&o.venue.to_le_bytes());
-    buf[195..203].copy_from_slice(&o.venue_order_id.to_le_bytes());
+    buf[195..203].copy_from_slice(&0u64.to_le_bytes());
+    put_str(buf, 363, &o.venue_order_id);
     buf[203..211].copy_from_slice(&o.received_at.0.to_le_bytes());
     buf[211..215].copy_from_slice(&o.exec_seq.to_le_bytes());
     buf[215..219].copy_from_slice(&o.venue_live.to_le_bytes());
@@ -172,7 +177,7 @@ fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
 
 /// The timestamps and record details of a current-format snapshot (zero for old ones).
 fn decode_extra(buf: &[u8]) -> Option<(OrderTimes, OrderDetail)> {
-    if buf.len() < SNAPSHOT_BYTES {
+    if buf.len() < SNAPSHOT_V3_BYTES {
         return Some((OrderTimes::default(), OrderDetail::default()));
     }
     let t = |i: usize| -> Option<Nanos> {
@@ -234,7 +239,14 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
         filled_notional: i128::from_le_bytes(buf.get(176..192)?.try_into().ok()?),
         status: OrdStatus::from_fix(buf[192])?,
         venue: u16::from_le_bytes([buf[193], buf[194]]),
-        venue_order_id: u64_at(195)?,
+        venue_order_id: if buf.len() >= SNAPSHOT_BYTES {
+            get_str(buf, 363)?
+        } else {
+            match u64_at(195)? {
+                0 => crate::model::VenueOrderId::EMPTY,
+                v => crate::model::VenueOrderId::from_u64(v),
+            }
+        },
         pending: Pending::None,
         received_at: Nanos(u64_at(203)?),
         exec_seq: u32::from_le_bytes(buf.get(211..215)?.try_into().ok()?),
@@ -276,7 +288,7 @@ mod tests {
             filled_notional: 0,
             status: OrdStatus::PendingNew,
             venue: 2,
-            venue_order_id: 0,
+            venue_order_id: crate::model::VenueOrderId::new(b"XV-7Q2").unwrap(),
             pending: Pending::None,
             received_at: Nanos(99),
             exec_seq: 0,
@@ -317,6 +329,7 @@ mod tests {
         assert_eq!(got.exec_seq, 2);
         assert_eq!(got.reserved_price, o.reserved_price);
         assert_eq!(got.cl_ord_id, o.cl_ord_id);
+        assert_eq!(got.venue_order_id, o.venue_order_id);
         assert_eq!(got.times, o.times);
         assert_eq!(got.detail, o.detail);
     }
@@ -341,5 +354,10 @@ mod tests {
             assert_eq!(got.times, OrderTimes::default());
         }
         assert_eq!(decode(&buf).unwrap().1.times.decision, Nanos(5));
+        // Before venue order ids were text: the times are there, the id is the number at 195.
+        buf[195..203].copy_from_slice(&42u64.to_le_bytes());
+        let (_, got) = decode(&buf[..SNAPSHOT_V3_BYTES]).unwrap();
+        assert_eq!(got.times.decision, Nanos(5));
+        assert_eq!(got.venue_order_id.as_bytes(), b"42");
     }
 }

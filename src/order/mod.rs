@@ -94,7 +94,8 @@ pub struct Order {
     pub filled_notional: i128,
     pub status: OrdStatus,
     pub venue: u16,
-    pub venue_order_id: u64,
+    /// The venue's OrderID <37> (empty until the venue acknowledged).
+    pub venue_order_id: crate::model::VenueOrderId,
     pub pending: Pending,
     pub received_at: Nanos,
     /// Executions reported so far; ExecID <17> is `OrderID.exec_seq`, unique across restarts.
@@ -130,7 +131,7 @@ impl Order {
             filled_notional: 0,
             status: OrdStatus::PendingNew,
             venue: 0,
-            venue_order_id: 0,
+            venue_order_id: crate::model::VenueOrderId::EMPTY,
             pending: Pending::None,
             received_at: Nanos::ZERO,
             exec_seq: 0,

@@ -133,7 +133,7 @@ pub enum AnswerKind {
     Report {
         exec_type: u8,
         status: OrdStatus,
-        venue_order_id: u64,
+        venue_order_id: crate::model::VenueOrderId,
         qty: Option<Qty>,
         price: Option<Price>,
         last: Option<(Qty, Price)>,
@@ -162,10 +162,13 @@ pub fn parse_answer(msg: &Message<'_>) -> Option<Answer> {
             AnswerKind::Report {
                 exec_type,
                 status,
+                // Kept as sent; "NONE" (FIX's "no order id yet") and an id over 32 bytes
+                // read as empty.
                 venue_order_id: msg
                     .get(tags::ORDER_ID)
-                    .and_then(crate::fix::decode::parse_uint)
-                    .unwrap_or(0),
+                    .filter(|v| *v != b"NONE")
+                    .and_then(crate::model::VenueOrderId::new)
+                    .unwrap_or_default(),
                 qty: msg.qty(tags::ORDER_QTY).ok()?,
                 price: msg.price(tags::PRICE).ok()?,
                 last,

@@ -28,7 +28,8 @@ pub struct VenueOrder {
 pub enum VenueEvent {
     Accepted {
         key: OrderKey,
-        venue_order_id: u64,
+        /// OrderID <37> at the venue, as sent (empty if it sent none, or one over 32 bytes).
+        venue_order_id: crate::model::VenueOrderId,
     },
     Rejected {
         key: OrderKey,

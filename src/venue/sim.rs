@@ -196,7 +196,7 @@ impl SimVenue {
         }
         out(VenueEvent::Accepted {
             key: o.key,
-            venue_order_id,
+            venue_order_id: crate::model::VenueOrderId::from_u64(venue_order_id),
         });
         let slot = slot as usize;
         match self.behaviour {
@@ -850,7 +850,7 @@ mod tests {
             ev,
             vec![Accepted {
                 key: OrderKey(1),
-                venue_order_id: 1
+                venue_order_id: crate::model::VenueOrderId::from_u64(1)
             }]
         );
         // A crossing order does not trade: there is no book in this mode.
@@ -942,14 +942,14 @@ mod tests {
         let mut v = venue(SimBehaviour::PartialFills { slices: 2 });
         let mut ev = send(&mut v, limit(1, Buy, 4, 100));
         ev.extend(send(&mut v, limit(2, Buy, 4, 100)));
-        let ids: Vec<u64> = ev
+        let ids: Vec<&str> = ev
             .iter()
             .filter_map(|e| match e {
-                Accepted { venue_order_id, .. } => Some(*venue_order_id),
+                Accepted { venue_order_id, .. } => Some(venue_order_id.as_str()),
                 _ => None,
             })
             .collect();
-        assert_eq!(ids, vec![1, 2]);
+        assert_eq!(ids, vec!["1", "2"]);
         let execs: Vec<u64> = ev
             .iter()
             .filter_map(|e| match e {

@@ -331,13 +331,13 @@ fn an_external_venue_s_round_trip_shows_in_the_sent_and_answer_times() {
     let vcl = field(&d, 11).unwrap();
     v.send(
         "8",
-        &format!("37=98765|11={vcl}|17=E1|150=0|39=0|55=AAPL|54=1|38=100|151=100|14=0|6=0"),
+        &format!("37=XP-98765a|11={vcl}|17=E1|150=0|39=0|55=AAPL|54=1|38=100|151=100|14=0|6=0"),
     );
     assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
     v.send(
         "8",
         &format!(
-            "37=98765|11={vcl}|17=E2|150=F|39=1|55=AAPL|54=1|38=100|32=40|31=10|151=60|14=40|6=10"
+            "37=XP-98765a|11={vcl}|17=E2|150=F|39=1|55=AAPL|54=1|38=100|32=40|31=10|151=60|14=40|6=10"
         ),
     );
     assert_eq!(field(&c.expect("8"), 39).as_deref(), Some("1"));
@@ -366,7 +366,10 @@ fn an_external_venue_s_round_trip_shows_in_the_sent_and_answer_times() {
     let ns = |t: &str| portcullis::report::parse_time(t).unwrap().0;
     let acc = &rows[1];
     assert_eq!(acc["venue"], "XVEN");
-    assert_eq!(acc["venue_order_id"], "98765", "the venue's OrderID(37)");
+    assert_eq!(
+        acc["venue_order_id"], "XP-98765a",
+        "the venue's OrderID(37), letters kept"
+    );
     let waited = ns(&acc["venue_answer_time"]) - ns(&acc["sent_to_venue_time"]);
     assert!(
         waited >= 30_000_000,

@@ -111,7 +111,8 @@ struct Order {
     cum: Qty,
     /// Σ price × qty of the fills, in 10^-8 × 10^-4 units.
     notional: i128,
-    venue_id: u64,
+    /// OrderID <37> this venue gave the order (empty until accepted).
+    venue_id: portcullis::model::VenueOrderId,
     status: OrdStatus,
 }
 
@@ -486,7 +487,7 @@ impl Venue {
             price: m.price(tags::PRICE).ok().flatten(),
             cum: Qty::ZERO,
             notional: 0,
-            venue_id: 0,
+            venue_id: portcullis::model::VenueOrderId::EMPTY,
             status: OrdStatus::New,
         };
         let problem = if cl.is_empty() || cl.len() > 40 {
@@ -654,7 +655,7 @@ impl Venue {
                     price: None,
                     cum: Qty::ZERO,
                     notional: 0,
-                    venue_id: 0,
+                    venue_id: portcullis::model::VenueOrderId::EMPTY,
                     status: OrdStatus::Rejected,
                 };
                 self.send_exec(
@@ -880,10 +881,10 @@ impl Venue {
         let t = now();
         let their = o.session.clone();
         self.send(&their, b"8", |w| {
-            if o.venue_id == 0 {
+            if o.venue_id.is_empty() {
                 w.str(tags::ORDER_ID as u32, b"NONE");
             } else {
-                w.uint(tags::ORDER_ID as u32, o.venue_id);
+                w.str(tags::ORDER_ID as u32, o.venue_id.as_bytes());
             }
             w.str(tags::CL_ORD_ID as u32, e.cl.as_bytes());
             if let Some(orig) = e.orig {
@@ -937,7 +938,7 @@ impl Venue {
     ) {
         let o = key.and_then(|k| self.orders.get(&k)).cloned();
         let status = o.as_ref().map_or(OrdStatus::Rejected, |o| o.status);
-        let venue_id = o.as_ref().map_or(0, |o| o.venue_id);
+        let venue_id = o.as_ref().map(|o| o.venue_id).unwrap_or_default();
         // CxlRejReason <102>: 1 = unknown order, 0 = too late to cancel, 99 = other.
         let cxl_reason: u64 = if why == reason::UNKNOWN_ORDER {
             1
@@ -947,10 +948,10 @@ impl Venue {
             99
         };
         self.send(their, b"9", |w| {
-            if venue_id == 0 {
+            if venue_id.is_empty() {
                 w.str(tags::ORDER_ID as u32, b"NONE");
             } else {
-                w.uint(tags::ORDER_ID as u32, venue_id);
+                w.str(tags::ORDER_ID as u32, venue_id.as_bytes());
             }
             w.str(tags::CL_ORD_ID as u32, cl.as_bytes());
             w.str(tags::ORIG_CL_ORD_ID as u32, orig.as_bytes());
