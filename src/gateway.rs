@@ -18,6 +18,8 @@ pub struct Running {
     journal: Option<JoinHandle<()>>,
     /// Polls the key store and publishes new key snapshots (with `[auth]`).
     watcher: Option<JoinHandle<()>>,
+    /// New tier definitions for keys with their own tier (SIGHUP); `None` without `[auth]`.
+    pub key_tiers: Option<crate::auth::watch::TierReload>,
     journal_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The TLS certificate watcher (reload on file change, expiry events), if any listener has
     /// TLS. Stops with the journal.
@@ -32,12 +34,17 @@ pub struct Running {
 pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
     let (mut engine, handle) = Engine::new(cfg, clock.clone())?;
     let journal_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = match (engine.take_key_loader(), &cfg.auth) {
-        (Some(loader), Some(a)) => Some(
+    let key_tiers = cfg
+        .auth
+        .as_ref()
+        .map(|_| crate::auth::watch::TierReload::default());
+    let watcher = match (engine.take_key_loader(), &cfg.auth, &key_tiers) {
+        (Some(loader), Some(a), Some(tiers)) => Some(
             crate::auth::watch::spawn(
                 loader,
                 handle.commands.clone(),
                 Duration::from_millis(a.poll_ms),
+                tiers.clone(),
                 journal_stop.clone(),
             )
             .map_err(|e| StartError(format!("key store watcher thread: {e}")))?,
@@ -120,6 +127,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         hot: Some(hot),
         journal: Some(journal),
         watcher,
+        key_tiers,
         journal_stop,
         tls_watch,
         control: Some(control),
@@ -148,7 +156,7 @@ fn watch_tls(
             since_files = Duration::ZERO;
             for r in tls.reload_changed() {
                 match r {
-                    Ok(line) => println!("portcullis: TLS files changed: {line}"),
+                    Ok(line) => crate::say(format_args!("portcullis: TLS files changed: {line}")),
                     Err(e) => eprintln!("portcullis: TLS files changed: {e}"),
                 }
             }

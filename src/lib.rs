@@ -29,6 +29,13 @@
 //! only in `clock` (`disallowed-methods`).
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+/// One line to stdout from a cold thread. A closed stdout (a detached terminal, a pipe whose
+/// reader went away) is ignored: `println!` would panic there and take the thread down.
+pub fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{args}");
+}
+
 pub mod audit;
 pub mod auth;
 pub mod clock;

@@ -349,7 +349,8 @@ fn reload_tls(handle: &portcullis::engine::EngineHandle) {
 /// SIGHUP: re-reads the configuration file and applies its throttle tiers and per-session
 /// limits live (the throttle table is lock-free; the gateway thread sees the new limits at its
 /// next check). Everything else in the file needs a restart.
-fn reload(config: Option<&std::path::Path>, handle: &portcullis::engine::EngineHandle) {
+fn reload(config: Option<&std::path::Path>, running: &portcullis::gateway::Running) {
+    let handle = &running.handle;
     let Some(path) = config else {
         say!("portcullis: SIGHUP: running on the embedded default, nothing to reload");
         return;
@@ -380,8 +381,20 @@ fn reload(config: Option<&std::path::Path>, handle: &portcullis::engine::EngineH
             Err(e) => eprintln!("portcullis: SIGHUP: session {key}: {e:?}"),
         }
     }
+    // Keys with a tier of their own: the key store watcher re-applies the new tiers on its
+    // next poll (auth.poll_ms).
+    let keys = match &running.key_tiers {
+        Some(pending) => match pending.lock() {
+            Ok(mut p) => {
+                *p = Some(tiers);
+                " and the keys' own tiers"
+            }
+            Err(_) => "",
+        },
+        None => "",
+    };
     say!(
-        "portcullis: SIGHUP: throttle limits reloaded for {applied} session(s) from {}",
+        "portcullis: SIGHUP: throttle limits reloaded for {applied} session(s){keys} from {}",
         path.display()
     );
 }
@@ -579,7 +592,7 @@ fn run(
     }
     while !running.is_finished() {
         if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
-            reload(config.as_deref(), &running.handle);
+            reload(config.as_deref(), &running);
             reload_tls(&running.handle);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

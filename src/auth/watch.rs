@@ -110,11 +110,16 @@ fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64, u64)> {
     Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
+/// New tier definitions for the keys' own tiers (SIGHUP): the watcher applies them on its next
+/// poll, re-reading the store.
+pub type TierReload = Arc<std::sync::Mutex<Option<TierTable>>>;
+
 /// Starts the watcher thread.
 pub fn spawn(
     mut loader: Loader,
     commands: CommandSender,
     poll: Duration,
+    tier_reload: TierReload,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -124,7 +129,12 @@ pub fn spawn(
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(poll);
                 let now = stamp(&loader.store.path);
-                if now == last {
+                let new_tiers = tier_reload.lock().ok().and_then(|mut t| t.take());
+                let retiered = new_tiers.is_some();
+                if let Some(t) = new_tiers {
+                    loader.tiers = t;
+                }
+                if now == last && !retiered {
                     continue;
                 }
                 last = now;
@@ -136,7 +146,9 @@ pub fn spawn(
                         if commands.send(Command::Keys(snap)).is_err() {
                             return;
                         }
-                        println!("portcullis: key store changed: {n} key(s) loaded");
+                        crate::say(format_args!(
+                            "portcullis: key store changed: {n} key(s) loaded"
+                        ));
                     }
                     Err(e) => eprintln!("portcullis: key store changed but not applied: {e}"),
                 }

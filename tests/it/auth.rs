@@ -810,3 +810,76 @@ fn a_store_tampered_while_running_is_not_applied_and_the_keys_in_force_stay() {
     assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
     c.logout();
 }
+
+#[test]
+fn sighup_applies_a_changed_tier_to_keys_with_their_own_tier() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let env = Env::new("\n[[tier]]\nname = \"key-tier\"\norders = { per_day = 1 }\n");
+    let secret = env.add(
+        "k1",
+        &[
+            "--comp-id",
+            "CLIENT1",
+            "--tier",
+            "key-tier",
+            "--allow",
+            "127.0.0.1",
+        ],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--config"])
+        .arg(&env.cfg_path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr: std::net::SocketAddr = first.rsplit(' ').next().unwrap().parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut c = Client::connect(addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    let mut order = |cl: &str| {
+        c.send("D", &nos(cl, "AAPL", "1", "1", Some("10")));
+        c.expect_any(&["8", "j"])
+    };
+    assert_eq!(field(&order("T1"), 35).as_deref(), Some("8"));
+    assert_eq!(
+        field(&order("T2"), 35).as_deref(),
+        Some("j"),
+        "the key's tier allows one order a day"
+    );
+    let text = std::fs::read_to_string(&env.cfg_path).unwrap();
+    std::fs::write(
+        &env.cfg_path,
+        text.replace("per_day = 1 }", "per_day = 100 }"),
+    )
+    .unwrap();
+    assert!(Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let said = (0..50)
+        .filter_map(|_| rx.recv_timeout(Duration::from_millis(100)).ok())
+        .find(|l| l.contains("SIGHUP: throttle limits reloaded"))
+        .unwrap_or_default();
+    assert!(said.contains("the keys' own tiers"), "{said:?}");
+    let mut admitted = false;
+    for i in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        if field(&order(&format!("T3-{i}")), 35).as_deref() == Some("8") {
+            admitted = true;
+            break;
+        }
+    }
+    assert!(admitted, "the key's raised quota applies without a restart");
+    let _ = child.kill();
+    let _ = child.wait();
+}
