@@ -42,7 +42,8 @@ use arrayvec::ArrayVec;
 
 use crate::model::{Account, Nanos, OrdType, Price, Qty, Side, Symbol, TimeInForce, QTY_SCALE};
 use crate::order::FastMap;
-use tables::{find_duplicate, prefetch, NameIndex, PositionTable, RecentOrder};
+use prefetch::prefetch;
+use tables::{find_duplicate, NameIndex, PositionTable, RecentOrder};
 
 /// The terms of a NewOrderSingle <D> the checks need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +233,34 @@ pub struct RiskCore {
     next_expiry: Option<Nanos>,
 }
 
+/// The cache lines a check is about to touch, for [`prefetch`].
+struct Lines {
+    state: *const u8,
+    ring: *const u8,
+    ring_bytes: usize,
+    position: Option<*const u8>,
+}
+
+impl Lines {
+    /// Starts loading them all (a hint: no effect on semantics), so the misses overlap.
+    #[inline]
+    fn issue(&self) {
+        for line in 1..core::mem::size_of::<AccountState>() / 64 {
+            prefetch(self.state.wrapping_add(line * 64));
+        }
+        // Every line of the ring, the last one included (a ring need not start on a line).
+        let mut off = 0;
+        while off < self.ring_bytes {
+            prefetch(self.ring.wrapping_add(off));
+            off += 64;
+        }
+        prefetch(self.ring.wrapping_add(self.ring_bytes.saturating_sub(1)));
+        if let Some(p) = self.position {
+            prefetch(p);
+        }
+    }
+}
+
 /// Reject paths are cold: the accept path is the one that must be fast.
 #[cold]
 #[inline(never)]
@@ -372,7 +401,7 @@ impl RiskCore {
         };
         // Looked up here, refused if unknown after the account's own checks (as before).
         let si = self.symbol_index(&o.symbol);
-        self.prefetch_for(ai, si);
+        let lines = self.lines_of(ai, si);
         let Some(st) = self.states.get_mut(ai as usize) else {
             return refuse(Reason::UnknownAccount);
         };
@@ -389,6 +418,7 @@ impl RiskCore {
         }
         check_enabled_and_rate(st, now)?;
         check_kills(self.global_kill, st)?;
+        lines.issue();
         let Some(si) = si else {
             return refuse(Reason::UnknownSymbol);
         };
@@ -479,7 +509,7 @@ impl RiskCore {
         };
         // Looked up here, refused if unknown after the account's own checks (as before).
         let si = self.symbol_index(&r.symbol);
-        self.prefetch_for(ai, si);
+        let lines = self.lines_of(ai, si);
         let Some(st) = self.states.get_mut(ai as usize) else {
             return refuse(Reason::UnknownAccount);
         };
@@ -496,6 +526,7 @@ impl RiskCore {
         }
         check_enabled_and_rate(st, now)?;
         check_kills(self.global_kill, st)?;
+        lines.issue();
         let Some(si) = si else {
             return refuse(Reason::UnknownSymbol);
         };
@@ -664,21 +695,20 @@ impl RiskCore {
         Ok(())
     }
 
-    /// Starts loading every line a check of account `ai` (in symbol `si`) touches: the rest
-    /// of its state, its duplicate ring and the position slot (no effect on semantics).
+    /// Where the lines a check of account `ai` (in symbol `si`) touches are: the rest of its
+    /// state, its duplicate ring and the position slot. Computed up front (no borrow held),
+    /// issued once the account's own checks passed, so a rejected order does not pull them.
     #[inline]
-    fn prefetch_for(&self, ai: u32, si: Option<u32>) {
-        let st = self.states.as_ptr().wrapping_add(ai as usize).cast::<u8>();
-        for line in 1..core::mem::size_of::<AccountState>() / 64 {
-            prefetch(st.wrapping_add(line * 64));
-        }
-        let ring = self
-            .recent
-            .as_ptr()
-            .wrapping_add(ai as usize * self.recent_slots as usize);
-        prefetch(ring);
-        if let Some(si) = si {
-            self.positions.prefetch(ai, si);
+    fn lines_of(&self, ai: u32, si: Option<u32>) -> Lines {
+        Lines {
+            state: self.states.as_ptr().wrapping_add(ai as usize).cast(),
+            ring: self
+                .recent
+                .as_ptr()
+                .wrapping_add(ai as usize * self.recent_slots as usize)
+                .cast(),
+            ring_bytes: self.recent_slots as usize * core::mem::size_of::<RecentOrder>(),
+            position: si.map(|si| self.positions.slot_ptr(ai, si)),
         }
     }
 

@@ -4,8 +4,6 @@
 
 use crate::model::{Nanos, Side};
 
-pub use super::prefetch::prefetch;
-
 /// One account's position in one symbol, in quantity units (10^-4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Position {
@@ -78,14 +76,13 @@ impl PositionTable {
         (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & self.mask
     }
 
-    /// Starts loading the slot where the probe for (account, symbol) begins.
+    /// Where the probe for (account, symbol) begins, for a prefetch.
     #[inline]
-    pub fn prefetch(&self, account: u32, symbol: u32) {
-        prefetch(
-            self.slots
-                .as_ptr()
-                .wrapping_add(self.home(Self::key(account, symbol))),
-        );
+    pub fn slot_ptr(&self, account: u32, symbol: u32) -> *const u8 {
+        self.slots
+            .as_ptr()
+            .wrapping_add(self.home(Self::key(account, symbol)))
+            .cast()
     }
 
     #[inline]
