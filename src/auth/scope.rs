@@ -14,7 +14,7 @@ impl Scopes {
     pub const ORDERS_CANCEL: Scopes = Scopes(2);
     /// OrderCancelReplaceRequest <G>.
     pub const ORDERS_REPLACE: Scopes = Scopes(4);
-    /// OrderStatusRequest <H> (and drop copy later).
+    /// OrderStatusRequest <H> and drop copy (a drop-copy session's key needs it).
     pub const ORDERS_READ: Scopes = Scopes(8);
     pub const NONE: Scopes = Scopes(0);
     pub const ALL: Scopes = Scopes(15);

@@ -479,10 +479,11 @@ impl Engine {
                 continue;
             };
             if dc == order.session.0 as usize
-                || !self
-                    .sessions
-                    .get(dc)
-                    .is_some_and(|slot| slot.drop_copy.contains(&order.account))
+                || !self.sessions.get(dc).is_some_and(|slot| {
+                    slot.drop_copy.contains(&order.account)
+                        && slot.grants.scopes.contains(Scopes::ORDERS_READ)
+                        && slot.grants.allows_account(order.account.as_bytes())
+                })
             {
                 continue;
             }

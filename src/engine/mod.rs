@@ -203,6 +203,22 @@ fn credential_logout(
     });
 }
 
+/// Why a key may not hold the drop-copy session whose accounts are `drop_copy` (empty: not a
+/// drop copy): it lacks `orders:read`, or its account restriction leaves none of the session's
+/// accounts. `None`: allowed (or not a drop copy).
+fn drop_copy_refusal(drop_copy: &[Account], key: &crate::auth::Key) -> Option<&'static str> {
+    if drop_copy.is_empty() {
+        return None;
+    }
+    if !key.scopes.contains(crate::auth::Scopes::ORDERS_READ) {
+        return Some("drop copy needs the orders:read scope");
+    }
+    if !key.accounts.is_empty() && !drop_copy.iter().any(|a| key.accounts.contains(a)) {
+        return Some("drop copy: the key allows none of the session's accounts");
+    }
+    None
+}
+
 /// Why an engine could not start.
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -577,6 +593,15 @@ impl Engine {
             records: records.clone(),
             gw,
         };
+        // With [auth], a drop copy receives copies only under a logged-on key that allows
+        // them: nothing is stored for it before its first signed logon.
+        if engine.auth.is_some() {
+            for slot in engine.sessions.iter_mut() {
+                if !slot.drop_copy.is_empty() {
+                    slot.grants.scopes = crate::auth::Scopes::NONE;
+                }
+            }
+        }
         engine.drop_copies = (0..engine.sessions.len())
             .filter(|&i| {
                 engine
@@ -1172,6 +1197,15 @@ impl Engine {
         let keys = auth.keys.clone();
         match auth.verifier.check(&keys, msg, peer, now) {
             Ok(key) => {
+                if let Some(cause) = self
+                    .sessions
+                    .get(s)
+                    .and_then(|slot| drop_copy_refusal(&slot.drop_copy, key))
+                {
+                    let key_id = key.id;
+                    self.refuse_authenticated(c, s, key_id, peer, cause, now);
+                    return None;
+                }
                 self.emit(Event::Authenticated {
                     session: SessionId(s as u32),
                     key_id: key.id,
@@ -1211,6 +1245,36 @@ impl Engine {
         }
     }
 
+    /// A drop-copy Logon whose signature verified but whose key may not read the session's
+    /// accounts: the same generic Logout as any auth failure, the cause to the event stream.
+    /// Not a failed logon for the lockout (the signature was good).
+    #[cold]
+    fn refuse_authenticated(
+        &mut self,
+        c: usize,
+        s: usize,
+        key_id: crate::auth::KeyId,
+        peer: std::net::IpAddr,
+        cause: &'static str,
+        now: Nanos,
+    ) {
+        self.counters.inc(Counter::LogonsRefused);
+        self.counters.inc(Counter::AuthFailures);
+        self.emit(Event::AuthFailed {
+            session: SessionId(s as u32),
+            key_id,
+            peer,
+            cause,
+            at: now,
+        });
+        if let (Some(slot), Some(Some(conn))) = (self.sessions.get(s), self.conns.get_mut(c)) {
+            slot.session
+                .refuse_logon(b"authentication failed", now, &mut conn.out);
+            conn.closing = true;
+        }
+        self.mark_dirty(c);
+    }
+
     /// A new key snapshot: swap it in, apply unlocks, refresh or end the sessions bound to
     /// keys (revoked, expired, gone or no longer bound to the CompID → Logout).
     #[cold]
@@ -1226,12 +1290,31 @@ impl Engine {
             if slot.grants.key_id.is_empty() {
                 continue;
             }
-            let Some(c) = slot.conn else { continue };
+            let Some(c) = slot.conn else {
+                // A drop copy that is away keeps storing copies for its resend only while its
+                // key still allows them (fix-specs "Drop copy").
+                if !slot.drop_copy.is_empty() {
+                    match snap.get(slot.grants.key_id.as_bytes()) {
+                        Some(k)
+                            if !k.revoked
+                                && !k.is_expired(now.0)
+                                && k.comp_ids.contains(&slot.their_comp_id) =>
+                        {
+                            slot.grants = crate::auth::Grants::from_key(k, KeySlot(s as u32));
+                        }
+                        _ => slot.grants.scopes = crate::auth::Scopes::NONE,
+                    }
+                }
+                continue;
+            };
             let cause = match snap.get(slot.grants.key_id.as_bytes()) {
                 None => Some("credential revoked"),
                 Some(k) if k.revoked => Some("credential revoked"),
                 Some(k) if k.is_expired(now.0) => Some("credential expired"),
                 Some(k) if !k.comp_ids.contains(&slot.their_comp_id) => Some("credential revoked"),
+                Some(k) if drop_copy_refusal(&slot.drop_copy, k).is_some() => {
+                    Some("credential no longer permits drop copy")
+                }
                 Some(k) => {
                     slot.grants = crate::auth::Grants::from_key(k, KeySlot(s as u32));
                     None

@@ -27,6 +27,7 @@
 //!   account and are collected with [`RiskCore::drain_limit_changes`].
 
 pub mod limits;
+mod prefetch;
 pub mod reason;
 mod tables;
 
@@ -41,7 +42,8 @@ use arrayvec::ArrayVec;
 
 use crate::model::{Account, Nanos, OrdType, Price, Qty, Side, Symbol, TimeInForce, QTY_SCALE};
 use crate::order::FastMap;
-use tables::{find_duplicate, PositionTable, RecentOrder};
+use prefetch::prefetch;
+use tables::{find_duplicate, NameIndex, PositionTable, RecentOrder};
 
 /// The terms of a NewOrderSingle <D> the checks need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,11 +154,13 @@ pub struct RiskConfig<'a> {
 /// dropped and counted.
 const CHANGE_LOG: usize = 64;
 
+/// The hot state of one account: everything a new-order check reads or writes, and the name
+/// the lookup compares, in one 64-byte-aligned block of four cache lines (fetched together);
+/// what only ops and the cold paths read is in [`AccountCold`].
+#[repr(align(64))]
 struct AccountState {
     account: Account,
     limits: RiskLimits,
-    /// What a temporary raise reverts to.
-    base: RiskLimits,
     raise_until: Option<Nanos>,
     /// Σ price × open qty of accepted orders, in 10^-12 (exact; see `Notional::raw`).
     open_raw: i128,
@@ -168,6 +172,16 @@ struct AccountState {
     rate_window_start: Nanos,
     rate_count: u32,
     recent_next: u32,
+    /// [`Reconciliation::accepted_orders`] and `accepted_raw` (moved on every accept).
+    accepted_orders: u64,
+    accepted_raw: i128,
+}
+
+/// The cold state of one account (same index as its [`AccountState`]).
+struct AccountCold {
+    /// What a temporary raise reverts to.
+    base: RiskLimits,
+    /// The sent side of reconciliation (the accepted side is in [`AccountState`]).
     recon: Reconciliation,
 }
 
@@ -185,6 +199,7 @@ pub struct Reconciliation {
 }
 
 struct SymbolState {
+    symbol: Symbol,
     tick_size: Price,
     reference: Price,
     reference_at: Nanos,
@@ -197,9 +212,12 @@ struct SymbolState {
 
 /// The pre-trade risk state of every configured account.
 pub struct RiskCore {
-    accounts: FastMap<Account, u32>,
+    /// Account name → index into `states` (the name is compared in the state itself).
+    accounts: NameIndex,
     states: Vec<AccountState>,
-    symbols: FastMap<Symbol, u32>,
+    cold: Vec<AccountCold>,
+    /// Symbol name → index into `syms`.
+    symbols: NameIndex,
     syms: Vec<SymbolState>,
     keys: FastMap<u32, KeyCaps>,
     positions: PositionTable,
@@ -213,6 +231,34 @@ pub struct RiskCore {
     /// The earliest end of a temporary raise (`None`: no raise running), so that
     /// [`RiskCore::expire_raises`] scans only when one is due.
     next_expiry: Option<Nanos>,
+}
+
+/// The cache lines a check is about to touch, for [`prefetch`].
+struct Lines {
+    state: *const u8,
+    ring: *const u8,
+    ring_bytes: usize,
+    position: Option<*const u8>,
+}
+
+impl Lines {
+    /// Starts loading them all (a hint: no effect on semantics), so the misses overlap.
+    #[inline]
+    fn issue(&self) {
+        for line in 1..core::mem::size_of::<AccountState>() / 64 {
+            prefetch(self.state.wrapping_add(line * 64));
+        }
+        // Every line of the ring, the last one included (a ring need not start on a line).
+        let mut off = 0;
+        while off < self.ring_bytes {
+            prefetch(self.ring.wrapping_add(off));
+            off += 64;
+        }
+        prefetch(self.ring.wrapping_add(self.ring_bytes.saturating_sub(1)));
+        if let Some(p) = self.position {
+            prefetch(p);
+        }
+    }
 }
 
 /// Reject paths are cold: the accept path is the one that must be fast.
@@ -240,20 +286,33 @@ impl RiskCore {
             return Err(BuildError::InvalidCapacity);
         }
         let n = cfg.accounts.len();
-        if u32::try_from(n).is_err() || u32::try_from(cfg.symbols.len()).is_err() {
+        if n >= tables::NAME_INDEX_MAX || cfg.symbols.len() >= tables::NAME_INDEX_MAX {
             return Err(BuildError::InvalidCapacity);
         }
-        let mut accounts = FastMap::with_capacity_and_hasher(n, Default::default());
-        let mut states = Vec::with_capacity(n);
+        let mut accounts = NameIndex::new(n);
+        let mut states: Vec<AccountState> = prefetch::with_capacity_huge(n);
+        let mut cold = Vec::with_capacity(n);
         for (i, (account, spec)) in cfg.accounts.iter().enumerate() {
             let limits = spec.build(*account)?;
-            if accounts.insert(*account, i as u32).is_some() {
+            let h = NameIndex::hash(account);
+            if accounts
+                .find(h, |j| {
+                    states
+                        .get(j as usize)
+                        .is_some_and(|s| s.account == *account)
+                })
+                .is_some()
+            {
                 return Err(BuildError::DuplicateAccount(*account));
             }
+            accounts.insert(h, i as u32);
+            cold.push(AccountCold {
+                base: limits,
+                recon: Reconciliation::default(),
+            });
             states.push(AccountState {
                 account: *account,
                 limits,
-                base: limits,
                 raise_until: None,
                 open_raw: 0,
                 executed_raw: 0,
@@ -263,20 +322,29 @@ impl RiskCore {
                 rate_window_start: Nanos::ZERO,
                 rate_count: 0,
                 recent_next: 0,
-                recon: Reconciliation::default(),
+                accepted_orders: 0,
+                accepted_raw: 0,
             });
         }
         let m = cfg.symbols.len();
-        let mut symbols = FastMap::with_capacity_and_hasher(m, Default::default());
-        let mut syms = Vec::with_capacity(m);
+        let mut symbols = NameIndex::new(m);
+        let mut syms: Vec<SymbolState> = Vec::with_capacity(m);
         for (i, s) in cfg.symbols.iter().enumerate() {
             if s.tick_size.0 <= 0 {
                 return Err(BuildError::InvalidTickSize(s.symbol));
             }
-            if symbols.insert(s.symbol, i as u32).is_some() {
+            let h = NameIndex::hash(&s.symbol);
+            if symbols
+                .find(h, |j| {
+                    syms.get(j as usize).is_some_and(|x| x.symbol == s.symbol)
+                })
+                .is_some()
+            {
                 return Err(BuildError::DuplicateSymbol(s.symbol));
             }
+            symbols.insert(h, i as u32);
             syms.push(SymbolState {
+                symbol: s.symbol,
                 tick_size: s.tick_size,
                 reference: Price(0),
                 reference_at: Nanos::ZERO,
@@ -294,11 +362,12 @@ impl RiskCore {
         Ok(RiskCore {
             accounts,
             states,
+            cold,
             symbols,
             syms,
             keys,
             positions: PositionTable::new(cfg.max_positions),
-            recent: vec![RecentOrder::EMPTY; slots],
+            recent: prefetch::with_huge_pages(slots, RecentOrder::EMPTY),
             recent_slots: cfg.duplicate_slots,
             global_kill: false,
             changes: ArrayVec::new(),
@@ -327,15 +396,20 @@ impl RiskCore {
         o: &NewOrderView,
         now: Nanos,
     ) -> Result<Reservation, Reason> {
-        let Some(&ai) = self.accounts.get(acct) else {
+        let Some(ai) = self.account_index(acct) else {
             return refuse(Reason::UnknownAccount);
         };
+        // Looked up here, refused if unknown after the account's own checks (as before).
+        let si = self.symbol_index(&o.symbol);
+        let lines = self.lines_of(ai, si);
         let Some(st) = self.states.get_mut(ai as usize) else {
             return refuse(Reason::UnknownAccount);
         };
         if st.raise_until.is_some_and(|t| now >= t) {
+            let base = self.cold.get(ai as usize).map_or(st.limits, |c| c.base);
             revert_raise(
                 st,
+                &base,
                 now,
                 &mut self.changes,
                 &mut self.changes_dropped,
@@ -344,7 +418,8 @@ impl RiskCore {
         }
         check_enabled_and_rate(st, now)?;
         check_kills(self.global_kill, st)?;
-        let Some(&si) = self.symbols.get(&o.symbol) else {
+        lines.issue();
+        let Some(si) = si else {
             return refuse(Reason::UnknownSymbol);
         };
         let Some(sym) = self.syms.get(si as usize) else {
@@ -356,7 +431,11 @@ impl RiskCore {
         if o.qty.0 <= 0 {
             return refuse(Reason::InvalidQty { value: o.qty });
         }
-        let key_caps = self.keys.get(&o.key);
+        let key_caps = if self.keys.is_empty() {
+            None
+        } else {
+            self.keys.get(&o.key)
+        };
         check_order_qty(lim, key_caps, o.qty)?;
         let price = valuation_price(lim, sym, o.ord_type, o.price, now)?;
         let raw = raw_notional(price, o.qty);
@@ -387,14 +466,21 @@ impl RiskCore {
         add_open(pos, o.side, o.qty.0);
         st.open_raw = st.open_raw.saturating_add(raw);
         st.open_orders = st.open_orders.saturating_add(1);
-        st.recon.accepted_orders += 1;
-        st.recon.accepted_raw = st.recon.accepted_raw.saturating_add(raw);
-        if !ring.is_empty() {
-            let slot = st.recent_next as usize % ring.len();
+        st.accepted_orders += 1;
+        st.accepted_raw = st.accepted_raw.saturating_add(raw);
+        // The ring is written only while duplicate detection is on (a window set later
+        // compares the orders accepted from then on).
+        if lim.duplicate_window.0 != 0 && !ring.is_empty() {
+            // `recent_next` stays below the ring length: no division.
+            let slot = st.recent_next as usize;
             if let Some(r) = ring.get_mut(slot) {
                 *r = recent;
             }
-            st.recent_next = st.recent_next.wrapping_add(1);
+            st.recent_next = if slot + 1 >= ring.len() {
+                0
+            } else {
+                st.recent_next + 1
+            };
         }
         Ok(Reservation {
             price,
@@ -418,15 +504,20 @@ impl RiskCore {
         r: &ReplaceView,
         now: Nanos,
     ) -> Result<Reservation, Reason> {
-        let Some(&ai) = self.accounts.get(acct) else {
+        let Some(ai) = self.account_index(acct) else {
             return refuse(Reason::UnknownAccount);
         };
+        // Looked up here, refused if unknown after the account's own checks (as before).
+        let si = self.symbol_index(&r.symbol);
+        let lines = self.lines_of(ai, si);
         let Some(st) = self.states.get_mut(ai as usize) else {
             return refuse(Reason::UnknownAccount);
         };
         if st.raise_until.is_some_and(|t| now >= t) {
+            let base = self.cold.get(ai as usize).map_or(st.limits, |c| c.base);
             revert_raise(
                 st,
+                &base,
                 now,
                 &mut self.changes,
                 &mut self.changes_dropped,
@@ -435,7 +526,8 @@ impl RiskCore {
         }
         check_enabled_and_rate(st, now)?;
         check_kills(self.global_kill, st)?;
-        let Some(&si) = self.symbols.get(&r.symbol) else {
+        lines.issue();
+        let Some(si) = si else {
             return refuse(Reason::UnknownSymbol);
         };
         let Some(sym) = self.syms.get(si as usize) else {
@@ -603,21 +695,56 @@ impl RiskCore {
         Ok(())
     }
 
+    /// Where the lines a check of account `ai` (in symbol `si`) touches are: the rest of its
+    /// state, its duplicate ring and the position slot. Computed up front (no borrow held),
+    /// issued once the account's own checks passed, so a rejected order does not pull them.
+    #[inline]
+    fn lines_of(&self, ai: u32, si: Option<u32>) -> Lines {
+        Lines {
+            state: self.states.as_ptr().wrapping_add(ai as usize).cast(),
+            ring: self
+                .recent
+                .as_ptr()
+                .wrapping_add(ai as usize * self.recent_slots as usize)
+                .cast(),
+            ring_bytes: self.recent_slots as usize * core::mem::size_of::<RecentOrder>(),
+            position: si.map(|si| self.positions.slot_ptr(ai, si)),
+        }
+    }
+
+    /// The dense index of `acct` (one probe of a small table, then the name compared in the
+    /// account's own state, which the check reads next anyway).
+    #[inline]
+    fn account_index(&self, acct: &Account) -> Option<u32> {
+        let states = &self.states;
+        self.accounts.find(NameIndex::hash(acct), |i| {
+            states.get(i as usize).is_some_and(|s| s.account == *acct)
+        })
+    }
+
+    #[inline]
+    fn symbol_index(&self, symbol: &Symbol) -> Option<u32> {
+        let syms = &self.syms;
+        self.symbols.find(NameIndex::hash(symbol), |i| {
+            syms.get(i as usize).is_some_and(|s| s.symbol == *symbol)
+        })
+    }
+
     fn indices(&self, acct: &Account, symbol: &Symbol) -> Result<(u32, u32), RiskError> {
-        let ai = *self.accounts.get(acct).ok_or(RiskError::UnknownAccount)?;
-        let si = *self.symbols.get(symbol).ok_or(RiskError::UnknownSymbol)?;
+        let ai = self.account_index(acct).ok_or(RiskError::UnknownAccount)?;
+        let si = self.symbol_index(symbol).ok_or(RiskError::UnknownSymbol)?;
         Ok((ai, si))
     }
 
     fn state_mut(&mut self, acct: &Account) -> Result<&mut AccountState, RiskError> {
-        let ai = *self.accounts.get(acct).ok_or(RiskError::UnknownAccount)?;
+        let ai = self.account_index(acct).ok_or(RiskError::UnknownAccount)?;
         self.states
             .get_mut(ai as usize)
             .ok_or(RiskError::UnknownAccount)
     }
 
     fn symbol_mut(&mut self, symbol: &Symbol) -> Result<&mut SymbolState, RiskError> {
-        let si = *self.symbols.get(symbol).ok_or(RiskError::UnknownSymbol)?;
+        let si = self.symbol_index(symbol).ok_or(RiskError::UnknownSymbol)?;
         self.syms
             .get_mut(si as usize)
             .ok_or(RiskError::UnknownSymbol)
@@ -660,7 +787,7 @@ impl RiskCore {
 
     /// The reference price of `symbol` and when it was set (`None`: none yet).
     pub fn reference(&self, symbol: &Symbol) -> Option<(Price, Nanos, bool)> {
-        let i = *self.symbols.get(symbol)?;
+        let i = self.symbol_index(symbol)?;
         let s = self.syms.get(i as usize)?;
         s.has_reference
             .then_some((s.reference, s.reference_at, s.pinned))
@@ -693,14 +820,12 @@ impl RiskCore {
     /// symbols count as killed (fail closed).
     pub fn is_killed(&self, acct: &Account, symbol: &Symbol) -> bool {
         let account_killed = self
-            .accounts
-            .get(acct)
-            .and_then(|&i| self.states.get(i as usize))
+            .account_index(acct)
+            .and_then(|i| self.states.get(i as usize))
             .is_none_or(|s| s.killed);
         let symbol_killed = self
-            .symbols
-            .get(symbol)
-            .and_then(|&i| self.syms.get(i as usize))
+            .symbol_index(symbol)
+            .and_then(|i| self.syms.get(i as usize))
             .is_none_or(|s| s.killed);
         self.global_kill || account_killed || symbol_killed
     }
@@ -722,9 +847,8 @@ impl RiskCore {
     }
 
     pub fn is_disabled(&self, acct: &Account) -> bool {
-        self.accounts
-            .get(acct)
-            .and_then(|&i| self.states.get(i as usize))
+        self.account_index(acct)
+            .and_then(|i| self.states.get(i as usize))
             .is_none_or(|s| s.disabled)
     }
 
@@ -763,14 +887,20 @@ impl RiskCore {
         limits.validate().map_err(RiskError::InvalidLimit)?;
         self.change_seq += 1;
         let seq = self.change_seq;
-        let st = self.state_mut(acct)?;
+        let ai = self.account_index(acct).ok_or(RiskError::UnknownAccount)?;
+        let (Some(st), Some(cold)) = (
+            self.states.get_mut(ai as usize),
+            self.cold.get_mut(ai as usize),
+        ) else {
+            return Err(RiskError::UnknownAccount);
+        };
         let before = st.limits;
         st.limits = limits;
         match until {
             // A raise on top of a raise keeps the original base.
             Some(t) => st.raise_until = Some(t),
             None => {
-                st.base = limits;
+                cold.base = limits;
                 st.raise_until = None;
             }
         }
@@ -797,10 +927,11 @@ impl RiskCore {
             return;
         }
         let mut next: Option<Nanos> = None;
-        for st in &mut self.states {
+        for (st, cold) in self.states.iter_mut().zip(&self.cold) {
             match st.raise_until {
                 Some(t) if now >= t => revert_raise(
                     st,
+                    &cold.base,
                     now,
                     &mut self.changes,
                     &mut self.changes_dropped,
@@ -828,14 +959,19 @@ impl RiskCore {
     /// turns the account's kill switch on — when more orders or more notional have now been
     /// sent than were accepted from clients.
     pub fn note_sent(&mut self, acct: &Account, qty: Qty, price: Price) -> bool {
-        let Ok(st) = self.state_mut(acct) else {
+        let Some(ai) = self.account_index(acct) else {
             return false;
         };
-        st.recon.sent_orders += 1;
-        st.recon.sent_raw = st.recon.sent_raw.saturating_add(raw_notional(price, qty));
-        if st.recon.sent_orders > st.recon.accepted_orders
-            || st.recon.sent_raw > st.recon.accepted_raw
-        {
+        let (Some(st), Some(cold)) = (
+            self.states.get_mut(ai as usize),
+            self.cold.get_mut(ai as usize),
+        ) else {
+            return false;
+        };
+        let recon = &mut cold.recon;
+        recon.sent_orders += 1;
+        recon.sent_raw = recon.sent_raw.saturating_add(raw_notional(price, qty));
+        if recon.sent_orders > st.accepted_orders || recon.sent_raw > st.accepted_raw {
             st.killed = true;
             return false;
         }
@@ -845,10 +981,16 @@ impl RiskCore {
     /// A venue reported an order of `acct` that the gateway never sent: the account's kill
     /// switch goes on. False when the account is unknown.
     pub fn note_venue_unmatched(&mut self, acct: &Account) -> bool {
-        let Ok(st) = self.state_mut(acct) else {
+        let Some(ai) = self.account_index(acct) else {
             return false;
         };
-        st.recon.venue_unmatched = st.recon.venue_unmatched.saturating_add(1);
+        let (Some(st), Some(cold)) = (
+            self.states.get_mut(ai as usize),
+            self.cold.get_mut(ai as usize),
+        ) else {
+            return false;
+        };
+        cold.recon.venue_unmatched = cold.recon.venue_unmatched.saturating_add(1);
         st.killed = true;
         true
     }
@@ -872,8 +1014,8 @@ impl RiskCore {
         let raw = raw_notional(open.price, open.open_qty);
         st.open_raw = st.open_raw.saturating_add(raw);
         st.open_orders = st.open_orders.saturating_add(1);
-        st.recon.accepted_orders += 1;
-        st.recon.accepted_raw = st.recon.accepted_raw.saturating_add(raw);
+        st.accepted_orders += 1;
+        st.accepted_raw = st.accepted_raw.saturating_add(raw);
         let probe = self.positions.probe(ai, si);
         let pos = self
             .positions
@@ -914,16 +1056,17 @@ impl RiskCore {
     // ---- queries ----------------------------------------------------------------------------
 
     pub fn limits(&self, acct: &Account) -> Option<&RiskLimits> {
-        let i = *self.accounts.get(acct)?;
+        let i = self.account_index(acct)?;
         self.states.get(i as usize).map(|s| &s.limits)
     }
 
     /// Everything ops shows about an account (cold).
     pub fn account_view(&self, acct: &Account) -> Option<AccountView> {
-        let i = *self.accounts.get(acct)?;
+        let i = self.account_index(acct)?;
+        let cold = self.cold.get(i as usize)?;
         self.states.get(i as usize).map(|s| AccountView {
             limits: s.limits,
-            base: s.base,
+            base: cold.base,
             raise_until: s.raise_until,
             exposure: Exposure {
                 open: Notional::from_raw(s.open_raw),
@@ -932,7 +1075,11 @@ impl RiskCore {
             },
             killed: s.killed,
             disabled: s.disabled,
-            reconciliation: s.recon,
+            reconciliation: Reconciliation {
+                accepted_orders: s.accepted_orders,
+                accepted_raw: s.accepted_raw,
+                ..cold.recon
+            },
         })
     }
 
@@ -942,12 +1089,12 @@ impl RiskCore {
 
     /// True when the symbol's own kill switch is on (`None`: unknown symbol).
     pub fn is_symbol_killed(&self, symbol: &Symbol) -> Option<bool> {
-        let i = *self.symbols.get(symbol)?;
+        let i = self.symbol_index(symbol)?;
         self.syms.get(i as usize).map(|s| s.killed)
     }
 
     pub fn exposure(&self, acct: &Account) -> Option<Exposure> {
-        let i = *self.accounts.get(acct)?;
+        let i = self.account_index(acct)?;
         self.states.get(i as usize).map(|s| Exposure {
             open: Notional::from_raw(s.open_raw),
             executed: Notional::from_raw(s.executed_raw),
@@ -1084,7 +1231,11 @@ fn valuation_price(
 #[inline]
 fn check_collar(c: &Collar, reference: Price, tick: Price, px: Price) -> Result<(), Reason> {
     let r = i128::from(reference.0);
-    let by_bps = c.bps.map(|b| r * i128::from(b) / 10_000);
+    // i64 when the product fits (every realistic price): no 128-bit division on the hot path.
+    let by_bps = c.bps.map(|b| match reference.0.checked_mul(i64::from(b)) {
+        Some(v) => i128::from(v / 10_000),
+        None => r * i128::from(b) / 10_000,
+    });
     let by_ticks = c.ticks.map(|t| i128::from(tick.0) * i128::from(t));
     // validate() guarantees one is set; with neither, the band is zero (fail closed).
     let band = match (by_bps, by_ticks) {
@@ -1212,20 +1363,21 @@ fn release_open(pos: &mut Position, side: Side, qty: i64) -> bool {
 #[inline(never)]
 fn revert_raise(
     st: &mut AccountState,
+    base: &RiskLimits,
     now: Nanos,
     log: &mut ArrayVec<LimitChange, CHANGE_LOG>,
     dropped: &mut u64,
     seq: &mut u64,
 ) {
     let before = st.limits;
-    st.limits = st.base;
+    st.limits = *base;
     st.raise_until = None;
     *seq += 1;
     let change = LimitChange {
         seq: *seq,
         account: st.account,
         before,
-        after: st.base,
+        after: *base,
         reason: "temporary raise expired",
         at: now,
         expires_at: None,
@@ -1236,6 +1388,9 @@ fn revert_raise(
     }
     log.push(change);
 }
+
+/// The hot state of an account stays within four cache lines.
+const _: () = assert!(core::mem::size_of::<AccountState>() <= 256);
 
 /// QTY_SCALE is what turns a 10^-12 raw notional into the 10^-8 [`Notional`] scale.
 const _: () = assert!(QTY_SCALE == 10_000);

@@ -49,13 +49,13 @@ impl PositionTable {
             .next_power_of_two()
             .max(2);
         PositionTable {
-            slots: vec![
+            slots: super::prefetch::with_huge_pages(
+                n,
                 Slot {
                     key: EMPTY,
-                    pos: Position::default()
-                };
-                n
-            ],
+                    pos: Position::default(),
+                },
+            ),
             mask: n - 1,
             len: 0,
             capacity,
@@ -70,11 +70,25 @@ impl PositionTable {
         (u64::from(account) << 32) | u64::from(symbol)
     }
 
+    /// Fibonacci hashing: the high bits of key × 2^64/φ.
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & self.mask
+    }
+
+    /// Where the probe for (account, symbol) begins, for a prefetch.
+    #[inline]
+    pub fn slot_ptr(&self, account: u32, symbol: u32) -> *const u8 {
+        self.slots
+            .as_ptr()
+            .wrapping_add(self.home(Self::key(account, symbol)))
+            .cast()
+    }
+
     #[inline]
     pub fn probe(&self, account: u32, symbol: u32) -> Probe {
         let key = Self::key(account, symbol);
-        // Fibonacci hashing: the high bits of key × 2^64/φ.
-        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & self.mask;
+        let mut i = self.home(key);
         for _ in 0..self.slots.len() {
             match self.slots.get(i) {
                 Some(s) if s.key == key => return Probe::Found(i),
@@ -132,6 +146,88 @@ impl PositionTable {
     }
 }
 
+/// An open-addressed index from an inline name (account, symbol) to a dense index, sized at
+/// construction to at most ~2/3 full. Each slot is 4 bytes — 12 bits of the name's hash and
+/// the index — so the table of 10,000 accounts is 64 KiB and stays in the L2 cache between
+/// lookups; the name itself is compared by the caller in the record it indexes (which it
+/// reads next anyway), so a lookup touches one cold cache line, the record's.
+pub struct NameIndex {
+    /// `tag << 20 | (index + 1)`; 0 is empty.
+    slots: Vec<u32>,
+    mask: usize,
+}
+
+/// Indices below this fit a slot (the risk core refuses more accounts or symbols).
+pub const NAME_INDEX_MAX: usize = (1 << 20) - 1;
+
+impl NameIndex {
+    pub fn new(capacity: usize) -> NameIndex {
+        let n = capacity
+            .saturating_add(capacity / 2)
+            .next_power_of_two()
+            .max(16);
+        NameIndex {
+            slots: vec![0; n],
+            mask: n - 1,
+        }
+    }
+
+    /// The name's 64-bit hash: the order table's FastHasher, then the splitmix64 finalizer
+    /// (FastHasher's low bits depend on little of the input; after the finalizer every bit
+    /// does, so the low bits pick the slot and the high bits are the tag).
+    #[inline]
+    pub fn hash<T: core::hash::Hash>(name: &T) -> u64 {
+        use core::hash::BuildHasher;
+        let mut h =
+            core::hash::BuildHasherDefault::<crate::order::FastHasher>::default().hash_one(name);
+        h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h ^ (h >> 31)
+    }
+
+    #[inline]
+    fn start(&self, h: u64) -> usize {
+        h as usize & self.mask
+    }
+
+    /// Adds `index` (below [`NAME_INDEX_MAX`]) under hash `h` (the caller has checked the
+    /// name is not there yet).
+    pub fn insert(&mut self, h: u64, index: u32) {
+        let entry = (((h >> 52) as u32) << 20) | (index.wrapping_add(1) & 0xF_FFFF);
+        let mut i = self.start(h);
+        for _ in 0..self.slots.len() {
+            match self.slots.get_mut(i) {
+                Some(e) if *e == 0 => {
+                    *e = entry;
+                    return;
+                }
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+    }
+
+    /// The index stored under hash `h` for which `is(index)` holds (the caller compares names).
+    #[inline]
+    pub fn find(&self, h: u64, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = (h >> 52) as u32;
+        let mut i = self.start(h);
+        for _ in 0..self.slots.len() {
+            let e = *self.slots.get(i)?;
+            if e == 0 {
+                return None;
+            }
+            if e >> 20 == tag {
+                let index = (e & 0xF_FFFF).wrapping_sub(1);
+                if is(index) {
+                    return Some(index);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+        None
+    }
+}
+
 /// One recently accepted order, for duplicate detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecentOrder {
@@ -168,6 +264,26 @@ pub fn find_duplicate(ring: &[RecentOrder], o: &RecentOrder, window: Nanos) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_index_finds_every_name_and_only_those() {
+        let names: Vec<crate::model::Account> = (0..5000)
+            .map(|i| crate::model::Account::new(format!("A{i}").as_bytes()).unwrap())
+            .collect();
+        let mut ix = NameIndex::new(names.len());
+        for (i, n) in names.iter().enumerate() {
+            ix.insert(NameIndex::hash(n), i as u32);
+        }
+        for (i, n) in names.iter().enumerate() {
+            let found = ix.find(NameIndex::hash(n), |j| names[j as usize] == *n);
+            assert_eq!(found, Some(i as u32));
+        }
+        let other = crate::model::Account::new(b"NOPE").unwrap();
+        assert_eq!(
+            ix.find(NameIndex::hash(&other), |j| names[j as usize] == other),
+            None
+        );
+    }
 
     #[test]
     fn position_table_refuses_past_capacity_and_keeps_existing_slots() {

@@ -8,6 +8,7 @@ mod auth;
 mod badinput;
 mod cli;
 mod clock;
+mod dropcopy;
 mod hsm;
 mod orders;
 mod records;
