@@ -24,6 +24,8 @@
 //! - `clock::sys` — FFI reads of the kernel's time discipline (`adjtimex`) and of a PTP hardware
 //!   clock (`clock_gettime` on its dynamic clock id): libc takes raw pointers. Cold only: the
 //!   clock thread and `portcullis clock status` call it, never the gateway thread.
+//! - `risk::prefetch` — a cache prefetch hint (`_mm_prefetch`) for the risk tables on the
+//!   gateway thread, and `madvise(MADV_HUGEPAGE)` on them at start.
 //!
 //! `unwrap`/`expect` warn everywhere (tests excepted, `.clippy.toml`); reading time is allowed
 //! only in `clock` (`disallowed-methods`).

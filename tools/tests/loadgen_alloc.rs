@@ -116,5 +116,11 @@ fn the_measuring_loop_allocates_nothing_per_order() {
     let small = allocations_of_a_run(addr, 200);
     let large = allocations_of_a_run(addr, 2_000);
     assert!(small > 0, "the counter sees the set-up's allocations");
-    assert_eq!(small, large, "allocations grew with the number of orders");
+    // 1800 more orders may not add allocations. A run can meet one or two timing-dependent
+    // ones that do not come with orders (seen on a loaded box: 12 against 10, either run), so
+    // a couple are tolerated; one per order would add 1800.
+    assert!(
+        large <= small + 2,
+        "allocations grew with the number of orders: {small} for 200, {large} for 2000"
+    );
 }
