@@ -135,6 +135,13 @@ pub struct Gateway {
     /// How often a cold thread checks TLS certificate and key files for changes (and reloads
     /// them). 0 = only on SIGHUP or a command.
     pub tls_watch_ms: u64,
+    /// Busy-poll mode: how many recently active plaintext client connections the hot loop reads
+    /// directly (one non-blocking `read` each per duty cycle, no readiness syscall). 0 = off:
+    /// every read waits for an epoll event. Ignored when `busy_poll = false`.
+    pub spin_read_conns: usize,
+    /// Busy-poll mode with a non-empty hot set: the zero-timeout epoll (accepts, cold
+    /// connections, venues, writability) runs once every this many duty cycles. 1 = every cycle.
+    pub spin_poll_every: u32,
 }
 
 impl Default for Gateway {
@@ -156,6 +163,8 @@ impl Default for Gateway {
             event_ring: 1 << 16,
             tls_expiry_warn_days: 30,
             tls_watch_ms: 2000,
+            spin_read_conns: 8,
+            spin_poll_every: 16,
         }
     }
 }
@@ -403,6 +412,21 @@ impl Config {
             return Err(err(
                 "gateway.max_connections".into(),
                 format!("{} is outside 1..=65536", g.max_connections),
+            ));
+        }
+        if g.spin_read_conns > 256 {
+            return Err(err(
+                "gateway.spin_read_conns".into(),
+                format!(
+                    "{} is above 256 (each hot connection costs a read syscall per duty cycle)",
+                    g.spin_read_conns
+                ),
+            ));
+        }
+        if g.spin_poll_every == 0 || g.spin_poll_every > 4096 {
+            return Err(err(
+                "gateway.spin_poll_every".into(),
+                format!("{} is outside 1..=4096", g.spin_poll_every),
             ));
         }
         if g.session_segment_bytes < 1 << 20 {

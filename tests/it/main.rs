@@ -10,6 +10,7 @@ mod cli;
 mod hsm;
 mod orders;
 mod recovery;
+mod spin;
 mod throttle;
 mod tls;
 mod util;
