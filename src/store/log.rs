@@ -155,7 +155,6 @@ fn segment_helper() -> Option<&'static crossbeam_channel::Sender<SegmentJob>> {
             std::thread::Builder::new()
                 .name("portcullis-segments".into())
                 .spawn(move || {
-                    lowest_priority();
                     for job in rx {
                         let seg =
                             Segment::create(&job.dir, &job.name, job.number, job.segment_bytes);
@@ -166,23 +165,6 @@ fn segment_helper() -> Option<&'static crossbeam_channel::Sender<SegmentJob>> {
                 .map(|_| tx)
         })
         .as_ref()
-}
-
-/// Puts the calling thread at nice 19. The segment helper's work (creating a file and
-/// write-faulting every page: several ms of CPU per segment) must not take a spinning core's
-/// time slice at equal weight: on a box with as many spinning threads as cores (the gateway and
-/// a load generator on 2 cores) the helper can only run by preempting one of them, and at nice 0
-/// the scheduler gives it a fair share, i.e. milliseconds in a row. At nice 19 it gets short
-/// slices (weight 15 against 1024) and still finishes a segment long before the active one
-/// fills. Best effort: a failure leaves the default priority.
-#[allow(unsafe_code)]
-fn lowest_priority() {
-    // SAFETY: gettid and setpriority take no pointers; PRIO_PROCESS with a thread id changes
-    // only that thread's nice value on Linux.
-    unsafe {
-        let tid = libc::gettid();
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-    }
 }
 
 #[derive(Debug)]
