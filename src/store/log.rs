@@ -60,6 +60,9 @@ const PAGE_BYTES: usize = 4096;
 /// The segment helper write-faults this many pages, then sleeps `PACE_SLEEP`.
 const PACE_PAGES: usize = 64;
 const PACE_SLEEP: std::time::Duration = std::time::Duration::from_micros(200);
+/// Pacing stops after this long (a starved helper would otherwise make the gateway thread wait
+/// at its roll): the rest of the segment is faulted in one go.
+const PACE_BUDGET: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Where a record lives: segment index (within this log, since open or reset) and byte offset.
 ///
@@ -570,8 +573,9 @@ impl Segment {
     /// [`Segment::create`]; `paced` (the segment helper, working ahead of need) write-faults the
     /// pages in bursts of `PACE_PAGES` with a short sleep between them. On a box with a spinning
     /// thread per core the helper runs by preempting one of them: one burst of ~100 µs at a
-    /// time instead of the whole segment (milliseconds) in one go. A 64 MiB segment then takes
-    /// ~0.1–0.2 s, far less than the active segment needs to fill its second half.
+    /// time instead of the whole segment (milliseconds) in one go. Pacing stops after
+    /// `PACE_BUDGET`, so a starved helper still finishes long before the active segment fills
+    /// its second half.
     fn create_paced(
         dir: &Path,
         name: &str,
@@ -597,9 +601,10 @@ impl Segment {
         let mut map = map_file(&file, &path, false)?;
         // One write per page takes the write faults (and page-cache allocation) now, at roll
         // time, instead of on the hot path's next appends.
+        let pace_until = crate::clock::monotonic() + PACE_BUDGET;
         for (i, page) in map.chunks_mut(PAGE_BYTES).enumerate() {
             page[0] = 0;
-            if paced && i % PACE_PAGES == PACE_PAGES - 1 {
+            if paced && i % PACE_PAGES == PACE_PAGES - 1 && crate::clock::monotonic() < pace_until {
                 std::thread::sleep(PACE_SLEEP);
             }
         }
