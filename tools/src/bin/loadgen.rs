@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// FIX 4.4 sessions sending orders (new / cancel / replace); latency to the first answer.
-    Fix(FixArgs),
+    Fix(Box<FixArgs>),
     /// The floor's server: echoes what one connection sends.
     EchoServer(ServerArgs),
     /// The floor's client: fixed-size messages to `echo-server`, same schedule and outputs.
@@ -1074,7 +1074,7 @@ fn serve_mio(listen: SocketAddr) -> io::Result<()> {
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
-        Cmd::Fix(a) => fix(a),
+        Cmd::Fix(a) => fix(*a),
         Cmd::Echo(a) => echo(a),
         Cmd::EchoServer(a) => echo_server(a),
         Cmd::GenConfig(a) => gen_config(a),
