@@ -49,7 +49,11 @@ const LISTENER_BASE: usize = 1 << 30;
 /// Timers (heartbeats, logon timeouts) run at most this often.
 const TIMER_INTERVAL: Nanos = Nanos::from_millis(1);
 /// A hot-set connection with no bytes for this long goes back to epoll (drained first).
-const HOT_IDLE: Nanos = Nanos::from_millis(10);
+const HOT_IDLE: Nanos = Nanos(5_000_000);
+/// A connection joins the hot set only when its bytes come this soon after its previous ones:
+/// a session sending less often than this is cheaper on epoll than read every cycle (with many
+/// slow sessions a hot set of them would cost a `read` per member per cycle for nothing).
+const HOT_ADMIT: Nanos = Nanos(1_000_000);
 
 /// A connection in the busy-poll hot set: read directly every duty cycle.
 #[derive(Clone, Copy, Debug)]
@@ -678,7 +682,7 @@ impl Engine {
             } else {
                 // A hot connection is read every cycle anyway: its readiness is stale news.
                 if readable && !self.is_hot(token.0) && self.on_readable(token.0, now) {
-                    self.hot_add(token.0, now);
+                    self.maybe_hot(token.0, now);
                 }
                 if writable {
                     self.venue_connected(token.0, now);
@@ -726,6 +730,7 @@ impl Engine {
             let got = conn.tail - conn.head > before;
             if got {
                 got_any += 1;
+                conn.last_rx = now;
                 if let Some(h) = self.hot.get_mut(i) {
                     h.last = now;
                 }
@@ -744,6 +749,22 @@ impl Engine {
             }
         }
         got_any
+    }
+
+    /// Bytes arrived on `c` through epoll: it joins the hot set if its previous bytes came less
+    /// than `HOT_ADMIT` ago (a busy session), else only the arrival time is noted.
+    fn maybe_hot(&mut self, c: usize, now: Nanos) {
+        if self.hot_capacity() == 0 {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            return;
+        };
+        let busy = conn.last_rx != Nanos::ZERO && now.saturating_sub(conn.last_rx) < HOT_ADMIT;
+        conn.last_rx = now;
+        if busy {
+            self.hot_add(c, now);
+        }
     }
 
     /// Puts client connection `c` (plaintext, not a venue) into the hot set after it had
@@ -855,7 +876,7 @@ impl Engine {
             }
             // Data may already be waiting (edge-triggered registration after arrival).
             if self.on_readable(slot, now) {
-                self.hot_add(slot, now);
+                self.maybe_hot(slot, now);
             }
         }
     }

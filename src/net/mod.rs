@@ -39,6 +39,8 @@ pub struct Conn {
     pub tls: Option<Box<rustls::Connection>>,
     /// The TLS handshake or a record failed (counted once by the engine).
     pub tls_failed: bool,
+    /// When bytes last arrived (busy-poll hot-set admission; `Nanos::ZERO` before any).
+    pub last_rx: Nanos,
 }
 
 /// What a read pass found.
@@ -73,6 +75,7 @@ impl Conn {
             connecting: false,
             tls: None,
             tls_failed: false,
+            last_rx: Nanos::ZERO,
         }
     }
 

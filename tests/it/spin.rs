@@ -83,7 +83,7 @@ fn hot_set_answers_every_order_across_interleaved_and_returning_sessions() {
                 let (mut sent, mut next_cl, mut next_seq) = (0usize, 0usize, 2u64);
                 for round in 0..ROUNDS {
                     // Client 0 goes quiet twice, far longer than the hot set's idle eviction
-                    // (10 ms), while the others keep trading; then it comes back.
+                    // (5 ms), while the others keep trading; then it comes back.
                     if id == 0 && (round == ROUNDS / 3 || round == 2 * ROUNDS / 3) {
                         std::thread::sleep(Duration::from_millis(150));
                     }
