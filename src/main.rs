@@ -108,6 +108,29 @@ enum KeysCmd {
         #[arg(long)]
         secret_out: Option<PathBuf>,
     },
+    /// Create many keys at once (`<prefix>000001` …), in one rewrite of the store: for
+    /// large stores (scale tests), where `add` per key would rewrite the store every time.
+    Generate {
+        /// How many keys (1–1000000).
+        #[arg(long)]
+        count: u64,
+        /// Key id prefix; ids are the prefix and a zero-padded number from 1.
+        #[arg(long, default_value = "bulk")]
+        prefix: String,
+        /// SenderCompID(49) every key may log on as (repeatable).
+        #[arg(long = "comp-id", required = true)]
+        comp_ids: Vec<String>,
+        /// Role: trader, viewer, risk-officer, admin.
+        #[arg(long, default_value = "trader")]
+        role: String,
+        /// CIDR logons may come from (repeatable).
+        #[arg(long = "allow", required = true)]
+        allow: Vec<String>,
+        /// Write `id secret` lines here (mode 0600). Without it the secrets are not kept
+        /// anywhere but the store.
+        #[arg(long)]
+        secrets_out: Option<PathBuf>,
+    },
     /// List keys (never secrets).
     List,
     /// Show one key (never its secrets).
@@ -269,6 +292,47 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
                 expires_ms: expires_in_secs.map(|s| now + s * 1000),
             };
             admin::add(&cfg, &id, &spec, now).and_then(|s| secret_shown(&id, &s, secret_out))
+        }
+        KeysCmd::Generate {
+            count,
+            prefix,
+            comp_ids,
+            role,
+            allow,
+            secrets_out,
+        } => {
+            let spec = admin::KeySpec {
+                comp_ids,
+                role,
+                allow,
+                ..Default::default()
+            };
+            admin::generate(&cfg, &prefix, count, &spec, now).and_then(|made| {
+                let (first, last) = match (made.first(), made.last()) {
+                    (Some(f), Some(l)) => (f.0.clone(), l.0.clone()),
+                    _ => return Err("no key was made".to_string()),
+                };
+                let kept = match &secrets_out {
+                    Some(p) => {
+                        let mut text = String::with_capacity(made.len() * 64);
+                        for (id, secret) in &made {
+                            text.push_str(id);
+                            text.push(' ');
+                            text.push_str(secret);
+                            text.push('\n');
+                        }
+                        let text = zeroize::Zeroizing::new(text);
+                        portcullis::auth::store::write_private(p, text.as_bytes())
+                            .map_err(|e| format!("{}: {e}", p.display()))?;
+                        format!("secrets (`id secret` lines) written to {}", p.display())
+                    }
+                    None => "secrets not kept (no --secrets-out)".to_string(),
+                };
+                Ok(format!(
+                    "{} keys added: {first} … {last}; {kept}",
+                    made.len()
+                ))
+            })
         }
         KeysCmd::List => admin::list(&cfg, now),
         KeysCmd::Show { id } => admin::show(&cfg, &id, now),

@@ -156,6 +156,13 @@ pub struct Gateway {
     /// Hot → journal order-record ring capacity (records of ~700 bytes, preallocated: 16384 ≈
     /// 11 MiB). The journal thread drains it every 1–20 ms; an order makes 2–4 records.
     pub record_ring: usize,
+    /// Busy-poll mode: how many recently active plaintext client connections the hot loop reads
+    /// directly (one non-blocking `read` each per duty cycle, no readiness syscall). 0 = off:
+    /// every read waits for an epoll event. Ignored when `busy_poll = false`.
+    pub spin_read_conns: usize,
+    /// Busy-poll mode with a non-empty hot set: the zero-timeout epoll (accepts, cold
+    /// connections, venues, writability) runs once every this many duty cycles. 1 = every cycle.
+    pub spin_poll_every: u32,
 }
 
 impl Default for Gateway {
@@ -178,6 +185,8 @@ impl Default for Gateway {
             tls_expiry_warn_days: 30,
             tls_watch_ms: 2000,
             record_ring: 1 << 14,
+            spin_read_conns: 8,
+            spin_poll_every: 16,
         }
     }
 }
@@ -437,6 +446,21 @@ impl Config {
             return Err(err(
                 "gateway.max_connections".into(),
                 format!("{} is outside 1..=65536", g.max_connections),
+            ));
+        }
+        if g.spin_read_conns > 256 {
+            return Err(err(
+                "gateway.spin_read_conns".into(),
+                format!(
+                    "{} is above 256 (each hot connection costs a read syscall per duty cycle)",
+                    g.spin_read_conns
+                ),
+            ));
+        }
+        if g.spin_poll_every == 0 || g.spin_poll_every > 4096 {
+            return Err(err(
+                "gateway.spin_poll_every".into(),
+                format!("{} is outside 1..=4096", g.spin_poll_every),
             ));
         }
         if g.session_segment_bytes < 1 << 20 {

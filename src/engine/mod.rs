@@ -52,6 +52,20 @@ use stores::AnyStore;
 const LISTENER_BASE: usize = 1 << 30;
 /// Timers (heartbeats, logon timeouts) run at most this often.
 const TIMER_INTERVAL: Nanos = Nanos::from_millis(1);
+/// A hot-set connection with no bytes for this long goes back to epoll (drained first).
+const HOT_IDLE: Nanos = Nanos(5_000_000);
+/// A connection joins the hot set only when its bytes come this soon after its previous ones:
+/// a session sending less often than this is cheaper on epoll than read every cycle (with many
+/// slow sessions a hot set of them would cost a `read` per member per cycle for nothing).
+const HOT_ADMIT: Nanos = Nanos(1_000_000);
+
+/// A connection in the busy-poll hot set: read directly every duty cycle.
+#[derive(Clone, Copy, Debug)]
+struct HotConn {
+    conn: usize,
+    /// When its last bytes arrived.
+    last: Nanos,
+}
 
 /// A configured client session and the connection it is bound to, if any.
 pub struct SessionSlot {
@@ -136,6 +150,10 @@ pub struct Engine {
     conns: Vec<Option<Conn>>,
     free_conns: Vec<usize>,
     dirty: Vec<usize>,
+    /// Busy-poll hot set (capacity `spin_read_conns`; empty and unused when off).
+    hot: Vec<HotConn>,
+    /// Duty cycles since the last epoll call (hot-set mode).
+    since_poll: u32,
     pub(crate) sessions: Vec<SessionSlot>,
     pub(crate) orders: OrderTable,
     pub(crate) journal: Journal,
@@ -564,6 +582,8 @@ impl Engine {
             conns: (0..gw.max_connections).map(|_| None).collect(),
             free_conns: (0..gw.max_connections).rev().collect(),
             dirty: Vec::with_capacity(gw.max_connections),
+            hot: Vec::with_capacity(if gw.busy_poll { gw.spin_read_conns } else { 0 }),
+            since_poll: 0,
             sessions,
             orders: OrderTable::new(gw.max_orders),
             journal,
@@ -691,7 +711,56 @@ impl Engine {
     }
 
     /// One duty cycle; returns how much work it did (for the idle strategy).
+    ///
+    /// Busy-poll mode with a hot set (`spin_read_conns` > 0): the recently active client
+    /// connections are read directly, one `read` each per cycle, and epoll (zero timeout) runs
+    /// only every `spin_poll_every` cycles — or every cycle while the hot set is empty.
     pub fn do_work(&mut self) -> usize {
+        let mut work = 0;
+        let spinning = !self.hot.is_empty();
+        let mut now = self.clock.now();
+        if spinning {
+            work += self.read_hot(now);
+        }
+        self.since_poll = self.since_poll.saturating_add(1);
+        if !spinning || self.since_poll >= self.gw.spin_poll_every {
+            self.since_poll = 0;
+            work += self.poll_once();
+            now = self.clock.now();
+            if !self.hot.is_empty() {
+                self.evict_idle_hot(now);
+            }
+        }
+        if now.saturating_sub(self.last_timer) >= TIMER_INTERVAL {
+            self.last_timer = now;
+            self.on_timers(now);
+            self.venue_timers(now);
+            self.drain_limit_reverts(now);
+        }
+        if let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Shutdown => self.begin_shutdown(),
+                Command::ReloadTls { listener, config } => {
+                    if let Some(slot) = self.tls_configs.get_mut(usize::from(listener)) {
+                        *slot = Some(config); // the old one drops here: cold, once per reload
+                    }
+                }
+                Command::Keys(snap) => self.apply_keys(snap, now),
+                Command::Control(call) => self.on_control(call, now),
+            }
+        }
+        self.flush_dirty(now);
+        self.counters.inc(Counter::DutyCycles);
+        if work > 0 {
+            // Cycles that did work: how long the longest took (idle spins are not timed).
+            let took = self.clock.now().saturating_sub(now);
+            self.counters.max(Counter::MaxDutyCycleNs, took.0);
+        }
+        work
+    }
+
+    /// One epoll call (zero timeout in busy-poll mode) and the events it returned.
+    fn poll_once(&mut self) -> usize {
         let timeout = if self.gw.busy_poll {
             Duration::ZERO
         } else {
@@ -719,8 +788,9 @@ impl Engine {
             if token.0 >= LISTENER_BASE {
                 self.accept(token.0 - LISTENER_BASE, now);
             } else {
-                if readable {
-                    self.on_readable(token.0, now);
+                // A hot connection is read every cycle anyway: its readiness is stale news.
+                if readable && !self.is_hot(token.0) && self.on_readable(token.0, now) {
+                    self.maybe_hot(token.0, now);
                 }
                 if writable {
                     self.venue_connected(token.0, now);
@@ -729,32 +799,131 @@ impl Engine {
             }
         }
         self.ready = ready;
-        if now.saturating_sub(self.last_timer) >= TIMER_INTERVAL {
-            self.last_timer = now;
-            self.on_timers(now);
-            self.venue_timers(now);
-            self.drain_limit_reverts(now);
+        work
+    }
+
+    /// Size of the hot set: `spin_read_conns` in busy-poll mode, else 0 (blocking mode reads
+    /// only on epoll events, as it always did).
+    fn hot_capacity(&self) -> usize {
+        if self.gw.busy_poll {
+            self.gw.spin_read_conns
+        } else {
+            0
         }
-        if let Ok(cmd) = self.commands.try_recv() {
-            match cmd {
-                Command::Shutdown => self.begin_shutdown(),
-                Command::ReloadTls { listener, config } => {
-                    if let Some(slot) = self.tls_configs.get_mut(usize::from(listener)) {
-                        *slot = Some(config); // the old one drops here: cold, once per reload
-                    }
+    }
+
+    #[inline]
+    fn is_hot(&self, c: usize) -> bool {
+        self.hot.iter().any(|h| h.conn == c)
+    }
+
+    /// Reads every hot connection once and processes what came. Returns how many had bytes.
+    #[inline]
+    fn read_hot(&mut self, now: Nanos) -> usize {
+        let mut got_any = 0;
+        let mut i = 0;
+        while let Some(&HotConn { conn: c, .. }) = self.hot.get(i) {
+            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+                self.hot.swap_remove(i);
+                continue;
+            };
+            if conn.dead || conn.closing {
+                i += 1;
+                continue;
+            }
+            let before = conn.tail - conn.head;
+            if conn.read_once() == ReadOutcome::Closed {
+                conn.dead = true;
+            }
+            let got = conn.tail - conn.head > before;
+            if got {
+                got_any += 1;
+                conn.last_rx = now;
+                if let Some(h) = self.hot.get_mut(i) {
+                    h.last = now;
                 }
-                Command::Keys(snap) => self.apply_keys(snap, now),
-                Command::Control(call) => self.on_control(call, now),
+                self.process_input(c, now);
+            }
+            let dead = self
+                .conns
+                .get(c)
+                .and_then(Option::as_ref)
+                .is_some_and(|conn| conn.dead);
+            if dead {
+                self.close(c, now, "peer closed"); // removes it from the hot set
+            }
+            if self.hot.get(i).is_some_and(|h| h.conn == c) {
+                i += 1;
             }
         }
-        self.flush_dirty(now);
-        self.counters.inc(Counter::DutyCycles);
-        if work > 0 {
-            // Cycles that did work: how long the longest took (idle spins are not timed).
-            let took = self.clock.now().saturating_sub(now);
-            self.counters.max(Counter::MaxDutyCycleNs, took.0);
+        got_any
+    }
+
+    /// Bytes arrived on `c` through epoll: it joins the hot set if its previous bytes came less
+    /// than `HOT_ADMIT` ago (a busy session), else only the arrival time is noted.
+    fn maybe_hot(&mut self, c: usize, now: Nanos) {
+        if self.hot_capacity() == 0 {
+            return;
         }
-        work
+        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            return;
+        };
+        let busy = conn.last_rx != Nanos::ZERO && now.saturating_sub(conn.last_rx) < HOT_ADMIT;
+        conn.last_rx = now;
+        if busy {
+            self.hot_add(c, now);
+        }
+    }
+
+    /// Puts client connection `c` (plaintext, not a venue) into the hot set after it had
+    /// traffic. A full set gives up its longest-idle member, drained to EAGAIN first: epoll is
+    /// edge-triggered, so bytes left unread now would never raise another event.
+    fn hot_add(&mut self, c: usize, now: Nanos) {
+        let cap = self.hot_capacity();
+        if cap == 0 || self.is_hot(c) {
+            return;
+        }
+        let eligible = self
+            .conns
+            .get(c)
+            .and_then(Option::as_ref)
+            .is_some_and(|conn| {
+                conn.venue.is_none() && conn.tls.is_none() && !conn.dead && !conn.closing
+            });
+        if !eligible {
+            return;
+        }
+        if self.hot.len() >= cap {
+            let oldest = self
+                .hot
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, h)| h.last)
+                .map(|(i, _)| i);
+            if let Some(i) = oldest {
+                let out = self.hot.swap_remove(i);
+                self.on_readable(out.conn, now);
+            }
+        }
+        if self.hot.len() < cap && self.conns.get(c).is_some_and(Option::is_some) {
+            self.hot.push(HotConn { conn: c, last: now });
+        }
+    }
+
+    /// Hot connections idle for `HOT_IDLE` go back to epoll, drained to EAGAIN first.
+    fn evict_idle_hot(&mut self, now: Nanos) {
+        let mut i = 0;
+        while let Some(&h) = self.hot.get(i) {
+            if now.saturating_sub(h.last) < HOT_IDLE {
+                i += 1;
+                continue;
+            }
+            self.hot.swap_remove(i);
+            if self.on_readable(h.conn, now) {
+                // Bytes came after all: back in (there is room, it just left).
+                self.hot_add(h.conn, now);
+            }
+        }
     }
 
     #[cold]
@@ -814,14 +983,19 @@ impl Engine {
                 *c = Some(conn);
             }
             // Data may already be waiting (edge-triggered registration after arrival).
-            self.on_readable(slot, now);
+            if self.on_readable(slot, now) {
+                self.maybe_hot(slot, now);
+            }
         }
     }
 
-    fn on_readable(&mut self, c: usize, now: Nanos) {
+    /// Reads connection `c` until the socket would block (edge-triggered epoll) and processes
+    /// what came. Returns whether any bytes arrived.
+    fn on_readable(&mut self, c: usize, now: Nanos) -> bool {
+        let mut got_any = false;
         loop {
             let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
-                return;
+                return got_any;
             };
             if conn.dead {
                 break;
@@ -830,6 +1004,7 @@ impl Engine {
             let handshaking = conn.tls.is_some() && !conn.tls_established();
             let outcome = conn.read();
             let got = conn.tail - conn.head > before;
+            got_any |= got;
             if outcome == ReadOutcome::Closed {
                 conn.dead = true;
             }
@@ -839,7 +1014,7 @@ impl Engine {
             self.process_input(c, now);
             // A full buffer was framed and compacted: read again until the socket is drained.
             let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
-                return;
+                return got_any;
             };
             if !got || conn.dead || conn.closing || conn.tail < conn.inbuf.len() / 2 {
                 break;
@@ -848,8 +1023,10 @@ impl Engine {
         if let Some(conn) = self.conns.get(c).and_then(Option::as_ref) {
             if conn.dead {
                 self.close(c, now, "peer closed");
+                return false;
             }
         }
+        got_any
     }
 
     /// After a TLS read: count a finished or failed handshake; records rustls wants to send
@@ -1378,6 +1555,9 @@ impl Engine {
         let _ = conn.flush();
         conn.close_notify();
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Some(i) = self.hot.iter().position(|h| h.conn == c) {
+            self.hot.swap_remove(i);
+        }
         self.free_conns.push(c);
         self.counters.inc(Counter::ConnectionsClosed);
         if let Some(v) = conn.venue {

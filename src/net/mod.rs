@@ -39,6 +39,8 @@ pub struct Conn {
     pub tls: Option<Box<rustls::Connection>>,
     /// The TLS handshake or a record failed (counted once by the engine).
     pub tls_failed: bool,
+    /// When bytes last arrived (busy-poll hot-set admission; `Nanos::ZERO` before any).
+    pub last_rx: Nanos,
 }
 
 /// What a read pass found.
@@ -73,6 +75,7 @@ impl Conn {
             connecting: false,
             tls: None,
             tls_failed: false,
+            last_rx: Nanos::ZERO,
         }
     }
 
@@ -107,6 +110,41 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return ReadOutcome::Closed,
             }
+        }
+    }
+
+    /// Busy-poll hot set: exactly one non-blocking `read` of a plaintext socket (compacting
+    /// consumed bytes first), whatever it returns. A short read is not retried: the next duty
+    /// cycle reads again. `Open` with nothing new when the socket had nothing (EAGAIN) or the
+    /// buffer is full.
+    #[inline]
+    pub fn read_once(&mut self) -> ReadOutcome {
+        if self.head > 0 {
+            self.inbuf.copy_within(self.head..self.tail, 0);
+            self.tail -= self.head;
+            self.head = 0;
+        }
+        let Some(spare) = self.inbuf.get_mut(self.tail..) else {
+            return ReadOutcome::Open;
+        };
+        if spare.is_empty() {
+            return ReadOutcome::Open;
+        }
+        match self.stream.read(spare) {
+            Ok(0) => ReadOutcome::Closed,
+            Ok(n) => {
+                self.tail += n;
+                ReadOutcome::Open
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                ReadOutcome::Open
+            }
+            Err(_) => ReadOutcome::Closed,
         }
     }
 

@@ -57,6 +57,12 @@ const USER_AT: usize = 12;
 const PAYLOAD_AT: usize = RECORD_HEADER_BYTES;
 /// Prefault stride; 4 KiB is the smallest page on every target we run on.
 const PAGE_BYTES: usize = 4096;
+/// The segment helper write-faults this many pages, then sleeps `PACE_SLEEP`.
+const PACE_PAGES: usize = 64;
+const PACE_SLEEP: std::time::Duration = std::time::Duration::from_micros(200);
+/// Pacing stops after this long (a starved helper would otherwise make the gateway thread wait
+/// at its roll): the rest of the segment is faulted in one go.
+const PACE_BUDGET: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Where a record lives: segment index (within this log, since open or reset) and byte offset.
 ///
@@ -156,8 +162,13 @@ fn segment_helper() -> Option<&'static crossbeam_channel::Sender<SegmentJob>> {
                 .name("portcullis-segments".into())
                 .spawn(move || {
                     for job in rx {
-                        let seg =
-                            Segment::create(&job.dir, &job.name, job.number, job.segment_bytes);
+                        let seg = Segment::create_paced(
+                            &job.dir,
+                            &job.name,
+                            job.number,
+                            job.segment_bytes,
+                            true,
+                        );
                         let _ = job.done.send(seg);
                     }
                 })
@@ -556,6 +567,22 @@ impl Segment {
     /// Created under a temporary name and renamed into place, so a crash never leaves a
     /// half-sized segment under the real name.
     fn create(dir: &Path, name: &str, number: u32, segment_bytes: usize) -> io::Result<Segment> {
+        Segment::create_paced(dir, name, number, segment_bytes, false)
+    }
+
+    /// [`Segment::create`]; `paced` (the segment helper, working ahead of need) write-faults the
+    /// pages in bursts of `PACE_PAGES` with a short sleep between them. On a box with a spinning
+    /// thread per core the helper runs by preempting one of them: one burst of ~100 µs at a
+    /// time instead of the whole segment (milliseconds) in one go. Pacing stops after
+    /// `PACE_BUDGET`, so a starved helper still finishes long before the active segment fills
+    /// its second half.
+    fn create_paced(
+        dir: &Path,
+        name: &str,
+        number: u32,
+        segment_bytes: usize,
+        paced: bool,
+    ) -> io::Result<Segment> {
         let path = segment_path(dir, name, number);
         let tmp = path.with_extension("log.tmp");
         let file = OpenOptions::new()
@@ -569,11 +596,17 @@ impl Segment {
             .map_err(|e| named(e, &tmp))?;
         fs::rename(&tmp, &path).map_err(|e| named(e, &tmp))?;
         sync_dir(dir)?;
-        let mut map = map_file(&file, &path, true)?;
+        // Not MAP_POPULATE: a shared mapping is populated read-only, and the writes below would
+        // fault every page a second time.
+        let mut map = map_file(&file, &path, false)?;
         // One write per page takes the write faults (and page-cache allocation) now, at roll
         // time, instead of on the hot path's next appends.
-        for page in map.chunks_mut(PAGE_BYTES) {
+        let pace_until = crate::clock::monotonic() + PACE_BUDGET;
+        for (i, page) in map.chunks_mut(PAGE_BYTES).enumerate() {
             page[0] = 0;
+            if paced && i % PACE_PAGES == PACE_PAGES - 1 && crate::clock::monotonic() < pace_until {
+                std::thread::sleep(PACE_SLEEP);
+            }
         }
         Ok(Segment { number, path, map })
     }
@@ -840,14 +873,14 @@ mod tests {
             log.append(1, i, &p).unwrap();
             i += 1;
         }
-        // Give it time to finish, then fill the segment and roll.
-        for _ in 0..500 {
-            if segment_path(dir.path(), "t", 1).exists() {
+        // Wait until the helper handed the segment over (it paces its page faults, so the file
+        // exists well before it is done), then fill the segment and roll.
+        for _ in 0..2500 {
+            if log.spare.as_ref().is_some_and(|s| !s.ready.is_empty()) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
         while log.segment_rolls() == 0 {
             log.append(1, i, &p).unwrap();
             i += 1;

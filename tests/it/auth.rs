@@ -883,3 +883,63 @@ fn sighup_applies_a_changed_tier_to_keys_with_their_own_tier() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn keys_generate_adds_many_keys_in_one_go_and_each_secret_logs_on() {
+    let env = Env::new("");
+    env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.1/32"]);
+    let out_path = env.secrets.path().join("bulk.secrets");
+    let out = env.keys_ok(&[
+        "generate",
+        "--count",
+        "500",
+        "--prefix",
+        "b-",
+        "--comp-id",
+        "CLIENT2",
+        "--allow",
+        "127.0.0.1/32",
+        "--secrets-out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.contains("500 keys added: b-000001 … b-000500"), "{out}");
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let lines: Vec<(&str, &str)> = text.lines().map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(lines.len(), 500);
+    assert!(!out.contains(lines[0].1), "secrets are not printed");
+    // Ids that exist already are refused, naming one; nothing is added.
+    let (ok, _, err) = env.keys(&[
+        "generate",
+        "--count",
+        "3",
+        "--prefix",
+        "b-",
+        "--comp-id",
+        "CLIENT2",
+        "--allow",
+        "127.0.0.1/32",
+    ]);
+    assert!(!ok && err.contains("\"b-000001\" already exists"), "{err}");
+    let (ok, _, err) = env.keys(&[
+        "generate",
+        "--count",
+        "0",
+        "--comp-id",
+        "CLIENT2",
+        "--allow",
+        "127.0.0.1/32",
+    ]);
+    assert!(!ok && err.contains("--count 0"), "{err}");
+    let listed = env.keys_ok(&["list"]);
+    assert_eq!(listed.matches("b-0").count(), 500, "{listed}");
+    assert!(listed.contains("k1"), "the existing key is kept");
+    // Keys from the bulk file log on like any other (first and last).
+    let (gw, _s, _) = env.start();
+    for (id, secret) in [lines[0], lines[499]] {
+        let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
+        c.signed_logon(id, &b64(secret));
+        c.send("D", &nos(&format!("G{id}"), "AAPL", "1", "100", Some("10")));
+        assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+        c.logout();
+    }
+}

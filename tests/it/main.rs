@@ -14,6 +14,7 @@ mod orders;
 mod records;
 mod recovery;
 mod risk;
+mod spin;
 mod throttle;
 mod tls;
 mod util;

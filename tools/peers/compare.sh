@@ -7,7 +7,10 @@
 #   tools/peers/compare.sh --sessions 1,100,1000 # the gateway at 1, 100, 1000 sessions
 #   tools/peers/compare.sh --codec               # also the codec bench against fefix
 #   tools/peers/compare.sh --knobs               # the gateway: pinned or not, busy-poll or
-#                                                # blocking, flush 0 or 1 s (tuning.md)
+#                                                # blocking, hot set on or off, flush 0 or 1 s
+#                                                # (tuning.md)
+#   tools/peers/compare.sh --keys 100000         # also: signed Logon with 100k keys in the store
+#                                                # against signed with only the load key
 #
 # Systems, each on CPU 0 (--server-cpu), loadgen on CPU 1 (--client-cpu), open loop at --rate:
 #   floor-a          loadgen echo-server --mode spin: non-blocking read of one socket, spinning
@@ -16,6 +19,9 @@
 #                    (one ExecutionReport per order, as QuickFIX answers; `fill` would add the
 #                    fill's report to the same write)
 #   gateway-flush1s  the same with the default flush_interval_ms = 1000
+#   gateway-nospin   (--knobs) gateway with spin_read_conns = 0: every read waits for epoll
+#   gateway-signed   (--keys N) gateway with [auth]: the load key only, signed Logon
+#   gateway-keysN    (--keys N) the same with N more keys in the store (`keys generate`)
 #   quickfix         tools/peers quickfix-acceptor (QuickFIX C++), busy-polling, memory store
 # Echo messages are --size bytes (default 160, about one of loadgen's NewOrderSingle).
 #
@@ -39,6 +45,7 @@ BUILD=1
 QUICKFIX=1
 CODEC=0
 KNOBS=0
+KEYS=0
 OUT=""
 
 usage() {
@@ -47,7 +54,7 @@ usage() {
 Options: --rate N (orders/s, default $RATE)  --duration-s S ($DURATION)  --warmup-s S ($WARMUP)
   --size BYTES ($SIZE)  --sessions LIST (scale mode, e.g. 1,100,1000)  --client-cpu N ($CLIENT_CPU)
   --server-cpu N ($SERVER_CPU)  --gateway-port P ($GW_PORT)  --quickfix-port P ($QF_PORT)
-  --out DIR  --no-build  --no-quickfix  --codec  --knobs
+  --out DIR  --no-build  --no-quickfix  --codec  --knobs  --keys N (extra rows, see above)
 EOF
 }
 
@@ -72,12 +79,14 @@ while (($#)); do
     --no-quickfix) QUICKFIX=0 ;;
     --codec) CODEC=1 ;;
     --knobs) KNOBS=1 ;;
+    --keys) KEYS=${2:?}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
     esac
     shift
 done
 [[ $SESSIONS =~ ^[0-9]+(,[0-9]+)*$ || -z $SESSIONS ]] || die "--sessions wants a list like 1,100,1000"
+[[ $KEYS =~ ^[0-9]+$ ]] || die "--keys wants a number of keys"
 
 OUT=${OUT:-$ROOT/target/compare/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -165,10 +174,29 @@ run_gateway() {
     "$BIN/loadgen" gen-config --sessions "$n" "${server_pin[@]}" --venue ack \
         --max-orders "$(awk "BEGIN { print int($RATE * ($DURATION + $WARMUP) * 1.1) + 1000 }")" \
         --listen "127.0.0.1:$GW_PORT" --data-dir "$data" "$@" >"$OUT/$label.toml"
+    local signed=()
+    if [[ " $* " == *" --auth "* ]]; then
+        # The load key, bound to every load session (as gen-config's comment says), then
+        # BULK_KEYS more keys in one rewrite of the store.
+        local ids=()
+        local s
+        for ((s = 1; s <= n; s++)); do
+            if ((n == 1)); then ids+=(--comp-id LOAD); else ids+=(--comp-id "$(printf 'LOAD%04d' "$s")"); fi
+        done
+        "$BIN/portcullis" keys --config "$OUT/$label.toml" add load --allow 127.0.0.1/32 \
+            --secret-out "$OUT/$label.secret" "${ids[@]}" >/dev/null
+        if ((${BULK_KEYS:-0} > 0)); then
+            echo "   adding $BULK_KEYS keys (portcullis keys generate)"
+            /usr/bin/time -f "   keys generate: %e s, %M KiB max RSS" \
+                "$BIN/portcullis" keys --config "$OUT/$label.toml" generate --count "$BULK_KEYS" \
+                --prefix bulk --comp-id NOBODY --allow 127.0.0.1/32
+        fi
+        signed=(--key-id load --secret-file "$OUT/$label.secret")
+    fi
     start_server "$OUT/$label.server.log" 'listening on' \
         "$BIN/portcullis" run --config "$OUT/$label.toml"
     "$BIN/loadgen" fix --connect "127.0.0.1:$GW_PORT" --sessions "$n" "${LOAD[@]}" \
-        "${client_pin[@]}" \
+        "${client_pin[@]}" "${signed[@]}" \
         --hgrm "$OUT/$label.hgrm" --json "$OUT/$label.json" | tee "$OUT/$label.txt" || true
     stop_server
     tail -1 "$OUT/$label.server.log"
@@ -195,6 +223,7 @@ if ((KNOBS)); then
     run_gateway gateway 1 --flush-interval-ms 0
     PIN=0 run_gateway gateway-unpinned 1 --flush-interval-ms 0
     run_gateway gateway-blocking 1 --flush-interval-ms 0 --blocking
+    run_gateway gateway-nospin 1 --flush-interval-ms 0 --spin-read-conns 0
     run_gateway gateway-flush1s 1
     SUBJECTS=(--subject gateway)
 elif [[ -n $SESSIONS ]]; then
@@ -203,6 +232,16 @@ elif [[ -n $SESSIONS ]]; then
         run_gateway "gateway-$n" "$n" --flush-interval-ms 0
     done
     SUBJECTS=(--subject "gateway-${NS[-1]}")
+    if ((KEYS > 0)); then
+        run_gateway gateway-signed 1 --flush-interval-ms 0 --auth
+        BULK_KEYS=$KEYS run_gateway "gateway-keys$KEYS" 1 --flush-interval-ms 0 --auth
+        SUBJECTS+=(--subject "gateway-keys$KEYS")
+    fi
+elif ((KEYS > 0)); then
+    run_gateway gateway 1 --flush-interval-ms 0
+    run_gateway gateway-signed 1 --flush-interval-ms 0 --auth
+    BULK_KEYS=$KEYS run_gateway "gateway-keys$KEYS" 1 --flush-interval-ms 0 --auth
+    SUBJECTS=(--subject "gateway-keys$KEYS")
 else
     run_echo floor-b mio
     run_gateway gateway 1 --flush-interval-ms 0

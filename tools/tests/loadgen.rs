@@ -661,6 +661,7 @@ fn a_gap_in_the_gateways_numbers_is_asked_for_again_and_filled_answers_count() {
             accounts: vec![],
             utc0: 1_700_000_000_000_000_000,
             run_id: 7,
+            signers: vec![],
         },
         8,
     );
@@ -705,4 +706,155 @@ fn a_gap_in_the_gateways_numbers_is_asked_for_again_and_filled_answers_count() {
     fix.incoming(0, &resent, 20_000, &mut out, &mut rec);
     assert!(out.is_empty(), "no second ResendRequest");
     assert_eq!((rec.acked, rec.in_flight()), (3, 0));
+}
+
+/// The config `gen-config --auth` prints for `n` sessions, on an ephemeral port in `data`,
+/// blocking mode (tests share the box), with the load key `load` created through the library
+/// as the printed `portcullis keys add` command would; returns the config and the secret file.
+fn signed_gateway_config(n: &str, data: &Path) -> (Config, std::path::PathBuf) {
+    let text = gen_config(&[
+        "--sessions",
+        n,
+        "--auth",
+        "--blocking",
+        "--spin-read-conns",
+        "4",
+        "--spin-poll-every",
+        "8",
+        "--target",
+        "GW",
+        "--venue",
+        "fill",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let cfg = Config::parse(&text, "gen.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(cfg.gateway.spin_read_conns, 4);
+    assert_eq!(cfg.gateway.spin_poll_every, 8);
+    assert!(cfg.auth.as_ref().unwrap().required);
+    // The printed command names every session's CompID.
+    let cmd: String = text.lines().take_while(|l| l.starts_with('#')).collect();
+    let comp_ids: Vec<String> = cfg
+        .sessions
+        .iter()
+        .map(|s| s.their_comp_id.clone())
+        .collect();
+    for c in &comp_ids {
+        assert!(cmd.contains(&format!("--comp-id {c}")), "{cmd}");
+    }
+    let spec = portcullis::auth::admin::KeySpec {
+        comp_ids,
+        role: "trader".into(),
+        allow: vec!["127.0.0.1/32".into()],
+        ..Default::default()
+    };
+    let secret = portcullis::auth::admin::add(&cfg, "load", &spec, 0).unwrap();
+    let secret_file = data.join("load.secret");
+    std::fs::write(&secret_file, secret.as_bytes()).unwrap();
+    (cfg, secret_file)
+}
+
+#[test]
+fn signed_logons_over_mtls_from_gen_config_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cfg, secret_file) = signed_gateway_config("2", dir.path());
+    let (pki, _) =
+        portcullis::tls::dev::add_dev_listener(&mut cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap();
+    let tls_addr = running.handle.listen_addrs[1];
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    let j = dir.path().join("tls.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["fix", "--connect", &tls_addr.to_string(), "--sessions", "2"])
+        .args(["--target", "GW", "--rate", "400", "--duration-s", "0.5"])
+        .args(["--tls", "--ca", &p(&pki.ca), "--cert", &p(&pki.client_cert)])
+        .args(["--key", &p(&pki.client_key)])
+        .args(["--key-id", "load", "--secret-file", &p(&secret_file)])
+        .arg("--json")
+        .arg(&j)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout.contains("TLS: TLS 1.3"), "{stdout}");
+    let v = json(&j);
+    assert_eq!(v["sent"].as_u64(), Some(200), "{v}");
+    assert_eq!(v["acked"], v["sent"], "{v}");
+    // Over plaintext without a signature the same gateway refuses the Logon: exit 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "fix",
+            "--connect",
+            &running.handle.listen_addrs[0].to_string(),
+        ])
+        .args(["--sessions", "2", "--target", "GW", "--rate", "100"])
+        .args(["--duration-s", "0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    running.stop();
+}
+
+#[test]
+fn a_keys_file_signs_each_session_with_its_own_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = signed_gateway_config("3", dir.path());
+    let spec = portcullis::auth::admin::KeySpec {
+        comp_ids: cfg
+            .sessions
+            .iter()
+            .map(|s| s.their_comp_id.clone())
+            .collect(),
+        role: "trader".into(),
+        allow: vec!["127.0.0.1/32".into()],
+        ..Default::default()
+    };
+    let made = portcullis::auth::admin::generate(&cfg, "per-", 3, &spec, 0).unwrap();
+    let keys_file = dir.path().join("keys.txt");
+    let lines: String = made
+        .iter()
+        .map(|(id, s)| format!("{id} {}\n", s.as_str()))
+        .collect();
+    std::fs::write(&keys_file, lines).unwrap();
+    let running = portcullis::gateway::start(&cfg, Clock::fast()).unwrap();
+    let j = dir.path().join("keys.json");
+    let out = run_fix(
+        running.handle.listen_addrs[0],
+        &[
+            "--sessions",
+            "3",
+            "--rate",
+            "300",
+            "--duration-s",
+            "0.5",
+            "--keys-file",
+            keys_file.to_str().unwrap(),
+        ],
+        &j,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&j);
+    assert_eq!(v["acked"], v["sent"], "{v}");
+    // Too few keys for the sessions: a usage error naming the file.
+    let out = run_fix(
+        running.handle.listen_addrs[0],
+        &[
+            "--sessions",
+            "4",
+            "--keys-file",
+            keys_file.to_str().unwrap(),
+        ],
+        &j,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 key(s) for 4 session(s)"));
+    running.stop();
 }

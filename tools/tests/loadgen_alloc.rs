@@ -65,6 +65,7 @@ fn allocations_of_a_run(addr: std::net::SocketAddr, orders: usize) -> u64 {
             accounts: vec![],
             utc0,
             run_id: utc0 / 1_000_000,
+            signers: vec![],
         },
         orders,
     );

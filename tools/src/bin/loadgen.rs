@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// FIX 4.4 sessions sending orders (new / cancel / replace); latency to the first answer.
-    Fix(FixArgs),
+    Fix(Box<FixArgs>),
     /// The floor's server: echoes what one connection sends.
     EchoServer(ServerArgs),
     /// The floor's client: fixed-size messages to `echo-server`, same schedule and outputs.
@@ -133,8 +133,45 @@ struct FixArgs {
     /// Account <1>, used in turn (else the session's default account).
     #[arg(long, alias = "account", value_delimiter = ',')]
     accounts: Vec<String>,
+    /// API key id for signed Logons (Username 553; fix-specs/SIGNED-LOGON.md), the same key
+    /// for every session (it must be bound to every session's CompID). Needs --secret-file.
+    #[arg(long, requires = "secret_file", conflicts_with = "keys_file")]
+    key_id: Option<String>,
+    /// File holding --key-id's secret (base64, as `portcullis keys add --secret-out` wrote it).
+    #[arg(long, requires = "key_id")]
+    secret_file: Option<PathBuf>,
+    /// One key per session: `id secret` lines (as `portcullis keys generate --secrets-out`
+    /// writes them); session i signs with line i. Needs at least --sessions lines.
+    #[arg(long, value_name = "PATH")]
+    keys_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(flatten)]
     load: LoadArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct TlsArgs {
+    /// Connect over TLS (1.3, or 1.2 if that is all the server speaks); the handshake of every
+    /// session completes before the load starts. Needs --ca or --pin-spki. The plaintext path
+    /// allocates nothing per order; over TLS rustls allocates per record.
+    #[arg(long)]
+    tls: bool,
+    /// TLS: PEM CA certificate(s) the gateway's certificate must chain to.
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    ca: Option<PathBuf>,
+    /// TLS: our client certificate (PEM) for mTLS listeners; needs --key.
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    cert: Option<PathBuf>,
+    /// TLS: the private key of --cert (PEM).
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    key: Option<PathBuf>,
+    /// TLS: SHA-256 of the server certificate's SubjectPublicKeyInfo (64 hex digits).
+    #[arg(long, value_name = "SHA256HEX", requires = "tls")]
+    pin_spki: Option<String>,
+    /// TLS: the name the server certificate must carry (default: the host of --connect).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    server_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +239,19 @@ struct GenConfigArgs {
     /// order stays open, so give it rate × seconds.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     max_orders: Option<u64>,
+    /// gateway.spin_read_conns: connections the busy-poll loop reads directly (0 = every read
+    /// waits for epoll) [default: the gateway's, 8].
+    #[arg(long)]
+    spin_read_conns: Option<usize>,
+    /// gateway.spin_poll_every: duty cycles between epoll calls while the hot set is in use
+    /// [default: the gateway's, 16].
+    #[arg(long)]
+    spin_poll_every: Option<u32>,
+    /// Add an [auth] section (file master key and key store under the data folder, signed
+    /// Logons required). The TOML's first comment lines give the `portcullis keys add` command
+    /// that creates the load key bound to every session's CompID.
+    #[arg(long)]
+    auth: bool,
 }
 
 #[derive(Args, Debug)]
@@ -306,6 +356,11 @@ struct Run<'a> {
     handshake_ns: u64,
     mix: Mix,
     polling: Polling,
+    /// TLS client configuration and the server name to verify.
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
 
 /// Runs the load over `run.sessions` connections with the wire `make` builds, prints the table,
@@ -360,9 +415,37 @@ fn measure<W: Wire>(
         return ExitCode::from(2);
     }
     let mut streams = Vec::with_capacity(run.sessions);
+    let mut tls = Vec::with_capacity(run.sessions);
     for s in 0..run.sessions {
         match connect(run.connect_to) {
-            Ok(st) => streams.push(st),
+            Ok(mut st) => {
+                if let Some((config, name)) = &run.tls {
+                    let hs = st
+                        .set_read_timeout(Some(Duration::from_millis(20)))
+                        .map_err(|e| format!("socket setup: {e}"))
+                        .and_then(|()| {
+                            portcullis_tools::tls::handshake(
+                                &mut st,
+                                config.clone(),
+                                name.clone(),
+                                Duration::from_nanos(run.handshake_ns),
+                            )
+                        });
+                    match hs {
+                        Ok(c) => {
+                            if s == 0 {
+                                println!("TLS: {}", portcullis_tools::tls::describe(&c));
+                            }
+                            tls.push(Some(c));
+                        }
+                        Err(e) => {
+                            eprintln!("loadgen: session {s}: TLS handshake: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                streams.push(st);
+            }
             Err(e) => {
                 eprintln!("loadgen: session {s}: {e}");
                 return ExitCode::from(2);
@@ -370,7 +453,7 @@ fn measure<W: Wire>(
         }
     }
     let mut w = make(orders);
-    let outcome = match wire::run(streams, &mut w, &plan, clock, &mut rec) {
+    let outcome = match wire::run_tls(streams, tls, &mut w, &plan, clock, &mut rec) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -476,8 +559,31 @@ fn fix(a: FixArgs) -> ExitCode {
         heartbeat,
         symbols,
         accounts,
+        key_id,
+        secret_file,
+        keys_file,
+        tls,
         load,
     } = a;
+    let signers = match signers(
+        key_id,
+        secret_file,
+        keys_file,
+        usize::try_from(sessions).unwrap_or(1),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls = match tls_client(&tls, &connect) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let sessions = usize::try_from(sessions).unwrap_or(1);
     let polling = match poll {
         PollArg::Auto => Polling::auto(sessions),
@@ -495,6 +601,7 @@ fn fix(a: FixArgs) -> ExitCode {
         accounts,
         utc0,
         run_id,
+        signers,
     };
     // A reset logon starts the session's store again on the gateway thread (milliseconds per
     // session on a busy box): allow for many.
@@ -506,8 +613,89 @@ fn fix(a: FixArgs) -> ExitCode {
         handshake_ns: ns(logon_s),
         mix,
         polling,
+        tls,
     };
     measure(run, &load, &clock, move |orders| Fix::new(cfg, orders))
+}
+
+/// The signers of `--key-id/--secret-file` (one for all) or `--keys-file` (one per session).
+fn signers(
+    key_id: Option<String>,
+    secret_file: Option<PathBuf>,
+    keys_file: Option<PathBuf>,
+    sessions: usize,
+) -> Result<Vec<wire::Signer>, String> {
+    use base64::Engine as _;
+    if let (Some(key_id), Some(path)) = (key_id, secret_file) {
+        let secret = portcullis::auth::admin::read_secret_file(&path)?;
+        return Ok(vec![wire::Signer { key_id, secret }]);
+    }
+    let Some(path) = keys_file else {
+        return Ok(Vec::new());
+    };
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    let mut out = Vec::with_capacity(sessions);
+    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        if out.len() == sessions {
+            break;
+        }
+        let (id, secret) = line.trim().split_once(' ').ok_or_else(|| {
+            format!(
+                "{} line {}: expected `id secret` (as `portcullis keys generate \
+                 --secrets-out` writes)",
+                path.display(),
+                i + 1
+            )
+        })?;
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(secret.trim())
+            .map_err(|_| {
+                format!(
+                    "{} line {}: the secret is not base64",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+        out.push(wire::Signer {
+            key_id: id.to_string(),
+            secret: zeroize::Zeroizing::new(secret),
+        });
+    }
+    if out.len() < sessions {
+        return Err(format!(
+            "{} has {} key(s) for {sessions} session(s)",
+            path.display(),
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// The TLS client of `--tls` (None without it); errors name the option.
+#[allow(clippy::type_complexity)]
+fn tls_client(
+    a: &TlsArgs,
+    connect: &str,
+) -> Result<
+    Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    String,
+> {
+    if !a.tls {
+        return Ok(None);
+    }
+    let opts = portcullis_tools::tls::ClientTls {
+        ca: a.ca.clone(),
+        cert: a.cert.clone(),
+        key: a.key.clone(),
+        pin_spki: a.pin_spki.clone(),
+        server_name: a.server_name.clone(),
+    };
+    Ok(Some((opts.config()?, opts.name_for(connect)?)))
 }
 
 fn echo(a: EchoArgs) -> ExitCode {
@@ -520,6 +708,7 @@ fn echo(a: EchoArgs) -> ExitCode {
         handshake_ns: 5 * NS_PER_S,
         mix: Mix::default(),
         polling: Polling::Spin,
+        tls: None,
     };
     measure(run, &a.load, &clock, move |_| Echo::new(size))
 }
@@ -531,6 +720,21 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
     use std::fmt::Write as _;
     let n = usize::try_from(a.sessions).unwrap_or(1);
     let mut t = String::new();
+    if a.auth && !a.sessions_only {
+        let _ = write!(
+            t,
+            "# Signed Logons: create the load key (prints its secret once, also into the file):\n\
+             #   portcullis keys --config THIS.toml add load --allow 127.0.0.1/32 \\\n\
+             #     --secret-out load.secret"
+        );
+        for s in 0..n {
+            let _ = write!(t, " --comp-id {}", sender_comp_id(&a.sender, s, n));
+        }
+        let _ = writeln!(
+            t,
+            "\n# then: loadgen fix ... --key-id load --secret-file load.secret"
+        );
+    }
     if !a.sessions_only {
         // Every session keeps one store segment mapped and pre-faulted: keep N × segment
         // within 1 GiB.
@@ -552,6 +756,12 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
         if let Some(m) = a.max_orders {
             let _ = writeln!(t, "max_orders = {m}");
         }
+        if let Some(v) = a.spin_read_conns {
+            let _ = writeln!(t, "spin_read_conns = {v}");
+        }
+        if let Some(v) = a.spin_poll_every {
+            let _ = writeln!(t, "spin_poll_every = {v}");
+        }
         let _ = writeln!(
             t,
             "data_dir = {:?}\n\
@@ -571,6 +781,15 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
             if n > 64 { 256 << 10 } else { 1 << 20 },
             a.listen,
             a.venue
+        );
+    }
+    if a.auth && !a.sessions_only {
+        let _ = writeln!(
+            t,
+            "[auth]\n\
+             key_store = \"keys.store\"\n\
+             master_key = {{ provider = \"file\", path = \"master.key\" }}\n\
+             required = true\n"
         );
     }
     let mut accounts = Vec::with_capacity(n + a.accounts.len());
@@ -877,7 +1096,7 @@ fn serve_mio(listen: SocketAddr) -> io::Result<()> {
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
-        Cmd::Fix(a) => fix(a),
+        Cmd::Fix(a) => fix(*a),
         Cmd::Echo(a) => echo(a),
         Cmd::EchoServer(a) => echo_server(a),
         Cmd::GenConfig(a) => gen_config(a),

@@ -81,6 +81,24 @@ pub struct FixConfig {
     pub utc0: u64,
     /// Makes ClOrdIDs unique across runs.
     pub run_id: u64,
+    /// Signed Logons (fix-specs/SIGNED-LOGON.md): none (unsigned), one key for every session,
+    /// or one per session (entry `s` signs session `s`).
+    pub signers: Vec<Signer>,
+}
+
+/// An API key a session signs its Logon with.
+#[derive(Clone)]
+pub struct Signer {
+    /// Username(553).
+    pub key_id: String,
+    /// The decoded secret.
+    pub secret: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({}, secret hidden)", self.key_id)
+    }
 }
 
 /// The standard header and the outbound sequence number of one session.
@@ -167,6 +185,7 @@ pub struct Fix {
     entry_orig: Vec<u32>,
     /// Where messages are built.
     scratch: Vec<u8>,
+    signers: Vec<Signer>,
     /// Gaps in the peer's sequence numbers, and the messages they spanned: a peer that drops
     /// output for a slow reader (the gateway, past `send_buffer_bytes`) resends on request.
     gaps: u64,
@@ -206,6 +225,7 @@ impl Fix {
             entry_seq: vec![u64::MAX; capacity],
             entry_orig: vec![0; capacity],
             scratch: vec![0u8; 4096],
+            signers: c.signers,
             gaps: 0,
             gap_messages: 0,
         }
@@ -450,14 +470,48 @@ impl Wire for Fix {
 
     fn start(&mut self, s: usize, now_ns: u64, out: &mut Vec<u8>) {
         let (hb, reset) = (self.heartbeat_s, self.reset);
+        // Signed Logon: HMAC over the header fields this message carries (the same SendingTime
+        // bytes `send` writes). Cold: once per session.
+        let signer = match self.signers.len() {
+            0 => None,
+            1 => self.signers.first(),
+            _ => self.signers.get(s),
+        };
+        let signed = match (signer, self.sessions.get(s)) {
+            (Some(k), Some(sess)) => {
+                let mut ts = [0u8; 32];
+                let t = Nanos(self.utc0 + now_ns);
+                let n = portcullis::fix::encode::write_timestamp(&mut ts, t, TimePrecision::Micros);
+                let seq = sess.hdr.next_seq.to_string();
+                let pre = portcullis::auth::logon::prehash(
+                    ts.get(..n).unwrap_or_default(),
+                    b"A",
+                    seq.as_bytes(),
+                    &sess.hdr.sender,
+                    &self.target,
+                    k.key_id.as_bytes(),
+                );
+                Some((
+                    k.key_id.clone(),
+                    portcullis::auth::logon::sign(&k.secret, &pre),
+                ))
+            }
+            _ => None,
+        };
         self.send(s, b"A", now_ns, out, |w| {
             w.char(tags::ENCRYPT_METHOD as u32, b'0');
             w.uint(tags::HEART_BT_INT as u32, u64::from(hb));
             if reset {
                 w.char(tags::RESET_SEQ_NUM_FLAG as u32, b'Y');
             }
-            // Hook for signed logons (AUTH-1): the key id and the signature go here once the
-            // gateway checks them (`--key-id` / `--secret-file`).
+            if let Some((key_id, sig)) = &signed {
+                w.str(portcullis::auth::logon::USERNAME as u32, key_id.as_bytes());
+                w.uint(
+                    portcullis::auth::logon::RAW_DATA_LENGTH as u32,
+                    sig.len() as u64,
+                );
+                w.str(portcullis::auth::logon::RAW_DATA as u32, sig.as_bytes());
+            }
         });
     }
 
@@ -745,9 +799,11 @@ impl Clock {
     }
 }
 
-/// A non-blocking TCP_NODELAY socket and its two buffers.
+/// A non-blocking TCP_NODELAY socket and its two buffers; with TLS, the client's rustls state
+/// (its handshake already done) between them.
 struct Conn {
     stream: mio::net::TcpStream,
+    tls: Option<Box<rustls::ClientConnection>>,
     rx: Vec<u8>,
     rx_len: usize,
     out: Vec<u8>,
@@ -758,6 +814,9 @@ struct Conn {
 impl Conn {
     /// Writes what is pending; true if something is still pending (the socket is full).
     fn flush(&mut self) -> bool {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         while self.out_pos < self.out.len() && self.closed.is_none() {
             match self
                 .stream
@@ -777,10 +836,107 @@ impl Conn {
         false
     }
 
+    /// TLS: plaintext into rustls (as much as it takes), records out to the socket.
+    #[cold]
+    fn flush_tls(&mut self) -> bool {
+        let Some(t) = self.tls.as_deref_mut() else {
+            return false;
+        };
+        while self.closed.is_none() {
+            if self.out_pos < self.out.len() {
+                match t
+                    .writer()
+                    .write(self.out.get(self.out_pos..).unwrap_or_default())
+                {
+                    Ok(n) => self.out_pos += n,
+                    Err(e) => self.closed = Some(format!("TLS write failed: {e}")),
+                }
+            }
+            if !t.wants_write() {
+                if self.out_pos >= self.out.len() {
+                    break;
+                }
+                continue;
+            }
+            match t.write_tls(&mut self.stream) {
+                Ok(0) => self.closed = Some("connection closed (write returned 0)".into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) => self.closed = Some(format!("write failed: {e}")),
+            }
+        }
+        if self.out_pos >= self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        false
+    }
+
+    /// TLS: records from the socket until it would block, then the plaintext they carried;
+    /// true if plaintext arrived. Reads the socket dry: epoll is edge-triggered.
+    #[cold]
+    fn read_tls(&mut self) -> bool {
+        let Some(t) = self.tls.as_deref_mut() else {
+            return false;
+        };
+        loop {
+            match t.read_tls(&mut self.stream) {
+                Ok(0) => {
+                    self.closed = Some("connection closed by the peer".into());
+                    break;
+                }
+                Ok(_) => {
+                    if let Err(e) = t.process_new_packets() {
+                        self.closed = Some(format!("TLS: {e}"));
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.closed = Some(format!("read failed: {e}"));
+                    break;
+                }
+            }
+        }
+        let mut got = false;
+        loop {
+            if self.rx_len == self.rx.len() {
+                self.rx.resize(self.rx.len() * 2, 0);
+            }
+            match t
+                .reader()
+                .read(self.rx.get_mut(self.rx_len..).unwrap_or_default())
+            {
+                Ok(0) => {
+                    self.closed
+                        .get_or_insert_with(|| "TLS close_notify from the peer".into());
+                    break;
+                }
+                Ok(n) => {
+                    self.rx_len += n;
+                    got = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.closed
+                        .get_or_insert_with(|| format!("TLS read failed: {e}"));
+                    break;
+                }
+            }
+        }
+        // Records the peer's messages asked for (key updates) go out with the next flush.
+        got
+    }
+
     /// One non-blocking read; true if bytes arrived.
     fn read(&mut self) -> bool {
         if self.closed.is_some() {
             return false;
+        }
+        if self.tls.is_some() {
+            return self.read_tls();
         }
         if self.rx_len == self.rx.len() {
             // Full of an incomplete message: grow (the wire caps messages at MAX_MESSAGE).
@@ -838,7 +994,12 @@ struct Conns {
 }
 
 impl Conns {
-    fn new(streams: Vec<TcpStream>, polling: Polling) -> Result<Conns, String> {
+    fn new(
+        streams: Vec<TcpStream>,
+        mut tls: Vec<Option<rustls::ClientConnection>>,
+        polling: Polling,
+    ) -> Result<Conns, String> {
+        tls.resize_with(streams.len(), || None);
         let n = streams.len().max(1);
         // 4 MiB of output room over all connections, at least 64 KiB each.
         let out_cap = ((4 << 20) / n).max(64 << 10);
@@ -851,7 +1012,7 @@ impl Conns {
             }
         };
         let mut conns = Vec::with_capacity(n);
-        for (s, stream) in streams.into_iter().enumerate() {
+        for (s, (stream, tls)) in streams.into_iter().zip(tls).enumerate() {
             stream
                 .set_nodelay(true)
                 .and_then(|()| stream.set_nonblocking(true))
@@ -864,6 +1025,7 @@ impl Conns {
             }
             conns.push(Conn {
                 stream,
+                tls: tls.map(Box::new),
                 rx: vec![0u8; rx_cap],
                 rx_len: 0,
                 out: Vec::with_capacity(out_cap),
@@ -962,6 +1124,19 @@ pub fn run(
     clock: &Clock,
     rec: &mut Recorder,
 ) -> Result<Outcome, String> {
+    run_tls(streams, Vec::new(), wire, plan, clock, rec)
+}
+
+/// [`run`] where connection `s` speaks TLS through `tls[s]` when it is `Some` (a client
+/// connection whose handshake is done, e.g. by `crate::tls::handshake`).
+pub fn run_tls(
+    streams: Vec<TcpStream>,
+    tls: Vec<Option<rustls::ClientConnection>>,
+    wire: &mut impl Wire,
+    plan: &Plan,
+    clock: &Clock,
+    rec: &mut Recorder,
+) -> Result<Outcome, String> {
     let n = wire.sessions();
     if streams.len() != n || n == 0 {
         return Err(format!(
@@ -969,7 +1144,7 @@ pub fn run(
             streams.len()
         ));
     }
-    let mut c = Conns::new(streams, plan.polling)?;
+    let mut c = Conns::new(streams, tls, plan.polling)?;
     // Opening.
     let t = clock.ns();
     for (s, conn) in c.conns.iter_mut().enumerate() {
@@ -1079,6 +1254,10 @@ pub fn run(
     }
     for conn in &mut c.conns {
         conn.flush();
+        if let Some(t) = conn.tls.as_deref_mut() {
+            t.send_close_notify();
+            let _ = t.write_tls(&mut conn.stream);
+        }
         let _ = conn.stream.shutdown(std::net::Shutdown::Write);
     }
     Ok(Outcome {
