@@ -243,7 +243,8 @@ pub fn file_for(dir: &Path, t: Nanos) -> PathBuf {
 pub struct RecordWriter {
     dir: PathBuf,
     names: Names,
-    open: Option<(PathBuf, BufWriter<File>)>,
+    /// The open file and the UTC day (days since the epoch) it holds.
+    open: Option<(u64, BufWriter<File>)>,
 }
 
 impl RecordWriter {
@@ -259,16 +260,17 @@ impl RecordWriter {
     }
 
     pub fn write(&mut self, r: &OrderRecord) -> io::Result<()> {
-        let path = file_for(&self.dir, r.at);
-        if self.open.as_ref().is_none_or(|(p, _)| *p != path) {
+        // The file name is built only when the day changes (this runs for every record).
+        let day = r.at.0 / 86_400_000_000_000;
+        if self.open.as_ref().is_none_or(|(d, _)| *d != day) {
             self.flush()?;
+            let path = file_for(&self.dir, r.at);
             let f = OpenOptions::new().create(true).append(true).open(&path)?;
-            self.open = Some((path, BufWriter::new(f)));
+            self.open = Some((day, BufWriter::with_capacity(1 << 16, f)));
         }
         let row = RecordRow::from_record(r, &self.names);
-        let line = serde_json::to_string(&row).map_err(io::Error::other)?;
         if let Some((_, w)) = &mut self.open {
-            w.write_all(line.as_bytes())?;
+            serde_json::to_writer(&mut *w, &row).map_err(io::Error::other)?;
             w.write_all(b"\n")?;
         }
         Ok(())
