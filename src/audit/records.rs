@@ -95,33 +95,74 @@ record_row! {
 
 /// `2026-11-25T22:09:36.123456789Z`; empty for zero (not yet).
 pub fn rfc3339(t: Nanos) -> String {
+    let mut out = String::new();
+    write_rfc3339(&mut out, t);
+    out
+}
+
+/// Appends [`rfc3339`] of `t` to `out` (nothing for zero).
+fn write_rfc3339(out: &mut String, t: Nanos) {
+    use std::fmt::Write as _;
     if t == Nanos::ZERO {
-        return String::new();
+        return;
     }
     let secs = t.0 / 1_000_000_000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let s = secs % 86_400;
-    format!(
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
         s / 3600,
         s / 60 % 60,
         s % 60,
         t.0 % 1_000_000_000
-    )
+    );
 }
 
-fn decimal(v: i64, decimals: u32) -> String {
-    let mut b = [0u8; 48];
-    let n = write_decimal(&mut b, v, decimals);
-    String::from_utf8_lossy(&b[..n]).into_owned()
+/// Overwrites `f` with `v`, keeping its memory.
+fn set(f: &mut String, v: &str) {
+    f.clear();
+    f.push_str(v);
 }
 
-fn price(p: Option<crate::model::Price>) -> String {
-    p.map_or(String::new(), |p| decimal(p.0, PRICE_DECIMALS))
+/// Overwrites `f` with `v` (invalid UTF-8 replaced, as `Display` of an `InlineStr` does).
+fn set_bytes(f: &mut String, v: &[u8]) {
+    f.clear();
+    match std::str::from_utf8(v) {
+        Ok(v) => f.push_str(v),
+        Err(_) => f.push_str(&String::from_utf8_lossy(v)),
+    }
 }
 
-fn qty(q: crate::model::Qty) -> String {
-    decimal(q.0, QTY_DECIMALS)
+/// Overwrites `f` with `v` scaled by `decimals` (empty for `None`).
+fn set_decimal(f: &mut String, v: Option<i64>, decimals: u32) {
+    f.clear();
+    if let Some(v) = v {
+        let mut b = [0u8; 48];
+        let n = write_decimal(&mut b, v, decimals);
+        f.push_str(std::str::from_utf8(b.get(..n).unwrap_or_default()).unwrap_or_default());
+    }
+}
+
+fn set_price(f: &mut String, p: Option<crate::model::Price>) {
+    set_decimal(f, p.map(|p| p.0), PRICE_DECIMALS);
+}
+
+fn set_qty(f: &mut String, q: Option<crate::model::Qty>) {
+    set_decimal(f, q.map(|q| q.0), QTY_DECIMALS);
+}
+
+fn set_time(f: &mut String, t: Nanos) {
+    f.clear();
+    write_rfc3339(f, t);
+}
+
+fn set_uint(f: &mut String, v: Option<u64>) {
+    use std::fmt::Write as _;
+    f.clear();
+    if let Some(v) = v {
+        let _ = write!(f, "{v}");
+    }
 }
 
 /// Names the rows refer to: sessions and venues by index, `[[route]]` rules by index.
@@ -135,101 +176,115 @@ pub struct Names {
 
 impl RecordRow {
     pub fn from_record(r: &OrderRecord, names: &Names) -> RecordRow {
+        let mut row = RecordRow::default();
+        row.fill(r, names);
+        row
+    }
+
+    /// Overwrites every column with `r`, reusing the strings' memory: the journal thread keeps
+    /// one row for all records (no allocation per record once the strings have grown).
+    pub fn fill(&mut self, r: &OrderRecord, names: &Names) {
+        use std::fmt::Write as _;
         let o = &r.order;
         let d = &o.detail;
-        let session = names
-            .sessions
-            .get(o.session.0 as usize)
-            .cloned()
-            .unwrap_or_else(|| format!("#{}", o.session.0));
-        let client = session
+        self.session.clear();
+        match names.sessions.get(o.session.0 as usize) {
+            Some(name) => self.session.push_str(name),
+            None => {
+                let _ = write!(self.session, "#{}", o.session.0);
+            }
+        }
+        let client = self
+            .session
             .split_once(':')
             .and_then(|(_, rest)| rest.split_once("->"))
-            .map_or(String::new(), |(c, _)| c.to_string());
-        let venue = names
-            .venues
-            .get(usize::from(o.venue))
-            .cloned()
-            .unwrap_or_else(|| format!("#{}", o.venue));
-        let routing_decision = match d.route {
-            None => String::new(),
-            Some(RouteReason::Default) => format!("default: first venue {venue}"),
-            Some(RouteReason::ExDestination) => format!("ExDestination(100)={venue}"),
-            Some(RouteReason::Rule(i)) => format!(
+            .map_or("", |(c, _)| c);
+        set(&mut self.client_comp_id, client);
+        self.venue.clear();
+        match names.venues.get(usize::from(o.venue)) {
+            Some(name) => self.venue.push_str(name),
+            None => {
+                let _ = write!(self.venue, "#{}", o.venue);
+            }
+        }
+        self.routing_decision.clear();
+        let _ = match d.route {
+            None => Ok(()),
+            Some(RouteReason::Default) => {
+                write!(self.routing_decision, "default: first venue {}", self.venue)
+            }
+            Some(RouteReason::ExDestination) => {
+                write!(self.routing_decision, "ExDestination(100)={}", self.venue)
+            }
+            Some(RouteReason::Rule(i)) => write!(
+                self.routing_decision,
                 "route[{i}] {}",
                 names.routes.get(usize::from(i)).map_or("", String::as_str)
             ),
         };
-        RecordRow {
-            event_time: rfc3339(r.at),
-            event: r.event.as_str().to_string(),
-            session,
-            client_comp_id: client,
-            api_key_id: r.key_id.to_string(),
-            account: o.account.to_string(),
-            trader_id: d.trader.to_string(),
-            decision_maker_id: d.decision_maker.to_string(),
-            symbol: o.symbol.to_string(),
-            security_id: d.security_id.to_string(),
-            security_id_source: if d.security_id_source == 0 {
-                String::new()
-            } else {
-                char::from(d.security_id_source).to_string()
-            },
-            side: match o.side {
+        set_time(&mut self.event_time, r.at);
+        set(&mut self.event, r.event.as_str());
+        set_bytes(&mut self.api_key_id, r.key_id.as_bytes());
+        set_bytes(&mut self.account, o.account.as_bytes());
+        set_bytes(&mut self.trader_id, d.trader.as_bytes());
+        set_bytes(&mut self.decision_maker_id, d.decision_maker.as_bytes());
+        set_bytes(&mut self.symbol, o.symbol.as_bytes());
+        set_bytes(&mut self.security_id, d.security_id.as_bytes());
+        self.security_id_source.clear();
+        if d.security_id_source != 0 {
+            self.security_id_source
+                .push(char::from(d.security_id_source));
+        }
+        set(
+            &mut self.side,
+            match o.side {
                 Side::Buy => "buy",
                 Side::Sell => "sell",
                 Side::SellShort => "sell-short",
-            }
-            .into(),
-            ord_type: match o.ord_type {
+            },
+        );
+        set(
+            &mut self.ord_type,
+            match o.ord_type {
                 OrdType::Market => "market",
                 OrdType::Limit => "limit",
-            }
-            .into(),
-            time_in_force: match o.tif {
+            },
+        );
+        set(
+            &mut self.time_in_force,
+            match o.tif {
                 TimeInForce::Day => "day",
                 TimeInForce::GoodTillCancel => "gtc",
                 TimeInForce::ImmediateOrCancel => "ioc",
                 TimeInForce::FillOrKill => "fok",
-            }
-            .into(),
-            exec_inst: d.exec_inst.to_string(),
-            price: price(o.price),
-            currency: d.currency.to_string(),
-            order_qty: qty(o.qty),
-            cum_qty: qty(o.cum_qty),
-            leaves_qty: qty(o.leaves()),
-            last_qty: r.last.map_or(String::new(), |(q, _)| qty(q)),
-            last_px: r.last.map_or(String::new(), |(_, p)| price(Some(p))),
-            avg_px: if o.cum_qty.0 == 0 {
-                String::new()
-            } else {
-                price(Some(o.avg_px()))
             },
-            ord_status: char::from(o.status.to_fix()).to_string(),
-            cl_ord_id: o.cl_ord_id.to_string(),
-            orig_cl_ord_id: o.orig_cl_ord_id.to_string(),
-            request_cl_ord_id: r.request_cl_ord_id.to_string(),
-            requested_qty: r.requested.map_or(String::new(), |(q, _)| qty(q)),
-            requested_price: r.requested.map_or(String::new(), |(_, p)| price(p)),
-            order_id: if o.order_id == 0 {
-                String::new()
-            } else {
-                o.order_id.to_string()
-            },
-            venue,
-            venue_order_id: o.venue_order_id.to_string(),
-            routing_decision,
-            order_received_time: rfc3339(o.received_at),
-            instruction_received_time: rfc3339(o.times.instruction),
-            decision_time: rfc3339(o.times.decision),
-            sent_to_venue_time: rfc3339(o.times.sent),
-            venue_answer_time: rfc3339(o.times.venue),
-            sent_to_client_time: rfc3339(r.reported_at),
-            reject_code: r.reject_code.map_or(String::new(), |c| c.to_string()),
-            text: r.text.to_string(),
-        }
+        );
+        set_bytes(&mut self.exec_inst, d.exec_inst.as_bytes());
+        set_price(&mut self.price, o.price);
+        set_bytes(&mut self.currency, d.currency.as_bytes());
+        set_qty(&mut self.order_qty, Some(o.qty));
+        set_qty(&mut self.cum_qty, Some(o.cum_qty));
+        set_qty(&mut self.leaves_qty, Some(o.leaves()));
+        set_qty(&mut self.last_qty, r.last.map(|(q, _)| q));
+        set_price(&mut self.last_px, r.last.map(|(_, p)| p));
+        set_price(&mut self.avg_px, (o.cum_qty.0 != 0).then(|| o.avg_px()));
+        self.ord_status.clear();
+        self.ord_status.push(char::from(o.status.to_fix()));
+        set_bytes(&mut self.cl_ord_id, o.cl_ord_id.as_bytes());
+        set_bytes(&mut self.orig_cl_ord_id, o.orig_cl_ord_id.as_bytes());
+        set_bytes(&mut self.request_cl_ord_id, r.request_cl_ord_id.as_bytes());
+        set_qty(&mut self.requested_qty, r.requested.map(|(q, _)| q));
+        set_price(&mut self.requested_price, r.requested.and_then(|(_, p)| p));
+        set_uint(&mut self.order_id, (o.order_id != 0).then_some(o.order_id));
+        set_bytes(&mut self.venue_order_id, o.venue_order_id.as_bytes());
+        set_time(&mut self.order_received_time, o.received_at);
+        set_time(&mut self.instruction_received_time, o.times.instruction);
+        set_time(&mut self.decision_time, o.times.decision);
+        set_time(&mut self.sent_to_venue_time, o.times.sent);
+        set_time(&mut self.venue_answer_time, o.times.venue);
+        set_time(&mut self.sent_to_client_time, r.reported_at);
+        set_uint(&mut self.reject_code, r.reject_code.map(u64::from));
+        set_bytes(&mut self.text, r.text.as_bytes());
     }
 }
 
@@ -243,6 +298,8 @@ pub fn file_for(dir: &Path, t: Nanos) -> PathBuf {
 pub struct RecordWriter {
     dir: PathBuf,
     names: Names,
+    /// The row every record is formatted into (its strings keep their memory).
+    row: RecordRow,
     /// The open file and the UTC day (days since the epoch) it holds.
     open: Option<(u64, BufWriter<File>)>,
 }
@@ -255,6 +312,7 @@ impl RecordWriter {
         Ok(RecordWriter {
             dir,
             names,
+            row: RecordRow::default(),
             open: None,
         })
     }
@@ -268,9 +326,9 @@ impl RecordWriter {
             let f = OpenOptions::new().create(true).append(true).open(&path)?;
             self.open = Some((day, BufWriter::with_capacity(1 << 16, f)));
         }
-        let row = RecordRow::from_record(r, &self.names);
+        self.row.fill(r, &self.names);
         if let Some((_, w)) = &mut self.open {
-            serde_json::to_writer(&mut *w, &row).map_err(io::Error::other)?;
+            serde_json::to_writer(&mut *w, &self.row).map_err(io::Error::other)?;
             w.write_all(b"\n")?;
         }
         Ok(())
@@ -296,6 +354,39 @@ impl RecordWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reused_row_keeps_nothing_of_the_previous_record() {
+        use crate::model::{Account, Price, Qty, SessionId};
+        use crate::order::record::Lifecycle;
+        use crate::order::Order;
+        let names = Names {
+            sessions: vec!["FIX.4.4:C1->GW".into()],
+            venues: vec!["SIM".into()],
+            routes: vec![],
+        };
+        let mut full = Order::blank(SessionId(0), Account::new(b"ACC1").unwrap());
+        full.price = Some(Price::from_units(10));
+        full.qty = Qty::from_units(5);
+        full.order_id = 7;
+        full.detail.route = Some(RouteReason::Default);
+        let mut fill = OrderRecord::new(Lifecycle::Fill, &full, Nanos(1_764_108_576_000_000_042));
+        fill.last = Some((Qty::from_units(5), Price::from_units(10)));
+        fill.reject_code = Some(99);
+        let fill = fill.with_text(b"some text");
+        let bare = OrderRecord::new(
+            Lifecycle::New,
+            &Order::blank(SessionId(3), Account::EMPTY),
+            Nanos(1),
+        );
+        let mut row = RecordRow::from_record(&fill, &names);
+        assert_eq!(row.last_qty, "5");
+        assert_eq!(row.routing_decision, "default: first venue SIM");
+        row.fill(&bare, &names);
+        assert_eq!(row, RecordRow::from_record(&bare, &names));
+        assert_eq!(row.session, "#3");
+        assert!(row.last_qty.is_empty() && row.text.is_empty() && row.price.is_empty());
+    }
 
     #[test]
     fn times_are_fixed_width_rfc3339_and_files_are_per_utc_day() {
