@@ -566,6 +566,12 @@ impl Server {
     }
 }
 
+/// Wakes the control thread blocked in `accept` (after its stop flag was set); false when the
+/// socket could not be reached (the thread is then left to end with the process).
+pub fn wake(data_dir: &Path) -> bool {
+    UnixStream::connect(data_dir.join(SOCKET)).is_ok()
+}
+
 /// Creates `<data_dir>/control.sock` (mode 0600) and serves it on a thread named
 /// `portcullis-control` until `stop` is set.
 pub fn serve(
@@ -583,7 +589,6 @@ pub fn serve(
     let listener = UnixListener::bind(&tmp)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, &path)?;
-    listener.set_nonblocking(true)?;
     let mut server = Server {
         commands,
         sessions,
@@ -594,15 +599,14 @@ pub fn serve(
     std::thread::Builder::new()
         .name("portcullis-control".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        server.serve_conn(s, &stop);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
+            // Blocks in accept: no wake-ups while idle (on a small box every wake-up preempts a
+            // spinning thread). Stopping sets `stop`, then [`wake`] connects once.
+            for conn in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match conn {
+                    Ok(s) => server.serve_conn(s, &stop),
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }

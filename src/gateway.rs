@@ -26,6 +26,8 @@ pub struct Running {
     tls_watch: Option<JoinHandle<()>>,
     /// The control socket thread (`<data_dir>/control.sock`, `portcullis ctl`).
     control: Option<JoinHandle<()>>,
+    /// The data folder (where the control socket is).
+    data_dir: std::path::PathBuf,
     clock: Option<JoinHandle<()>>,
     clock_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -131,6 +133,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         journal_stop,
         tls_watch,
         control: Some(control),
+        data_dir: cfg.gateway.data_dir.clone(),
         clock: Some(clock_thread),
         clock_stop,
     })
@@ -213,7 +216,10 @@ impl Running {
             let _ = h.join();
         }
         if let Some(h) = self.control.take() {
-            let _ = h.join();
+            // It blocks in accept until woken; unreachable, it is left to end with the process.
+            if crate::ctl::wake(&self.data_dir) {
+                let _ = h.join();
+            }
         }
     }
 
