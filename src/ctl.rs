@@ -517,10 +517,10 @@ impl Server {
             .open(&self.audit)
             .and_then(|mut f| writeln!(f, "{line}"));
         if let Err(e) = written {
-            eprintln!(
+            crate::say_err(format_args!(
                 "portcullis: control audit log {}: {e}",
                 self.audit.display()
-            );
+            ));
         }
     }
 

@@ -160,7 +160,7 @@ fn watch_tls(
             for r in tls.reload_changed() {
                 match r {
                     Ok(line) => crate::say(format_args!("portcullis: TLS files changed: {line}")),
-                    Err(e) => eprintln!("portcullis: TLS files changed: {e}"),
+                    Err(e) => crate::say_err(format_args!("portcullis: TLS files changed: {e}")),
                 }
             }
         }

@@ -38,6 +38,12 @@ pub fn say(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stdout(), "{args}");
 }
 
+/// [`say`] for stderr: a closed stderr is ignored too (`eprintln!` would panic).
+pub fn say_err(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{args}");
+}
+
 pub mod audit;
 pub mod auth;
 pub mod clock;

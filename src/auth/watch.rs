@@ -150,7 +150,9 @@ pub fn spawn(
                             "portcullis: key store changed: {n} key(s) loaded"
                         ));
                     }
-                    Err(e) => eprintln!("portcullis: key store changed but not applied: {e}"),
+                    Err(e) => crate::say_err(format_args!(
+                        "portcullis: key store changed but not applied: {e}"
+                    )),
                 }
             }
         })
