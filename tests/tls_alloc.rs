@@ -11,11 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 #![allow(unsafe_code)] // a global allocator is unsafe by definition; it only forwards to System
 
-use std::sync::atomic::Ordering;
-
 #[path = "common/counting.rs"]
 mod counting;
-use counting::{ARMED, HOT_ALLOCS};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -105,7 +102,6 @@ behaviour = "fill"
         s.flush().unwrap();
     };
     let mut inbuf = Vec::with_capacity(1 << 20);
-    let mut fills = 0usize;
     let mut read_some = |s: &mut Tls, fills: &mut usize| {
         let mut tmp = [0u8; 65536];
         let n = s.read(&mut tmp).unwrap();
@@ -125,34 +121,12 @@ behaviour = "fill"
     send(&mut s, b"A", &|w| {
         w.str(98, b"0").str(108, b"30");
     });
-    let mut sent = 0usize;
-    for phase in [WARMUP, MEASURED] {
-        if phase == MEASURED {
-            HOT_ALLOCS.store(0, Ordering::Relaxed);
-            ARMED.store(true, Ordering::Relaxed);
-        }
-        let target = sent + phase;
-        while fills < target {
-            while sent < target && sent - fills < WINDOW {
-                let id = sent;
-                send(&mut s, b"D", &|w| {
-                    let mut cl = [0u8; 20];
-                    let n = portcullis::fix::encode::write_u64(&mut cl, id as u64);
-                    w.str(11, &cl[..n])
-                        .str(55, b"AAPL")
-                        .char(54, b'1')
-                        .str(38, b"100")
-                        .char(40, b'2')
-                        .str(44, b"10.25")
-                        .str(60, b"20240101-00:00:00");
-                });
-                sent += 1;
-            }
-            read_some(&mut s, &mut fills);
-        }
-    }
-    ARMED.store(false, Ordering::Relaxed);
-    let allocs = HOT_ALLOCS.load(Ordering::Relaxed);
+    let (fills, allocs) = counting::drive(
+        &mut s,
+        (WARMUP, MEASURED, WINDOW),
+        |s, id| send(s, b"D", &|w| counting::new_order(w, id)),
+        &mut read_some,
+    );
     running.stop();
     assert_eq!(fills, WARMUP + MEASURED);
     let per_order = allocs as f64 / MEASURED as f64;

@@ -1,4 +1,4 @@
-//! The counting allocator shared by the allocation tests (`#[path]`-included): counts
+//! The counting allocator and order driver shared by the allocation tests (`#[path]`-included): counts
 //! allocations made on the gateway thread (`portcullis-hot`) while `ARMED` is set.
 #![allow(unsafe_code)] // a global allocator is unsafe by definition; it only forwards to System
 
@@ -53,3 +53,45 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
+
+/// The NewOrderSingle body both allocation tests send: ClOrdID `id`, 100 AAPL at 10.25.
+pub fn new_order(w: &mut portcullis::fix::Writer, id: usize) {
+    let mut cl = [0u8; 20];
+    let n = portcullis::fix::encode::write_u64(&mut cl, id as u64);
+    w.str(11, &cl[..n])
+        .str(55, b"AAPL")
+        .char(54, b'1')
+        .str(38, b"100")
+        .char(40, b'2')
+        .str(44, b"10.25")
+        .str(60, b"20240101-00:00:00");
+}
+
+/// Sends `warmup` then `measured` orders with at most `window` unanswered, counting the gateway
+/// thread's allocations during the measured phase only. `send_order(s, id)` writes order `id`;
+/// `read_some(s, fills)` reads what came and counts the answered orders. Returns the fills and
+/// the allocations.
+pub fn drive<S>(
+    s: &mut S,
+    (warmup, measured, window): (usize, usize, usize),
+    mut send_order: impl FnMut(&mut S, usize),
+    mut read_some: impl FnMut(&mut S, &mut usize),
+) -> (usize, u64) {
+    let (mut sent, mut fills) = (0usize, 0usize);
+    for phase in [warmup, measured] {
+        if phase == measured {
+            HOT_ALLOCS.store(0, Ordering::Relaxed);
+            ARMED.store(true, Ordering::Relaxed);
+        }
+        let target = sent + phase;
+        while fills < target {
+            while sent < target && sent - fills < window {
+                send_order(s, sent);
+                sent += 1;
+            }
+            read_some(s, &mut fills);
+        }
+    }
+    ARMED.store(false, Ordering::Relaxed);
+    (fills, HOT_ALLOCS.load(Ordering::Relaxed))
+}
