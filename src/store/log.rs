@@ -58,11 +58,14 @@ const PAYLOAD_AT: usize = RECORD_HEADER_BYTES;
 /// Prefault stride; 4 KiB is the smallest page on every target we run on.
 const PAGE_BYTES: usize = 4096;
 /// The segment helper write-faults this many pages, then sleeps `PACE_SLEEP`.
-const PACE_PAGES: usize = 64;
+const PACE_PAGES: usize = 16;
 const PACE_SLEEP: std::time::Duration = std::time::Duration::from_micros(200);
 /// Pacing stops after this long (a starved helper would otherwise make the gateway thread wait
-/// at its roll): the rest of the segment is faulted in one go.
-const PACE_BUDGET: std::time::Duration = std::time::Duration::from_millis(150);
+/// at its roll): the rest of the segment is faulted in one go. Paced, a 64 MiB segment takes
+/// ≈ 0.3 s on a quiet 2-core box (1024 bursts); 150 ms used to cut that short and fault the
+/// last half in one 20 ms run, which a `sched_switch` trace showed as the longest preemption of
+/// the spinning threads.
+const PACE_BUDGET: std::time::Duration = std::time::Duration::from_millis(600);
 
 /// Where a record lives: segment index (within this log, since open or reset) and byte offset.
 ///
@@ -572,7 +575,7 @@ impl Segment {
 
     /// [`Segment::create`]; `paced` (the segment helper, working ahead of need) write-faults the
     /// pages in bursts of `PACE_PAGES` with a short sleep between them. On a box with a spinning
-    /// thread per core the helper runs by preempting one of them: one burst of ~100 µs at a
+    /// thread per core the helper runs by preempting one of them: one burst of ~50 µs at a
     /// time instead of the whole segment (milliseconds) in one go. Pacing stops after
     /// `PACE_BUDGET`, so a starved helper still finishes long before the active segment fills
     /// its second half.
@@ -599,6 +602,11 @@ impl Segment {
         // Not MAP_POPULATE: a shared mapping is populated read-only, and the writes below would
         // fault every page a second time.
         let mut map = map_file(&file, &path, false)?;
+        // Each fault reads in only its own page: with the default readahead, sequential faults
+        // on the new (sparse) file grow the read-around window, so one fault allocated and
+        // zeroed hundreds of KiB in one go (`filemap_fault` → `page_cache_ra_order` → `memset`
+        // in a `perf record` of this thread) and the pacing below bounded nothing.
+        let _ = map.advise(memmap2::Advice::Random);
         // One write per page takes the write faults (and page-cache allocation) now, at roll
         // time, instead of on the hot path's next appends.
         let pace_until = crate::clock::monotonic() + PACE_BUDGET;
