@@ -203,6 +203,7 @@ impl Running {
         }
         self.clock_stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.clock.take() {
+            h.thread().unpark();
             let _ = h.join();
         }
         self.journal_stop.store(true, Ordering::Relaxed);

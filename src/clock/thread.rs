@@ -98,21 +98,24 @@ impl ClockThread {
     }
 
     /// Runs the first tick here (so the status is published before the gateway takes orders),
-    /// then ticks on its own thread until `stop` is set.
+    /// then ticks on its own thread until `stop` is set. The thread wakes only to tick (parked
+    /// in between: every wake-up on a machine of spinning cores preempts one of them); whoever
+    /// sets `stop` unparks it (`JoinHandle::thread().unpark()`) to end it at once.
     pub fn spawn(mut self, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
         self.tick();
         std::thread::Builder::new()
             .name("portcullis-clock".into())
             .spawn(move || {
-                let step = Duration::from_millis(10).min(self.interval);
-                let mut waited = Duration::ZERO;
+                let mut next = std::time::Instant::now() + self.interval;
                 while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(step);
-                    waited += step;
-                    if waited >= self.interval {
-                        waited = Duration::ZERO;
-                        self.tick();
+                    let now = std::time::Instant::now();
+                    if now < next {
+                        // May return early (an unpark, or spuriously): the loop checks again.
+                        std::thread::park_timeout(next - now);
+                        continue;
                     }
+                    next = now + self.interval;
+                    self.tick();
                 }
             })
     }
