@@ -7,6 +7,7 @@
 
 pub mod link;
 pub mod loadgen;
+pub mod schedgaps;
 pub mod show;
 pub mod tls;
 
