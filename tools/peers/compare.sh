@@ -33,9 +33,12 @@
 #   gateway-signed   (--keys N) gateway with [auth]: the load key only, signed Logon
 #   gateway-keysN    (--keys N) the same with N more keys in the store (`keys generate`)
 #   quickfix         tools/peers quickfix-acceptor (QuickFIX C++), busy-polling, memory store
-#   quickfix-file    the same with QuickFIX's file store (--store file): like the gateway's
-#                    journal, every message goes to a file; --quickfix-store memory|file|both
-#                    (default both) picks the rows
+#   quickfix-file    the same with QuickFIX's file store (--store file, under --out: the
+#                    gateway's file system): like the gateway's journal, every message is
+#                    written to a file (QuickFIX fflushes each, no fsync; the gateway at
+#                    flush_interval_ms = 0 does not fdatasync either). Our gateway journals
+#                    every order, QuickFIX's memory store does not: both rows make the fair
+#                    comparison. --quickfix-store memory|file|both (default both) picks them
 # Echo messages are --size bytes (default 160, about one of loadgen's NewOrderSingle).
 #
 # Everything lands in --out (default target/compare/<UTC time>): per run .txt/.json/.hgrm and
@@ -249,7 +252,8 @@ run_quickfix() {
     local f=$OUT/$label$SUF
     echo "== $label$SUF: quickfix-acceptor --mode poll --store $store"
     [[ -x $BIN/quickfix-acceptor ]] || die "$BIN/quickfix-acceptor is missing"
-    start_server "$f.server.log" 'listening on' \
+    # The file store goes into a temporary folder: under $OUT, beside the gateway's data.
+    TMPDIR=$OUT start_server "$f.server.log" 'listening on' \
         "$BIN/quickfix-acceptor" --port "$QF_PORT" --cpu "$SERVER_CPU" --mode poll --store "$store"
     "$BIN/loadgen" fix --connect "127.0.0.1:$QF_PORT" "${LOAD[@]}" --cpu "$CLIENT_CPU" \
         --hgrm "$f.hgrm" --json "$f.json" --timeline "$f.timeline.csv" | tee "$f.txt" || true

@@ -46,14 +46,21 @@ enum Cmd {
     Plot(PlotArgs),
     /// Prints the JSON summaries of several runs (LABEL=FILE[,FILE…], one file per round) as
     /// one table: medians over rounds, ratios of the --subject runs to the others.
+    ///
+    /// One row per system. A system measured in several interleaved rounds
+    /// (tools/peers/compare.sh --rounds N) gives one JSON summary per round,
+    /// `LABEL=r1.json,r2.json,…` (`-` for a round that measured nothing). Its row is then the
+    /// median over its rounds of each percentile (achieved/s: the median; rejected and
+    /// unanswered: summed over rounds), and a ratio row (subject ÷ other) is the median of the
+    /// ratios taken within each round — both systems measured minutes apart at most — not the
+    /// ratio of the medians. The median of an even count is the mean of the two middle values;
+    /// a round either system did not measure is left out of the ratio. --spread prints every
+    /// round's ratio of one percentile, then their median. With one file per system the table
+    /// is the plain one-run table.
     Table(TableArgs),
 }
 
-/// One row per system. A system measured in several interleaved rounds (tools/peers/compare.sh
-/// --rounds N) gives one JSON summary per round, `LABEL=r1.json,r2.json,…` (`-` for a round
-/// that measured nothing); its row is then the median over its rounds of each percentile, and
-/// a ratio (subject ÷ other) is the median of the ratios taken within each round, not the ratio
-/// of the medians. The median of an even count is the mean of the two middle values.
+/// `loadgen table` (the statistics: [`rounds`]).
 #[derive(Args, Debug)]
 #[command(
     after_help = "Example: loadgen table --subject gateway --spread p50:floor-a \\
