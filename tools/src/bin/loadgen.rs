@@ -121,7 +121,8 @@ struct LoadArgs {
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=3_600_000_000))]
     stall_us: u64,
     /// Write a CSV timeline of the measured orders here, per 10 ms of intended send time:
-    /// start_ms (from the run's start, warm-up included), orders, max_us, p50_us.
+    /// start_ms (from the run's start, warm-up included), orders, max_us, p50_us (a bucket
+    /// without measured orders: 0, 0, 0).
     #[arg(long)]
     timeline: Option<PathBuf>,
 }
