@@ -21,7 +21,7 @@ use portcullis_tools::loadgen::wire::{
     self, Clock, Echo, Fix, FixConfig, Load, Plan, Polling, Wire,
 };
 use portcullis_tools::loadgen::{
-    orders_for, sender_comp_id, write_hgrm, Mix, Recorder, RunInfo, NS_PER_S,
+    orders_for, rounds, sender_comp_id, stalls, write_hgrm, Mix, Recorder, RunInfo, NS_PER_S,
 };
 
 /// Load generator and latency floor for Portcullis.
@@ -44,19 +44,41 @@ enum Cmd {
     GenConfig(GenConfigArgs),
     /// Draws the percentile plot of .hgrm files (LABEL=FILE) into one SVG.
     Plot(PlotArgs),
-    /// Prints the JSON summaries of several runs (LABEL=FILE) as one table, with the ratios of
-    /// the --subject runs to the others.
+    /// Prints the JSON summaries of several runs (LABEL=FILE[,FILE…], one file per round) as
+    /// one table: medians over rounds, ratios of the --subject runs to the others.
+    ///
+    /// One row per system. A system measured in several interleaved rounds
+    /// (tools/peers/compare.sh --rounds N) gives one JSON summary per round,
+    /// `LABEL=r1.json,r2.json,…` (`-` for a round that measured nothing). Its row is then the
+    /// median over its rounds of each percentile (achieved/s: the median; rejected and
+    /// unanswered: summed over rounds), and a ratio row (subject ÷ other) is the median of the
+    /// ratios taken within each round — both systems measured minutes apart at most — not the
+    /// ratio of the medians. The median of an even count is the mean of the two middle values;
+    /// a round either system did not measure is left out of the ratio. --spread prints every
+    /// round's ratio of one percentile, then their median. With one file per system the table
+    /// is the plain one-run table.
     Table(TableArgs),
 }
 
+/// `loadgen table` (the statistics: [`rounds`]).
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Example: loadgen table --subject gateway --spread p50:floor-a \\
+  floor-a=floor-a.r1.json,floor-a.r2.json,floor-a.r3.json \\
+  gateway=gateway.r1.json,gateway.r2.json,gateway.r3.json"
+)]
 struct TableArgs {
     /// Runs whose percentiles are given as ratios to every other run (repeatable).
     #[arg(long)]
     subject: Vec<String>,
-    /// LABEL=FILE.json, one row each, in this order.
-    #[arg(required = true, value_parser = labelled_path)]
-    runs: Vec<(String, PathBuf)>,
+    /// COLUMN:LABEL (e.g. p99.9:floor-a): also print each subject's per-round ratios of that
+    /// percentile (p50, p90, p99, p99.9, p99.99, max) to LABEL's, so their spread shows
+    /// (repeatable).
+    #[arg(long, value_parser = rounds::Spread::parse)]
+    spread: Vec<rounds::Spread>,
+    /// LABEL=FILE.json[,FILE.json…]: one row each, in this order; the i-th file is round i.
+    #[arg(required = true, value_parser = rounds::parse_system_arg)]
+    runs: Vec<(String, Vec<Option<PathBuf>>)>,
 }
 
 #[derive(Args, Debug)]
@@ -94,6 +116,15 @@ struct LoadArgs {
     /// Draw the percentile plot (SVG) here.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Stall threshold, µs: consecutive measured orders (by intended send time) slower than this
+    /// form a stall episode; the count, total time and the 5 longest are reported.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=3_600_000_000))]
+    stall_us: u64,
+    /// Write a CSV timeline of the measured orders here, per 10 ms of intended send time:
+    /// start_ms (from the run's start, warm-up included), orders, max_us, p50_us (a bucket
+    /// without measured orders: 0, 0, 0).
+    #[arg(long)]
+    timeline: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -343,6 +374,9 @@ fn connect(addr: &str) -> Result<TcpStream, String> {
     Err(last)
 }
 
+/// Bucket width of `--timeline`, ms.
+const TIMELINE_MS: u64 = 10;
+
 fn ns(s: f64) -> u64 {
     (s * NS_PER_S as f64).round() as u64
 }
@@ -400,6 +434,7 @@ fn measure<W: Wire>(
             return ExitCode::from(2);
         }
     };
+    rec.stall_ns = load.stall_us.saturating_mul(1_000);
     let plan = Plan {
         load: plan_load,
         total_ns,
@@ -489,6 +524,17 @@ fn measure<W: Wire>(
         let written = std::fs::File::create(path).and_then(|f| {
             let mut w = io::BufWriter::new(f);
             write_hgrm(&rec.hist, &mut w)?;
+            w.flush()
+        });
+        if let Err(e) = written {
+            eprintln!("loadgen: cannot write {}: {e}", path.display());
+            code = 2;
+        }
+    }
+    if let Some(path) = &load.timeline {
+        let written = std::fs::File::create(path).and_then(|f| {
+            let mut w = io::BufWriter::new(f);
+            stalls::write_timeline_csv(&rec.timeline(TIMELINE_MS), &mut w)?;
             w.flush()
         });
         if let Err(e) = written {
@@ -834,121 +880,27 @@ fn gen_config(a: GenConfigArgs) -> ExitCode {
 
 // ------------------------------------------------------------------------------ table
 
-/// The percentiles a table shows, with their JSON keys.
-const COLUMNS: [(&str, &str); 6] = [
-    ("p50", "p50"),
-    ("p90", "p90"),
-    ("p99", "p99"),
-    ("p99.9", "p99_9"),
-    ("p99.99", "p99_99"),
-    ("max", "max"),
-];
-
-/// One run of the table: label, percentiles (µs), achieved rate, rejected, unanswered, ended.
-struct Row {
-    label: String,
-    p: [f64; 6],
-    achieved: f64,
-    rejected: u64,
-    unanswered: u64,
-    ended: Option<String>,
-}
-
-fn read_row(label: &str, path: &std::path::Path) -> Result<Row, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let lat = &v["latency_us"];
-    let mut p = [0.0; 6];
-    for (slot, (_, key)) in p.iter_mut().zip(COLUMNS) {
-        *slot = lat[key].as_f64().ok_or_else(|| {
-            format!(
-                "{}: no latency_us.{key}: not a loadgen summary",
-                path.display()
-            )
-        })?;
-    }
-    Ok(Row {
-        label: label.to_string(),
-        p,
-        achieved: v["achieved_rate"].as_f64().unwrap_or(0.0),
-        rejected: v["rejected"].as_u64().unwrap_or(0),
-        unanswered: v["unanswered"].as_u64().unwrap_or(0),
-        ended: v["ended"].as_str().map(str::to_string),
-    })
-}
-
-fn table_text(rows: &[Row], subjects: &[String]) -> String {
-    use std::fmt::Write as _;
-    let w = rows.iter().map(|r| r.label.len()).max().unwrap_or(6).max(6);
-    let mut t = String::new();
-    let _ = write!(t, "{:<w$}", "µs");
-    for (name, _) in COLUMNS {
-        let _ = write!(t, " {name:>9}");
-    }
-    let _ = writeln!(
-        t,
-        " {:>11} {:>8} {:>10}",
-        "achieved/s", "rejected", "unanswered"
-    );
-    for r in rows {
-        let _ = write!(t, "{:<w$}", r.label);
-        for v in r.p {
-            let _ = write!(t, " {v:>9.1}");
-        }
-        let _ = writeln!(
-            t,
-            " {:>11.0} {:>8} {:>10}{}",
-            r.achieved,
-            r.rejected,
-            r.unanswered,
-            r.ended
-                .as_deref()
-                .map(|e| format!("  (ended early: {e})"))
-                .unwrap_or_default()
-        );
-    }
-    for s in subjects {
-        let Some(subject) = rows.iter().find(|r| &r.label == s) else {
-            continue;
-        };
-        let _ = writeln!(t, "\n{} as a multiple of:", subject.label);
-        for r in rows.iter().filter(|r| r.label != subject.label) {
-            let _ = write!(t, "{:<w$}", r.label);
-            for (a, b) in subject.p.iter().zip(r.p) {
-                if b > 0.0 {
-                    let _ = write!(t, " {:>8.2}×", a / b);
-                } else {
-                    let _ = write!(t, " {:>9}", "-");
-                }
-            }
-            t.push('\n');
-        }
-    }
-    t
-}
-
 fn table(a: TableArgs) -> ExitCode {
-    let mut rows = Vec::new();
-    for (label, path) in &a.runs {
-        match read_row(label, path) {
-            Ok(r) => rows.push(r),
+    let mut systems = Vec::new();
+    for (label, files) in &a.runs {
+        match rounds::read_system(label, files) {
+            Ok(s) => systems.push(s),
             Err(e) => {
                 eprintln!("loadgen: {e}");
                 return ExitCode::from(2);
             }
         }
     }
-    if let Some(s) = a
-        .subject
-        .iter()
-        .find(|s| !rows.iter().any(|r| &r.label == *s))
-    {
-        eprintln!("loadgen: --subject {s} names no run");
-        return ExitCode::from(2);
+    match rounds::render(&systems, &a.subject, &a.spread) {
+        Ok(t) => {
+            print!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(2)
+        }
     }
-    print!("{}", table_text(&rows, &a.subject));
-    ExitCode::SUCCESS
 }
 
 // ------------------------------------------------------------------------------ plot

@@ -12,7 +12,11 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 pub mod plot;
+pub mod rounds;
+pub mod stalls;
 pub mod wire;
+
+use stalls::{Stalls, UNTIMED};
 
 pub const NS_PER_S: u64 = 1_000_000_000;
 
@@ -176,6 +180,9 @@ pub struct Recorder {
     intended: Vec<u64>,
     state: Vec<u8>,
     op: Vec<Op>,
+    /// Latency of each timed order (acked, intended at or after the warm-up), ns; [`UNTIMED`]
+    /// for the others. The stall episodes and the timeline are computed from it after the run.
+    latency: Vec<u64>,
     /// Per kind (index `Op as usize`): sent, acked, rejected.
     by_op: [OpCounts; 3],
     /// Latencies of acknowledged orders intended at or after the warm-up, in ns.
@@ -190,7 +197,12 @@ pub struct Recorder {
     pub measured_sent: u64,
     /// First answer of a measured order (ack or reject), latest, ns after the start.
     pub last_measured_answer_ns: u64,
+    /// An order is stalled when its latency exceeds this (ns): see [`Recorder::stalls`].
+    pub stall_ns: u64,
 }
+
+/// The default stall threshold (`--stall-us`), ns.
+pub const DEFAULT_STALL_NS: u64 = 200_000;
 
 impl Recorder {
     /// Room for `capacity` orders; the vectors are written once so their pages are faulted in
@@ -213,10 +225,16 @@ impl Recorder {
         op.try_reserve_exact(capacity)
             .map_err(|e| format!("cannot allocate {capacity} orders: {e}"))?;
         op.resize(capacity, Op::New);
+        let mut latency = Vec::new();
+        latency
+            .try_reserve_exact(capacity)
+            .map_err(|e| format!("cannot allocate {capacity} orders: {e}"))?;
+        latency.resize(capacity, UNTIMED);
         Ok(Recorder {
             intended,
             state,
             op,
+            latency,
             by_op: [OpCounts::default(); 3],
             hist,
             warmup_ns,
@@ -226,6 +244,7 @@ impl Recorder {
             rejected: 0,
             measured_sent: 0,
             last_measured_answer_ns: 0,
+            stall_ns: DEFAULT_STALL_NS,
         })
     }
 
@@ -294,7 +313,11 @@ impl Recorder {
             self.acked += 1;
             self.by_op[op].acked += 1;
             if measured {
-                self.hist.saturating_record(now_ns.saturating_sub(t).max(1));
+                let lat = now_ns.saturating_sub(t).max(1);
+                self.hist.saturating_record(lat);
+                if let Some(slot) = self.latency.get_mut(i) {
+                    *slot = lat;
+                }
             }
         } else {
             *s = REJECTED;
@@ -356,8 +379,19 @@ impl Recorder {
                 p99_99: q(0.9999),
                 max: if h.is_empty() { 0.0 } else { us(h.max()) },
             },
+            stalls: self.stalls(),
             ended: run.ended,
         }
+    }
+
+    /// Stall episodes of the timed orders over [`Recorder::stall_ns`] ([`stalls::find`]).
+    pub fn stalls(&self) -> Stalls {
+        stalls::find(&self.intended, &self.latency, self.stall_ns)
+    }
+
+    /// The timed orders in buckets of `width_ms` by intended send time ([`stalls::timeline`]).
+    pub fn timeline(&self, width_ms: u64) -> Vec<stalls::Bucket> {
+        stalls::timeline(&self.intended, &self.latency, width_ms)
     }
 
     fn measured_rejected(&self) -> u64 {
@@ -435,6 +469,8 @@ pub struct Summary {
     /// Answers per second of measured orders, from the end of the warm-up to the last answer.
     pub achieved_rate: f64,
     pub latency_us: Percentiles,
+    /// Episodes of consecutive timed orders over the stall threshold (`--stall-us`).
+    pub stalls: Stalls,
     pub ended: Option<String>,
 }
 
@@ -481,6 +517,17 @@ impl Summary {
             "{:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}\n",
             p.p50, p.p90, p.p99, p.p99_9, p.p99_99, p.max
         ));
+        let st = &self.stalls;
+        s.push_str(&format!(
+            "stall episodes (consecutive orders over {} µs): {}, {:.1} ms in all\n",
+            st.threshold_us, st.episodes, st.total_ms
+        ));
+        for e in &st.longest {
+            s.push_str(&format!(
+                "  at {:>9.1} ms: {:>8.2} ms long, worst {:>9.1} µs, {} orders\n",
+                e.start_ms, e.duration_ms, e.worst_us, e.orders
+            ));
+        }
         if let Some(e) = &self.ended {
             s.push_str(&format!("run ended early: {e}\n"));
         }
