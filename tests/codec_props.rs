@@ -259,9 +259,12 @@ fn distant_trailer_is_too_large_however_the_bytes_arrive() {
 // ---------------------------------------------------------------------------------------------
 // `fix::validate`: the fast path against the precise one.
 
-/// Valid messages of the types the fast path is for, as (tag, value) lists after 8, 9 and 35 (the
-/// trailer is added when encoding): `(version, MsgType, fields)`.
-fn valid_messages() -> Vec<(BeginString, &'static str, Vec<(i32, &'static str)>)> {
+/// A message as its version, MsgType and the (tag, value) list after 8, 9 and 35 (the trailer is
+/// added when encoding).
+type Sample = (BeginString, &'static str, Vec<(i32, &'static str)>);
+
+/// Valid messages of the types the fast path is for.
+fn valid_messages() -> Vec<Sample> {
     let session = [
         (34, "2"),
         (49, "TW"),
