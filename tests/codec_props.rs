@@ -1,10 +1,13 @@
 //! Property tests of the FIX tag=value codec (`src/fix/`): encode/decode round trips, decimals,
-//! timestamps, checksum, and framing of arbitrary or corrupted bytes.
+//! timestamps, checksum, framing of arbitrary or corrupted bytes, and validation's fast path
+//! against its precise path on mutated valid messages.
 
 use portcullis::fix::checksum::checksum;
 use portcullis::fix::decode::{parse_decimal, parse_timestamp};
 use portcullis::fix::encode::{write_decimal, write_timestamp};
-use portcullis::fix::{frame, Frame, Message, TimePrecision, Writer};
+use portcullis::fix::testing::with_trailer;
+use portcullis::fix::validate::{fast, validate, validate_precise, Invalid};
+use portcullis::fix::{frame, BeginString, Frame, Message, TimePrecision, Writer};
 use portcullis::fuzzing::{frames, DEFAULT_MAX_MSG_LEN, SMALL_MAX_MSG_LEN};
 use portcullis::model::Nanos;
 use proptest::prelude::*;
@@ -251,4 +254,291 @@ fn distant_trailer_is_too_large_however_the_bytes_arrive() {
     stream.extend(b"\x0110=000\x01");
     assert_eq!(frame(&stream[..300], SMALL_MAX_MSG_LEN), Frame::TooLarge);
     assert_eq!(frame(&stream, SMALL_MAX_MSG_LEN), Frame::TooLarge);
+}
+
+// ---------------------------------------------------------------------------------------------
+// `fix::validate`: the fast path against the precise one.
+
+/// A message as its version, MsgType and the (tag, value) list after 8, 9 and 35 (the trailer is
+/// added when encoding).
+type Sample = (BeginString, &'static str, Vec<(i32, &'static str)>);
+
+/// Valid messages of the types the fast path is for.
+fn valid_messages() -> Vec<Sample> {
+    let session = [
+        (34, "2"),
+        (49, "TW"),
+        (52, "20240101-00:00:00.123"),
+        (56, "ISLD"),
+    ];
+    let with = |extra: &[(i32, &'static str)]| {
+        let mut v = session.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    let order = [
+        (11, "ORD1"),
+        (1, "ACC-7"),
+        (55, "AAPL"),
+        (54, "1"),
+        (38, "100"),
+        (40, "2"),
+        (44, "187.25"),
+        (59, "0"),
+        (60, "20240101-00:00:00.122"),
+    ];
+    let cancel = [
+        (41, "ORD1"),
+        (11, "ORD2"),
+        (55, "AAPL"),
+        (54, "2"),
+        (38, "100"),
+        (60, "20240101-00:00:00"),
+    ];
+    let replace = [
+        (41, "ORD1"),
+        (11, "ORD3"),
+        (55, "AAPL"),
+        (54, "1"),
+        (38, "200"),
+        (40, "2"),
+        (44, "187.5"),
+        (21, "1"),
+        (60, "20240101-00:00:00"),
+    ];
+    let f44 = BeginString::Fix44;
+    let f42 = BeginString::Fix42;
+    vec![
+        (f44, "D", with(&order)),
+        (
+            f44,
+            "D",
+            with(&[
+                (11, "X"),
+                (55, "Y"),
+                (54, "2"),
+                (40, "1"),
+                (60, "20240101-00:00:00"),
+                (18, "1 G"),
+                (167, "CS"),
+                (126, "20240102-00:00:00"),
+                (58, "hi"),
+            ]),
+        ),
+        (
+            f44,
+            "D",
+            with(&[
+                (11, "S"),
+                (55, "Y"),
+                (54, "1"),
+                (40, "4"),
+                (44, "9.5"),
+                (99, "9.75"),
+                (60, "20240101-00:00:00"),
+                (453, "1"),
+                (448, "P"),
+                (447, "D"),
+                (452, "3"),
+            ]),
+        ),
+        (f44, "F", with(&cancel)),
+        (f44, "G", with(&replace)),
+        (f44, "0", with(&[])),
+        (f44, "0", with(&[(112, "T1")])),
+        (f44, "1", with(&[(112, "T1")])),
+        (
+            f44,
+            "j",
+            with(&[(45, "3"), (372, "D"), (380, "3"), (58, "no")]),
+        ),
+        (
+            f44,
+            "8",
+            with(&[
+                (37, "O1"),
+                (17, "E1"),
+                (150, "0"),
+                (39, "0"),
+                (55, "X"),
+                (54, "1"),
+                (151, "1"),
+                (14, "0"),
+                (6, "0"),
+            ]),
+        ),
+        (
+            f42,
+            "D",
+            with(&[
+                (11, "ORD1"),
+                (21, "1"),
+                (55, "AAPL"),
+                (54, "1"),
+                (38, "100"),
+                (40, "2"),
+                (44, "1.5"),
+            ]),
+        ),
+        (
+            f42,
+            "F",
+            with(&[
+                (41, "ORD1"),
+                (11, "ORD2"),
+                (55, "AAPL"),
+                (54, "2"),
+                (38, "100"),
+                (60, "20240101-00:00:00"),
+            ]),
+        ),
+        (
+            f42,
+            "G",
+            with(&[
+                (41, "ORD1"),
+                (11, "ORD3"),
+                (21, "1"),
+                (55, "AAPL"),
+                (54, "1"),
+                (38, "5"),
+                (40, "1"),
+                (60, "20240101-00:00:00"),
+            ]),
+        ),
+        (f42, "0", with(&[])),
+        (f42, "1", with(&[(112, "T1")])),
+    ]
+}
+
+/// `8=..|9=..|35=<mt>|<fields>|10=..|` with BodyLength and CheckSum right.
+fn fix_bytes(version: BeginString, mt: &str, fields: &[(i32, String)]) -> Vec<u8> {
+    let mut text = format!(
+        "8={}\x019=0\x0135={mt}\x01",
+        std::str::from_utf8(version.as_bytes()).unwrap_or("")
+    );
+    for (t, v) in fields {
+        text.push_str(&format!("{t}={v}\x01"));
+    }
+    with_trailer(text.as_bytes())
+}
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    Drop(prop::sample::Index),
+    Duplicate(prop::sample::Index, prop::sample::Index),
+    Garble(prop::sample::Index, String),
+    Insert(prop::sample::Index, i32, String),
+    Move(prop::sample::Index, prop::sample::Index),
+}
+
+fn garbage() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("0".to_string()),
+        Just("1".to_string()),
+        Just("2".to_string()),
+        Just("Z".to_string()),
+        Just("1e5".to_string()),
+        Just("-1".to_string()),
+        Just("+1".to_string()),
+        Just("1 !".to_string()),
+        Just("20240101-24:00:00".to_string()),
+        Just("20240101-00:00:00".to_string()),
+        "[-+. 0-9A-Za-z]{0,6}",
+    ]
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let idx = any::<prop::sample::Index>;
+    let tag = prop_oneof![
+        // Unknown to the dictionaries, header and trailer, other messages', group counts and
+        // members, conditional fields, NoHops (a header group).
+        prop::sample::select(vec![
+            0, -1, 999, 5000, 8191, 8192, 100_000, 8, 9, 10, 34, 35, 43, 49, 52, 56, 89, 93, 97,
+            122, 627, 628, 11, 37, 38, 40, 41, 44, 54, 55, 58, 59, 99, 112, 152, 167, 21, 386, 336,
+            453, 448, 447, 452, 78, 79, 80, 372, 380,
+        ]),
+        1..1000i32,
+    ];
+    prop_oneof![
+        idx().prop_map(Mutation::Drop),
+        (idx(), idx()).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
+        (idx(), garbage()).prop_map(|(a, v)| Mutation::Garble(a, v)),
+        (idx(), tag, garbage()).prop_map(|(a, t, v)| Mutation::Insert(a, t, v)),
+        (idx(), idx()).prop_map(|(a, b)| Mutation::Move(a, b)),
+    ]
+}
+
+/// Applies `m` to the fields after MsgType (8, 9, 35 and the trailer's 10 stay in place).
+fn mutate(fields: &mut Vec<(i32, String)>, m: &Mutation) {
+    let n = fields.len();
+    match m {
+        Mutation::Drop(i) if n > 0 => {
+            fields.remove(i.index(n));
+        }
+        Mutation::Duplicate(i, j) if n > 0 => {
+            let f = fields[i.index(n)].clone();
+            fields.insert(j.index(n + 1), f);
+        }
+        Mutation::Garble(i, v) if n > 0 => fields[i.index(n)].1 = v.clone(),
+        Mutation::Insert(i, t, v) => fields.insert(i.index(n + 1), (*t, v.clone())),
+        Mutation::Move(i, j) if n > 0 => {
+            let f = fields.remove(i.index(n));
+            fields.insert(j.index(n), f);
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_fast_path_accepts_the_valid_messages_without_groups() {
+    for (version, mt, fields) in valid_messages() {
+        let fields: Vec<(i32, String)> = fields.iter().map(|(t, v)| (*t, v.to_string())).collect();
+        let bytes = fix_bytes(version, mt, &fields);
+        let m = Message::decode(&bytes).expect("decodes");
+        let with_group = fields.iter().any(|(t, _)| *t == 453);
+        let outbound_only = mt == "8";
+        let want = if outbound_only {
+            Err(Invalid::UnsupportedMessageType)
+        } else {
+            Ok(())
+        };
+        assert_eq!(validate_precise(&m, version), want, "{version:?} {mt}");
+        assert_eq!(
+            fast::accepts(&m, version),
+            !with_group && !outbound_only,
+            "{version:?} {mt}"
+        );
+        assert_eq!(validate(&m, version), want, "{version:?} {mt}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// The fast path accepts only what the precise path accepts, so `validate` (fast, then
+    /// precise) reports exactly what the precise path reports: same reason, same RefTagID.
+    #[test]
+    fn validate_fast_path_agrees_with_the_precise_path(
+        which in any::<prop::sample::Index>(),
+        mutations in prop::collection::vec(mutation(), 0..4),
+    ) {
+        let messages = valid_messages();
+        let (version, mt, fields) = &messages[which.index(messages.len())];
+        let mut fields: Vec<(i32, String)> =
+            fields.iter().map(|(t, v)| (*t, v.to_string())).collect();
+        for m in &mutations {
+            mutate(&mut fields, m);
+        }
+        let bytes = fix_bytes(*version, mt, &fields);
+        let Ok(m) = Message::decode(&bytes) else {
+            return Ok(());
+        };
+        let precise = validate_precise(&m, *version);
+        if fast::accepts(&m, *version) {
+            prop_assert_eq!(precise, Ok(()), "fast path accepted {:?}", fields);
+        }
+        prop_assert_eq!(validate(&m, *version), precise);
+    }
 }

@@ -27,6 +27,13 @@
 //!    are still checked (steps 1–5); the body of an `unsupported` type is not, since the
 //!    dictionary does not describe it.
 //!
+//! # Fast path
+//! [`validate`] first asks [`fast::accepts`], one pass over compile-time tables (rank, allowed,
+//! seen and required bitsets per message type, a value check chosen per field), whether the
+//! message is certainly valid; only when it cannot say so (a problem, a repeating group, a type
+//! we refuse) does [`validate_precise`] run the checks above in order. The fast path never
+//! produces an error itself, so the reported reason and RefTagID are the precise path's.
+//!
 //! # FIX 4.2
 //! FIX 4.2's SessionRejectReason <373> stops at 11. `validate` still names the precise reason;
 //! [`SessionRejectReason::wire_value`] returns `None` for 13..=17 and 99 on a 4.2 session, and
@@ -39,6 +46,8 @@ use super::dict::{
     MAX_TAG,
 };
 use super::BeginString;
+
+pub mod fast;
 
 /// SessionRejectReason <373>.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +131,22 @@ impl SessionRejectReason {
 }
 
 /// Validates `msg` for the session's FIX version. `Ok(())` when it may be processed.
+///
+/// A valid message without repeating groups is accepted by [`fast::accepts`] in one pass over
+/// compile-time tables; anything else (a problem, a group, a type we refuse) goes to
+/// [`validate_precise`], which names the problem. Both give the same result for every message.
+#[inline]
 pub fn validate(msg: &Message<'_>, version: BeginString) -> Result<(), Invalid> {
+    if fast::accepts(msg, version) {
+        return Ok(());
+    }
+    validate_precise(msg, version)
+}
+
+/// [`validate`] without the fast path: the checks in the order the module doc gives. Public
+/// so that tests can hold the fast path to it.
+#[inline(never)]
+pub fn validate_precise(msg: &Message<'_>, version: BeginString) -> Result<(), Invalid> {
     let d = dictionary(version);
     let fields = msg.fields();
 
