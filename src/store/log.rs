@@ -32,7 +32,7 @@ use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memmap2::{MmapMut, MmapOptions};
@@ -60,12 +60,14 @@ const PAGE_BYTES: usize = 4096;
 /// The segment helper write-faults this many pages, then sleeps `PACE_SLEEP`.
 const PACE_PAGES: usize = 16;
 const PACE_SLEEP: std::time::Duration = std::time::Duration::from_micros(200);
-/// Pacing stops after this long (a starved helper would otherwise make the gateway thread wait
-/// at its roll): the rest of the segment is faulted in one go. Paced, a 64 MiB segment takes
-/// ≈ 0.3 s on a quiet 2-core box (1024 bursts); 150 ms used to cut that short and fault the
-/// last half in one 20 ms run, which a `sched_switch` trace showed as the longest preemption of
-/// the spinning threads.
-const PACE_BUDGET: std::time::Duration = std::time::Duration::from_millis(600);
+/// Pacing never lasts longer than this (a starved helper would otherwise make the gateway
+/// thread wait at its roll): the rest of the segment is faulted in one go. Within it, the
+/// helper paces for half the time the writer took to fill the first half of its active segment
+/// (the time left before it needs the next one is about that long again). Paced, a 64 MiB
+/// segment takes ≈ 0.3 s on a quiet 2-core box (1024 bursts); a fixed 150 ms used to cut that
+/// short at 10k orders/s and fault the last half in one 20 ms run, which a `sched_switch` trace
+/// showed as the longest preemption of the spinning threads.
+const PACE_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where a record lives: segment index (within this log, since open or reset) and byte offset.
 ///
@@ -129,6 +131,8 @@ pub struct AppendLog {
     spare: Option<Spare>,
     /// Rolls that had to wait for, or do, the segment creation themselves.
     slow_rolls: u64,
+    /// When the active segment became active (paces the helper: see [`PACE_BUDGET`]).
+    active_since: std::time::Instant,
 }
 
 /// The next segment of a log, created (and pre-faulted) ahead of time by one process-wide helper
@@ -142,6 +146,10 @@ struct Spare {
     done: crossbeam_channel::Sender<io::Result<Segment>>,
     ready: crossbeam_channel::Receiver<io::Result<Segment>>,
     requested: bool,
+    /// Set once the active segment is three quarters full and its successor was requested but
+    /// may not be ready: the helper stops pausing between bursts (see [`Segment::create_paced`]).
+    hurry: Arc<AtomicBool>,
+    hurried: bool,
 }
 
 /// One request to the segment helper. Every field is a clone of an `Arc` or a channel handle,
@@ -152,6 +160,9 @@ struct SegmentJob {
     number: u32,
     segment_bytes: usize,
     done: crossbeam_channel::Sender<io::Result<Segment>>,
+    hurry: Arc<AtomicBool>,
+    /// Pause between bursts only until then.
+    pace_until: std::time::Instant,
 }
 
 /// The helper thread's queue, started on first use.
@@ -170,7 +181,7 @@ fn segment_helper() -> Option<&'static crossbeam_channel::Sender<SegmentJob>> {
                             &job.name,
                             job.number,
                             job.segment_bytes,
-                            true,
+                            Some((&job.hurry, job.pace_until)),
                         );
                         let _ = job.done.send(seg);
                     }
@@ -197,6 +208,8 @@ impl Spare {
             done,
             ready,
             requested: false,
+            hurry: Arc::new(AtomicBool::new(false)),
+            hurried: false,
         }
     }
 }
@@ -249,6 +262,7 @@ impl AppendLog {
             // Start the helper now (cold) rather than on the hot thread's first request.
             spare: segment_helper().map(|_| Spare::new(dir, name)),
             slow_rolls: 0,
+            active_since: crate::clock::monotonic(),
         };
         log.zero_tail();
         Ok(log)
@@ -375,6 +389,7 @@ impl AppendLog {
         sync_dir(&self.dir)?;
         self.write_offset = 0;
         self.flushed_sealed.set(0);
+        self.active_since = crate::clock::monotonic();
         Ok(())
     }
 
@@ -393,23 +408,36 @@ impl AppendLog {
         self.sealed.is_empty() && self.write_offset == 0
     }
 
-    /// Asks the helper thread for the next segment once the active one is half full.
+    /// Asks the helper thread for the next segment once the active one is half full, and tells
+    /// it to hurry once the active one is three quarters full.
     #[inline]
     fn request_spare(&mut self) {
         let Some(spare) = &mut self.spare else { return };
-        if spare.requested || self.write_offset <= self.active.map.len() / 2 {
+        if spare.requested {
+            if !spare.hurried && self.write_offset > self.active.map.len() / 4 * 3 {
+                spare.hurry.store(true, Ordering::Relaxed);
+                spare.hurried = true;
+            }
+            return;
+        }
+        if self.write_offset <= self.active.map.len() / 2 {
             return;
         }
         let (Some(helper), Some(number)) = (segment_helper(), self.active.number.checked_add(1))
         else {
             return;
         };
+        // The first half took this long; the second will take about as long again.
+        let now = crate::clock::monotonic();
+        let half = now.saturating_duration_since(self.active_since);
         let job = SegmentJob {
             dir: spare.dir.clone(),
             name: spare.name.clone(),
             number,
             segment_bytes: self.segment_bytes,
             done: spare.done.clone(),
+            hurry: spare.hurry.clone(),
+            pace_until: now + (half / 2).min(PACE_BUDGET),
         };
         spare.requested = helper.try_send(job).is_ok();
     }
@@ -426,6 +454,8 @@ impl AppendLog {
         if let Some(spare) = &mut self.spare {
             if spare.requested {
                 spare.requested = false;
+                spare.hurried = false;
+                spare.hurry.store(false, Ordering::Relaxed);
                 match spare.ready.try_recv() {
                     Ok(Ok(seg)) if seg.number == next => return Ok(seg),
                     Ok(_) => {}
@@ -459,6 +489,7 @@ impl AppendLog {
         self.sealed.push(full);
         self.write_offset = 0;
         self.segment_rolls += 1;
+        self.active_since = crate::clock::monotonic();
         Ok(())
     }
 
@@ -570,21 +601,22 @@ impl Segment {
     /// Created under a temporary name and renamed into place, so a crash never leaves a
     /// half-sized segment under the real name.
     fn create(dir: &Path, name: &str, number: u32, segment_bytes: usize) -> io::Result<Segment> {
-        Segment::create_paced(dir, name, number, segment_bytes, false)
+        Segment::create_paced(dir, name, number, segment_bytes, None)
     }
 
-    /// [`Segment::create`]; `paced` (the segment helper, working ahead of need) write-faults the
-    /// pages in bursts of `PACE_PAGES` with a short sleep between them. On a box with a spinning
-    /// thread per core the helper runs by preempting one of them: one burst of ~50 µs at a
-    /// time instead of the whole segment (milliseconds) in one go. Pacing stops after
-    /// `PACE_BUDGET`, so a starved helper still finishes long before the active segment fills
-    /// its second half.
+    /// [`Segment::create`]; `paced` (the segment helper, working ahead of need, with the log's
+    /// hurry flag) write-faults the pages in bursts of `PACE_PAGES` with a short sleep between
+    /// them. On a box with a spinning thread per core the helper runs by preempting one of them:
+    /// one burst of ~50 µs at a time instead of the whole segment (milliseconds) in one go.
+    /// Pacing stops at the job's `pace_until` (half the time the writer took for its first
+    /// half, at most `PACE_BUDGET`) or when the writer raises the hurry flag (its active segment
+    /// is three quarters full), so the segment is ready before the active one fills.
     fn create_paced(
         dir: &Path,
         name: &str,
         number: u32,
         segment_bytes: usize,
-        paced: bool,
+        paced: Option<(&AtomicBool, std::time::Instant)>,
     ) -> io::Result<Segment> {
         let path = segment_path(dir, name, number);
         let tmp = path.with_extension("log.tmp");
@@ -609,10 +641,13 @@ impl Segment {
         let _ = map.advise(memmap2::Advice::Random);
         // One write per page takes the write faults (and page-cache allocation) now, at roll
         // time, instead of on the hot path's next appends.
-        let pace_until = crate::clock::monotonic() + PACE_BUDGET;
         for (i, page) in map.chunks_mut(PAGE_BYTES).enumerate() {
             page[0] = 0;
-            if paced && i % PACE_PAGES == PACE_PAGES - 1 && crate::clock::monotonic() < pace_until {
+            if i % PACE_PAGES == PACE_PAGES - 1
+                && paced.is_some_and(|(hurry, until)| {
+                    !hurry.load(Ordering::Relaxed) && crate::clock::monotonic() < until
+                })
+            {
                 std::thread::sleep(PACE_SLEEP);
             }
         }
