@@ -163,6 +163,11 @@ pub struct Gateway {
     /// Busy-poll mode with a non-empty hot set: the zero-timeout epoll (accepts, cold
     /// connections, venues, writability) runs once every this many duty cycles. 1 = every cycle.
     pub spin_poll_every: u32,
+    /// Busy-poll mode: an idle duty cycle runs the side-effect-free part of the order path over a
+    /// canned order (decode, validate, encode a report) at most once every this many µs, to keep
+    /// its code and data in the core's caches (`engine::warm`). 0 = off. Ignored when
+    /// `busy_poll = false`.
+    pub warm_every_us: u64,
 }
 
 impl Default for Gateway {
@@ -187,6 +192,7 @@ impl Default for Gateway {
             record_ring: 1 << 14,
             spin_read_conns: 8,
             spin_poll_every: 16,
+            warm_every_us: 20,
         }
     }
 }

@@ -48,7 +48,7 @@ mod business_reject_reason {
 
 /// Why an order instruction was refused before it reached a venue.
 #[derive(Clone, Copy, Debug)]
-struct Refusal {
+pub(super) struct Refusal {
     reason: u32,
     text: &'static [u8],
     tag: Option<i32>,
@@ -119,7 +119,7 @@ fn required_char<T>(
 }
 
 /// Reads the fields of a NewOrderSingle we act on into `o` (as far as they are valid).
-fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
+pub(super) fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Refusal> {
     // ClOrdID first: every other refusal needs it to be answered.
     let cl = msg.require(tags::CL_ORD_ID).map_err(Refusal::field)?;
     o.cl_ord_id = OrderIdStr::new(cl).ok_or(Refusal::new(

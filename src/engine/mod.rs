@@ -18,6 +18,7 @@ pub mod reg;
 pub mod risk;
 pub mod stores;
 pub mod venues;
+pub mod warm;
 
 use std::io;
 use std::mem;
@@ -154,6 +155,8 @@ pub struct Engine {
     hot: Vec<HotConn>,
     /// Duty cycles since the last epoll call (hot-set mode).
     since_poll: u32,
+    /// Keeps the order path's code in cache between orders (busy-poll mode only).
+    warmer: warm::Warmer,
     pub(crate) sessions: Vec<SessionSlot>,
     pub(crate) orders: OrderTable,
     pub(crate) journal: Journal,
@@ -584,6 +587,7 @@ impl Engine {
             dirty: Vec::with_capacity(gw.max_connections),
             hot: Vec::with_capacity(if gw.busy_poll { gw.spin_read_conns } else { 0 }),
             since_poll: 0,
+            warmer: warm::Warmer::new(if gw.busy_poll { gw.warm_every_us } else { 0 }),
             sessions,
             orders: OrderTable::new(gw.max_orders),
             journal,
@@ -751,6 +755,9 @@ impl Engine {
         }
         self.flush_dirty(now);
         self.counters.inc(Counter::DutyCycles);
+        if work == 0 && self.warmer.due(now) {
+            self.warmer.run(now);
+        }
         if work > 0 {
             // Cycles that did work: how long the longest took (idle spins are not timed).
             let took = self.clock.now().saturating_sub(now);

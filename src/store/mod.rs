@@ -14,7 +14,7 @@
 //! The one `unsafe` is mapping a file (`log::map_file`): its soundness rests on no other process
 //! truncating or rewriting our files while mapped.
 
-mod crc;
+pub(crate) mod crc;
 pub mod log;
 pub mod session_store;
 
