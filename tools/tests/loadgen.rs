@@ -4,7 +4,8 @@
 //! assertions: the figures depend on the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -188,16 +189,7 @@ fn bad_flags_are_refused_with_a_message() {
 }
 
 fn echo_run(mode: &str) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["echo-server", "--listen", "127.0.0.1:0", "--mode", mode])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line.trim().parse().unwrap();
+    let (mut server, addr) = common::echo_server(mode);
     let dir = tempfile::tempdir().unwrap();
     let (j, h) = (dir.path().join("echo.json"), dir.path().join("echo.hgrm"));
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -304,16 +296,7 @@ fn warm_up_orders_and_rejects_are_not_timed() {
 
 #[test]
 fn a_peer_that_goes_away_mid_run_ends_it_with_exit_1_and_what_was_measured() {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["echo-server", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line.trim().parse().unwrap();
+    let (mut server, addr) = common::echo_server("spin");
     let dir = tempfile::tempdir().unwrap();
     let j = dir.path().join("cut.json");
     let client = Command::new(env!("CARGO_BIN_EXE_loadgen"))

@@ -4,10 +4,10 @@
 //! `loadgen echo` run whose JSON summary and `--timeline` CSV carry the stall fields.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use portcullis_tools::loadgen::rounds::{self, median, Spread};
 use portcullis_tools::loadgen::stalls::{self, Bucket, Episode, UNTIMED};
@@ -364,16 +364,7 @@ fn json(path: &Path) -> serde_json::Value {
 
 /// `loadgen echo` against its spinning echo server with `--stall-us`, JSON and timeline.
 fn echo_with_stalls(stall_us: &str, dir: &Path) -> (serde_json::Value, String, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["echo-server", "--listen", "127.0.0.1:0", "--mode", "spin"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line.trim().parse().unwrap();
+    let (mut server, addr) = common::echo_server("spin");
     let (j, csv) = (
         dir.join(format!("echo{stall_us}.json")),
         dir.join(format!("echo{stall_us}.csv")),
