@@ -5,7 +5,8 @@
 //! when orders came back to back (`tuning.md`, *Where an order's time goes*). Every
 //! `gateway.warm_every_us` of idleness the loop runs the side-effect-free part of the order
 //! path once over a canned NewOrderSingle: framing, decoding, dictionary validation, reading
-//! the order's fields, encoding an ExecutionReport and checksumming it as the store would.
+//! the order's fields, encoding its journal snapshot and its order record, encoding an
+//! ExecutionReport and checksumming it as the store would.
 //!
 //! Nothing it does is visible: no session, order, sequence number, journal or counter is
 //! touched, and its buffers are allocated once at start. An order that arrives during a warm
@@ -91,6 +92,11 @@ impl Warmer {
             return 0;
         }
         o.order_id = 1;
+        let mut snapshot = [0u8; crate::order::journal::SNAPSHOT_BYTES];
+        crate::order::journal::encode(&o, 0, &mut snapshot);
+        let record =
+            crate::order::record::OrderRecord::new(crate::order::record::Lifecycle::New, &o, now);
+        std::hint::black_box(&record);
         let cl = o.cl_ord_id;
         let e = Exec::report(ExecType::New, OrdStatus::New, cl.as_bytes());
         let mut w = Writer::new(&mut self.out, b"FIX.4.4", b"8");
@@ -99,7 +105,7 @@ impl Warmer {
             return 0;
         };
         let report = self.out.get(r).unwrap_or_default();
-        let crc = crate::store::crc::crc32c(report);
+        let crc = crate::store::crc::crc32c(report) ^ crate::store::crc::crc32c(&snapshot);
         std::hint::black_box(u64::from(crc) + o.qty.0.unsigned_abs() + report.len() as u64)
     }
 }

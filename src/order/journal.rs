@@ -127,7 +127,7 @@ fn get_str<const N: usize>(buf: &[u8], at: usize) -> Option<InlineStr<N>> {
     InlineStr::new(buf.get(at + 1..at + 1 + len)?)
 }
 
-fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
+pub(crate) fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
     buf[0..8].copy_from_slice(&tag.to_le_bytes());
     put_str(buf, 8, &o.cl_ord_id);
     put_str(buf, 49, &o.orig_cl_ord_id);
