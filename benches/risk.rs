@@ -122,6 +122,55 @@ fn timer_overhead(clock: &quanta::Clock) -> u64 {
     v[v.len() / 2]
 }
 
+/// The state the benches of one run share (orders cycle through `i`, time advances).
+struct Run<'a> {
+    core: &'a mut RiskCore,
+    names: &'a [Account],
+    i: &'a mut usize,
+    now: &'a mut Nanos,
+    accepted: &'a mut u64,
+}
+
+/// `<name>_tail`: every `check_new` timed on its own with the TSC (read overhead subtracted)
+/// into an HDR histogram, whose percentiles are printed after the bench.
+fn tail(c: &mut Criterion, name: &str, r: &mut Run<'_>, orders: &[(usize, NewOrderView)]) {
+    let clock = quanta::Clock::new();
+    let overhead = timer_overhead(&clock);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
+    c.bench_function(&format!("{name}_tail"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = 0u64;
+            for _ in 0..iters {
+                let (a, o) = &orders[*r.i & (ORDERS - 1)];
+                *r.i = r.i.wrapping_add(1);
+                *r.now = Nanos(r.now.0 + 1_000);
+                let t0 = clock.raw();
+                let v = r
+                    .core
+                    .check_new(black_box(&r.names[*a]), black_box(o), *r.now);
+                let t1 = clock.raw();
+                *r.accepted += u64::from(matches!(v, portcullis::risk::Verdict::Accept));
+                let ns = clock.delta_as_nanos(t0, t1).saturating_sub(overhead);
+                total += ns;
+                let _ = hist.record(ns.max(1));
+            }
+            Duration::from_nanos(total)
+        })
+    });
+    if !hist.is_empty() {
+        println!(
+            "{name} per call ({} calls, timer overhead {overhead} ns subtracted): \
+             p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns, max {} ns",
+            hist.len(),
+            hist.value_at_quantile(0.50),
+            hist.value_at_quantile(0.90),
+            hist.value_at_quantile(0.99),
+            hist.value_at_quantile(0.999),
+            hist.max()
+        );
+    }
+}
+
 fn check_new(c: &mut Criterion) {
     let (mut core, names, orders) = build();
     let mut i = 0usize;
@@ -138,73 +187,18 @@ fn check_new(c: &mut Criterion) {
         })
     });
     // Per-call tail: each call timed on its own.
-    let clock = quanta::Clock::new();
-    let overhead = timer_overhead(&clock);
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
-    c.bench_function("risk/check_new_10k_accounts_tail", |b| {
-        b.iter_custom(|iters| {
-            let mut total = 0u64;
-            for _ in 0..iters {
-                let (a, o) = &orders[i & (ORDERS - 1)];
-                i = i.wrapping_add(1);
-                now = Nanos(now.0 + 1_000);
-                let t0 = clock.raw();
-                let v = core.check_new(black_box(&names[*a]), black_box(o), now);
-                let t1 = clock.raw();
-                accepted += u64::from(matches!(v, portcullis::risk::Verdict::Accept));
-                let ns = clock.delta_as_nanos(t0, t1).saturating_sub(overhead);
-                total += ns;
-                let _ = hist.record(ns.max(1));
-            }
-            Duration::from_nanos(total)
-        })
-    });
-    if !hist.is_empty() {
-        println!(
-            "risk/check_new_10k_accounts per call ({} calls, timer overhead {overhead} ns subtracted): \
-             p50 {} ns, p90 {} ns, p99 {} ns, p99.9 {} ns, max {} ns",
-            hist.len(),
-            hist.value_at_quantile(0.50),
-            hist.value_at_quantile(0.90),
-            hist.value_at_quantile(0.99),
-            hist.value_at_quantile(0.999),
-            hist.max()
-        );
-    }
+    let mut state = Run {
+        core: &mut core,
+        names: &names,
+        i: &mut i,
+        now: &mut now,
+        accepted: &mut accepted,
+    };
+    tail(c, "risk/check_new_10k_accounts", &mut state, &orders);
     // The same check when the account's lines are already cached: orders of 64 accounts
     // only (of the same 10,000), so what remains is the check's own work, not memory latency.
     let hot: Vec<(usize, NewOrderView)> = orders.iter().map(|(a, o)| (a % 64, *o)).collect();
-    let mut hot_hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
-    c.bench_function("risk/check_new_64_hot_accounts_tail", |b| {
-        b.iter_custom(|iters| {
-            let mut total = 0u64;
-            for _ in 0..iters {
-                let (a, o) = &hot[i & (ORDERS - 1)];
-                i = i.wrapping_add(1);
-                now = Nanos(now.0 + 1_000);
-                let t0 = clock.raw();
-                let v = core.check_new(black_box(&names[*a]), black_box(o), now);
-                let t1 = clock.raw();
-                accepted += u64::from(matches!(v, portcullis::risk::Verdict::Accept));
-                let ns = clock.delta_as_nanos(t0, t1).saturating_sub(overhead);
-                total += ns;
-                let _ = hot_hist.record(ns.max(1));
-            }
-            Duration::from_nanos(total)
-        })
-    });
-    if !hot_hist.is_empty() {
-        println!(
-            "risk/check_new_64_hot_accounts per call ({} calls): p50 {} ns, p90 {} ns, p99 {} ns, \
-             p99.9 {} ns, max {} ns",
-            hot_hist.len(),
-            hot_hist.value_at_quantile(0.50),
-            hot_hist.value_at_quantile(0.90),
-            hot_hist.value_at_quantile(0.99),
-            hot_hist.value_at_quantile(0.999),
-            hot_hist.max()
-        );
-    }
+    tail(c, "risk/check_new_64_hot_accounts", &mut state, &hot);
     // The measured path must be the accept path.
     assert!(
         accepted * 100 >= i as u64 * 99,

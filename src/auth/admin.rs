@@ -77,7 +77,14 @@ pub fn add(
         ));
     }
     let secret = keys::new_secret()?;
-    file.keys.push(KeyRecord {
+    file.keys.push(new_record(id, &secret, spec, now_ms));
+    save_checked(&store, &file, cfg)?;
+    Ok(secret)
+}
+
+/// A new active key `id` with one secret and the role, scopes and bindings of `spec`.
+fn new_record(id: &str, secret: &str, spec: &KeySpec, now_ms: u64) -> KeyRecord {
+    KeyRecord {
         id: id.to_string(),
         secrets: vec![SecretRecord {
             secret: secret.to_string(),
@@ -94,9 +101,7 @@ pub fn add(
         status: Status::Active,
         unlock_gen: 0,
         created_ms: now_ms,
-    });
-    save_checked(&store, &file, cfg)?;
-    Ok(secret)
+    }
 }
 
 /// Most keys `generate` creates in one call.
@@ -135,24 +140,7 @@ pub fn generate(
     for i in 1..=count {
         let id = id_of(i);
         let secret = keys::new_secret()?;
-        file.keys.push(KeyRecord {
-            id: id.clone(),
-            secrets: vec![SecretRecord {
-                secret: secret.to_string(),
-                not_after_ms: None,
-            }],
-            role: spec.role.clone(),
-            scopes: spec.scopes.clone(),
-            comp_ids: spec.comp_ids.clone(),
-            accounts: spec.accounts.clone(),
-            symbols: spec.symbols.clone(),
-            allow: spec.allow.clone(),
-            tier: spec.tier.clone(),
-            expires_ms: spec.expires_ms,
-            status: Status::Active,
-            unlock_gen: 0,
-            created_ms: now_ms,
-        });
+        file.keys.push(new_record(&id, &secret, spec, now_ms));
         out.push((id, secret));
     }
     save_checked(&store, &file, cfg)?;
