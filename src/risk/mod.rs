@@ -887,13 +887,7 @@ impl RiskCore {
         limits.validate().map_err(RiskError::InvalidLimit)?;
         self.change_seq += 1;
         let seq = self.change_seq;
-        let ai = self.account_index(acct).ok_or(RiskError::UnknownAccount)?;
-        let (Some(st), Some(cold)) = (
-            self.states.get_mut(ai as usize),
-            self.cold.get_mut(ai as usize),
-        ) else {
-            return Err(RiskError::UnknownAccount);
-        };
+        let (st, cold) = self.account_mut(acct).ok_or(RiskError::UnknownAccount)?;
         let before = st.limits;
         st.limits = limits;
         match until {
@@ -953,19 +947,19 @@ impl RiskCore {
         core::mem::take(&mut self.changes_dropped)
     }
 
+    /// The hot and cold state of `acct`, if it is configured.
+    fn account_mut(&mut self, acct: &Account) -> Option<(&mut AccountState, &mut AccountCold)> {
+        let ai = self.account_index(acct)? as usize;
+        Some((self.states.get_mut(ai)?, self.cold.get_mut(ai)?))
+    }
+
     // ---- reconciliation -----------------------------------------------------------------------
 
     /// An order of `acct` for `qty` valued at `price` went to a venue. Returns false — and
     /// turns the account's kill switch on — when more orders or more notional have now been
     /// sent than were accepted from clients.
     pub fn note_sent(&mut self, acct: &Account, qty: Qty, price: Price) -> bool {
-        let Some(ai) = self.account_index(acct) else {
-            return false;
-        };
-        let (Some(st), Some(cold)) = (
-            self.states.get_mut(ai as usize),
-            self.cold.get_mut(ai as usize),
-        ) else {
+        let Some((st, cold)) = self.account_mut(acct) else {
             return false;
         };
         let recon = &mut cold.recon;
@@ -981,13 +975,7 @@ impl RiskCore {
     /// A venue reported an order of `acct` that the gateway never sent: the account's kill
     /// switch goes on. False when the account is unknown.
     pub fn note_venue_unmatched(&mut self, acct: &Account) -> bool {
-        let Some(ai) = self.account_index(acct) else {
-            return false;
-        };
-        let (Some(st), Some(cold)) = (
-            self.states.get_mut(ai as usize),
-            self.cold.get_mut(ai as usize),
-        ) else {
+        let Some((st, cold)) = self.account_mut(acct) else {
             return false;
         };
         cold.recon.venue_unmatched = cold.recon.venue_unmatched.saturating_add(1);
