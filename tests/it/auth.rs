@@ -813,8 +813,6 @@ fn a_store_tampered_while_running_is_not_applied_and_the_keys_in_force_stay() {
 
 #[test]
 fn sighup_applies_a_changed_tier_to_keys_with_their_own_tier() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let env = Env::new("\n[[tier]]\nname = \"key-tier\"\norders = { per_day = 1 }\n");
     let secret = env.add(
         "k1",
@@ -827,15 +825,11 @@ fn sighup_applies_a_changed_tier_to_keys_with_their_own_tier() {
             "127.0.0.1",
         ],
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["run", "--config"])
-        .arg(&env.cfg_path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr: std::net::SocketAddr = first.rsplit(' ').next().unwrap().parse().unwrap();
+    let (mut child, lines, addr) = crate::util::spawn_run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--config"])
+            .arg(&env.cfg_path),
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for l in lines.map_while(Result::ok) {

@@ -1,8 +1,7 @@
 //! The `portcullis` command line: config validation errors name the key; the embedded default
 //! starts with no file and prints a working client command.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::util::*;
 
@@ -42,15 +41,11 @@ fn check_config_names_the_bad_key_and_exits_2() {
 #[test]
 fn embedded_default_starts_and_prints_how_to_connect() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["run", "--blocking", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr: std::net::SocketAddr = first.rsplit(' ').next().unwrap().parse().unwrap();
+    let (mut child, mut lines, addr) = crate::util::spawn_run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--blocking", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path()),
+    );
     let mut hint = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();

@@ -208,8 +208,7 @@ fn refusals_that_keep_coming_end_the_session() {
 
 #[test]
 fn a_tier_change_applies_live_on_sighup() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let base = |per_day: u32| {
         format!(
             "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nmax_orders = 4096\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[[tier]]\nname = \"one\"\norders = {{ per_day = {per_day} }}\n\n[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\ndefault_account = \"ACC1\"\ntier = \"one\"\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n{}",
@@ -219,17 +218,13 @@ fn a_tier_change_applies_live_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("portcullis.toml");
     std::fs::write(&cfg, base(1)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr: std::net::SocketAddr = first.rsplit(' ').next().unwrap().parse().unwrap();
+    let (mut child, lines, addr) = crate::util::spawn_run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
     std::thread::spawn(move || for _ in lines {});
     let mut c = Client::connect(addr, "FIX.4.4", "CLIENT1", "GW");
     c.logon(30);

@@ -359,3 +359,20 @@ impl Client {
         self.expect("A")
     }
 }
+
+/// Spawns `portcullis run` (`cmd` holds its arguments) with stdout piped and reads the first
+/// line, which ends with the listener's address: the child, the rest of its stdout, the address.
+pub fn spawn_run(
+    cmd: &mut std::process::Command,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    SocketAddr,
+) {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr: SocketAddr = first.rsplit(' ').next().unwrap().parse().unwrap();
+    (child, lines, addr)
+}
