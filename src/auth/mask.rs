@@ -53,7 +53,12 @@ pub fn account(a: &str) -> String {
 /// Luhn check over the digits of `window`, separators skipped.
 fn luhn(window: &[u8]) -> bool {
     let mut sum = 0u32;
-    for (i, d) in window.iter().rev().filter(|b| b.is_ascii_digit()).enumerate() {
+    for (i, d) in window
+        .iter()
+        .rev()
+        .filter(|b| b.is_ascii_digit())
+        .enumerate()
+    {
         let mut v = u32::from(d - b'0');
         if i % 2 == 1 {
             v *= 2;
@@ -183,7 +188,10 @@ mod tests {
             "pan=************8453;exp 2027"
         );
         // A card followed by another group (a year): the card alone is the longest valid run.
-        assert_eq!(masked("4111 1111 1111 1111 2027"), "**** **** **** 1111 2027");
+        assert_eq!(
+            masked("4111 1111 1111 1111 2027"),
+            "**** **** **** 1111 2027"
+        );
         // Not cards: Luhn-invalid, too short, too long, a digit run is never split.
         for plain in [
             "4111111111111112",
@@ -200,6 +208,9 @@ mod tests {
         let mut b = *b"a 4111111111111111 b 5500-0000-0000-0004";
         assert!(card_numbers(&mut b));
         assert_eq!(&b, b"a ************1111 b ****-****-****-0004");
-        assert_eq!(masked("carte 4111111111111111 é"), "carte ************1111 é");
+        assert_eq!(
+            masked("carte 4111111111111111 é"),
+            "carte ************1111 é"
+        );
     }
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 mod auth;
 mod clock;
+mod control;
 mod limits;
 pub mod risk;
 
@@ -20,6 +21,8 @@ pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 pub use auth::{AuthCfg, MasterKeyCfg};
 
 pub use clock::{ClockCfg, OnDivergence};
+
+pub use control::ControlCfg;
 
 use crate::fix::BeginString;
 
@@ -76,6 +79,9 @@ pub struct Config {
     /// `[clock]`: calibration, allowed divergence from UTC, action on breach.
     #[serde(default)]
     pub clock: ClockCfg,
+    /// `[control]`: who may use the control socket, per-client bounds.
+    #[serde(default)]
+    pub control: ControlCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -417,6 +423,7 @@ impl Config {
             problem,
         };
         self.clock.validate(file)?;
+        self.control.validate(file)?;
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(

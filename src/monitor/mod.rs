@@ -74,6 +74,10 @@ pub enum Counter {
     RecordRingFull = 37,
     /// New orders refused because the clock is out of its divergence limit (CLOCK-2 halt).
     ClockHaltRejects = 38,
+    /// Control socket connections refused or closed by the server: a peer uid not in
+    /// `control.allowed_uids`, a line over `max_line_bytes`, a deadline missed (idle, line,
+    /// answer write), evicted to make room, or refused while every slot was applying a request.
+    ControlClosed = 63,
 }
 
 /// Number of counter slots.
