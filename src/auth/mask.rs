@@ -140,6 +140,22 @@ pub fn card_numbers(text: &mut [u8]) -> bool {
     masked
 }
 
+/// How much of `text` to keep when it must be cut to at most `max` bytes: `max`, less a digit
+/// run the cut would split (with its separators), so a card number is never left half there —
+/// too short to be recognised and masked, yet still most of the number.
+pub fn cut_len(text: &[u8], max: usize) -> usize {
+    let digit = |i: usize| text.get(i).is_some_and(u8::is_ascii_digit);
+    let mut n = text.len().min(max);
+    let splits =
+        digit(n) || (text.get(n).is_some_and(|b| is_separator(*b)) && digit(n + 1) && n > 0);
+    if n < text.len() && splits {
+        while n > 0 && (digit(n - 1) || (text.get(n - 1).is_some_and(|b| is_separator(*b)))) {
+            n -= 1;
+        }
+    }
+    n
+}
+
 /// Free text with card-number-like digit runs masked ([`card_numbers`]).
 pub fn free_text(s: &str) -> String {
     let mut out = s.as_bytes().to_vec();
