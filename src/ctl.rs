@@ -1035,13 +1035,22 @@ pub fn call(socket: &Path, req: &Request) -> Result<Value, String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     let mut w = stream.try_clone().map_err(|e| e.to_string())?;
     let line = serde_json::to_string(req).map_err(|e| e.to_string())?;
-    writeln!(w, "{line}").map_err(|e| format!("send: {e}"))?;
+    // A refused peer is answered and closed at once, possibly before this write: the answer
+    // (why) is still there to read.
+    let sent = w.write_all(format!("{line}\n").as_bytes());
     let mut answer = String::new();
-    BufReader::new(stream)
-        .read_line(&mut answer)
-        .map_err(|e| format!("no answer: {e}"))?;
+    let read = BufReader::new(stream).read_line(&mut answer);
+    match (read, sent) {
+        (Ok(n), _) if n > 0 => {}
+        (_, Err(e)) => return Err(format!("send: {e}")),
+        (Ok(_), Ok(())) => return Err("no answer: the gateway closed the connection".into()),
+        (Err(e), Ok(())) => return Err(format!("no answer: {e}")),
+    }
     serde_json::from_str(&answer).map_err(|e| format!("bad answer {answer:?}: {e}"))
 }
 
