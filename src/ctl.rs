@@ -838,12 +838,17 @@ impl Shared {
                 format!("{answer}\n").as_bytes(),
                 crate::clock::monotonic() + b.io,
             );
-            if written.is_err() {
-                if state.load(Ordering::Acquire) == CLOSED {
-                    return Closing::Quietly; // evicted while writing
+            if let Err(e) = written {
+                let evicted = state.load(Ordering::Acquire) == CLOSED;
+                let deaf = matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                );
+                if deaf && !evicted {
+                    // It does not read its answers: closed, and nothing more can reach it.
+                    self.counters.inc(Counter::ControlClosed);
                 }
-                self.counters.inc(Counter::ControlClosed);
-                return Closing::Quietly; // it does not read: nothing more can reach it
+                return Closing::Quietly;
             }
             if state
                 .compare_exchange(WRITING, IDLE, Ordering::AcqRel, Ordering::Acquire)

@@ -207,6 +207,10 @@ fn stalled_clients_are_closed_at_their_deadlines_with_a_reason() {
     let mut silent = socket(&gw);
     let mut slow = socket(&gw);
     slow.write_all(b"{\"op\":\"risk-show\",").unwrap();
+    // Never reads: once its answers fill the socket, the server gives up on it.
+    let mut deaf = socket(&gw);
+    let req = "{\"op\":\"risk-show\",\"account\":\"ACC1\"}\n".repeat(2000);
+    deaf.write_all(req.as_bytes()).unwrap();
     let why = answer(&mut silent).expect("an answer before the close");
     assert!(
         why["error"]
@@ -224,7 +228,25 @@ fn stalled_clients_are_closed_at_their_deadlines_with_a_reason() {
         "{why}"
     );
     assert!(answer(&mut silent).is_none(), "closed after the answer");
-    assert!(gw.running.handle.counters.get(Counter::ControlClosed) >= 2);
+    // Reading at last: what was written before the write deadline, then the end.
+    std::thread::sleep(Duration::from_millis(1500));
+    deaf.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answers = 0;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match deaf.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answers += chunk[..n].iter().filter(|&&b| b == b'\n').count(),
+            // Closed with requests of ours still unread on its side.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server did not close it: {e}"),
+        }
+    }
+    assert!(
+        answers < 2000,
+        "all {answers} answered: the writer never gave up"
+    );
+    assert!(gw.running.handle.counters.get(Counter::ControlClosed) >= 3);
     let (code, v, _) = kill_account(&gw, "ACC2", "after the stalls");
     assert_eq!(code, 0, "{v}");
     assert_eq!(trade(&gw, "CLIENT1", "T1", None), "0");
