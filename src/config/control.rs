@@ -12,8 +12,8 @@ pub struct ControlCfg {
     /// User ids whose processes may use the control socket, checked with SO_PEERCRED on every
     /// connection. Default (absent): the gateway's own effective uid only. When given, exactly
     /// these uids — root (0) included only if listed, like ssh's `AllowUsers`: root passes the
-    /// socket's 0600 file mode, not this list. Another user also needs filesystem access to the
-    /// socket (the data folder is private to the gateway's user).
+    /// socket's 0600 file mode, not this list. The mode stays 0600, so the list narrows who may
+    /// connect (root, the gateway's own uid) and never widens it.
     pub allowed_uids: Option<Vec<u32>>,
     /// Clients served at once, each on its own thread. Default 8. When all are taken, the
     /// oldest one that is not waiting for the gateway is closed to make room; a new client is
