@@ -1118,6 +1118,28 @@ mod tests {
         assert_eq!(fixed(-30_000, 4), "-3");
         assert_eq!(fixed(1, 4), "0.0001");
     }
+
+    #[test]
+    fn audit_lines_mask_accounts_and_card_numbers_but_not_other_values() {
+        let mut line = json!({
+            "seq": 4111111111111111u64,
+            "by": "alice 4111111111111111",
+            "reason": "card 4111 1111 1111 1111",
+            "request": { "op": "kill", "scope": "account", "name": "ACCT-98765432",
+                         "by": "alice", "reason": "x" },
+            "result": { "ok": true, "account": "ACCT-98765432",
+                        "before": { "credit_limit": "4111111111111111" } },
+            "other": { "scope": "symbol", "name": "4111111111111111" },
+        });
+        mask_value(&mut line);
+        assert_eq!(line["seq"], 4111111111111111u64);
+        assert_eq!(line["by"], "alice ************1111");
+        assert_eq!(line["reason"], "card **** **** **** 1111");
+        assert_eq!(line["request"]["name"], "*********5432");
+        assert_eq!(line["result"]["account"], "*********5432");
+        assert_eq!(line["result"]["before"]["credit_limit"], "4111111111111111");
+        assert_eq!(line["other"]["name"], "4111111111111111");
+    }
 }
 
 // ---- command line ---------------------------------------------------------------------------
