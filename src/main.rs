@@ -213,12 +213,19 @@ fn main() -> ExitCode {
             blocking,
             listen,
             listen_tls,
-        } => run(config, data_dir, blocking, listen, listen_tls),
+        } => {
+            // Files at rest: nothing for group or others, whatever the caller's umask.
+            portcullis::files::restrict_umask();
+            run(config, data_dir, blocking, listen, listen_tls)
+        }
         Cmd::Keys {
             config,
             data_dir,
             action,
-        } => keys(config, data_dir, action),
+        } => {
+            portcullis::files::restrict_umask();
+            keys(config, data_dir, action)
+        }
         Cmd::Ctl(args) => ExitCode::from(args.run()),
     }
 }

@@ -338,10 +338,10 @@ impl JournalThread {
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
     ) -> io::Result<JoinHandle<()>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data_dir.join("events.log"))?;
+        let file = crate::files::open_private(
+            OpenOptions::new().create(true).append(true),
+            &self.data_dir.join("events.log"),
+        )?;
         let mut records = match &self.records {
             Some((ring, routes)) => {
                 let names = records::Names {

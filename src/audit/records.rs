@@ -408,7 +408,7 @@ impl RecordWriter {
     /// Creates `<data_dir>/records`.
     pub fn new(data_dir: &Path, names: Names) -> io::Result<RecordWriter> {
         let dir = data_dir.join(DIR);
-        std::fs::create_dir_all(&dir)?;
+        crate::files::private_dir(&dir)?;
         Ok(RecordWriter {
             dir,
             names,
@@ -424,7 +424,8 @@ impl RecordWriter {
         if self.open.as_ref().is_none_or(|(d, _)| *d != day) {
             self.flush()?;
             let path = file_for(&self.dir, r.at);
-            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            let f =
+                crate::files::open_private(OpenOptions::new().create(true).append(true), &path)?;
             self.open = Some((day, BufWriter::with_capacity(1 << 16, f)));
         }
         self.lines.line(&mut self.line, r, &self.names);

@@ -375,6 +375,7 @@ pub fn ensure_dev_store(cfg: &Config, now_ms: u64) -> Result<Vec<DevKey>, String
     let data = &cfg.gateway.data_dir;
     let (store, _) = open_store(cfg, true)?;
     let secrets_dir = data.join("secrets");
+    crate::files::private_dir(&secrets_dir).map_err(|e| e.to_string())?;
     let dev_keys: Vec<DevKey> = cfg
         .sessions
         .iter()

@@ -17,7 +17,6 @@
 //! Writes go to a temporary file (0600), are fsynced and renamed over the store: a reader
 //! (the gateway's watcher) sees the old or the new file, never half of one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -143,32 +142,9 @@ impl KeyStore {
     }
 }
 
-/// Writes `bytes` to `path` with mode 0600 through a temporary file, fsync and rename.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
+/// Writes `bytes` to `path` with mode 0600 through a unique temporary file, fsync and rename
+/// (see [`crate::files::write_private`]).
+pub use crate::files::write_private;
 
 #[cfg(test)]
 mod tests {

@@ -262,7 +262,8 @@ impl Engine {
     pub fn new(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), StartError> {
         let gw = cfg.gateway.clone();
         let data = gw.data_dir.clone();
-        std::fs::create_dir_all(&data)
+        // 0700 whatever the umask; a looser existing data folder is tightened (and reported).
+        crate::files::private_dir(&data)
             .map_err(|e| start_err(format!("data_dir {}", data.display()), e))?;
         let poll = Poll::new().map_err(|e| start_err("epoll", e))?;
         let mut listeners = Vec::new();
@@ -293,7 +294,7 @@ impl Engine {
         }
         let now = clock.now();
         let sessions_dir = data.join("sessions");
-        std::fs::create_dir_all(&sessions_dir).map_err(|e| start_err(sessions_dir.display(), e))?;
+        crate::files::private_dir(&sessions_dir).map_err(|e| start_err("sessions folder", e))?;
         let mut sessions = Vec::new();
         for s in &cfg.sessions {
             let begin = BeginString::parse(s.begin_string.as_bytes())
