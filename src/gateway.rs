@@ -47,6 +47,10 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
                 handle.commands.clone(),
                 Duration::from_millis(a.poll_ms),
                 tiers.clone(),
+                crate::auth::watch::Reporting {
+                    events: handle.events.clone(),
+                    counters: handle.counters.clone(),
+                },
                 journal_stop.clone(),
             )
             .map_err(|e| StartError(format!("key store watcher thread: {e}")))?,

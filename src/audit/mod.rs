@@ -272,6 +272,45 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
                 if *halted { "halted" } else { "allowed" }
             )
         }
+        Event::KeyStoreRefused {
+            cause,
+            generation,
+            newest,
+            at,
+        } => {
+            let g = if *generation == u64::MAX {
+                "unknown".to_string()
+            } else {
+                generation.to_string()
+            };
+            format!(
+                "{} key-store-refused cause={cause:?} generation={g} newest-seen={newest} \
+                 (the running keys stay in force)",
+                ts(*at)
+            )
+        }
+        Event::KeyAging {
+            key_id,
+            age_days,
+            days_left,
+            at,
+        } => {
+            if *days_left > 0 {
+                format!(
+                    "{} key-aging key={:?} age-days={age_days} days-left={days_left} \
+                     (rotate it: portcullis keys rotate)",
+                    ts(*at),
+                    key_id.as_str()
+                )
+            } else {
+                format!(
+                    "{} key-aging key={:?} age-days={age_days} days-left=0 state=expired \
+                     (logons refused: key too old; rotate it)",
+                    ts(*at),
+                    key_id.as_str()
+                )
+            }
+        }
     }
 }
 

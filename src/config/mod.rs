@@ -722,6 +722,24 @@ impl Config {
             if a.max_keys > 65_536 {
                 return Err(err("auth.max_keys".into(), "at most 65536".into()));
             }
+            if a.max_key_age_days > 3650 {
+                return Err(err(
+                    "auth.max_key_age_days".into(),
+                    format!(
+                        "{} is above 3650 (10 years; 0 means no maximum age)",
+                        a.max_key_age_days
+                    ),
+                ));
+            }
+            if a.max_key_age_days > 0 && a.key_age_warning_days >= a.max_key_age_days {
+                return Err(err(
+                    "auth.key_age_warning_days".into(),
+                    format!(
+                        "{} must be below auth.max_key_age_days ({})",
+                        a.key_age_warning_days, a.max_key_age_days
+                    ),
+                ));
+            }
         }
         for (i, r) in self.routes.iter().enumerate() {
             if !names.contains(&r.venue) {

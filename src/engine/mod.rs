@@ -501,6 +501,7 @@ impl Engine {
                     a.max_keys,
                 );
                 loader.set_throttle(throttle.clone());
+                loader.set_age_policy(a.max_key_age_ms(), a.key_age_warning_ms());
                 let snap = loader
                     .load()
                     .map_err(|e| StartError(format!("auth: {e}")))?;

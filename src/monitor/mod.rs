@@ -78,6 +78,9 @@ pub enum Counter {
     /// `control.allowed_uids`, a line over `max_line_bytes`, a deadline missed (idle, line,
     /// answer write), evicted to make room, or refused while every slot was applying a request.
     ControlClosed = 63,
+    /// Changed key stores the watcher refused (older generation: rollback; open to group or
+    /// others; unreadable, tampered or invalid). The running keys stayed in force.
+    KeyStoreRefusals = 62,
 }
 
 /// Number of counter slots.
