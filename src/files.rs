@@ -62,7 +62,10 @@ pub fn private_dir(path: &Path) -> io::Result<()> {
 /// Opens (creating with mode 0600) the file `opts` describes; an existing file with group or
 /// other bits is tightened to 0600 and the change is reported.
 pub fn open_private(opts: &mut OpenOptions, path: &Path) -> io::Result<File> {
-    let f = opts.mode(FILE_MODE).open(path).map_err(|e| named(e, path))?;
+    let f = opts
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| named(e, path))?;
     tighten_open(&f, path)?;
     Ok(f)
 }
@@ -80,8 +83,7 @@ pub fn tighten_open(f: &File, path: &Path) -> io::Result<()> {
 
 fn tighten(path: &Path, mode: u32, want: u32, what: &str) -> io::Result<()> {
     if mode & OPEN_TO_OTHERS != 0 {
-        std::fs::set_permissions(path, Permissions::from_mode(want))
-            .map_err(|e| named(e, path))?;
+        std::fs::set_permissions(path, Permissions::from_mode(want)).map_err(|e| named(e, path))?;
         report(path, mode, want, what);
     }
     Ok(())

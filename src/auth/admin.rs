@@ -212,7 +212,7 @@ pub fn set(cfg: &Config, id: &str, change: &KeyChange) -> Result<(), String> {
 /// A new secret for key `id`; the current one keeps working for `overlap_ms` (default: the
 /// config's `auth.rotation_overlap_ms`). A key holds at most two secrets: an older one still
 /// in its overlap is dropped. The key's age (`auth.max_key_age_days`) starts again; the
-/// secret of a key already past its maximum age gets no overlap (it stays dead).
+/// secrets of a key already past its maximum age are dropped, with no overlap.
 pub fn rotate(
     cfg: &Config,
     id: &str,
@@ -224,12 +224,12 @@ pub fn rotate(
             return Err(format!("key {id:?} is revoked"));
         }
         let too_old = aged_out(k, a.max_key_age_ms(), now_ms);
-        let overlap = if too_old {
-            0
-        } else {
-            overlap_ms.unwrap_or(a.rotation_overlap_ms)
-        };
+        let overlap = overlap_ms.unwrap_or(a.rotation_overlap_ms);
         k.rotated_ms = Some(now_ms);
+        if too_old {
+            // Its secrets are dead already: no overlap brings them back.
+            k.secrets.clear();
+        }
         k.secrets.retain(|s| s.not_after_ms.is_none());
         for s in &mut k.secrets {
             s.not_after_ms = Some(now_ms.saturating_add(overlap));
@@ -316,7 +316,10 @@ fn age_columns(k: &KeyRecord, max_age_ms: u64, now_ms: u64) -> (u64, String) {
     let left = if max_age_ms == 0 {
         "-".to_string()
     } else {
-        (max_age_ms.saturating_sub(age_ms) / keys::DAY_MS).to_string()
+        max_age_ms
+            .saturating_sub(age_ms)
+            .div_ceil(keys::DAY_MS)
+            .to_string()
     };
     (age_ms / keys::DAY_MS, left)
 }

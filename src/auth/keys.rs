@@ -401,12 +401,20 @@ mod tests {
         f.keys[2].created_ms = 1_000;
         f.keys[2].expires_ms = Some(2_000);
         let text = toml::to_string(&f).unwrap();
-        assert_eq!(text.matches("rotated_ms").count(), 1, "absent when never rotated");
+        assert_eq!(
+            text.matches("rotated_ms").count(),
+            1,
+            "absent when never rotated"
+        );
         let mut s = KeySnapshot::build(&toml::from_str(&text).unwrap()).unwrap();
         s.apply_max_age(10 * DAY_MS);
         let old = s.get(b"old").unwrap();
         assert_eq!(old.expires_ns, (1_000 + 10 * DAY_MS) * 1_000_000);
-        assert!(old.age_limited && old.is_expired(old.expires_ns) && !old.is_expired(old.expires_ns - 1));
+        assert!(
+            old.age_limited
+                && old.is_expired(old.expires_ns)
+                && !old.is_expired(old.expires_ns - 1)
+        );
         let rotated = s.get(b"rotated").unwrap();
         assert_eq!(rotated.expires_ns, 15 * DAY_MS * 1_000_000);
         let short = s.get(b"short").unwrap();

@@ -201,13 +201,11 @@ impl KeyStore {
     /// Reads and decrypts the store; refuses it when its generation is older than the newest
     /// seen (see "Rollback"). Errors say what is wrong and never include key material.
     pub fn load(&self) -> Result<KeyFile, StoreError> {
-        crate::files::check_secret_file(&self.path, "key store").map_err(|message| {
-            StoreError {
-                cause: CAUSE_EXPOSED,
-                generation: None,
-                newest: 0,
-                message,
-            }
+        crate::files::check_secret_file(&self.path, "key store").map_err(|message| StoreError {
+            cause: CAUSE_EXPOSED,
+            generation: None,
+            newest: 0,
+            message,
         })?;
         let bytes = std::fs::read(&self.path).map_err(|e| {
             StoreError::invalid(format!(
@@ -489,7 +487,10 @@ mod tests {
         let mark = std::fs::read_to_string(store.mark_path()).unwrap();
         assert_eq!(mark.trim(), "2");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(store.mark_path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(store.mark_path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // A fresh process (the CLI, a restart) continues from the mark.
         let other = open_in(dir.path());
@@ -553,7 +554,10 @@ mod tests {
         std::fs::set_permissions(&store.path, loose.clone()).unwrap();
         let e = store.load().err().unwrap();
         assert_eq!(e.cause, CAUSE_EXPOSED);
-        assert!(e.message.contains("chmod 600") && e.message.contains("keys.store"), "{e}");
+        assert!(
+            e.message.contains("chmod 600") && e.message.contains("keys.store"),
+            "{e}"
+        );
         let p = ProviderCfg::File {
             path: dir.path().join("master.key"),
         };
@@ -562,6 +566,9 @@ mod tests {
         std::fs::set_permissions(&store.path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::set_permissions(dir.path().join("master.key"), loose).unwrap();
         let e = KeyStore::open(&store.path, &p, false).err().unwrap();
-        assert!(e.contains("master key file") && e.contains("chmod 600"), "{e}");
+        assert!(
+            e.contains("master key file") && e.contains("chmod 600"),
+            "{e}"
+        );
     }
 }

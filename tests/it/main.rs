@@ -12,6 +12,7 @@ mod dropcopy;
 mod hsm;
 mod orders;
 mod perimeter_ctl;
+mod perimeter_rest;
 mod records;
 mod recovery;
 mod risk;
