@@ -5,7 +5,8 @@
 //!   them too), and `portcullis run` / `portcullis keys` also set the umask to 0o077 at start
 //!   ([`restrict_umask`]) for anything a library creates behind our back.
 //! - A folder or file of ours found with group or other bits (made by an older version, or by
-//!   hand) is tightened; each tightening is reported on stderr ([`private_dir`], [`open_private`]).
+//!   hand) is tightened; each tightening is reported on stderr ([`private_dir`], [`open_private`],
+//!   and [`tighten_tree`] over the whole data folder at start).
 //! - Secrets we read but do not own the creation of (the key store, a file master key) are
 //!   refused when group or others may read or write them, or when another user owns them — as
 //!   ssh does with private keys ([`check_secret_file`]).
@@ -57,6 +58,42 @@ pub fn private_dir(path: &Path) -> io::Result<()> {
         .map_err(|e| named(e, path))?;
     let meta = std::fs::metadata(path).map_err(|e| named(e, path))?;
     tighten(path, meta.mode(), DIR_MODE, "folder")
+}
+
+/// Tightens everything under the folder `root` (not following symbolic links): folders with
+/// group or other bits to 0700, files and sockets to 0600 — what an older version, a restore or
+/// a hand copy left behind (past days' records, archived session logs). Entries another user
+/// owns are left alone (we could not change them). Returns how many entries were tightened;
+/// the caller reports the total.
+pub fn tighten_tree(root: &Path) -> io::Result<usize> {
+    let me = euid();
+    let mut tightened = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| named(e, &dir))? {
+            let entry = entry.map_err(|e| named(e, &dir))?;
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue; // gone meanwhile
+            };
+            let ft = meta.file_type();
+            if ft.is_symlink() {
+                continue;
+            }
+            let want = if ft.is_dir() {
+                stack.push(path.clone());
+                DIR_MODE
+            } else {
+                FILE_MODE
+            };
+            if meta.mode() & OPEN_TO_OTHERS != 0 && meta.uid() == me {
+                std::fs::set_permissions(&path, Permissions::from_mode(want))
+                    .map_err(|e| named(e, &path))?;
+                tightened += 1;
+            }
+        }
+    }
+    Ok(tightened)
 }
 
 /// Opens (creating with mode 0600) the file `opts` describes; an existing file with group or
@@ -245,6 +282,30 @@ mod tests {
         std::fs::set_permissions(&d, Permissions::from_mode(0o755)).unwrap();
         private_dir(&d).unwrap();
         assert_eq!(mode(&d), 0o700, "our own folder is tightened");
+    }
+
+    #[test]
+    fn tighten_tree_closes_everything_below_without_following_links() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("theirs"), b"x").unwrap();
+        std::fs::set_permissions(outside.path().join("theirs"), Permissions::from_mode(0o644))
+            .unwrap();
+        let d = t.path().join("records/archive");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.join("old.jsonl"), b"x").unwrap();
+        std::fs::set_permissions(d.join("old.jsonl"), Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("theirs"), t.path().join("link")).unwrap();
+        assert!(tighten_tree(t.path()).unwrap() >= 2);
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&d.join("old.jsonl")), 0o600);
+        assert_eq!(
+            mode(&outside.path().join("theirs")),
+            0o644,
+            "links are not followed"
+        );
+        assert_eq!(tighten_tree(t.path()).unwrap(), 0);
     }
 
     #[test]

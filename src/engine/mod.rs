@@ -528,6 +528,18 @@ impl Engine {
                 )
             }
         };
+        // Everything else in the data folder that an older version or a hand copy left open
+        // is tightened — after the key store and master key checks above, which refuse rather
+        // than repair (a secret that was readable may have been read: the operator must know).
+        match crate::files::tighten_tree(&data) {
+            Ok(0) => {}
+            Ok(n) => crate::say_err(format_args!(
+                "portcullis: {n} file(s)/folder(s) under {} were open to group or others; \
+                 tightened to 0600/0700",
+                data.display()
+            )),
+            Err(e) => return Err(start_err(format!("data_dir {}", data.display()), e)),
+        }
         crate::audit::daily::load(
             &data.join(crate::audit::daily::FILE),
             &session_keys,

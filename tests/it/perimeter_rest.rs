@@ -340,6 +340,15 @@ fn under_umask_000_gateway_start_in_process_creates_private_files_and_tightens_o
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
+    let old_records = dir.path().join("records");
+    std::fs::create_dir(&old_records).unwrap();
+    std::fs::set_permissions(&old_records, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(old_records.join("orders-20250101.jsonl"), b"{}\n").unwrap();
+    std::fs::set_permissions(
+        old_records.join("orders-20250101.jsonl"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     // SAFETY: umask(2) takes and returns an integer. Process-wide: other tests of this binary
     // may create looser files meanwhile, which only makes their own files less private.
     #[allow(unsafe_code)]
