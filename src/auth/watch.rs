@@ -277,3 +277,87 @@ pub fn spawn(
             }
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::{KeyFile, KeyRecord, SecretRecord, Status};
+    use crate::auth::provider::ProviderCfg;
+
+    fn key(id: &str, age_from_ms: u64) -> KeyRecord {
+        KeyRecord {
+            id: id.into(),
+            secrets: vec![SecretRecord {
+                secret: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==".into(),
+                not_after_ms: None,
+            }],
+            role: "trader".into(),
+            scopes: vec![],
+            comp_ids: vec!["C".into()],
+            accounts: vec![],
+            symbols: vec![],
+            allow: vec!["127.0.0.1".into()],
+            tier: None,
+            expires_ms: None,
+            status: Status::Active,
+            unlock_gen: 0,
+            created_ms: age_from_ms,
+            rotated_ms: None,
+        }
+    }
+
+    fn drain(events: &EventRing) -> Vec<(String, i32)> {
+        let mut v = Vec::new();
+        while let Some(e) = events.pop() {
+            if let Event::KeyAging {
+                key_id, days_left, ..
+            } = e
+            {
+                v.push((key_id.as_str().to_string(), days_left));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn key_aging_is_raised_once_per_day_and_again_when_the_limit_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ProviderCfg::File {
+            path: dir.path().join("master.key"),
+        };
+        let store = KeyStore::open(&dir.path().join("keys.store"), &p, true).unwrap();
+        let now_ms = 1_000 * DAY_MS;
+        store
+            .save(&KeyFile {
+                address_unlock_gen: 0,
+                keys: vec![
+                    key("fresh", now_ms - DAY_MS),
+                    key("aging", now_ms - 25 * DAY_MS),
+                    key("old", now_ms - 31 * DAY_MS),
+                ],
+            })
+            .unwrap();
+        let mut loader = Loader::new(store, TierTable::new(), 0, 0);
+        loader.set_age_policy(30 * DAY_MS, 10 * DAY_MS);
+        let snap = loader.load().unwrap();
+        assert!(snap.get(b"old").unwrap().is_expired(now_ms * 1_000_000));
+        let events = EventRing::new(16);
+        let mut aging = Aging::default();
+        let at = |ms: u64| Nanos(ms * 1_000_000);
+        aging.check(&snap, &loader, at(now_ms), &events);
+        let mut got = drain(&events);
+        got.sort();
+        assert_eq!(got, vec![("aging".into(), 5), ("old".into(), 0)]);
+        aging.check(&snap, &loader, at(now_ms + 3_600_000), &events);
+        assert!(drain(&events).is_empty(), "once per day");
+        // Next day: again; five days later "aging" has crossed the limit: raised as expired.
+        aging.check(&snap, &loader, at(now_ms + DAY_MS), &events);
+        assert_eq!(drain(&events).len(), 2);
+        aging.check(&snap, &loader, at(now_ms + 5 * DAY_MS), &events);
+        assert!(drain(&events).contains(&("aging".into(), 0)));
+        // No maximum age: nothing.
+        loader.set_age_policy(0, 0);
+        aging.check(&snap, &loader, at(now_ms + 9 * DAY_MS), &events);
+        assert!(drain(&events).is_empty());
+    }
+}

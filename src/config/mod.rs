@@ -961,6 +961,25 @@ mod tests {
     }
 
     #[test]
+    fn the_key_age_policy_defaults_to_90_and_14_days_and_bad_values_name_their_key() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:0\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n[auth]\nkey_store = \"k\"\nmaster_key = { provider = \"env\", var = \"X\" }\n";
+        let c = Config::parse(base, "t.toml").unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!((a.max_key_age_days, a.key_age_warning_days), (90, 14));
+        assert_eq!(a.max_key_age_ms(), 90 * 86_400_000);
+        let e = Config::parse(&format!("{base}max_key_age_days = 4000\n"), "t.toml").unwrap_err();
+        assert_eq!(e.key, "auth.max_key_age_days");
+        let e = Config::parse(
+            &format!("{base}max_key_age_days = 10\nkey_age_warning_days = 10\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "auth.key_age_warning_days");
+        let off = Config::parse(&format!("{base}max_key_age_days = 0\n"), "t.toml").unwrap();
+        assert_eq!(off.auth.unwrap().max_key_age_ms(), 0);
+    }
+
+    #[test]
     fn a_missing_account_limit_is_an_error_naming_the_key() {
         let base = EMBEDDED_DEFAULT.replacen("credit_limit = 10000000\n", "", 1);
         let e = Config::parse(&base, "t.toml").unwrap_err();
