@@ -315,8 +315,8 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
 }
 
 /// `line` with card numbers masked when its event carries text a client chose (a CompID or a
-/// key id from a Logon, DATA-4). The other events hold only the gateway's own words and
-/// numbers (a 16-digit `control-seq` must not be taken for a card).
+/// key id from a Logon, DATA-4) or a key id (`key-aging`). The other events hold only the
+/// gateway's own words and numbers (a 16-digit `control-seq` must not be taken for a card).
 fn masked_line(e: &Event, line: String) -> String {
     let from_the_wire = matches!(
         e,
@@ -325,6 +325,7 @@ fn masked_line(e: &Event, line: String) -> String {
             | Event::AuthLockout { .. }
             | Event::Authenticated { .. }
             | Event::CredentialLogout { .. }
+            | Event::KeyAging { .. }
     );
     if from_the_wire {
         crate::auth::mask::free_text(&line)
