@@ -7,6 +7,7 @@
 //! the number of lost events is written to the log (the counter `EventRingFull`).
 
 pub mod daily;
+pub mod lockouts;
 pub mod records;
 pub mod switches;
 
@@ -65,13 +66,16 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         Event::LoggedOn { session, at } => format!("{} logon session={}", ts(*at), sname(session)),
         Event::LogonRefused {
             their_comp_id,
+            key_id,
+            peer,
             reason,
             at,
         } => {
             format!(
-                "{} logon-refused sender={:?} reason={reason:?}",
+                "{} logon-refused sender={:?} key={:?} peer={peer} reason={reason:?}",
                 ts(*at),
-                their_comp_id.as_str()
+                their_comp_id.as_str(),
+                key_id.as_str()
             )
         }
         Event::Disconnected {
@@ -132,12 +136,15 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             key_id,
             peer,
             key,
+            until,
             at,
+            ..
         } => format!(
-            "{} auth-lockout {} key={:?} peer={peer}",
+            "{} auth-lockout {} key={:?} peer={peer} until={}",
             ts(*at),
-            if *key { "what=key" } else { "what=address" },
-            key_id.as_str()
+            if *key { "what=key-at-address" } else { "what=address" },
+            key_id.as_str(),
+            ts(*until)
         ),
         Event::Authenticated {
             session,
@@ -342,6 +349,8 @@ impl JournalThread {
                 let mut out = BufWriter::new(file);
                 let switches_path = self.data_dir.join(switches::FILE);
                 let mut switches = switches::Switches::load(&switches_path).unwrap_or_default();
+                let lockouts_path = self.data_dir.join(lockouts::FILE);
+                let mut lockouts = lockouts::Lockouts::load(&lockouts_path).unwrap_or_default();
                 let keys: Vec<String> = self
                     .throttle
                     .as_ref()
@@ -354,6 +363,7 @@ impl JournalThread {
                     let stopping = stop.load(Ordering::Relaxed);
                     let mut n = 0;
                     let mut switched = false;
+                    let mut locked = false;
                     let mut control_seq = 0;
                     while let Some(e) = ring.pop() {
                         let _ = writeln!(
@@ -362,6 +372,7 @@ impl JournalThread {
                             render(&e, &self.session_names, &self.venue_names)
                         );
                         switched |= switches.apply(&e, &keys);
+                        locked |= lockouts.apply(&e);
                         if let Event::Kill { seq, .. } | Event::AccountEnabled { seq, .. } = e {
                             control_seq = control_seq.max(seq);
                         }
@@ -377,6 +388,12 @@ impl JournalThread {
                             }
                         }
                     };
+                    if locked {
+                        let now = crate::clock::system_utc();
+                        if let Err(e) = lockouts.save(&lockouts_path, now) {
+                            let _ = writeln!(out, "{} auth-lockouts-not-saved error={e}", ts(now));
+                        }
+                    }
                     if saved && control_seq > 0 {
                         self.control_persisted
                             .fetch_max(control_seq, Ordering::Release);

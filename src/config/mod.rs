@@ -559,10 +559,10 @@ impl Config {
                 }
             }
             if let Some(subj) = &s.client_cert_subject {
-                if !subj.contains('=') {
+                if let Err(e) = crate::net::tls::Subject::parse(subj) {
                     return Err(err(
                         key("client_cert_subject"),
-                        format!("{subj:?} is not a subject like \"CN=trader1\""),
+                        format!("{e}; expected a subject like \"CN=trader1,O=Firm\""),
                     ));
                 }
             }

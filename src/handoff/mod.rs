@@ -27,8 +27,13 @@ pub enum Event {
         session: SessionId,
         at: Nanos,
     },
+    /// A Logon refused before or besides authentication (no session for its CompIDs, session
+    /// already connected, certificate binding, session layer). The client got nothing.
     LogonRefused {
         their_comp_id: CompId,
+        /// What Username(553) named, empty if absent or too long.
+        key_id: KeyIdStr,
+        peer: std::net::IpAddr,
         reason: &'static str,
         at: Nanos,
     },
@@ -78,8 +83,8 @@ pub enum Event {
         days_left: i32,
         at: Nanos,
     },
-    /// A Logon refused by authentication: the exact cause (the client saw only "authentication
-    /// failed"). `key_id` is what Username(553) named, empty if absent or too long.
+    /// A Logon refused by authentication: the exact cause (the client got nothing). `key_id` is
+    /// what Username(553) named, empty if absent or too long.
     AuthFailed {
         /// The session the Logon's CompIDs named (auth runs after the session is found).
         session: SessionId,
@@ -88,11 +93,15 @@ pub enum Event {
         cause: &'static str,
         at: Nanos,
     },
-    /// Too many failed logons: the key (`key = true`) or the source address is locked out.
+    /// Too many failed logons: the key at the source address (`key = true`, wrong signatures)
+    /// or the source address (any failure) is locked out until `until`. `generation`: the
+    /// unlock generation it was taken under (persisted, see `audit::lockouts`).
     AuthLockout {
         key_id: KeyIdStr,
         peer: std::net::IpAddr,
         key: bool,
+        until: Nanos,
+        generation: u64,
         at: Nanos,
     },
     /// A signed Logon verified: the session is bound to the key.
