@@ -185,7 +185,9 @@ mod tests {
         let back = Lockouts::load(&path).unwrap();
         assert_eq!(back.0.len(), 2);
         assert_eq!(
-            back.0.get(&Scope::KeyAddress(id, peer)).map(|l| (l.until, l.generation)),
+            back.0
+                .get(&Scope::KeyAddress(id, peer))
+                .map(|l| (l.until, l.generation)),
             Some((Nanos(100), 3))
         );
         assert!(back.0.contains_key(&Scope::Address(v6)));

@@ -177,10 +177,17 @@ pub struct Refused {
     pub failure: Failure,
     /// The key id the logon named (may be unknown or empty).
     pub key_id: KeyId,
-    /// This failure locked the source address out (until then).
-    pub address_locked: Option<Locked>,
+    /// This failure locked the source address out.
+    pub address_locked: Option<Lock>,
     /// This failure locked the key out at the source address.
-    pub key_locked: Option<Locked>,
+    pub key_locked: Option<Lock>,
+}
+
+/// A lockout a failure started: until when, under which unlock generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lock {
+    pub until: Nanos,
+    pub generation: u64,
 }
 
 /// A Logon whose signature and key checks passed. Its signature is not yet remembered: call
@@ -318,19 +325,14 @@ impl Authenticator {
                 refused.address_locked = self
                     .lockouts
                     .fail(scope, now, &policy.address_limit(), generation)
-                    .map(|until| Locked {
-                        scope,
-                        until,
-                        generation,
-                    });
+                    .map(|until| Lock { until, generation });
                 if failure.guesses_secret() {
                     if let Some(k) = snap.get(key_id.as_bytes()) {
                         let scope = Scope::KeyAddress(k.id, peer);
                         refused.key_locked = self
                             .lockouts
                             .fail(scope, now, &policy.key_limit(), k.unlock_gen)
-                            .map(|until| Locked {
-                                scope,
+                            .map(|until| Lock {
                                 until,
                                 generation: k.unlock_gen,
                             });

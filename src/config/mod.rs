@@ -294,10 +294,12 @@ pub struct SessionCfg {
     /// per key; until then it lives with the session.)
     #[serde(default)]
     pub client_cert_spki_sha256: Option<String>,
-    /// mTLS binding by name: the client certificate's subject must be exactly this, written as
-    /// RFC 4514-style attributes in certificate order, e.g. "CN=trader1" or
-    /// "C=GB, O=Firm, CN=trader1" (spaces after commas optional). Weaker than the SPKI
-    /// binding (a CA can issue another certificate with the same subject); both may be set.
+    /// mTLS binding by name: the client certificate's subject must be exactly this RDN
+    /// sequence (attribute types and values, compared structurally, never as display text),
+    /// written as RFC 4514-style attributes in certificate order, e.g. "CN=trader1" or
+    /// "C=GB, O=Firm, CN=trader1" (spaces after commas optional; `"quoted"` values and `\`
+    /// escapes for `,` `+` `=`; `+` joins attributes of one RDN). Weaker than the SPKI binding
+    /// (a CA can issue another certificate with the same subject); both may be set.
     #[serde(default)]
     pub client_cert_subject: Option<String>,
     /// Drop copy (15c3-5 (c)(2)(iv)): a non-empty list makes this a read-only session that

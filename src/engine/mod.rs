@@ -1421,9 +1421,7 @@ impl Engine {
             .and_then(|conn| conn.tls.as_deref());
         if let Some(want) = slot.client_spki {
             if tls.and_then(net::tls::peer_spki_sha256) != Some(want) {
-                return Some(
-                    "client certificate does not match the session's certificate binding",
-                );
+                return Some("client certificate does not match the session's certificate binding");
             }
         }
         if let Some(want) = &slot.client_subject {

@@ -187,7 +187,9 @@ impl Subject {
             }
             let ty = ty.trim();
             if ty.is_empty() {
-                return Err(format!("{s:?}: an attribute has no type (expected TYPE=value)"));
+                return Err(format!(
+                    "{s:?}: an attribute has no type (expected TYPE=value)"
+                ));
             }
             let oid = attribute_oid(ty).ok_or_else(|| {
                 format!("{s:?}: unknown attribute type {ty:?} (use a short name or a dotted OID)")
@@ -237,7 +239,9 @@ impl Subject {
                             break;
                         }
                         '=' | '"' => {
-                            return Err(format!("{s:?}: {c:?} in a value must be escaped or quoted"))
+                            return Err(format!(
+                                "{s:?}: {c:?} in a value must be escaped or quoted"
+                            ))
                         }
                         c => {
                             value.push(c);
@@ -292,8 +296,16 @@ mod tests {
 
     #[test]
     fn parses_the_usual_forms_alike() {
-        let want = rdns(&[&[("2.5.4.6", "GB")], &[("2.5.4.10", "Firm")], &[("2.5.4.3", "trader1")]]);
-        for s in ["C=GB,O=Firm,CN=trader1", "C=GB, O=Firm, CN=trader1", " c = GB ,o=\"Firm\", 2.5.4.3=trader1"] {
+        let want = rdns(&[
+            &[("2.5.4.6", "GB")],
+            &[("2.5.4.10", "Firm")],
+            &[("2.5.4.3", "trader1")],
+        ]);
+        for s in [
+            "C=GB,O=Firm,CN=trader1",
+            "C=GB, O=Firm, CN=trader1",
+            " c = GB ,o=\"Firm\", 2.5.4.3=trader1",
+        ] {
             assert_eq!(Subject::parse(s).unwrap(), want, "{s}");
         }
     }
@@ -316,7 +328,15 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_read() {
-        for s in ["trader1", "=x", "XX=1", "CN=\"open", "CN=a\\", "CN=a=b", "CN=\"a\"b"] {
+        for s in [
+            "trader1",
+            "=x",
+            "XX=1",
+            "CN=\"open",
+            "CN=a\\",
+            "CN=a=b",
+            "CN=\"a\"b",
+        ] {
             assert!(Subject::parse(s).is_err(), "{s}");
         }
     }

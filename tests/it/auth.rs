@@ -268,7 +268,10 @@ fn lockout_triggers_refuses_good_logons_and_clears_by_cli() {
             c.signed_logon_bytes("k1", &[1u8; 32], now_utc())
         });
     }
-    wait_event(gw.dir.path(), "auth-lockout what=key-at-address key=\"k1\" peer=127.0.0.1");
+    wait_event(
+        gw.dir.path(),
+        "auth-lockout what=key-at-address key=\"k1\" peer=127.0.0.1",
+    );
     // Locked at this address: even the right secret is refused.
     refused(&gw, "CLIENT1", |c| {
         c.signed_logon_bytes("k1", &secret, now_utc())

@@ -112,11 +112,14 @@ fn no_secret_logons(addr: SocketAddr, from: &str, key: &str) {
     for i in 0..20 {
         attack(addr, from, "CLIENT1", |c| match i % 3 {
             0 => c.build("A", &format!("98=0|108=30|141=Y|553={key}")),
-            1 => signed(c, key, &[0u8; 32], Nanos(now_utc().0 - 60_000_000_000), true),
-            _ => c.build(
-                "A",
-                &format!("98=0|108=30|141=Y|553={key}|95=4|96=AAAA"),
+            1 => signed(
+                c,
+                key,
+                &[0u8; 32],
+                Nanos(now_utc().0 - 60_000_000_000),
+                true,
             ),
+            _ => c.build("A", &format!("98=0|108=30|141=Y|553={key}|95=4|96=AAAA")),
         });
     }
 }
@@ -124,8 +127,14 @@ fn no_secret_logons(addr: SocketAddr, from: &str, key: &str) {
 #[test]
 fn failures_needing_no_secret_cannot_lock_a_client_out_and_wrong_signatures_lock_one_address() {
     let env = Env::new("lockout_failures = 3\nlockout_ms = 600000\n");
-    let secret = env.add("client1-dev", &["--comp-id", "CLIENT1", "--allow", "127.0.0.0/8"]);
-    let other = env.add("client2-dev", &["--comp-id", "CLIENT2", "--allow", "127.0.0.0/8"]);
+    let secret = env.add(
+        "client1-dev",
+        &["--comp-id", "CLIENT1", "--allow", "127.0.0.0/8"],
+    );
+    let other = env.add(
+        "client2-dev",
+        &["--comp-id", "CLIENT2", "--allow", "127.0.0.0/8"],
+    );
     let (gw, secrets, cfg_path) = env.start();
     let dir = gw.dir.path().to_path_buf();
 
@@ -194,7 +203,10 @@ fn wait_file(path: &Path, needle: &str) {
 #[test]
 fn a_locked_address_stays_locked_after_a_restart() {
     let env = Env::new("lockout_ms = 600000\n");
-    let secret = env.add("client1-dev", &["--comp-id", "CLIENT1", "--allow", "127.0.0.0/8"]);
+    let secret = env.add(
+        "client1-dev",
+        &["--comp-id", "CLIENT1", "--allow", "127.0.0.0/8"],
+    );
     let extra = env.extra.clone();
     let (gw, _secrets, _) = env.start();
     no_secret_logons(gw.addr, "127.0.0.2", "client1-dev");
@@ -238,16 +250,29 @@ fn every_refusal_is_a_silent_close_that_leaves_the_session_untouched() {
 
     // The attacks, each as the first write of a new connection (seq numbers an attacker would
     // pick: the real ones).
-    let cases: Vec<(&str, Box<dyn Fn(&mut Client) -> Vec<u8>>)> = vec![
-        ("NOBODY", Box::new(|c| signed(c, "good", &good, now_utc(), false))),
-        ("CLIENT1", Box::new(|c| signed(c, "good", &[1u8; 32], now_utc(), false))),
+    type Build<'a> = Box<dyn Fn(&mut Client) -> Vec<u8> + 'a>;
+    let cases: Vec<(&str, Build)> = vec![
+        (
+            "NOBODY",
+            Box::new(|c| signed(c, "good", &good, now_utc(), false)),
+        ),
+        (
+            "CLIENT1",
+            Box::new(|c| signed(c, "good", &[1u8; 32], now_utc(), false)),
+        ),
         (
             "CLIENT1",
             Box::new(|c| signed(c, "good", &good, Nanos(now_utc().0 - 10_000_000_000), false)),
         ),
         ("CLIENT1", Box::new(|_| captured.clone())),
-        ("CLIENT1", Box::new(|c| signed(c, "gone", &gone, now_utc(), false))),
-        ("CLIENT1", Box::new(|c| signed(c, "far", &far, now_utc(), false))),
+        (
+            "CLIENT1",
+            Box::new(|c| signed(c, "gone", &gone, now_utc(), false)),
+        ),
+        (
+            "CLIENT1",
+            Box::new(|c| signed(c, "far", &far, now_utc(), false)),
+        ),
         ("CLIENT1", Box::new(|c| c.build("A", "98=0|108=30"))),
     ];
     for (sender, build) in &cases {
@@ -309,7 +334,12 @@ fn a_second_logon_on_a_live_session_needs_a_signed_reset_under_the_same_key() {
     // Unsigned 141=Y on the live session: Reject, then Logout, nothing reset.
     c.send("A", "98=0|108=30|141=Y");
     let reject = c.expect("3");
-    assert_eq!(field(&reject, 372).as_deref(), Some("A"), "{}", show(&reject));
+    assert_eq!(
+        field(&reject, 372).as_deref(),
+        Some("A"),
+        "{}",
+        show(&reject)
+    );
     let bye = c.expect("5");
     assert!(c.closed_within(Duration::from_secs(5)));
     let gateway_next = field(&bye, 34).unwrap().parse::<u64>().unwrap() + 1;
