@@ -82,6 +82,8 @@ pub struct LockoutTable {
     newest: u32,
     oldest: u32,
     seed: RandomState,
+    /// Entries forgotten to make room.
+    evictions: u64,
 }
 
 impl LockoutTable {
@@ -96,6 +98,7 @@ impl LockoutTable {
             newest: NONE,
             oldest: NONE,
             seed: RandomState::new(),
+            evictions: 0,
         }
     }
 
@@ -109,6 +112,11 @@ impl LockoutTable {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Entries forgotten to make room since construction.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     /// Bytes held by the table (constant after construction; the property tests check it).
@@ -276,6 +284,7 @@ impl LockoutTable {
             (self.entries.len() - 1) as u32
         } else {
             let victim = self.victim(now);
+            self.evictions += 1;
             self.unlink(victim);
             if let Some(old) = self.entries.get(victim as usize).map(|x| (x.scope, x.hash)) {
                 if let Ok(pos) = self.find(&old.0, old.1) {
@@ -431,6 +440,7 @@ mod tests {
             t.fail(Scope::Address(addr(i)), Nanos(10), &LIMIT, 0);
             assert!(t.len() <= 4);
         }
+        assert_eq!(t.evictions(), 17);
         assert!(t.locked(&locked, Nanos(20)), "the lock survived the churn");
         assert!(t
             .locked_entries(Nanos(20))

@@ -268,6 +268,11 @@ impl Authenticator {
         }
     }
 
+    /// Lockout-table entries forgotten to make room so far.
+    pub fn lockout_evictions(&self) -> u64 {
+        self.lockouts.evictions()
+    }
+
     /// The lockouts in force at `now`.
     pub fn lockouts(&self, now: Nanos) -> Vec<Locked> {
         self.lockouts.locked_entries(now)

@@ -1261,7 +1261,10 @@ impl Engine {
         let mut verified = None;
         if let (Some(auth), Some(keys)) = (self.auth.as_mut(), keys.as_deref()) {
             if auth.required || msg.get(USERNAME).is_some() {
-                match auth.verifier.check(keys, msg, peer, now) {
+                let checked = auth.verifier.check(keys, msg, peer, now);
+                self.counters
+                    .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
+                match checked {
                     Ok(v) => verified = Some(v),
                     Err(r) => {
                         auth_cause = Some(r.failure.cause());
@@ -1339,7 +1342,10 @@ impl Engine {
         if let (Some(auth), Some(keys), false) =
             (self.auth.as_mut(), keys.as_deref(), bound_key.is_empty())
         {
-            match auth.verifier.check(keys, msg, peer, now) {
+            let checked = auth.verifier.check(keys, msg, peer, now);
+            self.counters
+                .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
+            match checked {
                 Ok(v) if v.key.id != bound_key => {
                     refusal = Some((v.key.id, "re-logon under a different key"));
                 }
@@ -1379,6 +1385,10 @@ impl Engine {
         else {
             return;
         };
+        let refused = refusal.is_some() || !reset;
+        if refused {
+            self.counters.inc(Counter::RelogonsRefused);
+        }
         let inbound = if refusal.is_some() {
             slot.session.reject_relogon(msg, now, &mut conn.out)
         } else {

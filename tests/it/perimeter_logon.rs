@@ -380,6 +380,12 @@ fn a_second_logon_on_a_live_session_needs_a_signed_reset_under_the_same_key() {
     assert_eq!(field(&answer, 141).as_deref(), Some("Y"));
     trade(&mut c, "S5");
     c.logout();
+    let refused = gw
+        .running
+        .handle
+        .counters
+        .get(portcullis::monitor::Counter::RelogonsRefused);
+    assert_eq!(refused, 2, "the unsigned and the other-key re-logons");
 }
 
 #[test]
@@ -447,4 +453,166 @@ fn frames_behind_a_refused_logon_in_the_same_write_are_not_processed() {
     assert!(!ev.contains("first message is not a Logon"), "{ev}");
     assert_eq!(ev.matches("authenticated session=").count(), 1, "{ev}");
     assert_eq!(ev.matches("logon-refused").count(), 1, "{ev}");
+}
+
+/// A CA (rcgen) and PEM files of a server certificate for 127.0.0.1 and of client
+/// certificates with the given subjects (each a list of (type, value) RDNs, or one RDN).
+mod pki {
+    use std::path::Path;
+
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+
+    pub struct Ca {
+        cert: rcgen::Certificate,
+        key: KeyPair,
+        pub pem: String,
+    }
+
+    impl Ca {
+        pub fn new() -> Ca {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name
+                .push(DnType::CommonName, "spoof test CA");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            let cert = p.self_signed(&key).unwrap();
+            Ca {
+                pem: cert.pem(),
+                cert,
+                key,
+            }
+        }
+
+        /// (certificate PEM, key PEM) for `sans` with the subject `dn` (one RDN per entry).
+        pub fn issue(
+            &self,
+            sans: &[&str],
+            dn: &[(DnType, &str)],
+            client: bool,
+        ) -> (String, String) {
+            let mut p =
+                CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    .unwrap();
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            for (t, v) in dn {
+                p.distinguished_name.push(t.clone(), *v);
+            }
+            p.extended_key_usages = vec![if client {
+                rcgen::ExtendedKeyUsagePurpose::ClientAuth
+            } else {
+                rcgen::ExtendedKeyUsagePurpose::ServerAuth
+            }];
+            let key = KeyPair::generate().unwrap();
+            let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+            (cert.pem(), key.serialize_pem())
+        }
+    }
+
+    pub fn write(dir: &Path, name: &str, pem: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p.display().to_string()
+    }
+}
+
+/// Completes a TLS 1.3 handshake to `addr` trusting `ca_pem`, presenting `client` (cert, key
+/// PEM); a FIX client over it.
+fn tls_client(addr: SocketAddr, ca_pem: &str, client: &(String, String)) -> Client {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_slice(client.0.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(client.1.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(cfg),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while conn.is_handshaking() {
+        match conn.complete_io(&mut tcp) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("handshake: {e}"),
+        }
+        assert!(Instant::now() < deadline, "handshake timed out");
+    }
+    Client::over(
+        Box::new(rustls::StreamOwned::new(conn, tcp)),
+        "FIX.4.4",
+        "CLIENT1",
+        "GW",
+    )
+}
+
+#[test]
+fn a_certificate_whose_subject_only_reads_like_the_binding_cannot_log_on() {
+    use rcgen::DnType;
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new();
+    let (scert, skey) = ca.issue(
+        &["localhost", "127.0.0.1"],
+        &[(DnType::CommonName, "gw")],
+        false,
+    );
+    let ca_path = pki::write(files.path(), "ca.pem", &ca.pem);
+    let sessions = format!(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?}, client_ca = {ca_path:?} }}\n\n\
+         [[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"CLIENT1\"\n\
+         default_account = \"ACC1\"\nclient_cert_subject = \"O=Firm, CN=trader1\"\n{}",
+        pki::write(files.path(), "server.pem", &scert),
+        pki::write(files.path(), "server.key", &skey),
+        sim("ack")
+    );
+    let gw = start_in(dir, &sessions);
+    let tls_addr = gw.running.handle.listen_addrs[1];
+    // The attacker's certificate: one attribute O whose value is `Firm, CN=trader1`.
+    let spoof = ca.issue(&[], &[(DnType::OrganizationName, "Firm, CN=trader1")], true);
+    let mut c = tls_client(tls_addr, &ca.pem, &spoof);
+    c.send("A", "98=0|108=30");
+    assert_closed_silently(&mut c);
+    wait_event(
+        gw.dir.path(),
+        "reason=\"client certificate subject does not match the session's binding\"",
+    );
+    // The client's certificate: O=Firm then CN=trader1, two RDNs.
+    let real = ca.issue(
+        &[],
+        &[
+            (DnType::OrganizationName, "Firm"),
+            (DnType::CommonName, "trader1"),
+        ],
+        true,
+    );
+    let mut c = tls_client(tls_addr, &ca.pem, &real);
+    c.logon(30);
+    trade(&mut c, "T1");
+    c.logout();
 }
