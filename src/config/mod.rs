@@ -717,6 +717,24 @@ impl Config {
             if a.max_keys > 65_536 {
                 return Err(err("auth.max_keys".into(), "at most 65536".into()));
             }
+            if a.lockout_failures == 0 {
+                return Err(err(
+                    "auth.lockout_failures".into(),
+                    "0 is not at least 1".into(),
+                ));
+            }
+            if a.lockout_address_failures == 0 {
+                return Err(err(
+                    "auth.lockout_address_failures".into(),
+                    "0 is not at least 1".into(),
+                ));
+            }
+            if !(16..=4_194_304).contains(&a.lockout_table_entries) {
+                return Err(err(
+                    "auth.lockout_table_entries".into(),
+                    format!("{} is outside 16..=4194304", a.lockout_table_entries),
+                ));
+            }
         }
         for (i, r) in self.routes.iter().enumerate() {
             if !names.contains(&r.venue) {
@@ -935,6 +953,36 @@ mod tests {
             "t.toml",
         )
         .is_ok());
+    }
+
+    #[test]
+    fn bad_lockout_settings_and_subjects_are_errors_naming_the_key() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n[auth]\nkey_store = \"k\"\nmaster_key = { provider = \"env\", var = \"X\" }\n";
+        for (line, key) in [
+            ("lockout_table_entries = 0", "auth.lockout_table_entries"),
+            (
+                "lockout_table_entries = 99999999",
+                "auth.lockout_table_entries",
+            ),
+            (
+                "lockout_address_failures = 0",
+                "auth.lockout_address_failures",
+            ),
+            ("lockout_failures = 0", "auth.lockout_failures"),
+        ] {
+            let e = Config::parse(&format!("{base}{line}\n"), "t.toml").unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let session = |subject: &str| {
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n\
+                 [[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"C\"\n\
+                 client_cert_subject = {subject:?}\n"
+            )
+        };
+        let e = Config::parse(&session("O=\"Firm, CN=x"), "t.toml").unwrap_err();
+        assert!(e.key.ends_with("client_cert_subject"), "{e}");
+        assert!(Config::parse(&session("O=\"Firm, CN=x\""), "t.toml").is_ok());
     }
 
     #[test]

@@ -106,20 +106,16 @@ fn attack(addr: SocketAddr, from: &str, sender: &str, bytes: impl FnOnce(&mut Cl
     assert_closed_silently(&mut c);
 }
 
-/// Sends 20 Logons naming `key` that need no secret to send: unsigned, stale with a made-up
-/// signature, and a signature that is not one.
+/// Sends 20 Logons naming `key` (or a key id that does not exist) that need no secret to send:
+/// unsigned, stale with a made-up signature, a signature that is not one, an unknown key id.
 fn no_secret_logons(addr: SocketAddr, from: &str, key: &str) {
+    let stale = || Nanos(now_utc().0 - 60_000_000_000);
     for i in 0..20 {
-        attack(addr, from, "CLIENT1", |c| match i % 3 {
+        attack(addr, from, "CLIENT1", |c| match i % 4 {
             0 => c.build("A", &format!("98=0|108=30|141=Y|553={key}")),
-            1 => signed(
-                c,
-                key,
-                &[0u8; 32],
-                Nanos(now_utc().0 - 60_000_000_000),
-                true,
-            ),
-            _ => c.build("A", &format!("98=0|108=30|141=Y|553={key}|95=4|96=AAAA")),
+            1 => signed(c, key, &[0u8; 32], stale(), true),
+            2 => c.build("A", &format!("98=0|108=30|141=Y|553={key}|95=4|96=AAAA")),
+            _ => signed(c, &format!("{key}-x"), &[0u8; 32], now_utc(), true),
         });
     }
 }
@@ -142,7 +138,8 @@ fn failures_needing_no_secret_cannot_lock_a_client_out_and_wrong_signatures_lock
     no_secret_logons(gw.addr, "127.0.0.2", "client1-dev");
     wait_event(
         &dir,
-        "auth-lockout what=address key=\"client1-dev\" peer=127.0.0.2",
+        // The 20th failure (an unknown key id) locks the address.
+        "auth-lockout what=address key=\"client1-dev-x\" peer=127.0.0.2",
     );
     client_trades(gw.addr, "127.0.0.1", "client1-dev", &secret, "L1");
     assert!(!events(&dir).contains("what=key-at-address"));
