@@ -1,7 +1,9 @@
 //! COLD — the journal thread: drains the hot thread's event ring into an append-only event log
 //! (`<data_dir>/events.log`, one line per event, UTC timestamps) and periodically flushes the
 //! memory-mapped stores to disk (`fdatasync`), so an OS crash loses at most one interval.
-//! Account ids appear masked (all but the last 4 characters), as everywhere in logs.
+//! Account ids appear masked (all but the last 4 characters), as everywhere in logs. From the
+//! same events it keeps the state files that must survive a restart: `risk-switches.state`
+//! (`switches`) and `auth-lockouts.state` (`lockouts`).
 //!
 //! Never blocks the hot thread: it only pops from the lock-free ring. When the ring overflowed,
 //! the number of lost events is written to the log (the counter `EventRingFull`).
@@ -72,10 +74,11 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             at,
         } => {
             format!(
-                "{} logon-refused sender={:?} key={:?} peer={peer} reason={reason:?}",
+                "{} logon-refused sender={:?} key={:?} peer={peer} reason={:?}",
                 ts(*at),
                 their_comp_id.as_str(),
-                key_id.as_str()
+                key_id.as_str(),
+                reason.text()
             )
         }
         Event::Disconnected {

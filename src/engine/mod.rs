@@ -34,7 +34,8 @@ use crate::clock::{Clock, ClockStatus};
 use crate::config::{Config, Gateway};
 use crate::fix::{frame, BeginString, Frame, Message, MsgType};
 use crate::handoff::{
-    command_channel, Command, CommandReceiver, CommandSender, Event, EventRing, RecordRing,
+    command_channel, Command, CommandReceiver, CommandSender, Event, EventRing, LogonRefusal,
+    RecordRing,
 };
 use crate::model::{Account, CompId, Nanos, OrderKey, Price, SessionId};
 use crate::monitor::{Counter, Counters};
@@ -1239,7 +1240,7 @@ impl Engine {
             .and_then(crate::auth::KeyId::new)
             .unwrap_or(crate::auth::KeyId::EMPTY);
         if msg.msg_type() != MsgType::LOGON {
-            self.refuse_logon(c, msg, key_id, peer, "first message is not a Logon", now);
+            self.refuse_logon(c, msg, key_id, peer, LogonRefusal::NotLogon, now);
             return None;
         }
         let begin = msg.begin_string();
@@ -1251,7 +1252,7 @@ impl Engine {
                 && slot.our_comp_id.as_bytes() == our
         });
         let early = match found {
-            None => Some("no session configured for these CompIDs and BeginString"),
+            None => Some(LogonRefusal::NoSession),
             Some(s) => self.binding_refusal(c, s, msg),
         };
         let session = SessionId(found.map_or(u32::MAX, |s| s as u32));
@@ -1419,10 +1420,10 @@ impl Engine {
     /// connected, certificate binding (SPKI or subject), or the session layer's first-message
     /// check. `None`: it can.
     #[cold]
-    fn binding_refusal(&self, c: usize, s: usize, msg: &Message<'_>) -> Option<&'static str> {
+    fn binding_refusal(&self, c: usize, s: usize, msg: &Message<'_>) -> Option<LogonRefusal> {
         let slot = self.sessions.get(s)?;
         if slot.conn.is_some() {
-            return Some("session already logged on from another connection");
+            return Some(LogonRefusal::AlreadyConnected);
         }
         let tls = self
             .conns
@@ -1431,16 +1432,16 @@ impl Engine {
             .and_then(|conn| conn.tls.as_deref());
         if let Some(want) = slot.client_spki {
             if tls.and_then(net::tls::peer_spki_sha256) != Some(want) {
-                return Some("client certificate does not match the session's certificate binding");
+                return Some(LogonRefusal::CertificateKey);
             }
         }
         if let Some(want) = &slot.client_subject {
             if !tls.is_some_and(|t| net::tls::peer_subject_is(t, want)) {
-                return Some("client certificate subject does not match the session's binding");
+                return Some(LogonRefusal::CertificateSubject);
             }
         }
         if slot.session.check_first_message(msg).is_err() {
-            return Some("logon refused by the session layer");
+            return Some(LogonRefusal::SessionLayer);
         }
         None
     }
@@ -1462,7 +1463,7 @@ impl Engine {
         msg: &Message<'_>,
         key_id: crate::auth::KeyId,
         peer: std::net::IpAddr,
-        reason: &'static str,
+        reason: LogonRefusal,
         now: Nanos,
     ) {
         self.counters.inc(Counter::LogonsRefused);

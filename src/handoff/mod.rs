@@ -20,6 +20,34 @@ pub type KeyIdStr = InlineStr<32>;
 pub mod control;
 pub use control::{ControlCall, ControlReply, ControlRequest, KillTarget};
 
+/// Why a first message or Logon was refused outside authentication (one byte in the event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogonRefusal {
+    NotLogon,
+    NoSession,
+    AlreadyConnected,
+    CertificateKey,
+    CertificateSubject,
+    SessionLayer,
+}
+
+impl LogonRefusal {
+    pub fn text(self) -> &'static str {
+        match self {
+            LogonRefusal::NotLogon => "first message is not a Logon",
+            LogonRefusal::NoSession => "no session configured for these CompIDs and BeginString",
+            LogonRefusal::AlreadyConnected => "session already logged on from another connection",
+            LogonRefusal::CertificateKey => {
+                "client certificate does not match the session's certificate binding"
+            }
+            LogonRefusal::CertificateSubject => {
+                "client certificate subject does not match the session's binding"
+            }
+            LogonRefusal::SessionLayer => "logon refused by the session layer",
+        }
+    }
+}
+
 /// Something the cold side should know about (journal, audit, monitoring).
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
@@ -34,7 +62,7 @@ pub enum Event {
         /// What Username(553) named, empty if absent or too long.
         key_id: KeyIdStr,
         peer: std::net::IpAddr,
-        reason: &'static str,
+        reason: LogonRefusal,
         at: Nanos,
     },
     Disconnected {
