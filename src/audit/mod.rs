@@ -153,6 +153,7 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             session,
             key_id,
             at,
+            ..
         } => format!(
             "{} authenticated session={} key={:?}",
             ts(*at),
@@ -354,6 +355,8 @@ impl JournalThread {
                 let mut switches = switches::Switches::load(&switches_path).unwrap_or_default();
                 let lockouts_path = self.data_dir.join(lockouts::FILE);
                 let mut lockouts = lockouts::Lockouts::load(&lockouts_path).unwrap_or_default();
+                let replays_path = self.data_dir.join(lockouts::REPLAY_FILE);
+                let mut replays = lockouts::Replays::load(&replays_path).unwrap_or_default();
                 let keys: Vec<String> = self
                     .throttle
                     .as_ref()
@@ -367,6 +370,7 @@ impl JournalThread {
                     let mut n = 0;
                     let mut switched = false;
                     let mut locked = false;
+                    let mut accepted = false;
                     let mut control_seq = 0;
                     while let Some(e) = ring.pop() {
                         let _ = writeln!(
@@ -376,6 +380,7 @@ impl JournalThread {
                         );
                         switched |= switches.apply(&e, &keys);
                         locked |= lockouts.apply(&e);
+                        accepted |= replays.apply(&e);
                         if let Event::Kill { seq, .. } | Event::AccountEnabled { seq, .. } = e {
                             control_seq = control_seq.max(seq);
                         }
@@ -391,6 +396,12 @@ impl JournalThread {
                             }
                         }
                     };
+                    if accepted {
+                        let now = crate::clock::system_utc();
+                        if let Err(e) = replays.save(&replays_path, now) {
+                            let _ = writeln!(out, "{} auth-replay-not-saved error={e}", ts(now));
+                        }
+                    }
                     if locked {
                         let now = crate::clock::system_utc();
                         if let Err(e) = lockouts.save(&lockouts_path, now) {

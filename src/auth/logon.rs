@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::keys::{Key, KeyId, KeySnapshot};
@@ -196,9 +196,17 @@ pub struct Lock {
 #[derive(Clone, Copy)]
 pub struct Verified<'s> {
     pub key: &'s Key,
-    signature: [u8; SIGNATURE_BYTES],
+    /// SHA-256 of the signature (the replay cache's key).
+    replay: [u8; 32],
     /// When the signature leaves the skew window (SendingTime + max_skew).
     until: Nanos,
+}
+
+impl Verified<'_> {
+    /// The replay-cache entry this Logon makes once accepted: (SHA-256 of the signature, until).
+    pub fn replay_entry(&self) -> ([u8; 32], Nanos) {
+        (self.replay, self.until)
+    }
 }
 
 /// Logon verification state: the lockout table and the replay cache. Owned by the gateway
@@ -206,15 +214,17 @@ pub struct Verified<'s> {
 pub struct Authenticator {
     pub policy: Policy,
     lockouts: LockoutTable,
-    /// Signatures of accepted logons, until their SendingTime leaves the skew window. Only
-    /// accepted logons get in, so it holds at most the legitimate logons of one skew window.
-    replay: HashMap<[u8; SIGNATURE_BYTES], Nanos>,
+    /// SHA-256 of the signatures of accepted logons, until their SendingTime leaves the skew
+    /// window. Only accepted logons get in, so it holds at most the legitimate logons of one
+    /// skew window. Persisted by the journal thread (`audit::lockouts`) and restored at start.
+    replay: HashMap<[u8; 32], Nanos>,
     /// Unlock generations already applied.
     key_unlock: HashMap<KeyId, u64>,
     address_unlock: u64,
     next_sweep: Nanos,
-    /// Logons signed before this (the gateway's start) are refused: the replay cache does not
-    /// survive a restart, so this is what stops a Logon captured earlier.
+    /// Logons signed before this (the gateway's start) are refused: with the persisted replay
+    /// cache (which could lose the last entries in a crash) it stops a Logon captured before a
+    /// restart.
     started_at: Nanos,
     dummy: [u8; 32],
 }
@@ -295,7 +305,16 @@ impl Authenticator {
             self.replay.retain(|_, until| *until > now);
             self.next_sweep = Nanos(now.0.saturating_add(1_000_000_000));
         }
-        self.replay.insert(v.signature, v.until);
+        self.replay.insert(v.replay, v.until);
+    }
+
+    /// Puts persisted replay-cache entries back at start (those still inside their window).
+    pub fn restore_replays(&mut self, entries: &[([u8; 32], Nanos)], now: Nanos) {
+        for (id, until) in entries {
+            if *until > now {
+                self.replay.insert(*id, *until);
+            }
+        }
     }
 
     /// Verifies a Logon from `peer` at `now` (UTC). Every call, whatever the outcome, computes
@@ -432,7 +451,8 @@ impl Authenticator {
         if !bool::from(ok) {
             return Err(Failure::BadSignature);
         }
-        if self.replay.get(&sig).is_some_and(|until| *until > now) {
+        let replay: [u8; 32] = Sha256::digest(sig).into();
+        if self.replay.get(&replay).is_some_and(|until| *until > now) {
             return Err(Failure::Replayed);
         }
         if key.revoked {
@@ -450,7 +470,7 @@ impl Authenticator {
         }
         Ok(Verified {
             key,
-            signature: sig,
+            replay,
             until: Nanos(sending_time.0.saturating_add(self.policy.max_skew.0)),
         })
     }

@@ -524,6 +524,12 @@ impl Engine {
                 )
                 .map_err(|e| StartError(format!("auth lockouts: {e}")))?;
                 verifier.restore_lockouts(&lockouts.entries(), &snap, now);
+                // So are accepted signatures still inside their skew window.
+                let replays = crate::audit::lockouts::Replays::load(
+                    &data.join(crate::audit::lockouts::REPLAY_FILE),
+                )
+                .map_err(|e| StartError(format!("auth replay cache: {e}")))?;
+                verifier.restore_replays(&replays.entries(), now);
                 let snap = Arc::new(snap);
                 loader.published(snap.clone());
                 (
@@ -1304,9 +1310,12 @@ impl Engine {
                 if let Some(auth) = self.auth.as_mut() {
                     auth.verifier.remember(&v, now);
                 }
+                let (replay, replay_until) = v.replay_entry();
                 self.emit(Event::Authenticated {
                     session,
                     key_id: v.key.id,
+                    replay,
+                    replay_until,
                     at: now,
                 });
                 crate::auth::Grants::from_key(v.key, KeySlot(s as u32))
@@ -1353,6 +1362,14 @@ impl Engine {
                 Ok(v) if !reset => refusal = Some((v.key.id, "re-logon without ResetSeqNumFlag")),
                 Ok(v) => {
                     auth.verifier.remember(&v, now);
+                    let (replay, replay_until) = v.replay_entry();
+                    let _ = self.ring.push(Event::Authenticated {
+                        session: SessionId(s as u32),
+                        key_id: v.key.id,
+                        replay,
+                        replay_until,
+                        at: now,
+                    });
                     grants = Some(crate::auth::Grants::from_key(v.key, KeySlot(s as u32)));
                 }
                 Err(r) => {

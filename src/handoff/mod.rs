@@ -136,6 +136,10 @@ pub enum Event {
     Authenticated {
         session: SessionId,
         key_id: KeyIdStr,
+        /// SHA-256 of the accepted signature and when it leaves the skew window: the replay
+        /// cache entry, persisted so a restart cannot reopen it (never the signature itself).
+        replay: [u8; 32],
+        replay_until: Nanos,
         at: Nanos,
     },
     /// A logged-on session was logged out because its key was revoked or expired.

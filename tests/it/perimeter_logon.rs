@@ -409,17 +409,33 @@ fn a_logon_captured_before_a_restart_is_refused_after_it() {
     let secret = env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.0/8"]);
     let extra = env.extra.clone();
     let (gw, _s, _) = env.start();
-    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
-    let captured = signed(&mut c, "k1", &secret, now_utc(), true);
-    c.send_raw(&captured);
-    c.expect("A");
-    c.logout();
+    let mut captured = Vec::new();
+    // A Logon signed now, and one whose SendingTime is 4.8 s ahead of the gateway (a client
+    // clock running fast, still inside the 5 s skew): both captured on the wire.
+    for ahead_ns in [0, 4_800_000_000] {
+        let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+        let logon = signed(&mut c, "k1", &secret, Nanos(now_utc().0 + ahead_ns), true);
+        c.send_raw(&logon);
+        c.expect("A");
+        c.logout();
+        captured.push(logon);
+    }
+    let replay_state = gw.dir.path().join("auth-replay.state");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&replay_state).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(Instant::now() < deadline, "replay cache not persisted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let gw = restart(gw, &extra);
-    attack(gw.addr, "127.0.0.1", "CLIENT1", |_| captured.clone());
+    // Signed before the restart: refused for its SendingTime.
+    attack(gw.addr, "127.0.0.1", "CLIENT1", |_| captured[0].clone());
     wait_event(
         gw.dir.path(),
         "cause=\"SendingTime(52) earlier than the gateway's start\"",
     );
+    // Signed for a time after the restart: the persisted replay cache refuses it.
+    attack(gw.addr, "127.0.0.1", "CLIENT1", |_| captured[1].clone());
+    wait_event(gw.dir.path(), "cause=\"signature replayed\"");
     client_trades(gw.addr, "127.0.0.1", "k1", &secret, "C1");
 }
 
