@@ -177,7 +177,8 @@ enum KeysCmd {
         #[arg(long)]
         in_secs: Option<u64>,
     },
-    /// Clear a key's lockout, or with --addresses every source-address lockout.
+    /// Clear a key's lockouts (at every source address), or with --addresses every
+    /// source-address lockout.
     Unlock {
         #[arg(required_unless_present = "addresses")]
         id: Option<String>,
@@ -391,7 +392,7 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
         KeysCmd::Unlock { id, addresses } => {
             let id = if addresses { None } else { id };
             admin::unlock(&cfg, id.as_deref()).map(|()| match id {
-                Some(id) => format!("key {id}: lockout cleared"),
+                Some(id) => format!("key {id}: lockouts cleared at every source address"),
                 None => "source-address lockouts cleared".to_string(),
             })
         }

@@ -2,12 +2,14 @@
 //! (`<data_dir>/events.log`, one line per event, UTC timestamps) and periodically flushes the
 //! memory-mapped stores to disk (`fdatasync`), so an OS crash loses at most one interval.
 //! Account ids appear masked (all but the last 4 characters), as everywhere in logs, and so do
-//! card numbers in text a client chose (CompIDs, key ids).
+//! card numbers in text a client chose (CompIDs, key ids). From the same events it keeps the state files that must survive a restart: `risk-switches.state`
+//! (`switches`) and `auth-lockouts.state` (`lockouts`).
 //!
 //! Never blocks the hot thread: it only pops from the lock-free ring. When the ring overflowed,
 //! the number of lost events is written to the log (the counter `EventRingFull`).
 
 pub mod daily;
+pub mod lockouts;
 pub mod records;
 pub mod switches;
 
@@ -66,13 +68,17 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         Event::LoggedOn { session, at } => format!("{} logon session={}", ts(*at), sname(session)),
         Event::LogonRefused {
             their_comp_id,
+            key_id,
+            peer,
             reason,
             at,
         } => {
             format!(
-                "{} logon-refused sender={:?} reason={reason:?}",
+                "{} logon-refused sender={:?} key={:?} peer={peer} reason={:?}",
                 ts(*at),
-                their_comp_id.as_str()
+                their_comp_id.as_str(),
+                key_id.as_str(),
+                reason.text()
             )
         }
         Event::Disconnected {
@@ -133,17 +139,21 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             key_id,
             peer,
             key,
+            until,
             at,
+            ..
         } => format!(
-            "{} auth-lockout {} key={:?} peer={peer}",
+            "{} auth-lockout {} key={:?} peer={peer} until={}",
             ts(*at),
-            if *key { "what=key" } else { "what=address" },
-            key_id.as_str()
+            if *key { "what=key-at-address" } else { "what=address" },
+            key_id.as_str(),
+            ts(*until)
         ),
         Event::Authenticated {
             session,
             key_id,
             at,
+            ..
         } => format!(
             "{} authenticated session={} key={:?}",
             ts(*at),
@@ -402,6 +412,10 @@ impl JournalThread {
                 let mut out = BufWriter::new(file);
                 let switches_path = self.data_dir.join(switches::FILE);
                 let mut switches = switches::Switches::load(&switches_path).unwrap_or_default();
+                let lockouts_path = self.data_dir.join(lockouts::FILE);
+                let mut lockouts = lockouts::Lockouts::load(&lockouts_path).unwrap_or_default();
+                let replays_path = self.data_dir.join(lockouts::REPLAY_FILE);
+                let mut replays = lockouts::Replays::load(&replays_path).unwrap_or_default();
                 let keys: Vec<String> = self
                     .throttle
                     .as_ref()
@@ -414,11 +428,15 @@ impl JournalThread {
                     let stopping = stop.load(Ordering::Relaxed);
                     let mut n = 0;
                     let mut switched = false;
+                    let mut locked = false;
+                    let mut accepted = false;
                     let mut control_seq = 0;
                     while let Some(e) = ring.pop() {
                         let line = render(&e, &self.session_names, &self.venue_names);
                         let _ = writeln!(out, "{}", masked_line(&e, line));
                         switched |= switches.apply(&e, &keys);
+                        locked |= lockouts.apply(&e);
+                        accepted |= replays.apply(&e);
                         if let Event::Kill { seq, .. } | Event::AccountEnabled { seq, .. } = e {
                             control_seq = control_seq.max(seq);
                         }
@@ -434,6 +452,18 @@ impl JournalThread {
                             }
                         }
                     };
+                    if accepted {
+                        let now = crate::clock::system_utc();
+                        if let Err(e) = replays.save(&replays_path, now) {
+                            let _ = writeln!(out, "{} auth-replay-not-saved error={e}", ts(now));
+                        }
+                    }
+                    if locked {
+                        let now = crate::clock::system_utc();
+                        if let Err(e) = lockouts.save(&lockouts_path, now) {
+                            let _ = writeln!(out, "{} auth-lockouts-not-saved error={e}", ts(now));
+                        }
+                    }
                     if saved && control_seq > 0 {
                         self.control_persisted
                             .fetch_max(control_seq, Ordering::Release);
@@ -546,11 +576,14 @@ mod tests {
         // A card number sent as a CompID is masked; a 16-digit control-seq is not a card.
         let refused = Event::LogonRefused {
             their_comp_id: crate::model::CompId::new(b"4111111111111111").unwrap(),
-            reason: "unknown CompID",
+            key_id: crate::auth::KeyId::new(b"5500005555555559").unwrap(),
+            peer: std::net::IpAddr::from([127, 0, 0, 1]),
+            reason: crate::handoff::LogonRefusal::NoSession,
             at: Nanos(0),
         };
         let line = masked_line(&refused, render(&refused, &[], &[]));
         assert!(line.contains("sender=\"************1111\""), "{line}");
+        assert!(!line.contains("5500005555555559"), "{line}");
         let kill = Event::Kill {
             target: crate::handoff::KillTarget::Global,
             on: true,

@@ -22,9 +22,18 @@ pub struct AuthCfg {
     /// Allowed |SendingTime(52) − gateway clock| of a signed Logon, milliseconds.
     #[serde(default = "default_skew")]
     pub max_skew_ms: u64,
-    /// Failed logons within `lockout_window_ms`, per key and per source address, that lock it.
+    /// Wrong signatures for one key from one source address within `lockout_window_ms` that
+    /// lock that key at that address (only a wrong signature needs a guess at the secret).
     #[serde(default = "default_failures")]
     pub lockout_failures: u32,
+    /// Failed logons of any cause from one source address within `lockout_window_ms` that
+    /// lock the address (unsigned, stale, replayed, unknown key, unknown CompID...).
+    #[serde(default = "default_address_failures")]
+    pub lockout_address_failures: u32,
+    /// Source addresses and (key, address) pairs the lockout table tracks; fixed memory
+    /// (104 bytes each: 96 in the table, 8 in its index), the least recently failed is forgotten when full.
+    #[serde(default = "default_lockout_entries")]
+    pub lockout_table_entries: u32,
     #[serde(default = "default_window")]
     pub lockout_window_ms: u64,
     /// How long a lockout lasts (or until `portcullis keys unlock`).
@@ -83,6 +92,12 @@ fn default_skew() -> u64 {
 }
 fn default_failures() -> u32 {
     5
+}
+fn default_address_failures() -> u32 {
+    20
+}
+fn default_lockout_entries() -> u32 {
+    16_384
 }
 fn default_window() -> u64 {
     60_000
@@ -162,8 +177,10 @@ impl AuthCfg {
         crate::auth::Policy {
             max_skew: Nanos::from_millis(self.max_skew_ms),
             max_failures: self.lockout_failures.max(1),
+            address_max_failures: self.lockout_address_failures.max(1),
             window: Nanos::from_millis(self.lockout_window_ms),
             lockout: Nanos::from_millis(self.lockout_ms),
+            table_entries: self.lockout_table_entries.max(1) as usize,
         }
     }
 }

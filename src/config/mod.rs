@@ -300,10 +300,12 @@ pub struct SessionCfg {
     /// per key; until then it lives with the session.)
     #[serde(default)]
     pub client_cert_spki_sha256: Option<String>,
-    /// mTLS binding by name: the client certificate's subject must be exactly this, written as
-    /// RFC 4514-style attributes in certificate order, e.g. "CN=trader1" or
-    /// "C=GB, O=Firm, CN=trader1" (spaces after commas optional). Weaker than the SPKI
-    /// binding (a CA can issue another certificate with the same subject); both may be set.
+    /// mTLS binding by name: the client certificate's subject must be exactly this RDN
+    /// sequence (attribute types and values, compared structurally, never as display text),
+    /// written as RFC 4514-style attributes in certificate order, e.g. "CN=trader1" or
+    /// "C=GB, O=Firm, CN=trader1" (spaces after commas optional; `"quoted"` values and `\`
+    /// escapes for `,` `+` `=`; `+` joins attributes of one RDN). Weaker than the SPKI binding
+    /// (a CA can issue another certificate with the same subject); both may be set.
     #[serde(default)]
     pub client_cert_subject: Option<String>,
     /// Drop copy (15c3-5 (c)(2)(iv)): a non-empty list makes this a read-only session that
@@ -566,10 +568,10 @@ impl Config {
                 }
             }
             if let Some(subj) = &s.client_cert_subject {
-                if !subj.contains('=') {
+                if let Err(e) = crate::net::tls::Subject::parse(subj) {
                     return Err(err(
                         key("client_cert_subject"),
-                        format!("{subj:?} is not a subject like \"CN=trader1\""),
+                        format!("{e}; expected a subject like \"CN=trader1,O=Firm\""),
                     ));
                 }
             }
@@ -738,6 +740,24 @@ impl Config {
                         "{} must be below auth.max_key_age_days ({})",
                         a.key_age_warning_days, a.max_key_age_days
                     ),
+                ));
+            }
+            if a.lockout_failures == 0 {
+                return Err(err(
+                    "auth.lockout_failures".into(),
+                    "0 is not at least 1".into(),
+                ));
+            }
+            if a.lockout_address_failures == 0 {
+                return Err(err(
+                    "auth.lockout_address_failures".into(),
+                    "0 is not at least 1".into(),
+                ));
+            }
+            if !(16..=4_194_304).contains(&a.lockout_table_entries) {
+                return Err(err(
+                    "auth.lockout_table_entries".into(),
+                    format!("{} is outside 16..=4194304", a.lockout_table_entries),
                 ));
             }
         }
@@ -977,6 +997,36 @@ mod tests {
         assert_eq!(e.key, "auth.key_age_warning_days");
         let off = Config::parse(&format!("{base}max_key_age_days = 0\n"), "t.toml").unwrap();
         assert_eq!(off.auth.unwrap().max_key_age_ms(), 0);
+    }
+
+    #[test]
+    fn bad_lockout_settings_and_subjects_are_errors_naming_the_key() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n[auth]\nkey_store = \"k\"\nmaster_key = { provider = \"env\", var = \"X\" }\n";
+        for (line, key) in [
+            ("lockout_table_entries = 0", "auth.lockout_table_entries"),
+            (
+                "lockout_table_entries = 99999999",
+                "auth.lockout_table_entries",
+            ),
+            (
+                "lockout_address_failures = 0",
+                "auth.lockout_address_failures",
+            ),
+            ("lockout_failures = 0", "auth.lockout_failures"),
+        ] {
+            let e = Config::parse(&format!("{base}{line}\n"), "t.toml").unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let session = |subject: &str| {
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n\
+                 [[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"C\"\n\
+                 client_cert_subject = {subject:?}\n"
+            )
+        };
+        let e = Config::parse(&session("O=\"Firm, CN=x"), "t.toml").unwrap_err();
+        assert!(e.key.ends_with("client_cert_subject"), "{e}");
+        assert!(Config::parse(&session("O=\"Firm, CN=x\""), "t.toml").is_ok());
     }
 
     #[test]

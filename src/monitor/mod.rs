@@ -61,6 +61,13 @@ pub enum Counter {
     PermissionDenied = 35,
     /// Sessions logged out because their key was revoked or expired.
     CredentialLogouts = 36,
+    /// Logon lockout-table entries forgotten because the table was full (the least recently
+    /// failed first): a steady rise means `auth.lockout_table_entries` is too small for the
+    /// sources failing within `auth.lockout_ms`.
+    LockoutEvictions = 54,
+    /// Logons on an established session refused (Reject then Logout): not a 141=Y reset, or
+    /// one that did not verify under the session's key.
+    RelogonsRefused = 55,
     // 40..=47: pre-trade risk (ids chosen apart from other branches' additions).
     /// New orders and replaces refused by a pre-trade risk check (kills included).
     RiskRejects = 40,

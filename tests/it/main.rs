@@ -13,6 +13,7 @@ mod hsm;
 mod orders;
 mod perimeter_ctl;
 mod perimeter_rest;
+mod perimeter_logon;
 mod records;
 mod recovery;
 mod risk;

@@ -779,7 +779,8 @@ fn signed_logons_over_mtls_from_gen_config_auth() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("authentication failed"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("logon failed (session 0): connection closed by the peer"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
