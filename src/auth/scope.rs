@@ -134,13 +134,22 @@ mod tests {
 
 /// What a logged-on session may do: its key's scopes, account and symbol grants, expiry and
 /// throttle slot. Held inline in the session slot; read per application message (HOT).
+///
+/// # Accounts (least privilege)
+/// A session may name only the accounts in `accounts`, or any when `any_account` (an explicit
+/// `"*"` grant). A key stored with no accounts gets its session's `default_account` only; an
+/// unauthenticated development session gets its `default_account` plus the session's
+/// `dev_accounts`. Instructions about an existing order (cancel, replace, status) are checked
+/// against the account the order was accepted under, see [`Grants::may_manage`].
 #[derive(Clone, Debug)]
 pub struct Grants {
     /// The authenticated key; empty for an unauthenticated (development) session.
     pub key_id: crate::model::InlineStr<32>,
     pub scopes: Scopes,
-    /// Accounts <1> orders may name; empty: any.
+    /// Accounts <1> orders may name (unless `any_account`).
     pub accounts: arrayvec::ArrayVec<crate::model::Account, { super::keys::MAX_GRANTS }>,
+    /// An explicit any-account grant (`"*"`).
+    pub any_account: bool,
     /// Symbols <55> orders may name; empty: any.
     pub symbols: arrayvec::ArrayVec<crate::model::Symbol, { super::keys::MAX_GRANTS }>,
     /// Nanoseconds since the Unix epoch when the key expires (`u64::MAX`: never).
@@ -150,12 +159,28 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// No key: everything allowed, the session's own throttle slot.
-    pub fn unrestricted(session_slot: crate::throttle::KeySlot) -> Grants {
+    /// No key (a development session without signed logons): every scope, the session's
+    /// `default_account` and the `extra` accounts (`any`: every account), the session's own
+    /// throttle slot.
+    pub fn unauthenticated(
+        session_slot: crate::throttle::KeySlot,
+        default_account: crate::model::Account,
+        extra: &[crate::model::Account],
+        any: bool,
+    ) -> Grants {
+        let mut accounts = arrayvec::ArrayVec::new();
+        accounts.push(default_account);
+        for a in extra {
+            if !accounts.contains(a) {
+                // Config validation bounds `extra` to MAX_GRANTS - 1 names.
+                let _ = accounts.try_push(*a);
+            }
+        }
         Grants {
             key_id: crate::model::InlineStr::EMPTY,
             scopes: Scopes::ALL,
-            accounts: arrayvec::ArrayVec::new(),
+            accounts,
+            any_account: any,
             symbols: arrayvec::ArrayVec::new(),
             expires_ns: u64::MAX,
             throttle: session_slot,
@@ -163,12 +188,22 @@ impl Grants {
     }
 
     /// The grants of key `k` on a session whose own throttle slot is `session_slot` (used
-    /// when the key has no tier of its own).
-    pub fn from_key(k: &super::Key, session_slot: crate::throttle::KeySlot) -> Grants {
+    /// when the key has no tier of its own) and whose default account is `default_account`
+    /// (the only account of a key without an account grant).
+    pub fn from_key(
+        k: &super::Key,
+        session_slot: crate::throttle::KeySlot,
+        default_account: crate::model::Account,
+    ) -> Grants {
+        let mut accounts = k.accounts.clone();
+        if accounts.is_empty() && !k.any_account {
+            accounts.push(default_account);
+        }
         Grants {
             key_id: k.id,
             scopes: k.scopes,
-            accounts: k.accounts.clone(),
+            accounts,
+            any_account: k.any_account,
             symbols: k.symbols.clone(),
             expires_ns: k.expires_ns,
             throttle: k
@@ -177,9 +212,18 @@ impl Grants {
         }
     }
 
+    /// Whether orders may name account `a` (one flag and one short inline scan).
     #[inline]
     pub fn allows_account(&self, a: &[u8]) -> bool {
-        self.accounts.is_empty() || self.accounts.iter().any(|x| x.as_bytes() == a)
+        self.any_account || self.accounts.iter().any(|x| x.as_bytes() == a)
+    }
+
+    /// Whether this session may cancel (or ask the status of) an existing order accepted under
+    /// `account` by key `owner` (empty: no key): its account is granted, or the order is this
+    /// key's own (so a key that lost an account can still pull the orders it left there).
+    #[inline]
+    pub fn may_manage(&self, account: &crate::model::Account, owner: &super::KeyId) -> bool {
+        self.allows_account(account.as_bytes()) || (!owner.is_empty() && *owner == self.key_id)
     }
 
     #[inline]

@@ -256,6 +256,12 @@ pub struct SessionCfg {
     /// Account used when an order carries no Account(1).
     #[serde(default)]
     pub default_account: Option<String>,
+    /// Unauthenticated development logons only (no `[auth]`, or `auth.required = false` and an
+    /// unsigned Logon; loopback): accounts the session may name besides `default_account`;
+    /// `["*"]` alone: any. Default: none (least privilege: `default_account` only). A session
+    /// logged on under a key gets the key's account grant instead.
+    #[serde(default)]
+    pub dev_accounts: Vec<String>,
     #[serde(default = "default_hb_min")]
     pub heartbeat_min_secs: u32,
     #[serde(default = "default_hb_max")]
@@ -570,6 +576,30 @@ impl Config {
                 if a.is_empty() || a.len() > 24 {
                     return Err(err(
                         key("default_account"),
+                        format!("{a:?} must be 1–24 characters"),
+                    ));
+                }
+            }
+            if s.dev_accounts.len() >= crate::auth::keys::MAX_GRANTS {
+                return Err(err(
+                    key("dev_accounts"),
+                    format!(
+                        "at most {} accounts (or [\"*\"])",
+                        crate::auth::keys::MAX_GRANTS - 1
+                    ),
+                ));
+            }
+            for a in &s.dev_accounts {
+                if a == crate::auth::keys::ANY_ACCOUNT {
+                    if s.dev_accounts.len() > 1 {
+                        return Err(err(
+                            key("dev_accounts"),
+                            "\"*\" (any account) cannot be combined with named accounts".into(),
+                        ));
+                    }
+                } else if a.is_empty() || a.len() > 24 {
+                    return Err(err(
+                        key("dev_accounts"),
                         format!("{a:?} must be 1–24 characters"),
                     ));
                 }

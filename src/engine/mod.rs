@@ -89,6 +89,11 @@ pub struct SessionSlot {
     pub client_subject: Option<String>,
     /// What the session's authenticated key allows (scopes, accounts, symbols, throttle).
     pub grants: crate::auth::Grants,
+    /// What an unauthenticated (development) logon of this session may do: `default_account`
+    /// and the session's `dev_accounts`.
+    pub dev_grants: crate::auth::Grants,
+    /// The session's most recent ClOrdIDs (PossResend duplicates).
+    pub seen: crate::order::seen::SeenClOrdIds,
     /// Kill switch of this session's key: new orders and replaces refused.
     pub killed: bool,
     /// Drop copy: the accounts whose ExecutionReports this read-only session receives (empty:
@@ -187,6 +192,10 @@ pub struct Engine {
     /// Refusals before routing, numbering their ExecIDs (`NONE.<n>`); starts from the clock so
     /// numbers do not repeat across restarts.
     pub(crate) refusals: u64,
+    /// While an inbound application message is processed: the routing fields its answers carry
+    /// (its OnBehalfOf*/DeliverTo*, swapped). `None` between messages (venue answers then use
+    /// the order's stored routing).
+    pub(crate) answering: Option<crate::fix::ReplyRouting>,
     /// Signed-logon verification; `None` without an `[auth]` section.
     pub(crate) auth: Option<AuthState>,
     /// Handed to the key-store watcher thread by [`Engine::take_key_loader`].
@@ -234,7 +243,7 @@ fn drop_copy_refusal(drop_copy: &[Account], key: &crate::auth::Key) -> Option<&'
     if !key.scopes.contains(crate::auth::Scopes::ORDERS_READ) {
         return Some("drop copy needs the orders:read scope");
     }
-    if !key.accounts.is_empty() && !drop_copy.iter().any(|a| key.accounts.contains(a)) {
+    if !key.any_account && !drop_copy.iter().any(|a| key.accounts.contains(a)) {
         return Some("drop copy: the key allows none of the session's accounts");
     }
     None
@@ -329,6 +338,27 @@ impl Engine {
                 sending_time_window_ms: s.sending_time_window_ms,
                 ..SessionConfig::default()
             };
+            let default_account = s
+                .default_account
+                .as_deref()
+                .and_then(|a| Account::new(a.as_bytes()))
+                .unwrap_or(Account::EMPTY);
+            let dev_any = s
+                .dev_accounts
+                .iter()
+                .any(|a| a == crate::auth::keys::ANY_ACCOUNT);
+            let dev_extra: Vec<Account> = s
+                .dev_accounts
+                .iter()
+                .filter_map(|a| Account::new(a.as_bytes()))
+                .filter(|a| !a.is_empty() && a.as_bytes() != b"*")
+                .collect();
+            let dev_grants = crate::auth::Grants::unauthenticated(
+                KeySlot(sessions.len() as u32),
+                default_account,
+                &dev_extra,
+                dev_any,
+            );
             sessions.push(SessionSlot {
                 session: Session::new(scfg, store),
                 conn: None,
@@ -336,11 +366,7 @@ impl Engine {
                 begin,
                 their_comp_id: their,
                 our_comp_id: our,
-                default_account: s
-                    .default_account
-                    .as_deref()
-                    .and_then(|a| Account::new(a.as_bytes()))
-                    .unwrap_or(Account::EMPTY),
+                default_account,
                 cancel_on_disconnect: s.cancel_on_disconnect,
                 abuse: AbuseDetector::new(AbuseConfig::default()),
                 key: key.clone(),
@@ -352,7 +378,9 @@ impl Engine {
                     .client_cert_subject
                     .as_deref()
                     .map(net::tls::normalise_subject),
-                grants: crate::auth::Grants::unrestricted(KeySlot(sessions.len() as u32)),
+                grants: dev_grants.clone(),
+                dev_grants,
+                seen: crate::order::seen::SeenClOrdIds::default(),
                 killed: false,
                 drop_copy: s
                     .drop_copy_accounts
@@ -610,6 +638,7 @@ impl Engine {
             stopping: None,
             mass_report_id: now.0 / 1000,
             refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
+            answering: None,
             auth,
             key_loader,
             clock_status: clock_status.clone(),
@@ -1367,11 +1396,15 @@ impl Engine {
         now: Nanos,
     ) -> Option<crate::auth::Grants> {
         let session_slot = KeySlot(s as u32);
+        let (dev_grants, default_account) = self
+            .sessions
+            .get(s)
+            .map(|slot| (slot.dev_grants.clone(), slot.default_account))?;
         let Some(auth) = self.auth.as_mut() else {
-            return Some(crate::auth::Grants::unrestricted(session_slot));
+            return Some(dev_grants);
         };
         if !auth.required && msg.get(crate::auth::logon::USERNAME).is_none() {
-            return Some(crate::auth::Grants::unrestricted(session_slot));
+            return Some(dev_grants);
         }
         let peer = self
             .conns
@@ -1395,7 +1428,11 @@ impl Engine {
                     key_id: key.id,
                     at: now,
                 });
-                Some(crate::auth::Grants::from_key(key, session_slot))
+                Some(crate::auth::Grants::from_key(
+                    key,
+                    session_slot,
+                    default_account,
+                ))
             }
             Err(r) => {
                 self.counters.inc(Counter::LogonsRefused);
@@ -1484,23 +1521,40 @@ impl Engine {
                                 && !k.is_expired(now.0)
                                 && k.comp_ids.contains(&slot.their_comp_id) =>
                         {
-                            slot.grants = crate::auth::Grants::from_key(k, KeySlot(s as u32));
+                            slot.grants = crate::auth::Grants::from_key(
+                                k,
+                                KeySlot(s as u32),
+                                slot.default_account,
+                            );
                         }
                         _ => slot.grants.scopes = crate::auth::Scopes::NONE,
                     }
                 }
                 continue;
             };
+            let peer = self
+                .conns
+                .get(c)
+                .and_then(Option::as_ref)
+                .map(|conn| conn.peer.ip());
+            // Narrowed grants apply at once: the new account list is what the next message is
+            // checked against (orders left in a lost account can still be canceled, see
+            // `Grants::may_manage`); a peer address the allowlist no longer covers ends the
+            // session.
             let cause = match snap.get(slot.grants.key_id.as_bytes()) {
                 None => Some("credential revoked"),
                 Some(k) if k.revoked => Some("credential revoked"),
                 Some(k) if k.is_expired(now.0) => Some("credential expired"),
                 Some(k) if !k.comp_ids.contains(&slot.their_comp_id) => Some("credential revoked"),
+                Some(k) if peer.is_some_and(|p| !k.allows_peer(p)) => {
+                    Some("source address no longer allowed for this credential")
+                }
                 Some(k) if drop_copy_refusal(&slot.drop_copy, k).is_some() => {
                     Some("credential no longer permits drop copy")
                 }
                 Some(k) => {
-                    slot.grants = crate::auth::Grants::from_key(k, KeySlot(s as u32));
+                    slot.grants =
+                        crate::auth::Grants::from_key(k, KeySlot(s as u32), slot.default_account);
                     None
                 }
             };

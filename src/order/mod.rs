@@ -8,6 +8,7 @@
 
 pub mod journal;
 pub mod record;
+pub mod seen;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -110,6 +111,13 @@ pub struct Order {
     pub live: bool,
     pub times: OrderTimes,
     pub detail: OrderDetail,
+    /// The key whose session placed the order (empty: an unauthenticated session, or an
+    /// order recovered from the journal, which does not keep it). That key may still cancel
+    /// the order after losing its account ([`crate::auth::Grants::may_manage`]).
+    pub owner: InlineStr<32>,
+    /// Routing header fields for the order's reports: the latest accepted instruction's
+    /// OnBehalfOf*/DeliverTo*, swapped (not journaled).
+    pub routing: crate::fix::ReplyRouting,
 }
 
 impl Order {
@@ -154,6 +162,8 @@ impl Order {
                 exec_inst: InlineStr::EMPTY,
                 route: None,
             },
+            owner: InlineStr::EMPTY,
+            routing: crate::fix::ReplyRouting::NONE,
         }
     }
 
