@@ -375,4 +375,25 @@ mod tests {
             "masked: {e}"
         );
     }
+
+    #[test]
+    fn any_account_is_an_explicit_grant_of_its_own() {
+        let mut f = KeyFile::default();
+        f.keys.push(record("none"));
+        let mut star = record("star");
+        star.accounts = vec![ANY_ACCOUNT.into()];
+        f.keys.push(star);
+        let mut named = record("named");
+        named.accounts = vec!["ACC1".into()];
+        f.keys.push(named);
+        let s = KeySnapshot::build(&f).unwrap();
+        let none = s.get(b"none").unwrap();
+        assert!(!none.any_account && none.accounts.is_empty());
+        let star = s.get(b"star").unwrap();
+        assert!(star.any_account && star.accounts.is_empty());
+        assert!(!s.get(b"named").unwrap().any_account);
+        f.keys[1].accounts.push("ACC1".into());
+        let e = KeySnapshot::build(&f).err().unwrap();
+        assert!(e.contains("star") && e.contains("accounts"), "{e}");
+    }
 }

@@ -130,6 +130,64 @@ mod tests {
         assert_eq!(Scopes::parse("orders:delete"), None);
         assert_eq!(Scopes::ALL.names().len(), 4);
     }
+
+    fn key(id: &str, accounts: &[&str], any: bool) -> crate::auth::Key {
+        crate::auth::Key {
+            id: crate::auth::KeyId::new(id.as_bytes()).unwrap(),
+            secrets: arrayvec::ArrayVec::new(),
+            role: Role::Trader,
+            scopes: Scopes::ALL,
+            comp_ids: vec![],
+            accounts: accounts
+                .iter()
+                .map(|a| crate::model::Account::new(a.as_bytes()).unwrap())
+                .collect(),
+            any_account: any,
+            symbols: arrayvec::ArrayVec::new(),
+            allow: vec![],
+            tier: None,
+            expires_ns: u64::MAX,
+            revoked: false,
+            unlock_gen: 0,
+            throttle_slot: None,
+        }
+    }
+
+    fn acc(a: &str) -> crate::model::Account {
+        crate::model::Account::new(a.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_key_without_a_grant_trades_only_its_sessions_default_account() {
+        let slot = crate::throttle::KeySlot(0);
+        let g = Grants::from_key(&key("k", &[], false), slot, acc("DEF"));
+        assert!(g.allows_account(b"DEF"));
+        assert!(!g.allows_account(b"OTHER") && !g.allows_account(b""));
+        let g = Grants::from_key(&key("k", &["A", "B"], false), slot, acc("DEF"));
+        assert!(g.allows_account(b"A") && g.allows_account(b"B"));
+        assert!(!g.allows_account(b"DEF"), "a named grant does not add the default");
+        let g = Grants::from_key(&key("k", &[], true), slot, acc("DEF"));
+        assert!(g.allows_account(b"DEF") && g.allows_account(b"ANYTHING"));
+        let dev = Grants::unauthenticated(slot, acc("DEF"), &[acc("X")], false);
+        assert!(dev.allows_account(b"DEF") && dev.allows_account(b"X"));
+        assert!(!dev.allows_account(b"Y"));
+        assert!(Grants::unauthenticated(slot, acc("DEF"), &[], true).allows_account(b"Y"));
+    }
+
+    #[test]
+    fn an_order_is_managed_under_a_grant_of_its_account_or_by_its_own_key() {
+        let slot = crate::throttle::KeySlot(0);
+        let k = crate::auth::KeyId::new(b"k").unwrap();
+        let other = crate::auth::KeyId::new(b"other").unwrap();
+        let g = Grants::from_key(&key("k", &["A"], false), slot, acc("DEF"));
+        assert!(g.may_manage(&acc("A"), &other));
+        assert!(g.may_manage(&acc("LOST"), &k), "its own order in a lost account");
+        assert!(!g.may_manage(&acc("LOST"), &other));
+        let empty = crate::auth::KeyId::EMPTY;
+        assert!(!g.may_manage(&acc("LOST"), &empty), "a recovered order: grant only");
+        let dev = Grants::unauthenticated(slot, acc("DEF"), &[], false);
+        assert!(!dev.may_manage(&acc("LOST"), &empty), "no key is nobody's owner");
+    }
 }
 
 /// What a logged-on session may do: its key's scopes, account and symbol grants, expiry and

@@ -989,6 +989,21 @@ mod tests {
         );
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "session[1].drop_copy_accounts", "{e}");
+        for bad in ["[\"*\", \"ACC-X\"]", "[\"\"]"] {
+            let base = EMBEDDED_DEFAULT.replacen(
+                "default_account = \"ACC-CLIENT2\"",
+                &format!("default_account = \"ACC-CLIENT2\"\ndev_accounts = {bad}"),
+                1,
+            );
+            let e = Config::parse(&base, "t.toml").unwrap_err();
+            assert_eq!(e.key, "session[1].dev_accounts", "{e}");
+        }
+        let ok = EMBEDDED_DEFAULT.replacen(
+            "default_account = \"ACC-CLIENT2\"",
+            "default_account = \"ACC-CLIENT2\"\ndev_accounts = [\"*\"]",
+            1,
+        );
+        assert!(Config::parse(&ok, "t.toml").is_ok());
         let base = EMBEDDED_DEFAULT.replacen("reference_price = \"10.50\"\n", "", 1);
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "symbol[0].reference_price", "{e}");
