@@ -165,7 +165,10 @@ mod tests {
         assert!(!g.allows_account(b"OTHER") && !g.allows_account(b""));
         let g = Grants::from_key(&key("k", &["A", "B"], false), slot, acc("DEF"));
         assert!(g.allows_account(b"A") && g.allows_account(b"B"));
-        assert!(!g.allows_account(b"DEF"), "a named grant does not add the default");
+        assert!(
+            !g.allows_account(b"DEF"),
+            "a named grant does not add the default"
+        );
         let g = Grants::from_key(&key("k", &[], true), slot, acc("DEF"));
         assert!(g.allows_account(b"DEF") && g.allows_account(b"ANYTHING"));
         let dev = Grants::unauthenticated(slot, acc("DEF"), &[acc("X")], false);
@@ -181,12 +184,21 @@ mod tests {
         let other = crate::auth::KeyId::new(b"other").unwrap();
         let g = Grants::from_key(&key("k", &["A"], false), slot, acc("DEF"));
         assert!(g.may_manage(&acc("A"), &other));
-        assert!(g.may_manage(&acc("LOST"), &k), "its own order in a lost account");
+        assert!(
+            g.may_manage(&acc("LOST"), &k),
+            "its own order in a lost account"
+        );
         assert!(!g.may_manage(&acc("LOST"), &other));
         let empty = crate::auth::KeyId::EMPTY;
-        assert!(!g.may_manage(&acc("LOST"), &empty), "a recovered order: grant only");
+        assert!(
+            !g.may_manage(&acc("LOST"), &empty),
+            "a recovered order: grant only"
+        );
         let dev = Grants::unauthenticated(slot, acc("DEF"), &[], false);
-        assert!(!dev.may_manage(&acc("LOST"), &empty), "no key is nobody's owner");
+        assert!(
+            !dev.may_manage(&acc("LOST"), &empty),
+            "no key is nobody's owner"
+        );
     }
 }
 
