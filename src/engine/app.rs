@@ -222,7 +222,11 @@ impl Engine {
     /// answered, else the order's own (a later venue answer).
     fn routing_for(&self, order: Option<&Order>) -> crate::fix::ReplyRouting {
         self.answering
-            .or_else(|| order.map(|o| o.routing))
+            .or_else(|| {
+                order
+                    .and_then(|o| self.orders.extras_of(o))
+                    .map(|e| e.routing)
+            })
             .unwrap_or(crate::fix::ReplyRouting::NONE)
     }
 
@@ -667,8 +671,7 @@ impl Engine {
         };
         let tag = slot.tag;
         let mut order = blank_order(s, slot.default_account);
-        order.owner = slot.grants.key_id;
-        order.routing = self.routing_for(None);
+        let owner = slot.grants.key_id;
         if let Err(why) = parse_new_order(msg, &mut order) {
             if order.cl_ord_id.is_empty() {
                 return self.business_reject(
@@ -731,7 +734,11 @@ impl Engine {
         self.stamp_decision(&mut order, now);
         order.order_id = self.orders.next_order_id();
         let key = match self.orders.insert(order) {
-            Ok(k) => k,
+            Ok(k) => {
+                let routing = self.routing_for(None);
+                self.orders.set_extras(k, owner, routing);
+                k
+            }
             Err(TableError::DuplicateClOrdId) => {
                 self.risk_release(&order);
                 return self.reject_order(
@@ -1124,8 +1131,12 @@ impl Engine {
         // Checked against the account the order was accepted under, not the message's: a
         // cancel needs the account granted or the order to be this key's own (a key that lost
         // the account may still pull its orders); a replace needs the account granted.
+        let owner = self
+            .orders
+            .extras(key)
+            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner);
         let permitted = self.sessions.get(s).is_some_and(|slot| match to {
-            CancelRejectTo::Cancel => slot.grants.may_manage(&order.account, &order.owner),
+            CancelRejectTo::Cancel => slot.grants.may_manage(&order.account, &owner),
             CancelRejectTo::Replace => slot.grants.allows_account(order.account.as_bytes()),
         });
         if !permitted {
@@ -1205,8 +1216,8 @@ impl Engine {
         let routing = self.routing_for(None);
         if let Some(o) = self.orders.get_mut(key) {
             o.pending = Pending::Cancel { cl_ord_id: cl };
-            o.routing = routing;
         }
+        self.orders.set_routing(key, routing);
         self.record_request(key, now);
         self.venue_cancel(key, now);
     }
@@ -1326,9 +1337,9 @@ impl Engine {
             }
         };
         let routing = self.routing_for(None);
+        self.orders.set_routing(key, routing);
         if let Some(o) = self.orders.get_mut(key) {
             o.reserved_price = reserved;
-            o.routing = routing;
             o.pending = Pending::Replace {
                 cl_ord_id: cl,
                 qty,
@@ -1343,13 +1354,15 @@ impl Engine {
     fn on_status(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
         let session = SessionId(s as u32);
         let cl_raw = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
-        let found = OrderIdStr::new(cl_raw)
-            .and_then(|cl| self.orders.lookup(session, &cl))
-            .and_then(|k| self.orders.get(k).copied());
+        let key = OrderIdStr::new(cl_raw).and_then(|cl| self.orders.lookup(session, &cl));
+        let found = key.and_then(|k| self.orders.get(k).copied());
+        let owner = key
+            .and_then(|k| self.orders.extras(k))
+            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner);
         let permitted = |o: &Order| {
             self.sessions
                 .get(s)
-                .is_some_and(|slot| slot.grants.may_manage(&o.account, &o.owner))
+                .is_some_and(|slot| slot.grants.may_manage(&o.account, &owner))
         };
         match found {
             Some(o) if !permitted(&o) => self.denied(s, msg, "account", now),
@@ -1402,11 +1415,17 @@ impl Engine {
         // Only orders the key may manage (their account granted, or its own): a key that shares
         // a session with another key's orders reaches them only through a grant.
         let grants = self.sessions.get(s).map(|slot| &slot.grants);
+        let orders = &self.orders;
         if let (true, Some(g)) = (accepted, grants) {
-            self.orders.open_orders(&mut keys, |o| {
+            orders.open_orders(&mut keys, |o| {
                 o.session == session
                     && (request_type == b'7' || Some(o.symbol) == symbol)
-                    && g.may_manage(&o.account, &o.owner)
+                    && g.may_manage(
+                        &o.account,
+                        &orders
+                            .extras_of(o)
+                            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner),
+                    )
             });
         } else {
             keys.clear();

@@ -256,8 +256,6 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
         live: true,
         times,
         detail,
-        owner: crate::model::InlineStr::EMPTY,
-        routing: crate::fix::ReplyRouting::NONE,
     };
     order.reserved_price = match i64_at(223) {
         Some(p) if buf.len() >= SNAPSHOT_V2_BYTES => Price(p),
@@ -313,8 +311,6 @@ mod tests {
                 route: Some(RouteReason::Rule(3)),
                 ..OrderDetail::default()
             },
-            owner: InlineStr::EMPTY,
-            routing: crate::fix::ReplyRouting::NONE,
         };
         j.record(OrderKey(7), &o, 5).unwrap();
         o.apply_fill(Qty::from_units(4), Price(12_300_000_000));
