@@ -659,3 +659,36 @@ fn replies_swap_the_routing_fields_back_on_reports_rejects_and_later_reports() {
     assert_eq!(field(&m, 150).as_deref(), Some("4"), "{}", show(&m));
     assert_swapped(&m);
 }
+
+#[test]
+fn an_unauthenticated_dev_session_trades_its_default_account_and_its_dev_accounts_only() {
+    let sessions = SESSIONS.replacen(
+        "default_account = \"ACC2\"",
+        "default_account = \"ACC2\"\ndev_accounts = [\"ACC42\"]",
+        1,
+    );
+    let gw = start(&format!("{sessions}{}", sim("ack")));
+    let mut c1 = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c1.logon(30);
+    c1.send(
+        "D",
+        &format!("1=ACC2|{}", nos("D1", "AAPL", "1", "10", Some("10"))),
+    );
+    refused_account(&mut c1, "8");
+    c1.send("D", &nos("D2", "AAPL", "1", "10", Some("10")));
+    assert_eq!(field(&accepted(&mut c1), 1).as_deref(), Some("ACC1"));
+    let mut c2 = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
+    c2.logon(30);
+    for (cl, acc) in [("E1", "ACC2"), ("E2", "ACC42")] {
+        c2.send(
+            "D",
+            &format!("1={acc}|{}", nos(cl, "AAPL", "1", "10", Some("10"))),
+        );
+        assert_eq!(field(&accepted(&mut c2), 1).as_deref(), Some(acc));
+    }
+    c2.send(
+        "D",
+        &format!("1=ACC1|{}", nos("E3", "AAPL", "1", "10", Some("10"))),
+    );
+    refused_account(&mut c2, "8");
+}
