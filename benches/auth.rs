@@ -37,6 +37,7 @@ fn snapshot() -> KeySnapshot {
         status: Status::Active,
         unlock_gen: 0,
         created_ms: 0,
+        rotated_ms: None,
     });
     KeySnapshot::build(&f).unwrap()
 }

@@ -1,7 +1,8 @@
 //! COLD — the journal thread: drains the hot thread's event ring into an append-only event log
 //! (`<data_dir>/events.log`, one line per event, UTC timestamps) and periodically flushes the
 //! memory-mapped stores to disk (`fdatasync`), so an OS crash loses at most one interval.
-//! Account ids appear masked (all but the last 4 characters), as everywhere in logs.
+//! Account ids appear masked (all but the last 4 characters), as everywhere in logs, and so do
+//! card numbers in text a client chose (CompIDs, key ids).
 //!
 //! Never blocks the hot thread: it only pops from the lock-free ring. When the ring overflowed,
 //! the number of lost events is written to the log (the counter `EventRingFull`).
@@ -271,6 +272,65 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
                 if *halted { "halted" } else { "allowed" }
             )
         }
+        Event::KeyStoreRefused {
+            cause,
+            generation,
+            newest,
+            at,
+        } => {
+            let g = if *generation == u64::MAX {
+                "unknown".to_string()
+            } else {
+                generation.to_string()
+            };
+            format!(
+                "{} key-store-refused cause={cause:?} generation={g} newest-seen={newest} \
+                 (the running keys stay in force)",
+                ts(*at)
+            )
+        }
+        Event::KeyAging {
+            key_id,
+            age_days,
+            days_left,
+            at,
+        } => {
+            if *days_left > 0 {
+                format!(
+                    "{} key-aging key={:?} age-days={age_days} days-left={days_left} \
+                     (rotate it: portcullis keys rotate)",
+                    ts(*at),
+                    key_id.as_str()
+                )
+            } else {
+                format!(
+                    "{} key-aging key={:?} age-days={age_days} days-left=0 state=expired \
+                     (logons refused: key too old; rotate it)",
+                    ts(*at),
+                    key_id.as_str()
+                )
+            }
+        }
+    }
+}
+
+/// `line` with card numbers masked when its event carries text a client chose (a CompID or a
+/// key id from a Logon, DATA-4) or a key id (`key-aging`). The other events hold only the
+/// gateway's own words and numbers (a 16-digit `control-seq` must not be taken for a card).
+fn masked_line(e: &Event, line: String) -> String {
+    let from_the_wire = matches!(
+        e,
+        Event::LogonRefused { .. }
+            | Event::AuthFailed { .. }
+            | Event::AuthLockout { .. }
+            | Event::Authenticated { .. }
+            | Event::CredentialLogout { .. }
+            | Event::KeyAging { .. }
+    );
+    if from_the_wire {
+        crate::auth::mask::free_text(&line)
+    } else {
+        line
     }
 }
 
@@ -318,10 +378,10 @@ impl JournalThread {
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
     ) -> io::Result<JoinHandle<()>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data_dir.join("events.log"))?;
+        let file = crate::files::open_private(
+            OpenOptions::new().create(true).append(true),
+            &self.data_dir.join("events.log"),
+        )?;
         let mut records = match &self.records {
             Some((ring, routes)) => {
                 let names = records::Names {
@@ -356,11 +416,8 @@ impl JournalThread {
                     let mut switched = false;
                     let mut control_seq = 0;
                     while let Some(e) = ring.pop() {
-                        let _ = writeln!(
-                            out,
-                            "{}",
-                            render(&e, &self.session_names, &self.venue_names)
-                        );
+                        let line = render(&e, &self.session_names, &self.venue_names);
+                        let _ = writeln!(out, "{}", masked_line(&e, line));
                         switched |= switches.apply(&e, &keys);
                         if let Event::Kill { seq, .. } | Event::AccountEnabled { seq, .. } = e {
                             control_seq = control_seq.max(seq);
@@ -486,5 +543,22 @@ mod tests {
             &[],
         );
         assert!(kill.contains("scope=account:*********6789"), "{kill}");
+        // A card number sent as a CompID is masked; a 16-digit control-seq is not a card.
+        let refused = Event::LogonRefused {
+            their_comp_id: crate::model::CompId::new(b"4111111111111111").unwrap(),
+            reason: "unknown CompID",
+            at: Nanos(0),
+        };
+        let line = masked_line(&refused, render(&refused, &[], &[]));
+        assert!(line.contains("sender=\"************1111\""), "{line}");
+        let kill = Event::Kill {
+            target: crate::handoff::KillTarget::Global,
+            on: true,
+            orders: 0,
+            seq: 4_111_111_111_111_111,
+            at: Nanos(0),
+        };
+        let line = masked_line(&kill, render(&kill, &[], &[]));
+        assert!(line.contains("control-seq=4111111111111111"), "{line}");
     }
 }

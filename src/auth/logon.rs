@@ -84,6 +84,8 @@ pub enum Failure {
     Replayed,
     Revoked,
     Expired,
+    /// Older than `auth.max_key_age_days` since its creation or last rotation (AUTH-9).
+    TooOld,
     CompIdNotBound,
     AddressNotAllowed,
 }
@@ -104,6 +106,7 @@ impl Failure {
             Failure::Replayed => "signature replayed",
             Failure::Revoked => "key revoked",
             Failure::Expired => "key expired",
+            Failure::TooOld => "key too old (auth.max_key_age_days): rotate it",
             Failure::CompIdNotBound => "SenderCompID not bound to the key",
             Failure::AddressNotAllowed => "source address not in the key's allowlist",
         }
@@ -365,7 +368,11 @@ impl Authenticator {
             return Err(Failure::Revoked);
         }
         if key.is_expired(now.0) {
-            return Err(Failure::Expired);
+            return Err(if key.age_limited {
+                Failure::TooOld
+            } else {
+                Failure::Expired
+            });
         }
         let sender = msg.get(tags::SENDER_COMP_ID).unwrap_or(b"");
         if !key.comp_ids.iter().any(|c| c.as_bytes() == sender) {

@@ -150,6 +150,8 @@ mod tests {
             revoked: false,
             unlock_gen: 0,
             throttle_slot: None,
+            age_from_ms: 0,
+            age_limited: false,
         }
     }
 

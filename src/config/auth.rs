@@ -39,6 +39,14 @@ pub struct AuthCfg {
     /// How often the gateway checks the key store for changes, milliseconds.
     #[serde(default = "default_poll")]
     pub poll_ms: u64,
+    /// Rotation policy (AUTH-9): a key expires this many days after its creation or its last
+    /// `keys rotate`; 0: no maximum age (`portcullis run` warns).
+    #[serde(default = "default_max_key_age")]
+    pub max_key_age_days: u32,
+    /// `key-aging` events (events.log, once per key per day) start this many days before a
+    /// key reaches its maximum age.
+    #[serde(default = "default_key_age_warning")]
+    pub key_age_warning_days: u32,
 }
 
 /// `[auth.master_key]`.
@@ -91,6 +99,15 @@ fn default_max_keys() -> u32 {
 fn default_poll() -> u64 {
     200
 }
+/// 90 days: the usual ceiling for a machine credential's life (PCI DSS 8.3.9 asks for 90 days
+/// for passwords; exchanges' API-key policies are 90–365). Production sets its own.
+fn default_max_key_age() -> u32 {
+    90
+}
+/// Two weeks: room to schedule a rotation with the client.
+fn default_key_age_warning() -> u32 {
+    14
+}
 
 impl AuthCfg {
     /// The master key provider, with relative paths resolved under `data_dir`; errors name
@@ -128,6 +145,16 @@ impl AuthCfg {
     /// The key store path, resolved under `data_dir` when relative.
     pub fn store_path(&self, data_dir: &std::path::Path) -> PathBuf {
         data_dir.join(&self.key_store)
+    }
+
+    /// The maximum key age in milliseconds (0: none).
+    pub fn max_key_age_ms(&self) -> u64 {
+        u64::from(self.max_key_age_days) * crate::auth::keys::DAY_MS
+    }
+
+    /// The warning window before the maximum key age, milliseconds.
+    pub fn key_age_warning_ms(&self) -> u64 {
+        u64::from(self.key_age_warning_days) * crate::auth::keys::DAY_MS
     }
 
     pub fn policy(&self) -> crate::auth::Policy {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 mod auth;
 mod clock;
+mod control;
 mod limits;
 pub mod risk;
 
@@ -20,6 +21,8 @@ pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 pub use auth::{AuthCfg, MasterKeyCfg};
 
 pub use clock::{ClockCfg, OnDivergence};
+
+pub use control::ControlCfg;
 
 use crate::fix::BeginString;
 
@@ -76,6 +79,9 @@ pub struct Config {
     /// `[clock]`: calibration, allowed divergence from UTC, action on breach.
     #[serde(default)]
     pub clock: ClockCfg,
+    /// `[control]`: who may use the control socket, per-client bounds.
+    #[serde(default)]
+    pub control: ControlCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -423,6 +429,7 @@ impl Config {
             problem,
         };
         self.clock.validate(file)?;
+        self.control.validate(file)?;
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(
@@ -745,6 +752,24 @@ impl Config {
             if a.max_keys > 65_536 {
                 return Err(err("auth.max_keys".into(), "at most 65536".into()));
             }
+            if a.max_key_age_days > 3650 {
+                return Err(err(
+                    "auth.max_key_age_days".into(),
+                    format!(
+                        "{} is above 3650 (10 years; 0 means no maximum age)",
+                        a.max_key_age_days
+                    ),
+                ));
+            }
+            if a.max_key_age_days > 0 && a.key_age_warning_days >= a.max_key_age_days {
+                return Err(err(
+                    "auth.key_age_warning_days".into(),
+                    format!(
+                        "{} must be below auth.max_key_age_days ({})",
+                        a.key_age_warning_days, a.max_key_age_days
+                    ),
+                ));
+            }
         }
         for (i, r) in self.routes.iter().enumerate() {
             if !names.contains(&r.venue) {
@@ -963,6 +988,25 @@ mod tests {
             "t.toml",
         )
         .is_ok());
+    }
+
+    #[test]
+    fn the_key_age_policy_defaults_to_90_and_14_days_and_bad_values_name_their_key() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:0\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n[auth]\nkey_store = \"k\"\nmaster_key = { provider = \"env\", var = \"X\" }\n";
+        let c = Config::parse(base, "t.toml").unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!((a.max_key_age_days, a.key_age_warning_days), (90, 14));
+        assert_eq!(a.max_key_age_ms(), 90 * 86_400_000);
+        let e = Config::parse(&format!("{base}max_key_age_days = 4000\n"), "t.toml").unwrap_err();
+        assert_eq!(e.key, "auth.max_key_age_days");
+        let e = Config::parse(
+            &format!("{base}max_key_age_days = 10\nkey_age_warning_days = 10\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "auth.key_age_warning_days");
+        let off = Config::parse(&format!("{base}max_key_age_days = 0\n"), "t.toml").unwrap();
+        assert_eq!(off.auth.unwrap().max_key_age_ms(), 0);
     }
 
     #[test]

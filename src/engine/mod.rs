@@ -271,7 +271,8 @@ impl Engine {
     pub fn new(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), StartError> {
         let gw = cfg.gateway.clone();
         let data = gw.data_dir.clone();
-        std::fs::create_dir_all(&data)
+        // 0700 whatever the umask; a looser existing data folder is tightened (and reported).
+        crate::files::private_dir(&data)
             .map_err(|e| start_err(format!("data_dir {}", data.display()), e))?;
         let poll = Poll::new().map_err(|e| start_err("epoll", e))?;
         let mut listeners = Vec::new();
@@ -302,7 +303,7 @@ impl Engine {
         }
         let now = clock.now();
         let sessions_dir = data.join("sessions");
-        std::fs::create_dir_all(&sessions_dir).map_err(|e| start_err(sessions_dir.display(), e))?;
+        crate::files::private_dir(&sessions_dir).map_err(|e| start_err("sessions folder", e))?;
         let mut sessions = Vec::new();
         for s in &cfg.sessions {
             let begin = BeginString::parse(s.begin_string.as_bytes())
@@ -528,6 +529,7 @@ impl Engine {
                     a.max_keys,
                 );
                 loader.set_throttle(throttle.clone());
+                loader.set_age_policy(a.max_key_age_ms(), a.key_age_warning_ms());
                 let snap = loader
                     .load()
                     .map_err(|e| StartError(format!("auth: {e}")))?;
@@ -554,6 +556,18 @@ impl Engine {
                 )
             }
         };
+        // Everything else in the data folder that an older version or a hand copy left open
+        // is tightened — after the key store and master key checks above, which refuse rather
+        // than repair (a secret that was readable may have been read: the operator must know).
+        match crate::files::tighten_tree(&data) {
+            Ok(0) => {}
+            Ok(n) => crate::say_err(format_args!(
+                "portcullis: {n} file(s)/folder(s) under {} were open to group or others; \
+                 tightened to 0600/0700",
+                data.display()
+            )),
+            Err(e) => return Err(start_err(format!("data_dir {}", data.display()), e)),
+        }
         crate::audit::daily::load(
             &data.join(crate::audit::daily::FILE),
             &session_keys,

@@ -163,6 +163,25 @@ pub enum Event {
         halted: bool,
         at: Nanos,
     },
+    /// A changed key store the watcher refused to apply (the running keys stay in force):
+    /// an older generation than already seen (rollback), a file open to group or others, or
+    /// one that does not decrypt or validate. Emitted by the key store watcher.
+    KeyStoreRefused {
+        cause: &'static str,
+        /// The refused store's generation (rollback), `u64::MAX` when unknown.
+        generation: u64,
+        /// The newest generation seen before.
+        newest: u64,
+        at: Nanos,
+    },
+    /// A key nears (`days_left > 0`) or has reached its maximum age (AUTH-9): once per key per
+    /// UTC day, and at start. Emitted by the key store watcher.
+    KeyAging {
+        key_id: KeyIdStr,
+        age_days: u32,
+        days_left: i32,
+        at: Nanos,
+    },
 }
 
 /// Hot → cold events.

@@ -80,6 +80,13 @@ pub enum Counter {
     /// Instructions refused because the key is not granted the account (the message's, or
     /// for a cancel, replace or status request the order's): also in PermissionDenied.
     AccountDenied = 53,
+    /// Control socket connections refused or closed by the server: a peer uid not in
+    /// `control.allowed_uids`, a line over `max_line_bytes`, a deadline missed (idle, line,
+    /// answer write), evicted to make room, or refused while every slot was applying a request.
+    ControlClosed = 63,
+    /// Changed key stores the watcher refused (older generation: rollback; open to group or
+    /// others; unreadable, tampered or invalid). The running keys stayed in force.
+    KeyStoreRefusals = 62,
 }
 
 /// Number of counter slots.

@@ -12,6 +12,8 @@ mod dropcopy;
 mod hsm;
 mod orders;
 mod perimeter_accounts;
+mod perimeter_ctl;
+mod perimeter_rest;
 mod records;
 mod recovery;
 mod risk;

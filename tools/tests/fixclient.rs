@@ -256,7 +256,7 @@ fn signed_gateway() -> (Gw, tempfile::TempDir, std::path::PathBuf) {
         allow: vec!["127.0.0.1".into()],
         ..Default::default()
     };
-    let secret = portcullis::auth::admin::add(&cfg, "k1", &spec, 0).unwrap();
+    let secret = portcullis::auth::admin::add(&cfg, "k1", &spec, now_ms()).unwrap();
     let secrets = tempfile::tempdir().unwrap();
     let path = secrets.path().join("k1.secret");
     std::fs::write(&path, secret.as_bytes()).unwrap();
@@ -299,4 +299,10 @@ fn signs_the_logon_with_a_key_id_and_secret_file_and_never_prints_the_signature(
     );
     assert_eq!(r.code, 2);
     position(&r.stderr, "authentication failed");
+}
+
+/// Unix milliseconds now: keys are created "now" (a key created at 0 would be past
+/// `auth.max_key_age_days` and refused).
+fn now_ms() -> u64 {
+    portcullis::clock::system_utc().0 / 1_000_000
 }

@@ -58,6 +58,7 @@ fn snapshot(secrets: &[(&[u8], Option<u64>)], status: Status) -> KeySnapshot {
         status,
         unlock_gen: 0,
         created_ms: 0,
+        rotated_ms: None,
     });
     KeySnapshot::build(&f).unwrap()
 }
