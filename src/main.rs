@@ -89,7 +89,9 @@ enum KeysCmd {
         /// orders:read (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Account(1) orders may name (repeatable); none: any.
+        /// Account(1) orders may name (repeatable); '*' alone: any account (an explicit
+        /// grant, shown by `keys show` and warned about by `run`); none: only the
+        /// default_account of the session the key logs on to.
         #[arg(long = "account")]
         accounts: Vec<String>,
         /// Symbol(55) orders may name (repeatable); none: any.
@@ -123,6 +125,10 @@ enum KeysCmd {
         /// Role: trader, viewer, risk-officer, admin.
         #[arg(long, default_value = "trader")]
         role: String,
+        /// Account(1) every key may name (repeatable); '*' alone: any account; none: only
+        /// each session's default_account.
+        #[arg(long = "account")]
+        accounts: Vec<String>,
         /// CIDR logons may come from (repeatable).
         #[arg(long = "allow", required = true)]
         allow: Vec<String>,
@@ -144,9 +150,10 @@ enum KeysCmd {
         role: Option<String>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Account(1) orders may name (replaces the list); '*' alone: any account.
         #[arg(long = "account")]
         accounts: Vec<String>,
-        /// Allow any account again.
+        /// Grant every account (stored as accounts = ["*"]; same as `--account '*'`).
         #[arg(long)]
         any_account: bool,
         #[arg(long = "symbol")]
@@ -307,12 +314,14 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
             prefix,
             comp_ids,
             role,
+            accounts,
             allow,
             secrets_out,
         } => {
             let spec = admin::KeySpec {
                 comp_ids,
                 role,
+                accounts,
                 allow,
                 ..Default::default()
             };
@@ -364,7 +373,7 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
                 role,
                 scopes: some(scopes),
                 accounts: if any_account {
-                    Some(Vec::new())
+                    Some(vec![portcullis::auth::keys::ANY_ACCOUNT.to_string()])
                 } else {
                     some(accounts)
                 },
@@ -542,6 +551,18 @@ fn run(
             "portcullis: WARNING: the key store's master key comes from a development provider \
              (file/env), not an HSM: do not use this for real credentials"
         );
+    }
+    if cfg.auth.is_some() {
+        // A store that cannot be read is reported by the gateway's own load below.
+        if let Ok(ids) = portcullis::auth::admin::any_account_keys(&cfg) {
+            if !ids.is_empty() {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                eprintln!(
+                    "portcullis: {}",
+                    portcullis::auth::admin::any_account_warning(&ids)
+                );
+            }
+        }
     }
     match &cfg.auth {
         None => eprintln!(

@@ -165,7 +165,14 @@ reference_price = "10.25"
     let (fills, allocs) = counting::drive(
         &mut s,
         (WARMUP, MEASURED, WINDOW),
-        |s, id| send(s, b"D", &|w| counting::new_order(w, id)),
+        // Every order carries routing fields: the reports swap them back (kept inline on the
+        // order, no allocation).
+        |s, id| {
+            send(s, b"D", &|w| {
+                w.str(115, b"FIRM").str(128, b"BROKER");
+                counting::new_order(w, id)
+            })
+        },
         &mut read_some,
     );
     running.stop();

@@ -348,7 +348,40 @@ pub fn list(cfg: &Config, now_ms: u64) -> Result<String, String> {
             fmt_ms(k.expires_ms)
         );
     }
+    let any: Vec<&str> = file
+        .keys
+        .iter()
+        .filter(|k| k.any_account())
+        .map(|k| k.id.as_str())
+        .collect();
+    if !any.is_empty() {
+        let _ = writeln!(out, "{}", any_account_warning(&any));
+    }
     Ok(out)
+}
+
+/// The warning line naming the keys that may trade every account (`keys list`, `run`).
+pub fn any_account_warning(ids: &[&str]) -> String {
+    format!(
+        "WARNING: any-account grant (accounts = [\"*\"]: may trade EVERY account): {}",
+        ids.join(", ")
+    )
+}
+
+/// Ids of the active keys of the store that hold the explicit any-account grant (for the
+/// warning `portcullis run` prints at start).
+pub fn any_account_keys(cfg: &Config) -> Result<Vec<String>, String> {
+    let (store, _) = open_store(cfg, false)?;
+    if !store.exists() {
+        return Ok(Vec::new());
+    }
+    let file = store.load()?;
+    Ok(file
+        .keys
+        .iter()
+        .filter(|k| k.any_account() && k.status == Status::Active)
+        .map(|k| k.id.clone())
+        .collect())
 }
 
 /// Everything about key `id` but its secrets.
@@ -381,7 +414,14 @@ pub fn show(cfg: &Config, id: &str, now_ms: u64) -> Result<String, String> {
     let _ = writeln!(out, "role:      {}", k.role);
     let _ = writeln!(out, "scopes:    {scopes}");
     let _ = writeln!(out, "comp ids:  {}", k.comp_ids.join(", "));
-    let _ = writeln!(out, "accounts:  {}", any(&k.accounts));
+    let accounts = if k.any_account() {
+        "* (ANY account: explicit grant)".to_string()
+    } else if k.accounts.is_empty() {
+        "(the session's default_account only)".to_string()
+    } else {
+        k.accounts.join(", ")
+    };
+    let _ = writeln!(out, "accounts:  {accounts}");
     let _ = writeln!(out, "symbols:   {}", any(&k.symbols));
     let _ = writeln!(out, "allow:     {}", k.allow.join(", "));
     let _ = writeln!(
@@ -410,10 +450,13 @@ pub struct DevKey {
     pub id: String,
     pub comp_id: String,
     pub secret_file: PathBuf,
+    /// The account it is granted: its session's `default_account` (none configured: none).
+    pub accounts: Vec<String>,
 }
 
 /// Embedded default: creates the development key store on first start — one key per
-/// configured session (bound to its SenderCompID, loopback only), each secret written to
+/// configured session (bound to its SenderCompID, loopback only, granted only that session's
+/// `default_account`: least privilege), each secret written to
 /// `<data>/secrets/<id>.secret` (0600). Returns the keys (existing ones on later starts).
 pub fn ensure_dev_store(cfg: &Config, now_ms: u64) -> Result<Vec<DevKey>, String> {
     let data = &cfg.gateway.data_dir;
@@ -429,6 +472,7 @@ pub fn ensure_dev_store(cfg: &Config, now_ms: u64) -> Result<Vec<DevKey>, String
                 secret_file: secrets_dir.join(format!("{id}.secret")),
                 id,
                 comp_id: s.their_comp_id.clone(),
+                accounts: s.default_account.iter().cloned().collect(),
             }
         })
         .collect();
@@ -470,7 +514,7 @@ pub fn ensure_dev_store(cfg: &Config, now_ms: u64) -> Result<Vec<DevKey>, String
             role: "trader".into(),
             scopes: vec![],
             comp_ids: vec![d.comp_id.clone()],
-            accounts: vec![],
+            accounts: d.accounts.clone(),
             symbols: vec![],
             allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             tier: None,

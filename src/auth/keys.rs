@@ -25,6 +25,8 @@ pub type KeyId = InlineStr<32>;
 pub const MAX_GRANTS: usize = 16;
 /// Bytes of a generated secret.
 pub const SECRET_BYTES: usize = 32;
+/// The stored account grant meaning "every account": `accounts = ["*"]`, alone.
+pub const ANY_ACCOUNT: &str = "*";
 
 /// One secret of a key. During a rotation a key has two: the new one (no end) and the old one
 /// with `not_after_ms`.
@@ -64,7 +66,9 @@ pub struct KeyRecord {
     pub scopes: Vec<String>,
     /// SenderCompIDs <49> this key may log on as.
     pub comp_ids: Vec<String>,
-    /// Accounts <1> orders may name; empty: any (the session's own orders only, always).
+    /// Accounts <1> orders may name. `["*"]` (alone): any account, an explicit grant. Empty:
+    /// only the `default_account` of the session the key logs on to (least privilege; a store
+    /// written before this rule with an empty list now means that, too).
     #[serde(default)]
     pub accounts: Vec<String>,
     /// Symbols <55> orders may name; empty: any.
@@ -139,7 +143,11 @@ pub struct Key {
     pub role: Role,
     pub scopes: Scopes,
     pub comp_ids: Vec<CompId>,
+    /// Accounts granted by name (empty with `any_account` false: the session's default
+    /// account only).
     pub accounts: ArrayVec<Account, MAX_GRANTS>,
+    /// The explicit any-account grant (`accounts = ["*"]`).
+    pub any_account: bool,
     pub symbols: ArrayVec<Symbol, MAX_GRANTS>,
     pub allow: Vec<Cidr>,
     pub tier: Option<String>,
@@ -159,6 +167,18 @@ pub struct Key {
 impl Key {
     pub fn is_expired(&self, now_ns: u64) -> bool {
         now_ns >= self.expires_ns
+    }
+
+    /// Whether a logon from `peer` is on the key's allowlist.
+    pub fn allows_peer(&self, peer: std::net::IpAddr) -> bool {
+        self.allow.iter().any(|c| c.contains(peer))
+    }
+}
+
+impl KeyRecord {
+    /// Whether the key holds the explicit any-account grant.
+    pub fn any_account(&self) -> bool {
+        self.accounts.iter().any(|a| a == ANY_ACCOUNT)
     }
 }
 
@@ -288,8 +308,14 @@ fn compile(r: &KeyRecord) -> Result<Key, String> {
     if comp_ids.is_empty() {
         return Err("comp_ids: a key must be bound to at least one SenderCompID".into());
     }
+    let any_account = r.any_account();
+    if any_account && r.accounts.len() > 1 {
+        return Err(format!(
+            "accounts: {ANY_ACCOUNT:?} (any account) cannot be combined with named accounts"
+        ));
+    }
     let mut accounts = ArrayVec::new();
-    for a in &r.accounts {
+    for a in r.accounts.iter().filter(|a| *a != ANY_ACCOUNT) {
         let acc = Account::new(a.as_bytes())
             .filter(|a| !a.is_empty())
             .ok_or_else(|| {
@@ -324,6 +350,7 @@ fn compile(r: &KeyRecord) -> Result<Key, String> {
         scopes,
         comp_ids,
         accounts,
+        any_account,
         symbols,
         allow,
         tier: r.tier.clone(),
@@ -387,6 +414,27 @@ mod tests {
             e.contains("*N-24") && !e.contains("ACCOUNT-1234"),
             "masked: {e}"
         );
+    }
+
+    #[test]
+    fn any_account_is_an_explicit_grant_of_its_own() {
+        let mut f = KeyFile::default();
+        f.keys.push(record("none"));
+        let mut star = record("star");
+        star.accounts = vec![ANY_ACCOUNT.into()];
+        f.keys.push(star);
+        let mut named = record("named");
+        named.accounts = vec!["ACC1".into()];
+        f.keys.push(named);
+        let s = KeySnapshot::build(&f).unwrap();
+        let none = s.get(b"none").unwrap();
+        assert!(!none.any_account && none.accounts.is_empty());
+        let star = s.get(b"star").unwrap();
+        assert!(star.any_account && star.accounts.is_empty());
+        assert!(!s.get(b"named").unwrap().any_account);
+        f.keys[1].accounts.push("ACC1".into());
+        let e = KeySnapshot::build(&f).err().unwrap();
+        assert!(e.contains("star") && e.contains("accounts"), "{e}");
     }
 
     #[test]

@@ -130,17 +130,98 @@ mod tests {
         assert_eq!(Scopes::parse("orders:delete"), None);
         assert_eq!(Scopes::ALL.names().len(), 4);
     }
+
+    fn key(id: &str, accounts: &[&str], any: bool) -> crate::auth::Key {
+        crate::auth::Key {
+            id: crate::auth::KeyId::new(id.as_bytes()).unwrap(),
+            secrets: arrayvec::ArrayVec::new(),
+            role: Role::Trader,
+            scopes: Scopes::ALL,
+            comp_ids: vec![],
+            accounts: accounts
+                .iter()
+                .map(|a| crate::model::Account::new(a.as_bytes()).unwrap())
+                .collect(),
+            any_account: any,
+            symbols: arrayvec::ArrayVec::new(),
+            allow: vec![],
+            tier: None,
+            expires_ns: u64::MAX,
+            revoked: false,
+            unlock_gen: 0,
+            throttle_slot: None,
+            age_from_ms: 0,
+            age_limited: false,
+        }
+    }
+
+    fn acc(a: &str) -> crate::model::Account {
+        crate::model::Account::new(a.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_key_without_a_grant_trades_only_its_sessions_default_account() {
+        let slot = crate::throttle::KeySlot(0);
+        let g = Grants::from_key(&key("k", &[], false), slot, acc("DEF"));
+        assert!(g.allows_account(b"DEF"));
+        assert!(!g.allows_account(b"OTHER") && !g.allows_account(b""));
+        let g = Grants::from_key(&key("k", &["A", "B"], false), slot, acc("DEF"));
+        assert!(g.allows_account(b"A") && g.allows_account(b"B"));
+        assert!(
+            !g.allows_account(b"DEF"),
+            "a named grant does not add the default"
+        );
+        let g = Grants::from_key(&key("k", &[], true), slot, acc("DEF"));
+        assert!(g.allows_account(b"DEF") && g.allows_account(b"ANYTHING"));
+        let dev = Grants::unauthenticated(slot, acc("DEF"), &[acc("X")], false);
+        assert!(dev.allows_account(b"DEF") && dev.allows_account(b"X"));
+        assert!(!dev.allows_account(b"Y"));
+        assert!(Grants::unauthenticated(slot, acc("DEF"), &[], true).allows_account(b"Y"));
+    }
+
+    #[test]
+    fn an_order_is_managed_under_a_grant_of_its_account_or_by_its_own_key() {
+        let slot = crate::throttle::KeySlot(0);
+        let k = crate::auth::KeyId::new(b"k").unwrap();
+        let other = crate::auth::KeyId::new(b"other").unwrap();
+        let g = Grants::from_key(&key("k", &["A"], false), slot, acc("DEF"));
+        assert!(g.may_manage(&acc("A"), &other));
+        assert!(
+            g.may_manage(&acc("LOST"), &k),
+            "its own order in a lost account"
+        );
+        assert!(!g.may_manage(&acc("LOST"), &other));
+        let empty = crate::auth::KeyId::EMPTY;
+        assert!(
+            !g.may_manage(&acc("LOST"), &empty),
+            "a recovered order: grant only"
+        );
+        let dev = Grants::unauthenticated(slot, acc("DEF"), &[], false);
+        assert!(
+            !dev.may_manage(&acc("LOST"), &empty),
+            "no key is nobody's owner"
+        );
+    }
 }
 
 /// What a logged-on session may do: its key's scopes, account and symbol grants, expiry and
 /// throttle slot. Held inline in the session slot; read per application message (HOT).
+///
+/// # Accounts (least privilege)
+/// A session may name only the accounts in `accounts`, or any when `any_account` (an explicit
+/// `"*"` grant). A key stored with no accounts gets its session's `default_account` only; an
+/// unauthenticated development session gets its `default_account` plus the session's
+/// `dev_accounts`. Instructions about an existing order (cancel, replace, status) are checked
+/// against the account the order was accepted under, see [`Grants::may_manage`].
 #[derive(Clone, Debug)]
 pub struct Grants {
     /// The authenticated key; empty for an unauthenticated (development) session.
     pub key_id: crate::model::InlineStr<32>,
     pub scopes: Scopes,
-    /// Accounts <1> orders may name; empty: any.
+    /// Accounts <1> orders may name (unless `any_account`).
     pub accounts: arrayvec::ArrayVec<crate::model::Account, { super::keys::MAX_GRANTS }>,
+    /// An explicit any-account grant (`"*"`).
+    pub any_account: bool,
     /// Symbols <55> orders may name; empty: any.
     pub symbols: arrayvec::ArrayVec<crate::model::Symbol, { super::keys::MAX_GRANTS }>,
     /// Nanoseconds since the Unix epoch when the key expires (`u64::MAX`: never).
@@ -150,12 +231,28 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// No key: everything allowed, the session's own throttle slot.
-    pub fn unrestricted(session_slot: crate::throttle::KeySlot) -> Grants {
+    /// No key (a development session without signed logons): every scope, the session's
+    /// `default_account` and the `extra` accounts (`any`: every account), the session's own
+    /// throttle slot.
+    pub fn unauthenticated(
+        session_slot: crate::throttle::KeySlot,
+        default_account: crate::model::Account,
+        extra: &[crate::model::Account],
+        any: bool,
+    ) -> Grants {
+        let mut accounts = arrayvec::ArrayVec::new();
+        accounts.push(default_account);
+        for a in extra {
+            if !accounts.contains(a) {
+                // Config validation bounds `extra` to MAX_GRANTS - 1 names.
+                let _ = accounts.try_push(*a);
+            }
+        }
         Grants {
             key_id: crate::model::InlineStr::EMPTY,
             scopes: Scopes::ALL,
-            accounts: arrayvec::ArrayVec::new(),
+            accounts,
+            any_account: any,
             symbols: arrayvec::ArrayVec::new(),
             expires_ns: u64::MAX,
             throttle: session_slot,
@@ -163,12 +260,22 @@ impl Grants {
     }
 
     /// The grants of key `k` on a session whose own throttle slot is `session_slot` (used
-    /// when the key has no tier of its own).
-    pub fn from_key(k: &super::Key, session_slot: crate::throttle::KeySlot) -> Grants {
+    /// when the key has no tier of its own) and whose default account is `default_account`
+    /// (the only account of a key without an account grant).
+    pub fn from_key(
+        k: &super::Key,
+        session_slot: crate::throttle::KeySlot,
+        default_account: crate::model::Account,
+    ) -> Grants {
+        let mut accounts = k.accounts.clone();
+        if accounts.is_empty() && !k.any_account {
+            accounts.push(default_account);
+        }
         Grants {
             key_id: k.id,
             scopes: k.scopes,
-            accounts: k.accounts.clone(),
+            accounts,
+            any_account: k.any_account,
             symbols: k.symbols.clone(),
             expires_ns: k.expires_ns,
             throttle: k
@@ -177,9 +284,18 @@ impl Grants {
         }
     }
 
+    /// Whether orders may name account `a` (one flag and one short inline scan).
     #[inline]
     pub fn allows_account(&self, a: &[u8]) -> bool {
-        self.accounts.is_empty() || self.accounts.iter().any(|x| x.as_bytes() == a)
+        self.any_account || self.accounts.iter().any(|x| x.as_bytes() == a)
+    }
+
+    /// Whether this session may cancel (or ask the status of) an existing order accepted under
+    /// `account` by key `owner` (empty: no key): its account is granted, or the order is this
+    /// key's own (so a key that lost an account can still pull the orders it left there).
+    #[inline]
+    pub fn may_manage(&self, account: &crate::model::Account, owner: &super::KeyId) -> bool {
+        self.allows_account(account.as_bytes()) || (!owner.is_empty() && *owner == self.key_id)
     }
 
     #[inline]

@@ -262,6 +262,12 @@ pub struct SessionCfg {
     /// Account used when an order carries no Account(1).
     #[serde(default)]
     pub default_account: Option<String>,
+    /// Unauthenticated development logons only (no `[auth]`, or `auth.required = false` and an
+    /// unsigned Logon; loopback): accounts the session may name besides `default_account`;
+    /// `["*"]` alone: any. Default: none (least privilege: `default_account` only). A session
+    /// logged on under a key gets the key's account grant instead.
+    #[serde(default)]
+    pub dev_accounts: Vec<String>,
     #[serde(default = "default_hb_min")]
     pub heartbeat_min_secs: u32,
     #[serde(default = "default_hb_max")]
@@ -579,6 +585,30 @@ impl Config {
                 if a.is_empty() || a.len() > 24 {
                     return Err(err(
                         key("default_account"),
+                        format!("{a:?} must be 1–24 characters"),
+                    ));
+                }
+            }
+            if s.dev_accounts.len() >= crate::auth::keys::MAX_GRANTS {
+                return Err(err(
+                    key("dev_accounts"),
+                    format!(
+                        "at most {} accounts (or [\"*\"])",
+                        crate::auth::keys::MAX_GRANTS - 1
+                    ),
+                ));
+            }
+            for a in &s.dev_accounts {
+                if a == crate::auth::keys::ANY_ACCOUNT {
+                    if s.dev_accounts.len() > 1 {
+                        return Err(err(
+                            key("dev_accounts"),
+                            "\"*\" (any account) cannot be combined with named accounts".into(),
+                        ));
+                    }
+                } else if a.is_empty() || a.len() > 24 {
+                    return Err(err(
+                        key("dev_accounts"),
                         format!("{a:?} must be 1–24 characters"),
                     ));
                 }
@@ -1053,6 +1083,21 @@ mod tests {
         );
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "session[1].drop_copy_accounts", "{e}");
+        for bad in ["[\"*\", \"ACC-X\"]", "[\"\"]"] {
+            let base = EMBEDDED_DEFAULT.replacen(
+                "default_account = \"ACC-CLIENT2\"",
+                &format!("default_account = \"ACC-CLIENT2\"\ndev_accounts = {bad}"),
+                1,
+            );
+            let e = Config::parse(&base, "t.toml").unwrap_err();
+            assert_eq!(e.key, "session[1].dev_accounts", "{e}");
+        }
+        let ok = EMBEDDED_DEFAULT.replacen(
+            "default_account = \"ACC-CLIENT2\"",
+            "default_account = \"ACC-CLIENT2\"\ndev_accounts = [\"*\"]",
+            1,
+        );
+        assert!(Config::parse(&ok, "t.toml").is_ok());
         let base = EMBEDDED_DEFAULT.replacen("reference_price = \"10.50\"\n", "", 1);
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "symbol[0].reference_price", "{e}");

@@ -43,6 +43,7 @@ mod business_reject_reason {
     pub const THROTTLE_LIMIT_EXCEEDED: u32 = 8;
     pub const CONDITIONALLY_REQUIRED_FIELD_MISSING: u32 = 5;
     pub const NOT_AUTHORIZED: u32 = 6;
+    pub const OTHER: u32 = 0;
     pub const APPLICATION_NOT_AVAILABLE: u32 = 4;
 }
 
@@ -186,9 +187,93 @@ pub(super) fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Re
     Ok(())
 }
 
+/// Whether `msg` is marked PossResend <97> = Y.
+#[inline]
+fn poss_resend(msg: &Message<'_>) -> bool {
+    msg.get(tags::POSS_RESEND) == Some(b"Y")
+}
+
 impl Engine {
-    /// An in-sequence application message that passed the session checks.
+    /// An in-sequence application message that passed the session checks. Every answer to it
+    /// carries its routing fields swapped back ([`crate::fix::ReplyRouting`]).
     pub(crate) fn on_application(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+        let routing = match crate::fix::ReplyRouting::reply_to(msg) {
+            Ok(r) => r,
+            Err(tag) => return self.routing_too_long(s, msg, tag, now),
+        };
+        self.answering = Some(routing);
+        self.on_application_routed(s, msg, now);
+        self.answering = None;
+    }
+
+    /// A routing field too long to keep for the order's later reports: refused as a whole.
+    #[cold]
+    fn routing_too_long(&mut self, s: usize, msg: &Message<'_>, tag: i32, now: Nanos) {
+        let mut text = [0u8; 96];
+        let part = b"routing field longer than 32 characters: tag ";
+        text[..part.len()].copy_from_slice(part);
+        let n = part.len() + write_u64(&mut text[part.len()..], tag.unsigned_abs().into());
+        self.answering = Some(crate::fix::ReplyRouting::reply_to_lossy(msg));
+        self.business_reject(s, msg, business_reject_reason::OTHER, &text[..n], now);
+        self.answering = None;
+    }
+
+    /// The routing fields of a message about `order`: those of the inbound message being
+    /// answered, else the order's own (a later venue answer).
+    fn routing_for(&self, order: Option<&Order>) -> crate::fix::ReplyRouting {
+        self.answering
+            .or_else(|| {
+                order
+                    .and_then(|o| self.orders.extras_of(o))
+                    .map(|e| e.routing)
+            })
+            .unwrap_or(crate::fix::ReplyRouting::NONE)
+    }
+
+    /// PossResend <97> = Y with a ClOrdID this session already used: the instruction was
+    /// processed when it first came, so it is not processed again and gets no second report
+    /// (fix-specs/RULES-OF-ENGAGEMENT.md "Possible resends"). Counted.
+    #[inline]
+    fn is_resent_duplicate(&self, s: usize, msg: &Message<'_>) -> bool {
+        if !poss_resend(msg) {
+            return false;
+        }
+        if !matches!(
+            msg.msg_type(),
+            MsgType::NEW_ORDER_SINGLE
+                | MsgType::ORDER_CANCEL_REQUEST
+                | MsgType::ORDER_CANCEL_REPLACE_REQUEST
+                | MsgType::ORDER_MASS_CANCEL_REQUEST
+        ) {
+            return false;
+        }
+        let session = SessionId(s as u32);
+        let seen_order = msg
+            .get(tags::CL_ORD_ID)
+            .and_then(OrderIdStr::new)
+            .filter(|cl| !cl.is_empty())
+            .is_some_and(|cl| self.orders.lookup(session, &cl).is_some());
+        seen_order
+            || self.sessions.get(s).is_some_and(|slot| {
+                msg.get(tags::CL_ORD_ID)
+                    .is_some_and(|cl| slot.seen.contains(cl))
+            })
+    }
+
+    /// Remembers the message's ClOrdID for PossResend checks (inline ring, no allocation).
+    #[inline]
+    fn remember_cl_ord_id(&mut self, s: usize, msg: &Message<'_>) {
+        if let (Some(cl), Some(slot)) = (msg.get(tags::CL_ORD_ID), self.sessions.get_mut(s)) {
+            slot.seen.remember(cl);
+        }
+    }
+
+    fn on_application_routed(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+        if self.is_resent_duplicate(s, msg) {
+            self.counters.inc(Counter::PossResendDuplicates);
+            return;
+        }
+        self.remember_cl_ord_id(s, msg);
         let class = match msg.msg_type() {
             MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST => MsgClass::Order,
             MsgType::ORDER_CANCEL_REQUEST | MsgType::ORDER_MASS_CANCEL_REQUEST => MsgClass::Cancel,
@@ -213,21 +298,34 @@ impl Engine {
         if !g.scopes.contains(need) {
             return self.denied(s, msg, need.name(), now);
         }
-        if !(g.accounts.is_empty() && g.symbols.is_empty())
+        // The account before anything touches its state (throttle, risk counters, message
+        // rate, credit): a key refused here cannot move another account's limits. A new order
+        // names its account (or takes the session's default); a replace may name one only to
+        // repeat a granted one (the order's own account is checked in `target_order`).
+        match msg.msg_type() {
+            MsgType::NEW_ORDER_SINGLE => {
+                let account = msg
+                    .get(tags::ACCOUNT)
+                    .unwrap_or(slot.default_account.as_bytes());
+                if !g.allows_account(account) {
+                    return self.denied(s, msg, "account", now);
+                }
+            }
+            MsgType::ORDER_CANCEL_REPLACE_REQUEST
+                if msg.get(tags::ACCOUNT).is_some_and(|a| !g.allows_account(a)) =>
+            {
+                return self.denied(s, msg, "account", now);
+            }
+            _ => {}
+        }
+        if !g.symbols.is_empty()
             && matches!(
                 msg.msg_type(),
                 MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST
             )
+            && !g.allows_symbol(msg.get(tags::SYMBOL).unwrap_or(b""))
         {
-            let account = msg
-                .get(tags::ACCOUNT)
-                .unwrap_or(slot.default_account.as_bytes());
-            if !g.allows_account(account) {
-                return self.denied(s, msg, "account", now);
-            }
-            if !g.allows_symbol(msg.get(tags::SYMBOL).unwrap_or(b"")) {
-                return self.denied(s, msg, "symbol", now);
-            }
+            return self.denied(s, msg, "symbol", now);
         }
         let throttle_slot = g.throttle;
         if msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT {
@@ -280,6 +378,9 @@ impl Engine {
     #[cold]
     fn denied(&mut self, s: usize, msg: &Message<'_>, permission: &'static str, now: Nanos) {
         self.counters.inc(Counter::PermissionDenied);
+        if permission == "account" {
+            self.counters.inc(Counter::AccountDenied);
+        }
         self.emit(Event::PermissionDenied {
             session: SessionId(s as u32),
             permission,
@@ -397,10 +498,11 @@ impl Engine {
                 at: now,
             });
         }
+        let routing = self.routing_for(None);
         let Some((slot, out, c)) = self.session_and_out(s) else {
             return;
         };
-        let _ = slot.session.send_app(b"j", now, out, |w| {
+        let _ = slot.session.send_app_routed(b"j", &routing, now, out, |w| {
             w.uint(tags::REF_SEQ_NUM as u32, ref_seq);
             w.str(tags::REF_MSG_TYPE as u32, ref_type);
             if let Some(id) = ref_id {
@@ -439,12 +541,15 @@ impl Engine {
         let ref_seq = msg.seq_num().unwrap_or(0);
         let ref_type = msg.msg_type_bytes();
         let ref_id = msg.get(tags::CL_ORD_ID);
+        let routing = self
+            .answering
+            .unwrap_or_else(|| crate::fix::ReplyRouting::reply_to_lossy(msg));
         let Some((slot, out, c)) = self.session_and_out(s) else {
             return;
         };
         let _ = slot
             .session
-            .send_business_reject(ref_seq, ref_type, ref_id, reason, text, now, out);
+            .send_business_reject(&routing, ref_seq, ref_type, ref_id, reason, text, now, out);
         if let Some(c) = c {
             self.mark_dirty(c);
         }
@@ -454,11 +559,12 @@ impl Engine {
     pub(crate) fn send_exec(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
         let s = order.session.0 as usize;
         let exec_id = u64::from(order.exec_seq);
+        let routing = self.routing_for(Some(order));
         let Some((slot, out, c)) = self.session_and_out(s) else {
             return;
         };
         let v = slot.begin;
-        let _ = slot.session.send_app(b"8", now, out, |w| {
+        let _ = slot.session.send_app_routed(b"8", &routing, now, out, |w| {
             exec::execution_report(w, v, order, e, exec_id, now)
         });
         if let Some(c) = c {
@@ -482,7 +588,9 @@ impl Engine {
                 || !self.sessions.get(dc).is_some_and(|slot| {
                     slot.drop_copy.contains(&order.account)
                         && slot.grants.scopes.contains(Scopes::ORDERS_READ)
-                        && slot.grants.allows_account(order.account.as_bytes())
+                        // Without a key, the drop copy's configured accounts are its grant.
+                        && (slot.grants.key_id.is_empty()
+                            || slot.grants.allows_account(order.account.as_bytes()))
                 })
             {
                 continue;
@@ -563,6 +671,7 @@ impl Engine {
         };
         let tag = slot.tag;
         let mut order = blank_order(s, slot.default_account);
+        let owner = slot.grants.key_id;
         if let Err(why) = parse_new_order(msg, &mut order) {
             if order.cl_ord_id.is_empty() {
                 return self.business_reject(
@@ -625,7 +734,11 @@ impl Engine {
         self.stamp_decision(&mut order, now);
         order.order_id = self.orders.next_order_id();
         let key = match self.orders.insert(order) {
-            Ok(k) => k,
+            Ok(k) => {
+                let routing = self.routing_for(None);
+                self.orders.set_extras(k, owner, routing);
+                k
+            }
             Err(TableError::DuplicateClOrdId) => {
                 self.risk_release(&order);
                 return self.reject_order(
@@ -956,11 +1069,12 @@ impl Engine {
         now: Nanos,
     ) {
         self.counters.inc(Counter::CancelRejects);
+        let routing = self.routing_for(order);
         let Some((slot, out, c)) = self.session_and_out(s) else {
             return;
         };
         let v = slot.begin;
-        let _ = slot.session.send_app(b"9", now, out, |w| {
+        let _ = slot.session.send_app_routed(b"9", &routing, now, out, |w| {
             exec::order_cancel_reject(w, v, order, cl, orig, to, reason, text)
         });
         if let Some(c) = c {
@@ -1014,6 +1128,21 @@ impl Engine {
             return None;
         };
         let order = *self.orders.get(key)?;
+        // Checked against the account the order was accepted under, not the message's: a
+        // cancel needs the account granted or the order to be this key's own (a key that lost
+        // the account may still pull its orders); a replace needs the account granted.
+        let owner = self
+            .orders
+            .extras(key)
+            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner);
+        let permitted = self.sessions.get(s).is_some_and(|slot| match to {
+            CancelRejectTo::Cancel => slot.grants.may_manage(&order.account, &owner),
+            CancelRejectTo::Replace => slot.grants.allows_account(order.account.as_bytes()),
+        });
+        if !permitted {
+            self.account_denied(s, cl_raw, orig_raw, to, now);
+            return None;
+        }
         if !order.is_open() {
             self.cancel_reject(
                 s,
@@ -1056,14 +1185,39 @@ impl Engine {
         Some((key, cl))
     }
 
+    /// A cancel or replace of an order in an account the key may not use: OrderCancelReject
+    /// `not permitted: account` without the order's details; audited as `PermissionDenied`.
+    #[cold]
+    fn account_denied(&mut self, s: usize, cl: &[u8], orig: &[u8], to: CancelRejectTo, now: Nanos) {
+        self.counters.inc(Counter::PermissionDenied);
+        self.counters.inc(Counter::AccountDenied);
+        self.emit(Event::PermissionDenied {
+            session: SessionId(s as u32),
+            permission: "account",
+            at: now,
+        });
+        self.cancel_reject(
+            s,
+            None,
+            cl,
+            orig,
+            to,
+            cxl_rej_reason::OTHER,
+            b"not permitted: account",
+            now,
+        );
+    }
+
     fn on_cancel(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
         self.counters.inc(Counter::CancelsReceived);
         let Some((key, cl)) = self.target_order(s, msg, CancelRejectTo::Cancel, now) else {
             return;
         };
+        let routing = self.routing_for(None);
         if let Some(o) = self.orders.get_mut(key) {
             o.pending = Pending::Cancel { cl_ord_id: cl };
         }
+        self.orders.set_routing(key, routing);
         self.record_request(key, now);
         self.venue_cancel(key, now);
     }
@@ -1122,6 +1276,9 @@ impl Engine {
         let symbol_ok = msg
             .get(tags::SYMBOL)
             .is_none_or(|v| v == order.symbol.as_bytes());
+        let account_ok = msg
+            .get(tags::ACCOUNT)
+            .is_none_or(|v| v == order.account.as_bytes());
         let price = if order.ord_type == OrdType::Limit {
             price.or(order.price)
         } else {
@@ -1133,6 +1290,8 @@ impl Engine {
             Some(b"OrdType(40) cannot change on a replace")
         } else if !symbol_ok {
             Some(b"Symbol(55) cannot change on a replace")
+        } else if !account_ok {
+            Some(b"Account(1) cannot change on a replace")
         } else if price.is_some_and(|p| p.0 <= 0) {
             Some(b"Price(44) must be positive")
         } else if qty.0 <= order.cum_qty.0 {
@@ -1177,6 +1336,8 @@ impl Engine {
                 );
             }
         };
+        let routing = self.routing_for(None);
+        self.orders.set_routing(key, routing);
         if let Some(o) = self.orders.get_mut(key) {
             o.reserved_price = reserved;
             o.pending = Pending::Replace {
@@ -1193,10 +1354,18 @@ impl Engine {
     fn on_status(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
         let session = SessionId(s as u32);
         let cl_raw = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
-        let found = OrderIdStr::new(cl_raw)
-            .and_then(|cl| self.orders.lookup(session, &cl))
-            .and_then(|k| self.orders.get(k).copied());
+        let key = OrderIdStr::new(cl_raw).and_then(|cl| self.orders.lookup(session, &cl));
+        let found = key.and_then(|k| self.orders.get(k).copied());
+        let owner = key
+            .and_then(|k| self.orders.extras(k))
+            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner);
+        let permitted = |o: &Order| {
+            self.sessions
+                .get(s)
+                .is_some_and(|slot| slot.grants.may_manage(&o.account, &owner))
+        };
         match found {
+            Some(o) if !permitted(&o) => self.denied(s, msg, "account", now),
             Some(o) => {
                 let cl = o.cl_ord_id;
                 self.send_exec(
@@ -1243,9 +1412,20 @@ impl Engine {
             _ => false,
         };
         let mut keys = mem::take(&mut self.keys);
-        if accepted {
-            self.orders.open_orders(&mut keys, |o| {
-                o.session == session && (request_type == b'7' || Some(o.symbol) == symbol)
+        // Only orders the key may manage (their account granted, or its own): a key that shares
+        // a session with another key's orders reaches them only through a grant.
+        let grants = self.sessions.get(s).map(|slot| &slot.grants);
+        let orders = &self.orders;
+        if let (true, Some(g)) = (accepted, grants) {
+            orders.open_orders(&mut keys, |o| {
+                o.session == session
+                    && (request_type == b'7' || Some(o.symbol) == symbol)
+                    && g.may_manage(
+                        &o.account,
+                        &orders
+                            .extras_of(o)
+                            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner),
+                    )
             });
         } else {
             keys.clear();
@@ -1258,8 +1438,9 @@ impl Engine {
         } else {
             Some(b"MassCancelRequestType(530) must be 1 (by Symbol, with Symbol(55)) or 7 (all orders)")
         };
+        let routing = self.routing_for(None);
         if let Some((slot, out, c)) = self.session_and_out(s) {
-            let _ = slot.session.send_app(b"r", now, out, |w| {
+            let _ = slot.session.send_app_routed(b"r", &routing, now, out, |w| {
                 exec::mass_cancel_report(w, cl, report_id, request_type, accepted, affected, text)
             });
             if let Some(c) = c {

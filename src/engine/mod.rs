@@ -91,6 +91,11 @@ pub struct SessionSlot {
     pub client_subject: Option<net::tls::Subject>,
     /// What the session's authenticated key allows (scopes, accounts, symbols, throttle).
     pub grants: crate::auth::Grants,
+    /// What an unauthenticated (development) logon of this session may do: `default_account`
+    /// and the session's `dev_accounts`.
+    pub dev_grants: crate::auth::Grants,
+    /// The session's most recent ClOrdIDs (PossResend duplicates).
+    pub seen: crate::order::seen::SeenClOrdIds,
     /// Kill switch of this session's key: new orders and replaces refused.
     pub killed: bool,
     /// Drop copy: the accounts whose ExecutionReports this read-only session receives (empty:
@@ -189,6 +194,10 @@ pub struct Engine {
     /// Refusals before routing, numbering their ExecIDs (`NONE.<n>`); starts from the clock so
     /// numbers do not repeat across restarts.
     pub(crate) refusals: u64,
+    /// While an inbound application message is processed: the routing fields its answers carry
+    /// (its OnBehalfOf*/DeliverTo*, swapped). `None` between messages (venue answers then use
+    /// the order's stored routing).
+    pub(crate) answering: Option<crate::fix::ReplyRouting>,
     /// Signed-logon verification; `None` without an `[auth]` section.
     pub(crate) auth: Option<AuthState>,
     /// Handed to the key-store watcher thread by [`Engine::take_key_loader`].
@@ -236,7 +245,7 @@ fn drop_copy_refusal(drop_copy: &[Account], key: &crate::auth::Key) -> Option<&'
     if !key.scopes.contains(crate::auth::Scopes::ORDERS_READ) {
         return Some("drop copy needs the orders:read scope");
     }
-    if !key.accounts.is_empty() && !drop_copy.iter().any(|a| key.accounts.contains(a)) {
+    if !key.any_account && !drop_copy.iter().any(|a| key.accounts.contains(a)) {
         return Some("drop copy: the key allows none of the session's accounts");
     }
     None
@@ -332,6 +341,27 @@ impl Engine {
                 sending_time_window_ms: s.sending_time_window_ms,
                 ..SessionConfig::default()
             };
+            let default_account = s
+                .default_account
+                .as_deref()
+                .and_then(|a| Account::new(a.as_bytes()))
+                .unwrap_or(Account::EMPTY);
+            let dev_any = s
+                .dev_accounts
+                .iter()
+                .any(|a| a == crate::auth::keys::ANY_ACCOUNT);
+            let dev_extra: Vec<Account> = s
+                .dev_accounts
+                .iter()
+                .filter_map(|a| Account::new(a.as_bytes()))
+                .filter(|a| !a.is_empty() && a.as_bytes() != b"*")
+                .collect();
+            let dev_grants = crate::auth::Grants::unauthenticated(
+                KeySlot(sessions.len() as u32),
+                default_account,
+                &dev_extra,
+                dev_any,
+            );
             sessions.push(SessionSlot {
                 session: Session::new(scfg, store),
                 conn: None,
@@ -339,11 +369,7 @@ impl Engine {
                 begin,
                 their_comp_id: their,
                 our_comp_id: our,
-                default_account: s
-                    .default_account
-                    .as_deref()
-                    .and_then(|a| Account::new(a.as_bytes()))
-                    .unwrap_or(Account::EMPTY),
+                default_account,
                 cancel_on_disconnect: s.cancel_on_disconnect,
                 abuse: AbuseDetector::new(AbuseConfig::default()),
                 key: key.clone(),
@@ -357,7 +383,9 @@ impl Engine {
                         StartError(format!("session {key}: client_cert_subject: {e}"))
                     })?),
                 },
-                grants: crate::auth::Grants::unrestricted(KeySlot(sessions.len() as u32)),
+                grants: dev_grants.clone(),
+                dev_grants,
+                seen: crate::order::seen::SeenClOrdIds::default(),
                 killed: false,
                 drop_copy: s
                     .drop_copy_accounts
@@ -640,6 +668,7 @@ impl Engine {
             stopping: None,
             mass_report_id: now.0 / 1000,
             refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
+            answering: None,
             auth,
             key_loader,
             clock_status: clock_status.clone(),
@@ -1319,6 +1348,13 @@ impl Engine {
             self.refuse_auth(c, session, key_id, peer, cause, now);
             return None;
         }
+        let Some((dev_grants, slot_default_account)) = self
+            .sessions
+            .get(s)
+            .map(|slot| (slot.dev_grants.clone(), slot.default_account))
+        else {
+            return None;
+        };
         let grants = match verified {
             Some(v) => {
                 if let Some(auth) = self.auth.as_mut() {
@@ -1332,9 +1368,9 @@ impl Engine {
                     replay_until,
                     at: now,
                 });
-                crate::auth::Grants::from_key(v.key, KeySlot(s as u32))
+                crate::auth::Grants::from_key(v.key, KeySlot(s as u32), slot_default_account)
             }
-            None => crate::auth::Grants::unrestricted(KeySlot(s as u32)),
+            None => dev_grants,
         };
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
@@ -1384,7 +1420,15 @@ impl Engine {
                         replay_until,
                         at: now,
                     });
-                    grants = Some(crate::auth::Grants::from_key(v.key, KeySlot(s as u32)));
+                    let default_account = self
+                        .sessions
+                        .get(s)
+                        .map_or(Account::EMPTY, |slot| slot.default_account);
+                    grants = Some(crate::auth::Grants::from_key(
+                        v.key,
+                        KeySlot(s as u32),
+                        default_account,
+                    ));
                 }
                 Err(r) => {
                     refusal = Some((r.key_id, r.failure.cause()));
@@ -1626,23 +1670,40 @@ impl Engine {
                                 && !k.is_expired(now.0)
                                 && k.comp_ids.contains(&slot.their_comp_id) =>
                         {
-                            slot.grants = crate::auth::Grants::from_key(k, KeySlot(s as u32));
+                            slot.grants = crate::auth::Grants::from_key(
+                                k,
+                                KeySlot(s as u32),
+                                slot.default_account,
+                            );
                         }
                         _ => slot.grants.scopes = crate::auth::Scopes::NONE,
                     }
                 }
                 continue;
             };
+            let peer = self
+                .conns
+                .get(c)
+                .and_then(Option::as_ref)
+                .map(|conn| conn.peer.ip());
+            // Narrowed grants apply at once: the new account list is what the next message is
+            // checked against (orders left in a lost account can still be canceled, see
+            // `Grants::may_manage`); a peer address the allowlist no longer covers ends the
+            // session.
             let cause = match snap.get(slot.grants.key_id.as_bytes()) {
                 None => Some("credential revoked"),
                 Some(k) if k.revoked => Some("credential revoked"),
                 Some(k) if k.is_expired(now.0) => Some("credential expired"),
                 Some(k) if !k.comp_ids.contains(&slot.their_comp_id) => Some("credential revoked"),
+                Some(k) if peer.is_some_and(|p| !k.allows_peer(p)) => {
+                    Some("source address no longer allowed for this credential")
+                }
                 Some(k) if drop_copy_refusal(&slot.drop_copy, k).is_some() => {
                     Some("credential no longer permits drop copy")
                 }
                 Some(k) => {
-                    slot.grants = crate::auth::Grants::from_key(k, KeySlot(s as u32));
+                    slot.grants =
+                        crate::auth::Grants::from_key(k, KeySlot(s as u32), slot.default_account);
                     None
                 }
             };

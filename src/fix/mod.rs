@@ -9,12 +9,14 @@ pub mod dict;
 pub mod encode;
 pub mod frame;
 pub mod generated;
+pub mod routing;
 pub mod tags;
 pub mod validate;
 
 pub use decode::{DecodeError, Field, Message, MsgType, ValueError};
 pub use encode::{TimePrecision, Writer};
 pub use frame::{frame, Frame};
+pub use routing::ReplyRouting;
 
 /// FIX versions we speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -81,6 +81,12 @@ pub enum Counter {
     RecordRingFull = 37,
     /// New orders refused because the clock is out of its divergence limit (CLOCK-2 halt).
     ClockHaltRejects = 38,
+    /// Application messages with PossResend(97)=Y whose ClOrdID the session had already
+    /// used: not processed again, no second report.
+    PossResendDuplicates = 52,
+    /// Instructions refused because the key is not granted the account (the message's, or
+    /// for a cancel, replace or status request the order's): also in PermissionDenied.
+    AccountDenied = 53,
     /// Control socket connections refused or closed by the server: a peer uid not in
     /// `control.allowed_uids`, a line over `max_line_bytes`, a deadline missed (idle, line,
     /// answer write), evicted to make room, or refused while every slot was applying a request.

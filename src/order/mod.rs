@@ -8,6 +8,7 @@
 
 pub mod journal;
 pub mod record;
+pub mod seen;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -110,6 +111,30 @@ pub struct Order {
     pub live: bool,
     pub times: OrderTimes,
     pub detail: OrderDetail,
+}
+
+/// What the table keeps about an order beside it, not in [`Order`] (which is copied whole into
+/// snapshots, journal writes and order records): who placed it and the routing of its
+/// reports. Not journaled: a recovered order has neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderExtras {
+    /// The order these belong to (a recycled slot's old extras never match a new order).
+    pub order_id: u64,
+    /// The key whose session placed the order (empty: an unauthenticated session). That key
+    /// may still cancel the order after losing its account
+    /// ([`crate::auth::Grants::may_manage`]).
+    pub owner: InlineStr<32>,
+    /// Routing header fields for the order's reports: the latest accepted instruction's
+    /// OnBehalfOf*/DeliverTo*, swapped.
+    pub routing: crate::fix::ReplyRouting,
+}
+
+impl OrderExtras {
+    pub const NONE: OrderExtras = OrderExtras {
+        order_id: 0,
+        owner: InlineStr::EMPTY,
+        routing: crate::fix::ReplyRouting::NONE,
+    };
 }
 
 impl Order {
@@ -258,6 +283,8 @@ pub struct OrderTable {
     ids: Vec<IdNode>,
     free_ids: Vec<u32>,
     heads: Vec<u32>,
+    /// Per slot: owner key and report routing ([`OrderExtras`]).
+    extras: Vec<OrderExtras>,
     next_order_id: u64,
     capacity: usize,
 }
@@ -293,6 +320,7 @@ impl OrderTable {
             ],
             free_ids: (0..(capacity * 2) as u32).rev().collect(),
             heads: vec![NO_NODE; capacity],
+            extras: vec![OrderExtras::NONE; capacity],
             next_order_id: 1,
             capacity,
         };
@@ -360,8 +388,66 @@ impl OrderTable {
             *o = order;
             o.live = true;
         }
+        if let Some(e) = self.extras.get_mut(slot as usize) {
+            *e = OrderExtras {
+                order_id: order.order_id,
+                ..OrderExtras::NONE
+            };
+        }
         self.add_id(order.session, order.cl_ord_id, key);
         Ok(key)
+    }
+
+    /// The owner and routing of the live order at `key` (none for a recovered order).
+    #[inline]
+    pub fn extras(&self, key: OrderKey) -> Option<&OrderExtras> {
+        let o = self.get(key)?;
+        self.extras
+            .get(key.0 as usize)
+            .filter(|e| e.order_id != 0 && e.order_id == o.order_id)
+    }
+
+    /// The extras of `order` (a copy of a table entry), found by its ClOrdID.
+    #[inline]
+    pub fn extras_of(&self, order: &Order) -> Option<&OrderExtras> {
+        if order.order_id == 0 {
+            return None;
+        }
+        let key = self.lookup(order.session, &order.cl_ord_id)?;
+        self.extras(key).filter(|e| e.order_id == order.order_id)
+    }
+
+    /// Sets who placed order `key` and the routing of its reports.
+    pub fn set_extras(
+        &mut self,
+        key: OrderKey,
+        owner: InlineStr<32>,
+        routing: crate::fix::ReplyRouting,
+    ) {
+        let Some(order_id) = self.get(key).map(|o| o.order_id) else {
+            return;
+        };
+        if let Some(e) = self.extras.get_mut(key.0 as usize) {
+            *e = OrderExtras {
+                order_id,
+                owner,
+                routing,
+            };
+        }
+    }
+
+    /// The routing of the latest accepted instruction about order `key`.
+    pub fn set_routing(&mut self, key: OrderKey, routing: crate::fix::ReplyRouting) {
+        let Some(order_id) = self.get(key).map(|o| o.order_id) else {
+            return;
+        };
+        if let Some(e) = self
+            .extras
+            .get_mut(key.0 as usize)
+            .filter(|e| e.order_id == order_id)
+        {
+            e.routing = routing;
+        }
     }
 
     /// Indexes `id` for `key` and links it to the slot's list. Caller checked a node is free.
@@ -504,6 +590,39 @@ impl OrderTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extras_follow_the_order_and_never_a_recycled_slot() {
+        let mut t = OrderTable::new(1);
+        let mut a = order(0, "A");
+        a.order_id = 7;
+        let ka = t.insert(a).unwrap();
+        assert_eq!(
+            t.extras(ka).map(|e| e.owner),
+            Some(InlineStr::EMPTY),
+            "nothing set yet"
+        );
+        let owner = InlineStr::new(b"key-a").unwrap();
+        t.set_extras(ka, owner, crate::fix::ReplyRouting::NONE);
+        assert_eq!(t.extras(ka).map(|e| e.owner), Some(owner));
+        assert_eq!(t.extras_of(&a).map(|e| e.owner), Some(owner));
+        // Finished and recycled for another order: the old owner does not carry over.
+        if let Some(o) = t.get_mut(ka) {
+            o.status = OrdStatus::Canceled;
+        }
+        t.finish(ka);
+        let mut b = order(0, "B");
+        b.order_id = 8;
+        let kb = t.insert(b).unwrap();
+        assert_eq!(kb, ka);
+        assert_eq!(t.extras(kb).map(|e| e.owner), Some(InlineStr::EMPTY));
+        assert_eq!(t.extras_of(&a), None);
+        // A recovered order has none either.
+        let mut r = OrderTable::new(1);
+        r.restore(OrderKey(0), b);
+        r.finish_restore();
+        assert_eq!(r.extras(OrderKey(0)), None);
+    }
 
     fn order(session: u32, id: &str) -> Order {
         Order {

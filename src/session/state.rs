@@ -14,7 +14,7 @@ use super::{MessageStore, OutBuf};
 use crate::fix::encode::write_u64;
 use crate::fix::tags;
 use crate::fix::validate::{validate, Invalid, SessionRejectReason};
-use crate::fix::{BeginString, Message, MsgType, Writer};
+use crate::fix::{BeginString, Message, MsgType, ReplyRouting, Writer};
 use crate::model::Nanos;
 
 /// What the engine does after [`Session::on_message`].
@@ -317,10 +317,24 @@ impl<S: MessageStore> Session<S> {
         out: &mut OutBuf,
         body: impl FnOnce(&mut Writer),
     ) -> Result<u64, SendError> {
+        self.send_app_routed(msg_type, &ReplyRouting::NONE, now, out, body)
+    }
+
+    /// [`Session::send_app`] with routing header fields: the reply to a message that carried
+    /// OnBehalfOf*/DeliverTo* fields carries them swapped ([`ReplyRouting`]).
+    pub fn send_app_routed(
+        &mut self,
+        msg_type: &[u8],
+        routing: &ReplyRouting,
+        now: Nanos,
+        out: &mut OutBuf,
+        body: impl FnOnce(&mut Writer),
+    ) -> Result<u64, SendError> {
         let seq = self.store.next_sender_seq();
         let cfg = &self.cfg;
         let mut w = Writer::new(&mut self.scratch, cfg.begin_string.as_bytes(), msg_type);
         header(&mut w, cfg, seq, now);
+        routing.write(&mut w);
         body(&mut w);
         let range = w.finish().map_err(|_| too_large())?;
         let bytes = self.scratch.get(range).ok_or_else(too_large)?;
@@ -339,10 +353,12 @@ impl<S: MessageStore> Session<S> {
         Ok(seq)
     }
 
-    /// BusinessMessageReject <j> (an application message: stored and resendable).
+    /// BusinessMessageReject <j> (an application message: stored and resendable), with the
+    /// refused message's routing fields swapped back (`routing`).
     #[allow(clippy::too_many_arguments)]
     pub fn send_business_reject(
         &mut self,
+        routing: &ReplyRouting,
         ref_seq: u64,
         ref_msg_type: &[u8],
         ref_id: Option<&[u8]>,
@@ -351,7 +367,7 @@ impl<S: MessageStore> Session<S> {
         now: Nanos,
         out: &mut OutBuf,
     ) -> Result<u64, SendError> {
-        self.send_app(b"j", now, out, |w| {
+        self.send_app_routed(b"j", routing, now, out, |w| {
             w.uint(tags::REF_SEQ_NUM as u32, ref_seq);
             w.str(tags::REF_MSG_TYPE as u32, ref_msg_type);
             if let Some(id) = ref_id {
@@ -934,11 +950,25 @@ impl<S: MessageStore> Session<S> {
         out: &mut OutBuf,
         body: impl FnOnce(&mut Writer),
     ) {
+        self.send_admin_routed(msg_type, &ReplyRouting::NONE, now, out, body);
+    }
+
+    /// [`Session::send_admin`] with routing header fields (a session Reject answers with the
+    /// rejected message's routing fields swapped back).
+    fn send_admin_routed(
+        &mut self,
+        msg_type: &[u8],
+        routing: &ReplyRouting,
+        now: Nanos,
+        out: &mut OutBuf,
+        body: impl FnOnce(&mut Writer),
+    ) {
         let seq = self.store.next_sender_seq();
         let cfg = &self.cfg;
         let written = out.append_with(|buf| {
             let mut w = Writer::new(buf, cfg.begin_string.as_bytes(), msg_type);
             header(&mut w, cfg, seq, now);
+            routing.write(&mut w);
             body(&mut w);
             w.finish()
         });
@@ -985,7 +1015,8 @@ impl<S: MessageStore> Session<S> {
         } else {
             text
         };
-        self.send_admin(b"3", now, out, |w| {
+        let routing = ReplyRouting::reply_to_lossy(msg);
+        self.send_admin_routed(b"3", &routing, now, out, |w| {
             if let Some(s) = ref_seq {
                 w.uint(tags::REF_SEQ_NUM as u32, s);
             }
@@ -1033,6 +1064,7 @@ impl<S: MessageStore> Session<S> {
             push_bytes(&mut full, b")");
         }
         let r = self.send_business_reject(
+            &ReplyRouting::reply_to_lossy(msg),
             ref_seq.unwrap_or(0),
             msg.msg_type_bytes(),
             None,

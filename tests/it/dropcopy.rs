@@ -219,8 +219,10 @@ fn a_drop_copy_logon_whose_key_cannot_read_its_accounts_is_refused() {
         crate::perimeter_logon::assert_closed_silently(&mut d);
         wait_event(gw.dir.path(), &format!("cause=\"{cause}\""));
     }
-    // The trading session is unaffected; a viewer key (orders:read, any account) gets copies.
-    let viewer = env.add("viewer", "DROP", &["--role", "viewer"]);
+    // The trading session is unaffected; a viewer key granted the account (orders:read; a
+    // key without an account grant has only its session's default_account, which a drop copy
+    // has not) gets copies.
+    let viewer = env.add("viewer", "DROP", &["--role", "viewer", "--account", "ACC1"]);
     std::thread::sleep(Duration::from_millis(500));
     let mut d = signed(&gw, "DROP", "viewer", &viewer);
     trade(&mut c1, "V1");

@@ -11,6 +11,7 @@ mod clock;
 mod dropcopy;
 mod hsm;
 mod orders;
+mod perimeter_accounts;
 mod perimeter_ctl;
 mod perimeter_logon;
 mod perimeter_rest;

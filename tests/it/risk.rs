@@ -70,6 +70,9 @@ begin_string = "FIX.4.4"
 our_comp_id = "GW"
 their_comp_id = "CLIENT1"
 default_account = "R1"
+# These tests trade other accounts (and unknown ones) from CLIENT1 on purpose: an explicit
+# grant, since an unauthenticated session trades only its default_account otherwise.
+dev_accounts = ["*"]
 
 [[session]]
 begin_string = "FIX.4.4"

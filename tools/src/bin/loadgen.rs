@@ -776,6 +776,11 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
         for s in 0..n {
             let _ = write!(t, " --comp-id {}", sender_comp_id(&a.sender, s, n));
         }
+        if !a.accounts.is_empty() {
+            // The load names accounts besides each session's default: a key trades only the
+            // accounts it is granted (measuring only: any account).
+            let _ = write!(t, " --account '*'");
+        }
         let _ = writeln!(
             t,
             "\n# then: loadgen fix ... --key-id load --secret-file load.secret"
@@ -847,9 +852,20 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
              begin_string = \"FIX.4.4\"\n\
              our_comp_id = \"{}\"\n\
              their_comp_id = \"{id}\"\n\
-             default_account = \"ACC-{id}\"\n",
+             default_account = \"ACC-{id}\"",
             a.target
         );
+        if !a.accounts.is_empty() {
+            // Unauthenticated sessions trade their default account only unless granted more.
+            // At most 15 by name (portcullis.example.toml); beyond that: any.
+            let list: Vec<String> = if a.accounts.len() < 16 {
+                a.accounts.iter().map(|x| format!("{x:?}")).collect()
+            } else {
+                vec!["\"*\"".to_string()]
+            };
+            let _ = writeln!(t, "dev_accounts = [{}]", list.join(", "));
+        }
+        t.push('\n');
         accounts.push(format!("ACC-{id}"));
     }
     accounts.extend(a.accounts.iter().cloned());

@@ -445,9 +445,17 @@ impl Venue {
                         _ => &mut self.no_conn,
                     };
                     let text = b"Unsupported Message Type";
-                    let _ = slot
-                        .session
-                        .send_business_reject(seq, ty, None, 3, text, now(), out);
+                    let routing = portcullis::fix::ReplyRouting::reply_to_lossy(&m);
+                    let _ = slot.session.send_business_reject(
+                        &routing,
+                        seq,
+                        ty,
+                        None,
+                        3,
+                        text,
+                        now(),
+                        out,
+                    );
                 }
             }
         }
