@@ -1348,13 +1348,10 @@ impl Engine {
             self.refuse_auth(c, session, key_id, peer, cause, now);
             return None;
         }
-        let Some((dev_grants, slot_default_account)) = self
+        let (dev_grants, slot_default_account) = self
             .sessions
             .get(s)
-            .map(|slot| (slot.dev_grants.clone(), slot.default_account))
-        else {
-            return None;
-        };
+            .map(|slot| (slot.dev_grants.clone(), slot.default_account))?;
         let grants = match verified {
             Some(v) => {
                 if let Some(auth) = self.auth.as_mut() {
