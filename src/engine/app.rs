@@ -413,7 +413,19 @@ impl Engine {
                         now,
                     );
                 }
-                self.reject_order(&order, Refusal::new(ord_rej_reason::OTHER, text), now);
+                // The order was never the account's: its drop copy must not see it (a key
+                // without the grant could otherwise fill another firm's drop copy with
+                // reports of orders it never sent). The record keeps it, with the key's id.
+                let copy = permission != "account";
+                self.emit(Event::OrderRejected {
+                    session: order.session,
+                    reason: "order refused before routing",
+                    at: now,
+                });
+                let mut buf = [0u8; 96];
+                let why = Refusal::new(ord_rej_reason::OTHER, text);
+                let n = why.render(&mut buf);
+                self.reject_unrouted(&order, why.reason, &buf[..n], copy, now);
             }
             MsgType::ORDER_CANCEL_REQUEST => self.cancel_reject(
                 s,
@@ -557,6 +569,12 @@ impl Engine {
 
     /// Sends an ExecutionReport about `order` to its session and counts the execution.
     pub(crate) fn send_exec(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
+        self.send_exec_copy(order, e, true, now);
+    }
+
+    /// [`Engine::send_exec`]; the drop copy of the order's account only when `copy`.
+    #[inline]
+    fn send_exec_copy(&mut self, order: &Order, e: &Exec<'_>, copy: bool, now: Nanos) {
         let s = order.session.0 as usize;
         let exec_id = u64::from(order.exec_seq);
         let routing = self.routing_for(Some(order));
@@ -571,7 +589,7 @@ impl Engine {
             self.mark_dirty(c);
         }
         self.record_report(order, e, now);
-        if !self.drop_copies.is_empty() {
+        if copy && !self.drop_copies.is_empty() {
             self.drop_copy(order, e, now);
         }
     }
@@ -640,6 +658,12 @@ impl Engine {
     /// ExecutionReport Rejected for an order that never entered the table.
     #[cold]
     fn reject_order_text(&mut self, order: &Order, code: u32, text: &[u8], now: Nanos) {
+        self.reject_unrouted(order, code, text, true, now);
+    }
+
+    /// [`Engine::reject_order_text`], with the drop copy of the order's account only when
+    /// `copy` (false: the order named an account its key may not use).
+    fn reject_unrouted(&mut self, order: &Order, code: u32, text: &[u8], copy: bool, now: Nanos) {
         self.counters.inc(Counter::OrdersRejected);
         let mut o = *order;
         o.status = OrdStatus::Rejected;
@@ -661,7 +685,7 @@ impl Engine {
                 },
             )
         };
-        self.send_exec(&o, &e, now);
+        self.send_exec_copy(&o, &e, copy, now);
     }
 
     fn on_new_order(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {

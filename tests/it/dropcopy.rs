@@ -228,3 +228,38 @@ fn a_drop_copy_logon_whose_key_cannot_read_its_accounts_is_refused() {
     trade(&mut c1, "V1");
     assert_eq!(copies(&mut d, Duration::from_millis(500)), ["V1", "V1"]);
 }
+
+/// The attack: CLIENT2's key, which may not use ACC1, sends orders naming ACC1. Each is refused
+/// to the attacker, and ACC1's drop copy sees none of them (the orders were never ACC1's),
+/// while it still gets ACC1's real orders.
+#[test]
+fn orders_refused_for_an_account_the_key_lacks_never_reach_that_accounts_drop_copy() {
+    let mut env = Env::new();
+    let t1 = env.add("t1", "CLIENT1", &["--role", "trader"]);
+    let t2 = env.add("t2", "CLIENT2", &["--role", "trader"]);
+    let dc = env.add(
+        "dc",
+        "DROP",
+        &["--scope", "orders:read", "--account", "ACC1"],
+    );
+    let gw = env.start();
+    let mut d = signed(&gw, "DROP", "dc", &dc);
+    let mut c1 = signed(&gw, "CLIENT1", "t1", &t1);
+    let mut c2 = signed(&gw, "CLIENT2", "t2", &t2);
+    for i in 0..5 {
+        let cl = format!("EVIL{i}");
+        c2.send(
+            "D",
+            &format!("1=ACC1|{}", nos(&cl, "AAPL", "1", "10", Some("10"))),
+        );
+        let m = c2.expect("8");
+        assert_eq!(field(&m, 39).as_deref(), Some("8"), "{}", show(&m));
+        assert_eq!(field(&m, 58).as_deref(), Some("not permitted: account"));
+    }
+    trade(&mut c1, "A1");
+    assert_eq!(
+        copies(&mut d, Duration::from_millis(500)),
+        ["A1", "A1"],
+        "only ACC1's own order, none of the refused foreign ones"
+    );
+}
