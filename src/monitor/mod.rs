@@ -74,6 +74,22 @@ pub enum Counter {
     RecordRingFull = 37,
     /// New orders refused because the clock is out of its divergence limit (CLOCK-2 halt).
     ClockHaltRejects = 38,
+    // 56..=61: connection hygiene (issue 13, "no client can starve another").
+    /// Connections closed at accept: their source address already had
+    /// `max_connections_per_address` connections not logged on.
+    ConnectionsRefusedPerAddress = 56,
+    /// Connections not logged on evicted (oldest first) to make room under
+    /// `max_unauthenticated` or for lack of a free slot.
+    UnauthenticatedEvicted = 57,
+    /// Connections closed before logon for garbage (bytes outside a FIX frame beyond
+    /// `logon_garbage_bytes`, a garbled frame) or for sending nothing within `silent_timeout_ms`.
+    PreLogonGarbageCloses = 58,
+    /// Sessions disconnected as slow consumers (send buffer above ¾ for `slow_consumer_ms`).
+    SlowConsumerDisconnects = 59,
+    /// Gauge: bytes of receive and send buffers held by client connections now.
+    ConnectionBufferBytes = 60,
+    /// Duty cycles that left TLS handshakes waiting because `tls_handshake_budget_us` was spent.
+    TlsHandshakesDeferred = 61,
 }
 
 /// Number of counter slots.

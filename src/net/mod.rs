@@ -1,8 +1,10 @@
 //! HOT — connections: non-blocking TCP sockets registered with mio, their receive buffers and
 //! pending output, in a preallocated slab indexed by mio `Token`.
 //!
-//! Owned by the gateway thread. Per message it does only the socket reads and writes; buffers
-//! are allocated once when a connection is accepted (cold) and reused.
+//! Owned by the gateway thread. Per message it does only the socket reads and writes. Buffers
+//! are allocated cold: a client connection starts with small ones (`logon_buffer_bytes`, room
+//! for a Logon and its answer) and gets the full ones once its session is bound
+//! ([`Conn::grow_buffers`]), so a connection that never logs on costs little memory.
 
 pub mod tls;
 
@@ -41,6 +43,16 @@ pub struct Conn {
     pub tls_failed: bool,
     /// When bytes last arrived (busy-poll hot-set admission; `Nanos::ZERO` before any).
     pub last_rx: Nanos,
+    /// Engine-wide accept number: tells a connection from a later one in the same slot.
+    pub serial: u64,
+    /// Any plaintext byte received (a connection that sent nothing meets the silent timeout).
+    pub got_bytes: bool,
+    /// Before logon: bytes skipped outside any FIX frame.
+    pub junk_bytes: usize,
+    /// Since when the send buffer has stayed above ¾ full (`Nanos::ZERO`: it is not).
+    pub backlog_since: Nanos,
+    /// TLS handshake work waits in the engine's queue (the per-cycle budget was spent).
+    pub tls_queued: bool,
 }
 
 /// What a read pass found.
@@ -76,7 +88,36 @@ impl Conn {
             tls: None,
             tls_failed: false,
             last_rx: Nanos::ZERO,
+            serial: 0,
+            got_bytes: false,
+            junk_bytes: 0,
+            backlog_since: Nanos::ZERO,
+            tls_queued: false,
         }
+    }
+
+    /// Cold (once, when the session is bound): full-size buffers in place of the small
+    /// pre-logon ones; unread input moves to the start of the new receive buffer.
+    #[cold]
+    pub fn grow_buffers(&mut self, recv_bytes: usize, send_bytes: usize) {
+        if recv_bytes > self.inbuf.len() {
+            let mut inbuf = vec![0u8; recv_bytes].into_boxed_slice();
+            let n = self.tail - self.head;
+            if let (Some(dst), Some(src)) =
+                (inbuf.get_mut(..n), self.inbuf.get(self.head..self.tail))
+            {
+                dst.copy_from_slice(src);
+            }
+            self.inbuf = inbuf;
+            self.head = 0;
+            self.tail = n;
+        }
+        self.out.grow(send_bytes);
+    }
+
+    /// Bytes of receive and send buffer this connection holds.
+    pub fn buffer_bytes(&self) -> usize {
+        self.inbuf.len() + self.out.capacity()
     }
 
     /// Reads until the socket would block or the buffer is full. Compacts consumed bytes first.
