@@ -740,6 +740,7 @@ impl Engine {
             }
         }
         work += self.serve_handshakes(now);
+        work += self.serve_deferred_reads(now);
         if now.saturating_sub(self.last_timer) >= TIMER_INTERVAL {
             self.last_timer = now;
             self.on_timers(now);
@@ -1033,6 +1034,7 @@ impl Engine {
     /// what came. Returns whether any bytes arrived.
     fn on_readable(&mut self, c: usize, now: Nanos) -> bool {
         let mut got_any = false;
+        let mut passes = 0;
         loop {
             let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
                 return got_any;
@@ -1061,8 +1063,14 @@ impl Engine {
                 return got_any;
             };
             conn.dead |= closed;
-            // A full buffer was framed and compacted: read again until the socket is drained.
+            // A full buffer was framed and compacted: read again until the socket is drained,
+            // or until this pass had its share (then again next duty cycle).
             if !got || !full || conn.dead || conn.closing {
+                break;
+            }
+            passes += 1;
+            if passes >= perimeter::READ_PASS_BUFFERS {
+                self.defer_read(c);
                 break;
             }
         }
@@ -1659,6 +1667,9 @@ impl Engine {
             if conn.tls_queued {
                 self.forget_handshake(c);
             }
+        }
+        if conn.read_deferred {
+            self.forget_deferred_read(c);
         }
         if let Some(v) = conn.venue {
             self.venue_down(v, now, reason);

@@ -15,6 +15,11 @@
 //! - Client TLS handshake work (rustls `process_new_packets` inside a read) is metered: a token
 //!   bucket of `tls_handshake_budget_us` per millisecond. A handshaking connection that becomes
 //!   readable while the bucket is empty waits in a FIFO queue served on later duty cycles.
+//! - One read pass (`on_readable`) takes at most [`READ_PASS_BUFFERS`] full receive buffers
+//!   from a socket; a client that keeps sending is read again on the next duty cycle (its
+//!   connection waits in a FIFO), so timers, other sessions and its own replies' flush run in
+//!   between. Without this a client writing without pause kept the gateway thread in its read
+//!   loop — no timer, no flush, no other session — for as long as it kept writing.
 //! - A shed connection is counted at once; the event stream gets one `ConnectionsShed` summary
 //!   a second at most.
 //!
@@ -78,6 +83,8 @@ pub(crate) struct Perimeter {
     tls_refilled_at: Nanos,
     /// Refill: ns of handshake time per ns of wall time, in thousandths (budget µs per ms).
     tls_budget_per_mille: i64,
+    /// Connections whose read pass stopped at `READ_PASS_BUFFERS` full buffers, oldest first.
+    deferred_reads: VecDeque<usize>,
 }
 
 impl Perimeter {
@@ -97,9 +104,14 @@ impl Perimeter {
             tls_tokens_ns: budget * 1000,
             tls_refilled_at: Nanos::ZERO,
             tls_budget_per_mille: budget,
+            deferred_reads: VecDeque::with_capacity(gw.max_connections),
         }
     }
 }
+
+/// Full receive buffers one read pass takes from a socket before the connection waits for the
+/// next duty cycle (4 × 64 KiB: ~1,000 orders).
+pub(crate) const READ_PASS_BUFFERS: u32 = 4;
 
 /// What [`Engine::admit`] decided for a new client connection.
 pub(crate) enum Admission {
@@ -372,10 +384,49 @@ impl Engine {
         served
     }
 
+    /// Connection `c` has more to read than one pass takes: read it again next duty cycle.
+    pub(crate) fn defer_read(&mut self, c: usize) {
+        let slots = self.conns.len();
+        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            return;
+        };
+        // Each connection is queued once at most, so the queue never outgrows its capacity.
+        if !conn.read_deferred && self.perimeter.deferred_reads.len() < slots {
+            conn.read_deferred = true;
+            self.perimeter.deferred_reads.push_back(c);
+        }
+    }
+
+    /// One more read pass for each connection deferred before this duty cycle. Returns how
+    /// many were read.
+    pub(crate) fn serve_deferred_reads(&mut self, now: Nanos) -> usize {
+        let n = self.perimeter.deferred_reads.len();
+        for _ in 0..n {
+            let Some(c) = self.perimeter.deferred_reads.pop_front() else {
+                break;
+            };
+            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+                continue;
+            };
+            if !conn.read_deferred {
+                continue;
+            }
+            conn.read_deferred = false;
+            self.on_readable(c, now);
+        }
+        n
+    }
+
     /// Connection `c` is closing: forget its queued handshake work.
     #[cold]
     pub(crate) fn forget_handshake(&mut self, c: usize) {
         self.perimeter.tls_queue.retain(|&q| q != c);
+    }
+
+    /// Connection `c` is closing: forget its deferred read.
+    #[cold]
+    pub(crate) fn forget_deferred_read(&mut self, c: usize) {
+        self.perimeter.deferred_reads.retain(|&q| q != c);
     }
 }
 

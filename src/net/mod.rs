@@ -53,6 +53,8 @@ pub struct Conn {
     pub backlog_since: Nanos,
     /// TLS handshake work waits in the engine's queue (the per-cycle budget was spent).
     pub tls_queued: bool,
+    /// Its socket may hold more bytes than one read pass took: read again next duty cycle.
+    pub read_deferred: bool,
 }
 
 /// What a read pass found.
@@ -93,6 +95,7 @@ impl Conn {
             junk_bytes: 0,
             backlog_since: Nanos::ZERO,
             tls_queued: false,
+            read_deferred: false,
         }
     }
 

@@ -11,6 +11,7 @@ mod clock;
 mod dropcopy;
 mod hsm;
 mod orders;
+mod perimeter_conns;
 mod records;
 mod recovery;
 mod risk;
