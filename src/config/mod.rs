@@ -1020,6 +1020,54 @@ mod tests {
     }
 
     #[test]
+    fn connection_hygiene_keys_are_validated_by_name() {
+        let base =
+            "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n";
+        for (gw, key) in [
+            (
+                "max_connections = 64\nmax_unauthenticated = 64",
+                "gateway.max_unauthenticated",
+            ),
+            ("max_unauthenticated = 0", "gateway.max_unauthenticated"),
+            (
+                "max_unauthenticated = 8\nmax_connections_per_address = 9",
+                "gateway.max_connections_per_address",
+            ),
+            (
+                "max_connections_per_address = 0",
+                "gateway.max_connections_per_address",
+            ),
+            ("logon_buffer_bytes = 512", "gateway.logon_buffer_bytes"),
+            ("logon_buffer_bytes = 131072", "gateway.logon_buffer_bytes"),
+            ("logon_garbage_bytes = 5000", "gateway.logon_garbage_bytes"),
+            ("silent_timeout_ms = 0", "gateway.silent_timeout_ms"),
+            ("slow_consumer_ms = 10", "gateway.slow_consumer_ms"),
+            (
+                "tls_handshake_budget_us = 0",
+                "gateway.tls_handshake_budget_us",
+            ),
+            (
+                "tls_handshake_budget_us = 2000",
+                "gateway.tls_handshake_budget_us",
+            ),
+        ] {
+            let e = Config::parse(&format!("[gateway]\n{gw}\n{base}"), "t.toml").unwrap_err();
+            assert_eq!(e.key, key, "{gw}: {e}");
+        }
+        let c = Config::parse(
+            &format!("[gateway]\nmax_connections = 40\n{base}"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.gateway.unauthenticated_cap(),
+            20,
+            "half the slots by default"
+        );
+        assert_eq!(c.gateway.per_address_cap(), 16);
+    }
+
+    #[test]
     fn unauthenticated_logons_only_on_loopback() {
         let open =
             "[[listener]]\naddress = \"0.0.0.0:9878\"\nallow_plaintext = true\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n";
