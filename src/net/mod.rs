@@ -269,3 +269,33 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     tune(&s)?;
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_buffers_grow_at_logon_keeping_unread_and_unsent_bytes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut conn = Conn::new(TcpStream::from_std(server), peer, 4096, 4096, Nanos(1));
+        assert_eq!(
+            conn.buffer_bytes(),
+            8192,
+            "before logon: the small buffers only"
+        );
+        conn.inbuf[10..15].copy_from_slice(b"8=FIX");
+        conn.head = 10;
+        conn.tail = 15;
+        assert!(conn.out.append(b"reply"));
+        conn.grow_buffers(65536, 1 << 20);
+        assert_eq!(conn.buffer_bytes(), 65536 + (1 << 20));
+        assert_eq!(conn.buffered(), b"8=FIX");
+        assert_eq!(conn.out.pending(), b"reply");
+        conn.grow_buffers(1024, 1024);
+        assert_eq!(conn.buffer_bytes(), 65536 + (1 << 20), "never shrinks");
+        drop(client);
+    }
+}
