@@ -550,3 +550,28 @@ fn a_huge_resend_is_served_completely_while_another_session_trades() {
     trade(&mut c, "R-AFTER");
     other.logout();
 }
+
+#[test]
+fn a_dead_connection_processes_nothing_more() {
+    let gw = start_with(
+        "logon_timeout_ms = 10000\nsilent_timeout_ms = 10000",
+        &format!("{SESSIONS}{}", sim("fill")),
+    );
+    // A first frame that is refused, then a valid Logon and an order in the same write: the
+    // connection is dead after the first, so the rest is never read as a Logon.
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    let mut bytes = c.build("D", &nos("FIRST", "AAPL", "1", "1", Some("1")));
+    c.seq = 1;
+    bytes.extend_from_slice(&c.build("A", "98=0|108=30|141=Y"));
+    bytes.extend_from_slice(&c.build("D", &nos("SECOND", "AAPL", "1", "1", Some("1"))));
+    c.send_raw(&bytes);
+    assert!(c.closed_within(Duration::from_secs(3)));
+    assert!(
+        c.received.is_empty(),
+        "nothing after the refused frame was processed"
+    );
+    assert_eq!(counter(&gw, Counter::LogonsAccepted), 0);
+    assert_eq!(counter(&gw, Counter::OrdersReceived), 0);
+    let mut c = client_trades(&gw, "CLIENT1", "LIVE");
+    c.logout();
+}
