@@ -37,6 +37,7 @@ fn snapshot() -> KeySnapshot {
         status: Status::Active,
         unlock_gen: 0,
         created_ms: 0,
+        rotated_ms: None,
     });
     KeySnapshot::build(&f).unwrap()
 }
@@ -83,7 +84,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| portcullis::auth::logon::mac(black_box(&SECRET), black_box(&pre)))
     });
     let mut seq = 0u64;
-    let mut a = Authenticator::new(Policy::default());
+    let mut a = Authenticator::new(Policy::default(), Nanos::ZERO);
     c.bench_function("auth/verify_good_logon", |b| {
         b.iter_batched(
             || {
@@ -98,13 +99,14 @@ fn bench(c: &mut Criterion) {
         )
     });
     // Refusals that never lock (a zero-length lockout) so every one runs the whole check: an
-    // unknown key must cost what a bad signature costs (dummy-secret HMAC).
+    // unknown key must cost what a bad signature costs (dummy-secret HMAC), and so must a
+    // locked-out source below (the HMAC work comes before every decision).
     let never_locks = Policy {
         lockout: Nanos(0),
         ..Policy::default()
     };
     let unknown = logon("nobody", 1, &SECRET);
-    let mut a = Authenticator::new(never_locks);
+    let mut a = Authenticator::new(never_locks, Nanos::ZERO);
     c.bench_function("auth/refuse_unknown_key", |b| {
         b.iter(|| {
             let msg = Message::decode(&unknown).unwrap();
@@ -112,17 +114,20 @@ fn bench(c: &mut Criterion) {
         })
     });
     let wrong = logon("k1", 1, &[7u8; 32]);
-    let mut a = Authenticator::new(never_locks);
+    let mut a = Authenticator::new(never_locks, Nanos::ZERO);
     c.bench_function("auth/refuse_bad_signature", |b| {
         b.iter(|| {
             let msg = Message::decode(&wrong).unwrap();
             assert!(a.check(&snap, &msg, LOCAL, NOW).is_err());
         })
     });
-    let mut a = Authenticator::new(Policy {
-        max_failures: 1,
-        ..Policy::default()
-    });
+    let mut a = Authenticator::new(
+        Policy {
+            address_max_failures: 1,
+            ..Policy::default()
+        },
+        Nanos::ZERO,
+    );
     let bad = logon("k1", 1, &[0u8; 32]);
     let _ = a.check(&snap, &Message::decode(&bad).unwrap(), LOCAL, NOW);
     c.bench_function("auth/refuse_locked_out_address", |b| {

@@ -1,6 +1,6 @@
 //! COLD — the risk control path (RISK-3, kill of CORE-6): a Unix domain socket
-//! `<data_dir>/control.sock` (mode 0600) served by a small thread, and the `portcullis ctl`
-//! client that talks to it.
+//! `<data_dir>/control.sock` (mode 0600) served by a small accepting thread and one thread per
+//! client, and the `portcullis ctl` client that talks to it.
 //!
 //! # Protocol
 //! One JSON object per line each way. A request names its operation in `op`:
@@ -11,31 +11,47 @@
 //!
 //! The server forwards each request to the gateway thread as a [`Command::Control`] and waits
 //! for its answer; the gateway applies it between two messages. Every change is appended to
-//! `<data_dir>/control-audit.log` (one JSON line: seq, time, who, why, request, before, after)
-//! and the gateway writes a matching `control-seq=N` line to `events.log`.
+//! `<data_dir>/control-audit.log` (one JSON line: seq, time, who, the peer's uid/gid/pid, why,
+//! request, before, after; account ids and card numbers masked) and the gateway writes a
+//! matching `control-seq=N` line to `events.log`.
 //!
-//! Anyone who can open the socket controls the kill switch: it is created mode 0600 (the
-//! gateway's user only). The ops port (RBAC, JWT, MFA) will send the same commands.
+//! # Who may connect
+//! The socket is created mode 0600 (the gateway's user), and every connection's peer is checked
+//! with SO_PEERCRED against `[control] allowed_uids` (default: the gateway's own uid; root only
+//! when listed). A refused peer gets one error line, is closed, and the refusal is audited with
+//! its uid and pid. `by` is what the operator says; `peer` is what the kernel says.
+//!
+//! # Bounds: no client can hold up another's kill
+//! Each allowed client has its own thread (at most `max_clients`; when all are taken the
+//! oldest one not applying a request is closed to make room) and deadlines: `idle_timeout_ms`
+//! to start a request, `io_timeout_ms` to finish its line and to take its answer. A line is
+//! read into a buffer of `max_line_bytes` + 1 and refused, unread beyond that, when it has no
+//! newline by then. Every such close is answered with an error line when the client can still
+//! take it, and counted (`ControlClosed`, 63).
+//!
+//! The ops port (RBAC, JWT, MFA) will send the same commands.
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::auth::mask;
 use crate::config::risk::AccountCfg;
-use crate::config::Decimal;
+use crate::config::{ControlCfg, Decimal};
 use crate::fix::encode::{write_timestamp, TimePrecision};
 use crate::handoff::{
     Command, CommandSender, ControlCall, ControlReply, ControlRequest, KillTarget,
 };
 use crate::model::{Account, Nanos, Symbol, PRICE_DECIMALS, QTY_DECIMALS};
+use crate::monitor::{Counter, Counters};
 use crate::risk::{Notional, OrdTypeSet, RiskLimits, TifSet};
 
 /// File name of the control socket inside the data folder.
@@ -269,21 +285,139 @@ fn refuse(why: impl Into<String>) -> Value {
     json!({ "ok": false, "error": why.into() })
 }
 
-/// The control server's state.
-struct Server {
+/// The credentials the kernel recorded for a control socket peer when it connected
+/// (SO_PEERCRED): not claimed by the client, so the audit's "who" is more than `--by`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCred {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: i32,
+}
+
+impl PeerCred {
+    fn json(&self) -> Value {
+        json!({ "uid": self.uid, "gid": self.gid, "pid": self.pid })
+    }
+}
+
+/// The two libc calls of the control socket (lib.rs lint policy lists this module).
+mod sys {
+    #![allow(unsafe_code)] // getsockopt(SO_PEERCRED) and geteuid: FFI; SAFETY at each block
+
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::PeerCred;
+
+    /// The peer process of a connected Unix stream socket, as of its `connect`.
+    pub(super) fn peer_cred(s: &UnixStream) -> io::Result<PeerCred> {
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let want = std::mem::size_of::<libc::ucred>();
+        let mut len = want as libc::socklen_t;
+        let ptr: *mut libc::ucred = &mut cred;
+        // SAFETY: the fd is open for the whole call (`s` is borrowed); `ptr` and `&mut len`
+        // point to live, writable locals, and `len` holds `cred`'s size, so the kernel writes
+        // at most that many bytes into it.
+        let rc = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                ptr.cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if len as usize != want {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("SO_PEERCRED answered {len} bytes, not {want}"),
+            ));
+        }
+        Ok(PeerCred {
+            uid: cred.uid,
+            gid: cred.gid,
+            pid: cred.pid,
+        })
+    }
+
+    /// The gateway's effective uid.
+    pub(super) fn own_uid() -> u32 {
+        // SAFETY: geteuid takes nothing, touches no memory of ours and cannot fail (POSIX).
+        unsafe { libc::geteuid() }
+    }
+}
+
+/// Per-client bounds, from `[control]`.
+#[derive(Clone, Debug)]
+struct Bounds {
+    allowed_uids: Vec<u32>,
+    max_clients: usize,
+    max_line_bytes: usize,
+    idle: Duration,
+    io: Duration,
+}
+
+/// What every client thread shares.
+struct Shared {
     commands: CommandSender,
     /// Session keys (`FIX.4.4-OUR-THEIR`) by index.
     sessions: Vec<String>,
     audit: PathBuf,
-    next_seq: u64,
+    /// One audit line at a time.
+    audit_lock: Mutex<()>,
+    /// The last request number. Held while a request is numbered *and* queued to the gateway,
+    /// so the gateway applies requests in number order: the `persisted` watermark relies on it.
+    last_seq: Mutex<u64>,
     /// Raised by the journal thread once a request's switch change is on disk.
-    persisted: Arc<std::sync::atomic::AtomicU64>,
+    persisted: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+    bounds: Bounds,
 }
 
 /// How long a kill, unkill or enable waits for the journal thread to persist it.
 const PERSIST_WAIT: Duration = Duration::from_secs(2);
+/// How long a request waits for the gateway thread to apply it.
+const GATEWAY_WAIT: Duration = Duration::from_secs(5);
 
-impl Server {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A thread that panicked holding it left nothing half-done (a counter, a file append).
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Masks, in an audit line: account ids (all but the last 4 characters, like `events.log`;
+/// also the `name` of an `account` scope) and card numbers in the free-text fields (`by`,
+/// `reason`, `error`, `warning`).
+fn mask_value(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            let account_scope = o.get("scope").and_then(Value::as_str) == Some("account");
+            for (k, v) in o.iter_mut() {
+                match (k.as_str(), &*v) {
+                    ("account", Value::String(s)) => *v = Value::String(mask::account(s)),
+                    ("name", Value::String(s)) if account_scope => {
+                        *v = Value::String(mask::account(s))
+                    }
+                    ("by" | "reason" | "error" | "warning", Value::String(s)) => {
+                        *v = Value::String(mask::free_text(s))
+                    }
+                    _ => mask_value(v),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(mask_value),
+        _ => {}
+    }
+}
+
+impl Shared {
     fn account(name: &str) -> Result<Account, Value> {
         Account::new(name.as_bytes())
             .filter(|a| !a.is_empty())
@@ -342,65 +476,81 @@ impl Server {
         Ok(())
     }
 
-    /// Parses, forwards and answers one request line.
-    fn handle(&mut self, line: &str) -> Value {
+    /// Parses, forwards and answers one request line from `peer`.
+    fn handle(&self, line: &str, peer: PeerCred) -> Value {
         let req: Request = match serde_json::from_str(line) {
             Ok(r) => r,
-            Err(e) => return refuse(format!("bad request: {e}")),
+            Err(e) => return refuse(mask::free_text(&format!("bad request: {e}"))),
         };
         let built = self.build(&req);
         let (request, audited) = match built {
             Ok(x) => x,
             Err(v) => return v,
         };
-        self.next_seq += 1;
-        let seq = self.next_seq;
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let call = ControlCall {
-            seq,
-            request,
-            reply: tx,
-        };
-        if self.commands.send(Command::Control(call)).is_err() {
-            return refuse("the gateway is stopping");
-        }
-        let reply = match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(r) => r,
-            Err(_) => return refuse("the gateway did not answer within 5 s"),
-        };
-        let mut answer = reply_json(&reply, seq, &self.sessions);
-        if matches!(
-            reply,
-            ControlReply::Kill { .. } | ControlReply::Enabled { .. }
-        ) {
-            // Answered only once the switch survives a crash (risk-switches.state written).
-            let deadline = crate::clock::monotonic() + PERSIST_WAIT;
-            let mut on_disk = false;
-            while crate::clock::monotonic() < deadline {
-                if self.persisted.load(Ordering::Acquire) >= seq {
-                    on_disk = true;
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(2));
+        let seq = {
+            let mut last = lock(&self.last_seq);
+            *last += 1;
+            let seq = *last;
+            let call = ControlCall {
+                seq,
+                request,
+                reply: tx,
+            };
+            if self.commands.send(Command::Control(call)).is_err() {
+                return refuse("the gateway is stopping");
             }
-            if let Some(obj) = answer.as_object_mut() {
-                obj.insert("persisted".into(), Value::Bool(on_disk));
-                if !on_disk {
-                    obj.insert(
-                        "warning".into(),
-                        Value::String(
-                            "applied, but not yet written to risk-switches.state: a crash now would lose it (see events.log)".into(),
-                        ),
-                    );
+            seq
+        };
+        let mut answer = match rx.recv_timeout(GATEWAY_WAIT) {
+            Ok(reply) => {
+                let mut answer = reply_json(&reply, seq, &self.sessions);
+                if matches!(
+                    reply,
+                    ControlReply::Kill { .. } | ControlReply::Enabled { .. }
+                ) {
+                    self.await_persisted(seq, &mut answer);
                 }
+                answer
             }
-        }
+            // Queued, so it may still be applied: audited as unanswered.
+            Err(_) => refuse(format!(
+                "the gateway did not answer within {} s (request seq {seq}; see events.log)",
+                GATEWAY_WAIT.as_secs()
+            )),
+        };
         if audited {
-            self.audit(seq, &req, &answer);
+            self.audit(seq, &req, &answer, peer);
+        }
+        if let Some(Value::String(e)) = answer.get_mut("error") {
+            *e = mask::free_text(e);
         }
         answer
     }
 
+    /// Answers a switch change only once it survives a crash (risk-switches.state written).
+    fn await_persisted(&self, seq: u64, answer: &mut Value) {
+        let deadline = crate::clock::monotonic() + PERSIST_WAIT;
+        let mut on_disk = false;
+        while crate::clock::monotonic() < deadline {
+            if self.persisted.load(Ordering::Acquire) >= seq {
+                on_disk = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if let Some(obj) = answer.as_object_mut() {
+            obj.insert("persisted".into(), Value::Bool(on_disk));
+            if !on_disk {
+                obj.insert(
+                    "warning".into(),
+                    Value::String(
+                        "applied, but not yet written to risk-switches.state: a crash now would lose it (see events.log)".into(),
+                    ),
+                );
+            }
+        }
+    }
     fn build(&self, req: &Request) -> Result<(ControlRequest, bool), Value> {
         Ok(match req {
             Request::Kill {
@@ -495,27 +645,42 @@ impl Server {
         })
     }
 
-    fn audit(&self, seq: u64, req: &Request, answer: &Value) {
-        let (by, reason) = match req {
-            Request::Kill { by, reason, .. }
-            | Request::Unkill { by, reason, .. }
-            | Request::EnableAccount { by, reason, .. }
-            | Request::LimitsSet { by, reason, .. } => (by.as_str(), reason.as_str()),
-            Request::RiskShow { .. } => ("", ""),
-        };
-        let line = json!({
+    fn audit(&self, seq: u64, req: &Request, answer: &Value, peer: PeerCred) {
+        let request = serde_json::to_value(req).unwrap_or(Value::Null);
+        let by = request.get("by").cloned().unwrap_or(Value::Null);
+        let reason = request.get("reason").cloned().unwrap_or(Value::Null);
+        let mut line = json!({
             "seq": seq,
             "at": ts(crate::clock::system_utc()),
             "by": by,
+            "peer": peer.json(),
             "reason": reason,
-            "request": req,
+            "request": request,
             "result": answer,
         });
+        mask_value(&mut line);
+        self.append_audit(&line);
+    }
+
+    /// A connection refused before any request was read (peer not allowed).
+    fn audit_refusal(&self, peer: Option<PeerCred>, why: &str) {
+        let line = json!({
+            "at": ts(crate::clock::system_utc()),
+            "refused": "peer",
+            "peer": peer.map(|p| p.json()),
+            "error": why,
+        });
+        self.append_audit(&line);
+    }
+
+    fn append_audit(&self, line: &Value) {
+        let _one_at_a_time = lock(&self.audit_lock);
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.audit)
-            .and_then(|mut f| writeln!(f, "{line}"));
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
         if let Err(e) = written {
             crate::say_err(format_args!(
                 "portcullis: control audit log {}: {e}",
@@ -523,47 +688,237 @@ impl Server {
             ));
         }
     }
+}
 
-    fn serve_conn(&mut self, stream: UnixStream, stop: &AtomicBool) {
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let Ok(mut out) = stream.try_clone() else {
-            return;
-        };
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        let mut idle = 0;
-        loop {
-            match reader.read_line(&mut line) {
-                Ok(0) => return,
-                Ok(_) if line.ends_with('\n') => {
-                    let answer = self.handle(line.trim());
-                    line.clear();
-                    idle = 0;
-                    if writeln!(out, "{answer}").is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    // One client at a time: one that says nothing for 5 s is dropped (so is any at stop).
-                    idle += 1;
-                    if stop.load(Ordering::Relaxed) || idle > 25 {
-                        return;
-                    }
-                }
-                Err(_) => return,
-            }
-            if line.len() > 1 << 16 {
-                let _ = writeln!(out, "{}", refuse("request line longer than 64 KiB"));
-                return;
-            }
+// ---- serving clients --------------------------------------------------------------------------
+//
+// The accepting thread checks the peer (SO_PEERCRED) and hands each allowed connection to a
+// thread of its own, at most `max_clients` at once: a client that never sends, sends a line
+// that never ends, or never reads its answers holds only its own thread, each bounded by a
+// deadline, and a kill from another client is applied meanwhile. When all slots are taken the
+// oldest client not waiting for the gateway is closed to make room.
+
+/// A client thread's state, as the accepting thread sees it.
+const IDLE: u8 = 0;
+/// A request is with the gateway thread: never evicted (it would lose the answer).
+const APPLYING: u8 = 1;
+/// Writing an answer (possibly to a client that does not read).
+const WRITING: u8 = 2;
+/// Done, or closed by the accepting thread.
+const CLOSED: u8 = 3;
+
+struct Slot {
+    accepted: std::time::Instant,
+    state: Arc<AtomicU8>,
+    /// The client's socket, to shut down on eviction or stop.
+    stream: UnixStream,
+}
+
+/// Sends `answer` without blocking (a peer whose buffer is full gets nothing) and closes.
+fn say_and_close(stream: &UnixStream, answer: &Value) {
+    let line = format!("{answer}\n");
+    let _ = socket2::SockRef::from(stream).send_with_flags(line.as_bytes(), libc::MSG_DONTWAIT);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Writes all of `bytes` by `deadline`, however slowly the peer reads.
+fn write_by(stream: &mut UnixStream, bytes: &[u8], deadline: std::time::Instant) -> io::Result<()> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(crate::clock::monotonic());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
+}
+
+/// Why a client's connection ends.
+enum Closing {
+    /// The peer closed, the socket failed, or the accepting thread closed it.
+    Quietly,
+    /// The server ends it with this error answer.
+    With(String),
+}
+
+impl Shared {
+    /// Serves one client until it leaves or breaks a bound.
+    fn serve_client(&self, mut stream: UnixStream, peer: PeerCred, state: &AtomicU8) {
+        if let Closing::With(why) = self.client_loop(&mut stream, peer, state) {
+            self.counters.inc(Counter::ControlClosed);
+            // Only a client thread that still owns the socket answers (not after eviction).
+            if state.swap(CLOSED, Ordering::AcqRel) != CLOSED {
+                say_and_close(&stream, &refuse(why));
+            }
+        }
+        state.store(CLOSED, Ordering::Release);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn client_loop(&self, stream: &mut UnixStream, peer: PeerCred, state: &AtomicU8) -> Closing {
+        let b = &self.bounds;
+        // Never more than one line and one byte: a longer line is refused unread.
+        let mut buf = vec![0u8; b.max_line_bytes + 1];
+        let mut filled = 0;
+        let mut idle_until = crate::clock::monotonic() + b.idle;
+        let mut line_until = None;
+        loop {
+            let end = match buf
+                .get(..filled)
+                .and_then(|d| d.iter().position(|&c| c == b'\n'))
+            {
+                Some(end) => end,
+                None if filled == buf.len() => {
+                    return Closing::With(format!(
+                        "request line longer than {} bytes (control.max_line_bytes): closed",
+                        b.max_line_bytes
+                    ))
+                }
+                None => {
+                    let deadline = line_until.unwrap_or(idle_until);
+                    let left = deadline.saturating_duration_since(crate::clock::monotonic());
+                    if left.is_zero() {
+                        return Closing::With(match line_until {
+                            Some(_) => format!(
+                                "request line not completed within {} ms (control.io_timeout_ms): closed",
+                                b.io.as_millis()
+                            ),
+                            None => format!(
+                                "no request for {} ms (control.idle_timeout_ms): closed",
+                                b.idle.as_millis()
+                            ),
+                        });
+                    }
+                    if stream.set_read_timeout(Some(left)).is_err() {
+                        return Closing::Quietly;
+                    }
+                    let Some(space) = buf.get_mut(filled..) else {
+                        return Closing::Quietly;
+                    };
+                    match stream.read(space) {
+                        Ok(0) => return Closing::Quietly,
+                        Ok(n) => {
+                            if filled == 0 {
+                                line_until = Some(crate::clock::monotonic() + b.io);
+                            }
+                            filled += n;
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock
+                                    | io::ErrorKind::TimedOut
+                                    | io::ErrorKind::Interrupted
+                            ) => {}
+                        Err(_) => return Closing::Quietly,
+                    }
+                    continue;
+                }
+            };
+            if state
+                .compare_exchange(IDLE, APPLYING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return Closing::Quietly; // evicted
+            }
+            let answer = match std::str::from_utf8(buf.get(..end).unwrap_or_default()) {
+                Ok(line) => self.handle(line.trim(), peer),
+                Err(_) => refuse("bad request: not UTF-8"),
+            };
+            state.store(WRITING, Ordering::Release);
+            let written = write_by(
+                stream,
+                format!("{answer}\n").as_bytes(),
+                crate::clock::monotonic() + b.io,
+            );
+            if let Err(e) = written {
+                let evicted = state.load(Ordering::Acquire) == CLOSED;
+                let deaf = matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                );
+                if deaf && !evicted {
+                    // It does not read its answers: closed, and nothing more can reach it.
+                    self.counters.inc(Counter::ControlClosed);
+                }
+                return Closing::Quietly;
+            }
+            if state
+                .compare_exchange(WRITING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return Closing::Quietly;
+            }
+            buf.copy_within(end + 1..filled, 0);
+            filled -= end + 1;
+            idle_until = crate::clock::monotonic() + b.idle;
+            line_until = (filled > 0).then(|| crate::clock::monotonic() + b.io);
+        }
+    }
+
+    /// Checks a new connection's peer; refused ones are answered, audited and closed.
+    fn admit_peer(&self, stream: &UnixStream) -> Option<PeerCred> {
+        let why = match sys::peer_cred(stream) {
+            Ok(p) if self.bounds.allowed_uids.contains(&p.uid) => return Some(p),
+            Ok(p) => {
+                let why = format!(
+                    "uid {} may not use the control socket (control.allowed_uids)",
+                    p.uid
+                );
+                self.audit_refusal(Some(p), &why);
+                why
+            }
+            Err(e) => {
+                let why = format!("peer credentials unreadable: {e}");
+                self.audit_refusal(None, &why);
+                why
+            }
+        };
+        self.counters.inc(Counter::ControlClosed);
+        say_and_close(stream, &refuse(why));
+        None
+    }
+}
+
+/// Makes room for one more client: forgets finished ones, then closes the oldest one not
+/// applying a request if all slots are taken. False when every slot is applying a request.
+fn make_room(slots: &mut Vec<Slot>, max: usize, counters: &Counters) -> bool {
+    slots.retain(|s| s.state.load(Ordering::Acquire) != CLOSED);
+    if slots.len() < max {
+        return true;
+    }
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_by_key(|&i| slots.get(i).map(|s| s.accepted));
+    for i in order {
+        let Some(s) = slots.get(i) else { continue };
+        let was = s.state.load(Ordering::Acquire);
+        if was == APPLYING
+            || s.state
+                .compare_exchange(was, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            continue;
+        }
+        counters.inc(Counter::ControlClosed);
+        if was == IDLE {
+            let why = format!(
+                "closed to make room: all {max} control clients (control.max_clients) were taken and this was the oldest idle one"
+            );
+            say_and_close(&s.stream, &refuse(why));
+        } else {
+            let _ = s.stream.shutdown(std::net::Shutdown::Both);
+        }
+        slots.remove(i);
+        return true;
+    }
+    false
 }
 
 /// Wakes the control thread blocked in `accept` (after its stop flag was set); false when the
@@ -572,13 +927,22 @@ pub fn wake(data_dir: &Path) -> bool {
     UnixStream::connect(data_dir.join(SOCKET)).is_ok()
 }
 
+/// What the control server needs besides the socket.
+pub struct ServeWith {
+    pub commands: CommandSender,
+    /// Session keys (`FIX.4.4-OUR-THEIR`) by index.
+    pub sessions: Vec<String>,
+    /// Raised by the journal thread once a request's switch change is on disk.
+    pub persisted: Arc<AtomicU64>,
+    pub counters: Arc<Counters>,
+    pub cfg: ControlCfg,
+}
+
 /// Creates `<data_dir>/control.sock` (mode 0600) and serves it on a thread named
 /// `portcullis-control` until `stop` is set.
 pub fn serve(
     data_dir: &Path,
-    commands: CommandSender,
-    sessions: Vec<String>,
-    persisted: Arc<std::sync::atomic::AtomicU64>,
+    with: ServeWith,
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
     let path = data_dir.join(SOCKET);
@@ -589,26 +953,75 @@ pub fn serve(
     let listener = UnixListener::bind(&tmp)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, &path)?;
-    let mut server = Server {
-        commands,
-        sessions,
+    let cfg = &with.cfg;
+    let shared = Arc::new(Shared {
+        commands: with.commands,
+        sessions: with.sessions,
         audit: data_dir.join(AUDIT_LOG),
-        next_seq: crate::clock::system_utc().0 / 1_000_000 * 1000,
-        persisted,
-    };
+        audit_lock: Mutex::new(()),
+        last_seq: Mutex::new(crate::clock::system_utc().0 / 1_000_000 * 1000),
+        persisted: with.persisted,
+        counters: with.counters,
+        bounds: Bounds {
+            allowed_uids: cfg
+                .allowed_uids
+                .clone()
+                .unwrap_or_else(|| vec![sys::own_uid()]),
+            max_clients: cfg.max_clients,
+            max_line_bytes: cfg.max_line_bytes,
+            idle: Duration::from_millis(cfg.idle_timeout_ms),
+            io: Duration::from_millis(cfg.io_timeout_ms),
+        },
+    });
     std::thread::Builder::new()
         .name("portcullis-control".into())
         .spawn(move || {
+            let mut slots: Vec<Slot> = Vec::with_capacity(shared.bounds.max_clients);
             // Blocks in accept: no wake-ups while idle (on a small box every wake-up preempts a
             // spinning thread). Stopping sets `stop`, then [`wake`] connects once.
             for conn in listener.incoming() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                match conn {
-                    Ok(s) => server.serve_conn(s, &stop),
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                let stream = match conn {
+                    Ok(s) => s,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                };
+                let Some(peer) = shared.admit_peer(&stream) else {
+                    continue;
+                };
+                if !make_room(&mut slots, shared.bounds.max_clients, &shared.counters) {
+                    shared.counters.inc(Counter::ControlClosed);
+                    let why = format!(
+                        "busy: {} control requests are being applied (control.max_clients); try again",
+                        shared.bounds.max_clients
+                    );
+                    say_and_close(&stream, &refuse(why));
+                    continue;
                 }
+                let Ok(handle) = stream.try_clone() else {
+                    continue;
+                };
+                let state = Arc::new(AtomicU8::new(IDLE));
+                let client = (shared.clone(), state.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("portcullis-control-client".into())
+                    .stack_size(256 * 1024)
+                    .spawn(move || client.0.serve_client(stream, peer, &client.1));
+                if spawned.is_ok() {
+                    slots.push(Slot {
+                        accepted: crate::clock::monotonic(),
+                        state,
+                        stream: handle,
+                    });
+                }
+            }
+            for s in &slots {
+                s.state.store(CLOSED, Ordering::Release);
+                let _ = s.stream.shutdown(std::net::Shutdown::Both);
             }
             let _ = std::fs::remove_file(&path);
         })
@@ -627,13 +1040,22 @@ pub fn call(socket: &Path, req: &Request) -> Result<Value, String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     let mut w = stream.try_clone().map_err(|e| e.to_string())?;
     let line = serde_json::to_string(req).map_err(|e| e.to_string())?;
-    writeln!(w, "{line}").map_err(|e| format!("send: {e}"))?;
+    // A refused peer is answered and closed at once, possibly before this write: the answer
+    // (why) is still there to read.
+    let sent = w.write_all(format!("{line}\n").as_bytes());
     let mut answer = String::new();
-    BufReader::new(stream)
-        .read_line(&mut answer)
-        .map_err(|e| format!("no answer: {e}"))?;
+    let read = BufReader::new(stream).read_line(&mut answer);
+    match (read, sent) {
+        (Ok(n), _) if n > 0 => {}
+        (_, Err(e)) => return Err(format!("send: {e}")),
+        (Ok(_), Ok(())) => return Err("no answer: the gateway closed the connection".into()),
+        (Err(e), Ok(())) => return Err(format!("no answer: {e}")),
+    }
     serde_json::from_str(&answer).map_err(|e| format!("bad answer {answer:?}: {e}"))
 }
 
@@ -695,6 +1117,28 @@ mod tests {
         assert_eq!(fixed(1_050_000_000, 8), "10.5");
         assert_eq!(fixed(-30_000, 4), "-3");
         assert_eq!(fixed(1, 4), "0.0001");
+    }
+
+    #[test]
+    fn audit_lines_mask_accounts_and_card_numbers_but_not_other_values() {
+        let mut line = json!({
+            "seq": 4111111111111111u64,
+            "by": "alice 4111111111111111",
+            "reason": "card 4111 1111 1111 1111",
+            "request": { "op": "kill", "scope": "account", "name": "ACCT-98765432",
+                         "by": "alice", "reason": "x" },
+            "result": { "ok": true, "account": "ACCT-98765432",
+                        "before": { "credit_limit": "4111111111111111" } },
+            "other": { "scope": "symbol", "name": "4111111111111111" },
+        });
+        mask_value(&mut line);
+        assert_eq!(line["seq"], 4111111111111111u64);
+        assert_eq!(line["by"], "alice ************1111");
+        assert_eq!(line["reason"], "card **** **** **** 1111");
+        assert_eq!(line["request"]["name"], "*********5432");
+        assert_eq!(line["result"]["account"], "*********5432");
+        assert_eq!(line["result"]["before"]["credit_limit"], "4111111111111111");
+        assert_eq!(line["other"]["name"], "4111111111111111");
     }
 }
 

@@ -90,9 +90,13 @@
 //! messages, logs out sessions whose key was revoked or expired, and copies each session's
 //! grants (scope bitmask, inline account/symbol arrays, throttle slot) into its `SessionSlot`.
 //! Signed logons are verified on the gateway thread in `bind_session` (cold path: ~18k
-//! instructions, a lockout refusal ~380 without an HMAC).
-//! *Cost*: a logon flood competes with orders for the gateway thread (bounded by the lockout);
-//! lockout and replay state live in memory and start empty after a restart.
+//! instructions, the same HMAC work for every refusal, so timing tells nothing). Every refused
+//! Logon is a silent close. Lockout and replay state live in a fixed-size table and a cache on
+//! the gateway thread; the journal thread persists them from the `AuthLockout` and
+//! `Authenticated` events (`audit::lockouts`), and the engine restores them at start.
+//! *Cost*: a logon flood competes with orders for the gateway thread (bounded by the connection
+//! limits and the address lockout; a refusal costs one HMAC); a crash can lose the lockouts and
+//! replay entries of the last event batch (SendingTime before the start still refuses replays).
 //! # D11. Pre-trade risk lives on the gateway thread; control goes through the command channel
 //! *Context*: 15c3-5 wants every order checked before it reaches a market, and limit changes,
 //! kills and enables must never be seen half-applied by a check.

@@ -47,6 +47,10 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
                 handle.commands.clone(),
                 Duration::from_millis(a.poll_ms),
                 tiers.clone(),
+                crate::auth::watch::Reporting {
+                    events: handle.events.clone(),
+                    counters: handle.counters.clone(),
+                },
                 journal_stop.clone(),
             )
             .map_err(|e| StartError(format!("key store watcher thread: {e}")))?,
@@ -56,9 +60,13 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
     let control_persisted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let control = crate::ctl::serve(
         &cfg.gateway.data_dir,
-        handle.commands.clone(),
-        handle.session_keys.clone(),
-        control_persisted.clone(),
+        crate::ctl::ServeWith {
+            commands: handle.commands.clone(),
+            sessions: handle.session_keys.clone(),
+            persisted: control_persisted.clone(),
+            counters: handle.counters.clone(),
+            cfg: cfg.control.clone(),
+        },
         journal_stop.clone(),
     )
     .map_err(|e| {

@@ -24,6 +24,12 @@
 //! - `clock::sys` — FFI reads of the kernel's time discipline (`adjtimex`) and of a PTP hardware
 //!   clock (`clock_gettime` on its dynamic clock id): libc takes raw pointers. Cold only: the
 //!   clock thread and `portcullis clock status` call it, never the gateway thread.
+//! - `ctl::sys` — `getsockopt(SO_PEERCRED)` (the control socket's peer uid/pid, checked against
+//!   `control.allowed_uids`; std's `UnixStream::peer_cred` is not stable) and `geteuid`: libc
+//!   takes raw pointers. Cold only: the control thread, once per accepted connection.
+//! - `files` — `umask(2)` (files at rest are private whatever the caller's umask), `flock(2)`
+//!   (`portcullis keys` serialises read-modify-write of the key store) and `geteuid(2)` (a
+//!   secret file owned by another user is refused). std has no umask; one integer call each.
 //! - `risk::prefetch` — a cache prefetch hint (`_mm_prefetch`) for the risk tables on the
 //!   gateway thread, and `madvise(MADV_HUGEPAGE)` on them at start.
 //!
@@ -51,6 +57,7 @@ pub mod config;
 pub mod ctl;
 pub mod design;
 pub mod engine;
+pub mod files;
 pub mod fix;
 pub mod gateway;
 pub mod handoff;

@@ -177,7 +177,8 @@ enum KeysCmd {
         #[arg(long)]
         in_secs: Option<u64>,
     },
-    /// Clear a key's lockout, or with --addresses every source-address lockout.
+    /// Clear a key's lockouts (at every source address), or with --addresses every
+    /// source-address lockout.
     Unlock {
         #[arg(required_unless_present = "addresses")]
         id: Option<String>,
@@ -213,12 +214,19 @@ fn main() -> ExitCode {
             blocking,
             listen,
             listen_tls,
-        } => run(config, data_dir, blocking, listen, listen_tls),
+        } => {
+            // Files at rest: nothing for group or others, whatever the caller's umask.
+            portcullis::files::restrict_umask();
+            run(config, data_dir, blocking, listen, listen_tls)
+        }
         Cmd::Keys {
             config,
             data_dir,
             action,
-        } => keys(config, data_dir, action),
+        } => {
+            portcullis::files::restrict_umask();
+            keys(config, data_dir, action)
+        }
         Cmd::Ctl(args) => ExitCode::from(args.run()),
     }
 }
@@ -257,16 +265,17 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
         Err(code) => return code,
     };
     let now = now_ms();
+    // The secret goes straight to stdout, never into a String of ours (nothing to zeroize
+    // but the `Zeroizing` it came in); what is returned is the rest of the answer.
     let secret_shown = |id: &str, secret: &str, out: Option<PathBuf>| -> Result<String, String> {
         if let Some(p) = &out {
             portcullis::auth::store::write_private(p, secret.as_bytes())
                 .map_err(|e| format!("{}: {e}", p.display()))?;
         }
-        Ok(format!(
-            "key {id}: secret (shown once, store it now): {secret}{}",
-            out.map(|p| format!("\n  also written to {}", p.display()))
-                .unwrap_or_default()
-        ))
+        say!("key {id}: secret (shown once, store it now): {secret}");
+        Ok(out
+            .map(|p| format!("  also written to {}", p.display()))
+            .unwrap_or_default())
     };
     let r: Result<String, String> = match action {
         KeysCmd::Add {
@@ -314,14 +323,15 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
                 };
                 let kept = match &secrets_out {
                     Some(p) => {
-                        let mut text = String::with_capacity(made.len() * 64);
+                        // Sized exactly: a grown String would leave secrets in freed memory.
+                        let len = made.iter().map(|(id, s)| id.len() + s.len() + 2).sum();
+                        let mut text = zeroize::Zeroizing::new(String::with_capacity(len));
                         for (id, secret) in &made {
                             text.push_str(id);
                             text.push(' ');
                             text.push_str(secret);
                             text.push('\n');
                         }
-                        let text = zeroize::Zeroizing::new(text);
                         portcullis::auth::store::write_private(p, text.as_bytes())
                             .map_err(|e| format!("{}: {e}", p.display()))?;
                         format!("secrets (`id secret` lines) written to {}", p.display())
@@ -382,14 +392,16 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
         KeysCmd::Unlock { id, addresses } => {
             let id = if addresses { None } else { id };
             admin::unlock(&cfg, id.as_deref()).map(|()| match id {
-                Some(id) => format!("key {id}: lockout cleared"),
+                Some(id) => format!("key {id}: lockouts cleared at every source address"),
                 None => "source-address lockouts cleared".to_string(),
             })
         }
     };
     match r {
         Ok(text) => {
-            say!("{}", text.trim_end());
+            if !text.trim_end().is_empty() {
+                say!("{}", text.trim_end());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -539,6 +551,12 @@ fn run(
             "portcullis: WARNING: auth.required = false: unsigned logons are accepted (loopback only)"
         ),
         Some(_) => {}
+    }
+    if cfg.auth.as_ref().is_some_and(|a| a.max_key_age_days == 0) {
+        eprintln!(
+            "portcullis: WARNING: auth.max_key_age_days = 0: keys never age out (AUTH-9 rotation \
+             policy off)"
+        );
     }
     let mut running = match portcullis::gateway::start(&cfg, Clock::fast()) {
         Ok(r) => r,

@@ -95,7 +95,7 @@ reference_price = "10.25"
         allow: vec!["127.0.0.1".into()],
         ..Default::default()
     };
-    let secret = portcullis::auth::admin::add(&cfg, "load", &spec, 0).unwrap();
+    let secret = portcullis::auth::admin::add(&cfg, "load", &spec, now_ms()).unwrap();
     let secret = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD
@@ -174,4 +174,10 @@ reference_price = "10.25"
         allocs, 0,
         "{allocs} allocations on the gateway thread over {MEASURED} orders (busy_poll = {busy})"
     );
+}
+
+/// Unix milliseconds now: keys are created "now" (a key created at 0 would be past
+/// `auth.max_key_age_days` and refused).
+fn now_ms() -> u64 {
+    portcullis::clock::system_utc().0 / 1_000_000
 }

@@ -6,7 +6,7 @@
 //! file, then rename, so a crash leaves the old or the new file, never half of one); read once
 //! at start. What a crash can lose is at most one interval of counting.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use crate::throttle::{DailyState, DayCount, KeySlot, ThrottleTable};
@@ -26,11 +26,7 @@ pub fn save(path: &Path, keys: &[String], table: &ThrottleTable) -> io::Result<(
             d.order.day, d.order.used, d.cancel.day, d.cancel.used, d.other.day, d.other.used
         ));
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_data()?;
-    std::fs::rename(&tmp, path)
+    crate::files::replace_private(path, text.as_bytes())
 }
 
 /// Restores the counters saved by [`save`] for the sessions still configured. A missing file

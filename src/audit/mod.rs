@@ -1,12 +1,15 @@
 //! COLD — the journal thread: drains the hot thread's event ring into an append-only event log
 //! (`<data_dir>/events.log`, one line per event, UTC timestamps) and periodically flushes the
 //! memory-mapped stores to disk (`fdatasync`), so an OS crash loses at most one interval.
-//! Account ids appear masked (all but the last 4 characters), as everywhere in logs.
+//! Account ids appear masked (all but the last 4 characters), as everywhere in logs, and so do
+//! card numbers in text a client chose (CompIDs, key ids). From the same events it keeps the state files that must survive a restart: `risk-switches.state`
+//! (`switches`) and `auth-lockouts.state` (`lockouts`).
 //!
 //! Never blocks the hot thread: it only pops from the lock-free ring. When the ring overflowed,
 //! the number of lost events is written to the log (the counter `EventRingFull`).
 
 pub mod daily;
+pub mod lockouts;
 pub mod records;
 pub mod switches;
 
@@ -65,13 +68,17 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
         Event::LoggedOn { session, at } => format!("{} logon session={}", ts(*at), sname(session)),
         Event::LogonRefused {
             their_comp_id,
+            key_id,
+            peer,
             reason,
             at,
         } => {
             format!(
-                "{} logon-refused sender={:?} reason={reason:?}",
+                "{} logon-refused sender={:?} key={:?} peer={peer} reason={:?}",
                 ts(*at),
-                their_comp_id.as_str()
+                their_comp_id.as_str(),
+                key_id.as_str(),
+                reason.text()
             )
         }
         Event::Disconnected {
@@ -152,17 +159,21 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             key_id,
             peer,
             key,
+            until,
             at,
+            ..
         } => format!(
-            "{} auth-lockout {} key={:?} peer={peer}",
+            "{} auth-lockout {} key={:?} peer={peer} until={}",
             ts(*at),
-            if *key { "what=key" } else { "what=address" },
-            key_id.as_str()
+            if *key { "what=key-at-address" } else { "what=address" },
+            key_id.as_str(),
+            ts(*until)
         ),
         Event::Authenticated {
             session,
             key_id,
             at,
+            ..
         } => format!(
             "{} authenticated session={} key={:?}",
             ts(*at),
@@ -291,6 +302,65 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
                 if *halted { "halted" } else { "allowed" }
             )
         }
+        Event::KeyStoreRefused {
+            cause,
+            generation,
+            newest,
+            at,
+        } => {
+            let g = if *generation == u64::MAX {
+                "unknown".to_string()
+            } else {
+                generation.to_string()
+            };
+            format!(
+                "{} key-store-refused cause={cause:?} generation={g} newest-seen={newest} \
+                 (the running keys stay in force)",
+                ts(*at)
+            )
+        }
+        Event::KeyAging {
+            key_id,
+            age_days,
+            days_left,
+            at,
+        } => {
+            if *days_left > 0 {
+                format!(
+                    "{} key-aging key={:?} age-days={age_days} days-left={days_left} \
+                     (rotate it: portcullis keys rotate)",
+                    ts(*at),
+                    key_id.as_str()
+                )
+            } else {
+                format!(
+                    "{} key-aging key={:?} age-days={age_days} days-left=0 state=expired \
+                     (logons refused: key too old; rotate it)",
+                    ts(*at),
+                    key_id.as_str()
+                )
+            }
+        }
+    }
+}
+
+/// `line` with card numbers masked when its event carries text a client chose (a CompID or a
+/// key id from a Logon, DATA-4) or a key id (`key-aging`). The other events hold only the
+/// gateway's own words and numbers (a 16-digit `control-seq` must not be taken for a card).
+fn masked_line(e: &Event, line: String) -> String {
+    let from_the_wire = matches!(
+        e,
+        Event::LogonRefused { .. }
+            | Event::AuthFailed { .. }
+            | Event::AuthLockout { .. }
+            | Event::Authenticated { .. }
+            | Event::CredentialLogout { .. }
+            | Event::KeyAging { .. }
+    );
+    if from_the_wire {
+        crate::auth::mask::free_text(&line)
+    } else {
+        line
     }
 }
 
@@ -338,10 +408,10 @@ impl JournalThread {
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
     ) -> io::Result<JoinHandle<()>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data_dir.join("events.log"))?;
+        let file = crate::files::open_private(
+            OpenOptions::new().create(true).append(true),
+            &self.data_dir.join("events.log"),
+        )?;
         let mut records = match &self.records {
             Some((ring, routes)) => {
                 let names = records::Names {
@@ -362,6 +432,10 @@ impl JournalThread {
                 let mut out = BufWriter::new(file);
                 let switches_path = self.data_dir.join(switches::FILE);
                 let mut switches = switches::Switches::load(&switches_path).unwrap_or_default();
+                let lockouts_path = self.data_dir.join(lockouts::FILE);
+                let mut lockouts = lockouts::Lockouts::load(&lockouts_path).unwrap_or_default();
+                let replays_path = self.data_dir.join(lockouts::REPLAY_FILE);
+                let mut replays = lockouts::Replays::load(&replays_path).unwrap_or_default();
                 let keys: Vec<String> = self
                     .throttle
                     .as_ref()
@@ -374,14 +448,15 @@ impl JournalThread {
                     let stopping = stop.load(Ordering::Relaxed);
                     let mut n = 0;
                     let mut switched = false;
+                    let mut locked = false;
+                    let mut accepted = false;
                     let mut control_seq = 0;
                     while let Some(e) = ring.pop() {
-                        let _ = writeln!(
-                            out,
-                            "{}",
-                            render(&e, &self.session_names, &self.venue_names)
-                        );
+                        let line = render(&e, &self.session_names, &self.venue_names);
+                        let _ = writeln!(out, "{}", masked_line(&e, line));
                         switched |= switches.apply(&e, &keys);
+                        locked |= lockouts.apply(&e);
+                        accepted |= replays.apply(&e);
                         if let Event::Kill { seq, .. } | Event::AccountEnabled { seq, .. } = e {
                             control_seq = control_seq.max(seq);
                         }
@@ -397,6 +472,18 @@ impl JournalThread {
                             }
                         }
                     };
+                    if accepted {
+                        let now = crate::clock::system_utc();
+                        if let Err(e) = replays.save(&replays_path, now) {
+                            let _ = writeln!(out, "{} auth-replay-not-saved error={e}", ts(now));
+                        }
+                    }
+                    if locked {
+                        let now = crate::clock::system_utc();
+                        if let Err(e) = lockouts.save(&lockouts_path, now) {
+                            let _ = writeln!(out, "{} auth-lockouts-not-saved error={e}", ts(now));
+                        }
+                    }
                     if saved && control_seq > 0 {
                         self.control_persisted
                             .fetch_max(control_seq, Ordering::Release);
@@ -506,5 +593,25 @@ mod tests {
             &[],
         );
         assert!(kill.contains("scope=account:*********6789"), "{kill}");
+        // A card number sent as a CompID is masked; a 16-digit control-seq is not a card.
+        let refused = Event::LogonRefused {
+            their_comp_id: crate::model::CompId::new(b"4111111111111111").unwrap(),
+            key_id: crate::auth::KeyId::new(b"5500005555555559").unwrap(),
+            peer: std::net::IpAddr::from([127, 0, 0, 1]),
+            reason: crate::handoff::LogonRefusal::NoSession,
+            at: Nanos(0),
+        };
+        let line = masked_line(&refused, render(&refused, &[], &[]));
+        assert!(line.contains("sender=\"************1111\""), "{line}");
+        assert!(!line.contains("5500005555555559"), "{line}");
+        let kill = Event::Kill {
+            target: crate::handoff::KillTarget::Global,
+            on: true,
+            orders: 0,
+            seq: 4_111_111_111_111_111,
+            at: Nanos(0),
+        };
+        let line = masked_line(&kill, render(&kill, &[], &[]));
+        assert!(line.contains("control-seq=4111111111111111"), "{line}");
     }
 }

@@ -4,6 +4,9 @@
 //! columns left out) to `<data_dir>/records/orders-YYYYMMDD.jsonl`, one file per UTC day of the
 //! event. `portcullis report orders` reads them back as [`RecordRow`]s (`crate::report`).
 //!
+//! Card numbers in the free-text `text` column are masked (all but the last 4 digits) as the
+//! line is written; identifiers (ClOrdID, account, ...) are kept exactly as sent.
+//!
 //! Field meanings and their regulatory sources: `fix-specs/ORDER-RECORDS.md`.
 
 use std::fs::{File, OpenOptions};
@@ -284,7 +287,16 @@ impl LineWriter {
             let n = write_u64(&mut num, u64::from(code));
             str_field(out, "reject_code", num.get(..n).unwrap_or_default());
         }
-        str_field(out, "text", r.text.as_bytes());
+        // Free text (a venue's reason, or ours): card numbers masked here, on the journal
+        // thread, whatever produced it (DATA-4).
+        let mut text = [0u8; 128];
+        let t = r.text.as_bytes();
+        let n = t.len().min(text.len());
+        if let (Some(dst), Some(src)) = (text.get_mut(..n), t.get(..n)) {
+            dst.copy_from_slice(src);
+            crate::auth::mask::card_numbers(dst);
+            str_field(out, "text", dst);
+        }
         // The last `,` (or the `{` of an empty object) closes the object.
         match out.last_mut() {
             Some(b) if *b == b',' => *b = b'}',
@@ -396,7 +408,7 @@ impl RecordWriter {
     /// Creates `<data_dir>/records`.
     pub fn new(data_dir: &Path, names: Names) -> io::Result<RecordWriter> {
         let dir = data_dir.join(DIR);
-        std::fs::create_dir_all(&dir)?;
+        crate::files::private_dir(&dir)?;
         Ok(RecordWriter {
             dir,
             names,
@@ -412,7 +424,8 @@ impl RecordWriter {
         if self.open.as_ref().is_none_or(|(d, _)| *d != day) {
             self.flush()?;
             let path = file_for(&self.dir, r.at);
-            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            let f =
+                crate::files::open_private(OpenOptions::new().create(true).append(true), &path)?;
             self.open = Some((day, BufWriter::with_capacity(1 << 16, f)));
         }
         self.lines.line(&mut self.line, r, &self.names);
@@ -585,6 +598,18 @@ mod tests {
     }
 
     #[test]
+    fn card_numbers_in_the_text_column_are_masked() {
+        let o = Order::blank(SessionId(0), Account::new(b"ACC1").unwrap());
+        let r = OrderRecord::new(Lifecycle::VenueRejected, &o, Nanos(1))
+            .with_text(b"rejected by the venue: card 4111 1111 1111 1111 declined");
+        let row = RecordRow::from_record(&r, &names());
+        assert_eq!(
+            row.text,
+            "rejected by the venue: card **** **** **** 1111 declined"
+        );
+    }
+
+    #[test]
     fn quotes_backslashes_controls_and_bad_utf8_in_text_are_escaped() {
         let o = Order::blank(SessionId(0), Account::new(b"A\"1").unwrap());
         let r = OrderRecord::new(Lifecycle::Rejected, &o, Nanos(5))
@@ -647,7 +672,10 @@ mod tests {
             prop_assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
             let row: RecordRow = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(&row.account, &String::from_utf8_lossy(&account));
-            prop_assert_eq!(&row.text, &String::from_utf8_lossy(&text58));
+            prop_assert_eq!(
+                &row.text,
+                &crate::auth::mask::free_text(&String::from_utf8_lossy(&text58))
+            );
             prop_assert_eq!(&row.cl_ord_id, &String::from_utf8_lossy(&cl));
             prop_assert_eq!(&row.event_time, &slow_rfc3339(Nanos(times[0])));
             prop_assert_eq!(&row.order_received_time, &slow_rfc3339(Nanos(times[1])));

@@ -10,7 +10,7 @@
 //! The engine reads the file once at start.
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use crate::handoff::{Event, KillTarget};
@@ -67,11 +67,7 @@ impl Switches {
             text.push_str(l);
             text.push('\n');
         }
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_data()?;
-        std::fs::rename(&tmp, path)
+        crate::files::write_private(path, text.as_bytes())
     }
 
     /// Reads the file; a missing file is a first start (nothing switched).

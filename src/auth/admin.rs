@@ -1,7 +1,9 @@
 //! COLD — key management (`portcullis keys ...`) and the embedded default's development store.
 //!
-//! Every change loads the store, edits the plaintext in memory, validates the result as a
-//! snapshot (errors name the key and field) and saves it whole (atomic replace). A running
+//! Every change takes the store's exclusive lock (concurrent commands wait for each other and
+//! lose nothing), loads the store (refusing one older than the newest generation seen: see
+//! `store`), edits the plaintext in memory, validates the result as a snapshot (errors name
+//! the key and field) and saves it whole (atomic replace, next generation). A running
 //! gateway picks the change up within `auth.poll_ms`. Secrets are returned once by `add` and
 //! `rotate`; listings never contain them.
 
@@ -29,7 +31,7 @@ pub fn open_store(cfg: &Config, create: bool) -> Result<(KeyStore, AuthCfg), Str
 
 fn load_or_empty(store: &KeyStore) -> Result<KeyFile, String> {
     if store.exists() {
-        store.load()
+        Ok(store.load()?)
     } else {
         Ok(KeyFile::default())
     }
@@ -70,6 +72,7 @@ pub fn add(
 ) -> Result<Zeroizing<String>, String> {
     keys::check_id(id)?;
     let (store, _) = open_store(cfg, true)?;
+    let _lock = store.lock()?;
     let mut file = load_or_empty(&store)?;
     if file.find(id).is_some() {
         return Err(format!(
@@ -101,6 +104,7 @@ fn new_record(id: &str, secret: &str, spec: &KeySpec, now_ms: u64) -> KeyRecord 
         status: Status::Active,
         unlock_gen: 0,
         created_ms: now_ms,
+        rotated_ms: None,
     }
 }
 
@@ -124,6 +128,7 @@ pub fn generate(
     let id_of = |i: u64| format!("{prefix}{i:0width$}");
     keys::check_id(&id_of(count))?;
     let (store, _) = open_store(cfg, true)?;
+    let _lock = store.lock()?;
     let mut file = load_or_empty(&store)?;
     let existing: std::collections::HashSet<&str> =
         file.keys.iter().map(|k| k.id.as_str()).collect();
@@ -165,6 +170,7 @@ fn edit<T>(
     f: impl FnOnce(&mut KeyRecord, &AuthCfg) -> Result<T, String>,
 ) -> Result<T, String> {
     let (store, a) = open_store(cfg, false)?;
+    let _lock = store.lock()?;
     let mut file = store.load()?;
     let k = file
         .find_mut(id)
@@ -205,7 +211,8 @@ pub fn set(cfg: &Config, id: &str, change: &KeyChange) -> Result<(), String> {
 
 /// A new secret for key `id`; the current one keeps working for `overlap_ms` (default: the
 /// config's `auth.rotation_overlap_ms`). A key holds at most two secrets: an older one still
-/// in its overlap is dropped.
+/// in its overlap is dropped. The key's age (`auth.max_key_age_days`) starts again; the
+/// secrets of a key already past its maximum age are dropped, with no overlap.
 pub fn rotate(
     cfg: &Config,
     id: &str,
@@ -216,7 +223,13 @@ pub fn rotate(
         if k.status == Status::Revoked {
             return Err(format!("key {id:?} is revoked"));
         }
+        let too_old = aged_out(k, a.max_key_age_ms(), now_ms);
         let overlap = overlap_ms.unwrap_or(a.rotation_overlap_ms);
+        k.rotated_ms = Some(now_ms);
+        if too_old {
+            // Its secrets are dead already: no overlap brings them back.
+            k.secrets.clear();
+        }
         k.secrets.retain(|s| s.not_after_ms.is_none());
         for s in &mut k.secrets {
             s.not_after_ms = Some(now_ms.saturating_add(overlap));
@@ -258,6 +271,7 @@ pub fn unlock(cfg: &Config, id: Option<&str>) -> Result<(), String> {
         }),
         None => {
             let (store, _) = open_store(cfg, false)?;
+            let _lock = store.lock()?;
             let mut file = store.load()?;
             file.address_unlock_gen += 1;
             save_checked(&store, &file, cfg)
@@ -280,31 +294,57 @@ fn fmt_ms(ms: Option<u64>) -> String {
     }
 }
 
-fn state(k: &KeyRecord, now_ms: u64) -> &'static str {
+/// Whether key `k` is past the maximum age `max_age_ms` (0: no maximum) at `now_ms`.
+fn aged_out(k: &KeyRecord, max_age_ms: u64, now_ms: u64) -> bool {
+    max_age_ms > 0 && now_ms.saturating_sub(k.age_from_ms()) >= max_age_ms
+}
+
+fn state(k: &KeyRecord, now_ms: u64, max_age_ms: u64) -> &'static str {
     match (k.status, k.expires_ms) {
         (Status::Revoked, _) => "revoked",
         (_, Some(e)) if e <= now_ms => "expired",
+        _ if aged_out(k, max_age_ms, now_ms) => "too-old",
         _ if k.secrets.len() > 1 => "rotating",
         _ => "active",
     }
 }
 
-/// One line per key; never a secret.
+/// The key's age in whole days and, with a maximum age, the days left (`-` without one):
+/// `AGE` and `LEFT` of `keys list`.
+fn age_columns(k: &KeyRecord, max_age_ms: u64, now_ms: u64) -> (u64, String) {
+    let age_ms = now_ms.saturating_sub(k.age_from_ms());
+    let left = if max_age_ms == 0 {
+        "-".to_string()
+    } else {
+        max_age_ms
+            .saturating_sub(age_ms)
+            .div_ceil(keys::DAY_MS)
+            .to_string()
+    };
+    (age_ms / keys::DAY_MS, left)
+}
+
+/// One line per key; never a secret. AGE: whole days since the key's creation or last
+/// rotation; LEFT: whole days until `auth.max_key_age_days` expires it.
 pub fn list(cfg: &Config, now_ms: u64) -> Result<String, String> {
-    let (store, _) = open_store(cfg, false)?;
+    let (store, a) = open_store(cfg, false)?;
     let file = store.load()?;
+    let max_age = a.max_key_age_ms();
     let mut out = format!(
-        "{:<24} {:<12} {:<9} {:<24} {}\n",
-        "ID", "ROLE", "STATE", "COMP IDS", "EXPIRES (UTC)"
+        "{:<24} {:<12} {:<9} {:<24} {:>8} {:>9} {}\n",
+        "ID", "ROLE", "STATE", "COMP IDS", "AGE (D)", "LEFT (D)", "EXPIRES (UTC)"
     );
     for k in &file.keys {
+        let (age, left) = age_columns(k, max_age, now_ms);
         let _ = writeln!(
             out,
-            "{:<24} {:<12} {:<9} {:<24} {}",
+            "{:<24} {:<12} {:<9} {:<24} {:>8} {:>9} {}",
             k.id,
             k.role,
-            state(k, now_ms),
+            state(k, now_ms, max_age),
             k.comp_ids.join(","),
+            age,
+            left,
             fmt_ms(k.expires_ms)
         );
     }
@@ -313,8 +353,9 @@ pub fn list(cfg: &Config, now_ms: u64) -> Result<String, String> {
 
 /// Everything about key `id` but its secrets.
 pub fn show(cfg: &Config, id: &str, now_ms: u64) -> Result<String, String> {
-    let (store, _) = open_store(cfg, false)?;
+    let (store, a) = open_store(cfg, false)?;
     let file = store.load()?;
+    let max_age = a.max_key_age_ms();
     let k = file
         .find(id)
         .ok_or_else(|| format!("no key {id:?} in {}", store.path.display()))?;
@@ -336,7 +377,7 @@ pub fn show(cfg: &Config, id: &str, now_ms: u64) -> Result<String, String> {
     };
     let mut out = String::new();
     let _ = writeln!(out, "id:        {}", k.id);
-    let _ = writeln!(out, "state:     {}", state(k, now_ms));
+    let _ = writeln!(out, "state:     {}", state(k, now_ms, max_age));
     let _ = writeln!(out, "role:      {}", k.role);
     let _ = writeln!(out, "scopes:    {scopes}");
     let _ = writeln!(out, "comp ids:  {}", k.comp_ids.join(", "));
@@ -350,6 +391,9 @@ pub fn show(cfg: &Config, id: &str, now_ms: u64) -> Result<String, String> {
     );
     let _ = writeln!(out, "expires:   {}", fmt_ms(k.expires_ms));
     let _ = writeln!(out, "created:   {}", fmt_ms(Some(k.created_ms)));
+    let _ = writeln!(out, "rotated:   {}", fmt_ms(k.rotated_ms));
+    let (age, left) = age_columns(k, max_age, now_ms);
+    let _ = writeln!(out, "age:       {age} days ({left} days left)");
     for (i, s) in k.secrets.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -373,8 +417,9 @@ pub struct DevKey {
 /// `<data>/secrets/<id>.secret` (0600). Returns the keys (existing ones on later starts).
 pub fn ensure_dev_store(cfg: &Config, now_ms: u64) -> Result<Vec<DevKey>, String> {
     let data = &cfg.gateway.data_dir;
-    let (store, _) = open_store(cfg, true)?;
+    let (store, auth) = open_store(cfg, true)?;
     let secrets_dir = data.join("secrets");
+    crate::files::private_dir(&secrets_dir).map_err(|e| e.to_string())?;
     let dev_keys: Vec<DevKey> = cfg
         .sessions
         .iter()
@@ -387,10 +432,30 @@ pub fn ensure_dev_store(cfg: &Config, now_ms: u64) -> Result<Vec<DevKey>, String
             }
         })
         .collect();
+    let _lock = store.lock()?;
     let mut file = load_or_empty(&store)?;
     let mut changed = false;
     for d in &dev_keys {
-        if file.find(&d.id).is_some() {
+        if let Some(k) = file.find_mut(&d.id) {
+            // Past auth.max_key_age_days: a development key gets a new secret (in its file)
+            // rather than leave the embedded default unable to log on.
+            if aged_out(k, auth.max_key_age_ms(), now_ms) {
+                let secret = keys::new_secret()?;
+                super::store::write_private(&d.secret_file, secret.as_bytes())
+                    .map_err(|e| format!("{}: {e}", d.secret_file.display()))?;
+                k.secrets = vec![SecretRecord {
+                    secret: secret.to_string(),
+                    not_after_ms: None,
+                }];
+                k.rotated_ms = Some(now_ms);
+                changed = true;
+                crate::say_err(format_args!(
+                    "portcullis: development key {} was older than auth.max_key_age_days: \
+                     rotated, new secret in {}",
+                    d.id,
+                    d.secret_file.display()
+                ));
+            }
             continue;
         }
         let secret = keys::new_secret()?;
@@ -413,6 +478,7 @@ pub fn ensure_dev_store(cfg: &Config, now_ms: u64) -> Result<Vec<DevKey>, String
             status: Status::Active,
             unlock_gen: 0,
             created_ms: now_ms,
+            rotated_ms: None,
         });
         changed = true;
     }

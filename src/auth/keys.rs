@@ -83,6 +83,17 @@ pub struct KeyRecord {
     #[serde(default)]
     pub unlock_gen: u64,
     pub created_ms: u64,
+    /// Unix milliseconds of the last `keys rotate`; absent: never rotated. The key's age
+    /// (`auth.max_key_age_days`) counts from here, or from `created_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_ms: Option<u64>,
+}
+
+impl KeyRecord {
+    /// Unix milliseconds the key's age counts from: its last rotation, else its creation.
+    pub fn age_from_ms(&self) -> u64 {
+        self.rotated_ms.unwrap_or(self.created_ms)
+    }
 }
 
 /// The whole plaintext of a key store.
@@ -132,8 +143,13 @@ pub struct Key {
     pub symbols: ArrayVec<Symbol, MAX_GRANTS>,
     pub allow: Vec<Cidr>,
     pub tier: Option<String>,
-    /// Nanoseconds since the Unix epoch; `u64::MAX` for never.
+    /// Nanoseconds since the Unix epoch; `u64::MAX` for never. With a maximum key age
+    /// ([`KeySnapshot::apply_max_age`]) the earlier of the key's expiry and its age limit.
     pub expires_ns: u64,
+    /// Unix milliseconds the key's age counts from (last rotation, else creation).
+    pub age_from_ms: u64,
+    /// `expires_ns` is the age limit (`auth.max_key_age_days`), not an explicit expiry.
+    pub age_limited: bool,
     pub revoked: bool,
     pub unlock_gen: u64,
     /// Throttle slot for keys with their own tier (assigned by the loader).
@@ -145,6 +161,9 @@ impl Key {
         now_ns >= self.expires_ns
     }
 }
+
+/// Milliseconds in a day (key ages are configured and shown in days).
+pub const DAY_MS: u64 = 86_400_000;
 
 /// Every key, by id. Immutable once built; replaced whole.
 #[derive(Default)]
@@ -180,6 +199,24 @@ impl KeySnapshot {
             snap.keys.push(k);
         }
         Ok(snap)
+    }
+
+    /// Rotation policy (AUTH-9): every key expires `max_age_ms` after its creation or last
+    /// rotation, unless its own expiry is earlier. 0: no maximum age.
+    pub fn apply_max_age(&mut self, max_age_ms: u64) {
+        if max_age_ms == 0 {
+            return;
+        }
+        for k in &mut self.keys {
+            let limit_ns = k
+                .age_from_ms
+                .saturating_add(max_age_ms)
+                .saturating_mul(1_000_000);
+            if limit_ns < k.expires_ns {
+                k.expires_ns = limit_ns;
+                k.age_limited = true;
+            }
+        }
     }
 }
 
@@ -291,6 +328,8 @@ fn compile(r: &KeyRecord) -> Result<Key, String> {
         allow,
         tier: r.tier.clone(),
         expires_ns: ms_to_ns(r.expires_ms),
+        age_from_ms: r.age_from_ms(),
+        age_limited: false,
         revoked: r.status == Status::Revoked,
         unlock_gen: r.unlock_gen,
         throttle_slot: None,
@@ -319,6 +358,7 @@ mod tests {
             status: Status::Active,
             unlock_gen: 0,
             created_ms: 0,
+            rotated_ms: None,
         }
     }
 
@@ -347,5 +387,41 @@ mod tests {
             e.contains("*N-24") && !e.contains("ACCOUNT-1234"),
             "masked: {e}"
         );
+    }
+
+    #[test]
+    fn the_age_limit_counts_from_the_last_rotation_and_keeps_an_earlier_expiry() {
+        let mut f = KeyFile::default();
+        f.keys.push(record("old"));
+        f.keys[0].created_ms = 1_000;
+        f.keys.push(record("rotated"));
+        f.keys[1].created_ms = 1_000;
+        f.keys[1].rotated_ms = Some(5 * DAY_MS);
+        f.keys.push(record("short"));
+        f.keys[2].created_ms = 1_000;
+        f.keys[2].expires_ms = Some(2_000);
+        let text = toml::to_string(&f).unwrap();
+        assert_eq!(
+            text.matches("rotated_ms").count(),
+            1,
+            "absent when never rotated"
+        );
+        let mut s = KeySnapshot::build(&toml::from_str(&text).unwrap()).unwrap();
+        s.apply_max_age(10 * DAY_MS);
+        let old = s.get(b"old").unwrap();
+        assert_eq!(old.expires_ns, (1_000 + 10 * DAY_MS) * 1_000_000);
+        assert!(
+            old.age_limited
+                && old.is_expired(old.expires_ns)
+                && !old.is_expired(old.expires_ns - 1)
+        );
+        let rotated = s.get(b"rotated").unwrap();
+        assert_eq!(rotated.expires_ns, 15 * DAY_MS * 1_000_000);
+        let short = s.get(b"short").unwrap();
+        assert_eq!(short.expires_ns, 2_000_000_000);
+        assert!(!short.age_limited);
+        let mut none = KeySnapshot::build(&f).unwrap();
+        none.apply_max_age(0);
+        assert_eq!(none.get(b"old").unwrap().expires_ns, u64::MAX);
     }
 }

@@ -2,21 +2,27 @@
 //!
 //! RawData <96> = base64(HMAC-SHA256(secret, SendingTime <52> SOH MsgType <35> SOH MsgSeqNum <34>
 //! SOH SenderCompID <49> SOH TargetCompID <56> SOH Username <553>)), RawDataLength <95> = its
-//! length. [`Authenticator::check`] verifies a Logon against the key snapshot: lockout first
-//! (no HMAC for a locked key or address), then fields, skew, the key (a dummy secret for unknown
-//! ids, so both cost the same), a constant-time comparison, the replay cache, status, expiry,
-//! CompID binding and the IP allowlist. Every failure has a `&'static str` cause for the audit
-//! stream; the client only ever sees "authentication failed".
+//! length. [`Authenticator::check`] verifies a Logon against the key snapshot. It always does
+//! the same HMAC work first (the key's secrets, or a dummy secret for an unknown id or an
+//! unusable signature), then decides: lockout of the source address or of the (key, address)
+//! pair, fields, skew (exclusive), SendingTime not before the gateway's start, the key, a
+//! constant-time comparison, the replay cache, status, expiry, CompID binding and the IP
+//! allowlist. Every failure has a `&'static str` cause for the audit stream; the client gets
+//! nothing (the engine closes the connection). A failure counts against the source address;
+//! only a wrong signature also counts against the (key, address) pair (`lockout.rs`). The
+//! signature enters the replay cache only when the engine accepts the Logon
+//! ([`Authenticator::remember`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::keys::{Key, KeyId, KeySnapshot};
+use super::lockout::{Limit, Locked, LockoutTable, Scope};
 use crate::fix::{tags, Message};
 use crate::model::Nanos;
 
@@ -26,8 +32,6 @@ type HmacSha256 = Hmac<Sha256>;
 pub const USERNAME: i32 = 553;
 pub const RAW_DATA_LENGTH: i32 = 95;
 pub const RAW_DATA: i32 = 96;
-/// Source addresses tracked for lockout before idle ones are forgotten.
-pub const MAX_TRACKED_ADDRESSES: usize = 1 << 16;
 /// Bytes of an HMAC-SHA256 signature; its base64 is 44 characters.
 pub const SIGNATURE_BYTES: usize = 32;
 
@@ -68,7 +72,8 @@ pub fn sign(secret: &[u8], prehash: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac(secret, prehash))
 }
 
-/// Why a logon was refused (the audit cause; the client sees only "authentication failed").
+/// Why a logon was refused (the audit cause; the client sees nothing, see "Refusals" in
+/// fix-specs/SIGNED-LOGON.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
     AddressLockedOut,
@@ -79,11 +84,14 @@ pub enum Failure {
     MalformedSignature,
     MissingSendingTime,
     Skew,
+    BeforeStart,
     UnknownKey,
     BadSignature,
     Replayed,
     Revoked,
     Expired,
+    /// Older than `auth.max_key_age_days` since its creation or last rotation (AUTH-9).
+    TooOld,
     CompIdNotBound,
     AddressNotAllowed,
 }
@@ -92,34 +100,48 @@ impl Failure {
     pub fn cause(self) -> &'static str {
         match self {
             Failure::AddressLockedOut => "source address locked out",
-            Failure::KeyLockedOut => "key locked out",
+            Failure::KeyLockedOut => "key locked out at this source address",
             Failure::MissingUsername => "Username(553) missing",
             Failure::MissingRawData => "RawData(96) or RawDataLength(95) missing",
             Failure::RawDataLengthMismatch => "RawDataLength(95) does not match RawData(96)",
             Failure::MalformedSignature => "RawData(96) is not base64 of a 32-byte signature",
             Failure::MissingSendingTime => "SendingTime(52) missing or malformed",
             Failure::Skew => "SendingTime(52) outside the allowed skew",
+            Failure::BeforeStart => "SendingTime(52) earlier than the gateway's start",
             Failure::UnknownKey => "unknown key id",
             Failure::BadSignature => "bad signature",
             Failure::Replayed => "signature replayed",
             Failure::Revoked => "key revoked",
             Failure::Expired => "key expired",
+            Failure::TooOld => "key too old (auth.max_key_age_days): rotate it",
             Failure::CompIdNotBound => "SenderCompID not bound to the key",
             Failure::AddressNotAllowed => "source address not in the key's allowlist",
         }
+    }
+
+    /// Only a wrong signature for a known key needs a guess at the secret: it alone counts
+    /// against the (key, source address) pair. Everything else counts against the address.
+    pub fn guesses_secret(self) -> bool {
+        self == Failure::BadSignature
     }
 }
 
 /// Lockout and skew settings.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
-    /// Allowed |SendingTime − now|.
+    /// Allowed |SendingTime − now|, exclusive: exactly `max_skew` away is refused.
     pub max_skew: Nanos,
-    /// Failures within `window` that lock a key or a source address.
+    /// Wrong signatures for one key from one source address within `window` that lock that
+    /// key at that address.
     pub max_failures: u32,
+    /// Failed logons of any cause from one source address within `window` that lock the
+    /// address.
+    pub address_max_failures: u32,
     pub window: Nanos,
     /// How long a lockout lasts.
     pub lockout: Nanos,
+    /// Scopes (addresses and key-address pairs) the lockout table tracks; fixed memory.
+    pub table_entries: usize,
 }
 
 impl Default for Policy {
@@ -127,34 +149,28 @@ impl Default for Policy {
         Policy {
             max_skew: Nanos::from_millis(5_000),
             max_failures: 5,
+            address_max_failures: 20,
             window: Nanos::from_millis(60_000),
             lockout: Nanos::from_millis(300_000),
+            table_entries: 16_384,
         }
     }
 }
 
-#[derive(Default)]
-struct Strikes {
-    /// Times of recent failures (pruned to the window).
-    failures: Vec<Nanos>,
-    locked_until: Nanos,
-}
-
-impl Strikes {
-    fn locked(&self, now: Nanos) -> bool {
-        now < self.locked_until
-    }
-    /// Records a failure; true when this one starts a lockout.
-    fn fail(&mut self, now: Nanos, p: &Policy) -> bool {
-        let since = now.saturating_sub(p.window);
-        self.failures.retain(|t| *t >= since);
-        self.failures.push(now);
-        if self.failures.len() as u32 >= p.max_failures && !self.locked(now) {
-            self.locked_until = Nanos(now.0.saturating_add(p.lockout.0));
-            self.failures.clear();
-            return true;
+impl Policy {
+    fn key_limit(&self) -> Limit {
+        Limit {
+            max_failures: self.max_failures,
+            window: self.window,
+            lockout: self.lockout,
         }
-        false
+    }
+    fn address_limit(&self) -> Limit {
+        Limit {
+            max_failures: self.address_max_failures,
+            window: self.window,
+            lockout: self.lockout,
+        }
     }
 }
 
@@ -164,112 +180,192 @@ pub struct Refused {
     pub failure: Failure,
     /// The key id the logon named (may be unknown or empty).
     pub key_id: KeyId,
-    /// This failure locked the key (`Some(false)`: the address) out.
-    pub locked: Option<bool>,
+    /// This failure locked the source address out.
+    pub address_locked: Option<Lock>,
+    /// This failure locked the key out at the source address.
+    pub key_locked: Option<Lock>,
 }
 
-/// Logon verification state: lockout tables and the replay cache. Owned by the gateway thread.
+/// A lockout a failure started: until when, under which unlock generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lock {
+    pub until: Nanos,
+    pub generation: u64,
+}
+
+/// A Logon whose signature and key checks passed. Its signature is not yet remembered: call
+/// [`Authenticator::remember`] once the Logon is accepted, so that a refusal for any other
+/// reason does not burn the client's signature.
+#[derive(Clone, Copy)]
+pub struct Verified<'s> {
+    pub key: &'s Key,
+    /// SHA-256 of the signature (the replay cache's key).
+    replay: [u8; 32],
+    /// When the signature leaves the skew window (SendingTime + max_skew).
+    until: Nanos,
+}
+
+impl Verified<'_> {
+    /// The replay-cache entry this Logon makes once accepted: (SHA-256 of the signature, until).
+    pub fn replay_entry(&self) -> ([u8; 32], Nanos) {
+        (self.replay, self.until)
+    }
+}
+
+/// Logon verification state: the lockout table and the replay cache. Owned by the gateway
+/// thread.
 pub struct Authenticator {
     pub policy: Policy,
-    by_key: HashMap<KeyId, Strikes>,
-    by_addr: HashMap<IpAddr, Strikes>,
-    /// Signatures seen, until their SendingTime leaves the skew window.
-    replay: HashMap<[u8; SIGNATURE_BYTES], Nanos>,
+    lockouts: LockoutTable,
+    /// SHA-256 of the signatures of accepted logons, until their SendingTime leaves the skew
+    /// window. Only accepted logons get in, so it holds at most the legitimate logons of one
+    /// skew window. Persisted by the journal thread (`audit::lockouts`) and restored at start.
+    replay: HashMap<[u8; 32], Nanos>,
     /// Unlock generations already applied.
     key_unlock: HashMap<KeyId, u64>,
     address_unlock: u64,
     next_sweep: Nanos,
-    /// Scratch strikes for unknown key ids (equal work, nothing kept).
-    unknown: Strikes,
+    /// Logons signed before this (the gateway's start) are refused: with the persisted replay
+    /// cache (which could lose the last entries in a crash) it stops a Logon captured before a
+    /// restart.
+    started_at: Nanos,
     dummy: [u8; 32],
 }
 
 impl Authenticator {
-    pub fn new(policy: Policy) -> Authenticator {
+    /// `started_at`: the gateway's start (UTC); SendingTime earlier than it is refused.
+    pub fn new(policy: Policy, started_at: Nanos) -> Authenticator {
         let mut dummy = [0u8; 32];
         let _ = getrandom::getrandom(&mut dummy);
         Authenticator {
             policy,
-            by_key: HashMap::new(),
-            by_addr: HashMap::new(),
+            lockouts: LockoutTable::new(policy.table_entries),
             replay: HashMap::new(),
             key_unlock: HashMap::new(),
             address_unlock: 0,
             next_sweep: Nanos::ZERO,
-            unknown: Strikes::default(),
+            started_at,
             dummy,
         }
     }
 
-    /// Applies the unlock generations of a new snapshot (`portcullis keys unlock`).
+    /// Applies the unlock generations of a new snapshot (`portcullis keys unlock`): a key's
+    /// unlock clears that key at every address, `--addresses` clears every address.
     pub fn apply_unlocks(&mut self, snap: &KeySnapshot) {
         for k in &snap.keys {
             let seen = self.key_unlock.entry(k.id).or_insert(k.unlock_gen);
             if *seen != k.unlock_gen {
                 *seen = k.unlock_gen;
-                self.by_key.remove(&k.id);
+                let id = k.id;
+                self.lockouts
+                    .forget(|s| matches!(s, Scope::KeyAddress(x, _) if *x == id));
             }
         }
         if snap.address_unlock_gen != self.address_unlock {
             self.address_unlock = snap.address_unlock_gen;
-            self.by_addr.clear();
+            self.lockouts.forget(|s| matches!(s, Scope::Address(_)));
         }
     }
 
-    /// True when the key is locked out at `now`.
-    pub fn key_locked(&self, id: &KeyId, now: Nanos) -> bool {
-        self.by_key.get(id).is_some_and(|s| s.locked(now))
+    /// Puts persisted lockouts back at start, dropping those an unlock since superseded
+    /// (their generation is not the snapshot's) and those that ended.
+    pub fn restore_lockouts(&mut self, locked: &[Locked], snap: &KeySnapshot, now: Nanos) {
+        for l in locked {
+            let current = match l.scope {
+                Scope::Address(_) => Some(snap.address_unlock_gen),
+                Scope::KeyAddress(id, _) => snap.get(id.as_bytes()).map(|k| k.unlock_gen),
+            };
+            if current == Some(l.generation) {
+                self.lockouts.restore(l, now);
+            }
+        }
     }
 
-    /// Verifies a Logon from `peer` at `now` (UTC). `Ok` gives the key.
+    /// Lockout-table entries forgotten to make room so far.
+    pub fn lockout_evictions(&self) -> u64 {
+        self.lockouts.evictions()
+    }
+
+    /// The lockouts in force at `now`.
+    pub fn lockouts(&self, now: Nanos) -> Vec<Locked> {
+        self.lockouts.locked_entries(now)
+    }
+
+    /// True when the key is locked out at `peer` at `now`.
+    pub fn key_locked(&self, id: &KeyId, peer: IpAddr, now: Nanos) -> bool {
+        self.lockouts.locked(&Scope::KeyAddress(*id, peer), now)
+    }
+
+    /// True when the source address is locked out at `now`.
+    pub fn address_locked(&self, peer: IpAddr, now: Nanos) -> bool {
+        self.lockouts.locked(&Scope::Address(peer), now)
+    }
+
+    /// Remembers the signature of an accepted Logon: it can never be used again while its
+    /// SendingTime is inside the skew window.
+    pub fn remember(&mut self, v: &Verified<'_>, now: Nanos) {
+        if now >= self.next_sweep {
+            self.replay.retain(|_, until| *until > now);
+            self.next_sweep = Nanos(now.0.saturating_add(1_000_000_000));
+        }
+        self.replay.insert(v.replay, v.until);
+    }
+
+    /// Puts persisted replay-cache entries back at start (those still inside their window).
+    pub fn restore_replays(&mut self, entries: &[([u8; 32], Nanos)], now: Nanos) {
+        for (id, until) in entries {
+            if *until > now {
+                self.replay.insert(*id, *until);
+            }
+        }
+    }
+
+    /// Verifies a Logon from `peer` at `now` (UTC). Every call, whatever the outcome, computes
+    /// the same HMAC work (a dummy secret when there is no key or no usable signature), so
+    /// the time taken does not tell which check failed or whether a key exists.
     pub fn check<'s>(
         &mut self,
         snap: &'s KeySnapshot,
         msg: &Message<'_>,
         peer: IpAddr,
         now: Nanos,
-    ) -> Result<&'s Key, Refused> {
+    ) -> Result<Verified<'s>, Refused> {
         let key_id = msg
             .get(USERNAME)
             .and_then(KeyId::new)
             .unwrap_or(KeyId::EMPTY);
-        let r = self.verify(snap, msg, &key_id, peer, now);
-        match r {
-            Ok(k) => Ok(k),
+        match self.verify(snap, msg, &key_id, peer, now) {
+            Ok(v) => Ok(v),
             Err(failure) => {
-                let mut locked = None;
-                if !matches!(failure, Failure::AddressLockedOut | Failure::KeyLockedOut) {
-                    let policy = self.policy;
-                    // Failures from many addresses must not grow the table without bound:
-                    // forget addresses that are neither locked nor failing recently.
-                    if self.by_addr.len() >= MAX_TRACKED_ADDRESSES {
-                        let since = now.saturating_sub(policy.window);
-                        self.by_addr.retain(|_, s| {
-                            s.locked(now) || s.failures.last().is_some_and(|t| *t >= since)
-                        });
-                    }
-                    if self.by_addr.entry(peer).or_default().fail(now, &policy) {
-                        locked = Some(false);
-                    }
-                    if !key_id.is_empty() && snap.get(key_id.as_bytes()).is_some() {
-                        if self.by_key.entry(key_id).or_default().fail(now, &policy) {
-                            locked = Some(true);
-                        }
-                    } else {
-                        // Unknown ids are not tracked (they would grow the table), but cost
-                        // the same bookkeeping as known ones.
-                        use std::hash::BuildHasher as _;
-                        let _ = std::hint::black_box(self.by_key.hasher().hash_one(key_id));
-                        let _ = self.unknown.fail(now, &policy);
-                        self.unknown.failures.clear();
-                        self.unknown.locked_until = Nanos::ZERO;
-                    }
-                }
-                Err(Refused {
+                let mut refused = Refused {
                     failure,
                     key_id,
-                    locked,
-                })
+                    address_locked: None,
+                    key_locked: None,
+                };
+                if matches!(failure, Failure::AddressLockedOut | Failure::KeyLockedOut) {
+                    return Err(refused);
+                }
+                let policy = self.policy;
+                let scope = Scope::Address(peer);
+                let generation = self.address_unlock;
+                refused.address_locked = self
+                    .lockouts
+                    .fail(scope, now, &policy.address_limit(), generation)
+                    .map(|until| Lock { until, generation });
+                if failure.guesses_secret() {
+                    if let Some(k) = snap.get(key_id.as_bytes()) {
+                        let scope = Scope::KeyAddress(k.id, peer);
+                        refused.key_locked = self
+                            .lockouts
+                            .fail(scope, now, &policy.key_limit(), k.unlock_gen)
+                            .map(|until| Lock {
+                                until,
+                                generation: k.unlock_gen,
+                            });
+                    }
+                }
+                Err(refused)
             }
         }
     }
@@ -281,43 +377,29 @@ impl Authenticator {
         key_id: &KeyId,
         peer: IpAddr,
         now: Nanos,
-    ) -> Result<&'s Key, Failure> {
-        // A locked address or key costs a map lookup, never an HMAC.
-        if self.by_addr.get(&peer).is_some_and(|s| s.locked(now)) {
-            return Err(Failure::AddressLockedOut);
-        }
-        if self.key_locked(key_id, now) {
-            return Err(Failure::KeyLockedOut);
-        }
-        let username = msg.get(USERNAME).ok_or(Failure::MissingUsername)?;
-        if username.is_empty() {
-            return Err(Failure::MissingUsername);
-        }
-        let (Some(len), Some(raw)) = (msg.get(RAW_DATA_LENGTH), msg.get(RAW_DATA)) else {
-            return Err(Failure::MissingRawData);
-        };
-        if crate::fix::decode::parse_uint(len) != Some(raw.len() as u64) {
-            return Err(Failure::RawDataLengthMismatch);
-        }
-        let mut sig = [0u8; SIGNATURE_BYTES];
-        match base64::engine::general_purpose::STANDARD.decode_slice(raw, &mut sig) {
-            Ok(SIGNATURE_BYTES) => {}
-            _ => return Err(Failure::MalformedSignature),
-        }
-        let sending_time_raw = msg.get(tags::SENDING_TIME).unwrap_or(b"");
-        let sending_time = msg
-            .timestamp(tags::SENDING_TIME)
-            .ok()
-            .flatten()
-            .ok_or(Failure::MissingSendingTime)?;
-        let skew = if sending_time > now {
-            sending_time.saturating_sub(now)
+    ) -> Result<Verified<'s>, Failure> {
+        let username = msg.get(USERNAME).unwrap_or(b"");
+        let key = if username.is_empty() {
+            None
         } else {
-            now.saturating_sub(sending_time)
+            snap.get(username)
         };
-        if skew > self.policy.max_skew {
-            return Err(Failure::Skew);
-        }
+        let mut sig = [0u8; SIGNATURE_BYTES];
+        let signature = match (msg.get(RAW_DATA_LENGTH), msg.get(RAW_DATA)) {
+            (Some(len), Some(raw)) => {
+                if crate::fix::decode::parse_uint(len) != Some(raw.len() as u64) {
+                    Err(Failure::RawDataLengthMismatch)
+                } else {
+                    match base64::engine::general_purpose::STANDARD.decode_slice(raw, &mut sig) {
+                        Ok(SIGNATURE_BYTES) => Ok(()),
+                        _ => Err(Failure::MalformedSignature),
+                    }
+                }
+            }
+            _ => Err(Failure::MissingRawData),
+        };
+        let sending_time_raw = msg.get(tags::SENDING_TIME).unwrap_or(b"");
+        let sending_time = msg.timestamp(tags::SENDING_TIME).ok().flatten();
         let pre = prehash(
             sending_time_raw,
             msg.msg_type_bytes(),
@@ -326,21 +408,45 @@ impl Authenticator {
             msg.get(tags::TARGET_COMP_ID).unwrap_or(b""),
             username,
         );
-        let key = snap.get(username);
-        // Unknown id: the same HMAC against a dummy secret, so the answer takes as long.
+        // The same HMAC work whatever comes next: the key's secrets, or a dummy secret for an
+        // unknown key or an unusable signature.
         let mut ok = subtle::Choice::from(0u8);
         match key {
-            Some(k) => {
+            Some(k) if signature.is_ok() => {
                 for s in &k.secrets {
                     let expected = mac(&s.bytes, &pre);
                     let live = subtle::Choice::from(u8::from(now.0 < s.not_after_ns));
                     ok |= expected.ct_eq(&sig) & live;
                 }
             }
-            None => {
+            _ => {
                 let expected = mac(&self.dummy, &pre);
-                let _ = expected.ct_eq(&sig);
+                let _ = std::hint::black_box(expected.ct_eq(&sig));
             }
+        }
+        if self.address_locked(peer, now) {
+            return Err(Failure::AddressLockedOut);
+        }
+        if self.key_locked(key_id, peer, now) {
+            return Err(Failure::KeyLockedOut);
+        }
+        if username.is_empty() {
+            return Err(Failure::MissingUsername);
+        }
+        signature?;
+        let sending_time = sending_time.ok_or(Failure::MissingSendingTime)?;
+        let skew = if sending_time > now {
+            sending_time.saturating_sub(now)
+        } else {
+            now.saturating_sub(sending_time)
+        };
+        // Exclusive on both sides: a replay-cache entry lives until exactly SendingTime +
+        // max_skew, and that instant is already refused here.
+        if skew >= self.policy.max_skew {
+            return Err(Failure::Skew);
+        }
+        if sending_time < self.started_at {
+            return Err(Failure::BeforeStart);
         }
         let Some(key) = key else {
             return Err(Failure::UnknownKey);
@@ -348,24 +454,19 @@ impl Authenticator {
         if !bool::from(ok) {
             return Err(Failure::BadSignature);
         }
-        // Never accept a signature twice while its SendingTime is inside the window. Expired
-        // entries are swept at most once a second (only valid signatures get in, so the cache
-        // holds at most the legitimate logons of one skew window).
-        if now >= self.next_sweep {
-            self.replay.retain(|_, until| *until > now);
-            self.next_sweep = Nanos(now.0.saturating_add(1_000_000_000));
-        }
-        let until = Nanos(sending_time.0.saturating_add(self.policy.max_skew.0));
-        if let Some(prev) = self.replay.insert(sig, until) {
-            if prev > now {
-                return Err(Failure::Replayed);
-            }
+        let replay: [u8; 32] = Sha256::digest(sig).into();
+        if self.replay.get(&replay).is_some_and(|until| *until > now) {
+            return Err(Failure::Replayed);
         }
         if key.revoked {
             return Err(Failure::Revoked);
         }
         if key.is_expired(now.0) {
-            return Err(Failure::Expired);
+            return Err(if key.age_limited {
+                Failure::TooOld
+            } else {
+                Failure::Expired
+            });
         }
         let sender = msg.get(tags::SENDER_COMP_ID).unwrap_or(b"");
         if !key.comp_ids.iter().any(|c| c.as_bytes() == sender) {
@@ -374,7 +475,11 @@ impl Authenticator {
         if !key.allow.iter().any(|n| n.contains(peer)) {
             return Err(Failure::AddressNotAllowed);
         }
-        Ok(key)
+        Ok(Verified {
+            key,
+            replay,
+            until: Nanos(sending_time.0.saturating_add(self.policy.max_skew.0)),
+        })
     }
 }
 

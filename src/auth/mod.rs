@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod cidr;
 pub mod keys;
+pub mod lockout;
 pub mod logon;
 pub mod mask;
 pub mod provider;

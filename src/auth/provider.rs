@@ -3,7 +3,8 @@
 //! - `pkcs11`: an AES-256 key generated inside an HSM token (CKA_EXTRACTABLE=false,
 //!   CKA_SENSITIVE=true); the data key is wrapped with AES-GCM *by the token* (C_Encrypt /
 //!   C_Decrypt), so the master key never exists in our memory. Tested against SoftHSM2.
-//! - `file`: base64 of 32 bytes in a file (mode 0600). Development only.
+//! - `file`: base64 of 32 bytes in a file (mode 0600; refused if group or others may access it
+//!   or another user owns it). Development only.
 //! - `env`: base64 of 32 bytes in an environment variable. Development only.
 //!
 //! Wrapped data key layout (file/env): nonce (12) ‖ AES-256-GCM(master, data key) with the
@@ -77,6 +78,8 @@ impl MasterKey {
                 if !path.exists() && create {
                     create_key_file(path)?;
                 }
+                // Like ssh with a private key: group- or world-accessible is refused.
+                crate::files::check_secret_file(path, "master key file")?;
                 let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
                     format!("master key file {}: cannot read: {e}", path.display())
                 })?);

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 mod auth;
 mod clock;
+mod control;
 mod limits;
 pub mod risk;
 
@@ -20,6 +21,8 @@ pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 pub use auth::{AuthCfg, MasterKeyCfg};
 
 pub use clock::{ClockCfg, OnDivergence};
+
+pub use control::ControlCfg;
 
 use crate::fix::BeginString;
 
@@ -76,6 +79,9 @@ pub struct Config {
     /// `[clock]`: calibration, allowed divergence from UTC, action on breach.
     #[serde(default)]
     pub clock: ClockCfg,
+    /// `[control]`: who may use the control socket, per-client bounds.
+    #[serde(default)]
+    pub control: ControlCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -341,10 +347,12 @@ pub struct SessionCfg {
     /// per key; until then it lives with the session.)
     #[serde(default)]
     pub client_cert_spki_sha256: Option<String>,
-    /// mTLS binding by name: the client certificate's subject must be exactly this, written as
-    /// RFC 4514-style attributes in certificate order, e.g. "CN=trader1" or
-    /// "C=GB, O=Firm, CN=trader1" (spaces after commas optional). Weaker than the SPKI
-    /// binding (a CA can issue another certificate with the same subject); both may be set.
+    /// mTLS binding by name: the client certificate's subject must be exactly this RDN
+    /// sequence (attribute types and values, compared structurally, never as display text),
+    /// written as RFC 4514-style attributes in certificate order, e.g. "CN=trader1" or
+    /// "C=GB, O=Firm, CN=trader1" (spaces after commas optional; `"quoted"` values and `\`
+    /// escapes for `,` `+` `=`; `+` joins attributes of one RDN). Weaker than the SPKI binding
+    /// (a CA can issue another certificate with the same subject); both may be set.
     #[serde(default)]
     pub client_cert_subject: Option<String>,
     /// Drop copy (15c3-5 (c)(2)(iv)): a non-empty list makes this a read-only session that
@@ -464,6 +472,7 @@ impl Config {
             problem,
         };
         self.clock.validate(file)?;
+        self.control.validate(file)?;
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(
@@ -668,10 +677,10 @@ impl Config {
                 }
             }
             if let Some(subj) = &s.client_cert_subject {
-                if !subj.contains('=') {
+                if let Err(e) = crate::net::tls::Subject::parse(subj) {
                     return Err(err(
                         key("client_cert_subject"),
-                        format!("{subj:?} is not a subject like \"CN=trader1\""),
+                        format!("{e}; expected a subject like \"CN=trader1,O=Firm\""),
                     ));
                 }
             }
@@ -823,6 +832,42 @@ impl Config {
             }
             if a.max_keys > 65_536 {
                 return Err(err("auth.max_keys".into(), "at most 65536".into()));
+            }
+            if a.max_key_age_days > 3650 {
+                return Err(err(
+                    "auth.max_key_age_days".into(),
+                    format!(
+                        "{} is above 3650 (10 years; 0 means no maximum age)",
+                        a.max_key_age_days
+                    ),
+                ));
+            }
+            if a.max_key_age_days > 0 && a.key_age_warning_days >= a.max_key_age_days {
+                return Err(err(
+                    "auth.key_age_warning_days".into(),
+                    format!(
+                        "{} must be below auth.max_key_age_days ({})",
+                        a.key_age_warning_days, a.max_key_age_days
+                    ),
+                ));
+            }
+            if a.lockout_failures == 0 {
+                return Err(err(
+                    "auth.lockout_failures".into(),
+                    "0 is not at least 1".into(),
+                ));
+            }
+            if a.lockout_address_failures == 0 {
+                return Err(err(
+                    "auth.lockout_address_failures".into(),
+                    "0 is not at least 1".into(),
+                ));
+            }
+            if !(16..=4_194_304).contains(&a.lockout_table_entries) {
+                return Err(err(
+                    "auth.lockout_table_entries".into(),
+                    format!("{} is outside 16..=4194304", a.lockout_table_entries),
+                ));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
@@ -1090,6 +1135,55 @@ mod tests {
             "t.toml",
         )
         .is_ok());
+    }
+
+    #[test]
+    fn the_key_age_policy_defaults_to_90_and_14_days_and_bad_values_name_their_key() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:0\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n[auth]\nkey_store = \"k\"\nmaster_key = { provider = \"env\", var = \"X\" }\n";
+        let c = Config::parse(base, "t.toml").unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!((a.max_key_age_days, a.key_age_warning_days), (90, 14));
+        assert_eq!(a.max_key_age_ms(), 90 * 86_400_000);
+        let e = Config::parse(&format!("{base}max_key_age_days = 4000\n"), "t.toml").unwrap_err();
+        assert_eq!(e.key, "auth.max_key_age_days");
+        let e = Config::parse(
+            &format!("{base}max_key_age_days = 10\nkey_age_warning_days = 10\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "auth.key_age_warning_days");
+        let off = Config::parse(&format!("{base}max_key_age_days = 0\n"), "t.toml").unwrap();
+        assert_eq!(off.auth.unwrap().max_key_age_ms(), 0);
+    }
+
+    #[test]
+    fn bad_lockout_settings_and_subjects_are_errors_naming_the_key() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n[auth]\nkey_store = \"k\"\nmaster_key = { provider = \"env\", var = \"X\" }\n";
+        for (line, key) in [
+            ("lockout_table_entries = 0", "auth.lockout_table_entries"),
+            (
+                "lockout_table_entries = 99999999",
+                "auth.lockout_table_entries",
+            ),
+            (
+                "lockout_address_failures = 0",
+                "auth.lockout_address_failures",
+            ),
+            ("lockout_failures = 0", "auth.lockout_failures"),
+        ] {
+            let e = Config::parse(&format!("{base}{line}\n"), "t.toml").unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let session = |subject: &str| {
+            format!(
+                "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n\
+                 [[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"C\"\n\
+                 client_cert_subject = {subject:?}\n"
+            )
+        };
+        let e = Config::parse(&session("O=\"Firm, CN=x"), "t.toml").unwrap_err();
+        assert!(e.key.ends_with("client_cert_subject"), "{e}");
+        assert!(Config::parse(&session("O=\"Firm, CN=x\""), "t.toml").is_ok());
     }
 
     #[test]

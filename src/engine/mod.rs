@@ -35,7 +35,8 @@ use crate::clock::{Clock, ClockStatus};
 use crate::config::{Config, Gateway};
 use crate::fix::{frame, BeginString, Frame, Message, MsgType};
 use crate::handoff::{
-    command_channel, Command, CommandReceiver, CommandSender, Event, EventRing, RecordRing,
+    command_channel, Command, CommandReceiver, CommandSender, Event, EventRing, LogonRefusal,
+    RecordRing,
 };
 use crate::model::{Account, CompId, Nanos, OrderKey, Price, SessionId};
 use crate::monitor::{Counter, Counters};
@@ -86,8 +87,9 @@ pub struct SessionSlot {
     /// mTLS binding: the Logon must come over TLS with a client certificate whose SPKI has
     /// this SHA-256.
     pub client_spki: Option<[u8; 32]>,
-    /// mTLS binding by subject (normalised, see `net::tls::normalise_subject`).
-    pub client_subject: Option<String>,
+    /// mTLS binding by subject: the certificate's RDN sequence must be exactly this one
+    /// (`net::tls::Subject`).
+    pub client_subject: Option<net::tls::Subject>,
     /// What the session's authenticated key allows (scopes, accounts, symbols, throttle).
     pub grants: crate::auth::Grants,
     /// Kill switch of this session's key: new orders and replaces refused.
@@ -265,7 +267,8 @@ impl Engine {
     pub fn new(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), StartError> {
         let gw = cfg.gateway.clone();
         let data = gw.data_dir.clone();
-        std::fs::create_dir_all(&data)
+        // 0700 whatever the umask; a looser existing data folder is tightened (and reported).
+        crate::files::private_dir(&data)
             .map_err(|e| start_err(format!("data_dir {}", data.display()), e))?;
         let poll = Poll::new().map_err(|e| start_err("epoll", e))?;
         let mut listeners = Vec::new();
@@ -296,7 +299,7 @@ impl Engine {
         }
         let now = clock.now();
         let sessions_dir = data.join("sessions");
-        std::fs::create_dir_all(&sessions_dir).map_err(|e| start_err(sessions_dir.display(), e))?;
+        crate::files::private_dir(&sessions_dir).map_err(|e| start_err("sessions folder", e))?;
         let mut sessions = Vec::new();
         for s in &cfg.sessions {
             let begin = BeginString::parse(s.begin_string.as_bytes())
@@ -351,10 +354,12 @@ impl Engine {
                     .client_cert_spki_sha256
                     .as_deref()
                     .and_then(crate::config::parse_sha256_hex),
-                client_subject: s
-                    .client_cert_subject
-                    .as_deref()
-                    .map(net::tls::normalise_subject),
+                client_subject: match s.client_cert_subject.as_deref() {
+                    None => None,
+                    Some(x) => Some(net::tls::Subject::parse(x).map_err(|e| {
+                        StartError(format!("session {key}: client_cert_subject: {e}"))
+                    })?),
+                },
                 grants: crate::auth::Grants::unrestricted(KeySlot(sessions.len() as u32)),
                 killed: false,
                 drop_copy: s
@@ -503,6 +508,7 @@ impl Engine {
                     a.max_keys,
                 );
                 loader.set_throttle(throttle.clone());
+                loader.set_age_policy(a.max_key_age_ms(), a.key_age_warning_ms());
                 let snap = loader
                     .load()
                     .map_err(|e| StartError(format!("auth: {e}")))?;
@@ -515,8 +521,20 @@ impl Engine {
                         *n = name;
                     }
                 }
-                let mut verifier = crate::auth::Authenticator::new(a.policy());
+                let mut verifier = crate::auth::Authenticator::new(a.policy(), now);
                 verifier.apply_unlocks(&snap);
+                // Lockouts survive a restart (a restart must not reopen a brute-force window).
+                let lockouts = crate::audit::lockouts::Lockouts::load(
+                    &data.join(crate::audit::lockouts::FILE),
+                )
+                .map_err(|e| StartError(format!("auth lockouts: {e}")))?;
+                verifier.restore_lockouts(&lockouts.entries(), &snap, now);
+                // So are accepted signatures still inside their skew window.
+                let replays = crate::audit::lockouts::Replays::load(
+                    &data.join(crate::audit::lockouts::REPLAY_FILE),
+                )
+                .map_err(|e| StartError(format!("auth replay cache: {e}")))?;
+                verifier.restore_replays(&replays.entries(), now);
                 let snap = Arc::new(snap);
                 loader.published(snap.clone());
                 (
@@ -529,6 +547,18 @@ impl Engine {
                 )
             }
         };
+        // Everything else in the data folder that an older version or a hand copy left open
+        // is tightened — after the key store and master key checks above, which refuse rather
+        // than repair (a secret that was readable may have been read: the operator must know).
+        match crate::files::tighten_tree(&data) {
+            Ok(0) => {}
+            Ok(n) => crate::say_err(format_args!(
+                "portcullis: {n} file(s)/folder(s) under {} were open to group or others; \
+                 tightened to 0600/0700",
+                data.display()
+            )),
+            Err(e) => return Err(start_err(format!("data_dir {}", data.display()), e)),
+        }
         crate::audit::daily::load(
             &data.join(crate::audit::daily::FILE),
             &session_keys,
@@ -1114,6 +1144,7 @@ impl Engine {
             let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
                 return;
             };
+            // A closing or dead connection (a refused Logon) processes nothing more.
             if conn.closing || conn.dead {
                 return;
             }
@@ -1270,6 +1301,9 @@ impl Engine {
         if conn.closing || conn.dead {
             return;
         }
+        if msg.msg_type() == MsgType::LOGON && slot.session.is_logged_on() {
+            return self.on_relogon(s, c, msg, now);
+        }
         let inbound = slot.session.on_message(msg, now, &mut conn.out);
         self.mark_dirty(c);
         match inbound {
@@ -1291,28 +1325,24 @@ impl Engine {
     }
 
     /// First message on a connection: it must be a Logon for a configured session that is not
-    /// already connected. Anything else closes the connection without a word, as mature
-    /// acceptors do (we do not know who is talking, so we cannot answer in-session).
+    /// already connected, from the bound certificate, that the session layer takes and (with
+    /// `[auth]`) that authenticates. Every refusal, whatever its cause, looks the same on the
+    /// wire: nothing is sent and the connection closes at the same point (marked dead here,
+    /// closed when the read pass ends; nothing after the Logon is processed). Authentication
+    /// runs for every Logon, even one already refused for its CompIDs or binding, so the time
+    /// taken does not tell what exists. The cause goes to the event stream: `logon-refused`
+    /// (CompIDs, connection, binding, session layer) or `auth-failed` (the signed logon).
     #[cold]
     fn bind_session(&mut self, c: usize, msg: &Message<'_>, now: Nanos) -> Option<usize> {
-        let refuse = |e: &mut Engine, reason: &'static str| {
-            e.counters.inc(Counter::LogonsRefused);
-            let their = msg
-                .get(crate::fix::tags::SENDER_COMP_ID)
-                .and_then(CompId::new)
-                .unwrap_or(CompId::EMPTY);
-            e.emit(Event::LogonRefused {
-                their_comp_id: their,
-                reason,
-                at: now,
-            });
-            if let Some(Some(conn)) = e.conns.get_mut(c) {
-                conn.dead = true;
-            }
-            None
-        };
+        use crate::auth::logon::USERNAME;
+        let peer = self.peer_ip(c);
+        let key_id = msg
+            .get(USERNAME)
+            .and_then(crate::auth::KeyId::new)
+            .unwrap_or(crate::auth::KeyId::EMPTY);
         if msg.msg_type() != MsgType::LOGON {
-            return refuse(self, "first message is not a Logon");
+            self.refuse_logon(c, msg, key_id, peer, LogonRefusal::NotLogon, now);
+            return None;
         }
         let begin = msg.begin_string();
         let their = msg.get(crate::fix::tags::SENDER_COMP_ID).unwrap_or(b"");
@@ -1322,55 +1352,71 @@ impl Engine {
                 && slot.their_comp_id.as_bytes() == their
                 && slot.our_comp_id.as_bytes() == our
         });
-        let Some(s) = found else {
-            return refuse(
-                self,
-                "no session configured for these CompIDs and BeginString",
-            );
+        let early = match found {
+            None => Some(LogonRefusal::NoSession),
+            Some(s) => self.binding_refusal(c, s, msg),
         };
-        if self.sessions.get(s).is_some_and(|slot| slot.conn.is_some()) {
-            return refuse(self, "session already logged on from another connection");
-        }
-        if let Some(want) = self.sessions.get(s).and_then(|slot| slot.client_spki) {
-            let got = self
-                .conns
-                .get(c)
-                .and_then(Option::as_ref)
-                .and_then(|conn| conn.tls.as_deref())
-                .and_then(net::tls::peer_spki_sha256);
-            if got != Some(want) {
-                return refuse(
-                    self,
-                    "client certificate does not match the session's certificate binding",
-                );
+        let session = SessionId(found.map_or(u32::MAX, |s| s as u32));
+        // Authentication (always run, see above). `Err` carries the audit cause.
+        let keys = self.auth.as_ref().map(|a| a.keys.clone());
+        let mut auth_cause = None;
+        let mut verified = None;
+        if let (Some(auth), Some(keys)) = (self.auth.as_mut(), keys.as_deref()) {
+            if auth.required || msg.get(USERNAME).is_some() {
+                let checked = auth.verifier.check(keys, msg, peer, now);
+                self.counters
+                    .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
+                match checked {
+                    Ok(v) => verified = Some(v),
+                    Err(r) => {
+                        auth_cause = Some(r.failure.cause());
+                        for (l, key) in [(r.address_locked, false), (r.key_locked, true)] {
+                            let Some(l) = l else { continue };
+                            self.counters.inc(Counter::AuthLockouts);
+                            let _ = self.ring.push(Event::AuthLockout {
+                                key_id: r.key_id,
+                                peer,
+                                key,
+                                until: l.until,
+                                generation: l.generation,
+                                at: now,
+                            });
+                        }
+                    }
+                }
             }
         }
-        if let Some(want) = self
-            .sessions
-            .get(s)
-            .and_then(|slot| slot.client_subject.as_deref())
-        {
-            let got = self
-                .conns
-                .get(c)
-                .and_then(Option::as_ref)
-                .and_then(|conn| conn.tls.as_deref())
-                .and_then(net::tls::peer_subject);
-            if got.as_deref() != Some(want) {
-                return refuse(
-                    self,
-                    "client certificate subject does not match the session's binding",
-                );
+        if let Some(reason) = early {
+            self.refuse_logon(c, msg, key_id, peer, reason, now);
+            return None;
+        }
+        let s = found?;
+        let drop_copy = verified.and_then(|v| {
+            self.sessions
+                .get(s)
+                .and_then(|slot| drop_copy_refusal(&slot.drop_copy, v.key))
+        });
+        if let Some(cause) = auth_cause.or(drop_copy) {
+            self.refuse_auth(c, session, key_id, peer, cause, now);
+            return None;
+        }
+        let grants = match verified {
+            Some(v) => {
+                if let Some(auth) = self.auth.as_mut() {
+                    auth.verifier.remember(&v, now);
+                }
+                let (replay, replay_until) = v.replay_entry();
+                self.emit(Event::Authenticated {
+                    session,
+                    key_id: v.key.id,
+                    replay,
+                    replay_until,
+                    at: now,
+                });
+                crate::auth::Grants::from_key(v.key, KeySlot(s as u32))
             }
-        }
-        if let Some(Err(_)) = self
-            .sessions
-            .get(s)
-            .map(|slot| slot.session.check_first_message(msg))
-        {
-            return refuse(self, "logon refused by the session layer");
-        }
-        let grants = self.authenticate(c, s, msg, now)?;
+            None => crate::auth::Grants::unrestricted(KeySlot(s as u32)),
+        };
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
             slot.grants = grants;
@@ -1379,6 +1425,206 @@ impl Engine {
             conn.session = Some(s);
         }
         Some(s)
+    }
+
+    /// A Logon on an established session. Only a ResetSeqNumFlag(141)=Y Logon may reset it,
+    /// and on a session bound to a key only one verified like the first Logon (signature,
+    /// skew, replay, allowlist, ...) under the same key; anything else gets Reject then Logout
+    /// and the connection ends, with nothing reset. Without `[auth]` (or on an unsigned
+    /// development session) the session layer alone decides: 141=Y resets, anything else is
+    /// refused; the reset is in the event stream as a `logon`.
+    #[cold]
+    fn on_relogon(&mut self, s: usize, c: usize, msg: &Message<'_>, now: Nanos) {
+        let bound_key = self
+            .sessions
+            .get(s)
+            .map_or(crate::auth::KeyId::EMPTY, |slot| slot.grants.key_id);
+        let reset = msg.flag(crate::fix::tags::RESET_SEQ_NUM_FLAG) == Ok(Some(true));
+        let peer = self.peer_ip(c);
+        let mut refusal = None;
+        let mut grants = None;
+        let keys = self.auth.as_ref().map(|a| a.keys.clone());
+        if let (Some(auth), Some(keys), false) =
+            (self.auth.as_mut(), keys.as_deref(), bound_key.is_empty())
+        {
+            let checked = auth.verifier.check(keys, msg, peer, now);
+            self.counters
+                .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
+            match checked {
+                Ok(v) if v.key.id != bound_key => {
+                    refusal = Some((v.key.id, "re-logon under a different key"));
+                }
+                Ok(v) if !reset => refusal = Some((v.key.id, "re-logon without ResetSeqNumFlag")),
+                Ok(v) => {
+                    auth.verifier.remember(&v, now);
+                    let (replay, replay_until) = v.replay_entry();
+                    let _ = self.ring.push(Event::Authenticated {
+                        session: SessionId(s as u32),
+                        key_id: v.key.id,
+                        replay,
+                        replay_until,
+                        at: now,
+                    });
+                    grants = Some(crate::auth::Grants::from_key(v.key, KeySlot(s as u32)));
+                }
+                Err(r) => {
+                    refusal = Some((r.key_id, r.failure.cause()));
+                    for (l, key) in [(r.address_locked, false), (r.key_locked, true)] {
+                        let Some(l) = l else { continue };
+                        self.counters.inc(Counter::AuthLockouts);
+                        let _ = self.ring.push(Event::AuthLockout {
+                            key_id: r.key_id,
+                            peer,
+                            key,
+                            until: l.until,
+                            generation: l.generation,
+                            at: now,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some((key_id, cause)) = refusal {
+            self.counters.inc(Counter::AuthFailures);
+            self.emit(Event::AuthFailed {
+                session: SessionId(s as u32),
+                key_id,
+                peer,
+                cause,
+                at: now,
+            });
+        }
+        let (Some(slot), Some(Some(conn))) = (self.sessions.get_mut(s), self.conns.get_mut(c))
+        else {
+            return;
+        };
+        let refused = refusal.is_some() || !reset;
+        if refused {
+            self.counters.inc(Counter::RelogonsRefused);
+        }
+        let inbound = if refusal.is_some() {
+            slot.session.reject_relogon(msg, now, &mut conn.out)
+        } else {
+            slot.session.on_message(msg, now, &mut conn.out)
+        };
+        if let (Some(g), Inbound::LoggedOn) = (grants, inbound) {
+            slot.grants = g;
+        }
+        self.mark_dirty(c);
+        match inbound {
+            Inbound::LoggedOn => {
+                self.counters.inc(Counter::LogonsAccepted);
+                self.emit(Event::LoggedOn {
+                    session: SessionId(s as u32),
+                    at: now,
+                });
+            }
+            Inbound::Disconnect(_) => {
+                if let Some(Some(conn)) = self.conns.get_mut(c) {
+                    conn.closing = true;
+                }
+            }
+            Inbound::Handled | Inbound::Application => {}
+        }
+    }
+
+    /// Why session `s` cannot take a Logon on connection `c` before authentication: already
+    /// connected, certificate binding (SPKI or subject), or the session layer's first-message
+    /// check. `None`: it can.
+    #[cold]
+    fn binding_refusal(&self, c: usize, s: usize, msg: &Message<'_>) -> Option<LogonRefusal> {
+        let slot = self.sessions.get(s)?;
+        if slot.conn.is_some() {
+            return Some(LogonRefusal::AlreadyConnected);
+        }
+        let tls = self
+            .conns
+            .get(c)
+            .and_then(Option::as_ref)
+            .and_then(|conn| conn.tls.as_deref());
+        if let Some(want) = slot.client_spki {
+            if tls.and_then(net::tls::peer_spki_sha256) != Some(want) {
+                return Some(LogonRefusal::CertificateKey);
+            }
+        }
+        if let Some(want) = &slot.client_subject {
+            if !tls.is_some_and(|t| net::tls::peer_subject_is(t, want)) {
+                return Some(LogonRefusal::CertificateSubject);
+            }
+        }
+        if slot.session.check_first_message(msg).is_err() {
+            return Some(LogonRefusal::SessionLayer);
+        }
+        None
+    }
+
+    /// The source address of connection `c` (0.0.0.0 if it is gone).
+    fn peer_ip(&self, c: usize) -> std::net::IpAddr {
+        self.conns
+            .get(c)
+            .and_then(Option::as_ref)
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |conn| conn.peer.ip())
+    }
+
+    /// Refuses a first message or Logon for a reason outside authentication: nothing sent,
+    /// the connection dies, the cause to the event stream.
+    #[cold]
+    fn refuse_logon(
+        &mut self,
+        c: usize,
+        msg: &Message<'_>,
+        key_id: crate::auth::KeyId,
+        peer: std::net::IpAddr,
+        reason: LogonRefusal,
+        now: Nanos,
+    ) {
+        self.counters.inc(Counter::LogonsRefused);
+        let their = msg
+            .get(crate::fix::tags::SENDER_COMP_ID)
+            .and_then(CompId::new)
+            .unwrap_or(CompId::EMPTY);
+        self.emit(Event::LogonRefused {
+            their_comp_id: their,
+            key_id,
+            peer,
+            reason,
+            at: now,
+        });
+        self.kill_unanswered(c);
+    }
+
+    /// Refuses a Logon authentication turned down (or a drop copy its key may not hold):
+    /// nothing sent, the connection dies, the cause to the event stream. The session's state
+    /// and sequence numbers are not touched.
+    #[cold]
+    fn refuse_auth(
+        &mut self,
+        c: usize,
+        session: SessionId,
+        key_id: crate::auth::KeyId,
+        peer: std::net::IpAddr,
+        cause: &'static str,
+        now: Nanos,
+    ) {
+        self.counters.inc(Counter::LogonsRefused);
+        self.counters.inc(Counter::AuthFailures);
+        self.emit(Event::AuthFailed {
+            session,
+            key_id,
+            peer,
+            cause,
+            at: now,
+        });
+        self.kill_unanswered(c);
+    }
+
+    /// Connection `c` ends without a byte of FIX: whatever it queued is dropped and it is
+    /// closed when the current read pass ends; nothing it sent after this is processed.
+    fn kill_unanswered(&mut self, c: usize) {
+        if let Some(Some(conn)) = self.conns.get_mut(c) {
+            conn.out.clear();
+            conn.dead = true;
+        }
     }
 
     #[cold]
@@ -1445,110 +1691,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Verifies the signed Logon of session `s` on connection `c` (fix-specs/SIGNED-LOGON.md).
-    /// `Some(grants)`: go on with the logon. `None`: refused; the client got the generic
-    /// Logout, the event stream the exact cause, and the connection closes.
-    #[cold]
-    fn authenticate(
-        &mut self,
-        c: usize,
-        s: usize,
-        msg: &Message<'_>,
-        now: Nanos,
-    ) -> Option<crate::auth::Grants> {
-        let session_slot = KeySlot(s as u32);
-        let Some(auth) = self.auth.as_mut() else {
-            return Some(crate::auth::Grants::unrestricted(session_slot));
-        };
-        if !auth.required && msg.get(crate::auth::logon::USERNAME).is_none() {
-            return Some(crate::auth::Grants::unrestricted(session_slot));
-        }
-        let peer = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |conn| conn.peer.ip());
-        let keys = auth.keys.clone();
-        match auth.verifier.check(&keys, msg, peer, now) {
-            Ok(key) => {
-                if let Some(cause) = self
-                    .sessions
-                    .get(s)
-                    .and_then(|slot| drop_copy_refusal(&slot.drop_copy, key))
-                {
-                    let key_id = key.id;
-                    self.refuse_authenticated(c, s, key_id, peer, cause, now);
-                    return None;
-                }
-                self.emit(Event::Authenticated {
-                    session: SessionId(s as u32),
-                    key_id: key.id,
-                    at: now,
-                });
-                Some(crate::auth::Grants::from_key(key, session_slot))
-            }
-            Err(r) => {
-                self.counters.inc(Counter::LogonsRefused);
-                self.counters.inc(Counter::AuthFailures);
-                self.emit(Event::AuthFailed {
-                    session: SessionId(s as u32),
-                    key_id: r.key_id,
-                    peer,
-                    cause: r.failure.cause(),
-                    at: now,
-                });
-                if let Some(key) = r.locked {
-                    self.counters.inc(Counter::AuthLockouts);
-                    self.emit(Event::AuthLockout {
-                        key_id: r.key_id,
-                        peer,
-                        key,
-                        at: now,
-                    });
-                }
-                if let (Some(slot), Some(Some(conn))) =
-                    (self.sessions.get(s), self.conns.get_mut(c))
-                {
-                    slot.session
-                        .refuse_logon(b"authentication failed", now, &mut conn.out);
-                    conn.closing = true;
-                }
-                self.mark_dirty(c);
-                None
-            }
-        }
-    }
-
-    /// A drop-copy Logon whose signature verified but whose key may not read the session's
-    /// accounts: the same generic Logout as any auth failure, the cause to the event stream.
-    /// Not a failed logon for the lockout (the signature was good).
-    #[cold]
-    fn refuse_authenticated(
-        &mut self,
-        c: usize,
-        s: usize,
-        key_id: crate::auth::KeyId,
-        peer: std::net::IpAddr,
-        cause: &'static str,
-        now: Nanos,
-    ) {
-        self.counters.inc(Counter::LogonsRefused);
-        self.counters.inc(Counter::AuthFailures);
-        self.emit(Event::AuthFailed {
-            session: SessionId(s as u32),
-            key_id,
-            peer,
-            cause,
-            at: now,
-        });
-        if let (Some(slot), Some(Some(conn))) = (self.sessions.get(s), self.conns.get_mut(c)) {
-            slot.session
-                .refuse_logon(b"authentication failed", now, &mut conn.out);
-            conn.closing = true;
-        }
-        self.mark_dirty(c);
     }
 
     /// A new key snapshot: swap it in, apply unlocks, refresh or end the sessions bound to

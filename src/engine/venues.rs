@@ -441,8 +441,12 @@ impl Engine {
                     let theirs = msg
                         .get(crate::fix::tags::TEXT)
                         .unwrap_or(b"no reason given");
-                    let n = theirs.len().min(text.len() - prefix.len());
+                    let n = crate::auth::mask::cut_len(theirs, text.len() - prefix.len());
                     text[prefix.len()..prefix.len() + n].copy_from_slice(&theirs[..n]);
+                    // The only third-party free text we send: masked before it is sent, stored
+                    // for resend and recorded, so no copy holds a card number (DATA-4). In
+                    // place, no allocation; venue rejects only.
+                    crate::auth::mask::card_numbers(&mut text[prefix.len()..prefix.len() + n]);
                     self.rejected_at_venue(key, &text[..prefix.len() + n], now);
                     return self.journal_pending(now);
                 }

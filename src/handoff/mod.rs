@@ -20,6 +20,34 @@ pub type KeyIdStr = InlineStr<32>;
 pub mod control;
 pub use control::{ControlCall, ControlReply, ControlRequest, KillTarget};
 
+/// Why a first message or Logon was refused outside authentication (one byte in the event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogonRefusal {
+    NotLogon,
+    NoSession,
+    AlreadyConnected,
+    CertificateKey,
+    CertificateSubject,
+    SessionLayer,
+}
+
+impl LogonRefusal {
+    pub fn text(self) -> &'static str {
+        match self {
+            LogonRefusal::NotLogon => "first message is not a Logon",
+            LogonRefusal::NoSession => "no session configured for these CompIDs and BeginString",
+            LogonRefusal::AlreadyConnected => "session already logged on from another connection",
+            LogonRefusal::CertificateKey => {
+                "client certificate does not match the session's certificate binding"
+            }
+            LogonRefusal::CertificateSubject => {
+                "client certificate subject does not match the session's binding"
+            }
+            LogonRefusal::SessionLayer => "logon refused by the session layer",
+        }
+    }
+}
+
 /// Something the cold side should know about (journal, audit, monitoring).
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
@@ -27,9 +55,14 @@ pub enum Event {
         session: SessionId,
         at: Nanos,
     },
+    /// A Logon refused before or besides authentication (no session for its CompIDs, session
+    /// already connected, certificate binding, session layer). The client got nothing.
     LogonRefused {
         their_comp_id: CompId,
-        reason: &'static str,
+        /// What Username(553) named, empty if absent or too long.
+        key_id: KeyIdStr,
+        peer: std::net::IpAddr,
+        reason: LogonRefusal,
         at: Nanos,
     },
     Disconnected {
@@ -78,8 +111,8 @@ pub enum Event {
         days_left: i32,
         at: Nanos,
     },
-    /// A Logon refused by authentication: the exact cause (the client saw only "authentication
-    /// failed"). `key_id` is what Username(553) named, empty if absent or too long.
+    /// A Logon refused by authentication: the exact cause (the client got nothing). `key_id` is
+    /// what Username(553) named, empty if absent or too long.
     AuthFailed {
         /// The session the Logon's CompIDs named (auth runs after the session is found).
         session: SessionId,
@@ -88,17 +121,25 @@ pub enum Event {
         cause: &'static str,
         at: Nanos,
     },
-    /// Too many failed logons: the key (`key = true`) or the source address is locked out.
+    /// Too many failed logons: the key at the source address (`key = true`, wrong signatures)
+    /// or the source address (any failure) is locked out until `until`. `generation`: the
+    /// unlock generation it was taken under (persisted, see `audit::lockouts`).
     AuthLockout {
         key_id: KeyIdStr,
         peer: std::net::IpAddr,
         key: bool,
+        until: Nanos,
+        generation: u64,
         at: Nanos,
     },
     /// A signed Logon verified: the session is bound to the key.
     Authenticated {
         session: SessionId,
         key_id: KeyIdStr,
+        /// SHA-256 of the accepted signature and when it leaves the skew window: the replay
+        /// cache entry, persisted so a restart cannot reopen it (never the signature itself).
+        replay: [u8; 32],
+        replay_until: Nanos,
         at: Nanos,
     },
     /// A logged-on session was logged out because its key was revoked or expired.
@@ -178,6 +219,25 @@ pub enum Event {
         divergence_ns: u64,
         breach: bool,
         halted: bool,
+        at: Nanos,
+    },
+    /// A changed key store the watcher refused to apply (the running keys stay in force):
+    /// an older generation than already seen (rollback), a file open to group or others, or
+    /// one that does not decrypt or validate. Emitted by the key store watcher.
+    KeyStoreRefused {
+        cause: &'static str,
+        /// The refused store's generation (rollback), `u64::MAX` when unknown.
+        generation: u64,
+        /// The newest generation seen before.
+        newest: u64,
+        at: Nanos,
+    },
+    /// A key nears (`days_left > 0`) or has reached its maximum age (AUTH-9): once per key per
+    /// UTC day, and at start. Emitted by the key store watcher.
+    KeyAging {
+        key_id: KeyIdStr,
+        age_days: u32,
+        days_left: i32,
         at: Nanos,
     },
 }

@@ -61,6 +61,13 @@ pub enum Counter {
     PermissionDenied = 35,
     /// Sessions logged out because their key was revoked or expired.
     CredentialLogouts = 36,
+    /// Logon lockout-table entries forgotten because the table was full (the least recently
+    /// failed first): a steady rise means `auth.lockout_table_entries` is too small for the
+    /// sources failing within `auth.lockout_ms`.
+    LockoutEvictions = 54,
+    /// Logons on an established session refused (Reject then Logout): not a 141=Y reset, or
+    /// one that did not verify under the session's key.
+    RelogonsRefused = 55,
     // 40..=47: pre-trade risk (ids chosen apart from other branches' additions).
     /// New orders and replaces refused by a pre-trade risk check (kills included).
     RiskRejects = 40,
@@ -81,8 +88,8 @@ pub enum Counter {
     /// Connections not logged on evicted (oldest first) to make room under
     /// `max_unauthenticated` or for lack of a free slot.
     UnauthenticatedEvicted = 57,
-    /// Connections closed before logon for garbage (bytes outside a FIX frame beyond
-    /// `logon_garbage_bytes`, a garbled frame) or for sending nothing within `silent_timeout_ms`.
+    /// Connections closed before logon for garbage: bytes outside a FIX frame beyond
+    /// `logon_garbage_bytes`, or a garbled frame. (Silent ones count in `LogonTimeouts`.)
     PreLogonGarbageCloses = 58,
     /// Sessions disconnected as slow consumers (send buffer above ¾ for `slow_consumer_ms`).
     SlowConsumerDisconnects = 59,
@@ -90,6 +97,13 @@ pub enum Counter {
     ConnectionBufferBytes = 60,
     /// Duty cycles that left TLS handshakes waiting because `tls_handshake_budget_us` was spent.
     TlsHandshakesDeferred = 61,
+    /// Control socket connections refused or closed by the server: a peer uid not in
+    /// `control.allowed_uids`, a line over `max_line_bytes`, a deadline missed (idle, line,
+    /// answer write), evicted to make room, or refused while every slot was applying a request.
+    ControlClosed = 63,
+    /// Changed key stores the watcher refused (older generation: rollback; open to group or
+    /// others; unreadable, tampered or invalid). The running keys stayed in force.
+    KeyStoreRefusals = 62,
 }
 
 /// Number of counter slots.

@@ -115,23 +115,244 @@ pub fn peer_spki_sha256(tls: &rustls::Connection) -> Option<[u8; 32]> {
         .and_then(spki_sha256)
 }
 
-/// The subject of the peer's end-entity certificate, normalised (see [`normalise_subject`]).
-/// Cold: called once per logon.
+/// True when the peer's end-entity certificate's subject is exactly `want`: the same RDN
+/// sequence, attribute types (OIDs) and values, compared structurally (never as display
+/// text, where `O="Firm, CN=trader1"` would read like `O=Firm, CN=trader1`). Cold: once per
+/// logon.
 #[cold]
-pub fn peer_subject(tls: &rustls::Connection) -> Option<String> {
-    let cert = tls.peer_certificates()?.first()?;
-    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    Some(normalise_subject(&c.subject().to_string()))
+pub fn peer_subject_is(tls: &rustls::Connection, want: &Subject) -> bool {
+    let Some(cert) = tls.peer_certificates().and_then(|c| c.first()) else {
+        return false;
+    };
+    match x509_parser::parse_x509_certificate(cert.as_ref()) {
+        Ok((_, c)) => Subject::from_name(c.subject()).as_ref() == Some(want),
+        Err(_) => false,
+    }
 }
 
-/// A subject written `C=GB, O=Firm, CN=trader1` or `C=GB,O=Firm,CN=trader1`: attributes in
-/// certificate order, spaces around `,` and `=` dropped.
-pub fn normalise_subject(s: &str) -> String {
-    s.split(',')
-        .map(|rdn| {
-            let (k, v) = rdn.split_once('=').unwrap_or((rdn, ""));
-            format!("{}={}", k.trim(), v.trim())
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+/// A distinguished name as an RDN sequence (certificate order): each RDN a list of
+/// (attribute type OID in dotted form, value). Built from a certificate or parsed from the
+/// configured `client_cert_subject` (`CN=trader1,O=Firm,C=GB`, RFC 4514 style).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject(pub Vec<Vec<(String, String)>>);
+
+/// Short attribute names accepted in `client_cert_subject`, and their OIDs.
+const ATTRIBUTE_NAMES: &[(&str, &str)] = &[
+    ("CN", "2.5.4.3"),
+    ("SN", "2.5.4.4"),
+    ("SERIALNUMBER", "2.5.4.5"),
+    ("C", "2.5.4.6"),
+    ("L", "2.5.4.7"),
+    ("ST", "2.5.4.8"),
+    ("STREET", "2.5.4.9"),
+    ("O", "2.5.4.10"),
+    ("OU", "2.5.4.11"),
+    ("TITLE", "2.5.4.12"),
+    ("GN", "2.5.4.42"),
+    ("DC", "0.9.2342.19200300.100.1.25"),
+    ("UID", "0.9.2342.19200300.100.1.1"),
+    ("EMAILADDRESS", "1.2.840.113549.1.9.1"),
+];
+
+impl Subject {
+    /// The subject of a parsed certificate; `None` if a value is not a string type.
+    pub fn from_name(name: &x509_parser::x509::X509Name<'_>) -> Option<Subject> {
+        let mut rdns = Vec::new();
+        for rdn in name.iter() {
+            let mut set = Vec::new();
+            for atv in rdn.iter() {
+                let value = atv.as_str().ok()?;
+                set.push((atv.attr_type().to_id_string(), value.to_owned()));
+            }
+            rdns.push(set);
+        }
+        Some(Subject(rdns))
+    }
+
+    /// Parses `TYPE=value` attributes separated by `,` (next RDN) or `+` (same RDN). TYPE is
+    /// a short name (CN, O, OU, C, L, ST, DC, UID, emailAddress, ...) or a dotted OID; a value
+    /// may be `"quoted"` (then `,` `+` `=` are literal) and `\` escapes the next character.
+    /// Spaces around separators are ignored.
+    pub fn parse(s: &str) -> Result<Subject, String> {
+        let mut rdns: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        let mut chars = s.chars().peekable();
+        loop {
+            // TYPE
+            let mut ty = String::new();
+            for c in chars.by_ref() {
+                if c == '=' {
+                    break;
+                }
+                ty.push(c);
+            }
+            let ty = ty.trim();
+            if ty.is_empty() {
+                return Err(format!(
+                    "{s:?}: an attribute has no type (expected TYPE=value)"
+                ));
+            }
+            let oid = attribute_oid(ty).ok_or_else(|| {
+                format!("{s:?}: unknown attribute type {ty:?} (use a short name or a dotted OID)")
+            })?;
+            // value
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            let mut value = String::new();
+            let mut end = None;
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                let mut closed = false;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.push(chars.next().ok_or_else(|| dangling(s))?),
+                        '"' => {
+                            closed = true;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                if !closed {
+                    return Err(format!("{s:?}: unterminated quoted value"));
+                }
+                for c in chars.by_ref() {
+                    match c {
+                        ',' | '+' => {
+                            end = Some(c);
+                            break;
+                        }
+                        ' ' => {}
+                        _ => return Err(format!("{s:?}: text after a quoted value")),
+                    }
+                }
+            } else {
+                let mut trailing = 0;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            value.push(chars.next().ok_or_else(|| dangling(s))?);
+                            trailing = 0;
+                        }
+                        ',' | '+' => {
+                            end = Some(c);
+                            break;
+                        }
+                        '=' | '"' => {
+                            return Err(format!(
+                                "{s:?}: {c:?} in a value must be escaped or quoted"
+                            ))
+                        }
+                        c => {
+                            value.push(c);
+                            trailing = if c == ' ' { trailing + 1 } else { 0 };
+                        }
+                    }
+                }
+                value.truncate(value.len() - trailing);
+            }
+            if let Some(rdn) = rdns.last_mut() {
+                rdn.push((oid, value));
+            }
+            match end {
+                None => break,
+                Some(',') => rdns.push(Vec::new()),
+                Some(_) => {}
+            }
+        }
+        Ok(Subject(rdns))
+    }
+}
+
+fn dangling(s: &str) -> String {
+    format!("{s:?}: '\\' at the end of a value")
+}
+
+fn attribute_oid(ty: &str) -> Option<String> {
+    if let Some((_, oid)) = ATTRIBUTE_NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(ty))
+    {
+        return Some((*oid).to_owned());
+    }
+    let dotted = ty.split('.').count() >= 2
+        && ty
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    dotted.then(|| ty.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rdns(v: &[&[(&str, &str)]]) -> Subject {
+        Subject(
+            v.iter()
+                .map(|r| r.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn parses_the_usual_forms_alike() {
+        let want = rdns(&[
+            &[("2.5.4.6", "GB")],
+            &[("2.5.4.10", "Firm")],
+            &[("2.5.4.3", "trader1")],
+        ]);
+        for s in [
+            "C=GB,O=Firm,CN=trader1",
+            "C=GB, O=Firm, CN=trader1",
+            " c = GB ,o=\"Firm\", 2.5.4.3=trader1",
+        ] {
+            assert_eq!(Subject::parse(s).unwrap(), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn quoted_or_escaped_separators_stay_in_the_value() {
+        let quoted = Subject::parse("O=\"Firm, CN=trader1\"").unwrap();
+        assert_eq!(quoted, rdns(&[&[("2.5.4.10", "Firm, CN=trader1")]]));
+        let escaped = Subject::parse("O=Firm\\, CN\\=trader1").unwrap();
+        assert_eq!(escaped, quoted);
+        let two = Subject::parse("O=Firm,CN=trader1").unwrap();
+        assert_ne!(quoted, two, "one attribute holding a comma is not two RDNs");
+        let multi = Subject::parse("CN=a+UID=b").unwrap();
+        assert_eq!(
+            multi,
+            rdns(&[&[("2.5.4.3", "a"), ("0.9.2342.19200300.100.1.1", "b")]])
+        );
+        assert_ne!(multi, Subject::parse("CN=a,UID=b").unwrap());
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        for s in [
+            "trader1",
+            "=x",
+            "XX=1",
+            "CN=\"open",
+            "CN=a\\",
+            "CN=a=b",
+            "CN=\"a\"b",
+        ] {
+            assert!(Subject::parse(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_subject_compares_by_structure() {
+        let mut params = rcgen::CertificateParams::new(vec!["x".into()]).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::OrganizationName, "Firm, CN=trader1");
+        params.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+        let got = Subject::from_name(parsed.subject()).unwrap();
+        assert_eq!(got, Subject::parse("O=\"Firm, CN=trader1\"").unwrap());
+        assert_ne!(got, Subject::parse("O=Firm,CN=trader1").unwrap());
+        assert_ne!(got, Subject::parse("O=Firm, CN=trader1").unwrap());
+    }
 }

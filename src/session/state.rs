@@ -61,7 +61,8 @@ pub enum DisconnectReason {
     InvalidLogon,
     /// The Logon's SendingTime <52> is outside the window; nothing sent (as QuickFIX).
     BadSendingTime,
-    /// A Logon without ResetSeqNumFlag on a session that is already logged on.
+    /// A Logon on a session that is already logged on, without ResetSeqNumFlag or refused by
+    /// authentication: Reject and Logout sent.
     UnexpectedLogon,
     /// A second connection for a session that already has one (engine-level, 1b).
     AlreadyLoggedOn,
@@ -374,6 +375,27 @@ impl<S: MessageStore> Session<S> {
         self.disconnected(DisconnectReason::LogonRejected, now);
     }
 
+    /// Refuses a Logon on an established session (without ResetSeqNumFlag(141)=Y, or one the
+    /// engine's authentication turned down): Reject <3> then Logout, and the connection ends.
+    /// Nothing is reset; the Logon does not consume its MsgSeqNum (as QuickFIX for Logon).
+    /// Call it *instead of* `on_message` for that Logon.
+    #[cold]
+    pub fn reject_relogon(&mut self, msg: &Message<'_>, now: Nanos, out: &mut OutBuf) -> Inbound {
+        let r = self.refuse_relogon(msg, now, out);
+        if let Inbound::Disconnect(reason) = r {
+            self.disconnected(reason, now);
+        }
+        r
+    }
+
+    #[cold]
+    fn refuse_relogon(&mut self, msg: &Message<'_>, now: Nanos, out: &mut OutBuf) -> Inbound {
+        const TEXT: &[u8] = b"Logon not accepted on an established session";
+        self.reject(msg, SessionRejectReason::Other, None, TEXT, now, out);
+        self.send_logout(TEXT, now, out);
+        Inbound::Disconnect(DisconnectReason::UnexpectedLogon)
+    }
+
     /// Starts a logout: Logout with `text`; the answer (or `logout_timeout_ms`) ends the
     /// connection. Does nothing unless logged on.
     pub fn logout(&mut self, text: &[u8], now: Nanos, out: &mut OutBuf) {
@@ -385,21 +407,6 @@ impl<S: MessageStore> Session<S> {
     /// Initiator: sends our Logon on a fresh connection.
     pub fn start_logon(&mut self, now: Nanos, out: &mut OutBuf) {
         self.start_logon_with(now, out, |_, _| {});
-    }
-
-    /// Acceptor: answers a Logon that authentication refused (before the session accepted
-    /// it) with a Logout carrying `text`. The session's state and sequence numbers are not
-    /// touched: this Logout is not part of the session.
-    #[cold]
-    pub fn refuse_logon(&self, text: &[u8], now: Nanos, out: &mut OutBuf) {
-        let seq = self.store.next_sender_seq();
-        let cfg = &self.cfg;
-        let _ = out.append_with(|buf| {
-            let mut w = Writer::new(buf, cfg.begin_string.as_bytes(), b"5");
-            header(&mut w, cfg, seq, now);
-            w.str(tags::TEXT as u32, text);
-            w.finish()
-        });
     }
 
     /// Initiator: like [`Session::start_logon`]; `extra` appends fields to the Logon after the
@@ -609,7 +616,7 @@ impl<S: MessageStore> Session<S> {
         let reset = msg.flag(tags::RESET_SEQ_NUM_FLAG) == Ok(Some(true));
         let was_logged_on = self.is_logged_on();
         if was_logged_on && !reset {
-            return Inbound::Disconnect(DisconnectReason::UnexpectedLogon);
+            return self.refuse_relogon(msg, now, out);
         }
         if self.cfg.role == Role::Initiator
             && self.state != SessionState::LogonSent

@@ -178,8 +178,13 @@ fn logon_heart_bt_int_out_of_range_is_refused() {
 }
 
 #[test]
-fn second_logon_without_reset_disconnects() {
-    in44("I8=FIX.4.4|35=A|34=2|49=TW|52=<TIME>|56=ISLD|98=0|108=30\nDISCONNECT UnexpectedLogon");
+fn second_logon_without_reset_is_rejected_then_logged_out() {
+    in44(
+        "I8=FIX.4.4|35=A|34=2|49=TW|52=<TIME>|56=ISLD|98=0|108=30
+         E8=FIX.4.4|35=3|34=2|49=ISLD|52=<TIME>|56=TW|45=2|372=A|373=99|58=Logon not accepted on an established session
+         E8=FIX.4.4|35=5|34=3|49=ISLD|52=<TIME>|56=TW|58=Logon not accepted on an established session
+         DISCONNECT UnexpectedLogon",
+    );
 }
 
 #[test]

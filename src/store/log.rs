@@ -31,6 +31,7 @@
 use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
@@ -236,7 +237,7 @@ impl AppendLog {
                 ),
             ));
         }
-        fs::create_dir_all(dir).map_err(|e| named(e, dir))?;
+        crate::files::private_dir(dir)?;
         let mut numbers = list_segments(dir, name)?;
         numbers.sort_unstable();
 
@@ -359,11 +360,14 @@ impl AppendLog {
     #[cold]
     pub fn reset(&mut self) -> io::Result<()> {
         let archive_root = self.dir.join("archive");
-        fs::create_dir_all(&archive_root).map_err(|e| named(e, &archive_root))?;
+        crate::files::private_dir(&archive_root)?;
         let mut n = 0u32;
         let target = loop {
             let candidate = archive_root.join(format!("{}.{n:06}", self.name));
-            match fs::create_dir(&candidate) {
+            match std::fs::DirBuilder::new()
+                .mode(crate::files::DIR_MODE)
+                .create(&candidate)
+            {
                 Ok(()) => break candidate,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
                 Err(e) => return Err(named(e, &candidate)),
@@ -625,6 +629,7 @@ impl Segment {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(crate::files::FILE_MODE)
             .open(&tmp)
             .map_err(|e| named(e, &tmp))?;
         file.set_len(segment_bytes as u64)
@@ -661,6 +666,7 @@ impl Segment {
             .write(true)
             .open(&path)
             .map_err(|e| named(e, &path))?;
+        crate::files::tighten_open(&file, &path)?;
         let file_bytes = file.metadata().map_err(|e| named(e, &path))?.len();
         if file_bytes > MAX_SEGMENT_BYTES as u64 {
             return Err(io::Error::new(

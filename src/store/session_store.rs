@@ -111,7 +111,7 @@ impl SessionStore {
         now_ns: u64,
     ) -> io::Result<SessionStore> {
         let key = sanitize_key(session_key);
-        fs::create_dir_all(dir).map_err(|e| named(e, dir))?;
+        crate::files::private_dir(dir)?;
         let log = AppendLog::open(dir, &format!("{key}.out"), config.segment_bytes)?;
         let header_path = dir.join(format!("{key}.session"));
         if !log.is_empty() && !header_path.exists() {
@@ -312,7 +312,10 @@ impl HeaderFile {
             let mut image = [0u8; HEADER_FILE_BYTES];
             encode_slot(&mut image[..SLOT_BYTES], &fresh);
             let tmp = path.with_extension("session.tmp");
-            let mut f = fs::File::create(&tmp).map_err(|e| named(e, &tmp))?;
+            let mut f = crate::files::open_private(
+                OpenOptions::new().write(true).create(true).truncate(true),
+                &tmp,
+            )?;
             f.write_all(&image)
                 .and_then(|()| f.sync_all())
                 .map_err(|e| named(e, &tmp))?;
@@ -326,6 +329,7 @@ impl HeaderFile {
             .write(true)
             .open(&path)
             .map_err(|e| named(e, &path))?;
+        crate::files::tighten_open(&file, &path)?;
         let file_bytes = file.metadata().map_err(|e| named(e, &path))?.len();
         if file_bytes != HEADER_FILE_BYTES as u64 {
             return Err(io::Error::new(

@@ -108,11 +108,11 @@ fn now_unix() -> i64 {
 
 /// Writes `NAME.pem` and `NAME.key` (mode 0600) into `dir`; returns them as listener files.
 pub fn write_pair(dir: &Path, name: &str, cert: &str, key: &str) -> Result<ListenerTls, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::files::private_dir(dir).map_err(|e| e.to_string())?;
     let c = dir.join(format!("{name}.pem"));
     let k = dir.join(format!("{name}.key"));
     write(&c, cert)?;
-    write_private(&k, key)?;
+    write(&k, key)?;
     Ok(ListenerTls {
         cert: c,
         key: k,
@@ -121,27 +121,11 @@ pub fn write_pair(dir: &Path, name: &str, cert: &str, key: &str) -> Result<Liste
     })
 }
 
+/// Certificates and keys alike are written 0600 through a unique temporary name and renamed
+/// into place (a watcher never sees half a file); the certificates are public, but every file
+/// in the data folder is private to the gateway's user.
 fn write(path: &Path, text: &str) -> Result<(), String> {
-    // Write-then-rename: a watcher never sees half a file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::files::write_private(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Files of the development PKI under `<data>/tls/`.
@@ -192,12 +176,12 @@ impl DevPki {
             now + 825 * DAY_SECS,
         )?;
         let (cc, ck) = ca.issue_client(client_cn, now - DAY_SECS, now + 825 * DAY_SECS)?;
-        std::fs::create_dir_all(&p.dir).map_err(|e| format!("{}: {e}", p.dir.display()))?;
+        crate::files::private_dir(&p.dir).map_err(|e| e.to_string())?;
         write(&p.ca, &ca.cert_pem())?;
         write(&p.server_cert, &sc)?;
-        write_private(&p.server_key, &sk)?;
+        write(&p.server_key, &sk)?;
         write(&p.client_cert, &cc)?;
-        write_private(&p.client_key, &ck)?;
+        write(&p.client_key, &ck)?;
         Ok((p, true))
     }
 

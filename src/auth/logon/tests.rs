@@ -1,5 +1,6 @@
 use super::*;
 use crate::auth::keys::{KeyFile, KeyRecord, SecretRecord, Status};
+use crate::auth::lockout::Scope;
 use crate::fix::{TimePrecision, Writer};
 
 /// The worked example of fix-specs/SIGNED-LOGON.md.
@@ -58,6 +59,7 @@ fn snapshot(secrets: &[(&[u8], Option<u64>)], status: Status) -> KeySnapshot {
         status,
         unlock_gen: 0,
         created_ms: 0,
+        rotated_ms: None,
     });
     KeySnapshot::build(&f).unwrap()
 }
@@ -112,23 +114,103 @@ fn check(
     a.check(s, &m, peer, now).map(|_| ()).map_err(|r| r.failure)
 }
 
+/// `check`, and on success the engine's acceptance (the signature is remembered).
+fn accept(
+    a: &mut Authenticator,
+    s: &KeySnapshot,
+    buf: &[u8],
+    peer: IpAddr,
+    now: Nanos,
+) -> Result<(), Failure> {
+    let m = Message::decode(buf).unwrap();
+    let v = a.check(s, &m, peer, now).map_err(|r| r.failure)?;
+    a.remember(&v, now);
+    Ok(())
+}
+
 #[test]
 fn accepts_a_good_signature_once() {
     let s = snapshot(&[(SECRET, None)], Status::Active);
-    let mut a = Authenticator::new(Policy::default());
+    let mut a = Authenticator::new(Policy::default(), Nanos::ZERO);
     let mut b = Vec::new();
     logon(&mut b, "CLIENT1", "client1-key", 1, T0, SECRET);
-    assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Ok(()));
+    assert_eq!(accept(&mut a, &s, &b, LOCAL, T0), Ok(()));
     assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Err(Failure::Replayed));
+}
+
+#[test]
+fn a_signature_is_burned_only_by_an_accepted_logon() {
+    let s = snapshot(&[(SECRET, None)], Status::Active);
+    let mut a = Authenticator::new(Policy::default(), Nanos::ZERO);
+    let mut b = Vec::new();
+    logon(&mut b, "CLIENT1", "client1-key", 1, T0, SECRET);
+    // Captured and sent first from an address outside the allowlist: refused, not burned.
+    let outside: IpAddr = "10.9.9.9".parse().unwrap();
+    assert_eq!(
+        check(&mut a, &s, &b, outside, T0),
+        Err(Failure::AddressNotAllowed)
+    );
+    // Verified but not accepted (the engine refused it for another reason): not burned.
+    assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Ok(()));
+    assert_eq!(accept(&mut a, &s, &b, LOCAL, T0), Ok(()));
+    assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Err(Failure::Replayed));
+}
+
+#[test]
+fn skew_is_exclusive_on_both_sides_and_replay_covers_the_whole_window() {
+    let s = snapshot(&[(SECRET, None)], Status::Active);
+    let skew = Policy::default().max_skew;
+    let mut a = Authenticator::new(Policy::default(), Nanos::ZERO);
+    let mut b = Vec::new();
+    // SendingTime exactly max_skew before or after now: refused.
+    logon(&mut b, "CLIENT1", "client1-key", 1, T0, SECRET);
+    let late = Nanos(T0.0 + skew.0);
+    assert_eq!(check(&mut a, &s, &b, LOCAL, late), Err(Failure::Skew));
+    let early = Nanos(T0.0 - skew.0);
+    assert_eq!(check(&mut a, &s, &b, LOCAL, early), Err(Failure::Skew));
+    // One millisecond inside: accepted; a replay at the last instant inside is refused.
+    let inside = Nanos(T0.0 + skew.0 - 1_000_000);
+    assert_eq!(accept(&mut a, &s, &b, LOCAL, inside), Ok(()));
+    assert_eq!(
+        check(&mut a, &s, &b, LOCAL, Nanos(late.0 - 1)),
+        Err(Failure::Replayed)
+    );
+    // At SendingTime + max_skew the cache entry ends, and the skew check already refuses.
+    assert_eq!(check(&mut a, &s, &b, LOCAL, late), Err(Failure::Skew));
+    let future = Nanos(T0.0 - skew.0 + 1_000_000);
+    logon(&mut b, "CLIENT1", "client1-key", 2, T0, SECRET);
+    assert_eq!(accept(&mut a, &s, &b, LOCAL, future), Ok(()));
+}
+
+#[test]
+fn a_logon_signed_before_the_gateway_started_is_refused() {
+    let s = snapshot(&[(SECRET, None)], Status::Active);
+    let start = Nanos(T0.0 + 1_000_000);
+    let mut a = Authenticator::new(Policy::default(), start);
+    let mut b = Vec::new();
+    logon(&mut b, "CLIENT1", "client1-key", 1, T0, SECRET);
+    assert_eq!(
+        check(&mut a, &s, &b, LOCAL, Nanos(T0.0 + 2_000_000)),
+        Err(Failure::BeforeStart)
+    );
+    logon(&mut b, "CLIENT1", "client1-key", 2, start, SECRET);
+    assert_eq!(
+        check(&mut a, &s, &b, LOCAL, Nanos(T0.0 + 2_000_000)),
+        Ok(())
+    );
 }
 
 #[test]
 fn refuses_each_bad_logon_with_its_cause() {
     let s = snapshot(&[(SECRET, None)], Status::Active);
-    let mut a = Authenticator::new(Policy {
-        max_failures: 1000,
-        ..Policy::default()
-    });
+    let mut a = Authenticator::new(
+        Policy {
+            max_failures: 1000,
+            address_max_failures: 1000,
+            ..Policy::default()
+        },
+        Nanos::ZERO,
+    );
     let mut b = Vec::new();
     type Build = Box<dyn Fn(&mut Vec<u8>)>;
     let cases: Vec<(Build, IpAddr, Failure)> = vec![
@@ -196,7 +278,7 @@ fn refuses_each_bad_logon_with_its_cause() {
 #[test]
 fn revoked_and_expired_keys_are_refused() {
     let s = snapshot(&[(SECRET, None)], Status::Revoked);
-    let mut a = Authenticator::new(Policy::default());
+    let mut a = Authenticator::new(Policy::default(), Nanos::ZERO);
     let mut b = Vec::new();
     logon(&mut b, "CLIENT1", "client1-key", 1, T0, SECRET);
     assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Err(Failure::Revoked));
@@ -208,7 +290,7 @@ fn rotation_overlap_accepts_both_secrets_until_the_old_one_ends() {
     let new: &[u8] = &[2u8; 32];
     let end_ms = T0.0 / 1_000_000 + 1000;
     let s = snapshot(&[(new, None), (old, Some(end_ms))], Status::Active);
-    let mut a = Authenticator::new(Policy::default());
+    let mut a = Authenticator::new(Policy::default(), Nanos::ZERO);
     let mut b = Vec::new();
     logon(&mut b, "CLIENT1", "client1-key", 1, T0, old);
     assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Ok(()));
@@ -224,46 +306,110 @@ fn rotation_overlap_accepts_both_secrets_until_the_old_one_ends() {
     assert_eq!(check(&mut a, &s, &b, LOCAL, later), Ok(()));
 }
 
-#[test]
-fn lockout_refuses_without_hmac_and_clears_by_time_or_unlock() {
-    let policy = Policy {
+fn lockout_policy() -> Policy {
+    Policy {
         max_failures: 3,
+        address_max_failures: 6,
         window: Nanos::from_millis(60_000),
         lockout: Nanos::from_millis(10_000),
         ..Policy::default()
-    };
-    let mut s = snapshot(&[(SECRET, None)], Status::Active);
-    let mut a = Authenticator::new(policy);
-    a.apply_unlocks(&s);
-    let mut b = Vec::new();
-    for i in 0..3 {
-        logon(&mut b, "CLIENT1", "client1-key", i, T0, &[9u8; 32]);
-        assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Err(Failure::BadSignature));
     }
-    logon(&mut b, "CLIENT1", "client1-key", 10, T0, SECRET);
+}
+
+#[test]
+fn failures_needing_no_secret_lock_only_the_source_address() {
+    let s = snapshot(&[(SECRET, None)], Status::Active);
+    let mut a = Authenticator::new(lockout_policy(), Nanos::ZERO);
+    a.apply_unlocks(&s);
+    let attacker: IpAddr = "127.0.0.2".parse().unwrap();
+    let mut b = Vec::new();
+    let stale = Nanos(T0.0 - 60_000_000_000);
+    for i in 0..20 {
+        match i % 3 {
+            0 => raw_logon(&mut b, "CLIENT1", "client1-key", i, T0, None),
+            1 => logon(&mut b, "CLIENT1", "client1-key", i, stale, SECRET),
+            _ => raw_logon(&mut b, "CLIENT1", "client1-key", i, T0, Some("AAAA")),
+        }
+        let _ = check(&mut a, &s, &b, attacker, T0);
+    }
+    let id = KeyId::new(b"client1-key").unwrap();
+    assert!(a.address_locked(attacker, T0));
+    assert!(!a.key_locked(&id, attacker, T0));
+    assert!(!a.key_locked(&id, LOCAL, T0));
+    logon(&mut b, "CLIENT1", "client1-key", 100, T0, SECRET);
+    assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Ok(()));
     assert_eq!(
-        check(&mut a, &s, &b, LOCAL, T0),
+        check(&mut a, &s, &b, attacker, T0),
         Err(Failure::AddressLockedOut)
     );
-    // From another address the key itself is locked.
-    let other: IpAddr = "127.0.0.2".parse().unwrap();
+}
+
+/// Address lockout out of the way, to watch the (key, address) lockout alone.
+fn key_policy() -> Policy {
+    Policy {
+        address_max_failures: 100,
+        ..lockout_policy()
+    }
+}
+
+#[test]
+fn wrong_signatures_lock_the_key_at_that_address_only() {
+    let mut s = snapshot(&[(SECRET, None)], Status::Active);
+    let mut a = Authenticator::new(key_policy(), Nanos::ZERO);
+    a.apply_unlocks(&s);
+    let attacker: IpAddr = "127.0.0.2".parse().unwrap();
+    let id = KeyId::new(b"client1-key").unwrap();
+    let mut b = Vec::new();
+    let mut locks = Vec::new();
+    for i in 0..3 {
+        logon(&mut b, "CLIENT1", "client1-key", i, T0, &[9u8; 32]);
+        let m = Message::decode(&b).unwrap();
+        let r = a.check(&s, &m, attacker, T0).err().unwrap();
+        assert_eq!(r.failure, Failure::BadSignature);
+        locks.push(r.key_locked);
+    }
+    assert_eq!(locks[..2], [None, None]);
+    assert!(locks[2].is_some());
+    assert!(a
+        .lockouts(T0)
+        .iter()
+        .any(|l| l.scope == Scope::KeyAddress(id, attacker)));
+    // The right secret from the attacker's address: still refused, without counting.
+    logon(&mut b, "CLIENT1", "client1-key", 10, T0, SECRET);
+    assert_eq!(
+        check(&mut a, &s, &b, attacker, T0),
+        Err(Failure::KeyLockedOut)
+    );
+    assert!(!a.address_locked(attacker, T0));
+    // The client at its own address is untouched.
     logon(&mut b, "CLIENT1", "client1-key", 11, T0, SECRET);
-    assert_eq!(check(&mut a, &s, &b, other, T0), Err(Failure::KeyLockedOut));
+    assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Ok(()));
     // Time clears it.
     let later = Nanos(T0.0 + 10_000_000_001);
     logon(&mut b, "CLIENT1", "client1-key", 12, later, SECRET);
-    assert_eq!(check(&mut a, &s, &b, LOCAL, later), Ok(()));
-    // An unlock generation clears it too.
+    assert_eq!(check(&mut a, &s, &b, attacker, later), Ok(()));
+    // An unlock generation clears it too, and holds.
     for i in 20..23 {
         logon(&mut b, "CLIENT1", "client1-key", i, later, &[9u8; 32]);
-        let _ = check(&mut a, &s, &b, other, later);
+        let _ = check(&mut a, &s, &b, attacker, later);
     }
-    assert!(a.key_locked(&KeyId::new(b"client1-key").unwrap(), later));
+    assert!(a.key_locked(&id, attacker, later));
+    let saved = a.lockouts(later);
     s.keys[0].unlock_gen = 1;
-    s.address_unlock_gen = 1;
     a.apply_unlocks(&s);
     logon(&mut b, "CLIENT1", "client1-key", 30, later, SECRET);
-    assert_eq!(check(&mut a, &s, &b, other, later), Ok(()));
+    assert_eq!(check(&mut a, &s, &b, attacker, later), Ok(()));
+    // A persisted lock taken before the unlock does not come back at a restart ...
+    let mut restarted = Authenticator::new(key_policy(), Nanos::ZERO);
+    restarted.apply_unlocks(&s);
+    restarted.restore_lockouts(&saved, &s, later);
+    assert!(!restarted.key_locked(&id, attacker, later));
+    // ... one taken under the current generation does.
+    s.keys[0].unlock_gen = 0;
+    let mut restarted = Authenticator::new(key_policy(), Nanos::ZERO);
+    restarted.apply_unlocks(&s);
+    restarted.restore_lockouts(&saved, &s, later);
+    assert!(restarted.key_locked(&id, attacker, later));
 }
 
 proptest::proptest! {
@@ -277,7 +423,7 @@ proptest::proptest! {
         time in proptest::collection::vec(0x20u8..0x7f, 0..26),
     ) {
         let s = snapshot(&[(SECRET, None)], Status::Active);
-        let mut a = Authenticator::new(Policy::default());
+        let mut a = Authenticator::new(Policy::default(), Nanos::ZERO);
         let mut buf = vec![0u8; 1024];
         let mut w = Writer::new(&mut buf, b"FIX.4.4", b"A");
         w.uint(34, 1)

@@ -959,8 +959,10 @@ fn logon_failure(e: &Ended) -> String {
         }
         Ended::Session(_, Some(text)) if !text.is_empty() => format!("logon refused: {text}"),
         Ended::Session(reason, _) => format!("logon refused ({reason:?})"),
-        Ended::Closed => "connection closed by the gateway before Logon (is a session configured \
-             for this SenderCompID/TargetCompID and FIX version?)"
+        Ended::Closed => "logon refused: the gateway closed the connection without an answer \
+             (every refused Logon looks like this: no session for this SenderCompID/TargetCompID \
+             and FIX version, the session already connected, or an authentication failure; the \
+             gateway operator's events.log names the cause)"
             .to_string(),
         Ended::TooLarge => "the gateway sent an oversized message before Logon".to_string(),
     }
