@@ -575,3 +575,38 @@ fn a_dead_connection_processes_nothing_more() {
     let mut c = client_trades(&gw, "CLIENT1", "LIVE");
     c.logout();
 }
+
+#[test]
+fn logged_on_sessions_never_lack_a_slot_held_by_connections_that_did_not_log_on() {
+    // 8 slots: at most 4 (half) for connections that have not logged on.
+    let gw = start_with(
+        "logon_timeout_ms = 20000\nsilent_timeout_ms = 20000\nmax_connections = 8",
+        &format!("{SESSIONS}{}", sim("fill")),
+    );
+    let mut flood = Vec::new();
+    for host in 3..=7 {
+        for _ in 0..3 {
+            flood.push(connect_from(Ipv4Addr::new(127, 0, 0, host), gw.addr));
+        }
+    }
+    assert!(eventually(5, || counter(
+        &gw,
+        Counter::UnauthenticatedEvicted
+    ) >= 11));
+    // Three sessions log on one after another while the flood keeps its 4: each new client
+    // evicts an idle connection, and once logged on it no longer counts against the cap.
+    let mut a = client_trades(&gw, "CLIENT1", "SLOT1");
+    let mut b = client_trades(&gw, "CLIENT2", "SLOT2");
+    let mut c = Client::connect(gw.addr, "FIX.4.2", "CLIENT42", "GW");
+    c.send("A", "98=0|108=30");
+    c.expect("A");
+    // More flood: it can only evict its own kind.
+    for _ in 0..4 {
+        flood.push(connect_from(Ipv4Addr::new(127, 0, 0, 8), gw.addr));
+    }
+    assert!(eventually(5, || counter(&gw, Counter::ConnectionsAccepted) >= 22));
+    trade(&mut a, "SLOT3");
+    trade(&mut b, "SLOT4");
+    a.logout();
+    b.logout();
+}
