@@ -56,7 +56,8 @@ one() { # budget flood round
   rm -rf "$M/data-$tag" "$M"/hs-"$tag".*
   # shellcheck disable=SC2086
   $LG gen-config --sessions 1 --listen 127.0.0.1:19878 ${GWMODE:---blocking} \
-    | sed -e "s/^max_connections = .*/max_connections = 1024/" -e "s/^tls_handshake_budget_us = .*/tls_handshake_budget_us = $budget/" \
+    | sed -e "/^tls_handshake_budget_us/d" \
+      -e "s/^max_connections = .*/max_connections = 1024\ntls_handshake_budget_us = $budget/" \
     > "$M/gw-$tag.toml"
   printf '\n[[listener]]\naddress = "127.0.0.1:19879"\ntls = { cert = "%s", key = "%s" }\n' \
     "$M/server.pem" "$M/server.key" >> "$M/gw-$tag.toml"
