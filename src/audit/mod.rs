@@ -123,6 +123,26 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             ts(*at),
             vname(venue)
         ),
+        Event::ConnectionsShed {
+            refused_per_address,
+            evicted,
+            garbage,
+            peer,
+            at,
+        } => format!(
+            "{} connections-shed refused-per-address={refused_per_address} \
+             evicted-unauthenticated={evicted} garbage-or-silent={garbage} last-peer={peer}",
+            ts(*at)
+        ),
+        Event::SlowConsumer {
+            session,
+            pending_bytes,
+            at,
+        } => format!(
+            "{} slow-consumer session={} pending-bytes={pending_bytes}",
+            ts(*at),
+            sname(session)
+        ),
         Event::AuthFailed {
             session,
             key_id,

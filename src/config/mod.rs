@@ -174,6 +174,30 @@ pub struct Gateway {
     /// its code and data in the core's caches (`engine::warm`). 0 = off. Ignored when
     /// `busy_poll = false`.
     pub warm_every_us: u64,
+    /// Most connections from one source IP address that have not logged on yet; one more is
+    /// closed at once (counted). Logged-on sessions do not count. Default 16, at most
+    /// [`Gateway::unauthenticated_cap`].
+    pub max_connections_per_address: Option<usize>,
+    /// Most connections (all addresses) that have not logged on yet. One more evicts the
+    /// oldest of them, so a flood cannot keep a real client from logging on. Default 256, at
+    /// most half of `max_connections`.
+    pub max_unauthenticated: Option<usize>,
+    /// Receive and send buffer of a connection that has not logged on (a Logon, its answer).
+    /// The full `recv_buffer_bytes` / `send_buffer_bytes` come at logon. A larger Logon is
+    /// refused.
+    pub logon_buffer_bytes: usize,
+    /// Before logon: bytes outside any FIX frame (no `8=FIX` start) tolerated; one more closes
+    /// the connection. A frame other than a Logon (or garbled) before logon closes it at once.
+    pub logon_garbage_bytes: usize,
+    /// A connection that has sent no bytes at all within this time is closed (shorter than
+    /// `logon_timeout_ms`, which bounds a Logon that is being sent).
+    pub silent_timeout_ms: u64,
+    /// A logged-on session whose send buffer stays above ¾ full this long (the peer does not
+    /// read) is disconnected as a slow consumer (cancel-on-disconnect applies).
+    pub slow_consumer_ms: u64,
+    /// TLS handshake CPU time the gateway thread may spend per millisecond, µs (a token bucket
+    /// with this burst). Handshakes beyond it wait for the next duty cycles.
+    pub tls_handshake_budget_us: u64,
 }
 
 impl Default for Gateway {
@@ -199,7 +223,30 @@ impl Default for Gateway {
             spin_read_conns: 8,
             spin_poll_every: 16,
             warm_every_us: 20,
+            max_connections_per_address: None,
+            max_unauthenticated: None,
+            logon_buffer_bytes: 4096,
+            logon_garbage_bytes: 256,
+            silent_timeout_ms: 3000,
+            slow_consumer_ms: 5000,
+            tls_handshake_budget_us: 100,
         }
+    }
+}
+
+impl Gateway {
+    /// Connections that have not logged on yet, at most: `max_unauthenticated`, or 256 but no
+    /// more than half the slots (the other half stays for sessions and venues).
+    pub fn unauthenticated_cap(&self) -> usize {
+        self.max_unauthenticated
+            .unwrap_or_else(|| (self.max_connections / 2).clamp(1, 256))
+    }
+
+    /// Connections not logged on yet from one source address, at most:
+    /// `max_connections_per_address`, or 16 (within [`Gateway::unauthenticated_cap`]).
+    pub fn per_address_cap(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or_else(|| self.unauthenticated_cap().min(16))
     }
 }
 
@@ -482,6 +529,68 @@ impl Config {
             return Err(err(
                 "gateway.spin_poll_every".into(),
                 format!("{} is outside 1..=4096", g.spin_poll_every),
+            ));
+        }
+        if let Some(n) = g.max_unauthenticated {
+            if n == 0 || n >= g.max_connections {
+                return Err(err(
+                    "gateway.max_unauthenticated".into(),
+                    format!(
+                        "{n} must be at least 1 and below gateway.max_connections ({}): the \
+                         other slots are for logged-on sessions and venues",
+                        g.max_connections
+                    ),
+                ));
+            }
+        }
+        if let Some(n) = g.max_connections_per_address {
+            if n == 0 || n > g.unauthenticated_cap() {
+                return Err(err(
+                    "gateway.max_connections_per_address".into(),
+                    format!(
+                        "{n} must be at least 1 and at most gateway.max_unauthenticated ({})",
+                        g.unauthenticated_cap()
+                    ),
+                ));
+            }
+        }
+        if g.logon_buffer_bytes < 1024 || g.logon_buffer_bytes > g.recv_buffer_bytes {
+            return Err(err(
+                "gateway.logon_buffer_bytes".into(),
+                format!(
+                    "{} must be at least 1024 and at most gateway.recv_buffer_bytes ({})",
+                    g.logon_buffer_bytes, g.recv_buffer_bytes
+                ),
+            ));
+        }
+        if g.logon_garbage_bytes > g.logon_buffer_bytes {
+            return Err(err(
+                "gateway.logon_garbage_bytes".into(),
+                format!(
+                    "{} is above gateway.logon_buffer_bytes ({})",
+                    g.logon_garbage_bytes, g.logon_buffer_bytes
+                ),
+            ));
+        }
+        if g.silent_timeout_ms == 0 {
+            return Err(err(
+                "gateway.silent_timeout_ms".into(),
+                "0 would close every connection at once".into(),
+            ));
+        }
+        if !(100..=600_000).contains(&g.slow_consumer_ms) {
+            return Err(err(
+                "gateway.slow_consumer_ms".into(),
+                format!("{} is outside 100..=600000", g.slow_consumer_ms),
+            ));
+        }
+        if !(10..=1000).contains(&g.tls_handshake_budget_us) {
+            return Err(err(
+                "gateway.tls_handshake_budget_us".into(),
+                format!(
+                    "{} is outside 10..=1000 (µs of handshake work per ms)",
+                    g.tls_handshake_budget_us
+                ),
             ));
         }
         if g.session_segment_bytes < 1 << 20 {
@@ -983,6 +1092,54 @@ mod tests {
             "example shows the defaults"
         );
         assert_eq!(c.gateway.segment_bytes, Gateway::default().segment_bytes);
+    }
+
+    #[test]
+    fn connection_hygiene_keys_are_validated_by_name() {
+        let base =
+            "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n";
+        for (gw, key) in [
+            (
+                "max_connections = 64\nmax_unauthenticated = 64",
+                "gateway.max_unauthenticated",
+            ),
+            ("max_unauthenticated = 0", "gateway.max_unauthenticated"),
+            (
+                "max_unauthenticated = 8\nmax_connections_per_address = 9",
+                "gateway.max_connections_per_address",
+            ),
+            (
+                "max_connections_per_address = 0",
+                "gateway.max_connections_per_address",
+            ),
+            ("logon_buffer_bytes = 512", "gateway.logon_buffer_bytes"),
+            ("logon_buffer_bytes = 131072", "gateway.logon_buffer_bytes"),
+            ("logon_garbage_bytes = 5000", "gateway.logon_garbage_bytes"),
+            ("silent_timeout_ms = 0", "gateway.silent_timeout_ms"),
+            ("slow_consumer_ms = 10", "gateway.slow_consumer_ms"),
+            (
+                "tls_handshake_budget_us = 0",
+                "gateway.tls_handshake_budget_us",
+            ),
+            (
+                "tls_handshake_budget_us = 2000",
+                "gateway.tls_handshake_budget_us",
+            ),
+        ] {
+            let e = Config::parse(&format!("[gateway]\n{gw}\n{base}"), "t.toml").unwrap_err();
+            assert_eq!(e.key, key, "{gw}: {e}");
+        }
+        let c = Config::parse(
+            &format!("[gateway]\nmax_connections = 40\n{base}"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.gateway.unauthenticated_cap(),
+            20,
+            "half the slots by default"
+        );
+        assert_eq!(c.gateway.per_address_cap(), 16);
     }
 
     #[test]

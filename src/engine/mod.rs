@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod exec;
+pub mod perimeter;
 pub mod reg;
 pub mod risk;
 pub mod stores;
@@ -208,6 +209,8 @@ pub struct Engine {
     pub(crate) clock_halt_text: &'static [u8],
     /// REG-1 order records out.
     pub(crate) records: RecordRing,
+    /// Connections not logged on yet, TLS handshake budget, shed accounting (`perimeter.rs`).
+    perimeter: perimeter::Perimeter,
 }
 
 /// Logs session `s` out because its key was revoked or expired: Logout with `cause` as Text,
@@ -674,6 +677,7 @@ impl Engine {
             clock_status: clock_status.clone(),
             clock_halt_text: reg::clock_halt_text(cfg.clock.max_divergence_us),
             records: records.clone(),
+            perimeter: perimeter::Perimeter::new(&gw),
             gw,
         };
         // With [auth], a drop copy receives copies only under a logged-on key that allows
@@ -794,6 +798,8 @@ impl Engine {
                 self.evict_idle_hot(now);
             }
         }
+        work += self.serve_handshakes(now);
+        work += self.serve_deferred_reads(now);
         if now.saturating_sub(self.last_timer) >= TIMER_INTERVAL {
             self.last_timer = now;
             self.on_timers(now);
@@ -854,8 +860,11 @@ impl Engine {
             if token.0 >= LISTENER_BASE {
                 self.accept(token.0 - LISTENER_BASE, now);
             } else {
-                // A hot connection is read every cycle anyway: its readiness is stale news.
-                if readable && !self.is_hot(token.0) && self.on_readable(token.0, now) {
+                // A hot connection is read every cycle anyway: its readiness is stale news. A
+                // client TLS handshake waits for its budget (`perimeter.rs`).
+                if readable && self.handshaking_client(token.0) {
+                    self.queue_handshake(token.0);
+                } else if readable && !self.is_hot(token.0) && self.on_readable(token.0, now) {
                     self.maybe_hot(token.0, now);
                 }
                 if writable {
@@ -898,23 +907,25 @@ impl Engine {
                 continue;
             }
             let before = conn.tail - conn.head;
-            if conn.read_once() == ReadOutcome::Closed {
-                conn.dead = true;
-            }
+            let closed = conn.read_once() == ReadOutcome::Closed;
             let got = conn.tail - conn.head > before;
             if got {
                 got_any += 1;
                 conn.last_rx = now;
+                conn.got_bytes = true;
                 if let Some(h) = self.hot.get_mut(i) {
                     h.last = now;
                 }
+                // Bytes that came before the peer's EOF are still processed.
                 self.process_input(c, now);
             }
-            let dead = self
-                .conns
-                .get(c)
-                .and_then(Option::as_ref)
-                .is_some_and(|conn| conn.dead);
+            let dead = match self.conns.get_mut(c).and_then(Option::as_mut) {
+                Some(conn) => {
+                    conn.dead |= closed;
+                    conn.dead
+                }
+                None => false,
+            };
             if dead {
                 self.close(c, now, "peer closed"); // removes it from the hot set
             }
@@ -949,12 +960,20 @@ impl Engine {
         if cap == 0 || self.is_hot(c) {
             return;
         }
+        // Only logged-on sessions: a connection that has not logged on is read on epoll events.
         let eligible = self
             .conns
             .get(c)
             .and_then(Option::as_ref)
             .is_some_and(|conn| {
-                conn.venue.is_none() && conn.tls.is_none() && !conn.dead && !conn.closing
+                conn.venue.is_none()
+                    && conn.tls.is_none()
+                    && !conn.dead
+                    && !conn.closing
+                    && conn
+                        .session
+                        .and_then(|s| self.sessions.get(s))
+                        .is_some_and(|slot| slot.session.is_logged_on())
             });
         if !eligible {
             return;
@@ -1006,18 +1025,26 @@ impl Engine {
             if self.stopping.is_some() {
                 continue; // dropped: closed at once
             }
+            let serial = match self.admit(peer.ip(), now) {
+                perimeter::Admission::Admit(serial) => serial,
+                perimeter::Admission::Refuse => continue, // dropped: closed at once
+            };
             let Some(slot) = self.free_conns.pop() else {
+                // `admit` made sure one is free; counted as refused should that ever fail.
                 self.counters.inc(Counter::ConnectionsRefused);
+                self.pending_done(peer.ip());
                 continue;
             };
             let _ = net::tune(&stream);
+            // Small buffers until the session is bound (`perimeter::on_bound`).
             let mut conn = Conn::new(
                 stream,
                 peer,
-                self.gw.recv_buffer_bytes,
-                self.gw.send_buffer_bytes,
+                self.gw.logon_buffer_bytes,
+                self.gw.logon_buffer_bytes,
                 now,
             );
+            conn.serial = serial;
             if let Some(Some(cfg)) = self.tls_configs.get(listener) {
                 match rustls::ServerConnection::new(cfg.clone()) {
                     Ok(mut tls) => {
@@ -1027,6 +1054,7 @@ impl Engine {
                     Err(_) => {
                         self.counters.inc(Counter::TlsFailures);
                         self.free_conns.push(slot);
+                        self.pending_done(peer.ip());
                         continue;
                     }
                 }
@@ -1042,14 +1070,20 @@ impl Engine {
                 .is_err()
             {
                 self.free_conns.push(slot);
+                self.pending_done(peer.ip());
                 continue;
             }
             self.counters.inc(Counter::ConnectionsAccepted);
+            let bytes = conn.buffer_bytes();
             if let Some(c) = self.conns.get_mut(slot) {
                 *c = Some(conn);
             }
-            // Data may already be waiting (edge-triggered registration after arrival).
-            if self.on_readable(slot, now) {
+            self.admitted(slot, serial, bytes);
+            // Data may already be waiting (edge-triggered registration after arrival); a TLS
+            // ClientHello waits for the handshake budget.
+            if self.handshaking_client(slot) {
+                self.queue_handshake(slot);
+            } else if self.on_readable(slot, now) {
                 self.maybe_hot(slot, now);
             }
         }
@@ -1059,6 +1093,7 @@ impl Engine {
     /// what came. Returns whether any bytes arrived.
     fn on_readable(&mut self, c: usize, now: Nanos) -> bool {
         let mut got_any = false;
+        let mut passes = 0;
         loop {
             let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
                 return got_any;
@@ -1070,19 +1105,31 @@ impl Engine {
             let handshaking = conn.tls.is_some() && !conn.tls_established();
             let outcome = conn.read();
             let got = conn.tail - conn.head > before;
+            // The read stopped because the buffer was full, not because the socket was empty.
+            let full = conn.tail == conn.inbuf.len();
             got_any |= got;
-            if outcome == ReadOutcome::Closed {
+            conn.got_bytes |= got;
+            let closed = outcome == ReadOutcome::Closed;
+            if closed && conn.tls_failed {
                 conn.dead = true;
             }
             if conn.tls.is_some() {
                 self.on_tls_progress(c, handshaking);
             }
+            // Bytes that came before the peer's EOF are still processed; then it is dead.
             self.process_input(c, now);
-            // A full buffer was framed and compacted: read again until the socket is drained.
             let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
                 return got_any;
             };
-            if !got || conn.dead || conn.closing || conn.tail < conn.inbuf.len() / 2 {
+            conn.dead |= closed;
+            // A full buffer was framed and compacted: read again until the socket is drained,
+            // or until this pass had its share (then again next duty cycle).
+            if !got || !full || conn.dead || conn.closing {
+                break;
+            }
+            passes += 1;
+            if passes >= perimeter::READ_PASS_BUFFERS {
+                self.defer_read(c);
                 break;
             }
         }
@@ -1117,6 +1164,10 @@ impl Engine {
         }
     }
 
+    /// Frames and handles what connection `c` has buffered. A dead or closing connection
+    /// processes nothing more. Before logon (no session bound, not a venue) the rules are
+    /// strict: a Logon larger than the small pre-logon buffer is refused, more than
+    /// `logon_garbage_bytes` outside a frame or a garbled frame closes the connection.
     fn process_input(&mut self, c: usize, now: Nanos) {
         loop {
             let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
@@ -1126,11 +1177,29 @@ impl Engine {
             if conn.closing || conn.dead {
                 return;
             }
+            let pre_logon = conn.session.is_none() && conn.venue.is_none();
+            let max = if pre_logon {
+                // `frame` may look 8 bytes past `max` for a trailer: keep it inside the buffer.
+                self.gw
+                    .max_message_bytes
+                    .min(conn.inbuf.len().saturating_sub(16))
+            } else {
+                self.gw.max_message_bytes
+            };
             let start = conn.head;
-            match frame(conn.buffered(), self.gw.max_message_bytes) {
+            match frame(conn.buffered(), max) {
                 Frame::Incomplete => return,
                 Frame::Skip { len } => {
                     conn.head += len;
+                    if pre_logon {
+                        conn.junk_bytes += len;
+                        if conn.junk_bytes > self.gw.logon_garbage_bytes {
+                            self.shed_garbage(c);
+                            self.mark_dirty(c);
+                            return;
+                        }
+                        continue;
+                    }
                     self.garbled(c);
                 }
                 Frame::TooLarge => {
@@ -1145,6 +1214,12 @@ impl Engine {
                 } => {
                     conn.head += len;
                     if !(body_length_ok && checksum_ok) {
+                        if pre_logon {
+                            // Not a Logon we can read: nothing to wait for.
+                            self.shed_garbage(c);
+                            self.mark_dirty(c);
+                            return;
+                        }
                         self.garbled(c);
                         continue;
                     }
@@ -1155,6 +1230,9 @@ impl Engine {
                     }
                     if let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) {
                         conn.inbuf = inbuf;
+                        if pre_logon && conn.session.is_some() {
+                            self.grow_inbuf(c);
+                        }
                     }
                 }
             }
@@ -1216,7 +1294,10 @@ impl Engine {
         let s = match bound {
             Some(s) => s,
             None => match self.bind_session(c, &msg, now) {
-                Some(s) => s,
+                Some(s) => {
+                    self.on_bound(c);
+                    s
+                }
                 None => return,
             },
         };
@@ -1590,6 +1671,8 @@ impl Engine {
     #[cold]
     fn on_timers(&mut self, now: Nanos) {
         let logon_timeout = Nanos::from_millis(self.gw.logon_timeout_ms);
+        let silent_timeout = Nanos::from_millis(self.gw.silent_timeout_ms);
+        self.report_shed(now);
         for c in 0..self.conns.len() {
             let Some(Some(conn)) = self.conns.get_mut(c) else {
                 continue;
@@ -1617,13 +1700,22 @@ impl Engine {
             }
             match conn.session {
                 None => {
-                    if now.saturating_sub(conn.opened_at) > logon_timeout {
+                    let waited = now.saturating_sub(conn.opened_at);
+                    if !conn.got_bytes && waited > silent_timeout {
+                        self.shed_silent(c, now);
+                    } else if waited > logon_timeout {
                         self.counters.inc(Counter::LogonTimeouts);
                         conn.dead = true;
                         self.close(c, now, "no logon within the logon timeout");
                     }
                 }
                 Some(s) => {
+                    if self.check_slow_consumer(c, s, now) {
+                        continue;
+                    }
+                    let Some(Some(conn)) = self.conns.get_mut(c) else {
+                        continue;
+                    };
                     let Some(slot) = self.sessions.get_mut(s) else {
                         continue;
                     };
@@ -1767,6 +1859,18 @@ impl Engine {
         }
         self.free_conns.push(c);
         self.counters.inc(Counter::ConnectionsClosed);
+        if conn.venue.is_none() {
+            if conn.session.is_none() {
+                self.pending_done(conn.peer.ip());
+            }
+            self.buffer_gauge(-(conn.buffer_bytes() as i64));
+            if conn.tls_queued {
+                self.forget_handshake(c);
+            }
+        }
+        if conn.read_deferred {
+            self.forget_deferred_read(c);
+        }
         if let Some(v) = conn.venue {
             self.venue_down(v, now, reason);
             return;

@@ -195,6 +195,23 @@ pub enum Event {
         what: &'static str,
         at: Nanos,
     },
+    /// Connections shed before logon since the previous such event (at most one a second, so a
+    /// flood does not flood the ring): closed at accept over the per-address limit, evicted as
+    /// the oldest not logged on, closed for garbage or silence. `peer` is the last one's address.
+    ConnectionsShed {
+        refused_per_address: u32,
+        evicted: u32,
+        garbage: u32,
+        peer: std::net::IpAddr,
+        at: Nanos,
+    },
+    /// A logged-on session disconnected because its send buffer stayed above ¾ full for
+    /// `slow_consumer_ms` (the peer does not read).
+    SlowConsumer {
+        session: SessionId,
+        pending_bytes: u32,
+        at: Nanos,
+    },
     /// The clock's sync state, breach or halt changed (CLOCK-2); also the first reading at
     /// start. Emitted by the clock thread. `divergence_ns` is `u64::MAX` when unknown.
     ClockSync {

@@ -87,6 +87,22 @@ pub enum Counter {
     /// Instructions refused because the key is not granted the account (the message's, or
     /// for a cancel, replace or status request the order's): also in PermissionDenied.
     AccountDenied = 53,
+    // 56..=61: connection hygiene (issue 13, "no client can starve another").
+    /// Connections closed at accept: their source address already had
+    /// `max_connections_per_address` connections not logged on.
+    ConnectionsRefusedPerAddress = 56,
+    /// Connections not logged on evicted (oldest first) to make room under
+    /// `max_unauthenticated` or for lack of a free slot.
+    UnauthenticatedEvicted = 57,
+    /// Connections closed before logon for garbage: bytes outside a FIX frame beyond
+    /// `logon_garbage_bytes`, or a garbled frame. (Silent ones count in `LogonTimeouts`.)
+    PreLogonGarbageCloses = 58,
+    /// Sessions disconnected as slow consumers (send buffer above ¾ for `slow_consumer_ms`).
+    SlowConsumerDisconnects = 59,
+    /// Gauge: bytes of receive and send buffers held by client connections now.
+    ConnectionBufferBytes = 60,
+    /// Duty cycles that left TLS handshakes waiting because `tls_handshake_budget_us` was spent.
+    TlsHandshakesDeferred = 61,
     /// Control socket connections refused or closed by the server: a peer uid not in
     /// `control.allowed_uids`, a line over `max_line_bytes`, a deadline missed (idle, line,
     /// answer write), evicted to make room, or refused while every slot was applying a request.

@@ -1,8 +1,10 @@
 //! HOT — connections: non-blocking TCP sockets registered with mio, their receive buffers and
 //! pending output, in a preallocated slab indexed by mio `Token`.
 //!
-//! Owned by the gateway thread. Per message it does only the socket reads and writes; buffers
-//! are allocated once when a connection is accepted (cold) and reused.
+//! Owned by the gateway thread. Per message it does only the socket reads and writes. Buffers
+//! are allocated cold: a client connection starts with small ones (`logon_buffer_bytes`, room
+//! for a Logon and its answer) and gets the full ones once its session is bound
+//! ([`Conn::grow_buffers`]), so a connection that never logs on costs little memory.
 
 pub mod tls;
 
@@ -41,6 +43,18 @@ pub struct Conn {
     pub tls_failed: bool,
     /// When bytes last arrived (busy-poll hot-set admission; `Nanos::ZERO` before any).
     pub last_rx: Nanos,
+    /// Engine-wide accept number: tells a connection from a later one in the same slot.
+    pub serial: u64,
+    /// Any plaintext byte received (a connection that sent nothing meets the silent timeout).
+    pub got_bytes: bool,
+    /// Before logon: bytes skipped outside any FIX frame.
+    pub junk_bytes: usize,
+    /// Since when the send buffer has stayed above ¾ full (`Nanos::ZERO`: it is not).
+    pub backlog_since: Nanos,
+    /// TLS handshake work waits in the engine's queue (the per-cycle budget was spent).
+    pub tls_queued: bool,
+    /// Its socket may hold more bytes than one read pass took: read again next duty cycle.
+    pub read_deferred: bool,
 }
 
 /// What a read pass found.
@@ -76,7 +90,37 @@ impl Conn {
             tls: None,
             tls_failed: false,
             last_rx: Nanos::ZERO,
+            serial: 0,
+            got_bytes: false,
+            junk_bytes: 0,
+            backlog_since: Nanos::ZERO,
+            tls_queued: false,
+            read_deferred: false,
         }
+    }
+
+    /// Cold (once, when the session is bound): full-size buffers in place of the small
+    /// pre-logon ones; unread input moves to the start of the new receive buffer.
+    #[cold]
+    pub fn grow_buffers(&mut self, recv_bytes: usize, send_bytes: usize) {
+        if recv_bytes > self.inbuf.len() {
+            let mut inbuf = vec![0u8; recv_bytes].into_boxed_slice();
+            let n = self.tail - self.head;
+            if let (Some(dst), Some(src)) =
+                (inbuf.get_mut(..n), self.inbuf.get(self.head..self.tail))
+            {
+                dst.copy_from_slice(src);
+            }
+            self.inbuf = inbuf;
+            self.head = 0;
+            self.tail = n;
+        }
+        self.out.grow(send_bytes);
+    }
+
+    /// Bytes of receive and send buffer this connection holds.
+    pub fn buffer_bytes(&self) -> usize {
+        self.inbuf.len() + self.out.capacity()
     }
 
     /// Reads until the socket would block or the buffer is full. Compacts consumed bytes first.
@@ -224,4 +268,34 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = TcpStream::connect(addr)?;
     tune(&s)?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_buffers_grow_at_logon_keeping_unread_and_unsent_bytes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut conn = Conn::new(TcpStream::from_std(server), peer, 4096, 4096, Nanos(1));
+        assert_eq!(
+            conn.buffer_bytes(),
+            8192,
+            "before logon: the small buffers only"
+        );
+        conn.inbuf[10..15].copy_from_slice(b"8=FIX");
+        conn.head = 10;
+        conn.tail = 15;
+        assert!(conn.out.append(b"reply"));
+        conn.grow_buffers(65536, 1 << 20);
+        assert_eq!(conn.buffer_bytes(), 65536 + (1 << 20));
+        assert_eq!(conn.buffered(), b"8=FIX");
+        assert_eq!(conn.out.pending(), b"reply");
+        conn.grow_buffers(1024, 1024);
+        assert_eq!(conn.buffer_bytes(), 65536 + (1 << 20), "never shrinks");
+        drop(client);
+    }
 }

@@ -108,6 +108,23 @@ impl OutBuf {
     pub fn free(&self) -> usize {
         self.buf.len() - self.len
     }
+    /// Size of the buffer.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+    /// Cold (once, at logon): replaces the buffer with a larger one of `bytes`, keeping what
+    /// is pending. A smaller size changes nothing.
+    #[cold]
+    pub fn grow(&mut self, bytes: usize) {
+        if bytes <= self.buf.len() {
+            return;
+        }
+        let mut buf = vec![0u8; bytes].into_boxed_slice();
+        if let (Some(dst), Some(src)) = (buf.get_mut(..self.len), self.buf.get(..self.len)) {
+            dst.copy_from_slice(src);
+        }
+        self.buf = buf;
+    }
 }
 
 /// An in-memory [`MessageStore`] for tests and for sessions configured without persistence.

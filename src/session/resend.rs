@@ -3,13 +3,27 @@
 //! admin messages and sequence numbers we never stored collapse into one
 //! SequenceReset-GapFill (MsgSeqNum = first seq of the gap, NewSeqNo <36> = the next seq sent).
 //!
-//! A large resend that does not fit the outbound buffer is continued from `on_timer`.
+//! # Chunks
+//! A resend is served in chunks, one per call: the ResendRequest's own handling, then every
+//! `on_timer` (the engine runs timers once a millisecond). A chunk stops after
+//! [`RESEND_CHUNK_MESSAGES`] messages, after [`RESEND_CHUNK_SEQS`] sequence numbers looked at
+//! (a long run of admin messages becomes one gap fill, but each number costs a lookup), or
+//! when the outbound buffer is half full — the other half stays for the session's live
+//! messages, and a peer that does not read its resend meets the slow-consumer limit. So a
+//! ResendRequest for 1..0 over 100k stored messages costs the gateway thread one bounded
+//! chunk per millisecond, never a stall of the other sessions.
 
 use super::state::header;
 use super::{OutBuf, SessionConfig};
 use crate::fix::tags;
 use crate::fix::{Message, Writer};
 use crate::model::Nanos;
+
+/// Most messages resent per chunk: 64 × ~1 µs to encode each keeps a chunk well under the
+/// 1 ms timer period (64k messages a second, a 100k-message resend in under 2 s).
+pub(crate) const RESEND_CHUNK_MESSAGES: u32 = 64;
+/// Most sequence numbers looked up per chunk (gaps are cheap, but not free).
+pub(crate) const RESEND_CHUNK_SEQS: u32 = 4096;
 
 /// A resend in progress: `next..=end` remain; `gap_from` starts a pending gap fill.
 #[derive(Clone, Copy, Debug)]

@@ -9,7 +9,9 @@ use arrayvec::ArrayVec;
 
 use super::config::{Role, SessionConfig, QUEUE_ENTRIES};
 use super::queue::InboundQueue;
-use super::resend::{write_gap_fill, write_resend, ResendJob, Resent};
+use super::resend::{
+    write_gap_fill, write_resend, ResendJob, Resent, RESEND_CHUNK_MESSAGES, RESEND_CHUNK_SEQS,
+};
 use super::{MessageStore, OutBuf};
 use crate::fix::encode::write_u64;
 use crate::fix::tags;
@@ -1081,12 +1083,21 @@ impl<S: MessageStore> Session<S> {
         }
     }
 
-    /// Serves as much of the current resend as fits `out`.
+    /// Serves one chunk of the current resend (see `resend.rs`, "Chunks"): at most
+    /// `RESEND_CHUNK_MESSAGES` messages and `RESEND_CHUNK_SEQS` sequence numbers, and only
+    /// while `out` is less than half full. The rest continues from `on_timer`.
     fn continue_resend(&mut self, now: Nanos, out: &mut OutBuf) {
         let Some(mut job) = self.job.take() else {
             return;
         };
+        let mut messages = 0;
+        let mut seqs = 0;
         while job.next <= job.end {
+            if messages >= RESEND_CHUNK_MESSAGES || seqs >= RESEND_CHUNK_SEQS {
+                self.job = Some(job);
+                return;
+            }
+            seqs += 1;
             let seq = job.next;
             let Some(stored) = self.store.outbound(seq) else {
                 job.gap_from.get_or_insert(seq);
@@ -1094,11 +1105,12 @@ impl<S: MessageStore> Session<S> {
                 continue;
             };
             // Room for the message grown by PossDupFlag, OrigSendingTime and a new SendingTime,
-            // plus a gap fill in front of it.
-            if out.free() < stored.len() + 64 + 160 {
+            // plus a gap fill in front of it; half of `out` stays for live messages.
+            if out.free() < stored.len() + 64 + 160 || out.pending().len() >= out.capacity() / 2 {
                 self.job = Some(job);
                 return;
             }
+            messages += 1;
             let gap_from = job.gap_from;
             match write_resend(&self.cfg, stored, gap_from, now, out) {
                 Resent::Message { gap_filled } => {

@@ -1160,3 +1160,72 @@ fn disconnect_reasons_are_small_copy_values() {
     assert!(core::mem::size_of::<DisconnectReason>() <= 2);
     let _ = BeginString::Fix44;
 }
+
+/// A ResendRequest 1..0 over many stored messages is served in chunks: the request itself
+/// and every timer serve at most `RESEND_CHUNK_MESSAGES` messages, never fill more than half
+/// the outbound buffer, and together they resend every message once, in order, with the
+/// Logon's number gap-filled.
+#[test]
+fn huge_resend_is_served_in_bounded_chunks() {
+    use super::resend::RESEND_CHUNK_MESSAGES;
+    const STORED: u64 = 1000;
+    let mut r = Runner::new(acceptor(Fix44), 64 << 10);
+    r.run(LOGON);
+    let mut sink = crate::session::OutBuf::with_capacity(1 << 20);
+    for i in 0..STORED {
+        let seq = r.session.send_app(b"8", r.now, &mut sink, |w| {
+            w.str(11, format!("ORD{i}").as_bytes());
+        });
+        assert_eq!(seq, Ok(i + 2));
+        sink.clear();
+    }
+    let mut ts = [0u8; 27];
+    let n = crate::fix::encode::write_timestamp(&mut ts, r.now, crate::fix::TimePrecision::Millis);
+    let mut raw = b"8=FIX.4.4\x019=0\x0135=2\x0134=2\x0149=TW\x0152=".to_vec();
+    raw.extend_from_slice(&ts[..n]);
+    raw.extend_from_slice(b"\x0156=ISLD\x017=1\x0116=0\x01");
+    let bytes = crate::fix::testing::with_trailer(&raw);
+    let msg = Message::decode(&bytes).unwrap();
+    let mut out = crate::session::OutBuf::with_capacity(32 << 10);
+    r.session.on_message(&msg, r.now, &mut out);
+    let mut seen = Vec::new(); // (MsgSeqNum, NewSeqNo for gap fills)
+    let mut chunks = 0;
+    loop {
+        let pending = out.pending();
+        assert!(
+            pending.len() <= out.capacity() / 2 + 8192,
+            "a chunk overran half the buffer"
+        );
+        let mut at = 0;
+        let mut in_chunk = 0;
+        while let crate::fix::Frame::Message { len, .. } =
+            crate::fix::frame(&pending[at..], 1 << 16)
+        {
+            let m = Message::decode(&pending[at..at + len]).unwrap();
+            let seq = m.seq_num().unwrap();
+            let new = m.uint(36).ok().flatten();
+            if m.msg_type_bytes() != b"0" {
+                seen.push((seq, new));
+                in_chunk += 1;
+            }
+            at += len;
+        }
+        assert!(in_chunk <= RESEND_CHUNK_MESSAGES as usize + 1);
+        out.clear(); // the socket took it
+        if seen.last().is_some_and(|&(s, _)| s == STORED + 1) {
+            break;
+        }
+        chunks += 1;
+        assert!(chunks < 10_000, "resend never finished");
+        r.now = r.now.add(Nanos::from_millis(1));
+        r.session.on_timer(r.now, &mut out);
+    }
+    assert!(chunks >= (STORED / u64::from(RESEND_CHUNK_MESSAGES)) as usize - 1);
+    assert_eq!(
+        seen.first(),
+        Some(&(1, Some(2))),
+        "the Logon's number is gap-filled"
+    );
+    let resent: Vec<u64> = seen.iter().skip(1).map(|&(s, _)| s).collect();
+    assert_eq!(resent, (2..=STORED + 1).collect::<Vec<_>>());
+}

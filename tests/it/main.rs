@@ -12,6 +12,7 @@ mod dropcopy;
 mod hsm;
 mod orders;
 mod perimeter_accounts;
+mod perimeter_conns;
 mod perimeter_ctl;
 mod perimeter_logon;
 mod perimeter_rest;

@@ -819,7 +819,11 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
              max_connections = {}\n\
              session_segment_bytes = {}\n\
              # Output room per connection: ≈ 250 B per ExecutionReport.\n\
-             send_buffer_bytes = {}\n\n\
+             send_buffer_bytes = {}\n\
+             # Over TLS, loadgen's sessions handshake one after another before the load: at\n\
+             # the default budget (100 µs per ms, ~100 handshakes/s) 1,000 sessions would take\n\
+             # 10 s to connect (tuning.md \"TLS listeners\").\n\
+             tls_handshake_budget_us = 1000\n\n\
              [[listener]]\n\
              address = \"{}\"\n\n\
              [[venue]]\n\

@@ -873,14 +873,17 @@ impl Conn {
         false
     }
 
-    /// TLS: records from the socket until it would block, then the plaintext they carried;
-    /// true if plaintext arrived. Reads the socket dry: epoll is edge-triggered.
+    /// TLS: records from the socket until it would block, taking the plaintext they carried
+    /// after each read (rustls refuses more records once 16 KiB of plaintext wait unread,
+    /// "received plaintext buffer full", which a burst after a gateway stall reaches); true if
+    /// plaintext arrived. Reads the socket dry: epoll is edge-triggered.
     #[cold]
     fn read_tls(&mut self) -> bool {
-        let Some(t) = self.tls.as_deref_mut() else {
-            return false;
-        };
+        let mut got = false;
         loop {
+            let Some(t) = self.tls.as_deref_mut() else {
+                return false;
+            };
             match t.read_tls(&mut self.stream) {
                 Ok(0) => {
                     self.closed = Some("connection closed by the peer".into());
@@ -891,6 +894,7 @@ impl Conn {
                         self.closed = Some(format!("TLS: {e}"));
                         return false;
                     }
+                    got |= self.take_plaintext();
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -900,6 +904,16 @@ impl Conn {
                 }
             }
         }
+        got |= self.take_plaintext();
+        // Records the peer's messages asked for (key updates) go out with the next flush.
+        got
+    }
+
+    /// TLS: moves the plaintext rustls holds into `rx`; true if there was any.
+    fn take_plaintext(&mut self) -> bool {
+        let Some(t) = self.tls.as_deref_mut() else {
+            return false;
+        };
         let mut got = false;
         loop {
             if self.rx_len == self.rx.len() {
@@ -926,7 +940,6 @@ impl Conn {
                 }
             }
         }
-        // Records the peer's messages asked for (key updates) go out with the next flush.
         got
     }
 
