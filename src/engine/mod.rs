@@ -1390,29 +1390,15 @@ impl Engine {
         let keys = self.auth.as_ref().map(|a| a.keys.clone());
         let mut auth_cause = None;
         let mut verified = None;
-        if let (Some(auth), Some(keys)) = (self.auth.as_mut(), keys.as_deref()) {
-            if auth.required || msg.get(USERNAME).is_some() {
-                let checked = auth.verifier.check(keys, msg, peer, now);
-                self.counters
-                    .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
-                match checked {
-                    Ok(v) => verified = Some(v),
-                    Err(r) => {
-                        auth_cause = Some(r.failure.cause());
-                        for (l, key) in [(r.address_locked, false), (r.key_locked, true)] {
-                            let Some(l) = l else { continue };
-                            self.counters.inc(Counter::AuthLockouts);
-                            let _ = self.ring.push(Event::AuthLockout {
-                                key_id: r.key_id,
-                                peer,
-                                key,
-                                until: l.until,
-                                generation: l.generation,
-                                at: now,
-                            });
-                        }
-                    }
-                }
+        let signed = self
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.required || msg.get(USERNAME).is_some());
+        if let (true, Some(keys)) = (signed, keys.as_deref()) {
+            match self.check_logon(keys, msg, peer, now) {
+                Some(Ok(v)) => verified = Some(v),
+                Some(Err(r)) => auth_cause = Some(r.failure.cause()),
+                None => {}
             }
         }
         if let Some(reason) = early {
@@ -1435,17 +1421,7 @@ impl Engine {
             .map(|slot| (slot.dev_grants.clone(), slot.default_account))?;
         let grants = match verified {
             Some(v) => {
-                if let Some(auth) = self.auth.as_mut() {
-                    auth.verifier.remember(&v, now);
-                }
-                let (replay, replay_until) = v.replay_entry();
-                self.emit(Event::Authenticated {
-                    session,
-                    key_id: v.key.id,
-                    replay,
-                    replay_until,
-                    at: now,
-                });
+                self.accept_logon(session, &v, now);
                 crate::auth::Grants::from_key(v.key, KeySlot(s as u32), slot_default_account)
             }
             None => dev_grants,
@@ -1458,6 +1434,60 @@ impl Engine {
             conn.session = Some(s);
         }
         Some(s)
+    }
+
+    /// The signed-logon check of `msg` from `peer`: counts lockout-table evictions and reports
+    /// every lockout the failure started (`AuthLockout`, AUTH-8). `None` without `[auth]`.
+    #[cold]
+    fn check_logon<'k>(
+        &mut self,
+        keys: &'k crate::auth::KeySnapshot,
+        msg: &Message<'_>,
+        peer: std::net::IpAddr,
+        now: Nanos,
+    ) -> Option<Result<crate::auth::logon::Verified<'k>, crate::auth::logon::Refused>> {
+        let auth = self.auth.as_mut()?;
+        let checked = auth.verifier.check(keys, msg, peer, now);
+        self.counters
+            .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
+        if let Err(r) = &checked {
+            for (l, key) in [(r.address_locked, false), (r.key_locked, true)] {
+                let Some(l) = l else { continue };
+                self.counters.inc(Counter::AuthLockouts);
+                self.emit(Event::AuthLockout {
+                    key_id: r.key_id,
+                    peer,
+                    key,
+                    until: l.until,
+                    generation: l.generation,
+                    at: now,
+                });
+            }
+        }
+        Some(checked)
+    }
+
+    /// A Logon accepted under `v`: its signature joins the replay cache (only now, so a Logon
+    /// refused for another reason never burns it) and the `Authenticated` event (which the
+    /// journal thread also persists for the replay cache).
+    #[cold]
+    fn accept_logon(
+        &mut self,
+        session: SessionId,
+        v: &crate::auth::logon::Verified<'_>,
+        now: Nanos,
+    ) {
+        if let Some(auth) = self.auth.as_mut() {
+            auth.verifier.remember(v, now);
+        }
+        let (replay, replay_until) = v.replay_entry();
+        self.emit(Event::Authenticated {
+            session,
+            key_id: v.key.id,
+            replay,
+            replay_until,
+            at: now,
+        });
     }
 
     /// A Logon on an established session. Only a ResetSeqNumFlag(141)=Y Logon may reset it,
@@ -1477,27 +1507,17 @@ impl Engine {
         let mut refusal = None;
         let mut grants = None;
         let keys = self.auth.as_ref().map(|a| a.keys.clone());
-        if let (Some(auth), Some(keys), false) =
-            (self.auth.as_mut(), keys.as_deref(), bound_key.is_empty())
-        {
-            let checked = auth.verifier.check(keys, msg, peer, now);
-            self.counters
-                .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
-            match checked {
-                Ok(v) if v.key.id != bound_key => {
+        if let (Some(keys), false) = (keys.as_deref(), bound_key.is_empty()) {
+            match self.check_logon(keys, msg, peer, now) {
+                None => {}
+                Some(Ok(v)) if v.key.id != bound_key => {
                     refusal = Some((v.key.id, "re-logon under a different key"));
                 }
-                Ok(v) if !reset => refusal = Some((v.key.id, "re-logon without ResetSeqNumFlag")),
-                Ok(v) => {
-                    auth.verifier.remember(&v, now);
-                    let (replay, replay_until) = v.replay_entry();
-                    let _ = self.ring.push(Event::Authenticated {
-                        session: SessionId(s as u32),
-                        key_id: v.key.id,
-                        replay,
-                        replay_until,
-                        at: now,
-                    });
+                Some(Ok(v)) if !reset => {
+                    refusal = Some((v.key.id, "re-logon without ResetSeqNumFlag"));
+                }
+                Some(Ok(v)) => {
+                    self.accept_logon(SessionId(s as u32), &v, now);
                     let default_account = self
                         .sessions
                         .get(s)
@@ -1508,21 +1528,7 @@ impl Engine {
                         default_account,
                     ));
                 }
-                Err(r) => {
-                    refusal = Some((r.key_id, r.failure.cause()));
-                    for (l, key) in [(r.address_locked, false), (r.key_locked, true)] {
-                        let Some(l) = l else { continue };
-                        self.counters.inc(Counter::AuthLockouts);
-                        let _ = self.ring.push(Event::AuthLockout {
-                            key_id: r.key_id,
-                            peer,
-                            key,
-                            until: l.until,
-                            generation: l.generation,
-                            at: now,
-                        });
-                    }
-                }
+                Some(Err(r)) => refusal = Some((r.key_id, r.failure.cause())),
             }
         }
         if let Some((key_id, cause)) = refusal {
