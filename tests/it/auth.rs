@@ -2,7 +2,7 @@
 //! every refusal's generic Logout and audit cause, lockout, rotation, live revoke, scopes,
 //! cross-key isolation, a tampered store, and that no secret or signature is ever written.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -92,28 +92,6 @@ impl Env {
         let gw = start_in(self.dir, &self.extra);
         (gw, self.secrets, self.cfg_path)
     }
-}
-
-fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .unwrap()
-}
-
-pub(crate) fn events(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("events.log")).unwrap_or_default()
-}
-
-/// Waits until events.log contains `needle`.
-pub(crate) fn wait_event(dir: &Path, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if events(dir).contains(needle) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no event {needle:?} in:\n{}", events(dir));
 }
 
 /// Sends `logon` on a new connection as `sender`; asserts the uniform refusal: the connection

@@ -4,99 +4,16 @@
 //! the generic Logout and an audit cause; a key change applies to the live session. Real
 //! sockets, real signed logons, keys managed through the real `portcullis keys` CLI.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-use base64::Engine as _;
+use std::time::Duration;
 
 use crate::util::*;
 
 const DROP: &str = "[[session]]\nbegin_string = \"FIX.4.4\"\nour_comp_id = \"GW\"\ntheir_comp_id = \"DROP\"\ndrop_copy_accounts = [\"ACC1\", \"ACC2\"]\n";
 
-/// A data folder and a config with `[auth]` required, sessions CLIENT1 (ACC1), CLIENT2 (ACC2)
-/// and the drop copy DROP (ACC1, ACC2).
-struct Env {
-    dir: tempfile::TempDir,
-    secrets: tempfile::TempDir,
-    cfg_path: PathBuf,
-    extra: String,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let secrets = tempfile::tempdir().unwrap();
-        let extra = format!(
-            "{SESSIONS}{DROP}{}[auth]\nkey_store = \"keys.store\"\nmaster_key = {{ provider = \"file\", path = \"master.key\" }}\nrequired = true\npoll_ms = 50\n",
-            sim("fill")
-        );
-        let cfg_path = secrets.path().join("portcullis.toml");
-        std::fs::write(&cfg_path, config_text(dir.path(), &extra)).unwrap();
-        Env {
-            dir,
-            secrets,
-            cfg_path,
-            extra,
-        }
-    }
-
-    fn keys(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("keys")
-            .args(args)
-            .arg("--config")
-            .arg(&self.cfg_path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "keys {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Adds key `id` bound to `comp_id` from 127.0.0.1; returns its secret.
-    fn add(&self, id: &str, comp_id: &str, args: &[&str]) -> Vec<u8> {
-        let path = self.secrets.path().join(format!("{id}.secret"));
-        let mut all = vec![
-            "add",
-            id,
-            "--comp-id",
-            comp_id,
-            "--allow",
-            "127.0.0.1",
-            "--secret-out",
-            path.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        self.keys(&all);
-        base64::engine::general_purpose::STANDARD
-            .decode(std::fs::read_to_string(&path).unwrap().trim())
-            .unwrap()
-    }
-
-    /// Starts the gateway; the key CLI keeps working through `self`.
-    fn start(&mut self) -> Gw {
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        start_in(dir, &self.extra)
-    }
-}
-
-fn events(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("events.log")).unwrap_or_default()
-}
-
-fn wait_event(dir: &Path, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if events(dir).contains(needle) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no event {needle:?} in:\n{}", events(dir));
+/// Sessions CLIENT1 (ACC1), CLIENT2 (ACC2) and the drop copy DROP (ACC1, ACC2), `[auth]`
+/// required, the simulated venue filling every order.
+fn env() -> KeyEnv {
+    KeyEnv::new(&format!("{SESSIONS}{DROP}{}", sim("fill")), "")
 }
 
 fn signed(gw: &Gw, who: &str, key: &str, secret: &[u8]) -> Client {
@@ -125,7 +42,7 @@ fn copies(d: &mut Client, quiet: Duration) -> Vec<String> {
 
 #[test]
 fn a_drop_copy_key_gets_copies_only_for_its_readable_accounts_and_loses_them_live() {
-    let mut env = Env::new();
+    let mut env = env();
     let t1 = env.add("t1", "CLIENT1", &["--role", "trader"]);
     let t2 = env.add("t2", "CLIENT2", &["--role", "trader"]);
     // orders:read restricted to ACC1: of DROP's ACC1 and ACC2 it may read ACC1 only.
@@ -191,7 +108,7 @@ fn a_drop_copy_key_gets_copies_only_for_its_readable_accounts_and_loses_them_liv
 
 #[test]
 fn a_drop_copy_logon_whose_key_cannot_read_its_accounts_is_refused() {
-    let mut env = Env::new();
+    let mut env = env();
     let t1 = env.add("t1", "CLIENT1", &["--role", "trader"]);
     let no_read = env.add(
         "noread",
@@ -234,7 +151,7 @@ fn a_drop_copy_logon_whose_key_cannot_read_its_accounts_is_refused() {
 /// while it still gets ACC1's real orders.
 #[test]
 fn orders_refused_for_an_account_the_key_lacks_never_reach_that_accounts_drop_copy() {
-    let mut env = Env::new();
+    let mut env = env();
     let t1 = env.add("t1", "CLIENT1", &["--role", "trader"]);
     let t2 = env.add("t2", "CLIENT2", &["--role", "trader"]);
     let dc = env.add(

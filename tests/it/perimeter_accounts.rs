@@ -6,110 +6,22 @@
 //! PossResend duplicate gets no second report, and replies swap the routing fields back.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine as _;
 use portcullis::monitor::Counter;
 use serde_json::Value;
 
 use crate::util::*;
 
-/// Signed logons required; keys managed through the CLI; the gateway's config file lives in
-/// `secrets` (outside the data folder) so the CLI and a restarted gateway share it.
-struct Env {
-    dir: tempfile::TempDir,
-    secrets: tempfile::TempDir,
-    cfg_path: PathBuf,
-    extra: String,
-}
-
-impl Env {
-    /// Sessions CLIENT1 (ACC1), CLIENT2 (ACC2), CLIENT42 (ACC42); `risk` replaces the
-    /// permissive `[[account]]`s when given.
-    fn new(risk: Option<String>) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let secrets = tempfile::tempdir().unwrap();
-        let extra = format!(
-            "{SESSIONS}{}[auth]\nkey_store = \"keys.store\"\nmaster_key = {{ provider = \"file\", path = \"master.key\" }}\nrequired = true\npoll_ms = 50\n\n{}",
-            sim("ack"),
-            risk.unwrap_or_default()
-        );
-        let cfg_path = secrets.path().join("portcullis.toml");
-        std::fs::write(&cfg_path, config_text(dir.path(), &extra)).unwrap();
-        Env {
-            dir,
-            secrets,
-            cfg_path,
-            extra,
-        }
-    }
-
-    fn keys_raw(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("keys")
-            .args(args)
-            .arg("--config")
-            .arg(&self.cfg_path)
-            .output()
-            .unwrap()
-    }
-
-    fn keys(&self, args: &[&str]) -> String {
-        let out = self.keys_raw(args);
-        assert!(
-            out.status.success(),
-            "keys {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Adds key `id` for `comp_id` from 127.0.0.1 with `args`; returns its secret.
-    fn add(&self, id: &str, comp_id: &str, args: &[&str]) -> Vec<u8> {
-        let path = self.secrets.path().join(format!("{id}.secret"));
-        let mut all = vec![
-            "add",
-            id,
-            "--comp-id",
-            comp_id,
-            "--allow",
-            "127.0.0.1",
-            "--secret-out",
-            path.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        self.keys(&all);
-        b64(&std::fs::read_to_string(&path).unwrap())
-    }
-
-    /// Starts the gateway in this process; the key CLI keeps working through `self`.
-    fn start(&mut self) -> Gw {
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        start_in(dir, &self.extra)
-    }
-}
-
-fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .unwrap()
-}
-
-fn events(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("events.log")).unwrap_or_default()
-}
-
-fn wait_event(dir: &Path, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if events(dir).contains(needle) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no event {needle:?} in:\n{}", events(dir));
+/// Sessions CLIENT1 (ACC1), CLIENT2 (ACC2), CLIENT42 (ACC42), `[auth]` required, the
+/// acknowledging venue; `risk` replaces the permissive `[[account]]`s when given.
+fn env(risk: Option<String>) -> KeyEnv {
+    KeyEnv::new(
+        &format!("{SESSIONS}{}", sim("ack")),
+        &risk.unwrap_or_default(),
+    )
 }
 
 fn signed(addr: std::net::SocketAddr, who: &str, target: &str, key: &str, secret: &[u8]) -> Client {
@@ -251,7 +163,7 @@ fn tight_rate_risk() -> String {
 
 #[test]
 fn a_flood_of_orders_for_a_foreign_account_cannot_trip_its_message_rate_limit() {
-    let mut env = Env::new(Some(tight_rate_risk()));
+    let mut env = env(Some(tight_rate_risk()));
     let k1 = env.add("k1", "CLIENT1", &[]);
     let k2 = env.add("k2", "CLIENT2", &[]);
     let gw = env.start();
@@ -292,7 +204,7 @@ fn a_flood_of_orders_for_a_foreign_account_cannot_trip_its_message_rate_limit() 
 
 #[test]
 fn cancel_replace_and_status_of_another_keys_order_need_a_grant_of_its_account() {
-    let mut env = Env::new(None);
+    let mut env = env(None);
     // Two keys for the same session CLIENT1 (its orders outlive a logon: no cancel on
     // disconnect): a trades ACC1 (its default), b is granted ACC2 only, c is granted ACC1.
     let a = env.add("a", "CLIENT1", &["--account", "ACC1", "--account", "ACC2"]);
@@ -374,7 +286,7 @@ fn cancel_replace_and_status_of_another_keys_order_need_a_grant_of_its_account()
 
 #[test]
 fn an_any_account_grant_is_explicit_trades_every_account_and_is_shown() {
-    let mut env = Env::new(None);
+    let mut env = env(None);
     let star = env.add("star", "CLIENT1", &["--account", "*"]);
     let plain = env.add("plain", "CLIENT2", &[]);
     // '*' is a grant of its own, never mixed with names.
@@ -460,7 +372,7 @@ fn an_any_account_grant_is_explicit_trades_every_account_and_is_shown() {
 
 #[test]
 fn narrowing_a_key_live_leaves_only_cancels_in_the_lost_account_and_a_lost_address_logs_out() {
-    let mut env = Env::new(None);
+    let mut env = env(None);
     let k = env.add("k", "CLIENT1", &["--account", "ACC1", "--account", "ACC2"]);
     let other = env.add("other", "CLIENT2", &[]);
     let gw = env.start();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use portcullis::monitor::Counter;
 
-use crate::util::{self, field, nos, sim, Client, Gw, SESSIONS};
+use crate::util::{self, events, field, nos, sim, Client, Gw, SESSIONS};
 
 /// A gateway whose `[gateway]` section gets `gateway_keys` (`key = value` lines) in place of
 /// the test defaults of the same keys.
@@ -110,10 +110,6 @@ fn trade(c: &mut Client, cl: &str) {
         util::show(&ack)
     );
     assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("F"));
-}
-
-fn events(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("events.log")).unwrap_or_default()
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use portcullis::fix::{TimePrecision, Writer};
 use portcullis::model::Nanos;
 
-use crate::auth::{events, wait_event, Env};
+use crate::auth::Env;
 use crate::util::*;
 
 /// Asserts the uniform refusal: the gateway closes the connection without sending a byte.

@@ -376,3 +376,105 @@ pub fn spawn_run(
     let addr: SocketAddr = first.rsplit(' ').next().unwrap().parse().unwrap();
     (child, lines, addr)
 }
+
+/// The event log of the data folder `dir` (empty before the journal thread wrote it).
+pub fn events(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("events.log")).unwrap_or_default()
+}
+
+/// Waits (at most 5 s) until events.log contains `needle`: the journal thread writes it
+/// behind the gateway thread.
+pub fn wait_event(dir: &Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if events(dir).contains(needle) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no event {needle:?} in:\n{}", events(dir));
+}
+
+/// Base64 text (a secret file's) to bytes.
+pub fn b64(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .unwrap()
+}
+
+/// A data folder and a config file with `[auth]` required (file master key and key store in
+/// the data folder, applied within 50 ms), keys managed through the real `portcullis keys`
+/// CLI. Secrets and the config live in `secrets`, outside the data folder, so the CLI and a
+/// restarted gateway share them.
+pub struct KeyEnv {
+    pub dir: tempfile::TempDir,
+    pub secrets: tempfile::TempDir,
+    pub cfg_path: std::path::PathBuf,
+    pub extra: String,
+}
+
+impl KeyEnv {
+    /// `before` (sessions, venues) and `after` (e.g. `[[account]]`s) go around `[auth]`.
+    pub fn new(before: &str, after: &str) -> KeyEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = tempfile::tempdir().unwrap();
+        let extra = format!(
+            "{before}[auth]\nkey_store = \"keys.store\"\nmaster_key = {{ provider = \"file\", path = \"master.key\" }}\nrequired = true\npoll_ms = 50\n\n{after}"
+        );
+        let cfg_path = secrets.path().join("portcullis.toml");
+        std::fs::write(&cfg_path, config_text(dir.path(), &extra)).unwrap();
+        KeyEnv {
+            dir,
+            secrets,
+            cfg_path,
+            extra,
+        }
+    }
+
+    /// Runs `portcullis keys ARGS --config ...`.
+    pub fn keys_raw(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("keys")
+            .args(args)
+            .arg("--config")
+            .arg(&self.cfg_path)
+            .output()
+            .unwrap()
+    }
+
+    /// [`KeyEnv::keys_raw`] that must succeed; its stdout.
+    pub fn keys(&self, args: &[&str]) -> String {
+        let out = self.keys_raw(args);
+        assert!(
+            out.status.success(),
+            "keys {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Adds key `id` bound to `comp_id`, allowed from 127.0.0.1, with `args`; its secret.
+    pub fn add(&self, id: &str, comp_id: &str, args: &[&str]) -> Vec<u8> {
+        let path = self.secrets.path().join(format!("{id}.secret"));
+        let mut all = vec![
+            "add",
+            id,
+            "--comp-id",
+            comp_id,
+            "--allow",
+            "127.0.0.1",
+            "--secret-out",
+            path.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        self.keys(&all);
+        b64(&std::fs::read_to_string(&path).unwrap())
+    }
+
+    /// Starts the gateway in this process; the key CLI keeps working through `self`.
+    pub fn start(&mut self) -> Gw {
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        start_in(dir, &self.extra)
+    }
+}
