@@ -214,6 +214,21 @@ fn reparse(v: i64, decimals: u32) -> Option<i64> {
     parse_decimal(out.get(..n)?, decimals)
 }
 
+/// Target `cert_subject`: a configured mTLS `client_cert_subject` (quotes, `\` escapes, `+`
+/// multi-valued RDNs) parses or is refused with an error, never panics; parsing is
+/// deterministic (the same text gives the same subject).
+pub fn cert_subject(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let first = crate::net::tls::Subject::parse(text);
+    let again = crate::net::tls::Subject::parse(text);
+    assert_eq!(first.is_ok(), again.is_ok());
+    if let (Ok(a), Ok(b)) = (first, again) {
+        assert!(a == b, "one text, two subjects");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,20 +258,5 @@ mod tests {
             fix_frame(data);
             fix_decode(data);
         }
-    }
-}
-
-/// Target `cert_subject`: a configured mTLS `client_cert_subject` (quotes, `\` escapes, `+`
-/// multi-valued RDNs) parses or is refused with an error, never panics; parsing is
-/// deterministic (the same text gives the same subject).
-pub fn cert_subject(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let first = crate::net::tls::Subject::parse(text);
-    let again = crate::net::tls::Subject::parse(text);
-    assert_eq!(first.is_ok(), again.is_ok());
-    if let (Ok(a), Ok(b)) = (first, again) {
-        assert!(a == b, "one text, two subjects");
     }
 }
