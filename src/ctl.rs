@@ -945,6 +945,19 @@ pub fn serve(
     with: ServeWith,
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
+    // The socket is 0600: only the gateway's own uid and root can open it. A list naming
+    // neither leaves `portcullis ctl` (the kill switch among it) out of everyone's reach: said
+    // loudly at start (not refused: it is also how a locked-down host disables the socket).
+    let own = sys::own_uid();
+    if let Some(list) = &with.cfg.allowed_uids {
+        if !list.iter().any(|u| *u == own || *u == 0) {
+            crate::say_err(format_args!(
+                "portcullis: WARNING: control.allowed_uids {list:?} names neither the gateway's \
+                 own uid {own} nor root: the socket is 0600, so nobody can use `portcullis ctl` \
+                 (add {own} to allow it)"
+            ));
+        }
+    }
     let path = data_dir.join(SOCKET);
     // Bound under a temporary name, restricted, then moved into place: the socket is never
     // reachable with wider permissions.
