@@ -13,7 +13,7 @@ use super::venues::VenueRequest;
 use super::{Engine, VenueKind};
 use crate::auth::Scopes;
 use crate::fix::encode::write_u64;
-use crate::fix::{tags, BeginString, Message, MsgType, ValueError};
+use crate::fix::{tags, BeginString, Message, MsgType, ReplyRouting, ValueError};
 use crate::handoff::Event;
 use crate::model::{
     ExecType, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, SessionId, Side, Symbol, TimeInForce,
@@ -193,17 +193,28 @@ fn poss_resend(msg: &Message<'_>) -> bool {
     msg.get(tags::POSS_RESEND) == Some(b"Y")
 }
 
+/// The message the engine is answering, as far as the routing of its replies goes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Answering {
+    /// None: a report comes from a venue answer; it carries the order's routing.
+    Idle,
+    /// A message without routing fields (the common case: nothing to copy).
+    Plain,
+    /// A message with routing fields: its replies carry them swapped.
+    Routed(ReplyRouting),
+}
+
 impl Engine {
     /// An in-sequence application message that passed the session checks. Every answer to it
     /// carries its routing fields swapped back ([`crate::fix::ReplyRouting`]).
     pub(crate) fn on_application(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
-        let routing = match crate::fix::ReplyRouting::reply_to(msg) {
-            Ok(r) => r,
+        self.answering = match ReplyRouting::reply_to(msg) {
+            Ok(None) => Answering::Plain,
+            Ok(Some(r)) => Answering::Routed(r),
             Err(tag) => return self.routing_too_long(s, msg, tag, now),
         };
-        self.answering = Some(routing);
         self.on_application_routed(s, msg, now);
-        self.answering = None;
+        self.answering = Answering::Idle;
     }
 
     /// A routing field too long to keep for the order's later reports: refused as a whole.
@@ -213,21 +224,26 @@ impl Engine {
         let part = b"routing field longer than 32 characters: tag ";
         text[..part.len()].copy_from_slice(part);
         let n = part.len() + write_u64(&mut text[part.len()..], tag.unsigned_abs().into());
-        self.answering = Some(crate::fix::ReplyRouting::reply_to_lossy(msg));
+        self.answering = match ReplyRouting::reply_to_lossy(msg).non_empty() {
+            Some(r) => Answering::Routed(r),
+            None => Answering::Plain,
+        };
         self.business_reject(s, msg, business_reject_reason::OTHER, &text[..n], now);
-        self.answering = None;
+        self.answering = Answering::Idle;
     }
 
     /// The routing fields of a message about `order`: those of the inbound message being
     /// answered, else the order's own (a later venue answer).
-    fn routing_for(&self, order: Option<&Order>) -> crate::fix::ReplyRouting {
-        self.answering
-            .or_else(|| {
-                order
-                    .and_then(|o| self.orders.extras_of(o))
-                    .map(|e| e.routing)
-            })
-            .unwrap_or(crate::fix::ReplyRouting::NONE)
+    /// `None` when there are none (nothing copied).
+    #[inline]
+    fn routing_for(&self, order: Option<&Order>) -> Option<ReplyRouting> {
+        match &self.answering {
+            Answering::Plain => None,
+            Answering::Routed(r) => Some(*r),
+            Answering::Idle => order
+                .and_then(|o| self.orders.extras_of(o))
+                .and_then(|e| e.routing.non_empty()),
+        }
     }
 
     /// PossResend <97> = Y with a ClOrdID this session already used: the instruction was
@@ -514,21 +530,23 @@ impl Engine {
         let Some((slot, out, c)) = self.session_and_out(s) else {
             return;
         };
-        let _ = slot.session.send_app_routed(b"j", &routing, now, out, |w| {
-            w.uint(tags::REF_SEQ_NUM as u32, ref_seq);
-            w.str(tags::REF_MSG_TYPE as u32, ref_type);
-            if let Some(id) = ref_id {
-                w.str(tags::BUSINESS_REJECT_REF_ID as u32, id);
-            }
-            w.uint(
-                tags::BUSINESS_REJECT_REASON as u32,
-                u64::from(business_reject_reason::THROTTLE_LIMIT_EXCEEDED),
-            );
-            w.str(tags::TEXT as u32, &text[..n]);
-            if !never {
-                w.uint(tags::RETRY_AFTER_MS as u32, retry_after_ms);
-            }
-        });
+        let _ =
+            slot.session
+                .send_app_routed(b"j", ReplyRouting::or_none(&routing), now, out, |w| {
+                    w.uint(tags::REF_SEQ_NUM as u32, ref_seq);
+                    w.str(tags::REF_MSG_TYPE as u32, ref_type);
+                    if let Some(id) = ref_id {
+                        w.str(tags::BUSINESS_REJECT_REF_ID as u32, id);
+                    }
+                    w.uint(
+                        tags::BUSINESS_REJECT_REASON as u32,
+                        u64::from(business_reject_reason::THROTTLE_LIMIT_EXCEEDED),
+                    );
+                    w.str(tags::TEXT as u32, &text[..n]);
+                    if !never {
+                        w.uint(tags::RETRY_AFTER_MS as u32, retry_after_ms);
+                    }
+                });
         if verdict == AbuseVerdict::Logout {
             slot.session
                 .logout(b"throttle limits exceeded for too long", now, out);
@@ -553,15 +571,24 @@ impl Engine {
         let ref_seq = msg.seq_num().unwrap_or(0);
         let ref_type = msg.msg_type_bytes();
         let ref_id = msg.get(tags::CL_ORD_ID);
-        let routing = self
-            .answering
-            .unwrap_or_else(|| crate::fix::ReplyRouting::reply_to_lossy(msg));
+        let routing = match self.answering {
+            Answering::Plain => None,
+            Answering::Routed(r) => Some(r),
+            Answering::Idle => ReplyRouting::reply_to_lossy(msg).non_empty(),
+        };
         let Some((slot, out, c)) = self.session_and_out(s) else {
             return;
         };
-        let _ = slot
-            .session
-            .send_business_reject(&routing, ref_seq, ref_type, ref_id, reason, text, now, out);
+        let _ = slot.session.send_business_reject(
+            ReplyRouting::or_none(&routing),
+            ref_seq,
+            ref_type,
+            ref_id,
+            reason,
+            text,
+            now,
+            out,
+        );
         if let Some(c) = c {
             self.mark_dirty(c);
         }
@@ -582,9 +609,11 @@ impl Engine {
             return;
         };
         let v = slot.begin;
-        let _ = slot.session.send_app_routed(b"8", &routing, now, out, |w| {
-            exec::execution_report(w, v, order, e, exec_id, now)
-        });
+        let _ =
+            slot.session
+                .send_app_routed(b"8", ReplyRouting::or_none(&routing), now, out, |w| {
+                    exec::execution_report(w, v, order, e, exec_id, now)
+                });
         if let Some(c) = c {
             self.mark_dirty(c);
         }
@@ -1098,9 +1127,11 @@ impl Engine {
             return;
         };
         let v = slot.begin;
-        let _ = slot.session.send_app_routed(b"9", &routing, now, out, |w| {
-            exec::order_cancel_reject(w, v, order, cl, orig, to, reason, text)
-        });
+        let _ =
+            slot.session
+                .send_app_routed(b"9", ReplyRouting::or_none(&routing), now, out, |w| {
+                    exec::order_cancel_reject(w, v, order, cl, orig, to, reason, text)
+                });
         if let Some(c) = c {
             self.mark_dirty(c);
         }
@@ -1464,9 +1495,23 @@ impl Engine {
         };
         let routing = self.routing_for(None);
         if let Some((slot, out, c)) = self.session_and_out(s) {
-            let _ = slot.session.send_app_routed(b"r", &routing, now, out, |w| {
-                exec::mass_cancel_report(w, cl, report_id, request_type, accepted, affected, text)
-            });
+            let _ = slot.session.send_app_routed(
+                b"r",
+                ReplyRouting::or_none(&routing),
+                now,
+                out,
+                |w| {
+                    exec::mass_cancel_report(
+                        w,
+                        cl,
+                        report_id,
+                        request_type,
+                        accepted,
+                        affected,
+                        text,
+                    )
+                },
+            );
             if let Some(c) = c {
                 self.mark_dirty(c);
             }

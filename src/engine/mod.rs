@@ -198,7 +198,7 @@ pub struct Engine {
     /// While an inbound application message is processed: the routing fields its answers carry
     /// (its OnBehalfOf*/DeliverTo*, swapped). `None` between messages (venue answers then use
     /// the order's stored routing).
-    pub(crate) answering: Option<crate::fix::ReplyRouting>,
+    pub(crate) answering: app::Answering,
     /// Signed-logon verification; `None` without an `[auth]` section.
     pub(crate) auth: Option<AuthState>,
     /// Handed to the key-store watcher thread by [`Engine::take_key_loader`].
@@ -671,7 +671,7 @@ impl Engine {
             stopping: None,
             mass_report_id: now.0 / 1000,
             refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
-            answering: None,
+            answering: app::Answering::Idle,
             auth,
             key_loader,
             clock_status: clock_status.clone(),

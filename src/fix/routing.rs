@@ -35,6 +35,9 @@ const REPLY_TAGS: [i32; 6] = [
 /// The routing header fields a reply carries: the inbound message's, swapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyRouting {
+    /// Bit `i` set: `values[i]` is sent. The common message carries no routing fields, and
+    /// this byte is all its answers look at.
+    present: u8,
     /// Values indexed like [`REPLY_TAGS`]; empty: not sent.
     values: [InlineStr<ROUTING_VALUE_BYTES>; 6],
 }
@@ -48,20 +51,52 @@ impl Default for ReplyRouting {
 impl ReplyRouting {
     /// No routing fields.
     pub const NONE: ReplyRouting = ReplyRouting {
+        present: 0,
         values: [InlineStr::EMPTY; 6],
     };
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.values.iter().all(InlineStr::is_empty)
+        self.present == 0
     }
 
-    /// The routing of a reply to `msg` (one pass over its fields).
+    /// `Some` only when there are fields to send: callers that keep or pass the routing copy
+    /// its 200 bytes only then.
+    #[inline]
+    pub fn non_empty(&self) -> Option<ReplyRouting> {
+        if self.is_empty() {
+            None
+        } else {
+            Some(*self)
+        }
+    }
+
+    /// The routing to write for `r` (nothing for `None`).
+    #[inline]
+    pub fn or_none(r: &Option<ReplyRouting>) -> &ReplyRouting {
+        r.as_ref().unwrap_or(&ReplyRouting::NONE)
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, v: InlineStr<ROUTING_VALUE_BYTES>) {
+        if let Some(slot) = self.values.get_mut(i) {
+            *slot = v;
+            if v.is_empty() {
+                self.present &= !(1 << i);
+            } else {
+                self.present |= 1 << i;
+            }
+        }
+    }
+
+    /// The routing of a reply to `msg` (one pass over its fields); `None` when it carries no
+    /// routing field (nothing is built or copied then).
     ///
     /// # Errors
     /// The tag of a routing field whose value is longer than [`ROUTING_VALUE_BYTES`].
     #[inline]
-    pub fn reply_to(msg: &Message<'_>) -> Result<ReplyRouting, i32> {
-        let mut r = ReplyRouting::NONE;
+    pub fn reply_to(msg: &Message<'_>) -> Result<Option<ReplyRouting>, i32> {
+        let mut r: Option<ReplyRouting> = None;
         for f in msg.fields() {
             // Routing tags are all in 115..=145: one compare skips the rest.
             if !(tags::ON_BEHALF_OF_COMP_ID..=tags::DELIVER_TO_LOCATION_ID).contains(&f.tag) {
@@ -69,12 +104,10 @@ impl ReplyRouting {
             }
             if let Some(i) = INBOUND_TAGS.iter().position(|t| *t == f.tag) {
                 let v = InlineStr::new(msg.value(f)).ok_or(f.tag)?;
-                if let Some(slot) = r.values.get_mut(i) {
-                    *slot = v;
-                }
+                r.get_or_insert(ReplyRouting::NONE).set(i, v);
             }
         }
-        Ok(r)
+        Ok(r.filter(|r| !r.is_empty()))
     }
 
     /// Like [`ReplyRouting::reply_to`], dropping a value that is too long (for answers that
@@ -90,9 +123,7 @@ impl ReplyRouting {
                 INBOUND_TAGS.iter().position(|t| *t == f.tag),
                 InlineStr::new(msg.value(f)),
             ) {
-                if let Some(slot) = r.values.get_mut(i) {
-                    *slot = v;
-                }
+                r.set(i, v);
             }
         }
         r
@@ -101,6 +132,9 @@ impl ReplyRouting {
     /// Writes the fields (header fields: call right after the standard header).
     #[inline]
     pub fn write(&self, w: &mut Writer<'_>) {
+        if self.present == 0 {
+            return;
+        }
         for (t, v) in REPLY_TAGS.iter().zip(&self.values) {
             if !v.is_empty() {
                 w.str(*t as u32, v.as_bytes());
@@ -118,7 +152,7 @@ mod tests {
     fn on_behalf_of_comes_back_as_deliver_to_and_the_reverse() {
         let m = with_trailer(b"8=FIX.4.4\x019=0\x0135=D\x0134=2\x0149=C\x0152=20240101-00:00:00\x0156=G\x01115=FIRM\x01116=DESK\x01144=LDN\x01128=BROKER\x0111=A\x01");
         let msg = Message::decode(&m).unwrap();
-        let r = ReplyRouting::reply_to(&msg).unwrap();
+        let r = ReplyRouting::reply_to(&msg).unwrap().unwrap();
         let mut buf = [0u8; 256];
         let mut w = Writer::new(&mut buf, b"FIX.4.4", b"8");
         r.write(&mut w);

@@ -135,6 +135,17 @@ impl OrderExtras {
         owner: InlineStr::EMPTY,
         routing: crate::fix::ReplyRouting::NONE,
     };
+
+    /// Keeps `routing` for later reports; the 200-byte block is written only when there is
+    /// routing to keep or old routing to clear.
+    #[inline]
+    fn keep_routing(&mut self, routing: Option<crate::fix::ReplyRouting>) {
+        match routing {
+            Some(r) => self.routing = r,
+            None if !self.routing.is_empty() => self.routing = crate::fix::ReplyRouting::NONE,
+            None => {}
+        }
+    }
 }
 
 impl Order {
@@ -422,22 +433,20 @@ impl OrderTable {
         &mut self,
         key: OrderKey,
         owner: InlineStr<32>,
-        routing: crate::fix::ReplyRouting,
+        routing: Option<crate::fix::ReplyRouting>,
     ) {
         let Some(order_id) = self.get(key).map(|o| o.order_id) else {
             return;
         };
         if let Some(e) = self.extras.get_mut(key.0 as usize) {
-            *e = OrderExtras {
-                order_id,
-                owner,
-                routing,
-            };
+            e.order_id = order_id;
+            e.owner = owner;
+            e.keep_routing(routing);
         }
     }
 
     /// The routing of the latest accepted instruction about order `key`.
-    pub fn set_routing(&mut self, key: OrderKey, routing: crate::fix::ReplyRouting) {
+    pub fn set_routing(&mut self, key: OrderKey, routing: Option<crate::fix::ReplyRouting>) {
         let Some(order_id) = self.get(key).map(|o| o.order_id) else {
             return;
         };
@@ -446,7 +455,7 @@ impl OrderTable {
             .get_mut(key.0 as usize)
             .filter(|e| e.order_id == order_id)
         {
-            e.routing = routing;
+            e.keep_routing(routing);
         }
     }
 
@@ -603,7 +612,7 @@ mod tests {
             "nothing set yet"
         );
         let owner = InlineStr::new(b"key-a").unwrap();
-        t.set_extras(ka, owner, crate::fix::ReplyRouting::NONE);
+        t.set_extras(ka, owner, None);
         assert_eq!(t.extras(ka).map(|e| e.owner), Some(owner));
         assert_eq!(t.extras_of(&a).map(|e| e.owner), Some(owner));
         // Finished and recycled for another order: the old owner does not carry over.
