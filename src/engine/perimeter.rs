@@ -7,7 +7,8 @@
 //!
 //! # Rules
 //! - At accept, a source address that already has `per_address_cap` connections not logged
-//!   on gets the new one closed at once; when `unauthenticated_cap` connections are not logged
+//!   on loses its own oldest one to the newcomer (a flood cannot lock out a real client that
+//!   shares its address); when `unauthenticated_cap` connections are not logged
 //!   on (or no slot is free) the *oldest* of them is evicted for the newcomer. Logged-on
 //!   sessions and venues never lose their slot to one that has not logged on.
 //! - Before logon a connection has small buffers (`logon_buffer_bytes`); the full ones come
@@ -128,12 +129,18 @@ impl Engine {
     pub(crate) fn admit(&mut self, ip: IpAddr, now: Nanos) -> Admission {
         let p = &mut self.perimeter;
         if p.pending_by_addr.get(&ip).copied().unwrap_or(0) >= p.per_address_cap {
-            self.counters.inc(Counter::ConnectionsRefused);
+            // The address is at its limit: its own oldest connection not logged on makes room.
+            // Refusing the newcomer instead would let a flood that keeps its connections
+            // fresh lock out a real client behind the same address (a NAT, a shared host).
             self.counters.inc(Counter::ConnectionsRefusedPerAddress);
             p.shed.refused_per_address = p.shed.refused_per_address.saturating_add(1);
             p.shed.peer = ip;
-            return Admission::Refuse;
+            if !self.evict_oldest_pending_of(ip, now) {
+                self.counters.inc(Counter::ConnectionsRefused);
+                return Admission::Refuse;
+            }
         }
+        let p = &mut self.perimeter;
         if p.pending >= p.unauthenticated_cap {
             self.evict_oldest_pending(now);
         }
@@ -185,6 +192,43 @@ impl Engine {
             p.shed.peer = ip;
             self.close(c, now, "evicted: oldest connection not logged on");
             return true;
+        }
+        false
+    }
+
+    /// Closes the oldest connection from `ip` that has not logged on; false if there is none.
+    /// Scans the FIFO (at most `max_unauthenticated` entries; accept time only), dropping
+    /// entries of connections that logged on or closed since.
+    #[cold]
+    fn evict_oldest_pending_of(&mut self, ip: IpAddr, now: Nanos) -> bool {
+        let mut i = 0;
+        while let Some(&(c, serial)) = self.perimeter.pending_fifo.get(i) {
+            let peer = self
+                .conns
+                .get(c)
+                .and_then(Option::as_ref)
+                .filter(|conn| {
+                    conn.serial == serial && conn.session.is_none() && conn.venue.is_none()
+                })
+                .map(|conn| conn.peer.ip());
+            match peer {
+                None => {
+                    self.perimeter.pending_fifo.remove(i);
+                }
+                Some(p) if p == ip => {
+                    self.perimeter.pending_fifo.remove(i);
+                    if let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) {
+                        conn.dead = true;
+                    }
+                    self.close(
+                        c,
+                        now,
+                        "evicted: oldest connection not logged on from its address",
+                    );
+                    return true;
+                }
+                Some(_) => i += 1,
+            }
         }
         false
     }

@@ -88,8 +88,9 @@ pub enum Counter {
     /// for a cancel, replace or status request the order's): also in PermissionDenied.
     AccountDenied = 53,
     // 56..=61: connection hygiene (issue 13, "no client can starve another").
-    /// Connections closed at accept: their source address already had
-    /// `max_connections_per_address` connections not logged on.
+    /// Connections closed because their source address already had
+    /// `max_connections_per_address` connections not logged on (the address's oldest one is
+    /// closed for the newcomer).
     ConnectionsRefusedPerAddress = 56,
     /// Connections not logged on evicted (oldest first) to make room under
     /// `max_unauthenticated` or for lack of a free slot.

@@ -125,7 +125,7 @@ fn an_idle_connection_flood_from_one_address_cannot_keep_a_client_from_logging_o
     assert!(
         eventually(10, || counter(&gw, Counter::ConnectionsRefusedPerAddress)
             >= 1100 - 16),
-        "connections beyond the per-address limit are closed at accept: {}",
+        "each connection beyond the per-address limit closes the address's oldest: {}",
         counter(&gw, Counter::ConnectionsRefusedPerAddress)
     );
     // The real client, from another address, logs on and trades while the flood holds its 16.
@@ -134,13 +134,17 @@ fn an_idle_connection_flood_from_one_address_cannot_keep_a_client_from_logging_o
         .filter(|&i| still_open(&mut flood[i]))
         .collect();
     assert_eq!(open.len(), 16, "the default per-address limit is 16");
+    assert!(
+        open.iter().all(|&i| i >= 1100 - 16),
+        "the 16 newest stay, the older ones were closed for them: {open:?}"
+    );
     assert_eq!(
         counter(&gw, Counter::ConnectionsRefusedPerAddress),
         1100 - 16
     );
-    // One more from the same address is refused too; the client keeps trading.
-    let mut one_more = connect_from(attacker, gw.addr);
-    assert!(closed_within(&mut one_more, Duration::from_secs(3)));
+    // One more from the same address closes that address's oldest; the client keeps trading.
+    let _one_more = connect_from(attacker, gw.addr);
+    assert!(closed_within(&mut flood[1100 - 16], Duration::from_secs(3)));
     trade(&mut c, "FLOOD2");
     assert!(
         eventually(5, || events(gw.dir.path()).contains("connections-shed")),
@@ -156,6 +160,33 @@ fn an_idle_connection_flood_from_one_address_cannot_keep_a_client_from_logging_o
         "1,100 refusals make a few summary events, not one each: {shed_lines}"
     );
     assert!(log.contains("last-peer=127.0.0.3"), "{log}");
+    c.logout();
+}
+
+/// The attacker shares the real client's address (a NAT, a shared host) and keeps its 16
+/// connections fresh: the client's new connection still gets in (the address's oldest makes
+/// room) and its Logon is answered.
+#[test]
+fn a_flood_from_the_clients_own_address_cannot_keep_it_from_logging_on() {
+    let gw = start_with(
+        "logon_timeout_ms = 20000\nsilent_timeout_ms = 20000",
+        &format!("{SESSIONS}{}", sim("fill")),
+    );
+    let shared = Ipv4Addr::new(127, 0, 0, 5);
+    let mut flood: Vec<TcpStream> = (0..64).map(|_| connect_from(shared, gw.addr)).collect();
+    assert!(eventually(10, || counter(
+        &gw,
+        Counter::ConnectionsRefusedPerAddress
+    ) >= 64 - 16));
+    let mut c = Client::from_stream(connect_from(shared, gw.addr), "FIX.4.4", "CLIENT1", "GW");
+    c.send("A", "98=0|108=30|141=Y");
+    c.expect("A");
+    trade(&mut c, "SHARED1");
+    // More of the flood from the same address cannot touch the logged-on client.
+    flood.extend((0..32).map(|_| connect_from(shared, gw.addr)));
+    trade(&mut c, "SHARED2");
+    let open = flood.iter_mut().map(still_open).filter(|o| *o).count();
+    assert!(open <= 16, "{open} flood connections still open");
     c.logout();
 }
 
