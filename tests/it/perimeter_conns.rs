@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use portcullis::monitor::Counter;
 
-use crate::util::{self, events, field, nos, sim, Client, Gw, SESSIONS};
+use crate::util::{self, complete_handshake, events, field, nos, sim, Client, Gw, SESSIONS};
 
 /// A gateway whose `[gateway]` section gets `gateway_keys` (`key = value` lines) in place of
 /// the test defaults of the same keys.
@@ -384,22 +384,7 @@ fn tls_handshake(addr: SocketAddr, cfg: &Arc<rustls::ClientConfig>) -> bool {
         .unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut conn = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while conn.is_handshaking() {
-        match conn.complete_io(&mut tcp) {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return false,
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-    }
-    true
+    complete_handshake(&mut conn, &mut tcp, Duration::from_secs(10)).is_ok()
 }
 
 #[test]

@@ -12,7 +12,7 @@ use portcullis::tls::dev::{self, DevCa};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls_pki_types::pem::PemObject;
 
-use crate::util::{self, field, nos, Client, Gw, SESSIONS};
+use crate::util::{self, complete_handshake, field, nos, Client, Gw, SESSIONS};
 
 const DAY: i64 = 86_400;
 
@@ -126,21 +126,7 @@ fn handshake(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> Result<TlsStre
         .unwrap();
     let mut conn =
         rustls::ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap()).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while conn.is_handshaking() {
-        match conn.complete_io(&mut tcp) {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        if std::time::Instant::now() > deadline {
-            return Err("handshake timed out".into());
-        }
-    }
+    complete_handshake(&mut conn, &mut tcp, Duration::from_secs(5))?;
     Ok(rustls::StreamOwned::new(conn, tcp))
 }
 
@@ -677,18 +663,8 @@ fn accept_tls(
     tcp.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let mut conn = rustls::ServerConnection::new(cfg).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while conn.is_handshaking() {
-        match conn.complete_io(&mut tcp) {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("venue-side handshake failed: {e}"),
-        }
-        assert!(std::time::Instant::now() < deadline, "handshake timed out");
+    if let Err(e) = complete_handshake(&mut conn, &mut tcp, Duration::from_secs(5)) {
+        panic!("venue-side handshake failed: {e}");
     }
     rustls::StreamOwned::new(conn, tcp)
 }

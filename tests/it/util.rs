@@ -478,3 +478,28 @@ impl KeyEnv {
         start_in(dir, &self.extra)
     }
 }
+
+/// Drives a rustls handshake (either side) over the blocking `tcp` (with a short read timeout)
+/// until it completes, fails (rustls's error) or `timeout` passes.
+pub fn complete_handshake<D>(
+    conn: &mut rustls::ConnectionCommon<D>,
+    tcp: &mut TcpStream,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while conn.is_handshaking() {
+        match conn.complete_io(tcp) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        if Instant::now() > deadline {
+            return Err("handshake timed out".into());
+        }
+    }
+    Ok(())
+}
