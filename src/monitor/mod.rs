@@ -114,7 +114,7 @@ pub enum Counter {
 }
 
 /// Number of counter slots.
-pub const COUNTERS: usize = 64;
+pub const COUNTERS: usize = 96;
 
 #[repr(align(128))]
 #[derive(Default)]
