@@ -56,6 +56,7 @@ pub mod clock;
 pub mod config;
 pub mod ctl;
 pub mod design;
+pub mod desk;
 pub mod engine;
 pub mod files;
 pub mod fix;

@@ -6,35 +6,19 @@
 //! Every refusal answers at once with the FIX message a client expects and a Text naming the
 //! problem; nothing here allocates (texts are static or composed in stack buffers).
 
-use std::mem;
-
-use super::exec::{self, cxl_rej_reason, CancelRejectTo, Exec};
-use super::venues::VenueRequest;
-use super::{Engine, VenueKind};
+use super::wire::Wire;
+use super::Engine;
 use crate::auth::Scopes;
+use crate::desk::{
+    blank_order, cxl_rej_reason, ord_rej_reason, CancelRejectTo, Denied, OrderDesk, ReplaceIntent,
+};
 use crate::fix::encode::write_u64;
 use crate::fix::{tags, BeginString, Message, MsgType, ReplyRouting, ValueError};
 use crate::handoff::Event;
-use crate::model::{
-    ExecType, Nanos, OrdStatus, OrdType, OrderIdStr, OrderKey, SessionId, Side, Symbol, TimeInForce,
-};
+use crate::model::{Nanos, OrdType, OrderIdStr, SessionId, Side, Symbol, TimeInForce};
 use crate::monitor::Counter;
-use crate::order::{Order, Pending, TableError};
-use crate::risk::Reason as RiskReason;
+use crate::order::Order;
 use crate::throttle::{AbuseVerdict, Limit, MsgClass, Verdict as ThrottleVerdict};
-use crate::venue::VenueEvent;
-
-/// OrdRejReason <103> values we use.
-mod ord_rej_reason {
-    pub const BROKER_OPTION: u32 = 0;
-    pub const UNKNOWN_SYMBOL: u32 = 1;
-    pub const EXCHANGE_CLOSED: u32 = 2;
-    pub const UNKNOWN_ORDER: u32 = 5;
-    pub const DUPLICATE_ORDER: u32 = 6;
-    pub const UNSUPPORTED_ORDER_CHARACTERISTIC: u32 = 11;
-    pub const INCORRECT_QUANTITY: u32 = 13;
-    pub const OTHER: u32 = 99;
-}
 
 /// BusinessRejectReason <380> values we use.
 mod business_reject_reason {
@@ -91,14 +75,6 @@ impl Refusal {
             Some(t) if t >= 0 => n + write_u64(&mut buf[n..], t as u64),
             _ => n,
         }
-    }
-}
-
-/// A blank order of session `s`, to be filled from a message.
-fn blank_order(s: usize, default_account: crate::model::Account) -> Order {
-    Order {
-        live: true,
-        ..Order::blank(SessionId(s as u32), default_account)
     }
 }
 
@@ -183,7 +159,7 @@ pub(super) fn parse_new_order(msg: &Message<'_>, o: &mut Order) -> Result<(), Re
             b"unsupported TimeInForce(59): use 0, 1, 3 or 4",
         ))?;
     }
-    super::reg::parse_detail(msg, &mut o.detail).map_err(|(r, t)| Refusal::new(r, t))?;
+    super::detail::parse_detail(msg, &mut o.detail).map_err(|(r, t)| Refusal::new(r, t))?;
     Ok(())
 }
 
@@ -232,17 +208,13 @@ impl Engine {
         self.answering = Answering::Idle;
     }
 
-    /// The routing fields of a message about `order`: those of the inbound message being
-    /// answered, else the order's own (a later venue answer).
-    /// `None` when there are none (nothing copied).
+    /// The routing fields of the inbound message being answered (`None` when there are
+    /// none: nothing copied).
     #[inline]
-    fn routing_for(&self, order: Option<&Order>) -> Option<ReplyRouting> {
+    fn answer_routing(&self) -> Option<ReplyRouting> {
         match &self.answering {
-            Answering::Plain => None,
             Answering::Routed(r) => Some(*r),
-            Answering::Idle => order
-                .and_then(|o| self.orders.extras_of(o))
-                .and_then(|e| e.routing.non_empty()),
+            Answering::Plain | Answering::Idle => None,
         }
     }
 
@@ -268,7 +240,7 @@ impl Engine {
             .get(tags::CL_ORD_ID)
             .and_then(OrderIdStr::new)
             .filter(|cl| !cl.is_empty())
-            .is_some_and(|cl| self.orders.lookup(session, &cl).is_some());
+            .is_some_and(|cl| self.desk.orders().lookup(session, &cl).is_some());
         seen_order
             || self.sessions.get(s).is_some_and(|slot| {
                 msg.get(tags::CL_ORD_ID)
@@ -296,7 +268,7 @@ impl Engine {
             MsgType::BUSINESS_MESSAGE_REJECT => MsgClass::Other,
             _ => MsgClass::Other,
         };
-        let Some(slot) = self.sessions.get(s) else {
+        let (Some(slot), Some(g)) = (self.sessions.get(s), self.desk.grants(s)) else {
             return;
         };
         // Authorization: the key's scope for this message type, then its account and symbol
@@ -310,7 +282,6 @@ impl Engine {
             MsgType::ORDER_STATUS_REQUEST => Scopes::ORDERS_READ,
             _ => Scopes::NONE,
         };
-        let g = &slot.grants;
         if !g.scopes.contains(need) {
             return self.denied(s, msg, need.name(), now);
         }
@@ -433,19 +404,11 @@ impl Engine {
                 // without the grant could otherwise fill another firm's drop copy with
                 // reports of orders it never sent). The record keeps it, with the key's id.
                 let copy = permission != "account";
-                self.emit(Event::OrderRejected {
-                    session: order.session,
-                    reason: "order refused before routing",
-                    at: now,
-                });
-                let mut buf = [0u8; 96];
-                let why = Refusal::new(ord_rej_reason::OTHER, text);
-                let n = why.render(&mut buf);
-                self.reject_unrouted(&order, why.reason, &buf[..n], copy, now);
+                let (desk, mut out) = self.desk_out();
+                desk.refuse(&mut out, &order, ord_rej_reason::OTHER, text, copy, now);
             }
-            MsgType::ORDER_CANCEL_REQUEST => self.cancel_reject(
+            MsgType::ORDER_CANCEL_REQUEST => self.desk_cancel_reject(
                 s,
-                None,
                 cl,
                 orig,
                 CancelRejectTo::Cancel,
@@ -453,9 +416,8 @@ impl Engine {
                 text,
                 now,
             ),
-            MsgType::ORDER_CANCEL_REPLACE_REQUEST => self.cancel_reject(
+            MsgType::ORDER_CANCEL_REPLACE_REQUEST => self.desk_cancel_reject(
                 s,
-                None,
                 cl,
                 orig,
                 CancelRejectTo::Replace,
@@ -526,7 +488,7 @@ impl Engine {
                 at: now,
             });
         }
-        let routing = self.routing_for(None);
+        let routing = self.answer_routing();
         let Some((slot, out, c)) = self.session_and_out(s) else {
             return;
         };
@@ -594,127 +556,57 @@ impl Engine {
         }
     }
 
-    /// Sends an ExecutionReport about `order` to its session and counts the execution.
-    pub(crate) fn send_exec(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
-        self.send_exec_copy(order, e, true, now);
-    }
+    // ---- Translation: FIX application messages → desk intents ------------------------------
 
-    /// [`Engine::send_exec`]; the drop copy of the order's account only when `copy`.
+    /// The desk and the FIX outbox over this engine's sessions and venue links.
     #[inline]
-    fn send_exec_copy(&mut self, order: &Order, e: &Exec<'_>, copy: bool, now: Nanos) {
-        let s = order.session.0 as usize;
-        let exec_id = u64::from(order.exec_seq);
-        let routing = self.routing_for(Some(order));
-        let Some((slot, out, c)) = self.session_and_out(s) else {
-            return;
+    pub(crate) fn desk_out(&mut self) -> (&mut OrderDesk, Wire<'_>) {
+        let wire = Wire {
+            sessions: &mut self.sessions,
+            conns: &mut self.conns,
+            detached: &mut self.detached,
+            dirty: &mut self.dirty,
+            drop_copies: &self.drop_copies,
+            answering: self.answering,
+            links: &mut self.links,
         };
-        let v = slot.begin;
-        let _ =
-            slot.session
-                .send_app_routed(b"8", ReplyRouting::or_none(&routing), now, out, |w| {
-                    exec::execution_report(w, v, order, e, exec_id, now)
-                });
-        if let Some(c) = c {
-            self.mark_dirty(c);
-        }
-        self.record_report(order, e, now);
-        if copy && !self.drop_copies.is_empty() {
-            self.drop_copy(order, e, now);
-        }
+        (&mut self.desk, wire)
     }
 
-    /// Drop copy: the same ExecutionReport to every drop-copy session of the order's account
-    /// (stored for resend like any message of those sessions).
-    fn drop_copy(&mut self, order: &Order, e: &Exec<'_>, now: Nanos) {
-        let exec_id = u64::from(order.exec_seq);
-        for i in 0..self.drop_copies.len() {
-            let Some(&dc) = self.drop_copies.get(i) else {
-                continue;
-            };
-            if dc == order.session.0 as usize
-                || !self.sessions.get(dc).is_some_and(|slot| {
-                    slot.drop_copy.contains(&order.account)
-                        && slot.grants.scopes.contains(Scopes::ORDERS_READ)
-                        // Without a key, the drop copy's configured accounts are its grant.
-                        && (slot.grants.key_id.is_empty()
-                            || slot.grants.allows_account(order.account.as_bytes()))
-                })
-            {
-                continue;
-            }
-            let Some((slot, out, c)) = self.session_and_out(dc) else {
-                continue;
-            };
-            let v = slot.begin;
-            let _ = slot.session.send_app(b"8", now, out, |w| {
-                exec::execution_report(w, v, order, e, exec_id, now)
-            });
-            if let Some(c) = c {
-                self.mark_dirty(c);
-            }
-        }
+    /// An OrderCancelReject about no known order (a refusal before the desk looked).
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn desk_cancel_reject(
+        &mut self,
+        s: usize,
+        cl: &[u8],
+        orig: &[u8],
+        to: CancelRejectTo,
+        reason: u32,
+        text: &[u8],
+        now: Nanos,
+    ) {
+        let (desk, mut out) = self.desk_out();
+        desk.cancel_reject(
+            &mut out,
+            SessionId(s as u32),
+            None,
+            cl,
+            orig,
+            to,
+            reason,
+            text,
+            now,
+        );
     }
 
+    /// A refusal of a NewOrderSingle before it reached the desk's checks (a bad field).
     #[cold]
     fn reject_order(&mut self, order: &Order, why: Refusal, now: Nanos) {
-        self.emit(Event::OrderRejected {
-            session: order.session,
-            reason: "order refused before routing",
-            at: now,
-        });
         let mut text = [0u8; 96];
         let n = why.render(&mut text);
-        self.reject_order_text(order, why.reason, &text[..n], now);
-    }
-
-    /// A pre-trade risk refusal: ExecutionReport 39=8 with the check's OrdRejReason(103) and a
-    /// Text naming the check, the limit and the value; an audit event.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn reject_risk(&mut self, order: &Order, reason: RiskReason, now: Nanos) {
-        self.counters.inc(Counter::RiskRejects);
-        self.emit(Event::RiskRejected {
-            session: order.session,
-            account: order.account,
-            reason,
-            at: now,
-        });
-        let mut text = [0u8; 128];
-        let n = reason.write_text(&mut text);
-        self.reject_order_text(order, reason.ord_rej_reason(), &text[..n], now);
-    }
-
-    /// ExecutionReport Rejected for an order that never entered the table.
-    #[cold]
-    fn reject_order_text(&mut self, order: &Order, code: u32, text: &[u8], now: Nanos) {
-        self.reject_unrouted(order, code, text, true, now);
-    }
-
-    /// [`Engine::reject_order_text`], with the drop copy of the order's account only when
-    /// `copy` (false: the order named an account its key may not use).
-    fn reject_unrouted(&mut self, order: &Order, code: u32, text: &[u8], copy: bool, now: Nanos) {
-        self.counters.inc(Counter::OrdersRejected);
-        let mut o = *order;
-        o.status = OrdStatus::Rejected;
-        // Not in the table: no OrderID. ExecID `NONE.<n>` stays unique through this counter.
-        self.refusals += 1;
-        o.exec_seq = self.refusals as u32;
-        o.order_id = 0;
-        let cl = o.cl_ord_id;
-        let e = Exec {
-            rej_reason: Some(code),
-            text: Some(text),
-            ..Exec::report(
-                ExecType::Rejected,
-                OrdStatus::Rejected,
-                if cl.is_empty() {
-                    b"NONE"
-                } else {
-                    cl.as_bytes()
-                },
-            )
-        };
-        self.send_exec_copy(&o, &e, copy, now);
+        let (desk, mut out) = self.desk_out();
+        desk.refuse(&mut out, order, why.reason, &text[..n], true, now);
     }
 
     fn on_new_order(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
@@ -722,9 +614,7 @@ impl Engine {
         let Some(slot) = self.sessions.get(s) else {
             return;
         };
-        let tag = slot.tag;
         let mut order = blank_order(s, slot.default_account);
-        let owner = slot.grants.key_id;
         if let Err(why) = parse_new_order(msg, &mut order) {
             if order.cl_ord_id.is_empty() {
                 return self.business_reject(
@@ -737,723 +627,73 @@ impl Engine {
             }
             return self.reject_order(&order, why, now);
         }
-        order.received_at = now;
-        if let Some(text) = self.clock_halted() {
-            return self.reject_order(&order, Refusal::new(ord_rej_reason::OTHER, text), now);
-        }
-        let venue =
-            match self
-                .router
-                .route(msg.get(tags::EX_DESTINATION), &order.symbol, &order.account)
-            {
-                Ok((v, reason)) => {
-                    order.detail.route = Some(reason);
-                    v
-                }
-                Err(_) => {
-                    return self.reject_order(
-                        &order,
-                        Refusal::new(ord_rej_reason::BROKER_OPTION, b"unknown ExDestination(100)"),
-                        now,
-                    )
-                }
-            };
-        order.venue = venue;
-        if !self.venues.get(usize::from(venue)).is_some_and(|v| v.up) {
-            self.counters.inc(Counter::VenueDownRejects);
-            return self.reject_order(
-                &order,
-                Refusal::new(
-                    ord_rej_reason::EXCHANGE_CLOSED,
-                    b"venue is down: order not routed",
-                ),
-                now,
-            );
-        }
-        if self.orders.contains(order.session, &order.cl_ord_id) {
-            return self.reject_order(
-                &order,
-                Refusal::new(
-                    ord_rej_reason::DUPLICATE_ORDER,
-                    b"duplicate ClOrdID(11) on this session",
-                ),
-                now,
-            );
-        }
-        // Pre-trade risk (15c3-5 / RTS 6): the last check before the order is stored and sent.
-        if let Err(reason) = self.admit_new(&mut order, now) {
-            return self.reject_risk(&order, reason, now);
-        }
-        self.stamp_decision(&mut order, now);
-        order.order_id = self.orders.next_order_id();
-        let key = match self.orders.insert(order) {
-            Ok(k) => {
-                let routing = self.routing_for(None);
-                self.orders.set_extras(k, owner, routing);
-                k
-            }
-            Err(TableError::DuplicateClOrdId) => {
-                self.risk_release(&order);
-                return self.reject_order(
-                    &order,
-                    Refusal::new(
-                        ord_rej_reason::DUPLICATE_ORDER,
-                        b"duplicate ClOrdID(11) on this session",
-                    ),
-                    now,
-                );
-            }
-            Err(TableError::Full) => {
-                self.counters.inc(Counter::OrderTableFull);
-                self.risk_release(&order);
-                return self.reject_order(
-                    &order,
-                    Refusal::new(ord_rej_reason::OTHER, b"gateway order table full"),
-                    now,
-                );
-            }
-        };
-        // Journaled before routing: after a crash, every order a venue may hold is known.
-        if self.journal.record(key, &order, tag).is_err() {
-            self.counters.inc(Counter::JournalErrors);
-            self.emit(Event::JournalError { key, at: now });
-            if let Some(o) = self.orders.get_mut(key) {
-                o.status = OrdStatus::Rejected;
-            }
-            self.risk_release(&order);
-            self.orders.finish(key);
-            return self.reject_order(
-                &order,
-                Refusal::new(
-                    ord_rej_reason::OTHER,
-                    b"gateway journal unavailable: order not routed",
-                ),
-                now,
-            );
-        }
-        self.counters.inc(Counter::OrdersAccepted);
-        self.record_new(key);
-        self.submit(key, now);
-    }
-
-    /// Sends order `key` to its venue and applies what the venue answers.
-    fn submit(&mut self, key: OrderKey, now: Nanos) {
-        self.venue_request(key, VenueRequest::New, now);
-    }
-
-    /// Recovery: an open order goes back to its in-process venue (whose book died with the
-    /// process). Venues across a network keep their own state and are reconciled by status.
-    pub(crate) fn rearm_at_venue(&mut self, key: OrderKey, now: Nanos) {
-        let Some(o) = self.orders.get(key) else {
-            return;
-        };
-        if matches!(
-            self.venues.get(usize::from(o.venue)).map(|v| &v.kind),
-            Some(VenueKind::Sim(_))
-        ) {
-            self.submit(key, now);
-        }
-    }
-
-    fn venue_cancel(&mut self, key: OrderKey, now: Nanos) {
-        self.venue_request(key, VenueRequest::Cancel, now);
-    }
-
-    /// The venue refused order `key`: ExecutionReport Rejected with the venue's reason.
-    pub(crate) fn rejected_at_venue(&mut self, key: OrderKey, text: &[u8], now: Nanos) {
-        let Some(o) = self.orders.get_mut(key) else {
-            return;
-        };
-        let before = *o;
-        o.status = OrdStatus::Rejected;
-        o.exec_seq += 1;
-        let snapshot = *o;
-        if before.is_open() {
-            self.risk_release(&before);
-        }
-        self.orders.finish(key);
-        self.journal_later(key);
-        self.counters.inc(Counter::OrdersRejected);
-        let cl = snapshot.cl_ord_id;
-        self.send_exec(
-            &snapshot,
-            &Exec {
-                rej_reason: Some(ord_rej_reason::BROKER_OPTION),
-                text: Some(text),
-                ..Exec::report(ExecType::Rejected, OrdStatus::Rejected, cl.as_bytes())
-            },
-            now,
-        );
-    }
-
-    fn journal(&mut self, key: OrderKey, now: Nanos) {
-        let Some(o) = self.orders.get(key) else {
-            return;
-        };
-        let tag = self.sessions.get(o.session.0 as usize).map_or(0, |s| s.tag);
-        if self.journal.record(key, o, tag).is_err() {
-            self.counters.inc(Counter::JournalErrors);
-            self.emit(Event::JournalError { key, at: now });
-        }
-    }
-
-    /// Notes that `key` changed; its snapshot is journaled at the end of the event batch.
-    pub(crate) fn journal_later(&mut self, key: OrderKey) {
-        if !self.journal_keys.contains(&key)
-            && self.journal_keys.len() < self.journal_keys.capacity()
-        {
-            self.journal_keys.push(key);
-        } else if !self.journal_keys.contains(&key) {
-            self.journal(key, Nanos::ZERO); // batch list full: write through
-        }
-    }
-
-    /// Applies venue answers in order, then journals one snapshot per order they changed.
-    ///
-    /// # Ordering
-    /// The ExecutionReports are appended to the sessions' output buffers while the events are
-    /// applied, but nothing reaches a socket before the engine flushes at the end of the duty
-    /// cycle — after this function journaled every change. So no client ever sees a report
-    /// whose order state a crash could lose, and an order accepted and filled in one venue
-    /// answer costs one snapshot, not two.
-    pub(crate) fn apply_venue_events(&mut self, evs: &[VenueEvent], now: Nanos) {
-        for e in evs {
-            self.apply_venue_event(*e, now);
-        }
-        self.journal_pending(now);
-    }
-
-    /// Journals the orders noted by [`Engine::journal_later`], one snapshot each.
-    pub(crate) fn journal_pending(&mut self, now: Nanos) {
-        let mut keys = std::mem::take(&mut self.journal_keys);
-        for &key in &keys {
-            self.journal(key, now);
-        }
-        keys.clear();
-        self.journal_keys = keys;
-    }
-
-    fn apply_venue_event(&mut self, ev: VenueEvent, now: Nanos) {
-        self.stamp_venue(&ev);
-        match ev {
-            VenueEvent::Accepted {
-                key,
-                venue_order_id,
-            } => {
-                let Some(o) = self.orders.get_mut(key) else {
-                    return;
-                };
-                o.venue_order_id = venue_order_id;
-                if o.status != OrdStatus::PendingNew {
-                    return; // re-armed after recovery: the client already knows
-                }
-                o.status = OrdStatus::New;
-                o.exec_seq += 1;
-                let snapshot = *o;
-                self.journal_later(key);
-                let cl = snapshot.cl_ord_id;
-                self.send_exec(
-                    &snapshot,
-                    &Exec::report(ExecType::New, OrdStatus::New, cl.as_bytes()),
-                    now,
-                );
-            }
-            VenueEvent::Rejected { key, reason } => {
-                self.rejected_at_venue(key, reason.as_bytes(), now)
-            }
-            VenueEvent::Fill {
-                key, qty, price, ..
-            } => {
-                let Some(o) = self.orders.get_mut(key) else {
-                    return;
-                };
-                if o.status == OrdStatus::PendingNew {
-                    o.status = OrdStatus::New;
-                }
-                let was_open = o.is_open();
-                o.apply_fill(qty, price);
-                o.exec_seq += 1;
-                let snapshot = *o;
-                if was_open {
-                    self.risk_fill(&snapshot, qty, price, now);
-                }
-                if snapshot.status == OrdStatus::Filled {
-                    self.orders.finish(key);
-                }
-                self.journal_later(key);
-                self.counters.inc(Counter::Fills);
-                let cl = snapshot.cl_ord_id;
-                self.send_exec(
-                    &snapshot,
-                    &Exec {
-                        last: Some((qty, price)),
-                        ..Exec::report(ExecType::Trade, snapshot.status, cl.as_bytes())
-                    },
-                    now,
-                );
-            }
-            VenueEvent::Canceled { key, .. } => {
-                let Some(o) = self.orders.get_mut(key) else {
-                    return;
-                };
-                let before = *o;
-                let pending = mem::replace(&mut o.pending, Pending::None);
-                o.status = OrdStatus::Canceled;
-                o.exec_seq += 1;
-                let (report_cl, orig) = match pending {
-                    Pending::Cancel { cl_ord_id } => {
-                        o.orig_cl_ord_id = o.cl_ord_id;
-                        o.cl_ord_id = cl_ord_id;
-                        (cl_ord_id, Some(o.orig_cl_ord_id))
-                    }
-                    _ => (o.cl_ord_id, None),
-                };
-                let snapshot = *o;
-                if before.is_open() {
-                    self.risk_release(&before);
-                }
-                self.orders.finish(key);
-                self.journal_later(key);
-                let orig_bytes = orig.as_ref().map(|x| x.as_bytes());
-                self.send_exec(
-                    &snapshot,
-                    &Exec {
-                        orig_cl_ord_id: orig_bytes,
-                        ..Exec::report(
-                            ExecType::Canceled,
-                            OrdStatus::Canceled,
-                            report_cl.as_bytes(),
-                        )
-                    },
-                    now,
-                );
-            }
-            VenueEvent::Replaced {
-                key, qty, price, ..
-            } => {
-                let Some(o) = self.orders.get_mut(key) else {
-                    return;
-                };
-                let Pending::Replace { cl_ord_id, .. } =
-                    mem::replace(&mut o.pending, Pending::None)
-                else {
-                    return;
-                };
-                o.orig_cl_ord_id = o.cl_ord_id;
-                o.cl_ord_id = cl_ord_id;
-                o.qty = qty;
-                o.price = price;
-                o.status = o.working_status();
-                o.exec_seq += 1;
-                let snapshot = *o;
-                if snapshot.status == OrdStatus::Filled {
-                    // Replaced down to what was already filled: nothing is open any more.
-                    self.risk_release(&snapshot);
-                    self.orders.finish(key);
-                }
-                self.journal_later(key);
-                let orig = snapshot.orig_cl_ord_id;
-                self.send_exec(
-                    &snapshot,
-                    &Exec {
-                        orig_cl_ord_id: Some(orig.as_bytes()),
-                        ..Exec::report(ExecType::Replaced, snapshot.status, cl_ord_id.as_bytes())
-                    },
-                    now,
-                );
-            }
-            VenueEvent::CancelRejected { key, reason }
-            | VenueEvent::ReplaceRejected { key, reason, .. } => {
-                let to = if matches!(ev, VenueEvent::CancelRejected { .. }) {
-                    CancelRejectTo::Cancel
-                } else {
-                    CancelRejectTo::Replace
-                };
-                let Some(o) = self.orders.get_mut(key) else {
-                    return;
-                };
-                let before = *o;
-                let cl = match mem::replace(&mut o.pending, Pending::None) {
-                    Pending::Cancel { cl_ord_id } | Pending::Replace { cl_ord_id, .. } => cl_ord_id,
-                    Pending::None => return,
-                };
-                if let Pending::Replace {
-                    reserved_before, ..
-                } = before.pending
-                {
-                    o.reserved_price = reserved_before;
-                    self.risk_undo_replace(&before);
-                    self.journal_later(key);
-                }
-                let Some(o) = self.orders.get(key) else {
-                    return;
-                };
-                let snapshot = *o;
-                let code = if snapshot.status.is_terminal() {
-                    cxl_rej_reason::TOO_LATE_TO_CANCEL
-                } else {
-                    cxl_rej_reason::OTHER
-                };
-                self.cancel_reject(
-                    snapshot.session.0 as usize,
-                    Some(&snapshot),
-                    cl.as_bytes(),
-                    snapshot.cl_ord_id.as_bytes(),
-                    to,
-                    code,
-                    reason.as_bytes(),
-                    now,
-                );
-            }
-        }
-    }
-
-    #[cold]
-    #[allow(clippy::too_many_arguments)]
-    fn cancel_reject(
-        &mut self,
-        s: usize,
-        order: Option<&Order>,
-        cl: &[u8],
-        orig: &[u8],
-        to: CancelRejectTo,
-        reason: u32,
-        text: &[u8],
-        now: Nanos,
-    ) {
-        self.counters.inc(Counter::CancelRejects);
-        let routing = self.routing_for(order);
-        let Some((slot, out, c)) = self.session_and_out(s) else {
-            return;
-        };
-        let v = slot.begin;
-        let _ =
-            slot.session
-                .send_app_routed(b"9", ReplyRouting::or_none(&routing), now, out, |w| {
-                    exec::order_cancel_reject(w, v, order, cl, orig, to, reason, text)
-                });
-        if let Some(c) = c {
-            self.mark_dirty(c);
-        }
-        if let Some(o) = order {
-            self.record_cancel_reject(o, cl, to, reason, text);
-        }
-    }
-
-    /// Common checks of a cancel or replace: the target order exists on this session, is open
-    /// and has nothing pending; the new ClOrdID is fresh. Returns the key, or answers with an
-    /// OrderCancelReject and returns `None`.
-    fn target_order(
-        &mut self,
-        s: usize,
-        msg: &Message<'_>,
-        to: CancelRejectTo,
-        now: Nanos,
-    ) -> Option<(OrderKey, OrderIdStr)> {
-        let session = SessionId(s as u32);
-        let cl_raw = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
-        let orig_raw = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
-        let (Some(cl), Some(orig)) = (
-            OrderIdStr::new(cl_raw).filter(|c| !c.is_empty()),
-            OrderIdStr::new(orig_raw).filter(|c| !c.is_empty()),
-        ) else {
-            self.cancel_reject(
-                s,
-                None,
-                cl_raw,
-                orig_raw,
-                to,
-                cxl_rej_reason::OTHER,
-                b"ClOrdID(11) and OrigClOrdID(41) are required (at most 40 characters)",
-                now,
-            );
-            return None;
-        };
-        let Some(key) = self.orders.lookup(session, &orig) else {
-            self.cancel_reject(
-                s,
-                None,
-                cl_raw,
-                orig_raw,
-                to,
-                cxl_rej_reason::UNKNOWN_ORDER,
-                b"unknown order",
-                now,
-            );
-            return None;
-        };
-        let order = *self.orders.get(key)?;
-        // Checked against the account the order was accepted under, not the message's: a
-        // cancel needs the account granted or the order to be this key's own (a key that lost
-        // the account may still pull its orders); a replace needs the account granted.
-        let owner = self
-            .orders
-            .extras(key)
-            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner);
-        let permitted = self.sessions.get(s).is_some_and(|slot| match to {
-            CancelRejectTo::Cancel => slot.grants.may_manage(&order.account, &owner),
-            CancelRejectTo::Replace => slot.grants.allows_account(order.account.as_bytes()),
-        });
-        if !permitted {
-            self.account_denied(s, cl_raw, orig_raw, to, now);
-            return None;
-        }
-        if !order.is_open() {
-            self.cancel_reject(
-                s,
-                Some(&order),
-                cl_raw,
-                orig_raw,
-                to,
-                cxl_rej_reason::TOO_LATE_TO_CANCEL,
-                b"order is no longer open",
-                now,
-            );
-            return None;
-        }
-        if order.pending != Pending::None {
-            self.cancel_reject(
-                s,
-                Some(&order),
-                cl_raw,
-                orig_raw,
-                to,
-                cxl_rej_reason::ALREADY_PENDING,
-                b"a cancel or replace is already pending",
-                now,
-            );
-            return None;
-        }
-        if self.orders.alias(session, cl, key).is_err() {
-            self.cancel_reject(
-                s,
-                Some(&order),
-                cl_raw,
-                orig_raw,
-                to,
-                cxl_rej_reason::DUPLICATE_CL_ORD_ID,
-                b"duplicate ClOrdID(11) on this session",
-                now,
-            );
-            return None;
-        }
-        Some((key, cl))
-    }
-
-    /// A cancel or replace of an order in an account the key may not use: OrderCancelReject
-    /// `not permitted: account` without the order's details; audited as `PermissionDenied`.
-    #[cold]
-    fn account_denied(&mut self, s: usize, cl: &[u8], orig: &[u8], to: CancelRejectTo, now: Nanos) {
-        self.counters.inc(Counter::PermissionDenied);
-        self.counters.inc(Counter::AccountDenied);
-        self.emit(Event::PermissionDenied {
-            session: SessionId(s as u32),
-            permission: "account",
-            at: now,
-        });
-        self.cancel_reject(
-            s,
-            None,
-            cl,
-            orig,
-            to,
-            cxl_rej_reason::OTHER,
-            b"not permitted: account",
-            now,
-        );
+        let (desk, mut out) = self.desk_out();
+        desk.new_order(&mut out, order, msg.get(tags::EX_DESTINATION), now);
     }
 
     fn on_cancel(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
-        self.counters.inc(Counter::CancelsReceived);
-        let Some((key, cl)) = self.target_order(s, msg, CancelRejectTo::Cancel, now) else {
-            return;
-        };
-        let routing = self.routing_for(None);
-        if let Some(o) = self.orders.get_mut(key) {
-            o.pending = Pending::Cancel { cl_ord_id: cl };
-        }
-        self.orders.set_routing(key, routing);
-        self.record_request(key, now);
-        self.venue_cancel(key, now);
+        let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
+        let orig = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
+        let (desk, mut out) = self.desk_out();
+        desk.cancel(&mut out, s, cl, orig, now);
     }
 
     fn on_replace(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
         self.counters.inc(Counter::ReplacesReceived);
         // Validate the new terms before touching the order, so a bad replace changes nothing.
-        let cl_raw = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
-        let orig_raw = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
-        let qty = match msg.qty(tags::ORDER_QTY) {
-            Ok(Some(q)) if q.0 > 0 => q,
-            _ => {
-                return self.cancel_reject(
-                    s,
+        let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
+        let orig = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
+        let terms = match (msg.qty(tags::ORDER_QTY), msg.price(tags::PRICE)) {
+            (Ok(Some(q)), Ok(p)) if q.0 > 0 => Ok((q, p)),
+            (Ok(Some(q)), Err(_)) if q.0 > 0 => Err(b"incorrect Price(44)".as_slice()),
+            _ => Err(b"OrderQty(38) must be present and positive".as_slice()),
+        };
+        let (desk, mut out) = self.desk_out();
+        let (qty, price) = match terms {
+            Ok(t) => t,
+            Err(text) => {
+                return desk.cancel_reject(
+                    &mut out,
+                    SessionId(s as u32),
                     None,
-                    cl_raw,
-                    orig_raw,
+                    cl,
+                    orig,
                     CancelRejectTo::Replace,
                     cxl_rej_reason::OTHER,
-                    b"OrderQty(38) must be present and positive",
+                    text,
                     now,
                 )
             }
         };
-        let price = match msg.price(tags::PRICE) {
-            Ok(p) => p,
-            Err(_) => {
-                return self.cancel_reject(
-                    s,
-                    None,
-                    cl_raw,
-                    orig_raw,
-                    CancelRejectTo::Replace,
-                    cxl_rej_reason::OTHER,
-                    b"incorrect Price(44)",
-                    now,
-                )
-            }
+        let intent = ReplaceIntent {
+            cl,
+            orig,
+            qty,
+            price,
+            side: msg.char(tags::SIDE).ok().flatten().map(Side::from_fix),
+            ord_type: msg
+                .char(tags::ORD_TYPE)
+                .ok()
+                .flatten()
+                .map(OrdType::from_fix),
+            symbol: msg.get(tags::SYMBOL),
+            account: msg.get(tags::ACCOUNT),
         };
-        let Some((key, cl)) = self.target_order(s, msg, CancelRejectTo::Replace, now) else {
-            return;
-        };
-        let Some(order) = self.orders.get(key).copied() else {
-            return;
-        };
-        let side_ok = msg
-            .char(tags::SIDE)
-            .ok()
-            .flatten()
-            .is_none_or(|c| Side::from_fix(c) == Some(order.side));
-        let type_ok = msg
-            .char(tags::ORD_TYPE)
-            .ok()
-            .flatten()
-            .is_none_or(|c| OrdType::from_fix(c) == Some(order.ord_type));
-        let symbol_ok = msg
-            .get(tags::SYMBOL)
-            .is_none_or(|v| v == order.symbol.as_bytes());
-        let account_ok = msg
-            .get(tags::ACCOUNT)
-            .is_none_or(|v| v == order.account.as_bytes());
-        let price = if order.ord_type == OrdType::Limit {
-            price.or(order.price)
-        } else {
-            None
-        };
-        let problem: Option<&[u8]> = if !side_ok {
-            Some(b"Side(54) cannot change on a replace")
-        } else if !type_ok {
-            Some(b"OrdType(40) cannot change on a replace")
-        } else if !symbol_ok {
-            Some(b"Symbol(55) cannot change on a replace")
-        } else if !account_ok {
-            Some(b"Account(1) cannot change on a replace")
-        } else if price.is_some_and(|p| p.0 <= 0) {
-            Some(b"Price(44) must be positive")
-        } else if qty.0 <= order.cum_qty.0 {
-            Some(b"OrderQty(38) must exceed the quantity already filled")
-        } else {
-            None
-        };
-        if let Some(text) = problem {
-            return self.cancel_reject(
-                s,
-                Some(&order),
-                cl.as_bytes(),
-                orig_raw,
-                CancelRejectTo::Replace,
-                cxl_rej_reason::OTHER,
-                text,
-                now,
-            );
-        }
-        let reserved_before = order.reserved_price;
-        let reserved = match self.admit_replace(&order, qty, price, now) {
-            Ok(p) => p,
-            Err(reason) => {
-                self.counters.inc(Counter::RiskRejects);
-                self.emit(Event::RiskRejected {
-                    session: order.session,
-                    account: order.account,
-                    reason,
-                    at: now,
-                });
-                let mut text = [0u8; 128];
-                let n = reason.write_text(&mut text);
-                return self.cancel_reject(
-                    s,
-                    Some(&order),
-                    cl.as_bytes(),
-                    orig_raw,
-                    CancelRejectTo::Replace,
-                    cxl_rej_reason::OTHER,
-                    &text[..n],
-                    now,
-                );
-            }
-        };
-        let routing = self.routing_for(None);
-        self.orders.set_routing(key, routing);
-        if let Some(o) = self.orders.get_mut(key) {
-            o.reserved_price = reserved;
-            o.pending = Pending::Replace {
-                cl_ord_id: cl,
-                qty,
-                price,
-                reserved_before,
-            };
-        }
-        self.record_request(key, now);
-        self.venue_request(key, VenueRequest::Replace { qty, price }, now);
+        desk.replace(&mut out, s, &intent, now);
     }
 
     fn on_status(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
-        let session = SessionId(s as u32);
-        let cl_raw = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
-        let key = OrderIdStr::new(cl_raw).and_then(|cl| self.orders.lookup(session, &cl));
-        let found = key.and_then(|k| self.orders.get(k).copied());
-        let owner = key
-            .and_then(|k| self.orders.extras(k))
-            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner);
-        let permitted = |o: &Order| {
-            self.sessions
-                .get(s)
-                .is_some_and(|slot| slot.grants.may_manage(&o.account, &owner))
-        };
-        match found {
-            Some(o) if !permitted(&o) => self.denied(s, msg, "account", now),
-            Some(o) => {
-                let cl = o.cl_ord_id;
-                self.send_exec(
-                    &o,
-                    &Exec::report(ExecType::OrderStatus, o.status, cl.as_bytes()),
-                    now,
-                );
-            }
-            None => {
-                let mut o = blank_order(s, crate::model::Account::EMPTY);
-                let _ = parse_new_order(msg, &mut o);
-                o.status = OrdStatus::Rejected;
-                let cl = if cl_raw.is_empty() {
-                    b"NONE".as_slice()
-                } else {
-                    cl_raw
-                };
-                self.send_exec(
-                    &o,
-                    &Exec {
-                        rej_reason: Some(ord_rej_reason::UNKNOWN_ORDER),
-                        text: Some(b"unknown order"),
-                        ..Exec::report(ExecType::OrderStatus, OrdStatus::Rejected, cl)
-                    },
-                    now,
-                );
-            }
+        let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
+        // An unknown order's report carries what the request said about it.
+        let mut asked = blank_order(s, crate::model::Account::EMPTY);
+        let _ = parse_new_order(msg, &mut asked);
+        let (desk, mut out) = self.desk_out();
+        if desk.status(&mut out, s, cl, &asked, now) == Err(Denied) {
+            self.denied(s, msg, "account", now);
         }
     }
 
     fn on_mass_cancel(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
-        self.counters.inc(Counter::MassCancels);
-        let session = SessionId(s as u32);
         let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"NONE");
         let request_type = msg
             .char(tags::MASS_CANCEL_REQUEST_TYPE)
@@ -1461,89 +701,15 @@ impl Engine {
             .flatten()
             .unwrap_or(b'0');
         let symbol = msg.get(tags::SYMBOL).and_then(Symbol::new);
-        let accepted = match request_type {
-            b'7' => true,
-            b'1' => symbol.is_some(),
-            _ => false,
-        };
-        let mut keys = mem::take(&mut self.keys);
-        // Only orders the key may manage (their account granted, or its own): a key that shares
-        // a session with another key's orders reaches them only through a grant.
-        let grants = self.sessions.get(s).map(|slot| &slot.grants);
-        let orders = &self.orders;
-        if let (true, Some(g)) = (accepted, grants) {
-            orders.open_orders(&mut keys, |o| {
-                o.session == session
-                    && (request_type == b'7' || Some(o.symbol) == symbol)
-                    && g.may_manage(
-                        &o.account,
-                        &orders
-                            .extras_of(o)
-                            .map_or(crate::auth::KeyId::EMPTY, |e| e.owner),
-                    )
-            });
-        } else {
-            keys.clear();
-        }
-        self.mass_report_id += 1;
-        let report_id = self.mass_report_id;
-        let affected = keys.len() as u64;
-        let text: Option<&[u8]> = if accepted {
-            None
-        } else {
-            Some(b"MassCancelRequestType(530) must be 1 (by Symbol, with Symbol(55)) or 7 (all orders)")
-        };
-        let routing = self.routing_for(None);
-        if let Some((slot, out, c)) = self.session_and_out(s) {
-            let _ = slot.session.send_app_routed(
-                b"r",
-                ReplyRouting::or_none(&routing),
-                now,
-                out,
-                |w| {
-                    exec::mass_cancel_report(
-                        w,
-                        cl,
-                        report_id,
-                        request_type,
-                        accepted,
-                        affected,
-                        text,
-                    )
-                },
-            );
-            if let Some(c) = c {
-                self.mark_dirty(c);
-            }
-        }
-        for &key in &keys {
-            self.venue_cancel(key, now);
-        }
-        self.keys = keys;
+        let (desk, mut out) = self.desk_out();
+        desk.mass_cancel(&mut out, s, cl, request_type, symbol, now);
     }
 
-    /// Cancel-on-disconnect: every open order of session `s` is cancelled at its venue. The
-    /// ExecutionReports are stored for the session and resent when it logs on again.
+    /// Cancel-on-disconnect of session `s` (its reports are stored for its next logon).
     #[cold]
     pub(crate) fn cancel_session_orders(&mut self, s: usize, now: Nanos) {
-        let session = SessionId(s as u32);
-        let mut keys = mem::take(&mut self.keys);
-        self.orders.open_orders(&mut keys, |o| {
-            o.session == session && o.pending == Pending::None
-        });
-        let n = keys.len();
-        for &key in &keys {
-            self.venue_cancel(key, now);
-        }
-        self.keys = keys;
-        if n > 0 {
-            self.counters.add(Counter::CancelOnDisconnect, n as u64);
-            self.emit(Event::CanceledOnDisconnect {
-                session,
-                orders: n as u32,
-                at: now,
-            });
-        }
+        let (desk, mut out) = self.desk_out();
+        desk.cancel_session_orders(&mut out, s, now);
     }
 }
 

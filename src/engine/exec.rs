@@ -2,42 +2,11 @@
 //! OrderCancelReject <9>, OrderMassCancelReport <r>. Writes into the session's [`Writer`];
 //! the session layer adds the header and stores the message for resend.
 
+use crate::desk::{CancelRejectTo, Exec};
 use crate::fix::encode::write_u64;
 use crate::fix::{tags, BeginString, TimePrecision, Writer};
-use crate::model::{ExecType, Nanos, OrdStatus, Price, Qty};
+use crate::model::{ExecType, Nanos, OrdStatus, Qty};
 use crate::order::Order;
-
-/// What an ExecutionReport reports, beyond the order's own state.
-#[derive(Clone, Copy, Debug)]
-pub struct Exec<'a> {
-    pub exec_type: ExecType,
-    /// OrdStatus <39> to report (the order's, or Rejected for a refused instruction).
-    pub status: OrdStatus,
-    /// ClOrdID <11> to report: the instruction this report answers.
-    pub cl_ord_id: &'a [u8],
-    /// OrigClOrdID <41> for cancel/replace answers.
-    pub orig_cl_ord_id: Option<&'a [u8]>,
-    /// LastQty <32> / LastPx <31> of a fill.
-    pub last: Option<(Qty, Price)>,
-    /// OrdRejReason <103>.
-    pub rej_reason: Option<u32>,
-    pub text: Option<&'a [u8]>,
-}
-
-impl<'a> Exec<'a> {
-    /// A report of `exec_type` with `status` answering `cl_ord_id`, nothing else set.
-    pub const fn report(exec_type: ExecType, status: OrdStatus, cl_ord_id: &'a [u8]) -> Exec<'a> {
-        Exec {
-            exec_type,
-            status,
-            cl_ord_id,
-            orig_cl_ord_id: None,
-            last: None,
-            rej_reason: None,
-            text: None,
-        }
-    }
-}
 
 /// OrderID <37> text.
 fn order_id_text(o: &Order, buf: &mut [u8; 20]) -> usize {
@@ -135,23 +104,6 @@ pub fn execution_report(
     if let Some(t) = e.text {
         w.str(tags::TEXT as u32, t);
     }
-}
-
-/// CxlRejResponseTo <434>.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CancelRejectTo {
-    Cancel,
-    Replace,
-}
-
-/// CxlRejReason <102> values.
-pub mod cxl_rej_reason {
-    pub const TOO_LATE_TO_CANCEL: u32 = 0;
-    pub const UNKNOWN_ORDER: u32 = 1;
-    pub const BROKER_OPTION: u32 = 2;
-    pub const ALREADY_PENDING: u32 = 3;
-    pub const DUPLICATE_CL_ORD_ID: u32 = 6;
-    pub const OTHER: u32 = 99;
 }
 
 /// Writes the body of an OrderCancelReject. `order` is `None` for an unknown order.

@@ -13,13 +13,13 @@
 //! - `exec.rs`: encoders of the messages we send.
 
 pub mod app;
+pub mod detail;
 pub mod exec;
 pub mod perimeter;
-pub mod reg;
-pub mod risk;
 pub mod stores;
 pub mod venues;
 pub mod warm;
+pub mod wire;
 
 use std::io;
 use std::mem;
@@ -33,12 +33,13 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::clock::{Clock, ClockStatus};
 use crate::config::{Config, Gateway};
+use crate::desk::{DeskParts, DeskSession, DeskVenue, OrderDesk};
 use crate::fix::{frame, BeginString, Frame, Message, MsgType};
 use crate::handoff::{
     command_channel, Command, CommandReceiver, CommandSender, Event, EventRing, LogonRefusal,
     RecordRing,
 };
-use crate::model::{Account, CompId, Nanos, OrderKey, Price, SessionId};
+use crate::model::{Account, CompId, Nanos, Price, SessionId};
 use crate::monitor::{Counter, Counters};
 use crate::net::{self, Conn, ReadOutcome};
 use crate::order::journal::{session_tag, Journal};
@@ -48,7 +49,6 @@ use crate::session::{Inbound, OutBuf, Role, Session, SessionConfig};
 use crate::store::{SessionStore, SessionStoreConfig};
 use crate::throttle::{AbuseConfig, AbuseDetector, KeySlot, ThrottleTable};
 use crate::venue::sim::{SimBehaviour, SimConfig, SimVenue};
-use crate::venue::VenueEvent;
 use stores::AnyStore;
 
 /// Tokens at and above this are listeners; below are connection slots.
@@ -70,11 +70,11 @@ struct HotConn {
     last: Nanos,
 }
 
-/// A configured client session and the connection it is bound to, if any.
+/// A configured client session and the connection it is bound to, if any. Who is logged on
+/// with it (its grants) and its key's kill switch are the desk's ([`DeskSession`]).
 pub struct SessionSlot {
     pub session: Session<AnyStore>,
     pub conn: Option<usize>,
-    pub tag: u64,
     pub begin: BeginString,
     pub their_comp_id: CompId,
     pub our_comp_id: CompId,
@@ -90,15 +90,11 @@ pub struct SessionSlot {
     /// mTLS binding by subject: the certificate's RDN sequence must be exactly this one
     /// (`net::tls::Subject`).
     pub client_subject: Option<net::tls::Subject>,
-    /// What the session's authenticated key allows (scopes, accounts, symbols, throttle).
-    pub grants: crate::auth::Grants,
     /// What an unauthenticated (development) logon of this session may do: `default_account`
     /// and the session's `dev_accounts`.
     pub dev_grants: crate::auth::Grants,
     /// The session's most recent ClOrdIDs (PossResend duplicates).
     pub seen: crate::order::seen::SeenClOrdIds,
-    /// Kill switch of this session's key: new orders and replaces refused.
-    pub killed: bool,
     /// Drop copy: the accounts whose ExecutionReports this read-only session receives (empty:
     /// a trading session).
     pub drop_copy: Vec<Account>,
@@ -111,19 +107,6 @@ pub struct AuthState {
     pub verifier: crate::auth::Authenticator,
     /// false: unsigned Logons are accepted (development, loopback only).
     pub required: bool,
-}
-
-/// A venue the router can choose.
-pub struct VenueSlot {
-    pub name: VenueName,
-    pub kind: VenueKind,
-    pub up: bool,
-}
-
-/// Venue implementations.
-pub enum VenueKind {
-    Sim(Box<SimVenue>),
-    Fix(Box<venues::FixVenue>),
 }
 
 /// What a cold thread holds to watch and steer a running engine.
@@ -166,13 +149,11 @@ pub struct Engine {
     /// Keeps the order path's code in cache between orders (busy-poll mode only).
     warmer: warm::Warmer,
     pub(crate) sessions: Vec<SessionSlot>,
-    pub(crate) orders: OrderTable,
-    pub(crate) journal: Journal,
-    pub(crate) venues: Vec<VenueSlot>,
-    pub(crate) router: Router,
+    /// Orders, routing, risk, venues' order state, journal and records (sans-IO).
+    pub(crate) desk: OrderDesk,
+    /// External venues' FIX links, by venue index (`None`: an in-process venue).
+    pub(crate) links: Vec<Option<Box<venues::FixVenue>>>,
     pub(crate) throttle: Arc<ThrottleTable>,
-    /// Pre-trade risk state of every configured account (RISK-1/2).
-    pub(crate) risk: crate::risk::RiskCore,
     /// Indices of the drop-copy sessions.
     pub(crate) drop_copies: Vec<usize>,
     clock: Clock,
@@ -182,19 +163,11 @@ pub struct Engine {
     stop: Arc<AtomicBool>,
     /// Queued (out-of-sequence) messages are copied here to be processed.
     scratch: Box<[u8]>,
-    pub(crate) venue_events: Vec<VenueEvent>,
-    pub(crate) keys: Vec<OrderKey>,
-    /// Orders changed by the current batch of venue answers, journaled at its end.
-    pub(crate) journal_keys: Vec<OrderKey>,
     /// Output of sessions with no connection: messages are stored for resend, never sent.
     detached: OutBuf,
     last_timer: Nanos,
     /// When shutdown began (monotonic wall time: a manual test clock must not stall it).
     stopping: Option<std::time::Instant>,
-    pub(crate) mass_report_id: u64,
-    /// Refusals before routing, numbering their ExecIDs (`NONE.<n>`); starts from the clock so
-    /// numbers do not repeat across restarts.
-    pub(crate) refusals: u64,
     /// While an inbound application message is processed: the routing fields its answers carry
     /// (its OnBehalfOf*/DeliverTo*, swapped). `None` between messages (venue answers then use
     /// the order's stored routing).
@@ -203,12 +176,6 @@ pub struct Engine {
     pub(crate) auth: Option<AuthState>,
     /// Handed to the key-store watcher thread by [`Engine::take_key_loader`].
     key_loader: Option<crate::auth::watch::Loader>,
-    /// CLOCK-2: its halt flag is read once per new order.
-    pub(crate) clock_status: Arc<ClockStatus>,
-    /// Text <58> of the clock-halt refusal (composed once at start).
-    pub(crate) clock_halt_text: &'static [u8],
-    /// REG-1 order records out.
-    pub(crate) records: RecordRing,
     /// Connections not logged on yet, TLS handshake budget, shed accounting (`perimeter.rs`).
     perimeter: perimeter::Perimeter,
 }
@@ -218,6 +185,7 @@ pub struct Engine {
 #[cold]
 fn credential_logout(
     slot: &mut SessionSlot,
+    grants: &mut crate::auth::Grants,
     s: usize,
     cause: &'static str,
     conn: &mut Conn,
@@ -228,11 +196,11 @@ fn credential_logout(
     if !slot.session.is_logged_on() {
         conn.closing = true;
     }
-    slot.grants.scopes = crate::auth::Scopes::NONE;
-    slot.grants.expires_ns = u64::MAX;
+    grants.scopes = crate::auth::Scopes::NONE;
+    grants.expires_ns = u64::MAX;
     let _ = ring.push(Event::CredentialLogout {
         session: SessionId(s as u32),
-        key_id: slot.grants.key_id,
+        key_id: grants.key_id,
         cause,
         at: now,
     });
@@ -310,6 +278,7 @@ impl Engine {
         let sessions_dir = data.join("sessions");
         crate::files::private_dir(&sessions_dir).map_err(|e| start_err("sessions folder", e))?;
         let mut sessions = Vec::new();
+        let mut principals: Vec<DeskSession> = Vec::new();
         for s in &cfg.sessions {
             let begin = BeginString::parse(s.begin_string.as_bytes())
                 .ok_or_else(|| StartError(format!("session begin_string {:?}", s.begin_string)))?;
@@ -365,10 +334,14 @@ impl Engine {
                 &dev_extra,
                 dev_any,
             );
+            principals.push(DeskSession {
+                tag: session_tag(begin.as_bytes(), our.as_bytes(), their.as_bytes()),
+                grants: dev_grants.clone(),
+                killed: false,
+            });
             sessions.push(SessionSlot {
                 session: Session::new(scfg, store),
                 conn: None,
-                tag: session_tag(begin.as_bytes(), our.as_bytes(), their.as_bytes()),
                 begin,
                 their_comp_id: their,
                 our_comp_id: our,
@@ -386,10 +359,8 @@ impl Engine {
                         StartError(format!("session {key}: client_cert_subject: {e}"))
                     })?),
                 },
-                grants: dev_grants.clone(),
                 dev_grants,
                 seen: crate::order::seen::SeenClOrdIds::default(),
-                killed: false,
                 drop_copy: s
                     .drop_copy_accounts
                     .iter()
@@ -398,12 +369,13 @@ impl Engine {
             });
         }
         let mut venues = Vec::new();
+        let mut links = Vec::new();
         let mut names = Vec::new();
         for v in &cfg.venues {
             let name = VenueName::new(v.name.as_bytes())
                 .ok_or_else(|| StartError(format!("venue name {:?} longer than 16", v.name)))?;
             names.push(name);
-            let kind = match v.kind.as_str() {
+            let (sim, link) = match v.kind.as_str() {
                 "sim" => {
                     let behaviour = match v.behaviour.as_deref().unwrap_or("fill") {
                         "ack" => SimBehaviour::AckOnly,
@@ -413,13 +385,14 @@ impl Engine {
                         "book" => SimBehaviour::Book,
                         _ => SimBehaviour::FillImmediately,
                     };
-                    VenueKind::Sim(Box::new(SimVenue::new(SimConfig {
+                    let sim = SimVenue::new(SimConfig {
                         behaviour,
                         max_orders: gw.max_orders,
                         max_symbols: 4096,
                         max_orders_per_symbol: gw.max_orders.min(1 << 16),
                         default_fill_price: Price::from_units(100),
-                    })))
+                    });
+                    (Some(Box::new(sim)), None)
                 }
                 _ => {
                     let (Some(addr), Some(our), Some(their)) = (
@@ -464,7 +437,7 @@ impl Engine {
                         validate: false,
                         ..SessionConfig::default()
                     };
-                    VenueKind::Fix(Box::new(venues::FixVenue {
+                    let link = venues::FixVenue {
                         addr,
                         session: Session::new(scfg, AnyStore::Disk(Box::new(store))),
                         conn: None,
@@ -472,11 +445,14 @@ impl Engine {
                         next_attempt: Nanos::ZERO,
                         unmatched: 0,
                         tls,
-                    }))
+                    };
+                    (None, Some(Box::new(link)))
                 }
             };
-            let up = matches!(kind, VenueKind::Sim(_));
-            venues.push(VenueSlot { name, kind, up });
+            // An in-process venue is up from the start; a link once it is logged on.
+            let up = sim.is_some();
+            venues.push(DeskVenue { name, up, sim });
+            links.push(link);
         }
         let rules = cfg
             .routes
@@ -614,8 +590,10 @@ impl Engine {
                     None => Ok(()),
                 },
                 ("session", _) => {
-                    if let Some(slot) = sessions.iter_mut().find(|s| s.key == name) {
-                        slot.killed = true;
+                    if let Some(i) = sessions.iter().position(|s| s.key == name) {
+                        if let Some(p) = principals.get_mut(i) {
+                            p.killed = true;
+                        }
                     }
                     Ok(())
                 }
@@ -650,12 +628,27 @@ impl Engine {
             since_poll: 0,
             warmer: warm::Warmer::new(if gw.busy_poll { gw.warm_every_us } else { 0 }),
             sessions,
-            orders: OrderTable::new(gw.max_orders),
-            journal,
-            venues,
-            router: Router::new(names, rules),
+            desk: OrderDesk::new(
+                DeskParts {
+                    orders: OrderTable::new(gw.max_orders),
+                    journal,
+                    venues,
+                    router: Router::new(names, rules),
+                    risk,
+                    sessions: principals,
+                    clock: clock.clone(),
+                    counters: counters.clone(),
+                    events: ring.clone(),
+                    records: records.clone(),
+                    clock_status: clock_status.clone(),
+                    clock_halt_text: crate::desk::records::clock_halt_text(
+                        cfg.clock.max_divergence_us,
+                    ),
+                },
+                now,
+            ),
+            links,
             throttle: throttle.clone(),
-            risk,
             drop_copies: Vec::new(),
             clock,
             counters: counters.clone(),
@@ -663,29 +656,21 @@ impl Engine {
             commands: cmd_rx,
             stop: stop.clone(),
             scratch: vec![0u8; gw.max_message_bytes].into_boxed_slice(),
-            venue_events: Vec::with_capacity(1 << 16),
-            keys: Vec::with_capacity(gw.max_orders),
-            journal_keys: Vec::with_capacity(4096),
             detached: OutBuf::with_capacity(gw.send_buffer_bytes),
             last_timer: Nanos::ZERO,
             stopping: None,
-            mass_report_id: now.0 / 1000,
-            refusals: (now.0 / 1_000_000_000) % 1_000_000 * 1000,
             answering: app::Answering::Idle,
             auth,
             key_loader,
-            clock_status: clock_status.clone(),
-            clock_halt_text: reg::clock_halt_text(cfg.clock.max_divergence_us),
-            records: records.clone(),
             perimeter: perimeter::Perimeter::new(&gw),
             gw,
         };
         // With [auth], a drop copy receives copies only under a logged-on key that allows
         // them: nothing is stored for it before its first signed logon.
         if engine.auth.is_some() {
-            for slot in engine.sessions.iter_mut() {
-                if !slot.drop_copy.is_empty() {
-                    slot.grants.scopes = crate::auth::Scopes::NONE;
+            for (i, slot) in engine.sessions.iter().enumerate() {
+                if let (false, Some(p)) = (slot.drop_copy.is_empty(), engine.desk.session_mut(i)) {
+                    p.grants.scopes = crate::auth::Scopes::NONE;
                 }
             }
         }
@@ -715,38 +700,9 @@ impl Engine {
 
     /// Rebuilds the order table from the journal and re-arms open orders at in-process venues.
     fn recover(&mut self) {
-        let tags: Vec<u64> = self.sessions.iter().map(|s| s.tag).collect();
-        let mut restored = Vec::new();
-        // The newest snapshot of every order ever journaled: executed notional and positions.
-        let mut executions: std::collections::HashMap<u64, (crate::order::Order, i128)> =
-            std::collections::HashMap::new();
-        for (key, tag, mut order) in self.journal.replay() {
-            order.session = match tags.iter().position(|t| *t == tag) {
-                Some(i) => SessionId(i as u32),
-                None => SessionId(u32::MAX), // session no longer configured: kept for the record
-            };
-            executions.insert(order.order_id, (order, order.filled_notional));
-            restored.push((key, order));
-        }
-        for (key, order) in restored {
-            self.orders.restore(key, order);
-        }
-        self.orders.finish_restore();
-        let executions: Vec<_> = executions.into_values().collect();
-        self.restore_risk(&executions);
-        // An in-process venue lost its book with the process: put the open orders back.
-        let mut keys = Vec::new();
-        for k in 0..self.orders.capacity() as u32 {
-            if let Some(o) = self.orders.get(OrderKey(k)) {
-                if o.is_open() {
-                    keys.push(OrderKey(k));
-                }
-            }
-        }
         let now = self.clock.now();
-        for key in keys {
-            self.rearm_at_venue(key, now);
-        }
+        let (desk, mut out) = self.desk_out();
+        desk.recover(&mut out, now);
     }
 
     /// Addresses the listeners are bound to.
@@ -774,7 +730,7 @@ impl Engine {
                 }
             }
         }
-        let _ = self.journal.flush();
+        self.desk.flush_journal();
     }
 
     /// One duty cycle; returns how much work it did (for the idle strategy).
@@ -804,7 +760,7 @@ impl Engine {
             self.last_timer = now;
             self.on_timers(now);
             self.venue_timers(now);
-            self.drain_limit_reverts(now);
+            self.desk.drain_limit_reverts(now);
         }
         if let Ok(cmd) = self.commands.try_recv() {
             match cmd {
@@ -815,7 +771,10 @@ impl Engine {
                     }
                 }
                 Command::Keys(snap) => self.apply_keys(snap, now),
-                Command::Control(call) => self.on_control(call, now),
+                Command::Control(call) => {
+                    let (desk, mut out) = self.desk_out();
+                    desk.on_control(&mut out, call, now);
+                }
             }
         }
         self.flush_dirty(now);
@@ -1428,7 +1387,9 @@ impl Engine {
         };
         if let Some(slot) = self.sessions.get_mut(s) {
             slot.conn = Some(c);
-            slot.grants = grants;
+        }
+        if let Some(p) = self.desk.session_mut(s) {
+            p.grants = grants;
         }
         if let Some(Some(conn)) = self.conns.get_mut(c) {
             conn.session = Some(s);
@@ -1499,9 +1460,9 @@ impl Engine {
     #[cold]
     fn on_relogon(&mut self, s: usize, c: usize, msg: &Message<'_>, now: Nanos) {
         let bound_key = self
-            .sessions
-            .get(s)
-            .map_or(crate::auth::KeyId::EMPTY, |slot| slot.grants.key_id);
+            .desk
+            .grants(s)
+            .map_or(crate::auth::KeyId::EMPTY, |g| g.key_id);
         let reset = msg.flag(crate::fix::tags::RESET_SEQ_NUM_FLAG) == Ok(Some(true));
         let peer = self.peer_ip(c);
         let mut refusal = None;
@@ -1554,8 +1515,8 @@ impl Engine {
         } else {
             slot.session.on_message(msg, now, &mut conn.out)
         };
-        if let (Some(g), Inbound::LoggedOn) = (grants, inbound) {
-            slot.grants = g;
+        if let (Some(g), Inbound::LoggedOn, Some(p)) = (grants, inbound, self.desk.session_mut(s)) {
+            p.grants = g;
         }
         self.mark_dirty(c);
         match inbound {
@@ -1692,9 +1653,7 @@ impl Engine {
                     }
                     continue;
                 }
-                if let Some(VenueKind::Fix(fx)) =
-                    self.venues.get_mut(usize::from(v)).map(|s| &mut s.kind)
-                {
+                if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
                     if fx.session.on_timer(now, &mut conn.out).is_some() {
                         conn.closing = true;
                     }
@@ -1722,11 +1681,14 @@ impl Engine {
                     let Some(Some(conn)) = self.conns.get_mut(c) else {
                         continue;
                     };
-                    let Some(slot) = self.sessions.get_mut(s) else {
+                    let (Some(slot), Some(p)) =
+                        (self.sessions.get_mut(s), self.desk.session_mut(s))
+                    else {
                         continue;
                     };
-                    if now.0 >= slot.grants.expires_ns && slot.session.is_logged_on() {
-                        credential_logout(slot, s, "credential expired", conn, now, &self.ring);
+                    if now.0 >= p.grants.expires_ns && slot.session.is_logged_on() {
+                        let g = &mut p.grants;
+                        credential_logout(slot, g, s, "credential expired", conn, now, &self.ring);
                         self.counters.inc(Counter::CredentialLogouts);
                     }
                     if let Some(_reason) = slot.session.on_timer(now, &mut conn.out) {
@@ -1749,29 +1711,32 @@ impl Engine {
         };
         auth.verifier.apply_unlocks(&snap);
         for s in 0..self.sessions.len() {
-            let Some(slot) = self.sessions.get_mut(s) else {
+            let (Some(slot), Some(principal)) =
+                (self.sessions.get_mut(s), self.desk.session_mut(s))
+            else {
                 continue;
             };
-            if slot.grants.key_id.is_empty() {
+            let grants = &mut principal.grants;
+            if grants.key_id.is_empty() {
                 continue;
             }
             let Some(c) = slot.conn else {
                 // A drop copy that is away keeps storing copies for its resend only while its
                 // key still allows them (fix-specs "Drop copy").
                 if !slot.drop_copy.is_empty() {
-                    match snap.get(slot.grants.key_id.as_bytes()) {
+                    match snap.get(grants.key_id.as_bytes()) {
                         Some(k)
                             if !k.revoked
                                 && !k.is_expired(now.0)
                                 && k.comp_ids.contains(&slot.their_comp_id) =>
                         {
-                            slot.grants = crate::auth::Grants::from_key(
+                            *grants = crate::auth::Grants::from_key(
                                 k,
                                 KeySlot(s as u32),
                                 slot.default_account,
                             );
                         }
-                        _ => slot.grants.scopes = crate::auth::Scopes::NONE,
+                        _ => grants.scopes = crate::auth::Scopes::NONE,
                     }
                 }
                 continue;
@@ -1785,7 +1750,7 @@ impl Engine {
             // checked against (orders left in a lost account can still be canceled, see
             // `Grants::may_manage`); a peer address the allowlist no longer covers ends the
             // session.
-            let cause = match snap.get(slot.grants.key_id.as_bytes()) {
+            let cause = match snap.get(grants.key_id.as_bytes()) {
                 None => Some("credential revoked"),
                 Some(k) if k.revoked => Some("credential revoked"),
                 Some(k) if k.is_expired(now.0) => Some("credential expired"),
@@ -1797,13 +1762,13 @@ impl Engine {
                     Some("credential no longer permits drop copy")
                 }
                 Some(k) => {
-                    slot.grants =
+                    *grants =
                         crate::auth::Grants::from_key(k, KeySlot(s as u32), slot.default_account);
                     None
                 }
             };
             if let (Some(cause), Some(Some(conn))) = (cause, self.conns.get_mut(c)) {
-                credential_logout(slot, s, cause, conn, now, &self.ring);
+                credential_logout(slot, grants, s, cause, conn, now, &self.ring);
                 self.counters.inc(Counter::CredentialLogouts);
                 if !self.dirty.contains(&c) && self.dirty.len() < self.dirty.capacity() {
                     self.dirty.push(c);
@@ -2009,6 +1974,6 @@ impl Engine {
 
     /// Open orders in the table (cold: scans).
     pub fn open_orders(&self) -> usize {
-        self.orders.open_count()
+        self.desk.open_orders()
     }
 }

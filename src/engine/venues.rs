@@ -1,6 +1,8 @@
-//! HOT — the engine's side of venues: requests to the embedded simulator (synchronous answers)
-//! and to external FIX venues (an initiator session on a connection in the engine's slab, with
-//! reconnect, "venue down" refusals and reconciliation by OrderStatusRequest after each logon).
+//! HOT — the shell's side of external FIX venues: each is an initiator session on a connection
+//! in the engine's slab (a *link*), with reconnect, and translation of its answers into the
+//! desk's venue events (the desk refuses orders while a link is down and reconciles by
+//! OrderStatusRequest after each logon). The requests themselves are written by
+//! [`super::wire::Wire`].
 
 use std::mem;
 use std::net::SocketAddr;
@@ -8,17 +10,15 @@ use std::net::SocketAddr;
 use mio::{Interest, Token};
 
 use super::stores::AnyStore;
-use super::{Engine, VenueKind};
-use crate::engine::exec::Exec;
+use super::Engine;
+use crate::desk::VenueStatus;
 use crate::fix::{Message, MsgType};
-use crate::handoff::Event;
-use crate::model::{ExecType, Nanos, OrdStatus, OrderKey, Price, Qty};
+use crate::model::Nanos;
 use crate::monitor::Counter;
 use crate::net::{self, Conn};
-use crate::order::Pending;
 use crate::session::{Inbound, Session};
 use crate::venue::fix::{self as vfix, AnswerKind};
-use crate::venue::{VenueEvent, VenueOrder};
+use crate::venue::VenueEvent;
 
 /// An external venue reached through a FIX 4.4 initiator session.
 pub struct FixVenue {
@@ -38,178 +38,12 @@ pub struct FixVenue {
     )>,
 }
 
-/// What the engine asks of a venue about one order.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum VenueRequest {
-    New,
-    Cancel,
-    Replace { qty: Qty, price: Option<Price> },
-    Status,
-}
-
 impl Engine {
-    /// Sends `req` about order `key` to the order's venue; synchronous venues answer at once.
-    pub(crate) fn venue_request(&mut self, key: OrderKey, req: VenueRequest, now: Nanos) {
-        self.stamp_sent(key, req);
-        let Some(o) = self.orders.get(key).copied() else {
-            return;
-        };
-        let v = usize::from(o.venue);
-        let mut evs = mem::take(&mut self.venue_events);
-        evs.clear();
-        match self.venues.get_mut(v).map(|slot| (&mut slot.kind, slot.up)) {
-            Some((VenueKind::Sim(sim), _)) => {
-                let mut push = |e| evs.push(e);
-                match req {
-                    VenueRequest::New => {
-                        let vo = VenueOrder {
-                            key,
-                            symbol: o.symbol,
-                            side: o.side,
-                            ord_type: o.ord_type,
-                            tif: o.tif,
-                            qty: o.leaves(),
-                            price: o.price,
-                        };
-                        sim.new_order(&vo, now, &mut push);
-                    }
-                    VenueRequest::Cancel => sim.cancel(key, now, &mut push),
-                    VenueRequest::Replace { qty, price } => {
-                        sim.replace(key, key, qty, price, now, &mut push)
-                    }
-                    VenueRequest::Status => {}
-                }
-                let reference = sim.last_price(&o.symbol);
-                if req == VenueRequest::New {
-                    self.reconcile_sent(&o, now);
-                }
-                self.reference_from_sim(&o.symbol, reference, now);
-            }
-            Some((VenueKind::Fix(fx), up)) => {
-                let conn = fx
-                    .conn
-                    .and_then(|c| self.conns.get_mut(c))
-                    .and_then(Option::as_mut);
-                match (up, conn) {
-                    (true, Some(conn)) => {
-                        let n = o.venue_req + 1;
-                        let live = o.venue_live;
-                        let sent = match req {
-                            VenueRequest::New => {
-                                fx.session.send_app(b"D", now, &mut conn.out, |w| {
-                                    vfix::new_order(w, key, &o, now)
-                                })
-                            }
-                            VenueRequest::Cancel => {
-                                fx.session.send_app(b"F", now, &mut conn.out, |w| {
-                                    vfix::cancel(w, key, &o, n, live, now)
-                                })
-                            }
-                            VenueRequest::Replace { qty, price } => {
-                                fx.session.send_app(b"G", now, &mut conn.out, |w| {
-                                    vfix::replace(w, key, &o, n, live, qty, price, now)
-                                })
-                            }
-                            VenueRequest::Status => {
-                                fx.session.send_app(b"H", now, &mut conn.out, |w| {
-                                    vfix::status(w, key, &o, live)
-                                })
-                            }
-                        };
-                        let c = fx.conn;
-                        if sent.is_ok() && req == VenueRequest::New {
-                            self.reconcile_sent(&o, now);
-                        }
-                        if sent.is_ok()
-                            && matches!(req, VenueRequest::Cancel | VenueRequest::Replace { .. })
-                        {
-                            if let Some(order) = self.orders.get_mut(key) {
-                                order.venue_req = n;
-                            }
-                        }
-                        if let Some(c) = c {
-                            self.mark_dirty(c);
-                        }
-                        // An external venue answers later: tell the client now that the
-                        // instruction is on its way (PendingNew / PendingCancel / PendingReplace).
-                        if sent.is_ok() {
-                            self.report_pending(key, req, now);
-                        }
-                    }
-                    _ => {
-                        let refusal = match req {
-                            VenueRequest::New => Some(VenueEvent::Rejected {
-                                key,
-                                reason: "venue is down: order not routed",
-                            }),
-                            VenueRequest::Cancel => Some(VenueEvent::CancelRejected {
-                                key,
-                                reason: "venue is down: cancel not sent",
-                            }),
-                            VenueRequest::Replace { .. } => Some(VenueEvent::ReplaceRejected {
-                                key,
-                                new_key: key,
-                                reason: "venue is down: replace not sent",
-                            }),
-                            // Status is asked again on the next logon.
-                            VenueRequest::Status => None,
-                        };
-                        evs.extend(refusal);
-                    }
-                }
-            }
-            None => {}
-        }
-        self.apply_venue_events(&evs, now);
-        self.venue_events = evs;
-    }
-
-    /// ExecutionReport PendingNew (150=A), PendingCancel (150=6) or PendingReplace (150=E) for
-    /// an instruction sent to an asynchronous venue.
-    fn report_pending(&mut self, key: OrderKey, req: VenueRequest, now: Nanos) {
-        if req == VenueRequest::Status {
-            return;
-        }
-        let Some(order) = self.orders.get_mut(key) else {
-            return;
-        };
-        order.exec_seq += 1; // each report gets its own ExecID
-        let o = *order;
-        self.journal_later(key);
-        self.journal_pending(now);
-        let (exec_type, status, cl) = match (req, o.pending) {
-            (VenueRequest::New, _) => (ExecType::PendingNew, OrdStatus::PendingNew, o.cl_ord_id),
-            (VenueRequest::Cancel, Pending::Cancel { cl_ord_id }) => {
-                (ExecType::PendingCancel, OrdStatus::PendingCancel, cl_ord_id)
-            }
-            (VenueRequest::Replace { .. }, Pending::Replace { cl_ord_id, .. }) => (
-                ExecType::PendingReplace,
-                OrdStatus::PendingReplace,
-                cl_ord_id,
-            ),
-            _ => return, // status requests and cancel-on-disconnect have no client instruction
-        };
-        let orig = (req != VenueRequest::New).then_some(o.cl_ord_id);
-        let e = Exec {
-            exec_type,
-            status,
-            cl_ord_id: cl.as_bytes(),
-            orig_cl_ord_id: orig.as_ref().map(|x| x.as_bytes()),
-            last: None,
-            rej_reason: None,
-            text: None,
-        };
-        self.send_exec(&o, &e, now);
-    }
-
     /// Starts connections to external venues that are due for a (re)connect.
     #[cold]
     pub(crate) fn venue_timers(&mut self, now: Nanos) {
-        for v in 0..self.venues.len() {
-            let Some(slot) = self.venues.get_mut(v) else {
-                continue;
-            };
-            let VenueKind::Fix(fx) = &mut slot.kind else {
+        for v in 0..self.links.len() {
+            let Some(Some(fx)) = self.links.get_mut(v) else {
                 continue;
             };
             if fx.conn.is_some() || now < fx.next_attempt {
@@ -280,7 +114,7 @@ impl Engine {
         }
         conn.connecting = false;
         let Some(v) = conn.venue else { return };
-        if let Some(VenueKind::Fix(fx)) = self.venues.get_mut(usize::from(v)).map(|s| &mut s.kind) {
+        if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
             fx.session.start_logon(now, &mut conn.out);
         }
         self.mark_dirty(c);
@@ -289,11 +123,11 @@ impl Engine {
     /// A message from venue `v` on connection `c`.
     pub(crate) fn on_venue_message(&mut self, v: u16, c: usize, msg: &Message<'_>, now: Nanos) {
         let (Some(slot), Some(Some(conn))) =
-            (self.venues.get_mut(usize::from(v)), self.conns.get_mut(c))
+            (self.links.get_mut(usize::from(v)), self.conns.get_mut(c))
         else {
             return;
         };
-        let VenueKind::Fix(fx) = &mut slot.kind else {
+        let Some(fx) = slot else {
             return;
         };
         let inbound = fx.session.on_message(msg, now, &mut conn.out);
@@ -311,8 +145,8 @@ impl Engine {
         // Answers that arrived ahead of a gap and are now in sequence.
         loop {
             let mut scratch = mem::take(&mut self.scratch);
-            let n = match self.venues.get_mut(usize::from(v)).map(|s| &mut s.kind) {
-                Some(VenueKind::Fix(fx)) => fx.session.take_queued(&mut scratch),
+            let n = match self.links.get_mut(usize::from(v)) {
+                Some(Some(fx)) => fx.session.take_queued(&mut scratch),
                 _ => None,
             };
             if let Some(m) = n
@@ -330,54 +164,31 @@ impl Engine {
         }
     }
 
-    /// The venue session is logged on: route to it again and reconcile every open order there.
+    /// The venue session is logged on: the desk routes to it again and asks it the status of
+    /// every open order there.
     #[cold]
     fn venue_up(&mut self, v: u16, now: Nanos) {
-        if let Some(slot) = self.venues.get_mut(usize::from(v)) {
-            slot.up = true;
-        }
-        self.counters.inc(Counter::VenueConnects);
-        self.emit(Event::VenueUp { venue: v, at: now });
-        let mut keys = mem::take(&mut self.keys);
-        self.orders.open_orders(&mut keys, |o| o.venue == v);
-        for &key in &keys {
-            self.venue_request(key, VenueRequest::Status, now);
-        }
-        self.keys = keys;
+        let (desk, mut out) = self.desk_out();
+        desk.venue_up(&mut out, v, now);
     }
 
     /// The venue connection closed: refuse new orders for it until it is back.
     #[cold]
     pub(crate) fn venue_down(&mut self, v: u16, now: Nanos, reason: &'static str) {
-        if let Some(slot) = self.venues.get_mut(usize::from(v)) {
-            slot.up = false;
-            if let VenueKind::Fix(fx) = &mut slot.kind {
-                fx.conn = None;
-                fx.session.on_disconnect(now);
-                fx.next_attempt = now.add(fx.reconnect);
-            }
+        if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+            fx.conn = None;
+            fx.session.on_disconnect(now);
+            fx.next_attempt = now.add(fx.reconnect);
         }
-        self.counters.inc(Counter::VenueDisconnects);
-        self.emit(Event::VenueDown {
-            venue: v,
-            reason,
-            at: now,
-        });
+        self.desk.venue_down(v, now, reason);
     }
 
     /// Maps a venue's ExecutionReport / OrderCancelReject to the order it is about.
     fn on_venue_answer(&mut self, v: u16, msg: &Message<'_>, now: Nanos) {
         let answer = vfix::parse_answer(msg);
-        let order = answer.and_then(|a| {
-            self.orders
-                .get(a.key)
-                .copied()
-                .filter(|o| o.order_id == a.order_id && o.venue == v)
-        });
+        let order = answer.and_then(|a| self.desk.venue_order(v, a.key, a.order_id));
         let (Some(a), Some(o)) = (answer, order) else {
-            if let Some(VenueKind::Fix(fx)) =
-                self.venues.get_mut(usize::from(v)).map(|s| &mut s.kind)
-            {
+            if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
                 fx.unmatched += 1;
             }
             return self.venue_unmatched(v, msg, now);
@@ -422,9 +233,7 @@ impl Engine {
                     canceled_qty: leaves,
                 },
                 b'5' => {
-                    if let Some(order) = self.orders.get_mut(key) {
-                        order.venue_live = a.n;
-                    }
+                    self.desk.note_venue_live(key, a.n);
                     VenueEvent::Replaced {
                         key,
                         new_key: key,
@@ -447,22 +256,31 @@ impl Engine {
                     // for resend and recorded, so no copy holds a card number (DATA-4). In
                     // place, no allocation; venue rejects only.
                     crate::auth::mask::card_numbers(&mut text[prefix.len()..prefix.len() + n]);
-                    self.rejected_at_venue(key, &text[..prefix.len() + n], now);
-                    return self.journal_pending(now);
+                    let (desk, mut out) = self.desk_out();
+                    desk.rejected_at_venue(&mut out, key, &text[..prefix.len() + n], now);
+                    return desk.journal_pending(now);
                 }
                 b'I' => {
-                    return self.reconcile(key, &o, status, venue_order_id, cum, last, price, now)
+                    let st = VenueStatus {
+                        status,
+                        venue_order_id,
+                        cum,
+                        last,
+                        price,
+                    };
+                    let (desk, mut out) = self.desk_out();
+                    return desk.reconcile(&mut out, key, &o, &st, now);
                 }
                 _ => return, // pending states and restatements carry nothing we act on
             },
         };
-        self.apply_venue_events(&[ev], now);
+        let (desk, mut out) = self.desk_out();
+        desk.apply_venue_events(&mut out, &[ev], now);
     }
 
-    /// Reconciliation: a venue ExecutionReport about an order the gateway has no record of.
-    /// If it says the venue holds or executed an order (ExecType new, fill, restated,
-    /// replaced) for a configured account, that account's kill switch goes on and an alert is
-    /// raised: exposure exists that the gateway did not accept from a client.
+    /// A venue ExecutionReport about an order the gateway has no record of: the desk
+    /// reconciles it (an order the venue holds or executed for a configured account trips that
+    /// account's kill switch).
     #[cold]
     #[inline(never)]
     fn venue_unmatched(&mut self, v: u16, msg: &Message<'_>, now: Nanos) {
@@ -476,68 +294,7 @@ impl Engine {
         let account = msg
             .get(crate::fix::tags::ACCOUNT)
             .and_then(crate::model::Account::new);
-        if let (true, Some(account)) = (live, account) {
-            if self.risk.note_venue_unmatched(&account) {
-                self.reconciliation_mismatch(
-                    account,
-                    v,
-                    "venue reported an order the gateway never sent",
-                    now,
-                );
-            }
-        }
-    }
-
-    /// An OrderStatus answer after a reconnect: bring our view in line with the venue's.
-    #[cold]
-    #[allow(clippy::too_many_arguments)]
-    fn reconcile(
-        &mut self,
-        key: OrderKey,
-        o: &crate::order::Order,
-        status: OrdStatus,
-        venue_order_id: crate::model::VenueOrderId,
-        cum: Qty,
-        last: Option<(Qty, Price)>,
-        price: Option<Price>,
-        now: Nanos,
-    ) {
-        let mut evs = [None, None, None];
-        if o.status == OrdStatus::PendingNew && status != OrdStatus::Rejected {
-            evs[0] = Some(VenueEvent::Accepted {
-                key,
-                venue_order_id,
-            });
-        }
-        if cum.0 > o.cum_qty.0 {
-            // Fills we missed while disconnected; the venue's resend normally delivers them,
-            // this covers a venue that reset its sequence numbers.
-            let px = last.map(|l| l.1).or(price).or(o.price).unwrap_or(Price(0));
-            evs[1] = Some(VenueEvent::Fill {
-                key,
-                qty: Qty(cum.0 - o.cum_qty.0),
-                price: px,
-                exec_id: 0,
-                leaves: Qty((o.qty.0 - cum.0).max(0)),
-            });
-        }
-        match status {
-            OrdStatus::Canceled | OrdStatus::Expired => {
-                evs[2] = Some(VenueEvent::Canceled {
-                    key,
-                    canceled_qty: Qty::ZERO,
-                })
-            }
-            OrdStatus::Rejected if o.status == OrdStatus::PendingNew => {
-                evs[2] = Some(VenueEvent::Rejected {
-                    key,
-                    reason: "rejected by the venue (found on reconnect)",
-                })
-            }
-            _ => {}
-        }
-        for e in evs.into_iter().flatten() {
-            self.apply_venue_events(&[e], now);
-        }
+        let (desk, mut out) = self.desk_out();
+        desk.venue_unmatched(&mut out, v, account, live, now);
     }
 }

@@ -19,7 +19,8 @@ use crate::fix::{BeginString, TimePrecision, Writer};
 use crate::model::{Account, ExecType, Nanos, OrdStatus, SessionId};
 use crate::order::Order;
 
-use super::exec::{execution_report, Exec};
+use super::exec::execution_report;
+use crate::desk::Exec;
 
 /// The canned order and the scratch space of the warm pass.
 pub struct Warmer {

@@ -1,4 +1,4 @@
-//! HOT — the engine's side of pre-trade risk: the checks of new orders and replaces, the
+//! HOT — the desk's side of pre-trade risk: the checks of new orders and replaces, the
 //! accounting of every venue answer (fills, cancels, rejects, replace rejects), reference
 //! prices from venues, reconciliation, and the control requests (kill, unkill, enable, limits,
 //! show) applied between messages.
@@ -7,7 +7,7 @@
 
 use std::mem;
 
-use super::Engine;
+use super::{OrderDesk, Outbox};
 use crate::handoff::{ControlCall, ControlReply, ControlRequest, Event, KillTarget};
 use crate::model::{Nanos, OrdType, Price, Qty, SessionId, Symbol};
 use crate::monitor::Counter;
@@ -86,7 +86,7 @@ fn invalid_limit(l: LimitName) -> &'static str {
     }
 }
 
-impl Engine {
+impl OrderDesk {
     /// Checks a new order against the kill switch of its key and the risk core; on accept the
     /// order carries the price its notional was reserved at.
     #[inline]
@@ -193,7 +193,7 @@ impl Engine {
 
     /// The simulated venue's last trade (or book mid) for `symbol` becomes the reference when
     /// it changed: an unchanged price is no new information and must not look fresh (fills
-    /// refresh it in [`Engine::risk_fill`]).
+    /// refresh it in [`OrderDesk::risk_fill`]).
     #[inline]
     pub(crate) fn reference_from_sim(&mut self, symbol: &Symbol, price: Option<Price>, now: Nanos) {
         if let Some(p) = price {
@@ -206,13 +206,14 @@ impl Engine {
     /// A new order of `o` went to its venue. A mismatch with what was accepted from clients
     /// trips the account's kill switch.
     #[inline]
-    pub(crate) fn reconcile_sent(&mut self, o: &Order, now: Nanos) {
+    pub(crate) fn reconcile_sent(&mut self, out: &mut dyn Outbox, o: &Order, now: Nanos) {
         let price = match (o.ord_type, o.price) {
             (OrdType::Limit, Some(p)) => p,
             _ => o.reserved_price,
         };
         if !self.risk.note_sent(&o.account, o.leaves(), price) {
             self.reconciliation_mismatch(
+                out,
                 o.account,
                 o.venue,
                 "order sent to a venue without a matching client order",
@@ -227,6 +228,7 @@ impl Engine {
     #[inline(never)]
     pub(crate) fn reconciliation_mismatch(
         &mut self,
+        out: &mut dyn Outbox,
         account: crate::model::Account,
         venue: u16,
         what: &'static str,
@@ -239,7 +241,7 @@ impl Engine {
             what,
             at: now,
         });
-        let orders = self.cancel_scope(KillTarget::Account(account), now);
+        let orders = self.cancel_scope(out, KillTarget::Account(account), now);
         self.emit(Event::Kill {
             target: KillTarget::Account(account),
             on: true,
@@ -251,7 +253,12 @@ impl Engine {
 
     /// Sends a venue cancel for every open order in `target`; returns how many.
     #[cold]
-    pub(crate) fn cancel_scope(&mut self, target: KillTarget, now: Nanos) -> u32 {
+    pub(crate) fn cancel_scope(
+        &mut self,
+        out: &mut dyn Outbox,
+        target: KillTarget,
+        now: Nanos,
+    ) -> u32 {
         let mut keys = mem::take(&mut self.keys);
         self.orders.open_orders(&mut keys, |o| match target {
             KillTarget::Global => true,
@@ -261,7 +268,7 @@ impl Engine {
         });
         let n = keys.len() as u32;
         for &key in &keys {
-            self.venue_request(key, super::venues::VenueRequest::Cancel, now);
+            self.venue_request(out, key, super::venue::VenueRequest::Cancel, now);
         }
         self.keys = keys;
         self.counters.add(Counter::KillCancels, u64::from(n));
@@ -292,13 +299,13 @@ impl Engine {
     /// Applies a control request and answers it. Cold: runs between messages.
     #[cold]
     #[inline(never)]
-    pub(crate) fn on_control(&mut self, call: ControlCall, now: Nanos) {
+    pub fn on_control(&mut self, out: &mut dyn Outbox, call: ControlCall, now: Nanos) {
         self.counters.inc(Counter::ControlRequests);
         let seq = call.seq;
         let reply = match call.request {
             ControlRequest::Kill(t) | ControlRequest::Unkill(t) => {
                 let on = matches!(call.request, ControlRequest::Kill(_));
-                self.set_kill(t, on, seq, now)
+                self.set_kill(out, t, on, seq, now)
             }
             ControlRequest::EnableAccount(a) => {
                 let was_disabled = self.risk.is_disabled(&a);
@@ -386,7 +393,14 @@ impl Engine {
     }
 
     #[cold]
-    fn set_kill(&mut self, t: KillTarget, on: bool, seq: u64, now: Nanos) -> ControlReply {
+    fn set_kill(
+        &mut self,
+        out: &mut dyn Outbox,
+        t: KillTarget,
+        on: bool,
+        seq: u64,
+        now: Nanos,
+    ) -> ControlReply {
         let scope = match t {
             KillTarget::Global => Some(KillScope::Global),
             KillTarget::Account(a) => Some(KillScope::Account(a)),
@@ -423,7 +437,11 @@ impl Engine {
         if let Err(why) = applied {
             return ControlReply::Refused(why);
         }
-        let orders = if on { self.cancel_scope(t, now) } else { 0 };
+        let orders = if on {
+            self.cancel_scope(out, t, now)
+        } else {
+            0
+        };
         self.emit(Event::Kill {
             target: t,
             on,
