@@ -12,7 +12,6 @@ use std::cell::Cell;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use portcullis::clock::Clock;
 use portcullis::config::Config;
-use portcullis::engine::Engine;
 use portcullis::fix::encode::write_u64;
 use portcullis::fix::{TimePrecision, Writer};
 
@@ -51,7 +50,7 @@ fn order_path(c: &mut Criterion) {
     );
     let cfg = Config::parse(&text, "bench.toml").unwrap();
     let clock = Clock::fast();
-    let (mut engine, handle) = Engine::new(&cfg, clock.clone()).unwrap();
+    let (mut engine, handle) = portcullis::build::engine(&cfg, clock.clone()).unwrap();
     let _client = std::net::TcpStream::connect(handle.listen_addrs[0]).unwrap();
     while engine.last_connection().is_none() {
         engine.do_work();

@@ -6,10 +6,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::audit::JournalThread;
+use crate::build::{EngineHandle, StartError};
 use crate::clock::thread::ClockThread;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Engine, EngineHandle, StartError};
 
 /// A running gateway.
 pub struct Running {
@@ -34,7 +34,7 @@ pub struct Running {
 
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
 pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
-    let (mut engine, handle) = Engine::new(cfg, clock.clone())?;
+    let (mut engine, handle) = crate::build::engine(cfg, clock.clone())?;
     let journal_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let key_tiers = cfg
         .auth

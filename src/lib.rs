@@ -52,6 +52,7 @@ pub fn say_err(args: std::fmt::Arguments<'_>) {
 
 pub mod audit;
 pub mod auth;
+pub mod build;
 pub mod clock;
 pub mod config;
 pub mod ctl;

@@ -422,7 +422,7 @@ fn keys(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: KeysCmd) -> 
 
 /// SIGHUP, TLS part: re-reads every TLS listener's certificate, key and client CA; new
 /// connections use them, established sessions keep theirs. A refused file keeps the old one.
-fn reload_tls(handle: &portcullis::engine::EngineHandle) {
+fn reload_tls(handle: &portcullis::build::EngineHandle) {
     for r in handle.tls.reload_all() {
         match r {
             Ok(line) => say!("portcullis: SIGHUP: TLS {line}"),

@@ -387,6 +387,73 @@ fn default_window() -> u64 {
     120_000
 }
 
+/// The dotted name of the key whose value starts at byte `at` of `text` (`venue[0].behaviour`,
+/// `gateway.busy_poll`), as far as a line-by-line reading of tables and keys can tell; `None`
+/// when `at` is not on a `key = value` line.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = counts.entry(name.clone()).or_insert(0);
+            table = format!("{name}[{n}]");
+            *n += 1;
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = name.trim().to_string();
+        } else if at >= start && at < end {
+            let key = t.split('=').next()?.trim();
+            if key.is_empty() || key.starts_with('#') || !t.contains('=') {
+                return None;
+            }
+            return Some(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+        start = end;
+    }
+    None
+}
+
+/// `[[venue]] kind`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VenueKind {
+    /// The embedded simulated venue.
+    Sim,
+    /// A FIX 4.4 initiator session to an external venue.
+    Fix,
+}
+
+impl std::fmt::Display for VenueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VenueKind::Sim => "sim",
+            VenueKind::Fix => "fix",
+        })
+    }
+}
+
+/// `[[venue]] behaviour` of a simulated venue.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SimBehaviourCfg {
+    /// Acknowledge, never fill.
+    Ack,
+    /// Fill at once.
+    #[default]
+    Fill,
+    /// Fill in `partial_slices` parts.
+    Partial,
+    /// Match against a book of resting orders.
+    Book,
+}
+
 /// `[[venue]]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -394,10 +461,10 @@ pub struct VenueCfg {
     /// Name used by routes and shown in reports (e.g. a MIC).
     pub name: String,
     /// "sim" (embedded simulated venue) or "fix" (FIX 4.4 initiator to an external venue).
-    pub kind: String,
-    /// sim: "ack", "fill", "partial" or "book".
+    pub kind: VenueKind,
+    /// sim: "ack", "fill" (the default), "partial" or "book".
     #[serde(default)]
-    pub behaviour: Option<String>,
+    pub behaviour: Option<SimBehaviourCfg>,
     /// sim "partial": fills per order.
     #[serde(default)]
     pub partial_slices: Option<u32>,
@@ -449,8 +516,12 @@ impl Config {
             let msg = e.message().to_string();
             let key = e
                 .span()
-                .and_then(|s| text.get(s))
-                .map(|s| s.trim().chars().take(60).collect::<String>())
+                .and_then(|s| key_at(text, s.start))
+                .or_else(|| {
+                    e.span()
+                        .and_then(|s| text.get(s))
+                        .map(|s| s.trim().chars().take(60).collect::<String>())
+                })
                 .unwrap_or_default();
             ConfigError {
                 file: file.to_string(),
@@ -741,20 +812,13 @@ impl Config {
                     format!("{:?} is used by two venues", v.name),
                 ));
             }
-            match v.kind.as_str() {
-                "sim" => {
-                    let b = v.behaviour.as_deref().unwrap_or("fill");
-                    if !matches!(b, "ack" | "fill" | "partial" | "book") {
-                        return Err(err(
-                            key("behaviour"),
-                            format!("{b:?} is not one of ack, fill, partial, book"),
-                        ));
-                    }
+            match v.kind {
+                VenueKind::Sim => {
                     if v.partial_slices == Some(0) {
                         return Err(err(key("partial_slices"), "must be at least 1".into()));
                     }
                 }
-                "fix" => {
+                VenueKind::Fix => {
                     if let Some(t) = &v.tls {
                         if t.cert.is_some() != t.key.is_some() {
                             return Err(err(
@@ -778,12 +842,6 @@ impl Config {
                             return Err(err(key(k), "is required for kind = \"fix\"".into()));
                         }
                     }
-                }
-                other => {
-                    return Err(err(
-                        key("kind"),
-                        format!("{other:?} is not \"sim\" or \"fix\""),
-                    ))
                 }
             }
         }
@@ -1079,7 +1137,7 @@ mod tests {
     fn embedded_default_is_valid() {
         let c = Config::embedded_default(Path::new("/tmp/x"));
         assert_eq!(c.sessions.len(), 3);
-        assert_eq!(c.venues[0].kind, "sim");
+        assert_eq!(c.venues[0].kind, VenueKind::Sim);
     }
 
     #[test]
@@ -1271,6 +1329,13 @@ mod tests {
         let base = EMBEDDED_DEFAULT.replace("behaviour = \"fill\"", "behaviour = \"teleport\"");
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "venue[0].behaviour");
+        assert!(
+            e.to_string().contains("`ack`, `fill`, `partial`, `book`"),
+            "{e}"
+        );
+        let base = EMBEDDED_DEFAULT.replace("kind = \"sim\"", "kind = \"telepathy\"");
+        let e = Config::parse(&base, "t.toml").unwrap_err();
+        assert_eq!(e.key, "venue[0].kind", "{e}");
         let base = EMBEDDED_DEFAULT.replace("FIX.4.2", "FIX.5.0");
         let e = Config::parse(&base, "t.toml").unwrap_err();
         assert_eq!(e.key, "session[2].begin_string");

@@ -31,28 +31,19 @@ use std::time::Duration;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::clock::{Clock, ClockStatus};
-use crate::config::{Config, Gateway};
-use crate::desk::{DeskParts, DeskSession, DeskVenue, OrderDesk};
+use crate::clock::Clock;
+use crate::desk::OrderDesk;
 use crate::fix::{frame, BeginString, Frame, Message, MsgType};
-use crate::handoff::{
-    command_channel, Command, CommandReceiver, CommandSender, Event, EventRing, LogonRefusal,
-    RecordRing,
-};
-use crate::model::{Account, CompId, Nanos, Price, SessionId};
+use crate::handoff::{Command, CommandReceiver, Event, EventRing, LogonRefusal};
+use crate::model::{Account, CompId, Nanos, SessionId};
 use crate::monitor::{Counter, Counters};
 use crate::net::{self, Conn, ReadOutcome};
-use crate::order::journal::{session_tag, Journal};
-use crate::order::OrderTable;
-use crate::route::{Router, Rule, VenueName};
-use crate::session::{Inbound, OutBuf, Role, Session, SessionConfig};
-use crate::store::{SessionStore, SessionStoreConfig};
-use crate::throttle::{AbuseConfig, AbuseDetector, KeySlot, ThrottleTable};
-use crate::venue::sim::{SimBehaviour, SimConfig, SimVenue};
+use crate::session::{Inbound, OutBuf, Session};
+use crate::throttle::{AbuseDetector, KeySlot, ThrottleTable};
 use stores::AnyStore;
 
 /// Tokens at and above this are listeners; below are connection slots.
-const LISTENER_BASE: usize = 1 << 30;
+pub(crate) const LISTENER_BASE: usize = 1 << 30;
 /// Timers (heartbeats, logon timeouts) run at most this often.
 const TIMER_INTERVAL: Nanos = Nanos::from_millis(1);
 /// A hot-set connection with no bytes for this long goes back to epoll (drained first).
@@ -109,30 +100,57 @@ pub struct AuthState {
     pub required: bool,
 }
 
-/// What a cold thread holds to watch and steer a running engine.
-#[derive(Clone)]
-pub struct EngineHandle {
-    pub counters: Arc<Counters>,
-    /// The throttle table: lock-free, so cold threads apply live limit changes and read the
-    /// daily counters to persist them without going through the gateway thread.
+/// The shell's settings (from `[gateway]`, converted once by the builder).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Busy-poll the sockets (the gateway thread owns a core) instead of blocking in epoll.
+    pub busy_poll: bool,
+    pub poll_timeout_ms: u64,
+    pub max_connections: usize,
+    pub max_message_bytes: usize,
+    pub recv_buffer_bytes: usize,
+    pub send_buffer_bytes: usize,
+    pub logon_timeout_ms: u64,
+    /// Receive buffer of a connection not logged on yet.
+    pub logon_buffer_bytes: usize,
+    /// Bytes outside a FIX frame tolerated before logon.
+    pub logon_garbage_bytes: usize,
+    /// A connection that sends nothing is closed after this.
+    pub silent_timeout_ms: u64,
+    /// Busy-poll hot set size, epoll every `spin_poll_every` cycles, warm-up pass period.
+    pub spin_read_conns: usize,
+    pub spin_poll_every: u32,
+    pub warm_every_us: u64,
+    pub slow_consumer_ms: u64,
+    pub tls_handshake_budget_us: u64,
+    /// Connections not logged on yet, at most (in all, and per source address).
+    pub unauthenticated_cap: usize,
+    pub per_address_cap: usize,
+}
+
+/// What the shell is assembled from (see [`Engine::assemble`]).
+pub struct ShellParts {
+    pub settings: Settings,
+    pub poll: Poll,
+    pub listeners: Vec<TcpListener>,
+    /// Per listener: its TLS configuration (None: plaintext).
+    pub tls_configs: Vec<Option<Arc<rustls::ServerConfig>>>,
+    pub sessions: Vec<SessionSlot>,
+    pub desk: OrderDesk,
+    pub links: Vec<Option<Box<venues::FixVenue>>>,
     pub throttle: Arc<ThrottleTable>,
-    /// Session keys, by throttle slot (`KeySlot(i)` is session `i`).
-    pub session_keys: Vec<String>,
+    pub clock: Clock,
+    pub counters: Arc<Counters>,
     pub events: EventRing,
-    pub commands: CommandSender,
-    pub listen_addrs: Vec<SocketAddr>,
+    pub commands: CommandReceiver,
     pub stop: Arc<AtomicBool>,
-    /// TLS listeners: certificate reload and days to expiry.
-    pub tls: Arc<crate::tls::TlsListeners>,
-    /// Clock sync status (CLOCK-2), written by the clock thread.
-    pub clock_status: Arc<ClockStatus>,
-    /// Order records (REG-1) for the journal thread.
-    pub records: RecordRing,
+    pub auth: Option<AuthState>,
+    pub key_loader: Option<crate::auth::watch::Loader>,
 }
 
 /// The gateway engine.
 pub struct Engine {
-    gw: Gateway,
+    gw: Settings,
     poll: Poll,
     events: Events,
     ready: Vec<(Token, bool, bool)>,
@@ -222,446 +240,40 @@ fn drop_copy_refusal(drop_copy: &[Account], key: &crate::auth::Key) -> Option<&'
     None
 }
 
-/// Why an engine could not start.
-#[derive(Debug)]
-pub struct StartError(pub String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
-
-fn start_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> StartError {
-    StartError(format!("{what}: {e}"))
-}
-
 impl Engine {
-    /// Builds the engine: binds listeners, opens (and recovers) stores and the journal, and
-    /// preallocates every table. Cold; may allocate and fail.
-    pub fn new(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), StartError> {
-        let gw = cfg.gateway.clone();
-        let data = gw.data_dir.clone();
-        // 0700 whatever the umask; a looser existing data folder is tightened (and reported).
-        crate::files::private_dir(&data)
-            .map_err(|e| start_err(format!("data_dir {}", data.display()), e))?;
-        let poll = Poll::new().map_err(|e| start_err("epoll", e))?;
-        let mut listeners = Vec::new();
-        let mut listen_addrs = Vec::new();
-        let mut tls_configs = Vec::new();
-        let mut tls_loaded = Vec::new();
-        let now_unix = (crate::clock::system_utc().0 / 1_000_000_000) as i64;
-        for (i, l) in cfg.listeners.iter().enumerate() {
-            match &l.tls {
-                Some(t) => {
-                    let loaded = crate::tls::server_config(t, now_unix)
-                        .map_err(|e| StartError(format!("listener[{i}].tls: {e}")))?;
-                    tls_loaded.push((i, t.clone(), loaded.not_after_unix));
-                    tls_configs.push(Some(loaded.config));
-                }
-                None => tls_configs.push(None),
-            }
-            let mut lst = net::listen(l.address)
-                .map_err(|e| start_err(format!("listener[{i}] {}", l.address), e))?;
-            poll.registry()
-                .register(&mut lst, Token(LISTENER_BASE + i), Interest::READABLE)
-                .map_err(|e| start_err("register listener", e))?;
-            listen_addrs.push(
-                lst.local_addr()
-                    .map_err(|e| start_err("listener address", e))?,
-            );
-            listeners.push(lst);
-        }
-        let now = clock.now();
-        let sessions_dir = data.join("sessions");
-        crate::files::private_dir(&sessions_dir).map_err(|e| start_err("sessions folder", e))?;
-        let mut sessions = Vec::new();
-        let mut principals: Vec<DeskSession> = Vec::new();
-        for s in &cfg.sessions {
-            let begin = BeginString::parse(s.begin_string.as_bytes())
-                .ok_or_else(|| StartError(format!("session begin_string {:?}", s.begin_string)))?;
-            let our = CompId::new(s.our_comp_id.as_bytes())
-                .ok_or_else(|| StartError("our_comp_id too long".into()))?;
-            let their = CompId::new(s.their_comp_id.as_bytes())
-                .ok_or_else(|| StartError("their_comp_id too long".into()))?;
-            let key = format!("{}-{}-{}", s.begin_string, s.our_comp_id, s.their_comp_id);
-            let store = if s.persist {
-                let sc = SessionStoreConfig {
-                    segment_bytes: gw.session_segment_bytes,
-                    ..Default::default()
-                };
-                AnyStore::Disk(Box::new(
-                    SessionStore::open_with(&sessions_dir, &key, &sc, now.0)
-                        .map_err(|e| start_err(format!("session store {key}"), e))?,
-                ))
-            } else {
-                AnyStore::Memory(crate::session::MemoryStore::new())
-            };
-            let scfg = SessionConfig {
-                begin_string: begin,
-                our_comp_id: our,
-                their_comp_id: their,
-                role: Role::Acceptor,
-                heartbeat_min_secs: s.heartbeat_min_secs,
-                heartbeat_max_secs: s.heartbeat_max_secs,
-                reset_on_logon: s.reset_on_logon,
-                reset_on_logout: s.reset_on_logout,
-                reset_on_disconnect: s.reset_on_disconnect,
-                check_sending_time: s.check_sending_time,
-                sending_time_window_ms: s.sending_time_window_ms,
-                ..SessionConfig::default()
-            };
-            let default_account = s
-                .default_account
-                .as_deref()
-                .and_then(|a| Account::new(a.as_bytes()))
-                .unwrap_or(Account::EMPTY);
-            let dev_any = s
-                .dev_accounts
-                .iter()
-                .any(|a| a == crate::auth::keys::ANY_ACCOUNT);
-            let dev_extra: Vec<Account> = s
-                .dev_accounts
-                .iter()
-                .filter_map(|a| Account::new(a.as_bytes()))
-                .filter(|a| !a.is_empty() && a.as_bytes() != b"*")
-                .collect();
-            let dev_grants = crate::auth::Grants::unauthenticated(
-                KeySlot(sessions.len() as u32),
-                default_account,
-                &dev_extra,
-                dev_any,
-            );
-            principals.push(DeskSession {
-                tag: session_tag(begin.as_bytes(), our.as_bytes(), their.as_bytes()),
-                grants: dev_grants.clone(),
-                killed: false,
-            });
-            sessions.push(SessionSlot {
-                session: Session::new(scfg, store),
-                conn: None,
-                begin,
-                their_comp_id: their,
-                our_comp_id: our,
-                default_account,
-                cancel_on_disconnect: s.cancel_on_disconnect,
-                abuse: AbuseDetector::new(AbuseConfig::default()),
-                key: key.clone(),
-                client_spki: s
-                    .client_cert_spki_sha256
-                    .as_deref()
-                    .and_then(crate::config::parse_sha256_hex),
-                client_subject: match s.client_cert_subject.as_deref() {
-                    None => None,
-                    Some(x) => Some(net::tls::Subject::parse(x).map_err(|e| {
-                        StartError(format!("session {key}: client_cert_subject: {e}"))
-                    })?),
-                },
-                dev_grants,
-                seen: crate::order::seen::SeenClOrdIds::default(),
-                drop_copy: s
-                    .drop_copy_accounts
-                    .iter()
-                    .filter_map(|a| Account::new(a.as_bytes()))
-                    .collect(),
-            });
-        }
-        let mut venues = Vec::new();
-        let mut links = Vec::new();
-        let mut names = Vec::new();
-        for v in &cfg.venues {
-            let name = VenueName::new(v.name.as_bytes())
-                .ok_or_else(|| StartError(format!("venue name {:?} longer than 16", v.name)))?;
-            names.push(name);
-            let (sim, link) = match v.kind.as_str() {
-                "sim" => {
-                    let behaviour = match v.behaviour.as_deref().unwrap_or("fill") {
-                        "ack" => SimBehaviour::AckOnly,
-                        "partial" => SimBehaviour::PartialFills {
-                            slices: v.partial_slices.unwrap_or(2),
-                        },
-                        "book" => SimBehaviour::Book,
-                        _ => SimBehaviour::FillImmediately,
-                    };
-                    let sim = SimVenue::new(SimConfig {
-                        behaviour,
-                        max_orders: gw.max_orders,
-                        max_symbols: 4096,
-                        max_orders_per_symbol: gw.max_orders.min(1 << 16),
-                        default_fill_price: Price::from_units(100),
-                    });
-                    (Some(Box::new(sim)), None)
-                }
-                _ => {
-                    let (Some(addr), Some(our), Some(their)) = (
-                        v.address,
-                        v.our_comp_id.as_deref(),
-                        v.their_comp_id.as_deref(),
-                    ) else {
-                        return Err(StartError(format!(
-                            "venue {:?}: address and CompIDs are required",
-                            v.name
-                        )));
-                    };
-                    let our_id = CompId::new(our.as_bytes())
-                        .ok_or_else(|| StartError("venue our_comp_id too long".into()))?;
-                    let their_id = CompId::new(their.as_bytes())
-                        .ok_or_else(|| StartError("venue their_comp_id too long".into()))?;
-                    let key = format!("venue-{}-{}-{}", v.name, our, their);
-                    let sc = SessionStoreConfig {
-                        segment_bytes: gw.session_segment_bytes,
-                        ..Default::default()
-                    };
-                    let store = SessionStore::open_with(&sessions_dir, &key, &sc, now.0)
-                        .map_err(|e| start_err(format!("venue session store {key}"), e))?;
-                    let tls = match &v.tls {
-                        Some(t) => Some((
-                            crate::tls::client_config(t, now_unix)
-                                .map_err(|e| StartError(format!("venue {:?} tls: {e}", v.name)))?,
-                            crate::tls::server_name(&t.server_name)
-                                .map_err(|e| StartError(format!("venue {:?} tls: {e}", v.name)))?,
-                        )),
-                        None => None,
-                    };
-                    let scfg = SessionConfig {
-                        begin_string: BeginString::Fix44,
-                        our_comp_id: our_id,
-                        their_comp_id: their_id,
-                        role: Role::Initiator,
-                        heartbeat_secs: v.heartbeat_secs.unwrap_or(30),
-                        // Our dictionaries describe what clients may send us; a venue sends the
-                        // reports we only ever send. Venue answers are parsed field by field
-                        // (`venue::fix::parse_answer`) and anything unusable is counted.
-                        validate: false,
-                        ..SessionConfig::default()
-                    };
-                    let link = venues::FixVenue {
-                        addr,
-                        session: Session::new(scfg, AnyStore::Disk(Box::new(store))),
-                        conn: None,
-                        reconnect: Nanos::from_millis(v.reconnect_ms.unwrap_or(1000)),
-                        next_attempt: Nanos::ZERO,
-                        unmatched: 0,
-                        tls,
-                    };
-                    (None, Some(Box::new(link)))
-                }
-            };
-            // An in-process venue is up from the start; a link once it is logged on.
-            let up = sim.is_some();
-            venues.push(DeskVenue { name, up, sim });
-            links.push(link);
-        }
-        let rules = cfg
-            .routes
-            .iter()
-            .filter_map(|r| {
-                Some(Rule {
-                    ex_destination: r
-                        .ex_destination
-                        .as_deref()
-                        .and_then(|d| VenueName::new(d.as_bytes())),
-                    symbol: r
-                        .symbol
-                        .as_deref()
-                        .and_then(|s| crate::model::Symbol::new(s.as_bytes())),
-                    account: r
-                        .account
-                        .as_deref()
-                        .and_then(|a| Account::new(a.as_bytes())),
-                    venue: names
-                        .iter()
-                        .position(|n| n.as_bytes() == r.venue.as_bytes())?
-                        as u16,
-                })
-            })
-            .collect();
-        let tiers = cfg.tier_table();
-        let max_keys = cfg.auth.as_ref().map_or(0, |a| a.max_keys as usize);
-        let throttle = Arc::new(ThrottleTable::with_capacity(
-            (sessions.len() + max_keys).max(1),
-        ));
-        for i in 0..sessions.len() {
-            throttle
-                .set_key_limits(KeySlot(i as u32), &cfg.session_limits(i, &tiers), now)
-                .map_err(|e| StartError(format!("session[{i}] throttle limits: {e:?}")))?;
-        }
-        let mut session_keys: Vec<String> = sessions.iter().map(|s| s.key.clone()).collect();
-        // Keys with their own tier draw from slots after the sessions'.
-        let (auth, key_loader) = match &cfg.auth {
-            None => (None, None),
-            Some(a) => {
-                let provider = a
-                    .provider(&data)
-                    .map_err(|e| StartError(format!("auth: {e}")))?;
-                let path = a.store_path(&data);
-                if !path.exists() {
-                    return Err(StartError(format!(
-                        "auth: key store {} does not exist (create it with `portcullis keys add`)",
-                        path.display()
-                    )));
-                }
-                let store = crate::auth::store::KeyStore::open(&path, &provider, false)
-                    .map_err(|e| StartError(format!("auth: {e}")))?;
-                let mut loader = crate::auth::watch::Loader::new(
-                    store,
-                    tiers.clone(),
-                    sessions.len() as u32,
-                    a.max_keys,
-                );
-                loader.set_throttle(throttle.clone());
-                loader.set_age_policy(a.max_key_age_ms(), a.key_age_warning_ms());
-                let snap = loader
-                    .load()
-                    .map_err(|e| StartError(format!("auth: {e}")))?;
-                for (slot, name) in loader.slot_names() {
-                    let slot = slot as usize;
-                    if session_keys.len() <= slot {
-                        session_keys.resize(slot + 1, String::new());
-                    }
-                    if let Some(n) = session_keys.get_mut(slot) {
-                        *n = name;
-                    }
-                }
-                let mut verifier = crate::auth::Authenticator::new(a.policy(), now);
-                verifier.apply_unlocks(&snap);
-                // Lockouts survive a restart (a restart must not reopen a brute-force window).
-                let lockouts = crate::audit::lockouts::Lockouts::load(
-                    &data.join(crate::audit::lockouts::FILE),
-                )
-                .map_err(|e| StartError(format!("auth lockouts: {e}")))?;
-                verifier.restore_lockouts(&lockouts.entries(), &snap, now);
-                // So are accepted signatures still inside their skew window.
-                let replays = crate::audit::lockouts::Replays::load(
-                    &data.join(crate::audit::lockouts::REPLAY_FILE),
-                )
-                .map_err(|e| StartError(format!("auth replay cache: {e}")))?;
-                verifier.restore_replays(&replays.entries(), now);
-                let snap = Arc::new(snap);
-                loader.published(snap.clone());
-                (
-                    Some(AuthState {
-                        keys: snap,
-                        verifier,
-                        required: a.required,
-                    }),
-                    Some(loader),
-                )
-            }
-        };
-        // Everything else in the data folder that an older version or a hand copy left open
-        // is tightened — after the key store and master key checks above, which refuse rather
-        // than repair (a secret that was readable may have been read: the operator must know).
-        match crate::files::tighten_tree(&data) {
-            Ok(0) => {}
-            Ok(n) => crate::say_err(format_args!(
-                "portcullis: {n} file(s)/folder(s) under {} were open to group or others; \
-                 tightened to 0600/0700",
-                data.display()
-            )),
-            Err(e) => return Err(start_err(format!("data_dir {}", data.display()), e)),
-        }
-        crate::audit::daily::load(
-            &data.join(crate::audit::daily::FILE),
-            &session_keys,
-            &throttle,
-        )
-        .map_err(|e| start_err("throttle daily state", e))?;
-        let journal = Journal::open(&data.join("journal"), gw.segment_bytes)
-            .map_err(|e| start_err("order journal", e))?;
-        let mut risk = cfg
-            .risk_core(now)
-            .map_err(|e| StartError(format!("risk: {e}")))?;
-        // Kill switches and rate-limit trips survive a restart.
-        let switches =
-            crate::audit::switches::Switches::load(&data.join(crate::audit::switches::FILE))
-                .map_err(|e| start_err("risk switches", e))?;
-        for line in &switches.0 {
-            let (kind, name) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            let account = Account::new(name.as_bytes());
-            let _ = match (kind, account) {
-                ("global", _) => risk.kill(crate::risk::KillScope::Global),
-                ("account", Some(a)) => risk.kill(crate::risk::KillScope::Account(a)),
-                ("disabled", Some(a)) => risk.disable_account(&a),
-                ("symbol", _) => match crate::model::Symbol::new(name.as_bytes()) {
-                    Some(s) => risk.kill(crate::risk::KillScope::Symbol(s)),
-                    None => Ok(()),
-                },
-                ("session", _) => {
-                    if let Some(i) = sessions.iter().position(|s| s.key == name) {
-                        if let Some(p) = principals.get_mut(i) {
-                            p.killed = true;
-                        }
-                    }
-                    Ok(())
-                }
-                _ => Ok(()),
-            };
-        }
-        let (cmd_tx, cmd_rx) = command_channel();
-        let counters = Arc::new(Counters::default());
-        let ring = EventRing::new(gw.event_ring);
-        let records = RecordRing::new(gw.record_ring);
-        let clock_status = Arc::new(ClockStatus::new(crate::clock::Policy::from_config(
-            &cfg.clock,
-        )));
-        let stop = Arc::new(AtomicBool::new(false));
-        let tls = Arc::new(crate::tls::TlsListeners::new(
-            tls_loaded,
-            gw.tls_expiry_warn_days,
-            cmd_tx.clone(),
-            ring.clone(),
-            counters.clone(),
-        ));
+    /// Assembles the shell around `p.desk` and recovers the desk's orders from its journal
+    /// (the builder, [`crate::build::engine`], opened and checked everything). Cold.
+    pub fn assemble(p: ShellParts) -> Engine {
+        let gw = p.settings;
         let mut engine = Engine {
-            poll,
-            tls_configs,
+            poll: p.poll,
+            tls_configs: p.tls_configs,
             events: Events::with_capacity(1024),
             ready: Vec::with_capacity(1024),
-            listeners,
+            listeners: p.listeners,
             conns: (0..gw.max_connections).map(|_| None).collect(),
             free_conns: (0..gw.max_connections).rev().collect(),
             dirty: Vec::with_capacity(gw.max_connections),
             hot: Vec::with_capacity(if gw.busy_poll { gw.spin_read_conns } else { 0 }),
             since_poll: 0,
             warmer: warm::Warmer::new(if gw.busy_poll { gw.warm_every_us } else { 0 }),
-            sessions,
-            desk: OrderDesk::new(
-                DeskParts {
-                    orders: OrderTable::new(gw.max_orders),
-                    journal,
-                    venues,
-                    router: Router::new(names, rules),
-                    risk,
-                    sessions: principals,
-                    clock: clock.clone(),
-                    counters: counters.clone(),
-                    events: ring.clone(),
-                    records: records.clone(),
-                    clock_status: clock_status.clone(),
-                    clock_halt_text: crate::desk::records::clock_halt_text(
-                        cfg.clock.max_divergence_us,
-                    ),
-                },
-                now,
-            ),
-            links,
-            throttle: throttle.clone(),
+            sessions: p.sessions,
+            desk: p.desk,
+            links: p.links,
+            throttle: p.throttle,
             drop_copies: Vec::new(),
-            clock,
-            counters: counters.clone(),
-            ring: ring.clone(),
-            commands: cmd_rx,
-            stop: stop.clone(),
+            clock: p.clock,
+            counters: p.counters,
+            ring: p.events,
+            commands: p.commands,
+            stop: p.stop,
             scratch: vec![0u8; gw.max_message_bytes].into_boxed_slice(),
             detached: OutBuf::with_capacity(gw.send_buffer_bytes),
             last_timer: Nanos::ZERO,
             stopping: None,
             answering: app::Answering::Idle,
-            auth,
-            key_loader,
+            auth: p.auth,
+            key_loader: p.key_loader,
             perimeter: perimeter::Perimeter::new(&gw),
             gw,
         };
@@ -683,19 +295,7 @@ impl Engine {
             })
             .collect();
         engine.recover();
-        let handle = EngineHandle {
-            counters,
-            throttle,
-            session_keys,
-            events: ring,
-            commands: cmd_tx,
-            listen_addrs,
-            stop,
-            tls,
-            clock_status,
-            records,
-        };
-        Ok((engine, handle))
+        engine
     }
 
     /// Rebuilds the order table from the journal and re-arms open orders at in-process venues.

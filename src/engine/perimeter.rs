@@ -32,7 +32,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::Engine;
-use crate::config::Gateway;
+use super::Settings;
 use crate::handoff::Event;
 use crate::model::{Nanos, SessionId};
 use crate::monitor::Counter;
@@ -89,12 +89,12 @@ pub(crate) struct Perimeter {
 }
 
 impl Perimeter {
-    pub(crate) fn new(gw: &Gateway) -> Perimeter {
+    pub(crate) fn new(gw: &Settings) -> Perimeter {
         let budget = gw.tls_handshake_budget_us as i64;
         Perimeter {
-            per_address_cap: gw.per_address_cap() as u32,
-            unauthenticated_cap: gw.unauthenticated_cap(),
-            pending_by_addr: HashMap::with_capacity(gw.unauthenticated_cap() + 1),
+            per_address_cap: gw.per_address_cap as u32,
+            unauthenticated_cap: gw.unauthenticated_cap,
+            pending_by_addr: HashMap::with_capacity(gw.unauthenticated_cap + 1),
             pending_fifo: VecDeque::with_capacity(2 * gw.max_connections),
             pending: 0,
             next_serial: 0,
@@ -480,16 +480,16 @@ mod tests {
 
     #[test]
     fn defaults_bound_unauthenticated_connections_below_the_slot_count() {
-        let gw = Gateway::default();
-        let p = Perimeter::new(&gw);
+        let gw = crate::config::Gateway::default();
+        let p = Perimeter::new(&Settings::from(&gw));
         assert_eq!(p.per_address_cap, 16);
         assert_eq!(p.unauthenticated_cap, 256);
         assert!(p.unauthenticated_cap < gw.max_connections);
-        let small = Gateway {
+        let small = crate::config::Gateway {
             max_connections: 20,
-            ..Gateway::default()
+            ..crate::config::Gateway::default()
         };
-        let p = Perimeter::new(&small);
+        let p = Perimeter::new(&Settings::from(&small));
         assert_eq!(p.unauthenticated_cap, 10, "half the slots at most");
         assert_eq!(p.per_address_cap, 10);
     }

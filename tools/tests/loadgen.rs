@@ -499,7 +499,10 @@ fn gen_config_prints_a_config_the_gateway_accepts() {
     assert_eq!(cfg.gateway.cpu, Some(0));
     assert_eq!(cfg.gateway.flush_interval_ms, 0);
     assert_eq!(cfg.gateway.max_orders, 500_000);
-    assert_eq!(cfg.venues[0].behaviour.as_deref(), Some("ack"));
+    assert_eq!(
+        cfg.venues[0].behaviour,
+        Some(portcullis::config::SimBehaviourCfg::Ack)
+    );
     // 150 sessions × 8 MiB would map 1.2 GiB: the segment shrinks.
     assert!(cfg.gateway.session_segment_bytes * 150 <= 1 << 30);
 }
