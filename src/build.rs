@@ -94,6 +94,14 @@ impl From<&Gateway> for Settings {
 /// key store and the state files, and preallocates every table. May allocate and fail.
 pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), StartError> {
     let gw = cfg.gateway.clone();
+    // Sustained throttle refusals end the session (0: never).
+    let abuse = AbuseConfig {
+        sustain_ns: match gw.throttle_logout_after_ms {
+            0 => u64::MAX,
+            ms => ms.saturating_mul(1_000_000),
+        },
+        quiet_ns: gw.throttle_logout_quiet_ms.saturating_mul(1_000_000),
+    };
     let data = gw.data_dir.clone();
     // 0700 whatever the umask; a looser existing data folder is tightened (and reported).
     crate::files::private_dir(&data)
@@ -198,7 +206,7 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
             our_comp_id: our,
             default_account,
             cancel_on_disconnect: s.cancel_on_disconnect,
-            abuse: AbuseDetector::new(AbuseConfig::default()),
+            abuse: AbuseDetector::new(abuse),
             key: key.clone(),
             client_spki: s
                 .client_cert_spki_sha256

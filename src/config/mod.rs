@@ -198,6 +198,11 @@ pub struct Gateway {
     /// TLS handshake CPU time the gateway thread may spend per millisecond, µs (a token bucket
     /// with this burst). Handshakes beyond it wait for the next duty cycles.
     pub tls_handshake_budget_us: u64,
+    /// A session whose messages keep being refused by its throttle this long (no pause of
+    /// `throttle_logout_quiet_ms`) is logged out. 0: never.
+    pub throttle_logout_after_ms: u64,
+    /// A pause in throttle refusals this long ends the streak.
+    pub throttle_logout_quiet_ms: u64,
 }
 
 impl Default for Gateway {
@@ -230,6 +235,8 @@ impl Default for Gateway {
             silent_timeout_ms: 3000,
             slow_consumer_ms: 5000,
             tls_handshake_budget_us: 100,
+            throttle_logout_after_ms: 10_000,
+            throttle_logout_quiet_ms: 1_000,
         }
     }
 }
@@ -661,6 +668,26 @@ impl Config {
                 format!(
                     "{} is outside 10..=1000 (µs of handshake work per ms)",
                     g.tls_handshake_budget_us
+                ),
+            ));
+        }
+        if g.throttle_logout_after_ms > 3_600_000 {
+            return Err(err(
+                "gateway.throttle_logout_after_ms".into(),
+                format!(
+                    "{} is above 3600000 (1 h); 0 turns the logout off",
+                    g.throttle_logout_after_ms
+                ),
+            ));
+        }
+        if g.throttle_logout_after_ms > 0
+            && !(1..=g.throttle_logout_after_ms).contains(&g.throttle_logout_quiet_ms)
+        {
+            return Err(err(
+                "gateway.throttle_logout_quiet_ms".into(),
+                format!(
+                    "{} is outside 1..=throttle_logout_after_ms ({})",
+                    g.throttle_logout_quiet_ms, g.throttle_logout_after_ms
                 ),
             ));
         }
@@ -1182,6 +1209,18 @@ mod tests {
             (
                 "tls_handshake_budget_us = 2000",
                 "gateway.tls_handshake_budget_us",
+            ),
+            (
+                "throttle_logout_after_ms = 4000000",
+                "gateway.throttle_logout_after_ms",
+            ),
+            (
+                "throttle_logout_quiet_ms = 0",
+                "gateway.throttle_logout_quiet_ms",
+            ),
+            (
+                "throttle_logout_after_ms = 500\nthrottle_logout_quiet_ms = 600",
+                "gateway.throttle_logout_quiet_ms",
             ),
         ] {
             let e = Config::parse(&format!("[gateway]\n{gw}\n{base}"), "t.toml").unwrap_err();

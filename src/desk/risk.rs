@@ -87,14 +87,21 @@ fn invalid_limit(l: LimitName) -> &'static str {
 }
 
 impl OrderDesk {
+    /// The first check of every new order and replace: the kill switch of the key whose session
+    /// sends it (the account, symbol and global switches are the risk core's).
+    #[inline]
+    fn key_alive(&self, order: &Order) -> Result<(), Reason> {
+        match self.sessions.get(order.session.0 as usize) {
+            Some(slot) if slot.killed => Err(Reason::KilledKey),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks a new order against the kill switch of its key and the risk core; on accept the
     /// order carries the price its notional was reserved at.
     #[inline]
     pub(crate) fn admit_new(&mut self, order: &mut Order, now: Nanos) -> Result<(), Reason> {
-        let s = order.session.0 as usize;
-        if self.sessions.get(s).is_some_and(|slot| slot.killed) {
-            return Err(Reason::KilledKey);
-        }
+        self.key_alive(order)?;
         let view = NewOrderView {
             key: order.session.0,
             symbol: order.symbol,
@@ -118,10 +125,7 @@ impl OrderDesk {
         price: Option<Price>,
         now: Nanos,
     ) -> Result<Price, Reason> {
-        let s = order.session.0 as usize;
-        if self.sessions.get(s).is_some_and(|slot| slot.killed) {
-            return Err(Reason::KilledKey);
-        }
+        self.key_alive(order)?;
         let view = ReplaceView {
             key: order.session.0,
             symbol: order.symbol,

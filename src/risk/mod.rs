@@ -388,19 +388,25 @@ impl RiskCore {
         }
     }
 
-    /// [`RiskCore::check_new`], returning what was reserved (the engine needs the price for
-    /// market orders).
-    pub fn admit_new(
+    /// The checks a new order and a replace open with, in this order: the account is known,
+    /// an expired temporary raise is reverted, the account is enabled and within its message
+    /// rate, no kill switch covers it, the symbol is known and neither killed nor restricted,
+    /// and the account allows the order type and time in force. Returns the account's and the
+    /// symbol's indices.
+    #[inline(always)]
+    fn admit_opening(
         &mut self,
         acct: &Account,
-        o: &NewOrderView,
+        symbol: &Symbol,
+        ord_type: OrdType,
+        tif: TimeInForce,
         now: Nanos,
-    ) -> Result<Reservation, Reason> {
+    ) -> Result<(u32, u32), Reason> {
         let Some(ai) = self.account_index(acct) else {
             return refuse(Reason::UnknownAccount);
         };
-        // Looked up here, refused if unknown after the account's own checks (as before).
-        let si = self.symbol_index(&o.symbol);
+        // Looked up here, refused if unknown after the account's own checks.
+        let si = self.symbol_index(symbol);
         let lines = self.lines_of(ai, si);
         let Some(st) = self.states.get_mut(ai as usize) else {
             return refuse(Reason::UnknownAccount);
@@ -426,8 +432,24 @@ impl RiskCore {
             return refuse(Reason::UnknownSymbol);
         };
         check_symbol(sym)?;
+        check_order_kind(&st.limits, ord_type, tif)?;
+        Ok((ai, si))
+    }
+
+    /// [`RiskCore::check_new`], returning what was reserved (the engine needs the price for
+    /// market orders).
+    pub fn admit_new(
+        &mut self,
+        acct: &Account,
+        o: &NewOrderView,
+        now: Nanos,
+    ) -> Result<Reservation, Reason> {
+        let (ai, si) = self.admit_opening(acct, &o.symbol, o.ord_type, o.tif, now)?;
+        let (Some(st), Some(sym)) = (self.states.get_mut(ai as usize), self.syms.get(si as usize))
+        else {
+            return refuse(Reason::UnknownAccount);
+        };
         let lim = &st.limits;
-        check_order_kind(lim, o.ord_type, o.tif)?;
         if o.qty.0 <= 0 {
             return refuse(Reason::InvalidQty { value: o.qty });
         }
@@ -504,38 +526,12 @@ impl RiskCore {
         r: &ReplaceView,
         now: Nanos,
     ) -> Result<Reservation, Reason> {
-        let Some(ai) = self.account_index(acct) else {
+        let (ai, si) = self.admit_opening(acct, &r.symbol, r.ord_type, r.tif, now)?;
+        let (Some(st), Some(sym)) = (self.states.get_mut(ai as usize), self.syms.get(si as usize))
+        else {
             return refuse(Reason::UnknownAccount);
         };
-        // Looked up here, refused if unknown after the account's own checks (as before).
-        let si = self.symbol_index(&r.symbol);
-        let lines = self.lines_of(ai, si);
-        let Some(st) = self.states.get_mut(ai as usize) else {
-            return refuse(Reason::UnknownAccount);
-        };
-        if st.raise_until.is_some_and(|t| now >= t) {
-            let base = self.cold.get(ai as usize).map_or(st.limits, |c| c.base);
-            revert_raise(
-                st,
-                &base,
-                now,
-                &mut self.changes,
-                &mut self.changes_dropped,
-                &mut self.change_seq,
-            );
-        }
-        check_enabled_and_rate(st, now)?;
-        check_kills(self.global_kill, st)?;
-        lines.issue();
-        let Some(si) = si else {
-            return refuse(Reason::UnknownSymbol);
-        };
-        let Some(sym) = self.syms.get(si as usize) else {
-            return refuse(Reason::UnknownSymbol);
-        };
-        check_symbol(sym)?;
         let lim = &st.limits;
-        check_order_kind(lim, r.ord_type, r.tif)?;
         if r.new_order_qty.0 <= 0 {
             return refuse(Reason::InvalidQty {
                 value: r.new_order_qty,

@@ -1,6 +1,8 @@
-//! HOT — chooses the venue for an order: explicit ExDestination <100> first, then the first
-//! configured rule whose conditions (symbol, account, ExDestination) all match, then the first
-//! venue. Built once from config (cold); lookups compare inline strings, no allocation.
+//! HOT — chooses the venue for an order: the first configured `[[route]]` rule whose conditions
+//! (ExDestination <100>, symbol, account) all match; else the venue the ExDestination names (an
+//! ExDestination that names none is refused); else the first venue. So a rule can redirect even
+//! an explicit ExDestination (an alias, or a venue the firm routes elsewhere). Built once from
+//! config (cold); lookups compare inline strings, no allocation.
 
 use crate::model::{Account, InlineStr, Symbol};
 

@@ -19,6 +19,7 @@ mod perimeter_rest;
 mod records;
 mod recovery;
 mod risk;
+mod routes;
 mod spin;
 mod throttle;
 mod tls;

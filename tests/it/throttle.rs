@@ -253,3 +253,42 @@ fn a_tier_change_applies_live_on_sighup() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_logout_after_sustained_refusals_follows_the_configured_times() {
+    // Refusals every 100 ms (one order a second admitted: a 200 ms gap, shorter than the
+    // 500 ms quiet time): the session ends after ~2 s, not the default 10 s; with the logout
+    // turned off (0), 4.4 s of refusals leave the session up.
+    for (after_ms, quiet_ms, expect_logout) in [(2_000, 500, true), (0, 1_000, false)] {
+        let clock = Clock::manual(now_utc());
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), &format!("{TIERS}{}", sim("ack")));
+        cfg.gateway.throttle_logout_after_ms = after_ms;
+        cfg.gateway.throttle_logout_quiet_ms = quiet_ms;
+        let running = portcullis::gateway::start(&cfg, clock.clone()).unwrap();
+        let gw = Gw {
+            addr: running.handle.listen_addrs[0],
+            running,
+            dir,
+        };
+        let mut c = logged_on(&gw, "TIGHT");
+        for i in 0..3 {
+            order(&mut c, &format!("A{i}"));
+        }
+        let mut logged_out_after = None;
+        for i in 0..44u64 {
+            clock.advance(Nanos::from_millis(100));
+            c.send("D", &nos(&format!("X{i}"), "AAPL", "1", "1", Some("1")));
+            let m = c.expect_any(&["8", "j", "5"]);
+            if field(&m, 35).as_deref() == Some("5") {
+                logged_out_after = Some((i + 1) * 100);
+                break;
+            }
+        }
+        match (expect_logout, logged_out_after) {
+            (true, Some(ms)) => assert!((2_000..=2_300).contains(&ms), "logged out after {ms} ms"),
+            (false, None) => {}
+            (want, got) => panic!("after_ms={after_ms}: want logout {want}, got {got:?}"),
+        }
+    }
+}
