@@ -1,16 +1,20 @@
 //! Portcullis — a low-latency FIX order gateway with inline pre-trade controls.
 //!
 //! ```text
-//!            HOT: one pinned thread, busy-polling mio (engine/)
-//!  client ──► net ──► fix::frame ──► fix::decode ──► session ──► order ──► route ──► venue
-//!  socket     read    BodyLength/    borrowed       seq nums,    state     rules    sim book
-//!            (+TLS)   CheckSum       field view     admin msgs   machine            or FIX
-//!    ▲                                                                                │
-//!    └──────────── fix::encode ◄──── ExecutionReport ◄──── order ◄──── venue answer ◄─┘
-//!                        │
-//!                        ▼ handoff (bounded SPSC ring, never blocks the hot thread)
-//!            COLD: journal thread (store/), TLS certificate watcher (tls/), ops, clock calibration
+//!            HOT: one pinned thread, busy-polling mio — an I/O shell (engine/) around a sans-IO
+//!            order desk (desk/)
+//!  client ──► net ──► fix::frame ──► fix::decode ──► session ──► engine::app ──► desk ──► route ──► risk
+//!  socket     read    BodyLength/    borrowed       seq nums,    scope, throttle, intents  journal ──► venue
+//!            (+TLS)   CheckSum       field view     admin msgs   FIX → intent              records    sim, or a
+//!    ▲                                                                                                FIX link
+//!    └──── flush ◄── session ◄── fix::encode ◄── engine::wire (the FIX Outbox) ◄── desk reports ◄── venue answer
+//!                                                          │
+//!                        handoff (bounded SPSC rings, never blocks the hot thread)
+//!            COLD: build (config → parts), journal thread (audit/), key-store and TLS watchers,
+//!                  control socket (ctl), clock calibration
 //! ```
+//!
+//! The layout and one order's path with file names: `docs/architecture.md`.
 //!
 //! Modules are marked HOT, BOUNDARY or COLD in their first doc line. Hot modules never import
 //! cold ones; cold → hot goes only through `handoff`. Numbered design decisions: [`design`].

@@ -5,7 +5,7 @@
 use crate::desk::{CancelRejectTo, Exec};
 use crate::fix::encode::write_u64;
 use crate::fix::{tags, BeginString, TimePrecision, Writer};
-use crate::model::{ExecType, Nanos, OrdStatus, Qty};
+use crate::model::{ExecType, Nanos, OrdStatus, OrdType, Price, Qty, Side, TimeInForce};
 use crate::order::Order;
 
 /// OrderID <37> text.
@@ -70,38 +70,85 @@ pub fn execution_report(
     if let Some(r) = e.rej_reason {
         w.uint(tags::ORD_REJ_REASON as u32, u64::from(r));
     }
-    if !o.account.is_empty() {
-        w.str(tags::ACCOUNT as u32, o.account.as_bytes());
-    }
-    w.str(
-        tags::SYMBOL as u32,
-        if o.symbol.is_empty() {
-            b"[N/A]"
-        } else {
-            o.symbol.as_bytes()
-        },
-    );
-    w.char(tags::SIDE as u32, o.side.to_fix());
-    w.qty(tags::ORDER_QTY as u32, o.qty);
-    w.char(tags::ORD_TYPE as u32, o.ord_type.to_fix());
-    if let Some(p) = o.price {
-        w.price(tags::PRICE as u32, p);
-    }
-    w.char(tags::TIME_IN_FORCE as u32, o.tif.to_fix());
-    if let Some((q, p)) = e.last {
-        w.qty(tags::LAST_QTY as u32, q);
-        w.price(tags::LAST_PX as u32, p);
-    }
     let leaves = if e.status.is_terminal() || e.status == OrdStatus::Rejected {
         Qty::ZERO
     } else {
         o.leaves()
     };
-    w.qty(tags::LEAVES_QTY as u32, leaves);
-    w.qty(tags::CUM_QTY as u32, o.cum_qty);
-    w.price(tags::AVG_PX as u32, o.avg_px());
-    w.timestamp(tags::TRANSACT_TIME as u32, now, TimePrecision::Micros);
-    if let Some(t) = e.text {
+    order_fields(
+        w,
+        &OrderFields {
+            account: o.account.as_bytes(),
+            symbol: o.symbol.as_bytes(),
+            side: o.side,
+            qty: o.qty,
+            ord_type: o.ord_type,
+            price: o.price,
+            tif: o.tif,
+            last: e.last,
+            leaves,
+            cum: o.cum_qty,
+            avg_px: o.avg_px(),
+            transact_time: now,
+            precision: TimePrecision::Micros,
+            text: e.text,
+        },
+    );
+}
+
+/// The order part of an ExecutionReport, after its ids, ExecType and OrdStatus: what the gateway
+/// sends its clients and what the test venue (`tools/src/bin/venue.rs`) sends the gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct OrderFields<'a> {
+    /// Account <1>; empty: not sent.
+    pub account: &'a [u8],
+    /// Symbol <55>; empty: `[N/A]` (the field is required).
+    pub symbol: &'a [u8],
+    pub side: Side,
+    pub qty: Qty,
+    pub ord_type: OrdType,
+    pub price: Option<Price>,
+    pub tif: TimeInForce,
+    /// LastQty <32> / LastPx <31> of a fill.
+    pub last: Option<(Qty, Price)>,
+    pub leaves: Qty,
+    pub cum: Qty,
+    pub avg_px: Price,
+    pub transact_time: Nanos,
+    pub precision: TimePrecision,
+    pub text: Option<&'a [u8]>,
+}
+
+/// Writes [`OrderFields`], in the order of the FIX 4.4 ExecutionReport.
+#[inline]
+pub fn order_fields(w: &mut Writer<'_>, f: &OrderFields<'_>) {
+    if !f.account.is_empty() {
+        w.str(tags::ACCOUNT as u32, f.account);
+    }
+    w.str(
+        tags::SYMBOL as u32,
+        if f.symbol.is_empty() {
+            b"[N/A]"
+        } else {
+            f.symbol
+        },
+    );
+    w.char(tags::SIDE as u32, f.side.to_fix());
+    w.qty(tags::ORDER_QTY as u32, f.qty);
+    w.char(tags::ORD_TYPE as u32, f.ord_type.to_fix());
+    if let Some(p) = f.price {
+        w.price(tags::PRICE as u32, p);
+    }
+    w.char(tags::TIME_IN_FORCE as u32, f.tif.to_fix());
+    if let Some((q, p)) = f.last {
+        w.qty(tags::LAST_QTY as u32, q);
+        w.price(tags::LAST_PX as u32, p);
+    }
+    w.qty(tags::LEAVES_QTY as u32, f.leaves);
+    w.qty(tags::CUM_QTY as u32, f.cum);
+    w.price(tags::AVG_PX as u32, f.avg_px);
+    w.timestamp(tags::TRANSACT_TIME as u32, f.transact_time, f.precision);
+    if let Some(t) = f.text {
         w.str(tags::TEXT as u32, t);
     }
 }

@@ -1,16 +1,23 @@
-//! HOT — the gateway thread's duty cycle:
-//! poll → read → frame → decode → session → order → route → venue → encode → write.
+//! HOT — the gateway thread's duty cycle, the I/O shell around the order desk:
+//! poll → read → frame → decode → session → intent → [desk] → report → encode → write.
 //!
-//! Owns every socket, every session, the order table, the venues and the order journal. One
-//! thread runs it, pinned when configured; it talks to cold threads only through `handoff`
-//! (events out, commands in) and `monitor` (counters). Per message it never allocates, locks,
-//! logs or formats; the only syscalls are the socket reads/writes and (in blocking mode) the poll.
+//! Owns every socket, every FIX session (clients and the links to external venues), the
+//! perimeter and the flushing; the orders, routing, risk, journal and records are the desk's
+//! ([`crate::desk`]), reached through intents in and the [`crate::desk::Outbox`] out. One thread
+//! runs it, pinned when configured; it talks to cold threads only through `handoff` (events out,
+//! commands in) and `monitor` (counters). Per message it never allocates, locks, logs or formats;
+//! the only syscalls are the socket reads/writes and (in blocking mode) the poll.
 //!
 //! # Structure
-//! - `mod.rs`: construction, the loop, connections, logon binding, timers, shutdown.
-//! - `app.rs`: application messages (orders, cancels, replaces, status, mass cancel) and venue
-//!   answers.
-//! - `exec.rs`: encoders of the messages we send.
+//! - `mod.rs`: assembly (`Engine::assemble`; the builder is [`crate::build`]), the loop,
+//!   connections, logon binding, key changes, timers, shutdown.
+//! - `app.rs`: FIX application messages → desk intents, after the session's own checks (scope,
+//!   grants, throttle, PossResend duplicates); BusinessMessageReject.
+//! - `wire.rs`: the FIX [`crate::desk::Outbox`]: reports onto sessions and drop copies, venue
+//!   requests onto the venue links.
+//! - `venues.rs`: the links to external FIX venues and their answers → desk venue events.
+//! - `exec.rs`: encoders of the messages we send; `detail.rs`: the record-only order fields.
+//! - `perimeter.rs`: connections not logged on, TLS handshake budget, slow consumers.
 
 pub mod app;
 pub mod detail;
@@ -98,6 +105,15 @@ pub struct AuthState {
     pub verifier: crate::auth::Authenticator,
     /// false: unsigned Logons are accepted (development, loopback only).
     pub required: bool,
+}
+
+/// The TLS side of a new connection: a server (client connections) or a client (venue links).
+pub(crate) enum TlsSide {
+    Server(Arc<rustls::ServerConfig>),
+    Client(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    ),
 }
 
 /// The shell's settings (from `[gateway]`, converted once by the builder).
@@ -570,6 +586,50 @@ impl Engine {
         }
     }
 
+    /// Puts `conn` in the free slot `slot`: its TLS side first (when `tls` is given), then
+    /// registered with the poll for reads and writes. On failure the slot is free again (a TLS
+    /// failure is counted) and the connection dropped, which closes it.
+    fn install(&mut self, slot: usize, mut conn: Conn, tls: Option<TlsSide>) -> Result<(), ()> {
+        let session = match tls {
+            None => Ok(None),
+            Some(TlsSide::Server(cfg)) => rustls::ServerConnection::new(cfg).map(|mut t| {
+                t.set_buffer_limit(Some(net::tls::SEND_LIMIT_BYTES));
+                Some(rustls::Connection::Server(t))
+            }),
+            Some(TlsSide::Client(cfg, name)) => {
+                rustls::ClientConnection::new(cfg, name).map(|mut t| {
+                    t.set_buffer_limit(Some(net::tls::SEND_LIMIT_BYTES));
+                    Some(rustls::Connection::Client(t))
+                })
+            }
+        };
+        match session {
+            Ok(t) => conn.tls = t.map(Box::new),
+            Err(_) => {
+                self.counters.inc(Counter::TlsFailures);
+                self.free_conns.push(slot);
+                return Err(());
+            }
+        }
+        if self
+            .poll
+            .registry()
+            .register(
+                &mut conn.stream,
+                Token(slot),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            self.free_conns.push(slot);
+            return Err(());
+        }
+        if let Some(c) = self.conns.get_mut(slot) {
+            *c = Some(conn);
+        }
+        Ok(())
+    }
+
     #[cold]
     fn accept(&mut self, listener: usize, now: Nanos) {
         loop {
@@ -604,39 +664,16 @@ impl Engine {
                 now,
             );
             conn.serial = serial;
-            if let Some(Some(cfg)) = self.tls_configs.get(listener) {
-                match rustls::ServerConnection::new(cfg.clone()) {
-                    Ok(mut tls) => {
-                        tls.set_buffer_limit(Some(net::tls::SEND_LIMIT_BYTES));
-                        conn.tls = Some(Box::new(rustls::Connection::Server(tls)));
-                    }
-                    Err(_) => {
-                        self.counters.inc(Counter::TlsFailures);
-                        self.free_conns.push(slot);
-                        self.pending_done(peer.ip());
-                        continue;
-                    }
-                }
-            }
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut conn.stream,
-                    Token(slot),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                self.free_conns.push(slot);
+            let bytes = conn.buffer_bytes();
+            let tls = match self.tls_configs.get(listener) {
+                Some(Some(cfg)) => Some(TlsSide::Server(cfg.clone())),
+                _ => None,
+            };
+            if self.install(slot, conn, tls).is_err() {
                 self.pending_done(peer.ip());
                 continue;
             }
             self.counters.inc(Counter::ConnectionsAccepted);
-            let bytes = conn.buffer_bytes();
-            if let Some(c) = self.conns.get_mut(slot) {
-                *c = Some(conn);
-            }
             self.admitted(slot, serial, bytes);
             // Data may already be waiting (edge-triggered registration after arrival); a TLS
             // ClientHello waits for the handshake budget.

@@ -7,14 +7,11 @@
 use std::mem;
 use std::net::SocketAddr;
 
-use mio::{Interest, Token};
-
 use super::stores::AnyStore;
-use super::Engine;
+use super::{Engine, TlsSide};
 use crate::desk::VenueStatus;
 use crate::fix::{Message, MsgType};
 use crate::model::Nanos;
-use crate::monitor::Counter;
 use crate::net::{self, Conn};
 use crate::session::{Inbound, Session};
 use crate::venue::fix::{self as vfix, AnswerKind};
@@ -65,35 +62,14 @@ impl Engine {
             );
             conn.venue = Some(v as u16);
             conn.connecting = true;
-            if let Some((cfg, name)) = &fx.tls {
-                match rustls::ClientConnection::new(cfg.clone(), name.clone()) {
-                    Ok(mut tls) => {
-                        tls.set_buffer_limit(Some(net::tls::SEND_LIMIT_BYTES));
-                        conn.tls = Some(Box::new(rustls::Connection::Client(tls)));
-                    }
-                    Err(_) => {
-                        self.counters.inc(Counter::TlsFailures);
-                        self.free_conns.push(c);
-                        continue;
-                    }
+            let tls = fx
+                .tls
+                .as_ref()
+                .map(|(cfg, name)| TlsSide::Client(cfg.clone(), name.clone()));
+            if self.install(c, conn, tls).is_ok() {
+                if let Some(Some(fx)) = self.links.get_mut(v) {
+                    fx.conn = Some(c);
                 }
-            }
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut conn.stream,
-                    Token(c),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                self.free_conns.push(c);
-                continue;
-            }
-            fx.conn = Some(c);
-            if let Some(s) = self.conns.get_mut(c) {
-                *s = Some(conn);
             }
         }
     }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use portcullis::engine::exec::{order_fields, OrderFields};
 use portcullis::engine::stores::AnyStore;
 use portcullis::fix::{tags, BeginString, Message, MsgType, TimePrecision, Writer};
 use portcullis::model::{
@@ -904,33 +905,25 @@ impl Venue {
             if let Some(r) = e.rej_reason {
                 w.uint(tags::ORD_REJ_REASON as u32, u64::from(r));
             }
-            if let Some(a) = &o.account {
-                w.str(tags::ACCOUNT as u32, a.as_bytes());
-            }
-            let symbol = if o.symbol.is_empty() {
-                b"[N/A]".as_slice()
-            } else {
-                o.symbol.as_bytes()
-            };
-            w.str(tags::SYMBOL as u32, symbol);
-            w.char(tags::SIDE as u32, o.side.to_fix());
-            w.qty(tags::ORDER_QTY as u32, o.qty);
-            w.char(tags::ORD_TYPE as u32, o.ord_type.to_fix());
-            if let Some(p) = o.price {
-                w.price(tags::PRICE as u32, p);
-            }
-            w.char(tags::TIME_IN_FORCE as u32, o.tif.to_fix());
-            if let Some((q, p)) = e.last {
-                w.qty(tags::LAST_QTY as u32, q);
-                w.price(tags::LAST_PX as u32, p);
-            }
-            w.qty(tags::LEAVES_QTY as u32, o.leaves());
-            w.qty(tags::CUM_QTY as u32, o.cum);
-            w.price(tags::AVG_PX as u32, o.avg_px());
-            w.timestamp(tags::TRANSACT_TIME as u32, t, TimePrecision::Millis);
-            if let Some(text) = e.text {
-                w.str(tags::TEXT as u32, text.as_bytes());
-            }
+            order_fields(
+                w,
+                &OrderFields {
+                    account: o.account.as_deref().unwrap_or("").as_bytes(),
+                    symbol: o.symbol.as_bytes(),
+                    side: o.side,
+                    qty: o.qty,
+                    ord_type: o.ord_type,
+                    price: o.price,
+                    tif: o.tif,
+                    last: e.last,
+                    leaves: o.leaves(),
+                    cum: o.cum,
+                    avg_px: o.avg_px(),
+                    transact_time: t,
+                    precision: TimePrecision::Millis,
+                    text: e.text.map(str::as_bytes),
+                },
+            );
         });
     }
 
