@@ -59,6 +59,7 @@ pub mod design;
 pub mod engine;
 pub mod files;
 pub mod fix;
+pub mod fixp;
 pub mod gateway;
 pub mod handoff;
 pub mod model;
