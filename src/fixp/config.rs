@@ -15,9 +15,11 @@ pub struct FixpConfig {
     /// Largest keep_alive_interval, ms. Default 60 000 (iLink 3's ceiling): a dead peer holds
     /// the session at most two intervals (2 min) before Terminate.
     pub keep_alive_max_ms: u32,
-    /// Most messages one RetransmitRequest may ask for. Default 1000: at ~200 bytes per
-    /// ExecutionReport, 200 KB in one burst, which a socket buffer absorbs without stalling
-    /// the real-time flow; a client recovers a longer gap in several requests.
+    /// Most messages one RetransmitRequest may ask for, and most messages retransmitted per
+    /// second in all. Default 1000: at ~200 bytes per ExecutionReport, 200 KB per second,
+    /// which a socket buffer absorbs without stalling the real-time flow, and which bounds the
+    /// gateway thread's time one client can claim by asking again and again; a client
+    /// recovers a longer gap in several requests over several seconds.
     pub retransmit_max_count: u32,
     /// A connection that has not established within this many ms of connecting is terminated.
     /// Default 5000: the same budget as the FIX logon timeout; nobody holds a socket

@@ -279,11 +279,14 @@ pub enum ErrorCode {
     RequestLimitExceeded = 402,
     /// Some of the requested messages are no longer in the store.
     MessagesUnavailable = 403,
+    /// The requests of the last second already used the retransmission budget
+    /// (`retransmit_max_count` messages per second).
+    RetransmitRateExceeded = 404,
 }
 
 impl ErrorCode {
     /// Every code, for tests and docs.
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::Finished,
         ErrorCode::Administrative,
         ErrorCode::NegotiationCredentials,
@@ -315,6 +318,7 @@ impl ErrorCode {
         ErrorCode::UnknownUuid,
         ErrorCode::RequestLimitExceeded,
         ErrorCode::MessagesUnavailable,
+        ErrorCode::RetransmitRateExceeded,
     ];
 
     pub fn code(self) -> u16 {
@@ -362,6 +366,7 @@ impl ErrorCode {
             ErrorCode::UnknownUuid => "unknown uuid",
             ErrorCode::RequestLimitExceeded => "msg_count above the retransmission limit",
             ErrorCode::MessagesUnavailable => "messages no longer available",
+            ErrorCode::RetransmitRateExceeded => "retransmission budget used up: retry in a second",
         }
     }
 

@@ -31,6 +31,9 @@ use super::sign::{establish_canonical, negotiate_canonical};
 use crate::model::Nanos;
 use crate::session::MessageStore;
 
+/// The window of the retransmission budget (`retransmit_max_count` messages per window).
+const RETRANSMIT_WINDOW: Nanos = Nanos::from_secs(1);
+
 /// Which signed request a [`SignedRequest`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignedKind {
@@ -110,9 +113,11 @@ pub enum Event {
         from_seq_no: u64,
         count: u32,
     },
-    /// The connection ended. `code`: the Terminate's code (the peer's when `by_peer`);
-    /// [`ErrorCode::Finished`] for a transport that simply closed.
+    /// The connection ended after a Terminate or a reject. `code`: the Terminate's (or
+    /// reject's) code, the peer's when `by_peer`.
     Terminated { code: u16, by_peer: bool },
+    /// The transport closed under a bound session without a Terminate exchange.
+    Disconnected,
     /// The message store failed.
     StoreFailed,
 }
@@ -216,6 +221,10 @@ pub struct Session<S: MessageStore> {
     lapse_warned: bool,
     terminate_sent_at: Nanos,
     terminate_code: ErrorCode,
+    /// Retransmission budget: messages retransmitted in the window that started at
+    /// `retransmit_window`.
+    retransmit_window: Nanos,
+    retransmitted_in_window: u64,
     scratch: Box<[u8]>,
     counters: FixpCounters,
 }
@@ -241,6 +250,8 @@ impl<S: MessageStore> Session<S> {
             lapse_warned: false,
             terminate_sent_at: Nanos::ZERO,
             terminate_code: ErrorCode::Finished,
+            retransmit_window: Nanos::ZERO,
+            retransmitted_in_window: 0,
             scratch,
             counters: FixpCounters::default(),
         }
@@ -314,10 +325,7 @@ impl<S: MessageStore> Session<S> {
     pub fn on_disconnect(&mut self, out: &mut impl Outbox) {
         if self.state != State::Idle {
             self.state = State::Idle;
-            out.event(Event::Terminated {
-                code: ErrorCode::Finished.code(),
-                by_peer: true,
-            });
+            out.event(Event::Disconnected);
         }
     }
 
@@ -769,10 +777,18 @@ impl<S: MessageStore> Session<S> {
             &self.store
         };
         let end = m.from_seq_no.checked_add(u64::from(m.msg_count));
+        // One budget of `retransmit_max_count` messages per second, whatever the requests.
+        if now.saturating_sub(self.retransmit_window) >= RETRANSMIT_WINDOW {
+            self.retransmit_window = now;
+            self.retransmitted_in_window = 0;
+        }
+        let budget = u64::from(self.cfg.retransmit_max_count);
         let code = if !known {
             Some(ErrorCode::UnknownUuid)
         } else if m.msg_count > self.cfg.retransmit_max_count {
             Some(ErrorCode::RequestLimitExceeded)
+        } else if self.retransmitted_in_window + u64::from(m.msg_count) > budget {
+            Some(ErrorCode::RetransmitRateExceeded)
         } else if m.from_seq_no == 0
             || m.msg_count == 0
             || end.is_none_or(|e| e > flow.next_sender_seq())
@@ -818,6 +834,7 @@ impl<S: MessageStore> Session<S> {
             keep_alive_interval_lapsed: false,
         }));
         self.last_sent = now;
+        self.retransmitted_in_window += u64::from(m.msg_count);
         self.counters.messages_retransmitted += u64::from(m.msg_count);
         out.event(Event::Retransmitted {
             last_uuid: m.last_uuid,

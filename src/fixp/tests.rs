@@ -658,10 +658,7 @@ fn re_establishing_after_a_reconnect_resumes_both_flows() {
         s.on_application(seq, false, ms(1), &mut out);
     }
     s.on_disconnect(&mut out);
-    assert!(out.events.contains(&Event::Terminated {
-        code: 0,
-        by_peer: true
-    }));
+    assert!(out.events.contains(&Event::Disconnected));
     out.take();
     // Sent while disconnected: stored, not sent.
     send_apps(&mut s, 1, ms(2), &mut out);
@@ -1199,6 +1196,52 @@ fn retransmit_requests_out_of_bounds_are_rejected_with_a_reason() {
         );
     }
     assert_eq!(s.counters().retransmit_rejects, 7);
+}
+
+#[test]
+fn retransmission_is_limited_to_a_budget_per_second() {
+    let mut c = cfg();
+    c.retransmit_max_count = 4;
+    let mut s = Session::new(c, MemoryStore::new(), MemoryStore::new());
+    let mut v = FakeVerifier::default();
+    let mut out = Rec::default();
+    s.on_connect(T0);
+    s.on_message(&negotiate(UUID), &mut v, T0, &mut out);
+    s.on_message(&establish(UUID, 1), &mut v, T0, &mut out);
+    send_apps(&mut s, 5, ms(1), &mut out);
+    out.take();
+    s.on_message(&retransmit_request(UUID, 0, 1, 3), &mut v, ms(10), &mut out);
+    assert_eq!(out.apps.len(), 3);
+    out.take();
+    // 3 + 2 > 4 within the second: refused, nothing sent.
+    s.on_message(
+        &retransmit_request(UUID, 0, 4, 2),
+        &mut v,
+        ms(500),
+        &mut out,
+    );
+    assert!(out.apps.is_empty());
+    assert_eq!(
+        out.only_code(),
+        ("RetransmitReject", ErrorCode::RetransmitRateExceeded.code())
+    );
+    s.on_message(
+        &retransmit_request(UUID, 0, 4, 1),
+        &mut v,
+        ms(600),
+        &mut out,
+    );
+    assert_eq!(out.apps.len(), 1);
+    out.take();
+    // A second later the budget is back.
+    s.on_message(
+        &retransmit_request(UUID, 0, 1, 4),
+        &mut v,
+        ms(1_010),
+        &mut out,
+    );
+    assert_eq!(out.apps.len(), 4);
+    assert!(s.is_established());
 }
 
 /// A store that lost its oldest messages (archived, trimmed).
