@@ -20,6 +20,8 @@
 
 pub mod auth;
 mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod msg;
 mod session;
 pub mod sign;

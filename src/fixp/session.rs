@@ -83,11 +83,14 @@ pub trait Outbox {
 /// What the session tells the engine besides messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A new uuid was negotiated (persist uuid, previous_uuid and the key with the store).
+    /// A new uuid was negotiated: persist uuid, previous_uuid, the key ([`Session::key`]) and
+    /// `current_is_b` for [`Session::restore`].
     Negotiated {
         uuid: u64,
         previous_uuid: u64,
         previous_seq_no: u64,
+        /// The second store (`slot_b`) now holds the current uuid.
+        current_is_b: bool,
     },
     /// The connection is established; `resumed`: by an Establish alone (a reconnect).
     Established {
@@ -202,11 +205,13 @@ pub struct FixpCounters {
 /// - Outbound application messages only through [`Session::send_application`].
 pub struct Session<S: MessageStore> {
     cfg: FixpConfig,
-    /// The recoverable outbound flow of the current uuid, and the client's next sequence
-    /// number (the store's "target" seq).
-    store: S,
-    /// The flow of the previous uuid (retransmission with last_uuid).
-    previous: S,
+    /// Two stores that take turns: the current uuid's (its recoverable outbound flow, and the
+    /// client's next sequence number as the store's "target" seq) and the previous uuid's
+    /// (retransmission with last_uuid). A Negotiate resets the previous one's and swaps roles.
+    slot_a: S,
+    slot_b: S,
+    /// `slot_b` holds the current uuid.
+    current_is_b: bool,
     uuid: u64,
     previous_uuid: u64,
     /// The key the current uuid was negotiated with; Establish must use it.
@@ -230,14 +235,16 @@ pub struct Session<S: MessageStore> {
 }
 
 impl<S: MessageStore> Session<S> {
-    /// `store` keeps the current uuid's outbound messages, `previous` the previous uuid's.
+    /// `slot_a` and `slot_b` keep the outbound messages of the current and the previous uuid,
+    /// in turns ([`Event::Negotiated`] says which holds the current one; `slot_a` first).
     /// Allocates the scratch buffer; nothing is allocated afterwards.
-    pub fn new(cfg: FixpConfig, store: S, previous: S) -> Self {
+    pub fn new(cfg: FixpConfig, slot_a: S, slot_b: S) -> Self {
         let scratch = vec![0u8; cfg.scratch_bytes].into_boxed_slice();
         Session {
             cfg,
-            store,
-            previous,
+            slot_a,
+            slot_b,
+            current_is_b: false,
             uuid: 0,
             previous_uuid: 0,
             key: Name::EMPTY,
@@ -257,12 +264,37 @@ impl<S: MessageStore> Session<S> {
         }
     }
 
-    /// Cold, at start: the uuids and key persisted from [`Event::Negotiated`], so that the
-    /// client can re-establish after a gateway restart.
-    pub fn restore(&mut self, uuid: u64, previous_uuid: u64, key: Name) {
+    /// Cold, at start: the identity persisted from [`Event::Negotiated`] (uuids, the key, which
+    /// slot holds the current uuid), so that the client can re-establish after a restart.
+    pub fn restore(&mut self, uuid: u64, previous_uuid: u64, key: Name, current_is_b: bool) {
         self.uuid = uuid;
         self.previous_uuid = previous_uuid;
         self.key = key;
+        self.current_is_b = current_is_b;
+    }
+
+    /// The current uuid's store.
+    fn cur(&self) -> &S {
+        if self.current_is_b {
+            &self.slot_b
+        } else {
+            &self.slot_a
+        }
+    }
+    fn cur_mut(&mut self) -> &mut S {
+        if self.current_is_b {
+            &mut self.slot_b
+        } else {
+            &mut self.slot_a
+        }
+    }
+    /// The previous uuid's store.
+    fn prev(&self) -> &S {
+        if self.current_is_b {
+            &self.slot_a
+        } else {
+            &self.slot_b
+        }
     }
 
     pub fn config(&self) -> &FixpConfig {
@@ -291,11 +323,11 @@ impl<S: MessageStore> Session<S> {
     }
     /// The client's next application sequence number we expect.
     pub fn next_inbound_seq(&self) -> u64 {
-        self.store.next_target_seq()
+        self.cur().next_target_seq()
     }
     /// Our next application sequence number.
     pub fn next_outbound_seq(&self) -> u64 {
-        self.store.next_sender_seq()
+        self.cur().next_sender_seq()
     }
     /// The agreed keep-alive interval, ms (0 before Establish).
     pub fn keep_alive_ms(&self) -> u32 {
@@ -304,8 +336,14 @@ impl<S: MessageStore> Session<S> {
     pub fn counters(&self) -> &FixpCounters {
         &self.counters
     }
+    /// Cold: gives the two stores back (`slot_a`, `slot_b`), e.g. to reopen the session.
+    pub fn into_stores(self) -> (S, S) {
+        (self.slot_a, self.slot_b)
+    }
+
+    /// The current uuid's store.
     pub fn store(&self) -> &S {
-        &self.store
+        self.cur()
     }
 
     /// Binds a new connection at `now`. `false` (nothing changes) when one is bound already.
@@ -409,9 +447,9 @@ impl<S: MessageStore> Session<S> {
         }
         self.last_received = now;
         self.lapse_warned = false;
-        let expected = self.store.next_target_seq();
+        let expected = self.cur().next_target_seq();
         if seq == expected {
-            self.store.set_next_target_seq(seq.saturating_add(1));
+            self.cur_mut().set_next_target_seq(seq.saturating_add(1));
             self.counters.app_received += 1;
             return Action::Process;
         }
@@ -429,10 +467,15 @@ impl<S: MessageStore> Session<S> {
         out: &mut impl Outbox,
         encode: impl FnOnce(u64, &mut [u8]) -> Option<usize>,
     ) -> Result<u64, SendError> {
-        let seq = self.store.next_sender_seq();
+        let store = if self.current_is_b {
+            &mut self.slot_b
+        } else {
+            &mut self.slot_a
+        };
+        let seq = store.next_sender_seq();
         let n = encode(seq, &mut self.scratch).ok_or(SendError::TooLarge)?;
         let bytes = self.scratch.get(..n).ok_or(SendError::TooLarge)?;
-        if self.store.store_outbound(seq, bytes).is_err() {
+        if store.store_outbound(seq, bytes).is_err() {
             self.counters.store_errors += 1;
             out.event(Event::StoreFailed);
             return Err(SendError::Store);
@@ -573,11 +616,11 @@ impl<S: MessageStore> Session<S> {
         let previous_seq_no = if self.uuid == 0 {
             0
         } else {
-            self.store.next_sender_seq().saturating_sub(1)
+            self.cur().next_sender_seq().saturating_sub(1)
         };
-        core::mem::swap(&mut self.store, &mut self.previous);
-        if self.store.reset(now.0).is_err() {
-            core::mem::swap(&mut self.store, &mut self.previous);
+        self.current_is_b = !self.current_is_b;
+        if self.cur_mut().reset(now.0).is_err() {
+            self.current_is_b = !self.current_is_b;
             self.counters.store_errors += 1;
             out.event(Event::StoreFailed);
             self.reject_negotiate(m, ErrorCode::StoreFailure, out);
@@ -603,6 +646,7 @@ impl<S: MessageStore> Session<S> {
             uuid: self.uuid,
             previous_uuid: self.previous_uuid,
             previous_seq_no,
+            current_is_b: self.current_is_b,
         });
         Action::Continue
     }
@@ -615,7 +659,7 @@ impl<S: MessageStore> Session<S> {
         now: Nanos,
         out: &mut impl Outbox,
     ) -> Action {
-        let expected = self.store.next_target_seq();
+        let expected = self.cur().next_target_seq();
         if self.state == State::Established {
             self.reject_establish(m, expected, ErrorCode::AlreadyEstablished, out);
             return Action::Continue;
@@ -655,9 +699,9 @@ impl<S: MessageStore> Session<S> {
         let previous_seq_no = if self.previous_uuid == 0 {
             0
         } else {
-            self.previous.next_sender_seq().saturating_sub(1)
+            self.prev().next_sender_seq().saturating_sub(1)
         };
-        let next_outbound = self.store.next_sender_seq();
+        let next_outbound = self.cur().next_sender_seq();
         self.send(
             out,
             now,
@@ -679,7 +723,7 @@ impl<S: MessageStore> Session<S> {
         });
         if m.next_seq_no > expected {
             // Messages the client numbered but we never received: not applied.
-            self.store.set_next_target_seq(m.next_seq_no);
+            self.cur_mut().set_next_target_seq(m.next_seq_no);
             self.not_applied(expected, m.next_seq_no - expected, now, out);
         }
         Action::Continue
@@ -735,7 +779,7 @@ impl<S: MessageStore> Session<S> {
     ) -> Action {
         if seq > expected {
             // Idempotent flow: report the gap, apply the message.
-            self.store.set_next_target_seq(seq.saturating_add(1));
+            self.cur_mut().set_next_target_seq(seq.saturating_add(1));
             self.not_applied(expected, seq - expected, now, out);
             self.counters.app_received += 1;
             return Action::Process;
@@ -753,12 +797,12 @@ impl<S: MessageStore> Session<S> {
         if m.uuid != self.uuid {
             return self.terminate(ErrorCode::WrongUuid, now, out);
         }
-        let expected = self.store.next_target_seq();
+        let expected = self.cur().next_target_seq();
         if m.next_seq_no < expected {
             return self.terminate(ErrorCode::SeqNoTooLow, now, out);
         }
         if m.next_seq_no > expected {
-            self.store.set_next_target_seq(m.next_seq_no);
+            self.cur_mut().set_next_target_seq(m.next_seq_no);
             self.not_applied(expected, m.next_seq_no - expected, now, out);
         }
         Action::Continue
@@ -771,17 +815,17 @@ impl<S: MessageStore> Session<S> {
             m.last_uuid != 0 && m.last_uuid != self.uuid && m.last_uuid == self.previous_uuid;
         let known =
             m.uuid == self.uuid && (m.last_uuid == 0 || m.last_uuid == self.uuid || from_previous);
-        let flow = if from_previous {
-            &self.previous
-        } else {
-            &self.store
-        };
-        let end = m.from_seq_no.checked_add(u64::from(m.msg_count));
         // One budget of `retransmit_max_count` messages per second, whatever the requests.
         if now.saturating_sub(self.retransmit_window) >= RETRANSMIT_WINDOW {
             self.retransmit_window = now;
             self.retransmitted_in_window = 0;
         }
+        let flow = if from_previous {
+            self.prev()
+        } else {
+            self.cur()
+        };
+        let end = m.from_seq_no.checked_add(u64::from(m.msg_count));
         let budget = u64::from(self.cfg.retransmit_max_count);
         let code = if !known {
             Some(ErrorCode::UnknownUuid)
@@ -830,7 +874,7 @@ impl<S: MessageStore> Session<S> {
         // FIXP: the real-time flow resumes with a Sequence.
         out.session(&SessionMsg::Sequence(Sequence {
             uuid: self.uuid,
-            next_seq_no: self.store.next_sender_seq(),
+            next_seq_no: self.cur().next_sender_seq(),
             keep_alive_interval_lapsed: false,
         }));
         self.last_sent = now;
@@ -882,7 +926,7 @@ impl<S: MessageStore> Session<S> {
             now,
             &SessionMsg::Sequence(Sequence {
                 uuid: self.uuid,
-                next_seq_no: self.store.next_sender_seq(),
+                next_seq_no: self.cur().next_sender_seq(),
                 keep_alive_interval_lapsed: lapsed,
             }),
         );

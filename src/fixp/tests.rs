@@ -324,7 +324,8 @@ fn negotiate_then_establish_establishes_the_session() {
     assert!(out.events.contains(&Event::Negotiated {
         uuid: UUID,
         previous_uuid: 0,
-        previous_seq_no: 0
+        previous_seq_no: 0,
+        current_is_b: true,
     }));
     out.take();
     assert_eq!(
@@ -1360,16 +1361,50 @@ fn store_failures_refuse_the_message_and_the_negotiation() {
 
 #[test]
 fn restored_identity_lets_the_client_re_establish_after_a_restart() {
-    let mut s = session();
-    s.restore(UUID, 0, name("client1-key"));
+    // Before the "restart": uuid A, then uuid B; the stores hold their flows.
+    let (mut s, mut v, mut out) = established();
+    send_apps(&mut s, 2, ms(1), &mut out);
+    s.on_disconnect(&mut out);
+    s.on_connect(ms(2));
+    out.take();
+    s.on_message(&negotiate(UUID + 1), &mut v, ms(2), &mut out);
+    let negotiated = out
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Negotiated { current_is_b, .. } => Some(*current_is_b),
+            _ => None,
+        })
+        .unwrap();
+    assert!(!negotiated, "the two stores take turns");
+    s.on_message(&establish(UUID + 1, 1), &mut v, ms(2), &mut out);
+    send_apps(&mut s, 3, ms(3), &mut out);
+    // The "restart": a new session over the same two stores, the persisted identity restored.
+    let (a, b) = s.into_stores();
+    let mut s = Session::new(cfg(), a, b);
+    s.restore(UUID + 1, UUID, name("client1-key"), negotiated);
     let mut v = FakeVerifier::default();
     let mut out = Rec::default();
-    s.on_connect(T0);
+    s.on_connect(ms(10));
     assert_eq!(
-        s.on_message(&establish(UUID, 1), &mut v, T0, &mut out),
+        s.on_message(&establish(UUID + 1, 1), &mut v, ms(10), &mut out),
         Action::Continue
     );
-    assert!(s.is_established());
+    let SessionMsg::EstablishmentAck(ack) = out.take()[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (ack.next_seq_no, ack.previous_seq_no, ack.previous_uuid),
+        (4, 2, UUID)
+    );
+    s.on_message(
+        &retransmit_request(UUID + 1, UUID, 1, 2),
+        &mut v,
+        ms(11),
+        &mut out,
+    );
+    assert_eq!(out.apps.len(), 2);
+    assert_eq!(out.apps[1].1, b"app2");
 }
 
 // ---- the production verifier ----
