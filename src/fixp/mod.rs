@@ -15,7 +15,8 @@
 //!
 //! Files: `msg.rs` (the session messages as plain structs, the error codes), `sign.rs` (the
 //! canonical strings that are signed), `config.rs`, `session.rs` (the state machine), `auth.rs`
-//! (the production [`Verifier`] over the `Authenticator`), `tests.rs`.
+//! (the production [`Verifier`] over the `Authenticator`), `fuzz.rs` (the `fixp_session` fuzz
+//! target's body), `tests.rs`.
 #![warn(clippy::indexing_slicing, clippy::panic)]
 
 pub mod auth;

@@ -203,6 +203,9 @@ pub struct FixpCounters {
 /// - On [`Action::Close`]: flush what went to the outbox, close; when the transport drops on
 ///   its own, [`Session::on_disconnect`].
 /// - Outbound application messages only through [`Session::send_application`].
+/// - Persistence: the two stores (`slot_a`, `slot_b`) keep sequence numbers and messages; on
+///   [`Event::Negotiated`] persist the uuids, [`Session::key`] and `current_is_b`, and give
+///   them back with [`Session::restore`] at start.
 pub struct Session<S: MessageStore> {
     cfg: FixpConfig,
     /// Two stores that take turns: the current uuid's (its recoverable outbound flow, and the
