@@ -34,6 +34,6 @@ pub use auth::KeyVerifier;
 pub use config::FixpConfig;
 pub use msg::{ErrorCode, SessionMsg};
 pub use session::{
-    Action, Event, FixpCounters, Outbox, SendError, Session, SignedKind, SignedRequest, State,
-    Verifier,
+    refuse_unknown_session, Action, Event, FixpCounters, Outbox, SendError, Session, SignedKind,
+    SignedRequest, State, Verifier,
 };

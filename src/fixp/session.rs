@@ -194,7 +194,8 @@ pub struct FixpCounters {
 /// # Contract
 /// - [`Session::on_connect`] when a connection reaches this session (found by the `session`
 ///   of its first Negotiate/Establish); `false` means the session is bound elsewhere: answer
-///   with [`Session::refuse_in_use`] and close.
+///   with [`Session::refuse_in_use`] and close. A `session` naming no configured session:
+///   [`refuse_unknown_session`] and close.
 /// - Every decoded session message of that connection goes to [`Session::on_message`], every
 ///   application message's `(seq_num, poss_retrans)` to [`Session::on_application`] (process
 ///   the bytes only on [`Action::Process`]); a frame the codec refuses to
@@ -979,6 +980,47 @@ impl<S: MessageStore> Session<S> {
         out.session(msg);
         self.last_sent = now;
     }
+}
+
+/// The answer to the first message of a connection whose `session` names no configured FIXP
+/// session: the request still goes through `verifier` (so the cause is audited and the failure
+/// counts towards lockouts), and the answer is the one every failed authentication gets
+/// (NegotiationReject 100 / EstablishmentReject 204, or Terminate 301 for any other message).
+/// The engine closes the connection after it.
+#[cold]
+pub fn refuse_unknown_session(
+    msg: &SessionMsg,
+    verifier: &mut impl Verifier,
+    now: Nanos,
+    out: &mut impl Outbox,
+) {
+    let code = match msg {
+        SessionMsg::Negotiate(m) => {
+            let canonical = negotiate_canonical(m);
+            let _ = verifier.verify(&negotiate_request(m, &canonical), now);
+            let code = ErrorCode::NegotiationCredentials;
+            out.session(&negotiation_reject(m, code));
+            code
+        }
+        SessionMsg::Establish(m) => {
+            let canonical = establish_canonical(m);
+            let _ = verifier.verify(&establish_request(m, &canonical), now);
+            let code = ErrorCode::EstablishCredentials;
+            out.session(&establishment_reject(m, 0, code));
+            code
+        }
+        _ => {
+            let code = ErrorCode::NotEstablished;
+            out.session(&SessionMsg::Terminate(Terminate {
+                uuid: 0,
+                request_timestamp: now.0,
+                error_code: code.code(),
+                reason: code.reason_text(),
+            }));
+            code
+        }
+    };
+    out.event(Event::Rejected { code });
 }
 
 fn negotiate_request<'a>(m: &'a Negotiate, canonical: &'a [u8]) -> SignedRequest<'a> {

@@ -846,6 +846,34 @@ fn a_second_connection_to_a_bound_session_is_refused_after_authentication() {
     assert_eq!(s.on_application(1, false, ms(2), &mut out), Action::Process);
 }
 
+#[test]
+fn a_connection_naming_no_session_gets_the_credentials_answer() {
+    let mut v = FakeVerifier::default();
+    let mut out = Rec::default();
+    // Correctly signed or not, the answer is the same, and the verifier saw the request.
+    refuse_unknown_session(&negotiate(UUID), &mut v, T0, &mut out);
+    assert_eq!(
+        out.only_code(),
+        (
+            "NegotiationReject",
+            ErrorCode::NegotiationCredentials.code()
+        )
+    );
+    refuse_unknown_session(&establish(UUID, 1), &mut v, T0, &mut out);
+    let m = out.take();
+    let SessionMsg::EstablishmentReject(r) = m[0] else {
+        panic!("{m:?}")
+    };
+    assert_eq!((r.error_code, r.next_seq_no), (204, 0));
+    refuse_unknown_session(&terminate_msg(3), &mut v, T0, &mut out);
+    assert_eq!(
+        out.only_code(),
+        ("Terminate", ErrorCode::NotEstablished.code())
+    );
+    assert_eq!(v.verified, 2);
+    assert!(v.accepted.is_empty());
+}
+
 // ---- established: application flow ----
 
 #[test]
