@@ -229,6 +229,10 @@ pub fn cert_subject(data: &[u8]) {
     }
 }
 
+/// The FIXP session state machine under arbitrary connects, messages, timer ticks and sends
+/// ([`crate::fixp::fuzz::session`] documents the input format and the invariants).
+pub use crate::fixp::fuzz::session as fixp_session;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,7 @@ pub mod desk;
 pub mod engine;
 pub mod files;
 pub mod fix;
+pub mod fixp;
 pub mod gateway;
 pub mod handoff;
 pub mod model;

@@ -12,6 +12,12 @@
 //! only a wrong signature also counts against the (key, address) pair (`lockout.rs`). The
 //! signature enters the replay cache only when the engine accepts the Logon
 //! ([`Authenticator::remember`]).
+//!
+//! The checks themselves are protocol-neutral: [`Authenticator::check_signed`] takes a
+//! [`SignedLogon`] (key id, signature, signing time, the signed bytes, the identity the key
+//! must be bound to); the FIX [`Authenticator::check`] and the FIXP Negotiate/Establish
+//! (`crate::fixp::auth`, fix-specs/FIXP-SESSION.md) both end there, so both share one key store,
+//! replay cache and lockout table.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -304,11 +310,17 @@ impl Authenticator {
     /// Remembers the signature of an accepted Logon: it can never be used again while its
     /// SendingTime is inside the skew window.
     pub fn remember(&mut self, v: &Verified<'_>, now: Nanos) {
+        self.remember_entry(v.replay_entry(), now);
+    }
+
+    /// [`Authenticator::remember`] for a [`Verified::replay_entry`] kept after the snapshot
+    /// it borrowed was released (a FIXP Negotiate/Establish accepted a step later).
+    pub fn remember_entry(&mut self, (replay, until): ([u8; 32], Nanos), now: Nanos) {
         if now >= self.next_sweep {
             self.replay.retain(|_, until| *until > now);
             self.next_sweep = Nanos(now.0.saturating_add(1_000_000_000));
         }
-        self.replay.insert(v.replay, v.until);
+        self.replay.insert(replay, until);
     }
 
     /// Puts persisted replay-cache entries back at start (those still inside their window).
@@ -320,9 +332,11 @@ impl Authenticator {
         }
     }
 
-    /// Verifies a Logon from `peer` at `now` (UTC). Every call, whatever the outcome, computes
-    /// the same HMAC work (a dummy secret when there is no key or no usable signature), so
-    /// the time taken does not tell which check failed or whether a key exists.
+    /// Verifies a FIX Logon from `peer` at `now` (UTC): reads Username <553>, RawDataLength
+    /// <95>, RawData <96>, SendingTime <52> and the prehash fields, then does the work of
+    /// [`Authenticator::check_signed`]. Every call, whatever the outcome, computes the same HMAC
+    /// work (a dummy secret when there is no key or no usable signature), so the time taken does
+    /// not tell which check failed or whether a key exists.
     pub fn check<'s>(
         &mut self,
         snap: &'s KeySnapshot,
@@ -330,11 +344,71 @@ impl Authenticator {
         peer: IpAddr,
         now: Nanos,
     ) -> Result<Verified<'s>, Refused> {
-        let key_id = msg
-            .get(USERNAME)
-            .and_then(KeyId::new)
-            .unwrap_or(KeyId::EMPTY);
-        match self.verify(snap, msg, &key_id, peer, now) {
+        let username = msg.get(USERNAME).unwrap_or(b"");
+        let mut sig = [0u8; SIGNATURE_BYTES];
+        let signature = match (msg.get(RAW_DATA_LENGTH), msg.get(RAW_DATA)) {
+            (Some(len), Some(raw)) => {
+                if crate::fix::decode::parse_uint(len) != Some(raw.len() as u64) {
+                    Err(Failure::RawDataLengthMismatch)
+                } else {
+                    match base64::engine::general_purpose::STANDARD.decode_slice(raw, &mut sig) {
+                        Ok(SIGNATURE_BYTES) => Ok(sig),
+                        _ => Err(Failure::MalformedSignature),
+                    }
+                }
+            }
+            _ => Err(Failure::MissingRawData),
+        };
+        let pre = prehash(
+            msg.get(tags::SENDING_TIME).unwrap_or(b""),
+            msg.msg_type_bytes(),
+            msg.get(tags::MSG_SEQ_NUM).unwrap_or(b""),
+            msg.get(tags::SENDER_COMP_ID).unwrap_or(b""),
+            msg.get(tags::TARGET_COMP_ID).unwrap_or(b""),
+            username,
+        );
+        let fields = Fields {
+            key_id: username,
+            signature,
+            sending_time: msg.timestamp(tags::SENDING_TIME).ok().flatten(),
+            prehash: &pre,
+            comp_id: msg.get(tags::SENDER_COMP_ID).unwrap_or(b""),
+        };
+        self.check_fields(snap, &fields, peer, now)
+    }
+
+    /// Verifies a signed logon of any protocol (FIX Logon, FIXP Negotiate/Establish) from
+    /// `peer` at `now` (UTC): the same HMAC work whatever the outcome, then lockouts, fields,
+    /// skew (exclusive), not before the gateway's start, the key, a constant-time comparison
+    /// over every live secret, the replay cache, status, expiry, CompID binding and the IP
+    /// allowlist; a failure counts against the address (and a wrong signature against the key
+    /// at that address). Call [`Authenticator::remember`] once the logon is accepted.
+    pub fn check_signed<'s>(
+        &mut self,
+        snap: &'s KeySnapshot,
+        logon: &SignedLogon<'_>,
+        peer: IpAddr,
+        now: Nanos,
+    ) -> Result<Verified<'s>, Refused> {
+        let fields = Fields {
+            key_id: logon.key_id,
+            signature: Ok(logon.signature),
+            sending_time: Some(logon.sending_time),
+            prehash: logon.prehash,
+            comp_id: logon.comp_id,
+        };
+        self.check_fields(snap, &fields, peer, now)
+    }
+
+    fn check_fields<'s>(
+        &mut self,
+        snap: &'s KeySnapshot,
+        fields: &Fields<'_>,
+        peer: IpAddr,
+        now: Nanos,
+    ) -> Result<Verified<'s>, Refused> {
+        let key_id = KeyId::new(fields.key_id).unwrap_or(KeyId::EMPTY);
+        match self.verify(snap, fields, &key_id, peer, now) {
             Ok(v) => Ok(v),
             Err(failure) => {
                 let mut refused = Refused {
@@ -373,54 +447,32 @@ impl Authenticator {
     fn verify<'s>(
         &mut self,
         snap: &'s KeySnapshot,
-        msg: &Message<'_>,
+        fields: &Fields<'_>,
         key_id: &KeyId,
         peer: IpAddr,
         now: Nanos,
     ) -> Result<Verified<'s>, Failure> {
-        let username = msg.get(USERNAME).unwrap_or(b"");
+        let username = fields.key_id;
         let key = if username.is_empty() {
             None
         } else {
             snap.get(username)
         };
-        let mut sig = [0u8; SIGNATURE_BYTES];
-        let signature = match (msg.get(RAW_DATA_LENGTH), msg.get(RAW_DATA)) {
-            (Some(len), Some(raw)) => {
-                if crate::fix::decode::parse_uint(len) != Some(raw.len() as u64) {
-                    Err(Failure::RawDataLengthMismatch)
-                } else {
-                    match base64::engine::general_purpose::STANDARD.decode_slice(raw, &mut sig) {
-                        Ok(SIGNATURE_BYTES) => Ok(()),
-                        _ => Err(Failure::MalformedSignature),
-                    }
-                }
-            }
-            _ => Err(Failure::MissingRawData),
-        };
-        let sending_time_raw = msg.get(tags::SENDING_TIME).unwrap_or(b"");
-        let sending_time = msg.timestamp(tags::SENDING_TIME).ok().flatten();
-        let pre = prehash(
-            sending_time_raw,
-            msg.msg_type_bytes(),
-            msg.get(tags::MSG_SEQ_NUM).unwrap_or(b""),
-            msg.get(tags::SENDER_COMP_ID).unwrap_or(b""),
-            msg.get(tags::TARGET_COMP_ID).unwrap_or(b""),
-            username,
-        );
+        let sig = fields.signature.unwrap_or([0u8; SIGNATURE_BYTES]);
+        let pre = fields.prehash;
         // The same HMAC work whatever comes next: the key's secrets, or a dummy secret for an
         // unknown key or an unusable signature.
         let mut ok = subtle::Choice::from(0u8);
         match key {
-            Some(k) if signature.is_ok() => {
+            Some(k) if fields.signature.is_ok() => {
                 for s in &k.secrets {
-                    let expected = mac(&s.bytes, &pre);
+                    let expected = mac(&s.bytes, pre);
                     let live = subtle::Choice::from(u8::from(now.0 < s.not_after_ns));
                     ok |= expected.ct_eq(&sig) & live;
                 }
             }
             _ => {
-                let expected = mac(&self.dummy, &pre);
+                let expected = mac(&self.dummy, pre);
                 let _ = std::hint::black_box(expected.ct_eq(&sig));
             }
         }
@@ -433,8 +485,8 @@ impl Authenticator {
         if username.is_empty() {
             return Err(Failure::MissingUsername);
         }
-        signature?;
-        let sending_time = sending_time.ok_or(Failure::MissingSendingTime)?;
+        fields.signature?;
+        let sending_time = fields.sending_time.ok_or(Failure::MissingSendingTime)?;
         let skew = if sending_time > now {
             sending_time.saturating_sub(now)
         } else {
@@ -468,8 +520,7 @@ impl Authenticator {
                 Failure::Expired
             });
         }
-        let sender = msg.get(tags::SENDER_COMP_ID).unwrap_or(b"");
-        if !key.comp_ids.iter().any(|c| c.as_bytes() == sender) {
+        if !key.comp_ids.iter().any(|c| c.as_bytes() == fields.comp_id) {
             return Err(Failure::CompIdNotBound);
         }
         if !key.allow.iter().any(|n| n.contains(peer)) {
@@ -481,6 +532,32 @@ impl Authenticator {
             until: Nanos(sending_time.0.saturating_add(self.policy.max_skew.0)),
         })
     }
+}
+
+/// A signed logon of any protocol, for [`Authenticator::check_signed`]: the protocol decoded
+/// its fields and built the bytes that were signed (its canonical string).
+#[derive(Clone, Copy, Debug)]
+pub struct SignedLogon<'a> {
+    /// The API key id the logon names (Username <553> in FIX, the access key id in FIXP).
+    pub key_id: &'a [u8],
+    /// The HMAC-SHA256 signature as sent.
+    pub signature: [u8; SIGNATURE_BYTES],
+    /// When the client signed it (UTC): checked against `auth.max_skew_ms` and the start.
+    pub sending_time: Nanos,
+    /// The bytes the signature covers.
+    pub prehash: &'a [u8],
+    /// The client's identity the key must be bound to (SenderCompID <49>, the FIXP session).
+    pub comp_id: &'a [u8],
+}
+
+/// What [`Authenticator::verify`] checks, with FIX's parse failures kept in place so that their
+/// order against the other checks does not change.
+struct Fields<'a> {
+    key_id: &'a [u8],
+    signature: Result<[u8; SIGNATURE_BYTES], Failure>,
+    sending_time: Option<Nanos>,
+    prehash: &'a [u8],
+    comp_id: &'a [u8],
 }
 
 #[cfg(test)]

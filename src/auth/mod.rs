@@ -22,5 +22,5 @@ pub mod store;
 pub mod watch;
 
 pub use keys::{Key, KeyId, KeySnapshot};
-pub use logon::{Authenticator, Failure, Policy};
+pub use logon::{Authenticator, Failure, Policy, SignedLogon};
 pub use scope::{Grants, Role, Scopes};

@@ -443,3 +443,57 @@ proptest::proptest! {
         }
     }
 }
+
+/// `check_signed` with the bytes a non-FIX protocol signed.
+fn signed<'a>(pre: &'a [u8], sig: [u8; 32], at: Nanos, comp_id: &'a [u8]) -> SignedLogon<'a> {
+    SignedLogon {
+        key_id: b"client1-key",
+        signature: sig,
+        sending_time: at,
+        prehash: pre,
+        comp_id,
+    }
+}
+
+#[test]
+fn check_signed_applies_the_same_checks_and_state_as_fix_logons() {
+    let s = snapshot(&[(SECRET, None)], Status::Active);
+    let mut a = Authenticator::new(key_policy(), Nanos::ZERO);
+    a.apply_unlocks(&s);
+    let pre = b"Negotiate\n1768487400000000000\n42\nCLIENT1\nclient1-key";
+    let good = mac(SECRET, pre);
+    let run = |a: &mut Authenticator, l: &SignedLogon<'_>, peer: IpAddr, now: Nanos| {
+        a.check_signed(&s, l, peer, now).map_err(|r| r.failure)
+    };
+    // Bound to the key's CompID, inside the skew, once.
+    let l = signed(pre, good, T0, b"CLIENT1");
+    assert_eq!(
+        run(&mut a, &signed(pre, good, T0, b"CLIENT2"), LOCAL, T0).err(),
+        Some(Failure::CompIdNotBound)
+    );
+    let skewed = Nanos(T0.0 + 5_000_000_000);
+    assert_eq!(
+        run(&mut a, &signed(pre, good, T0, b"CLIENT1"), LOCAL, skewed).err(),
+        Some(Failure::Skew)
+    );
+    let v = run(&mut a, &l, LOCAL, T0).expect("verifies");
+    a.remember_entry(v.replay_entry(), T0);
+    assert_eq!(run(&mut a, &l, LOCAL, T0).err(), Some(Failure::Replayed));
+    // A wrong signature locks the key at that address, for FIX logons too.
+    let attacker: IpAddr = "127.0.0.2".parse().unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            run(&mut a, &signed(pre, [9; 32], T0, b"CLIENT1"), attacker, T0).err(),
+            Some(Failure::BadSignature)
+        );
+    }
+    let id = KeyId::new(b"client1-key").unwrap();
+    assert!(a.key_locked(&id, attacker, T0));
+    let mut b = Vec::new();
+    logon(&mut b, "CLIENT1", "client1-key", 7, T0, SECRET);
+    assert_eq!(
+        check(&mut a, &s, &b, attacker, T0),
+        Err(Failure::KeyLockedOut)
+    );
+    assert_eq!(check(&mut a, &s, &b, LOCAL, T0), Ok(()));
+}
