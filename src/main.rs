@@ -727,15 +727,18 @@ fn run(
             pw.display(),
             totp.display()
         );
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "portcullis".into());
         say!(
-            "  curl --cacert {} -s {}/api/v1/login -d \"{{\\\"user\\\":\\\"admin\\\",\\\"password\\\":\\\"$(cat {})\\\",\\\"totp\\\":\\\"CODE\\\"}}\"",
-            pki.ca.display(),
-            ops.url(),
-            pw.display()
+            "  TOKEN=$(curl -s --cacert {ca} {url}/api/v1/login -d \"{{\\\"user\\\":\\\"admin\\\",\\\"password\\\":\\\"$(cat {pw})\\\",\\\"totp\\\":\\\"$({exe} users totp-code --uri-file {totp})\\\"}}\" | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')",
+            ca = pki.ca.display(),
+            url = ops.url(),
+            pw = pw.display(),
+            totp = totp.display(),
         );
-        say!("  (CODE: the 6 digits of an authenticator app given that otpauth:// URI, or `oathtool --totp -b SECRET`)");
         say!(
-            "  curl --cacert {} -s -H \"Authorization: Bearer TOKEN\" {}/api/v1/accounts",
+            "  curl --cacert {} -s -H \"Authorization: Bearer $TOKEN\" {}/api/v1/accounts",
             pki.ca.display(),
             ops.url()
         );

@@ -610,6 +610,12 @@ pub enum UsersAction {
     },
     /// Change an operator's role (a lowered role applies to live tokens at once).
     SetRole { name: String, role: String },
+    /// Print the current TOTP code of an otpauth:// URI file (like the development admin's
+    /// `<data>/secrets/ops-admin.totp`): what an authenticator app would show.
+    TotpCode {
+        #[arg(long)]
+        uri_file: PathBuf,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -661,6 +667,28 @@ impl UsersArgs {
             }
         };
         let now_ms = crate::clock::system_utc().0 / 1_000_000;
+        if let UsersAction::TotpCode { uri_file } = &self.action {
+            let code = crate::files::check_secret_file(uri_file, "TOTP file")
+                .and_then(|()| {
+                    std::fs::read_to_string(uri_file)
+                        .map_err(|e| format!("{}: {e}", uri_file.display()))
+                })
+                .and_then(|uri| {
+                    secret_of_uri(uri.trim())
+                        .ok_or_else(|| format!("{}: no secret= in it", uri_file.display()))
+                })
+                .and_then(|secret| totp_code(&secret, now_ms / 1000));
+            return match code {
+                Ok(c) => {
+                    crate::say(format_args!("{c}"));
+                    0
+                }
+                Err(e) => {
+                    crate::say_err(format_args!("portcullis users: {e}"));
+                    1
+                }
+            };
+        }
         let r = (|| -> Result<String, String> {
             let store = UserStore::open(&cfg, self.config.is_none())?;
             match &self.action {
@@ -704,6 +732,7 @@ impl UsersArgs {
                         format!("user {name}: role {} -> {}", before.as_str(), role.as_str())
                     })
                 }
+                UsersAction::TotpCode { .. } => Ok(String::new()),
             }
         })();
         match r {
