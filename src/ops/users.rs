@@ -690,7 +690,9 @@ impl UsersArgs {
             };
         }
         let r = (|| -> Result<String, String> {
-            let store = UserStore::open(&cfg, self.config.is_none())?;
+            // Like `keys add`: adding creates a missing development master key file.
+            let create = self.config.is_none() || matches!(self.action, UsersAction::Add { .. });
+            let store = UserStore::open(&cfg, create)?;
             match &self.action {
                 UsersAction::Add {
                     name,
