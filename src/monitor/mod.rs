@@ -347,3 +347,23 @@ impl Counters {
             .map_or(0, |s| s.0.load(Ordering::Relaxed))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_is_listed_once_with_a_distinct_name() {
+        let mut ids: Vec<usize> = Counter::ALL.iter().map(|c| *c as usize).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), Counter::ALL.len(), "a counter listed twice");
+        assert!(ids.iter().all(|i| *i < COUNTERS));
+        let mut names: Vec<String> = Counter::ALL.iter().map(|c| c.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Counter::ALL.len());
+        assert_eq!(Counter::OpsLoginLockouts.name(), "ops_login_lockouts");
+        assert_eq!(Counter::MaxDutyCycleNs.kind(), Kind::Gauge);
+    }
+}

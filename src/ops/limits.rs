@@ -236,6 +236,33 @@ mod tests {
     }
 
     #[test]
+    fn pending_raises_expire_and_are_taken_once() {
+        let mut a = Approvals::default();
+        let p = |expires_ms| Pending {
+            id: 0,
+            account: "ACC1".into(),
+            limits: LimitChanges::default(),
+            for_ms: None,
+            requested_by: "rita".into(),
+            reason: "r".into(),
+            raised: vec![],
+            created_ms: 0,
+            expires_ms,
+        };
+        let first = a.add(p(100)).unwrap();
+        let second = a.add(p(200)).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(a.expire(150).len(), 1);
+        assert!(a.take(first).is_none(), "expired");
+        assert!(a.take(second).is_some());
+        assert!(a.take(second).is_none(), "taken once");
+        for _ in 0..MAX_PENDING {
+            a.add(p(1000)).unwrap();
+        }
+        assert!(a.add(p(1000)).is_err(), "bounded");
+    }
+
+    #[test]
     fn persisted_changes_merge() {
         let d = tempfile::tempdir().unwrap();
         let a = LimitChanges {

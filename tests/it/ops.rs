@@ -962,3 +962,103 @@ fn the_embedded_default_prints_the_ops_url_and_its_dev_admin_logs_in() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"role\":\"admin\""), "{body}");
 }
+
+#[test]
+fn a_silent_connection_is_closed_after_the_request_deadline() {
+    let o = Ops::new("request_timeout_ms = 300").start();
+    // No TLS handshake at all, then a handshake and no request: both closed, each within the
+    // deadline (generous margin for a loaded machine).
+    let mut raw = TcpStream::connect(o.addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut b = [0u8; 16];
+    assert_eq!(raw.read(&mut b).unwrap_or(0), 0, "closed without a byte");
+    assert!(t.elapsed() < Duration::from_secs(8));
+    let tcp = TcpStream::connect(o.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in portcullis::tls::load_certs(&o.pki.path().join("tls/ca.pem")).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(portcullis::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        Arc::new(cfg),
+        rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.flush().unwrap();
+    let t = Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(s.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3));
+    // The port still answers.
+    assert_eq!(o.call("GET", "/healthz", None, None).status, 200);
+}
+
+#[test]
+fn plaintext_on_loopback_without_mfa_works_and_sends_no_hsts() {
+    let pki = tempfile::tempdir().unwrap();
+    let env = KeyEnv::new(
+        &format!("{OPS_SESSIONS}{}", sim("ack")),
+        "[ops]\naddress = \"127.0.0.1:0\"\nplaintext = true\nmfa_required = false\n\n",
+    );
+    env.add("k1", "CLIENT1", &[]);
+    let pw = env.secrets.path().join("ada.pw");
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "users",
+            "add",
+            "ada",
+            "--role",
+            "admin",
+            "--no-qr",
+            "--password-out",
+        ])
+        .arg(&pw)
+        .arg("--config")
+        .arg(&env.cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut env = env;
+    let gw = env.start();
+    let port = gw.running.ops.as_ref().unwrap();
+    assert!(
+        port.url().starts_with("http://127.0.0.1:"),
+        "{}",
+        port.url()
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(&format!("{}/api/v1/login", port.url()))
+        .send(
+            json!({ "user": "ada", "password": std::fs::read_to_string(&pw).unwrap() }).to_string(),
+        )
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "mfa_required = false: no code needed"
+    );
+    assert!(r.headers().get("strict-transport-security").is_none());
+    assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
+    assert!(r
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .contains("\"role\":\"admin\""));
+    drop(pki);
+}
