@@ -224,6 +224,25 @@ mod tests {
         c.validate("t", auth)
     }
 
+    /// The commented `[ops]` block of portcullis.example.toml, uncommented, is a valid section
+    /// showing the defaults.
+    #[test]
+    fn example_block_parses_and_shows_the_defaults() {
+        let text = include_str!("../../portcullis.example.toml");
+        let start = text.find("# [ops]\n").unwrap();
+        let block: String = text[start..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("# "))
+            .filter(|l| !l.starts_with("#  "))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let c: OpsCfg = toml::from_str(&block).unwrap();
+        assert!(c.validate("example", true).is_ok());
+        let d = OpsCfg::default();
+        assert_eq!(OpsCfg { tls: None, ..c }, OpsCfg { tls: None, ..d });
+    }
+
     #[test]
     fn keys_are_validated_by_name() {
         let tls = "tls = { cert = \"c.pem\", key = \"k.pem\" }\n";

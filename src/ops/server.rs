@@ -1238,3 +1238,37 @@ impl State {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route `handle` serves is in the OpenAPI document (keep them together).
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = include_str!("../../docs/ops-openapi.yaml");
+        for path in [
+            "/healthz:",
+            "/readyz:",
+            "/metrics:",
+            "/api/v1/login:",
+            "/api/v1/refresh:",
+            "/api/v1/logout:",
+            "/api/v1/whoami:",
+            "/api/v1/clock:",
+            "/api/v1/tls:",
+            "/api/v1/tls/reload:",
+            "/api/v1/keys:",
+            "/api/v1/keys/{id}/revoke:",
+            "/api/v1/accounts:",
+            "/api/v1/accounts/{account}:",
+            "/api/v1/accounts/{account}/enable:",
+            "/api/v1/events:",
+            "/api/v1/kill:",
+            "/api/v1/unkill:",
+            "/api/v1/limits:",
+            "/api/v1/limits/pending:",
+            "/api/v1/limits/{id}/approve:",
+        ] {
+            assert!(doc.contains(&format!("\n  {path}\n")), "{path} missing");
+        }
+    }
+}
