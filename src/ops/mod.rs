@@ -21,6 +21,7 @@
 pub mod guard;
 mod limits;
 mod server;
+pub use server::metric_name;
 pub mod token;
 pub mod users;
 
@@ -65,6 +66,17 @@ pub fn spawn(cfg: &Config, handle: &EngineHandle) -> Result<Option<OpsPort>, Str
     let Some(ops) = cfg.ops.clone() else {
         return Ok(None);
     };
+    // Controls go through the control socket, as the gateway's own uid.
+    let own = crate::files::euid();
+    if let Some(list) = &cfg.control.allowed_uids {
+        if !list.contains(&own) {
+            crate::say_err(format_args!(
+                "portcullis: WARNING: control.allowed_uids {list:?} does not name the gateway's \
+                 own uid {own}: the ops port's kills and limit changes (sent through the control \
+                 socket) will be refused; add {own} to allow them"
+            ));
+        }
+    }
     let state = server::State::new(cfg, &ops, handle)?;
     let listener = std::net::TcpListener::bind(ops.address)
         .map_err(|e| format!("ops.address {}: cannot listen: {e}", ops.address))?;

@@ -278,6 +278,20 @@ where
     let _ = conn.await;
 }
 
+/// The Prometheus name and type of a counter: `portcullis_<name>_total` for counters, the
+/// name alone for gauges, in base units (seconds) where the counter holds another unit.
+pub fn metric_name(c: Counter) -> (String, &'static str) {
+    match c {
+        Counter::MaxDutyCycleNs => ("portcullis_max_duty_cycle_seconds".into(), "gauge"),
+        // Whole days, exported × 86400.
+        Counter::TlsCertDaysToExpiry => ("portcullis_tls_cert_remaining_seconds".into(), "gauge"),
+        _ => match c.kind() {
+            Kind::Total => (format!("portcullis_{}_total", c.name()), "counter"),
+            Kind::Gauge => (format!("portcullis_{}", c.name()), "gauge"),
+        },
+    }
+}
+
 // ---- answers -----------------------------------------------------------------------------
 
 /// What a handler answers.
@@ -783,6 +797,7 @@ impl State {
             "cert": t.cert.display().to_string(),
             "subject": crate::tls::subject(first),
             "not_after": crate::tls::utc_date(not_after),
+            "not_after_unix": not_after,
             "days_to_expiry": crate::tls::days_left(not_after, now),
         }))
     }
@@ -800,6 +815,7 @@ impl State {
                     "address": self.listen_addrs.get(c.listener).map(|a| a.to_string()),
                     "cert": c.files.cert.display().to_string(),
                     "not_after": crate::tls::utc_date(na),
+                    "not_after_unix": na,
                     "days_to_expiry": crate::tls::days_left(na, now),
                     "reloads": c.reloads.load(Ordering::Relaxed),
                 })
@@ -851,15 +867,16 @@ impl State {
     fn metrics(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         for c in Counter::ALL {
-            let name = format!("portcullis_{}", c.name());
-            let (name, kind) = match c.kind() {
-                Kind::Total => (format!("{name}_total"), "counter"),
-                Kind::Gauge => (name, "gauge"),
+            let (name, kind) = metric_name(*c);
+            let v = self.counters.get(*c);
+            let value = match c {
+                Counter::MaxDutyCycleNs => format!("{}", v as f64 / 1e9),
+                Counter::TlsCertDaysToExpiry => format!("{}", v.saturating_mul(86_400)),
+                _ => v.to_string(),
             };
             out.push_str(&format!(
-                "# HELP {name} {}\n# TYPE {name} {kind}\n{name} {}\n",
-                c.help(),
-                self.counters.get(*c)
+                "# HELP {name} {}\n# TYPE {name} {kind}\n{name} {value}\n",
+                c.help()
             ));
         }
         let s = self.clock.snapshot();
@@ -875,18 +892,31 @@ impl State {
         }
         out.push_str("# HELP portcullis_clock_halted Whether new orders are halted for the clock (CLOCK-2)\n# TYPE portcullis_clock_halted gauge\n");
         out.push_str(&format!("portcullis_clock_halted {}\n", u8::from(s.halted)));
-        out.push_str("# HELP portcullis_tls_cert_days_to_expiry Days until each TLS certificate expires\n# TYPE portcullis_tls_cert_days_to_expiry gauge\n");
-        for cert in self.tls_json()["certificates"]
+        let certs = self.tls_json();
+        let certs: Vec<(String, i64)> = certs["certificates"]
             .as_array()
             .into_iter()
             .flatten()
-        {
-            if let (Some(n), Some(d)) = (cert["name"].as_str(), cert["days_to_expiry"].as_i64()) {
-                out.push_str(&format!(
-                    "portcullis_tls_cert_days_to_expiry{{certificate=\"{}\"}} {d}\n",
-                    n.replace(['"', '\\', '\n'], "_")
-                ));
-            }
+            .filter_map(|c| {
+                Some((
+                    c["name"].as_str()?.replace(['"', '\\', '\n'], "_"),
+                    c["not_after_unix"].as_i64()?,
+                ))
+            })
+            .collect();
+        let now = (now_ms() / 1000) as i64;
+        out.push_str("# HELP portcullis_certificate_expiry_timestamp_seconds When each TLS certificate expires (Unix time)\n# TYPE portcullis_certificate_expiry_timestamp_seconds gauge\n");
+        for (n, t) in &certs {
+            out.push_str(&format!(
+                "portcullis_certificate_expiry_timestamp_seconds{{certificate=\"{n}\"}} {t}\n"
+            ));
+        }
+        out.push_str("# HELP portcullis_certificate_remaining_seconds Time left until each TLS certificate expires (negative: expired)\n# TYPE portcullis_certificate_remaining_seconds gauge\n");
+        for (n, t) in &certs {
+            out.push_str(&format!(
+                "portcullis_certificate_remaining_seconds{{certificate=\"{n}\"}} {}\n",
+                t - now
+            ));
         }
         out
     }

@@ -534,14 +534,12 @@ fn every_read_endpoint_answers_over_https_with_security_headers() {
         assert!(value.parse::<f64>().is_ok() || value == "NaN", "{line}");
     }
     for c in portcullis::monitor::Counter::ALL {
-        assert!(
-            m.text.contains(&format!("portcullis_{}", c.name())),
-            "{c:?}"
-        );
+        let (name, _) = portcullis::ops::metric_name(*c);
+        assert!(m.text.contains(&format!("\n{name} ")), "{c:?}");
     }
     assert!(m
         .text
-        .contains("portcullis_tls_cert_days_to_expiry{certificate=\"ops\"}"));
+        .contains("portcullis_certificate_remaining_seconds{certificate=\"ops\"} "));
     assert!(m.text.contains("portcullis_clock_divergence_seconds"));
     assert!(m.text.contains("portcullis_ops_requests_total"));
     // Unknown endpoint and bad bodies: JSON errors, the same headers.
@@ -1061,4 +1059,115 @@ fn plaintext_on_loopback_without_mfa_works_and_sends_no_hsts() {
         .unwrap()
         .contains("\"role\":\"admin\""));
     drop(pki);
+}
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Real Prometheus (Debian's `prometheus` package; `.ci/run` installs it): `promtool check
+/// metrics` accepts the exposition, and a running Prometheus scrapes `/metrics` over HTTPS
+/// with a bearer token and the development CA, and answers a query with our counters.
+#[test]
+#[ignore = "needs Debian's prometheus package (promtool, prometheus): .ci/run installs it"]
+fn prometheus_checks_and_scrapes_the_metrics() {
+    use std::process::Stdio;
+    let mut o = Ops::new("").start();
+    o.user("scraper", "viewer");
+    let pw = o.secrets["scraper"].0.clone();
+    let token = o.login_with("scraper", &pw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let metrics = o.get("/metrics", &token).text;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A running Prometheus on a loopback port scrapes the port every second.
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: portcullis\n    scheme: https\n    authorization:\n      type: Bearer\n      credentials_file: {tf}\n    tls_config:\n      ca_file: {ca}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+        tf = token_file.display(),
+        ca = o.pki.path().join("tls/ca.pem").display(),
+        port = o.addr().port()
+    );
+    let cfg_path = work.path().join("prometheus.yml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let web = free_port();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            work.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package prometheus)");
+    let plain: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let query = |q: &str| -> Value {
+        plain
+            .get(&format!("http://127.0.0.1:{web}/api/v1/query?query={q}"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = Value::Null;
+    let scraped = loop {
+        last = query("portcullis_ops_requests_total");
+        let up = query("up");
+        let value = last["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok());
+        if up["data"]["result"][0]["value"][1] == "1" && value.is_some_and(|v| v >= 1.0) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let targets = plain
+        .get(&format!("http://127.0.0.1:{web}/api/v1/targets"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(
+        scraped,
+        "prometheus did not scrape: {last}\ntargets: {targets}"
+    );
 }
