@@ -1143,7 +1143,7 @@ fn prometheus_checks_and_scrapes_the_metrics() {
             .unwrap_or(Value::Null)
     };
     let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last = Value::Null;
+    let mut last;
     let scraped = loop {
         last = query("portcullis_ops_requests_total");
         let up = query("up");
