@@ -204,7 +204,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::CheckConfig { config } => match Config::load(&config) {
-            Ok(cfg) => match portcullis::tls::check_files(&cfg) {
+            Ok(cfg) => match portcullis::tls::check_files(&cfg)
+                .and_then(|()| portcullis::ops::check_files(&cfg))
+            {
                 Ok(()) => {
                     say!("{}: ok", config.display());
                     ExitCode::SUCCESS

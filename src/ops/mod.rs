@@ -104,6 +104,31 @@ pub fn spawn(cfg: &Config, handle: &EngineHandle) -> Result<Option<OpsPort>, Str
     }))
 }
 
+/// `check-config`: the ops port's certificate and key load (the error names the key).
+pub fn check_files(cfg: &Config) -> Result<(), (String, String)> {
+    let Some(t) = cfg.ops.as_ref().and_then(|o| o.tls.as_ref()) else {
+        return Ok(());
+    };
+    let certs = crate::tls::load_certs(&t.cert).map_err(|e| ("ops.tls.cert".to_string(), e))?;
+    crate::tls::load_key(&t.key).map_err(|e| ("ops.tls.key".to_string(), e))?;
+    let now = (crate::clock::system_utc().0 / 1_000_000_000) as i64;
+    for c in &certs {
+        let (_, not_after) =
+            crate::tls::validity(c).map_err(|e| ("ops.tls.cert".to_string(), e))?;
+        if not_after < now {
+            return Err((
+                "ops.tls.cert".into(),
+                format!(
+                    "{} expired on {}",
+                    t.cert.display(),
+                    crate::tls::utc_date(not_after)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Embedded default: an `[ops]` on `address` with the development server certificate (the
 /// one the FIX TLS listener uses), and the development admin. Returns the admin's password
 /// and TOTP files.

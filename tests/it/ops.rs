@@ -883,6 +883,34 @@ fn users_cli_prints_the_enrolment_lists_without_secrets_and_refuses_bad_input() 
 }
 
 #[test]
+fn check_config_names_a_missing_ops_certificate() {
+    let o = Ops::new("");
+    let text = std::fs::read_to_string(&o.env.cfg_path)
+        .unwrap()
+        .replace("server.pem", "missing.pem");
+    let path = o.env.secrets.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("key `ops.tls.cert`"), "{e}");
+    let ok = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check-config")
+        .arg(&o.env.cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
 fn ops_config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     for (ops, key) in [
