@@ -849,11 +849,10 @@ impl State {
             .into_iter()
             .flatten()
         {
-            if cert["days_to_expiry"].as_i64().is_some_and(|d| d < 0) {
+            if cert["not_after_unix"].as_i64().is_some_and(|t| t <= now) {
                 failing.push(json!({ "item": "tls", "problem": format!("{} expired", cert["name"].as_str().unwrap_or("?")) }));
             }
         }
-        let _ = now;
         if failing.is_empty() {
             ok(json!({ "ready": true }))
         } else {

@@ -1199,3 +1199,46 @@ fn prometheus_checks_and_scrapes_the_metrics() {
         "prometheus did not scrape: {last}\ntargets: {targets}"
     );
 }
+
+#[test]
+fn readyz_answers_503_with_the_failing_item_while_the_clock_is_out_of_limits() {
+    use portcullis::clock::status::SyncState;
+    let mut o = Ops::new(
+        "\n[clock]\ncalibrate_ms = 20\nmax_divergence_us = 250000\nunsynchronised_is_breach = true\n",
+    )
+    .start();
+    o.user("victor", "viewer");
+    let pw = o.secrets["victor"].0.clone();
+    let t = o.login_with("victor", &pw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = o.gw().running.handle.clock_status.clone();
+    let wait = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let g = o.get("/readyz", &t);
+            if g.status == want {
+                return g;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "readyz stays {}: {}",
+                g.status,
+                g.text
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    status.force(Some(SyncState::Synchronised));
+    wait(200);
+    status.force(Some(SyncState::Unsynchronised));
+    let g = wait(503);
+    assert_eq!(g.body["ready"], false);
+    assert_eq!(g.body["failing"][0]["item"], "clock", "{}", g.text);
+    assert_security_headers(&g, "503");
+    let m = o.get("/metrics", &t).text;
+    assert!(m.contains("portcullis_clock_divergence_seconds "), "{m}");
+    status.force(Some(SyncState::Synchronised));
+    wait(200);
+}
