@@ -121,6 +121,9 @@ pub enum Counter {
     OpsRateLimited = 74,
     /// Ops port lockouts started (a user at an address, or an address, after failed logins).
     OpsLoginLockouts = 75,
+    /// Ops port connections closed before a request: TLS handshake failed or not finished
+    /// within `ops.request_timeout_ms` (scanners, plain HTTP to the HTTPS port).
+    OpsTlsFailures = 76,
 }
 
 /// How a counter reads in a Prometheus exposition.
@@ -198,6 +201,7 @@ impl Counter {
         Counter::OpsAuthFailures,
         Counter::OpsRateLimited,
         Counter::OpsLoginLockouts,
+        Counter::OpsTlsFailures,
     ];
 
     /// Snake-case name (`orders_received`), stable like the id.
@@ -293,6 +297,7 @@ impl Counter {
             C::OpsAuthFailures => "Ops port logins and tokens refused",
             C::OpsRateLimited => "Ops port requests answered 429",
             C::OpsLoginLockouts => "Ops port login lockouts started",
+            C::OpsTlsFailures => "Ops port TLS handshakes failed or timed out",
         }
     }
 }

@@ -253,7 +253,7 @@ async fn connection(state: Arc<State>, tcp: tokio::net::TcpStream, peer: SocketA
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
             match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => http(state, s, peer).await,
-                _ => state.counters.inc(Counter::TlsFailures),
+                _ => state.counters.inc(Counter::OpsTlsFailures),
             }
         }
         None => http(state, tcp, peer).await,

@@ -1023,8 +1023,15 @@ fn a_silent_connection_is_closed_after_the_request_deadline() {
     let _ = s.read_to_end(&mut out);
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     assert!(s.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3));
-    // The port still answers.
+    // The port still answers, and counted the silent TCP connection on its own counter.
     assert_eq!(o.call("GET", "/healthz", None, None).status, 200);
+    let c = &o.gw().running.handle.counters;
+    assert!(c.get(portcullis::monitor::Counter::OpsTlsFailures) >= 1);
+    assert_eq!(
+        c.get(portcullis::monitor::Counter::TlsFailures),
+        0,
+        "FIX TLS counter untouched"
+    );
 }
 
 #[test]
