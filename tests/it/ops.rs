@@ -157,10 +157,9 @@ impl Ops {
         let secret = self.secrets[name].1.clone();
         loop {
             let now = now_s() / 30;
-            let step = self
-                .steps
-                .get(name)
-                .map_or(now - 1, |s| (s + 1).max(now - 1));
+            // Never the previous step: a step boundary passing before the server checks the
+            // code would take it out of the ±1 window.
+            let step = self.steps.get(name).map_or(now, |s| (s + 1).max(now));
             if step <= now + 1 {
                 self.steps.insert(name.into(), step);
                 return portcullis::ops::users::totp_code(&secret, step * 30).unwrap();
