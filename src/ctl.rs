@@ -29,7 +29,8 @@
 //! newline by then. Every such close is answered with an error line when the client can still
 //! take it, and counted (`ControlClosed`, 63).
 //!
-//! The ops port (RBAC, JWT, MFA) will send the same commands.
+//! The ops port (`src/ops`: RBAC, JWT, MFA) sends the same requests through this socket with
+//! [`call`], `by` set to the authenticated operator: one numbering, one audit log.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -30,6 +30,8 @@ pub struct Running {
     data_dir: std::path::PathBuf,
     clock: Option<JoinHandle<()>>,
     clock_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The ops status port (`[ops]`), if configured. Stops with the gateway.
+    pub ops: Option<crate::ops::OpsPort>,
 }
 
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
@@ -122,6 +124,9 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
     )
     .spawn(clock_stop.clone())
     .map_err(|e| StartError(format!("clock thread: {e}")))?;
+    // The ops status port (issue 14): its own cold thread; reads shared state, controls
+    // through the control socket started above.
+    let ops = crate::ops::spawn(cfg, &handle).map_err(|e| StartError(format!("ops port: {e}")))?;
     let cpu = cfg.gateway.cpu;
     let hot = std::thread::Builder::new()
         .name("portcullis-hot".into())
@@ -144,6 +149,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         data_dir: cfg.gateway.data_dir.clone(),
         clock: Some(clock_thread),
         clock_stop,
+        ops,
     })
 }
 

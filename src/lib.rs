@@ -71,6 +71,7 @@ pub mod handoff;
 pub mod model;
 pub mod monitor;
 pub mod net;
+pub mod ops;
 pub mod order;
 pub mod report;
 pub mod risk;

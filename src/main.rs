@@ -47,6 +47,10 @@ enum Cmd {
         /// --listen and port 0, port 0 too).
         #[arg(long)]
         listen_tls: Option<std::net::SocketAddr>,
+        /// Embedded default only: address of the ops status port (default 127.0.0.1:9880;
+        /// with --listen and port 0, port 0 too).
+        #[arg(long)]
+        listen_ops: Option<std::net::SocketAddr>,
     },
     /// Validate a configuration file and exit.
     CheckConfig { config: PathBuf },
@@ -70,6 +74,8 @@ enum Cmd {
     /// The clock: sync status and estimated divergence from UTC (CLOCK-2).
     #[command(subcommand)]
     Clock(portcullis::clock::cli::ClockCmd),
+    /// Operators of the ops status port: add, list, remove, reset-mfa, set-role.
+    Users(Box<portcullis::ops::users::UsersArgs>),
 }
 
 /// `portcullis keys ...`.
@@ -198,7 +204,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::CheckConfig { config } => match Config::load(&config) {
-            Ok(cfg) => match portcullis::tls::check_files(&cfg) {
+            Ok(cfg) => match portcullis::tls::check_files(&cfg)
+                .and_then(|()| portcullis::ops::check_files(&cfg))
+            {
                 Ok(()) => {
                     say!("{}: ok", config.display());
                     ExitCode::SUCCESS
@@ -221,10 +229,11 @@ fn main() -> ExitCode {
             blocking,
             listen,
             listen_tls,
+            listen_ops,
         } => {
             // Files at rest: nothing for group or others, whatever the caller's umask.
             portcullis::files::restrict_umask();
-            run(config, data_dir, blocking, listen, listen_tls)
+            run(config, data_dir, blocking, listen, [listen_tls, listen_ops])
         }
         Cmd::Keys {
             config,
@@ -235,6 +244,10 @@ fn main() -> ExitCode {
             keys(config, data_dir, action)
         }
         Cmd::Ctl(args) => ExitCode::from(args.run()),
+        Cmd::Users(args) => {
+            portcullis::files::restrict_umask();
+            ExitCode::from(args.run())
+        }
     }
 }
 
@@ -489,7 +502,7 @@ fn run(
     data_dir: Option<PathBuf>,
     blocking: bool,
     listen: Option<std::net::SocketAddr>,
-    listen_tls: Option<std::net::SocketAddr>,
+    [listen_tls, listen_ops]: [Option<std::net::SocketAddr>; 2],
 ) -> ExitCode {
     let embedded = config.is_none();
     let mut cfg = match load_config(config.as_deref(), data_dir) {
@@ -517,8 +530,8 @@ fn run(
                 return ExitCode::from(1);
             }
         }
-    } else if listen_tls.is_some() {
-        eprintln!("portcullis: --listen-tls applies to the embedded default only");
+    } else if listen_tls.is_some() || listen_ops.is_some() {
+        eprintln!("portcullis: --listen-tls and --listen-ops apply to the embedded default only");
         return ExitCode::from(2);
     }
     for (i, l) in cfg.listeners.iter().enumerate() {
@@ -546,6 +559,27 @@ fn run(
     } else {
         Vec::new()
     };
+    // The embedded default's ops port: the development certificate, a development admin.
+    let mut dev_admin = None;
+    if let (true, Some((pki, _))) = (embedded, &dev_pki) {
+        let ops_addr = listen_ops.unwrap_or_else(|| match listen {
+            Some(a) if a.port() == 0 => a,
+            _ => std::net::SocketAddr::from(([127, 0, 0, 1], 9880)),
+        });
+        match portcullis::ops::add_dev_ops(&mut cfg, ops_addr, pki, now_ms()) {
+            Ok(files) => dev_admin = Some(files),
+            Err(e) => {
+                eprintln!("portcullis: cannot create the development operator: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if cfg.ops.as_ref().is_some_and(|o| !o.mfa_required) {
+        eprintln!(
+            "portcullis: WARNING: ops.mfa_required = false: risk officers and admins log in to \
+             the ops port with a password alone"
+        );
+    }
     if portcullis::auth::admin::is_development(&cfg) {
         eprintln!(
             "portcullis: WARNING: the key store's master key comes from a development provider \
@@ -641,6 +675,9 @@ fn run(
         say!("  venue {} ({})", v.name, v.kind);
     }
     say!("  {}", running.handle.clock_status.snapshot().one_line());
+    if let Some(ops) = &running.ops {
+        say!("  ops: {}", ops.url());
+    }
     if embedded {
         if let (Some(addr), Some(s)) = (running.handle.listen_addrs.first(), cfg.sessions.first()) {
             say!("Try it:");
@@ -685,6 +722,28 @@ fn run(
                 );
             }
         }
+    }
+    if let (Some(ops), Some((pw, totp)), Some((pki, _))) = (&running.ops, &dev_admin, &dev_pki) {
+        say!(
+            "Ops port (development admin `admin`; password in {}, TOTP secret in {}):",
+            pw.display(),
+            totp.display()
+        );
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "portcullis".into());
+        say!(
+            "  TOKEN=$(curl -s --cacert {ca} {url}/api/v1/login -d \"{{\\\"user\\\":\\\"admin\\\",\\\"password\\\":\\\"$(cat {pw})\\\",\\\"totp\\\":\\\"$({exe} users totp-code --uri-file {totp})\\\"}}\" | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')",
+            ca = pki.ca.display(),
+            url = ops.url(),
+            pw = pw.display(),
+            totp = totp.display(),
+        );
+        say!(
+            "  curl --cacert {} -s -H \"Authorization: Bearer $TOKEN\" {}/api/v1/accounts",
+            pki.ca.display(),
+            ops.url()
+        );
     }
     say!(
         "Ctrl-C or SIGTERM logs sessions out and stops; SIGHUP reloads throttle tiers and limits, and TLS certificates."

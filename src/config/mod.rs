@@ -24,6 +24,10 @@ pub use clock::{ClockCfg, OnDivergence};
 
 pub use control::ControlCfg;
 
+// The ops status port (issue 14).
+mod ops;
+pub use ops::{OpsCfg, OpsTls};
+
 use crate::fix::BeginString;
 
 /// A configuration problem: which file, which key, what is wrong.
@@ -82,6 +86,9 @@ pub struct Config {
     /// `[control]`: who may use the control socket, per-client bounds.
     #[serde(default)]
     pub control: ControlCfg,
+    /// `[ops]`: the ops status port (HTTPS). Absent: no port.
+    #[serde(default)]
+    pub ops: Option<OpsCfg>,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -557,6 +564,9 @@ impl Config {
         };
         self.clock.validate(file)?;
         self.control.validate(file)?;
+        if let Some(o) = &self.ops {
+            o.validate(file, self.auth.is_some())?;
+        }
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(

@@ -111,6 +111,195 @@ pub enum Counter {
     /// Changed key stores the watcher refused (older generation: rollback; open to group or
     /// others; unreadable, tampered or invalid). The running keys stayed in force.
     KeyStoreRefusals = 62,
+    // 72..=79: the ops status port (issue 14).
+    /// HTTP requests the ops port answered (any status).
+    OpsRequests = 72,
+    /// Ops port logins refused (wrong user, password or TOTP code, replayed code) and requests
+    /// with a refused token.
+    OpsAuthFailures = 73,
+    /// Ops port requests answered 429 (per-address, per-user or login rate limit).
+    OpsRateLimited = 74,
+    /// Ops port lockouts started (a user at an address, or an address, after failed logins).
+    OpsLoginLockouts = 75,
+    /// Ops port connections closed before a request: TLS handshake failed or not finished
+    /// within `ops.request_timeout_ms` (scanners, plain HTTP to the HTTPS port).
+    OpsTlsFailures = 76,
+}
+
+/// How a counter reads in a Prometheus exposition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only ever grows.
+    Total,
+    /// A level that goes up and down (or a maximum).
+    Gauge,
+}
+
+impl Counter {
+    /// Every counter, for exporters (the ops port's `/metrics`). Append new ones here too.
+    pub const ALL: &'static [Counter] = &[
+        Counter::ConnectionsAccepted,
+        Counter::ConnectionsRefused,
+        Counter::ConnectionsClosed,
+        Counter::MessagesIn,
+        Counter::SocketWrites,
+        Counter::GarbledMessages,
+        Counter::OversizedMessages,
+        Counter::LogonsAccepted,
+        Counter::LogonsRefused,
+        Counter::OrdersReceived,
+        Counter::OrdersAccepted,
+        Counter::OrdersRejected,
+        Counter::CancelsReceived,
+        Counter::ReplacesReceived,
+        Counter::Fills,
+        Counter::CancelRejects,
+        Counter::BusinessRejects,
+        Counter::VenueDownRejects,
+        Counter::OrderTableFull,
+        Counter::EventRingFull,
+        Counter::OutBufferFull,
+        Counter::DutyCycles,
+        Counter::MaxDutyCycleNs,
+        Counter::CancelOnDisconnect,
+        Counter::MassCancels,
+        Counter::JournalErrors,
+        Counter::LogonTimeouts,
+        Counter::VenueConnects,
+        Counter::VenueDisconnects,
+        Counter::BusinessRejectsReceived,
+        Counter::ThrottleRejects,
+        Counter::ThrottleLogouts,
+        Counter::PollErrors,
+        Counter::AuthFailures,
+        Counter::AuthLockouts,
+        Counter::PermissionDenied,
+        Counter::CredentialLogouts,
+        Counter::RecordRingFull,
+        Counter::ClockHaltRejects,
+        Counter::RiskRejects,
+        Counter::KillCancels,
+        Counter::ReconciliationMismatches,
+        Counter::ControlRequests,
+        Counter::TlsHandshakes,
+        Counter::TlsFailures,
+        Counter::TlsReloads,
+        Counter::TlsCertDaysToExpiry,
+        Counter::PossResendDuplicates,
+        Counter::AccountDenied,
+        Counter::LockoutEvictions,
+        Counter::RelogonsRefused,
+        Counter::ConnectionsRefusedPerAddress,
+        Counter::UnauthenticatedEvicted,
+        Counter::PreLogonGarbageCloses,
+        Counter::SlowConsumerDisconnects,
+        Counter::ConnectionBufferBytes,
+        Counter::TlsHandshakesDeferred,
+        Counter::KeyStoreRefusals,
+        Counter::ControlClosed,
+        Counter::OpsRequests,
+        Counter::OpsAuthFailures,
+        Counter::OpsRateLimited,
+        Counter::OpsLoginLockouts,
+        Counter::OpsTlsFailures,
+    ];
+
+    /// Snake-case name (`orders_received`), stable like the id.
+    pub fn name(self) -> String {
+        let debug = format!("{self:?}");
+        let mut out = String::with_capacity(debug.len() + 8);
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    pub fn kind(self) -> Kind {
+        match self {
+            Counter::MaxDutyCycleNs
+            | Counter::TlsCertDaysToExpiry
+            | Counter::ConnectionBufferBytes => Kind::Gauge,
+            _ => Kind::Total,
+        }
+    }
+
+    /// One line of help for exporters.
+    pub fn help(self) -> &'static str {
+        use Counter as C;
+        match self {
+            C::ConnectionsAccepted => "Client connections accepted",
+            C::ConnectionsRefused => "Client connections refused",
+            C::ConnectionsClosed => "Client connections closed",
+            C::MessagesIn => "FIX messages received",
+            C::SocketWrites => "Flushes that wrote bytes to a socket",
+            C::GarbledMessages => "Garbled FIX messages",
+            C::OversizedMessages => "FIX messages over gateway.max_message_bytes",
+            C::LogonsAccepted => "Logons accepted",
+            C::LogonsRefused => "Logons refused",
+            C::OrdersReceived => "New orders received",
+            C::OrdersAccepted => "New orders accepted",
+            C::OrdersRejected => "New orders rejected",
+            C::CancelsReceived => "Cancel requests received",
+            C::ReplacesReceived => "Cancel/replace requests received",
+            C::Fills => "Fills reported",
+            C::CancelRejects => "Cancel rejects sent",
+            C::BusinessRejects => "Business message rejects sent",
+            C::VenueDownRejects => "Orders rejected because the venue was down",
+            C::OrderTableFull => "Orders rejected because the order table was full",
+            C::EventRingFull => "Events dropped because the event ring was full",
+            C::OutBufferFull => "Messages refused because an output buffer was full",
+            C::DutyCycles => "Gateway duty cycles",
+            C::MaxDutyCycleNs => "Longest working duty cycle, nanoseconds",
+            C::CancelOnDisconnect => "Orders cancelled on disconnect",
+            C::MassCancels => "Mass cancel requests",
+            C::JournalErrors => "Journal write errors",
+            C::LogonTimeouts => "Connections closed for no logon in time",
+            C::VenueConnects => "Venue connections made",
+            C::VenueDisconnects => "Venue disconnections",
+            C::BusinessRejectsReceived => "Business message rejects received from venues",
+            C::ThrottleRejects => "Messages refused by the throttle",
+            C::ThrottleLogouts => "Sessions logged out by the throttle",
+            C::PollErrors => "Poller errors",
+            C::AuthFailures => "Logons refused by authentication",
+            C::AuthLockouts => "Keys or addresses locked out after failed logons",
+            C::PermissionDenied => "Messages refused for a missing permission",
+            C::CredentialLogouts => "Sessions logged out for a revoked or expired key",
+            C::RecordRingFull => "Order records lost because the record ring was full",
+            C::ClockHaltRejects => "Orders refused while the clock is out of its limit",
+            C::RiskRejects => "Orders and replaces refused by pre-trade risk",
+            C::KillCancels => "Open orders cancelled by a kill switch",
+            C::ReconciliationMismatches => "Reconciliation mismatches",
+            C::ControlRequests => "Control requests applied",
+            C::TlsHandshakes => "TLS handshakes completed",
+            C::TlsFailures => "TLS handshakes or records that failed",
+            C::TlsReloads => "TLS certificate reloads",
+            C::TlsCertDaysToExpiry => "Days until the earliest TLS listener certificate expires",
+            C::PossResendDuplicates => "PossResend messages already processed",
+            C::AccountDenied => "Instructions refused for an account not granted to the key",
+            C::LockoutEvictions => "Logon lockout entries forgotten because the table was full",
+            C::RelogonsRefused => "Logons on an established session refused",
+            C::ConnectionsRefusedPerAddress => "Connections closed by the per-address limit",
+            C::UnauthenticatedEvicted => "Connections not logged on evicted to make room",
+            C::PreLogonGarbageCloses => "Connections closed for garbage before logon",
+            C::SlowConsumerDisconnects => "Sessions disconnected as slow consumers",
+            C::ConnectionBufferBytes => "Bytes of buffers held by client connections",
+            C::TlsHandshakesDeferred => "Duty cycles that deferred TLS handshakes",
+            C::KeyStoreRefusals => "Changed key stores refused by the watcher",
+            C::ControlClosed => "Control socket connections refused or closed",
+            C::OpsRequests => "HTTP requests answered by the ops port",
+            C::OpsAuthFailures => "Ops port logins and tokens refused",
+            C::OpsRateLimited => "Ops port requests answered 429",
+            C::OpsLoginLockouts => "Ops port login lockouts started",
+            C::OpsTlsFailures => "Ops port TLS handshakes failed or timed out",
+        }
+    }
 }
 
 /// Number of counter slots.
@@ -161,5 +350,25 @@ impl Counters {
         self.slots
             .get(c as usize)
             .map_or(0, |s| s.0.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_is_listed_once_with_a_distinct_name() {
+        let mut ids: Vec<usize> = Counter::ALL.iter().map(|c| *c as usize).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), Counter::ALL.len(), "a counter listed twice");
+        assert!(ids.iter().all(|i| *i < COUNTERS));
+        let mut names: Vec<String> = Counter::ALL.iter().map(|c| c.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Counter::ALL.len());
+        assert_eq!(Counter::OpsLoginLockouts.name(), "ops_login_lockouts");
+        assert_eq!(Counter::MaxDutyCycleNs.kind(), Kind::Gauge);
     }
 }

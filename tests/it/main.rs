@@ -10,6 +10,7 @@ mod cli;
 mod clock;
 mod dropcopy;
 mod hsm;
+mod ops;
 mod orders;
 mod perimeter_accounts;
 mod perimeter_conns;

@@ -1,0 +1,1250 @@
+//! The ops status port (issue 14) over real HTTPS: a gateway with `[auth]` and `[ops]`,
+//! operators made with the real `portcullis users` CLI, a rustls HTTPS client (ureq), FIX
+//! clients with signed logons for the orders a kill must cancel.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+/// A gateway with the ops port, its operators and an HTTPS client that trusts its CA.
+struct Ops {
+    env: KeyEnv,
+    gw: Option<Gw>,
+    pki: tempfile::TempDir,
+    agent: ureq::Agent,
+    /// The last TOTP step used by each operator (a step is accepted once).
+    steps: std::collections::HashMap<String, u64>,
+    secrets: std::collections::HashMap<String, (String, String)>,
+    /// The secret of key `k1` (CLIENT1; the gateway needs a key store to start).
+    k1: Vec<u8>,
+}
+
+/// A response: status, headers we check, JSON body (or the text in `{"text": ...}`).
+struct Got {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+    text: String,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn now_s() -> u64 {
+    portcullis::clock::system_utc().0 / 1_000_000_000
+}
+
+const OPS_SESSIONS: &str = r#"
+[[session]]
+begin_string = "FIX.4.4"
+our_comp_id = "GW"
+their_comp_id = "CLIENT1"
+default_account = "ACC1"
+
+[[session]]
+begin_string = "FIX.4.4"
+our_comp_id = "GW"
+their_comp_id = "CLIENT2"
+default_account = "ACC2"
+"#;
+
+impl Ops {
+    /// `ops_extra`: more `[ops]` keys.
+    fn new(ops_extra: &str) -> Ops {
+        let pki = tempfile::tempdir().unwrap();
+        let (p, _) = portcullis::tls::dev::DevPki::ensure(pki.path(), "CLIENT1").unwrap();
+        let after = format!(
+            "[ops]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n{ops_extra}\n\n",
+            p.server_cert.display().to_string(),
+            p.server_key.display().to_string()
+        );
+        let env = KeyEnv::new(&format!("{OPS_SESSIONS}{}", sim("ack")), &after);
+        let k1 = env.add("k1", "CLIENT1", &[]);
+        let ca = std::fs::read(&p.ca).unwrap();
+        let ca = ureq::tls::Certificate::from_pem(&ca).unwrap().to_owned();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+                    .build(),
+            )
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        Ops {
+            env,
+            gw: None,
+            pki,
+            agent,
+            steps: Default::default(),
+            secrets: Default::default(),
+            k1,
+        }
+    }
+
+    fn start(mut self) -> Ops {
+        self.gw = Some(self.env.start());
+        self
+    }
+
+    fn gw(&self) -> &Gw {
+        self.gw.as_ref().unwrap()
+    }
+
+    fn base(&self) -> String {
+        format!(
+            "https://127.0.0.1:{}",
+            self.gw().running.ops.as_ref().unwrap().addr.port()
+        )
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.gw().running.ops.as_ref().unwrap().addr
+    }
+
+    fn users_raw(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("users")
+            .args(args)
+            .arg("--config")
+            .arg(&self.env.cfg_path)
+            .output()
+            .unwrap()
+    }
+
+    /// Adds an operator with the real CLI; remembers its password and TOTP secret.
+    fn user(&mut self, name: &str, role: &str) {
+        let pw = self.env.secrets.path().join(format!("{name}.pw"));
+        let totp = self.env.secrets.path().join(format!("{name}.totp"));
+        let out = self.users_raw(&[
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-out",
+            pw.to_str().unwrap(),
+            "--totp-out",
+            totp.to_str().unwrap(),
+            "--no-qr",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let uri = std::fs::read_to_string(&totp).unwrap();
+        let secret = portcullis::ops::users::secret_of_uri(&uri).unwrap();
+        self.secrets
+            .insert(name.into(), (std::fs::read_to_string(&pw).unwrap(), secret));
+    }
+
+    /// A TOTP code this operator has not used yet (waits for the next step if needed).
+    fn fresh_code(&mut self, name: &str) -> String {
+        let secret = self.secrets[name].1.clone();
+        loop {
+            let now = now_s() / 30;
+            // Never the previous step: a step boundary passing before the server checks the
+            // code would take it out of the ±1 window.
+            let step = self.steps.get(name).map_or(now, |s| (s + 1).max(now));
+            if step <= now + 1 {
+                self.steps.insert(name.into(), step);
+                return portcullis::ops::users::totp_code(&secret, step * 30).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Got {
+        let url = format!("{}{path}", self.base());
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let r = match (method, body) {
+            ("GET", _) => {
+                let mut rq = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    rq = rq.header("Authorization", a);
+                }
+                rq.call()
+            }
+            (_, b) => {
+                let mut rq = self.agent.post(&url);
+                if let Some(a) = &auth {
+                    rq = rq.header("Authorization", a);
+                }
+                rq.header("Content-Type", "application/json")
+                    .send(b.map(|b| b.to_string()).unwrap_or_default())
+            }
+        };
+        let mut r = r.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = r.status().as_u16();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = r.body_mut().read_to_string().unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Got {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    fn get(&self, path: &str, token: &str) -> Got {
+        self.call("GET", path, Some(token), None)
+    }
+
+    fn post(&self, path: &str, token: &str, body: Value) -> Got {
+        self.call("POST", path, Some(token), Some(body))
+    }
+
+    fn login_with(&self, name: &str, password: &str, totp: Option<&str>) -> Got {
+        let mut b = json!({ "user": name, "password": password });
+        if let Some(t) = totp {
+            b["totp"] = json!(t);
+        }
+        self.call("POST", "/api/v1/login", None, Some(b))
+    }
+
+    /// Logs in with the operator's password and a fresh TOTP code; the token.
+    fn login(&mut self, name: &str) -> String {
+        let code = self.fresh_code(name);
+        let pw = self.secrets[name].0.clone();
+        let g = self.login_with(name, &pw, Some(&code));
+        assert_eq!(g.status, 200, "login {name}: {}", g.text);
+        g.body["token"].as_str().unwrap().to_string()
+    }
+
+    fn data(&self) -> PathBuf {
+        self.gw().dir.path().to_path_buf()
+    }
+}
+
+fn assert_security_headers(g: &Got, what: &str) {
+    assert_eq!(
+        g.header("strict-transport-security"),
+        Some("max-age=63072000; includeSubDomains"),
+        "{what}"
+    );
+    assert_eq!(
+        g.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(g.header("cache-control"), Some("no-store"), "{what}");
+}
+
+#[test]
+fn login_needs_totp_for_privileged_roles_and_a_code_is_accepted_once() {
+    let mut o = Ops::new("");
+    o.user("alice", "admin");
+    o.user("victor", "viewer");
+    let mut o = o.start();
+    let pw = o.secrets["alice"].0.clone();
+    // No code: refused for an admin, and says why.
+    let g = o.login_with("alice", &pw, None);
+    assert_eq!(g.status, 401, "{}", g.text);
+    assert!(
+        g.body["error"].as_str().unwrap().contains("TOTP"),
+        "{}",
+        g.text
+    );
+    assert_security_headers(&g, "401");
+    // Wrong password, wrong code: the same answer, no hint which.
+    let code = o.fresh_code("alice");
+    let g = o.login_with("alice", "wrong", Some(&code));
+    assert_eq!(
+        (g.status, g.body["error"].as_str()),
+        (401, Some("invalid credentials"))
+    );
+    let g = o.login_with("alice", &pw, Some("000000"));
+    assert_eq!(g.status, 401);
+    // Right code: a token; the same code a second time: refused.
+    let g = o.login_with("alice", &pw, Some(&code));
+    assert_eq!(g.status, 200, "{}", g.text);
+    assert_eq!(g.body["role"], "admin");
+    assert!(g.body["expires_in"].as_u64().unwrap() <= 900);
+    let token = g.body["token"].as_str().unwrap().to_string();
+    let g = o.login_with("alice", &pw, Some(&code));
+    assert_eq!(
+        g.status, 401,
+        "a reused TOTP code must be refused: {}",
+        g.text
+    );
+    // A viewer needs no code.
+    let vpw = o.secrets["victor"].0.clone();
+    let g = o.login_with("victor", &vpw, None);
+    assert_eq!(g.status, 200, "{}", g.text);
+    assert_eq!(g.body["role"], "viewer");
+    // Unknown user: the same answer as a wrong password.
+    let g = o.login_with("mallory", "x", None);
+    assert_eq!(
+        (g.status, g.body["error"].as_str()),
+        (401, Some("invalid credentials"))
+    );
+    // The token works; failures are counted.
+    let g = o.get("/api/v1/whoami", &token);
+    assert_eq!((g.status, g.body["user"].as_str()), (200, Some("alice")));
+    let m = o.get("/metrics", &token).text;
+    let failures: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_ops_auth_failures_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failures >= 5, "{failures}");
+    // Logins are audited with the user and never the password.
+    let audit = std::fs::read_to_string(o.data().join("ops-audit.log")).unwrap();
+    assert!(
+        audit.contains("\"login\"") && audit.contains("login-refused"),
+        "{audit}"
+    );
+    assert!(!audit.contains(&pw));
+}
+
+#[test]
+fn forged_expired_none_other_algorithm_wrong_audience_and_revoked_tokens_are_refused() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let mut o = Ops::new("").start();
+    o.user("alice", "risk-officer");
+    let token = o.login("alice");
+    assert_eq!(o.get("/api/v1/clock", &token).status, 200);
+    // The real signing key, from the operator store (under the master key), to show that
+    // each refusal is for its claim and not for the signature.
+    let cfg = portcullis::config::Config::load(&o.env.cfg_path).unwrap();
+    let store = portcullis::ops::users::UserStore::open(&cfg, false).unwrap();
+    let key = store.load().unwrap().token_key().unwrap();
+    let now = now_s();
+    let claims = |aud: &str, iss: &str, iat: u64, exp: u64| {
+        json!({ "iss": iss, "aud": aud, "sub": "alice", "role": "admin", "iat": iat, "exp": exp,
+                "jti": format!("t{iat}{aud}{iss}") })
+    };
+    let sign = |alg: Algorithm, k: &[u8], c: &Value| {
+        encode(&Header::new(alg), c, &EncodingKey::from_secret(k)).unwrap()
+    };
+    let good = sign(
+        Algorithm::HS256,
+        &key,
+        &claims("portcullis-ops", "portcullis", now, now + 600),
+    );
+    assert_eq!(
+        o.get("/api/v1/clock", &good).status,
+        200,
+        "control: a well-made token"
+    );
+    let b64 = |v: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+    };
+    let body = good.split('.').nth(1).unwrap();
+    let refused = [
+        (
+            "alg none",
+            format!("{}.{body}.", b64(br#"{"alg":"none","typ":"JWT"}"#)),
+        ),
+        (
+            "HS512",
+            sign(
+                Algorithm::HS512,
+                &key,
+                &claims("portcullis-ops", "portcullis", now, now + 600),
+            ),
+        ),
+        (
+            "forged",
+            sign(
+                Algorithm::HS256,
+                &[1u8; 32],
+                &claims("portcullis-ops", "portcullis", now, now + 600),
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(
+                Algorithm::HS256,
+                &key,
+                &claims("other-service", "portcullis", now, now + 600),
+            ),
+        ),
+        (
+            "wrong issuer",
+            sign(
+                Algorithm::HS256,
+                &key,
+                &claims("portcullis-ops", "someone", now, now + 600),
+            ),
+        ),
+        (
+            "expired",
+            sign(
+                Algorithm::HS256,
+                &key,
+                &claims("portcullis-ops", "portcullis", now - 1000, now - 100),
+            ),
+        ),
+        (
+            "lives too long",
+            sign(
+                Algorithm::HS256,
+                &key,
+                &claims("portcullis-ops", "portcullis", now, now + 86_400),
+            ),
+        ),
+        ("garbage", "not.a.token".to_string()),
+    ];
+    for (what, t) in &refused {
+        let g = o.get("/api/v1/clock", t);
+        assert_eq!(g.status, 401, "{what}: {}", g.text);
+        assert!(g.body["error"].is_string(), "{what}");
+        assert_security_headers(&g, what);
+    }
+    let g = o.call("GET", "/api/v1/clock", None, None);
+    assert_eq!(g.status, 401, "no token");
+    // Refresh needs a fresh code for a risk officer; the old token is revoked by it.
+    let g = o.post("/api/v1/refresh", &token, json!({}));
+    assert_eq!(g.status, 401, "{}", g.text);
+    let code = o.fresh_code("alice");
+    let g = o.post("/api/v1/refresh", &token, json!({ "totp": code }));
+    assert_eq!(g.status, 200, "{}", g.text);
+    let fresh = g.body["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        o.get("/api/v1/clock", &token).status,
+        401,
+        "refreshed token revoked"
+    );
+    // Logout revokes.
+    assert_eq!(o.post("/api/v1/logout", &fresh, json!({})).status, 200);
+    let g = o.get("/api/v1/clock", &fresh);
+    assert_eq!(
+        (g.status, g.body["error"].as_str()),
+        (401, Some("token revoked"))
+    );
+}
+
+#[test]
+fn every_read_endpoint_answers_over_https_with_security_headers() {
+    let mut o = Ops::new("").start();
+    o.user("victor", "viewer");
+    let pw = o.secrets["victor"].0.clone();
+    let t = o.login_with("victor", &pw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let g = o.call("GET", "/healthz", None, None);
+    assert_eq!((g.status, g.body["status"].as_str()), (200, Some("ok")));
+    assert_security_headers(&g, "healthz");
+    assert_eq!(
+        o.call("GET", "/metrics", None, None).status,
+        401,
+        "metrics need a token"
+    );
+    for path in [
+        "/readyz",
+        "/metrics",
+        "/api/v1/whoami",
+        "/api/v1/clock",
+        "/api/v1/tls",
+        "/api/v1/keys",
+        "/api/v1/accounts",
+        "/api/v1/accounts/ACC1",
+        "/api/v1/events",
+        "/api/v1/limits/pending",
+    ] {
+        let g = o.get(path, &t);
+        assert_eq!(g.status, 200, "{path}: {}", g.text);
+        assert_security_headers(&g, path);
+    }
+    let g = o.get("/readyz", &t);
+    assert_eq!(g.body["ready"], true, "{}", g.text);
+    let g = o.get("/api/v1/clock", &t);
+    assert!(
+        g.body["state"].is_string() && g.body["max_divergence_ns"].is_u64(),
+        "{}",
+        g.text
+    );
+    let g = o.get("/api/v1/tls", &t);
+    let certs = g.body["certificates"].as_array().unwrap();
+    assert!(
+        certs
+            .iter()
+            .any(|c| c["name"] == "ops" && c["days_to_expiry"].as_i64() > Some(800)),
+        "{}",
+        g.text
+    );
+    let g = o.get("/api/v1/keys", &t);
+    assert_eq!(g.body["keys"][0]["id"], "k1", "{}", g.text);
+    let secret = std::fs::read_to_string(o.env.secrets.path().join("k1.secret")).unwrap();
+    assert!(
+        !g.text.contains(secret.trim()) && !g.text.contains("\"secret\""),
+        "{}",
+        g.text
+    );
+    let g = o.get("/api/v1/accounts", &t);
+    assert_eq!(
+        g.body["accounts"].as_array().unwrap().len(),
+        3,
+        "{}",
+        g.text
+    );
+    let g = o.get("/api/v1/accounts/ACC1", &t);
+    assert_eq!(g.body["killed"], false, "{}", g.text);
+    assert!(g.body["limits"]["max_order_qty"].is_string());
+    assert_eq!(o.get("/api/v1/accounts/NOPE", &t).status, 404);
+    wait_event(&o.data(), "clock-sync");
+    let g = o.get("/api/v1/events", &t);
+    let next = g.body["next"].as_u64().unwrap();
+    assert!(
+        !g.body["events"].as_array().unwrap().is_empty(),
+        "{}",
+        g.text
+    );
+    let g = o.get(&format!("/api/v1/events?since={next}"), &t);
+    assert_eq!(
+        g.body["next"].as_u64(),
+        Some(next),
+        "nothing new: {}",
+        g.text
+    );
+    assert_eq!(o.get("/api/v1/events?since=x", &t).status, 400);
+    // The exposition: every sample line is `name value`, every counter is there.
+    let m = o.get("/metrics", &t);
+    assert!(m
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    for line in m.text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("portcullis_"), "{line}");
+        assert!(value.parse::<f64>().is_ok() || value == "NaN", "{line}");
+    }
+    for c in portcullis::monitor::Counter::ALL {
+        let (name, _) = portcullis::ops::metric_name(*c);
+        assert!(m.text.contains(&format!("\n{name} ")), "{c:?}");
+    }
+    assert!(m
+        .text
+        .contains("portcullis_certificate_remaining_seconds{certificate=\"ops\"} "));
+    assert!(m.text.contains("portcullis_clock_divergence_seconds"));
+    assert!(m.text.contains("portcullis_ops_requests_total"));
+    // Unknown endpoint and bad bodies: JSON errors, the same headers.
+    let g = o.get("/api/v1/nothing", &t);
+    assert_eq!(g.status, 404);
+    assert!(g.body["error"].is_string());
+    assert_security_headers(&g, "404");
+    let g = o.call("POST", "/api/v1/login", None, Some(json!({ "user": 5 })));
+    assert_eq!(g.status, 400, "{}", g.text);
+    let big = "x".repeat(20_000);
+    let g = o.call("POST", "/api/v1/login", None, Some(json!({ "user": big })));
+    assert_eq!(g.status, 413, "{}", g.text);
+}
+
+#[test]
+fn a_viewer_cannot_kill_and_a_risk_officers_kill_cancels_open_orders() {
+    let mut o = Ops::new("").start();
+    let secret = o.k1.clone();
+    o.user("victor", "viewer");
+    o.user("rita", "risk-officer");
+    let mut c = Client::connect(o.gw().addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    for i in 0..3 {
+        c.send("D", &nos(&format!("K{i}"), "AAPL", "1", "1", Some("100")));
+        let er = c.expect("8");
+        assert_eq!(field(&er, 150).as_deref(), Some("0"), "{}", show(&er));
+    }
+    let vpw = o.secrets["victor"].0.clone();
+    let vt = o.login_with("victor", &vpw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kill = json!({ "scope": "account", "name": "ACC1", "reason": "runaway algo" });
+    let g = o.post("/api/v1/kill", &vt, kill.clone());
+    assert_eq!(g.status, 403, "{}", g.text);
+    assert!(g.body["error"].as_str().unwrap().contains("viewer"));
+    let rt = o.login("rita");
+    let g = o.post("/api/v1/kill", &rt, kill);
+    assert_eq!(g.status, 200, "{}", g.text);
+    assert_eq!(g.body["orders_canceled"], 3, "{}", g.text);
+    assert_eq!(g.body["before"]["killed"], false);
+    assert_eq!(g.body["after"]["killed"], true);
+    for _ in 0..3 {
+        assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("4"));
+    }
+    c.send("D", &nos("K9", "AAPL", "1", "1", Some("100")));
+    let er = c.expect("8");
+    assert_eq!(
+        field(&er, 150).as_deref(),
+        Some("8"),
+        "refused under the kill: {}",
+        show(&er)
+    );
+    let g = o.get("/api/v1/accounts/ACC1", &rt);
+    assert_eq!(g.body["killed"], true);
+    // Audited with the authenticated operator.
+    let audit = std::fs::read_to_string(o.data().join("control-audit.log")).unwrap();
+    assert!(
+        audit.contains("rita (risk-officer, ops port from 127.0.0.1)"),
+        "{audit}"
+    );
+    assert!(audit.contains("runaway algo"));
+    // Unkill; an order goes through again. Bad scope: a JSON error.
+    let g = o.post(
+        "/api/v1/unkill",
+        &rt,
+        json!({ "scope": "account", "name": "ACC1", "reason": "fixed" }),
+    );
+    assert_eq!(g.status, 200, "{}", g.text);
+    c.send("D", &nos("K10", "AAPL", "1", "1", Some("100")));
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+    let g = o.post(
+        "/api/v1/kill",
+        &rt,
+        json!({ "scope": "planet", "reason": "x" }),
+    );
+    assert_eq!(g.status, 422, "{}", g.text);
+    // A key's sessions; enable-account answers too.
+    let g = o.post(
+        "/api/v1/kill",
+        &rt,
+        json!({ "scope": "key", "name": "k1", "reason": "key leak" }),
+    );
+    assert_eq!(g.status, 200, "{}", g.text);
+    assert_eq!(g.body["sessions"][0]["orders_canceled"], 1, "{}", g.text);
+    let g = o.post(
+        "/api/v1/accounts/ACC1/enable",
+        &rt,
+        json!({ "reason": "ok" }),
+    );
+    assert_eq!(g.status, 200, "{}", g.text);
+}
+
+#[test]
+fn a_limit_raise_waits_for_a_second_risk_officer_a_cut_applies_at_once_and_both_survive_a_restart()
+{
+    let mut o = Ops::new("").start();
+    o.user("rita", "risk-officer");
+    o.user("rob", "risk-officer");
+    let rita = o.login("rita");
+    let rob = o.login("rob");
+    let qty = |o: &Ops, t: &str| {
+        o.get("/api/v1/accounts/ACC1", t).body["limits"]["max_order_qty"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let cut =
+        json!({ "account": "ACC1", "limits": { "max_order_qty": 500 }, "reason": "volatility" });
+    let g = o.post("/api/v1/limits", &rita, cut);
+    assert_eq!(g.status, 200, "{}", g.text);
+    assert_eq!(qty(&o, &rita), "500");
+    let raise = json!({ "account": "ACC1", "limits": { "max_order_qty": 2000, "max_msgs": 5 }, "reason": "client request" });
+    let g = o.post("/api/v1/limits", &rita, raise);
+    assert_eq!(g.status, 202, "{}", g.text);
+    assert_eq!(g.body["raised"], json!(["max_order_qty"]));
+    let id = g.body["id"].as_u64().unwrap();
+    assert_eq!(qty(&o, &rita), "500", "not applied before approval");
+    let pending = o.get("/api/v1/limits/pending", &rob);
+    assert_eq!(pending.body["pending"][0]["id"], id, "{}", pending.text);
+    let g = o.post(&format!("/api/v1/limits/{id}/approve"), &rita, json!({}));
+    assert_eq!(g.status, 403, "the requester cannot approve: {}", g.text);
+    let g = o.post(&format!("/api/v1/limits/{id}/approve"), &rob, json!({}));
+    assert_eq!(g.status, 200, "{}", g.text);
+    assert_eq!(qty(&o, &rob), "2000");
+    let g = o.post(&format!("/api/v1/limits/{id}/approve"), &rob, json!({}));
+    assert_eq!(g.status, 404, "approved once");
+    let audit = std::fs::read_to_string(o.data().join("control-audit.log")).unwrap();
+    assert!(audit.contains("rita (requested) and rob"), "{audit}");
+    // Restart on the same data folder: the approved limits are restored.
+    let Ops {
+        env,
+        gw,
+        pki,
+        agent,
+        steps,
+        secrets,
+        k1,
+    } = o;
+    let Gw { running, dir, .. } = gw.unwrap();
+    drop(running);
+    let mut o = Ops {
+        gw: Some(start_in(dir, &env.extra)),
+        env,
+        pki,
+        agent,
+        steps,
+        secrets,
+        k1,
+    };
+    let rob = o.login("rob");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while qty(&o, &rob) != "2000" {
+        assert!(
+            Instant::now() < deadline,
+            "limits not restored: {}",
+            qty(&o, &rob)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let g = o.get("/api/v1/accounts/ACC1", &rob);
+    assert_eq!(g.body["limits"]["max_msgs"], 5, "{}", g.text);
+}
+
+#[test]
+fn a_burst_gets_429_with_retry_after() {
+    let o = Ops::new("rate_per_address = 5").start();
+    let mut limited = None;
+    for _ in 0..40 {
+        let g = o.call("GET", "/healthz", None, None);
+        if g.status == 429 {
+            limited = Some(g);
+            break;
+        }
+        assert_eq!(g.status, 200);
+    }
+    let g = limited.expect("no 429 within 40 requests at 5/s");
+    let after: u64 = g.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&after), "{after}");
+    assert!(g.body["error"].as_str().unwrap().contains("too many"));
+    assert_security_headers(&g, "429");
+}
+
+/// One HTTPS request from source address `from` (HTTP/1.1 written by hand: the client side
+/// only needs a source address ureq cannot set); the status and body.
+fn https_from(o: &Ops, from: IpAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    sock.connect(&o.addr().into()).unwrap();
+    let tcp: TcpStream = sock.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in portcullis::tls::load_certs(&o.pki.path().join("tls/ca.pem")).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(portcullis::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        Arc::new(cfg),
+        rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn an_attackers_failed_logins_do_not_lock_the_user_out_from_their_own_address() {
+    let mut o = Ops::new("lockout_failures = 3\nlockout_address_failures = 50\nlogin_per_minute = 600\nrate_per_address = 1000").start();
+    o.user("alice", "risk-officer");
+    let attacker: IpAddr = "127.0.0.2".parse().unwrap();
+    let bad = json!({ "user": "alice", "password": "guess", "totp": "123456" }).to_string();
+    for _ in 0..3 {
+        let (status, body) = https_from(&o, attacker, "POST", "/api/v1/login", &bad);
+        assert_eq!(status, 401, "{body}");
+    }
+    // Locked at the attacker's address, even with the right password and code.
+    let code = o.fresh_code("alice");
+    let right =
+        json!({ "user": "alice", "password": o.secrets["alice"].0, "totp": code }).to_string();
+    let (status, body) = https_from(&o, attacker, "POST", "/api/v1/login", &right);
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("failed logins"), "{body}");
+    // Alice from her own address: in.
+    let (status, body) = https_from(
+        &o,
+        "127.0.0.1".parse().unwrap(),
+        "POST",
+        "/api/v1/login",
+        &right,
+    );
+    assert_eq!(status, 200, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    let m = o.get("/metrics", t["token"].as_str().unwrap()).text;
+    assert!(m.contains("portcullis_ops_login_lockouts_total 1"), "{m}");
+}
+
+#[test]
+fn keys_revoke_and_tls_reload_are_for_admins() {
+    let mut o = Ops::new("").start();
+    o.user("rita", "risk-officer");
+    o.user("ada", "admin");
+    let rita = o.login("rita");
+    let ada = o.login("ada");
+    let revoke = json!({ "reason": "leaked in a ticket" });
+    assert_eq!(
+        o.post("/api/v1/keys/k1/revoke", &rita, revoke.clone())
+            .status,
+        403
+    );
+    assert_eq!(o.post("/api/v1/tls/reload", &rita, json!({})).status, 403);
+    let g = o.post("/api/v1/keys/k1/revoke", &ada, revoke.clone());
+    assert_eq!(g.status, 200, "{}", g.text);
+    assert_eq!(g.body["before"]["status"], "active");
+    let g = o.get("/api/v1/keys", &ada);
+    assert_eq!(g.body["keys"][0]["status"], "revoked", "{}", g.text);
+    assert_eq!(o.post("/api/v1/keys/nope/revoke", &ada, revoke).status, 404);
+    let g = o.post("/api/v1/tls/reload", &ada, json!({}));
+    assert_eq!(g.status, 200, "{}", g.text);
+    let audit = std::fs::read_to_string(o.data().join("ops-audit.log")).unwrap();
+    assert!(
+        audit.contains("key-revoke") && audit.contains("tls-reload"),
+        "{audit}"
+    );
+    // A lowered role applies to a live token at once; a removed operator's token dies.
+    assert!(o.users_raw(&["set-role", "ada", "viewer"]).status.success());
+    assert_eq!(o.post("/api/v1/tls/reload", &ada, json!({})).status, 403);
+    assert!(o.users_raw(&["remove", "ada"]).status.success());
+    assert_eq!(o.get("/api/v1/clock", &ada).status, 401);
+}
+
+#[test]
+fn users_cli_prints_the_enrolment_lists_without_secrets_and_refuses_bad_input() {
+    let o = Ops::new("");
+    let out = o.users_raw(&["add", "carol", "--role", "risk-officer"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("otpauth://totp/Portcullis:carol?"), "{text}");
+    assert!(
+        text.contains("issuer=Portcullis") && text.contains("secret="),
+        "{text}"
+    );
+    assert!(
+        text.contains('▀') || text.contains('▄') || text.contains('█'),
+        "QR code: {text}"
+    );
+    let pw = text
+        .split("store it now): ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    let list = String::from_utf8_lossy(&o.users_raw(&["list"]).stdout).into_owned();
+    assert!(
+        list.contains("carol") && list.contains("risk-officer"),
+        "{list}"
+    );
+    assert!(!list.contains(pw) && !list.contains("argon2"), "{list}");
+    // The store is encrypted: neither the name's secrets nor the hash are readable in it.
+    let store = std::fs::read(o.env.dir.path().join("operators.store")).unwrap();
+    assert!(!String::from_utf8_lossy(&store).contains("argon2"));
+    for (args, needle) in [
+        (vec!["add", "dave", "--role", "root"], "role"),
+        (vec!["add", "carol", "--role", "viewer"], "already exists"),
+        (vec!["add", "bad name", "--role", "viewer"], "user name"),
+        (vec!["remove", "nobody"], "no user"),
+        (vec!["set-role", "carol", "god"], "role"),
+    ] {
+        let out = o.users_raw(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+    let out = o.users_raw(&["reset-mfa", "carol", "--no-qr"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("otpauth://"));
+    assert!(o.users_raw(&["remove", "carol"]).status.success());
+    let list = String::from_utf8_lossy(&o.users_raw(&["list"]).stdout).into_owned();
+    assert!(!list.contains("carol"), "{list}");
+}
+
+#[test]
+fn check_config_names_a_missing_ops_certificate() {
+    let o = Ops::new("");
+    let text = std::fs::read_to_string(&o.env.cfg_path)
+        .unwrap()
+        .replace("server.pem", "missing.pem");
+    let path = o.env.secrets.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("key `ops.tls.cert`"), "{e}");
+    let ok = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check-config")
+        .arg(&o.env.cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
+fn ops_config_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ops, key) in [
+        (
+            "[ops]\naddress = \"0.0.0.0:9880\"\nplaintext = true\n",
+            "ops.plaintext",
+        ),
+        ("[ops]\n", "ops.tls"),
+        (
+            "[ops]\nplaintext = true\njwt_lifetime_s = 3600\n",
+            "ops.jwt_lifetime_s",
+        ),
+    ] {
+        let text = config_text(
+            dir.path(),
+            &format!("{OPS_SESSIONS}{}[auth]\nkey_store = \"k\"\nmaster_key = {{ provider = \"file\", path = \"m\" }}\n{ops}", sim("ack")),
+        );
+        let e = portcullis::config::Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+    }
+}
+
+#[test]
+fn the_embedded_default_prints_the_ops_url_and_its_dev_admin_logs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines, _) = spawn_run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--blocking", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path()),
+    );
+    let mut url = None;
+    let mut curl = None;
+    for l in lines.by_ref().take(40) {
+        let l = l.unwrap();
+        if let Some(u) = l.trim().strip_prefix("ops: ") {
+            url = Some(u.to_string());
+        }
+        if l.contains("TOKEN=$(curl") {
+            curl = Some(l);
+            break;
+        }
+    }
+    let url = url.expect("no `ops: https://...` line");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    assert!(curl.unwrap().contains("/api/v1/login"));
+    let pw = std::fs::read_to_string(dir.path().join("secrets/ops-admin.password")).unwrap();
+    let code = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["users", "totp-code", "--uri-file"])
+        .arg(dir.path().join("secrets/ops-admin.totp"))
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&code.stdout).trim().to_string();
+    assert_eq!(code.len(), 6, "{code}");
+    let (status, body) = {
+        let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+        let ca = ureq::tls::Certificate::from_pem(&ca).unwrap().to_owned();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+                    .build(),
+            )
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let port = url.rsplit(':').next().unwrap();
+        let mut r = agent
+            .post(&format!("https://127.0.0.1:{port}/api/v1/login"))
+            .send(json!({ "user": "admin", "password": pw, "totp": code }).to_string())
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"role\":\"admin\""), "{body}");
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_the_request_deadline() {
+    let o = Ops::new("request_timeout_ms = 300").start();
+    // No TLS handshake at all, then a handshake and no request: both closed, each within the
+    // deadline (generous margin for a loaded machine).
+    let mut raw = TcpStream::connect(o.addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut b = [0u8; 16];
+    assert_eq!(raw.read(&mut b).unwrap_or(0), 0, "closed without a byte");
+    assert!(t.elapsed() < Duration::from_secs(8));
+    let tcp = TcpStream::connect(o.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in portcullis::tls::load_certs(&o.pki.path().join("tls/ca.pem")).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(portcullis::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        Arc::new(cfg),
+        rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.flush().unwrap();
+    let t = Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(s.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3));
+    // The port still answers, and counted the silent TCP connection on its own counter.
+    assert_eq!(o.call("GET", "/healthz", None, None).status, 200);
+    let c = &o.gw().running.handle.counters;
+    assert!(c.get(portcullis::monitor::Counter::OpsTlsFailures) >= 1);
+    assert_eq!(
+        c.get(portcullis::monitor::Counter::TlsFailures),
+        0,
+        "FIX TLS counter untouched"
+    );
+}
+
+#[test]
+fn plaintext_on_loopback_without_mfa_works_and_sends_no_hsts() {
+    let pki = tempfile::tempdir().unwrap();
+    let env = KeyEnv::new(
+        &format!("{OPS_SESSIONS}{}", sim("ack")),
+        "[ops]\naddress = \"127.0.0.1:0\"\nplaintext = true\nmfa_required = false\n\n",
+    );
+    env.add("k1", "CLIENT1", &[]);
+    let pw = env.secrets.path().join("ada.pw");
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "users",
+            "add",
+            "ada",
+            "--role",
+            "admin",
+            "--no-qr",
+            "--password-out",
+        ])
+        .arg(&pw)
+        .arg("--config")
+        .arg(&env.cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut env = env;
+    let gw = env.start();
+    let port = gw.running.ops.as_ref().unwrap();
+    assert!(
+        port.url().starts_with("http://127.0.0.1:"),
+        "{}",
+        port.url()
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(&format!("{}/api/v1/login", port.url()))
+        .send(
+            json!({ "user": "ada", "password": std::fs::read_to_string(&pw).unwrap() }).to_string(),
+        )
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "mfa_required = false: no code needed"
+    );
+    assert!(r.headers().get("strict-transport-security").is_none());
+    assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
+    assert!(r
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .contains("\"role\":\"admin\""));
+    drop(pki);
+}
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Real Prometheus (Debian's `prometheus` package; `.ci/run` installs it): `promtool check
+/// metrics` accepts the exposition, and a running Prometheus scrapes `/metrics` over HTTPS
+/// with a bearer token and the development CA, and answers a query with our counters.
+#[test]
+#[ignore = "needs Debian's prometheus package (promtool, prometheus): .ci/run installs it"]
+fn prometheus_checks_and_scrapes_the_metrics() {
+    use std::process::Stdio;
+    let mut o = Ops::new("").start();
+    o.user("scraper", "viewer");
+    let pw = o.secrets["scraper"].0.clone();
+    let token = o.login_with("scraper", &pw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let metrics = o.get("/metrics", &token).text;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A running Prometheus on a loopback port scrapes the port every second.
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: portcullis\n    scheme: https\n    authorization:\n      type: Bearer\n      credentials_file: {tf}\n    tls_config:\n      ca_file: {ca}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+        tf = token_file.display(),
+        ca = o.pki.path().join("tls/ca.pem").display(),
+        port = o.addr().port()
+    );
+    let cfg_path = work.path().join("prometheus.yml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let web = free_port();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", cfg_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            work.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package prometheus)");
+    let plain: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let query = |q: &str| -> Value {
+        plain
+            .get(&format!("http://127.0.0.1:{web}/api/v1/query?query={q}"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last;
+    let scraped = loop {
+        last = query("portcullis_ops_requests_total");
+        let up = query("up");
+        let value = last["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok());
+        if up["data"]["result"][0]["value"][1] == "1" && value.is_some_and(|v| v >= 1.0) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let targets = plain
+        .get(&format!("http://127.0.0.1:{web}/api/v1/targets"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(
+        scraped,
+        "prometheus did not scrape: {last}\ntargets: {targets}"
+    );
+}
+
+#[test]
+fn readyz_answers_503_with_the_failing_item_while_the_clock_is_out_of_limits() {
+    use portcullis::clock::status::SyncState;
+    let mut o = Ops::new(
+        "\n[clock]\ncalibrate_ms = 20\nmax_divergence_us = 250000\nunsynchronised_is_breach = true\n",
+    )
+    .start();
+    o.user("victor", "viewer");
+    let pw = o.secrets["victor"].0.clone();
+    let t = o.login_with("victor", &pw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status = o.gw().running.handle.clock_status.clone();
+    let wait = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let g = o.get("/readyz", &t);
+            if g.status == want {
+                return g;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "readyz stays {}: {}",
+                g.status,
+                g.text
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    status.force(Some(SyncState::Synchronised));
+    wait(200);
+    status.force(Some(SyncState::Unsynchronised));
+    let g = wait(503);
+    assert_eq!(g.body["ready"], false);
+    assert_eq!(g.body["failing"][0]["item"], "clock", "{}", g.text);
+    assert_security_headers(&g, "503");
+    let m = o.get("/metrics", &t).text;
+    assert!(m.contains("portcullis_clock_divergence_seconds "), "{m}");
+    status.force(Some(SyncState::Synchronised));
+    wait(200);
+}
