@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::Config;
-use crate::engine::EngineHandle;
+use crate::build::EngineHandle;
 
 /// A running ops port. Dropping it stops the thread (it also stops with the gateway).
 pub struct OpsPort {

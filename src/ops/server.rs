@@ -28,7 +28,7 @@ use super::users::{self, Role, UserStore};
 use crate::clock::status::ClockStatus;
 use crate::config::{Config, OpsCfg};
 use crate::ctl::{self, LimitChanges};
-use crate::engine::EngineHandle;
+use crate::build::EngineHandle;
 use crate::monitor::{Counter, Counters, Kind};
 
 /// HSTS: two years, subdomains (issue 14).
