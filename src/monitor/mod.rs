@@ -111,6 +111,15 @@ pub enum Counter {
     /// Changed key stores the watcher refused (older generation: rollback; open to group or
     /// others; unreadable, tampered or invalid). The running keys stayed in force.
     KeyStoreRefusals = 62,
+    // 64..=67: the audit trail (src/trail).
+    /// Records written to the audit trail.
+    AuditRecords = 64,
+    /// Records lost or refused because the trail's queue was full (see `audit.on_full`).
+    AuditRingFull = 65,
+    /// Audit trail writes that failed (the file is abandoned; the next record starts a new one).
+    AuditWriteErrors = 66,
+    /// Signed audit trail checkpoints written.
+    AuditCheckpoints = 67,
 }
 
 /// Number of counter slots.
