@@ -127,7 +127,7 @@ impl TrailSender {
         match self.tx.try_send(e) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.shared.lost.fetch_add(1, Ordering::Relaxed);
+                self.shared.lost.fetch_add(1, Ordering::AcqRel);
                 self.shared.tally.add(Counter::AuditRingFull, 1);
                 if self.shared.fail_closed {
                     self.shared.healthy.store(false, Ordering::Release);
@@ -341,6 +341,11 @@ fn run(
             && rx.len() * 2 < shared.capacity
         {
             shared.healthy.store(true, Ordering::Release);
+            // A sender counts a loss before it lowers the flag: one that raced this store
+            // shows here (or lowers the flag after it).
+            if shared.lost.load(Ordering::Acquire) > 0 {
+                shared.healthy.store(false, Ordering::Release);
+            }
         } else if shared.fail_closed && failed {
             shared.healthy.store(false, Ordering::Release);
         }
@@ -592,7 +597,7 @@ pub fn from_control(line: &serde_json::Value) -> Entry {
     let by = s(line.get("by"));
     let actor = format!("operator:uid={uid},pid={pid},by={by}");
     let request = line.get("request");
-    let action = s(request.and_then(|r| r.get("action")));
+    let action = s(request.and_then(|r| r.get("op")));
     let kind = if line.get("refused").is_some() {
         "control-refused".to_string()
     } else if action.is_empty() {
@@ -669,10 +674,89 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_is_counted_recorded_and_fails_closed_until_the_trail_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::embedded_default(dir.path());
+        cfg.audit.on_full = Some(OnFull::FailClosed);
+        cfg.audit.queue_capacity = 16;
+        let trail = Trail::start(&cfg).unwrap().unwrap();
+        let counters = Arc::new(Counters::default());
+        let tx = trail.sender();
+        tx.use_counters(&counters);
+        let healthy = trail.healthy();
+        assert!(healthy.load(Ordering::Acquire));
+        let mut refused = 0u64;
+        let mut saw_unhealthy = false;
+        for i in 0..20_000u64 {
+            if !tx.send(Entry::new(Nanos(i), "test", "gateway").detail("i", i.to_string())) {
+                refused += 1;
+                // Refused under fail_closed: the order desk sees it at once.
+                saw_unhealthy |= !healthy.load(Ordering::Acquire);
+            }
+        }
+        assert!(
+            refused > 0,
+            "a 16-record queue must overflow under 20k sends"
+        );
+        assert!(saw_unhealthy);
+        assert_eq!(counters.get(Counter::AuditRingFull), refused);
+        // Once the queue drained and the loss is on record, orders may flow again.
+        let t0 = crate::clock::monotonic();
+        while !healthy.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(healthy.load(Ordering::Acquire));
+        let pubkey = sign::PublicKey::parse(&trail.public_key).unwrap();
+        let dir_audit = trail.dir.clone();
+        trail.stop();
+        let (files, whole) = verify::collect(&[dir_audit]).unwrap();
+        let rep = verify::verify(
+            &files,
+            &verify::Options {
+                public_key: Some(pubkey),
+                whole_trail: whole,
+                live: false,
+                keep: true,
+            },
+        );
+        assert!(rep.ok(), "{:?}", rep.problems);
+        let lost: Vec<u64> = rep
+            .all
+            .iter()
+            .filter(|l| l.record.kind == chain::kind::RECORDS_LOST)
+            .map(|l| l.record.detail["count"].parse::<u64>().unwrap())
+            .collect();
+        assert_eq!(lost.iter().sum::<u64>(), refused);
+        // AuditRecords: the entries written (the loss reports included; not the trail's own
+        // file-start, file-close and checkpoint records, which AuditCheckpoints counts).
+        assert_eq!(
+            counters.get(Counter::AuditRecords),
+            20_000 - refused + lost.len() as u64
+        );
+        assert_eq!(counters.get(Counter::AuditCheckpoints), rep.checkpoints);
+    }
+
+    #[test]
+    fn under_drop_a_full_queue_never_stops_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::embedded_default(dir.path());
+        cfg.audit.queue_capacity = 16;
+        assert_eq!(cfg.audit.on_full(&cfg), OnFull::Drop);
+        let trail = Trail::start(&cfg).unwrap().unwrap();
+        let tx = trail.sender();
+        let mut refused = 0;
+        for i in 0..20_000u64 {
+            refused += u64::from(!tx.send(Entry::new(Nanos(i), "test", "gateway")));
+            assert!(trail.healthy().load(Ordering::Acquire));
+        }
+        assert!(refused > 0);
+    }
+
+    #[test]
     fn control_lines_name_the_operator() {
         let line = serde_json::json!({
             "seq": 7, "at": "x", "by": "alice", "peer": {"uid": 1000, "gid": 1000, "pid": 42},
-            "reason": "drill", "request": {"action": "kill", "scope": "account", "name": "****CC1", "by": "alice"},
+            "reason": "drill", "request": {"op": "kill", "scope": "account", "name": "****CC1", "by": "alice"},
             "result": {"ok": true}
         });
         let e = from_control(&line);
