@@ -647,9 +647,9 @@ fn run(
     say!("  data folder: {}", cfg.gateway.data_dir.display());
     if let Some(t) = &trail {
         say!(
-            "  audit trail: {} (on_full = {:?}; checkpoint key {}: pin it as audit.public_key)",
+            "  audit trail: {} (on_full = {}; checkpoint key {}: pin it as audit.public_key)",
             t.dir.display(),
-            t.on_full,
+            t.on_full.as_str(),
             t.public_key
         );
     }

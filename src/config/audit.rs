@@ -19,6 +19,16 @@ pub enum OnFull {
     FailClosed,
 }
 
+impl OnFull {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFull::Drop => "drop",
+            OnFull::FailClosed => "fail_closed",
+        }
+    }
+}
+
 /// `[audit]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
