@@ -675,6 +675,10 @@ impl Shared {
     }
 
     fn append_audit(&self, line: &Value) {
+        // Audit trail (src/trail): the same line, as a record with the operator as actor.
+        if let Some(t) = self.audit.parent().and_then(crate::trail::attached) {
+            t.send(crate::trail::from_control(line));
+        }
         let _one_at_a_time = lock(&self.audit_lock);
         let written = std::fs::OpenOptions::new()
             .create(true)

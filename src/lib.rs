@@ -80,6 +80,7 @@ pub mod session;
 pub mod store;
 pub mod throttle;
 pub mod tls;
+pub mod trail;
 pub mod venue;
 
 /// Entry points for `cargo fuzz` targets (tools/fuzz); not a stable API.

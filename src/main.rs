@@ -76,6 +76,10 @@ enum Cmd {
     Clock(portcullis::clock::cli::ClockCmd),
     /// Operators of the ops status port: add, list, remove, reset-mfa, set-role.
     Users(Box<portcullis::ops::users::UsersArgs>),
+    /// The tamper-evident audit trail: verify files, rebuild a timeline (order, key, session,
+    /// address).
+    #[command(subcommand)]
+    Audit(portcullis::trail::cli::AuditCmd),
 }
 
 /// `portcullis keys ...`.
@@ -223,6 +227,7 @@ fn main() -> ExitCode {
         },
         Cmd::Report(r) => portcullis::report::run(r),
         Cmd::Clock(c) => portcullis::clock::cli::run(c),
+        Cmd::Audit(a) => ExitCode::from(a.run()),
         Cmd::Run {
             config,
             data_dir,
@@ -613,13 +618,42 @@ fn run(
              policy off)"
         );
     }
+    // Audit trail (src/trail): started first, so the journal and control threads find it.
+    let trail = match portcullis::trail::Trail::start(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the audit trail: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let data_dir = cfg.gateway.data_dir.clone();
+    let trail_note = |kind: &str, detail: &[(&str, String)]| {
+        portcullis::trail::note(&data_dir, kind, detail);
+    };
+    let config_detail = || {
+        let mut d = vec![("version", env!("CARGO_PKG_VERSION").to_string())];
+        match &config {
+            Some(p) => {
+                d.push(("config", p.display().to_string()));
+                if let Ok(bytes) = std::fs::read(p) {
+                    d.push(("config_sha256", portcullis::trail::sha256_hex(&bytes)));
+                }
+            }
+            None => d.push(("config", "embedded default".to_string())),
+        }
+        d
+    };
     let mut running = match portcullis::gateway::start(&cfg, Clock::fast()) {
         Ok(r) => r,
         Err(e) => {
+            let mut d = config_detail();
+            d.push(("error", e.to_string()));
+            trail_note("gateway-start-failed", &d);
             eprintln!("portcullis: cannot start: {e}");
             return ExitCode::from(1);
         }
     };
+    trail_note("gateway-start", &config_detail());
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(sig, running.handle.stop.clone()) {
             eprintln!("portcullis: cannot install signal handler: {e}");
@@ -645,6 +679,14 @@ fn run(
         addrs.join(", ")
     );
     say!("  data folder: {}", cfg.gateway.data_dir.display());
+    if let Some(t) = &trail {
+        say!(
+            "  audit trail: {} (on_full = {}; checkpoint key {}: pin it as audit.public_key)",
+            t.dir.display(),
+            t.on_full.as_str(),
+            t.public_key
+        );
+    }
     if let Some((pki, true)) = &dev_pki {
         say!(
             "  created a development CA and certificates in {}",
@@ -754,6 +796,7 @@ fn run(
     }
     while !running.is_finished() {
         if hup.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            trail_note("config-reload", &config_detail());
             reload(config.as_deref(), &running);
             reload_tls(&running.handle);
         }
@@ -761,6 +804,20 @@ fn run(
     }
     running.join();
     let c = &running.handle.counters;
+    {
+        use portcullis::monitor::Counter as K;
+        trail_note(
+            "gateway-stop",
+            &[
+                ("orders_received", c.get(K::OrdersReceived).to_string()),
+                ("orders_rejected", c.get(K::OrdersRejected).to_string()),
+                ("audit_records_lost", c.get(K::AuditRingFull).to_string()),
+            ],
+        );
+        if let Some(t) = trail {
+            t.stop();
+        }
+    }
     use portcullis::monitor::Counter as K;
     say!(
         "portcullis: stopped — orders received {}, rejected {}, fills {}, throttled {}, garbled {}, longest working duty cycle {} µs",

@@ -426,6 +426,20 @@ impl JournalThread {
             }
             None => None,
         };
+        // Audit trail (src/trail): every event and order record also becomes a trail record.
+        let trail = crate::trail::attached(&self.data_dir).map(|t| {
+            t.use_counters(&counters);
+            let names = records::Names {
+                sessions: self.session_names.clone(),
+                venues: self.venue_names.clone(),
+                routes: self
+                    .records
+                    .as_ref()
+                    .map(|r| r.1.clone())
+                    .unwrap_or_default(),
+            };
+            (t, names)
+        });
         std::thread::Builder::new()
             .name("portcullis-journal".into())
             .spawn(move || {
@@ -454,6 +468,9 @@ impl JournalThread {
                     while let Some(e) = ring.pop() {
                         let line = render(&e, &self.session_names, &self.venue_names);
                         let _ = writeln!(out, "{}", masked_line(&e, line));
+                        if let Some((t, n)) = &trail {
+                            t.send(crate::trail::from_event(&e, &n.sessions, &n.venues));
+                        }
                         switched |= switches.apply(&e, &keys);
                         locked |= lockouts.apply(&e);
                         accepted |= replays.apply(&e);
@@ -491,6 +508,9 @@ impl JournalThread {
                     if let Some((ring, writer)) = &mut records {
                         let mut wrote = false;
                         while let Some(r) = ring.pop() {
+                            if let Some((t, n)) = &trail {
+                                t.send(crate::trail::from_order(&r, n));
+                            }
                             if let Err(e) = writer.write(&r) {
                                 let now = ts(crate::clock::system_utc());
                                 let _ = writeln!(out, "{now} order-record-not-written error={e}");

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod audit;
 mod auth;
 mod clock;
 mod control;
@@ -23,6 +24,8 @@ pub use auth::{AuthCfg, MasterKeyCfg};
 pub use clock::{ClockCfg, OnDivergence};
 
 pub use control::ControlCfg;
+// Audit trail (src/trail).
+pub use audit::{AuditCfg, OnFull};
 
 // The ops status port (issue 14).
 mod ops;
@@ -89,6 +92,9 @@ pub struct Config {
     /// `[ops]`: the ops status port (HTTPS). Absent: no port.
     #[serde(default)]
     pub ops: Option<OpsCfg>,
+    /// `[audit]`: the tamper-evident audit trail (rotation, checkpoints, queue, on_full).
+    #[serde(default)]
+    pub audit: AuditCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -567,6 +573,7 @@ impl Config {
         if let Some(o) = &self.ops {
             o.validate(file, self.auth.is_some())?;
         }
+        self.audit.validate(file)?;
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(
@@ -1097,6 +1104,10 @@ default_account = "ACC-CLIENT42"
 name = "SIM"
 kind = "sim"
 behaviour = "fill"
+
+# Development: a full audit queue loses records (counted) rather than stopping trading.
+[audit]
+on_full = "drop"
 
 # Development key store: created on first start under the data folder, with one key per
 # session; the master key is a file next to it (development only: `portcullis run` warns).

@@ -124,6 +124,15 @@ pub enum Counter {
     /// Ops port connections closed before a request: TLS handshake failed or not finished
     /// within `ops.request_timeout_ms` (scanners, plain HTTP to the HTTPS port).
     OpsTlsFailures = 76,
+    // 64..=67: the audit trail (src/trail).
+    /// Records written to the audit trail.
+    AuditRecords = 64,
+    /// Records lost or refused because the trail's queue was full (see `audit.on_full`).
+    AuditRingFull = 65,
+    /// Audit trail writes that failed (the file is abandoned; the next record starts a new one).
+    AuditWriteErrors = 66,
+    /// Signed audit trail checkpoints written.
+    AuditCheckpoints = 67,
 }
 
 /// How a counter reads in a Prometheus exposition.
@@ -202,6 +211,10 @@ impl Counter {
         Counter::OpsRateLimited,
         Counter::OpsLoginLockouts,
         Counter::OpsTlsFailures,
+        Counter::AuditRecords,
+        Counter::AuditRingFull,
+        Counter::AuditWriteErrors,
+        Counter::AuditCheckpoints,
     ];
 
     /// Snake-case name (`orders_received`), stable like the id.
@@ -298,6 +311,10 @@ impl Counter {
             C::OpsRateLimited => "Ops port requests answered 429",
             C::OpsLoginLockouts => "Ops port login lockouts started",
             C::OpsTlsFailures => "Ops port TLS handshakes failed or timed out",
+            C::AuditRecords => "Records written to the audit trail",
+            C::AuditRingFull => "Audit records lost or refused because the trail queue was full",
+            C::AuditWriteErrors => "Audit trail writes that failed",
+            C::AuditCheckpoints => "Signed audit trail checkpoints written",
         }
     }
 }

@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::config::Config;
 use crate::build::EngineHandle;
+use crate::config::Config;
 
 /// A running ops port. Dropping it stops the thread (it also stops with the gateway).
 pub struct OpsPort {

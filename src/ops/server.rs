@@ -25,10 +25,10 @@ use super::guard::{Lockout, LoginGuard, RateLimiter};
 use super::limits::{self, Approvals, Pending};
 use super::token::{Claims, Tokens};
 use super::users::{self, Role, UserStore};
+use crate::build::EngineHandle;
 use crate::clock::status::ClockStatus;
 use crate::config::{Config, OpsCfg};
 use crate::ctl::{self, LimitChanges};
-use crate::build::EngineHandle;
 use crate::monitor::{Counter, Counters, Kind};
 
 /// HSTS: two years, subdomains (issue 14).

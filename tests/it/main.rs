@@ -4,6 +4,7 @@
 // Tests time their own waits; the time ban is for the gateway.
 #![allow(clippy::disallowed_methods)]
 
+mod audit_trail;
 mod auth;
 mod badinput;
 mod cli;

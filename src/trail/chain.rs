@@ -1,0 +1,259 @@
+//! COLD — the trail's record format and its hash chain (`docs/audit-trail.md` has the exact
+//! construction, with a test vector a third party can check without our code).
+//!
+//! A record is one JSON line; its hash is SHA-256 over a domain-separated, canonical binary
+//! encoding of its fields (never over the JSON text, whose spelling is free):
+//!
+//! ```text
+//! hash = SHA-256( "portcullis-audit-v1\0record\0" || prev (32 bytes) || canonical )
+//! canonical = u64be(seq) || u64be(time_ns) || str(time) || str(kind) || str(actor)
+//!           || map(subject) || map(detail)
+//! str(s) = u32be(len of UTF-8 s) || s;  map(m) = u32be(entries) || (str(k) || str(v))*,
+//!          entries in ascending byte order of k (keys are unique)
+//! ```
+//!
+//! A checkpoint signs the chain head (the hash of the record before it) with Ed25519:
+//! `"portcullis-audit-v1\0checkpoint\0" || u64be(head_seq) || head (32 bytes)`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Domain separation of record hashes.
+pub const RECORD_DOMAIN: &[u8] = b"portcullis-audit-v1\0record\0";
+/// Domain separation of checkpoint signatures.
+pub const CHECKPOINT_DOMAIN: &[u8] = b"portcullis-audit-v1\0checkpoint\0";
+/// The `prev` of the very first record of a trail.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// Record kinds the trail itself writes (everything else comes from the gateway's events).
+pub mod kind {
+    /// First record of every file: names the previous file and its last record.
+    pub const FILE_START: &str = "file-start";
+    /// Last record but one of a complete file (a checkpoint follows it).
+    pub const FILE_CLOSE: &str = "file-close";
+    /// A signed chain head.
+    pub const CHECKPOINT: &str = "checkpoint";
+    /// Records the trail could not take (queue full) since the last such record.
+    pub const RECORDS_LOST: &str = "audit-records-lost";
+}
+
+/// One trail record, as written (one JSON line, fields in this order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Continuous across files and restarts, from 1.
+    pub seq: u64,
+    /// RFC 3339 UTC with nanoseconds (the same instant as `time_ns`).
+    pub time: String,
+    /// UTC nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    pub kind: String,
+    /// Who acted: `gateway`, `key:<id>`, `session:<name>`, `operator:uid=<u>,pid=<p>,by=<text>`.
+    pub actor: String,
+    /// What it is about: `order_id`, `cl_ord_id`, `account` (masked), `session`, `key`,
+    /// `address`…
+    pub subject: BTreeMap<String, String>,
+    /// Everything else.
+    pub detail: BTreeMap<String, String>,
+    /// Hex SHA-256 of the previous record (64 zeros for the first record of a trail).
+    pub prev: String,
+    /// Hex SHA-256 of this record (see the module header).
+    pub hash: String,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
+    out.extend_from_slice(&(m.len() as u32).to_be_bytes());
+    // BTreeMap<String, _> iterates in ascending byte order of the keys.
+    for (k, v) in m {
+        put_str(out, k);
+        put_str(out, v);
+    }
+}
+
+impl Record {
+    /// The canonical bytes of everything but `prev` and `hash`.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.time_ns.to_be_bytes());
+        put_str(&mut out, &self.time);
+        put_str(&mut out, &self.kind);
+        put_str(&mut out, &self.actor);
+        put_map(&mut out, &self.subject);
+        put_map(&mut out, &self.detail);
+        out
+    }
+
+    /// The hash this record must carry after `prev`.
+    pub fn compute_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(RECORD_DOMAIN);
+        h.update(prev);
+        h.update(self.canonical());
+        h.finalize().into()
+    }
+
+    /// `prev` as bytes, `None` when it is not 64 hex digits.
+    pub fn prev_bytes(&self) -> Option<[u8; 32]> {
+        from_hex32(&self.prev)
+    }
+
+    /// `hash` as bytes, `None` when it is not 64 hex digits.
+    pub fn hash_bytes(&self) -> Option<[u8; 32]> {
+        from_hex32(&self.hash)
+    }
+
+    /// Sets `prev` and `hash` (chains the record after `prev`); returns the hash.
+    pub fn seal(&mut self, prev: &[u8; 32]) -> [u8; 32] {
+        let h = self.compute_hash(prev);
+        self.prev = hex(prev);
+        self.hash = hex(&h);
+        h
+    }
+
+    /// The record as its JSON line, newline included.
+    pub fn line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
+/// What a checkpoint signs.
+pub fn checkpoint_message(head_seq: u64, head: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(CHECKPOINT_DOMAIN.len() + 40);
+    m.extend_from_slice(CHECKPOINT_DOMAIN);
+    m.extend_from_slice(&head_seq.to_be_bytes());
+    m.extend_from_slice(head);
+    m
+}
+
+/// Lower-case hex.
+pub fn hex(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(char::from(D[usize::from(x >> 4)]));
+        s.push(char::from(D[usize::from(x & 15)]));
+    }
+    s
+}
+
+/// Hex (either case) to bytes; `None` on an odd length or a non-hex digit.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let val = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    s.chunks(2)
+        .map(|p| match p {
+            [a, b] => Some(val(*a)? << 4 | val(*b)?),
+            _ => None,
+        })
+        .collect()
+}
+
+/// 64 hex digits to 32 bytes.
+pub fn from_hex32(s: &str) -> Option<[u8; 32]> {
+    from_hex(s)?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record of `docs/audit-trail.md` ("Test vector").
+    pub(crate) fn vector() -> Record {
+        let mut subject = BTreeMap::new();
+        subject.insert("session".to_string(), "FIX.4.4:CLIENT1->GW".to_string());
+        let mut detail = BTreeMap::new();
+        detail.insert("version".to_string(), "0.1.0".to_string());
+        Record {
+            seq: 1,
+            time: "2026-12-07T04:00:00.000000000Z".into(),
+            time_ns: 1_796_616_000_000_000_000,
+            kind: "gateway-start".into(),
+            actor: "gateway".into(),
+            subject,
+            detail,
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn hash_construction_matches_the_documented_vector() {
+        let mut r = vector();
+        let canonical = r.canonical();
+        // u64be(1) u64be(time_ns) then length-prefixed strings and maps.
+        assert_eq!(&canonical[..8], &[0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            &canonical[8..16],
+            &1_796_616_000_000_000_000u64.to_be_bytes()
+        );
+        assert_eq!(&canonical[16..20], &[0, 0, 0, 30]);
+        // Independently: SHA-256 over the domain, 32 zero bytes and the canonical bytes.
+        let mut all = b"portcullis-audit-v1\0record\0".to_vec();
+        all.extend_from_slice(&[0u8; 32]);
+        all.extend_from_slice(&canonical);
+        let expected: [u8; 32] = Sha256::digest(&all).into();
+        let h = r.seal(&GENESIS);
+        assert_eq!(h, expected);
+        // The vector printed in docs/audit-trail.md.
+        assert_eq!(
+            hex(&canonical),
+            concat!(
+                "000000000000000118eedcbbadc880000000001e323032362d31322d30375430343a3030",
+                "3a30302e3030303030303030305a0000000d676174657761792d73746172740000000767",
+                "617465776179000000010000000773657373696f6e000000134649582e342e343a434c49",
+                "454e54312d3e4757000000010000000776657273696f6e00000005302e312e30",
+            )
+        );
+        assert_eq!(r.hash, DOC_VECTOR_HASH);
+        assert_eq!(r.prev, "0".repeat(64));
+    }
+
+    /// The hash printed in docs/audit-trail.md (also computed there with Python's hashlib).
+    const DOC_VECTOR_HASH: &str =
+        "4e4c9e741dd65efd6be261cd95341e5bb9527efc7a4894af9b92d37a5d70e2e3";
+
+    #[test]
+    fn any_field_change_changes_the_hash_and_keys_cannot_collide_by_concatenation() {
+        let base = vector();
+        let h0 = base.compute_hash(&GENESIS);
+        let mut a = base.clone();
+        a.detail.insert("version".into(), "0.1.1".into());
+        assert_ne!(a.compute_hash(&GENESIS), h0);
+        // "ab"+"c" and "a"+"bc" encode differently thanks to the length prefixes.
+        let mut x = base.clone();
+        x.kind = "ab".into();
+        x.actor = "c".into();
+        let mut y = base.clone();
+        y.kind = "a".into();
+        y.actor = "bc".into();
+        assert_ne!(x.compute_hash(&GENESIS), y.compute_hash(&GENESIS));
+        assert_ne!(base.compute_hash(&[1; 32]), h0);
+    }
+
+    #[test]
+    fn json_round_trip_keeps_the_hash() {
+        let mut r = vector();
+        r.detail
+            .insert("text".into(), "quote \" backslash \\ é \u{1}".into());
+        let h = r.seal(&GENESIS);
+        let line = r.line();
+        let back: Record = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.compute_hash(&back.prev_bytes().unwrap()), h);
+        assert_eq!(from_hex32(&hex(&h)), Some(h));
+        assert_eq!(from_hex("zz"), None);
+    }
+}
