@@ -412,6 +412,8 @@ impl JournalThread {
             OpenOptions::new().create(true).append(true),
             &self.data_dir.join("events.log"),
         )?;
+        // SIEM export (issue 15): the exporter registered for this data folder, if any.
+        let siem = crate::siem::claim(&self.data_dir, &counters)?;
         let mut records = match &self.records {
             Some((ring, routes)) => {
                 let names = records::Names {
@@ -454,6 +456,13 @@ impl JournalThread {
                     while let Some(e) = ring.pop() {
                         let line = render(&e, &self.session_names, &self.venue_names);
                         let _ = writeln!(out, "{}", masked_line(&e, line));
+                        // SIEM export (issue 15): the same masked line; never waits.
+                        if let Some(siem) = &siem {
+                            siem.offer(&masked_line(
+                                &e,
+                                render(&e, &self.session_names, &self.venue_names),
+                            ));
+                        }
                         switched |= switches.apply(&e, &keys);
                         locked |= lockouts.apply(&e);
                         accepted |= replays.apply(&e);

@@ -15,6 +15,8 @@ mod clock;
 mod control;
 mod limits;
 pub mod risk;
+// SIEM export (issue 15).
+pub mod siem;
 
 pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 
@@ -23,6 +25,8 @@ pub use auth::{AuthCfg, MasterKeyCfg};
 pub use clock::{ClockCfg, OnDivergence};
 
 pub use control::ControlCfg;
+
+pub use siem::SiemCfg;
 
 use crate::fix::BeginString;
 
@@ -82,6 +86,9 @@ pub struct Config {
     /// `[control]`: who may use the control socket, per-client bounds.
     #[serde(default)]
     pub control: ControlCfg,
+    /// `[siem]`: security events to a syslog collector (RFC 5424 over TCP/TLS). Absent: none.
+    #[serde(default)]
+    pub siem: Option<SiemCfg>,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -479,6 +486,9 @@ impl Config {
         };
         self.clock.validate(file)?;
         self.control.validate(file)?;
+        if let Some(siem) = &self.siem {
+            siem.validate(file)?;
+        }
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(

@@ -111,6 +111,16 @@ pub enum Counter {
     /// Changed key stores the watcher refused (older generation: rollback; open to group or
     /// others; unreadable, tampered or invalid). The running keys stayed in force.
     KeyStoreRefusals = 62,
+    // 68..=71: SIEM export (issue 15, src/siem).
+    /// Syslog messages written to the SIEM collector (replays from the spool included).
+    SiemSent = 68,
+    /// Events not exported: the spool was full (`siem.spool_max_bytes`) or the exporter's
+    /// queue was (`siem.queue_capacity`). Announced to the collector as `siem-dropped`.
+    SiemDropped = 69,
+    /// Gauge: bytes in the SIEM spool waiting for the collector.
+    SiemSpooledBytes = 70,
+    /// Times the SIEM link was re-established after it had been down.
+    SiemReconnects = 71,
 }
 
 /// Number of counter slots.
