@@ -16,9 +16,10 @@
 //! `siem-dropped count=N` notice (severity warning) tells the collector how many and when.
 //!
 //! # Reconnects
-//! After a failed connect the exporter waits 100 ms, doubling up to `reconnect_max_ms`, with
-//! ±25 % jitter (a fleet of gateways does not reconnect in step); a link that worked resets
-//! the wait. Link up/down transitions go to stderr once each, not per attempt.
+//! After a failed connect, or a link lost, the exporter waits 100 ms, doubling up to
+//! `reconnect_max_ms`, with ±25 % jitter (a fleet of gateways does not reconnect in step); a
+//! write that succeeds resets the wait, so a link that breaks again before delivering anything
+//! (a collector that refuses us after the handshake) keeps backing off. Link up/down transitions go to stderr once each, not per attempt.
 //!
 //! # Stopping
 //! When the journal thread drops its feed the exporter delivers what is queued (or spools it),
@@ -246,7 +247,6 @@ impl Exporter {
                 st.link = Some(link);
                 st.ever_connected = true;
                 st.down_reported = false;
-                st.backoff = MIN_BACKOFF;
             }
             Err(e) => {
                 let wait = jitter(st.backoff);
@@ -276,8 +276,10 @@ impl Exporter {
             self.spool.path().display()
         ));
         st.down_reported = true;
-        // Reconnect at once: a collector restart is the common case.
-        st.next_attempt = crate::clock::monotonic();
+        // A link that carried messages reconnects after MIN_BACKOFF (a collector restart is
+        // the common case); one that breaks again before delivering anything backs off.
+        st.next_attempt = crate::clock::monotonic() + jitter(st.backoff);
+        st.backoff = (st.backoff * 2).min(self.reconnect_max);
     }
 
     /// Replays the spool for at most `budget` while the link holds.
@@ -300,6 +302,7 @@ impl Exporter {
                 return;
             }
             self.counters.add(Counter::SiemSent, frames);
+            st.backoff = MIN_BACKOFF;
             if let Err(e) = self.spool.delivered(chunk.len() as u64) {
                 crate::say_err(format_args!(
                     "portcullis: SIEM: cannot record delivery in {}: {e} (a restart may \
@@ -336,6 +339,7 @@ impl Exporter {
         match link.send(&f) {
             Ok(()) => {
                 self.counters.inc(Counter::SiemSent);
+                st.backoff = MIN_BACKOFF;
                 st.drops = Drops::default();
             }
             Err(e) => self.link_down(st, &format!("write failed: {e}")),

@@ -76,6 +76,9 @@ impl Link {
                     conn.complete_io(&mut sock)
                         .map_err(|e| format!("TLS handshake: {e}"))?;
                 }
+                if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+                    confirm_tls13(&mut conn, &mut sock)?;
+                }
                 Ok(Link::Tls(Box::new(StreamOwned::new(conn, sock))))
             }
         }
@@ -126,6 +129,45 @@ impl Link {
             let _ = s.conn.write_tls(&mut s.sock);
         }
     }
+}
+
+/// How long a TLS 1.3 connect waits for the collector's first records after the handshake.
+pub const CONFIRM_WAIT: Duration = Duration::from_millis(500);
+
+/// In TLS 1.3 the server checks the client certificate only after the client's Finished, so a
+/// collector that refuses ours (missing, wrong CA) says so with an alert after the handshake
+/// looked complete here — anything written before that alert would be lost. So wait (at most
+/// [`CONFIRM_WAIT`]) for the server's first records: session tickets mean it accepted us, an
+/// alert or a close that it did not. Silence is taken as accepted (some servers send no
+/// tickets).
+fn confirm_tls13(conn: &mut ClientConnection, sock: &mut TcpStream) -> Result<(), String> {
+    let io = |e: io::Error| format!("socket: {e}");
+    sock.set_read_timeout(Some(CONFIRM_WAIT)).map_err(io)?;
+    let result = match conn.read_tls(sock) {
+        Ok(0) => Err(
+            "the collector closed the connection after the TLS handshake (does it \
+                      require a client certificate, or refuse ours?)"
+                .to_string(),
+        ),
+        Ok(_) => match conn.process_new_packets() {
+            Ok(state) if state.peer_has_closed() => {
+                Err("the collector closed the TLS session after the handshake".to_string())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("TLS, after the handshake: {e}")),
+        },
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!("TLS, after the handshake: {e}")),
+    };
+    sock.set_read_timeout(None).map_err(io)?;
+    result
 }
 
 fn tcp_closed(s: &mut TcpStream) -> bool {

@@ -19,6 +19,8 @@ mod perimeter_rest;
 mod records;
 mod recovery;
 mod risk;
+// SIEM export (issue 15).
+mod siem;
 mod spin;
 mod throttle;
 mod tls;
