@@ -206,11 +206,11 @@ impl Exporter {
             }
         }
         for (f, e) in &frames {
-            self.to_spool(st, f, &e.time);
+            self.spool_frame(st, f, &e.time);
         }
     }
 
-    fn to_spool(&mut self, st: &mut State, frame: &[u8], time: &str) {
+    fn spool_frame(&mut self, st: &mut State, frame: &[u8], time: &str) {
         match self.spool.append(frame) {
             Ok(true) => {}
             Ok(false) => {

@@ -776,6 +776,50 @@ fn a_full_spool_drops_counts_and_announces_what_it_dropped() {
 }
 
 #[test]
+#[ignore = "needs rsyslogd (Debian rsyslog); .ci/run runs it"]
+fn a_restarted_collector_gets_what_happened_while_it_was_down() {
+    let port = free_port();
+    let first = Rsyslog::start(port, None);
+    let gw = start_gateway(&format!(
+        "address = \"127.0.0.1:{port}\"\ntransport = \"tcp\"\nreconnect_max_ms = 300\n"
+    ));
+    gw.refused_logon("BEFORE");
+    let lines = first.wait(Duration::from_secs(5), |ls| {
+        ls.iter().any(|l| l.contains("BEFORE"))
+    });
+    assert!(lines.iter().any(|l| l.contains("BEFORE")));
+    // The collector dies (SIGKILL); events meanwhile wait in the spool.
+    drop(first);
+    let during: Vec<String> = (1..=3).map(|i| format!("DURING{i}")).collect();
+    for s in &during {
+        gw.refused_logon(s);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !crate::util::events(&gw.data()).contains("DURING3") || gw.spool_len() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing spooled while the collector was down"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = Rsyslog::start(port, None);
+    let lines = second.wait(Duration::from_secs(5), |ls| {
+        ls.iter().any(|l| l.contains("DURING3"))
+    });
+    let msgs = parsed(&lines);
+    let senders: Vec<&str> = with_msgid(&msgs, "logon-refused")
+        .iter()
+        .map(|m| m.param("portcullis@32473", "sender").unwrap())
+        .collect();
+    assert_eq!(
+        senders, during,
+        "in order, nothing before the outage twice: {lines:#?}"
+    );
+    let f = stop_figures(&gw.stop());
+    assert_eq!((f["reconnects"], f["dropped"]), (1, 0));
+}
+
+#[test]
 #[ignore = "needs rsyslogd and rsyslog-openssl (Debian); .ci/run runs it"]
 fn a_collector_that_fails_the_tls_checks_gets_nothing() {
     let pki = Pki::new();
