@@ -263,3 +263,86 @@ pub fn claim(data_dir: &Path, counters: &Arc<Counters>) -> std::io::Result<Optio
         .map(|p| start(p, data_dir, counters.clone()))
         .transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_never_waits_and_counts_what_the_queue_cannot_take() {
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let counters = Arc::new(Counters::default());
+        let feed = Feed {
+            tx: Some(tx),
+            min_severity: Severity::Notice,
+            queue_drops: Arc::new(AtomicU64::new(0)),
+            counters: counters.clone(),
+            thread: None,
+        };
+        // Below min_severity (a logon is info): skipped, not a drop.
+        feed.offer("20261207-04:07:25.000001 logon session=S");
+        for i in 0..5 {
+            feed.offer(&format!(
+                "20261207-04:07:25.00000{i} kill scope=global control-seq={i}"
+            ));
+        }
+        assert_eq!(rx.len(), 2);
+        assert_eq!(counters.get(Counter::SiemDropped), 3);
+        assert_eq!(
+            feed.queue_drops.load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+        let first = rx.recv().unwrap();
+        assert_eq!(
+            (first.kind.as_str(), first.get("control-seq")),
+            ("kill", Some("0"))
+        );
+        // The exporter gone: still no wait, still counted.
+        drop(rx);
+        feed.offer("20261207-04:07:26 kill scope=global");
+        assert_eq!(counters.get(Counter::SiemDropped), 4);
+    }
+
+    #[test]
+    fn prepare_names_the_tls_key_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = |extra: &str| {
+            let text = format!("[siem]\naddress = \"127.0.0.1:6514\"\n{extra}");
+            #[derive(serde::Deserialize)]
+            struct W {
+                siem: SiemCfg,
+            }
+            toml::from_str::<W>(&text).unwrap().siem
+        };
+        let missing = dir.path().join("none.pem");
+        let e = prepare(&cfg(&format!(
+            "ca_file = {:?}\n",
+            missing.display().to_string()
+        )))
+        .err()
+        .unwrap();
+        assert_eq!(e.0, "siem.ca_file");
+        assert!(e.1.contains("none.pem"), "{}", e.1);
+        let ca = crate::tls::dev::DevCa::generate("t").unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca.cert_pem()).unwrap();
+        let ok = prepare(&cfg(&format!(
+            "ca_file = {:?}\n",
+            ca_path.display().to_string()
+        )));
+        assert!(ok.is_ok());
+        let e = prepare(&cfg(&format!(
+            "ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
+            ca_path.display().to_string(),
+            ca_path.display().to_string(),
+            ca_path.display().to_string()
+        )))
+        .err()
+        .unwrap();
+        assert_eq!(e.0, "siem.client_key");
+        // Plain TCP needs no files; the SD-ID carries the enterprise number.
+        let p = prepare(&cfg("transport = \"tcp\"\nenterprise_number = 99999\n")).unwrap();
+        assert_eq!(p.formatter.sd_id, "portcullis@99999");
+        assert!(p.target.tls.is_none());
+    }
+}

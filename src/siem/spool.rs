@@ -64,30 +64,24 @@ impl Spool {
             ));
             pos = 0;
         }
-        // Walk the undelivered frames; cut a torn or garbled tail.
-        let mut body = Vec::new();
-        file.seek(SeekFrom::Start(pos))?;
-        file.read_to_end(&mut body)?;
-        let mut good = 0usize;
-        while let Some((_, n)) = body.get(good..).and_then(unframe) {
-            good += n;
-        }
-        if good < body.len() {
-            let cut = pos + good as u64;
-            file.set_len(cut)?;
+        // Walk the undelivered frames (headers only: the spool may be large); cut a torn or
+        // garbled tail.
+        let good = whole_frames_end(&mut file, pos, len)?;
+        if good < len {
+            file.set_len(good)?;
             file.sync_data()?;
             let msg = format!(
-                "{}: {} bytes after offset {cut} are not whole frames (cut short by a crash?) \
+                "{}: {} bytes after offset {good} are not whole frames (cut short by a crash?) \
                  and were discarded",
                 path.display(),
-                body.len() - good
+                len - good
             );
             note = Some(match note {
                 Some(n) => format!("{n}; {msg}"),
                 None => msg,
             });
         }
-        let len = pos + good as u64;
+        let len = good;
         file.seek(SeekFrom::End(0))?;
         let mut s = Spool {
             path,
@@ -239,6 +233,39 @@ impl Spool {
         self.pos = 0;
         self.dirty = false;
         Ok(())
+    }
+}
+
+/// The offset after the last whole frame from `pos` on (a file of `len` bytes), reading each
+/// frame's length header and seeking past its body.
+fn whole_frames_end(file: &mut File, pos: u64, len: u64) -> io::Result<u64> {
+    let mut r = io::BufReader::new(&*file);
+    r.seek(SeekFrom::Start(pos))?;
+    let mut at = pos;
+    loop {
+        // `LEN SP`: 1-10 digits, no leading zero.
+        let mut digits = 0usize;
+        let mut n: u64 = 0;
+        let mut byte = [0u8; 1];
+        loop {
+            if r.read(&mut byte)? == 0 {
+                return Ok(at);
+            }
+            match byte[0] {
+                b' ' if digits > 0 => break,
+                d @ b'0'..=b'9' if digits < 10 && !(digits == 0 && d == b'0') => {
+                    n = n * 10 + u64::from(d - b'0');
+                    digits += 1;
+                }
+                _ => return Ok(at),
+            }
+        }
+        let end = at + digits as u64 + 1 + n;
+        if end > len {
+            return Ok(at);
+        }
+        r.seek_relative(i64::try_from(n).map_err(io::Error::other)?)?;
+        at = end;
     }
 }
 
