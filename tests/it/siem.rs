@@ -313,7 +313,15 @@ impl Rsyslog {
         );
         let conf_path = dir.path().join("rsyslog.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("rsyslogd")
+        // Debian installs it in /usr/sbin, which a non-root PATH may lack.
+        let bin = std::env::var_os("PATH")
+            .and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("rsyslogd"))
+                    .find(|f| f.exists())
+            })
+            .unwrap_or_else(|| PathBuf::from("/usr/sbin/rsyslogd"));
+        let child = Command::new(bin)
             .arg("-n")
             .arg("-f")
             .arg(&conf_path)
