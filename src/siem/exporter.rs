@@ -6,9 +6,11 @@
 //! too, and the spool is replayed (oldest first) before anything is written directly. Delivery
 //! is at least once: a batch whose write failed goes to the spool whole and is sent again, so
 //! the collector may see a message twice (the `sequenceId` tells). Messages the kernel had
-//! accepted for a collector that then crashed are beyond what syslog over TCP can know about
-//! (it has no acknowledgements); the exporter checks the socket for a close before each batch,
-//! so a collector that shuts down is noticed before anything is written into the dead link.
+//! accepted for a collector that then crashed, or that accepts connections but never reads,
+//! are beyond what syslog over TCP can know about (it has no acknowledgements; RELP would be
+//! the next step). The exporter checks the socket for a close before each batch, so a
+//! collector that shuts down is noticed before anything is written into the dead link, and a
+//! write blocked for [`super::link::WRITE_TIMEOUT`] gives the link up and reconnects.
 //!
 //! # Losses are counted and announced
 //! A message that does not fit in the spool, or that the journal thread could not queue, is

@@ -872,6 +872,67 @@ fn a_collector_that_fails_the_tls_checks_gets_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Without rsyslog: a collector that accepts and never reads.
+
+#[test]
+fn a_collector_that_stops_reading_holds_up_no_order() {
+    // A tiny receive buffer, never read: the exporter's writes block, then time out.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    sock.listen(8).unwrap();
+    let listener: TcpListener = sock.into();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until && conns.len() < 4 {
+            if let Ok((c, _)) = listener.accept() {
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        conns
+    });
+    let gw = start_gateway(&format!(
+        "address = \"127.0.0.1:{port}\"\ntransport = \"tcp\"\n"
+    ));
+    let mut c = gw.client();
+    // Every order is answered whatever the exporter is stuck on. Each reject makes a message
+    // of ~700 bytes: 8000 are more than the socket buffers between us and the collector hold
+    // (4 MiB send buffer at most here), so the exporter's writes block and time out.
+    let orders = 8000;
+    for batch in 0..orders / 500 {
+        for i in 0..500 {
+            c.send(
+                "D",
+                &format!(
+                    "1={SECRET_ACCOUNT}|{}",
+                    nos(&format!("S{batch}-{i}"), "AAPL", "1", "100", Some("10.5"))
+                ),
+            );
+        }
+        for _ in 0..500 {
+            let r = c.expect("8");
+            assert_eq!(field(&r, 39).as_deref(), Some("8"), "{}", show(&r));
+        }
+    }
+    c.send("D", &nos("OK1", "AAPL", "1", "100", Some("10.5")));
+    let ack = c.expect("8");
+    assert_eq!(field(&ack, 39).as_deref(), Some("0"), "{}", show(&ack));
+    drop(c);
+    let f = stop_figures(&gw.stop());
+    // The stalled link was given up (write timeout) and a new one opened; nothing dropped.
+    // (What the kernel buffered for a collector that never reads is beyond what syslog over
+    // TCP can know: it has no acknowledgements.)
+    assert!(f["reconnects"] >= 1, "{f:?}");
+    assert_eq!(f["dropped"], 0, "{f:?}");
+    drop(held);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Without rsyslog: configuration errors name the key.
 
 fn check_config(siem: &str) -> (i32, String) {
