@@ -77,6 +77,8 @@ pub mod report;
 pub mod risk;
 pub mod route;
 pub mod session;
+// SIEM export (issue 15).
+pub mod siem;
 pub mod store;
 pub mod throttle;
 pub mod tls;

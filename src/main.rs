@@ -210,7 +210,12 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { config } => match Config::load(&config) {
             Ok(cfg) => match portcullis::tls::check_files(&cfg)
                 .and_then(|()| portcullis::ops::check_files(&cfg))
-            {
+                .and_then(|()| {
+                    // SIEM export (issue 15): its TLS files too.
+                    cfg.siem
+                        .as_ref()
+                        .map_or(Ok(()), |s| portcullis::siem::prepare(s).map(drop))
+                }) {
                 Ok(()) => {
                     say!("{}: ok", config.display());
                     ExitCode::SUCCESS
@@ -551,6 +556,11 @@ fn run(
     }
     if let Err((key, problem)) = cfg.check_auth_exposure() {
         eprintln!("portcullis: --listen: key `{key}`: {problem}");
+        return ExitCode::from(2);
+    }
+    // SIEM export (issue 15): checked here, started by the journal thread of this data folder.
+    if let Err((key, problem)) = portcullis::siem::install(&cfg) {
+        eprintln!("portcullis: key `{key}`: {problem}");
         return ExitCode::from(2);
     }
     let dev_keys = if embedded {

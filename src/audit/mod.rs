@@ -412,6 +412,8 @@ impl JournalThread {
             OpenOptions::new().create(true).append(true),
             &self.data_dir.join("events.log"),
         )?;
+        // SIEM export (issue 15): the exporter registered for this data folder, if any.
+        let siem = crate::siem::claim(&self.data_dir, &counters)?;
         let mut records = match &self.records {
             Some((ring, routes)) => {
                 let names = records::Names {
@@ -470,6 +472,13 @@ impl JournalThread {
                         let _ = writeln!(out, "{}", masked_line(&e, line));
                         if let Some((t, n)) = &trail {
                             t.send(crate::trail::from_event(&e, &n.sessions, &n.venues));
+                        }
+                        // SIEM export (issue 15): the same masked line; never waits.
+                        if let Some(siem) = &siem {
+                            siem.offer(&masked_line(
+                                &e,
+                                render(&e, &self.session_names, &self.venue_names),
+                            ));
                         }
                         switched |= switches.apply(&e, &keys);
                         locked |= lockouts.apply(&e);

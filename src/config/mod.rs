@@ -16,6 +16,8 @@ mod clock;
 mod control;
 mod limits;
 pub mod risk;
+// SIEM export (issue 15).
+pub mod siem;
 
 pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 
@@ -30,6 +32,8 @@ pub use audit::{AuditCfg, OnFull};
 // The ops status port (issue 14).
 mod ops;
 pub use ops::{OpsCfg, OpsTls};
+
+pub use siem::SiemCfg;
 
 use crate::fix::BeginString;
 
@@ -95,6 +99,9 @@ pub struct Config {
     /// `[audit]`: the tamper-evident audit trail (rotation, checkpoints, queue, on_full).
     #[serde(default)]
     pub audit: AuditCfg,
+    /// `[siem]`: security events to a syslog collector (RFC 5424 over TCP/TLS). Absent: none.
+    #[serde(default)]
+    pub siem: Option<SiemCfg>,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -574,6 +581,9 @@ impl Config {
             o.validate(file, self.auth.is_some())?;
         }
         self.audit.validate(file)?;
+        if let Some(siem) = &self.siem {
+            siem.validate(file)?;
+        }
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(

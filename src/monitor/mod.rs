@@ -133,6 +133,16 @@ pub enum Counter {
     AuditWriteErrors = 66,
     /// Signed audit trail checkpoints written.
     AuditCheckpoints = 67,
+    // 68..=71: SIEM export (issue 15, src/siem).
+    /// Syslog messages written to the SIEM collector (replays from the spool included).
+    SiemSent = 68,
+    /// Events not exported: the spool was full (`siem.spool_max_bytes`) or the exporter's
+    /// queue was (`siem.queue_capacity`). Announced to the collector as `siem-dropped`.
+    SiemDropped = 69,
+    /// Gauge: bytes in the SIEM spool waiting for the collector.
+    SiemSpooledBytes = 70,
+    /// Times the SIEM link was re-established after it had been down.
+    SiemReconnects = 71,
 }
 
 /// How a counter reads in a Prometheus exposition.
@@ -215,6 +225,10 @@ impl Counter {
         Counter::AuditRingFull,
         Counter::AuditWriteErrors,
         Counter::AuditCheckpoints,
+        Counter::SiemSent,
+        Counter::SiemDropped,
+        Counter::SiemSpooledBytes,
+        Counter::SiemReconnects,
     ];
 
     /// Snake-case name (`orders_received`), stable like the id.
@@ -238,7 +252,8 @@ impl Counter {
         match self {
             Counter::MaxDutyCycleNs
             | Counter::TlsCertDaysToExpiry
-            | Counter::ConnectionBufferBytes => Kind::Gauge,
+            | Counter::ConnectionBufferBytes
+            | Counter::SiemSpooledBytes => Kind::Gauge,
             _ => Kind::Total,
         }
     }
@@ -315,6 +330,10 @@ impl Counter {
             C::AuditRingFull => "Audit records lost or refused because the trail queue was full",
             C::AuditWriteErrors => "Audit trail writes that failed",
             C::AuditCheckpoints => "Signed audit trail checkpoints written",
+            C::SiemSent => "Syslog messages written to the SIEM collector",
+            C::SiemDropped => "Events not exported to the SIEM (spool or queue full)",
+            C::SiemSpooledBytes => "Bytes in the SIEM spool waiting for the collector",
+            C::SiemReconnects => "SIEM link re-established after being down",
         }
     }
 }

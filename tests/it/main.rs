@@ -22,6 +22,8 @@ mod records;
 mod recovery;
 mod risk;
 mod routes;
+// SIEM export (issue 15).
+mod siem;
 mod spin;
 mod throttle;
 mod tls;
