@@ -488,6 +488,8 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
             records: records.clone(),
             clock_status: clock_status.clone(),
             clock_halt_text: crate::desk::records::clock_halt_text(cfg.clock.max_divergence_us),
+            // The trail of this data folder (started before the gateway), under fail_closed.
+            audit_healthy: crate::trail::attached(&gw.data_dir).map(|t| t.healthy()),
         },
         now,
     );

@@ -31,6 +31,7 @@ pub mod risk;
 mod tests;
 pub mod venue;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::auth::Grants;
@@ -148,6 +149,9 @@ pub struct DeskParts {
     pub clock_status: Arc<ClockStatus>,
     /// Text <58> of the clock-halt refusal.
     pub clock_halt_text: &'static [u8],
+    /// The audit trail keeps up (`audit.on_full = "fail_closed"`): while `false`, new orders
+    /// and replaces are refused. `None`: no trail, or one that drops instead.
+    pub audit_healthy: Option<Arc<AtomicBool>>,
 }
 
 /// The order desk. See the module documentation.
@@ -167,6 +171,7 @@ pub struct OrderDesk {
     /// CLOCK-2: its halt flag is read once per new order.
     clock_status: Arc<ClockStatus>,
     clock_halt_text: &'static [u8],
+    audit_healthy: Option<Arc<AtomicBool>>,
     /// Answers of the simulator to one request.
     venue_events: Vec<VenueEvent>,
     /// Scratch list of order keys (mass cancel, kill, cancel-on-disconnect).
@@ -196,6 +201,7 @@ impl OrderDesk {
             records: p.records,
             clock_status: p.clock_status,
             clock_halt_text: p.clock_halt_text,
+            audit_healthy: p.audit_healthy,
             venue_events: Vec::with_capacity(1 << 16),
             keys: Vec::with_capacity(capacity),
             journal_keys: Vec::with_capacity(4096),
@@ -234,6 +240,19 @@ impl OrderDesk {
 
     pub fn venue_count(&self) -> usize {
         self.venues.len()
+    }
+
+    /// `audit.on_full = "fail_closed"` and the audit trail is losing records: the refusal text.
+    /// One load per new order or replace.
+    #[inline]
+    pub(crate) fn audit_halted(&self) -> Option<&'static [u8]> {
+        match &self.audit_healthy {
+            Some(ok) if !ok.load(Ordering::Acquire) => {
+                self.counters.inc(Counter::AuditHaltRejects);
+                Some(b"audit trail unavailable: no new orders until it catches up")
+            }
+            _ => None,
+        }
     }
 
     /// Orders open now.

@@ -193,6 +193,9 @@ impl OrderDesk {
         if let Some(text) = self.clock_halted() {
             return self.refuse_static(out, &order, ord_rej_reason::OTHER, text, now);
         }
+        if let Some(text) = self.audit_halted() {
+            return self.refuse_static(out, &order, ord_rej_reason::OTHER, text, now);
+        }
         let venue = match self
             .router
             .route(ex_destination, &order.symbol, &order.account)
@@ -791,6 +794,19 @@ impl OrderDesk {
             None
         };
         if let Some(text) = problem {
+            return self.cancel_reject(
+                out,
+                session,
+                Some(&order),
+                cl.as_bytes(),
+                r.orig,
+                CancelRejectTo::Replace,
+                cxl_rej_reason::OTHER,
+                text,
+                now,
+            );
+        }
+        if let Some(text) = self.audit_halted() {
             return self.cancel_reject(
                 out,
                 session,

@@ -4,6 +4,8 @@
 //! duplicate, risk, permission, too late, pending) is checked here; the socket tests in
 //! `tests/it` check the same behaviour through FIX.
 
+use std::sync::atomic::AtomicBool;
+
 use super::*;
 use crate::auth::Grants;
 use crate::handoff::{ControlCall, ControlReply, ControlRequest, KillTarget};
@@ -153,6 +155,8 @@ struct Desk {
     out: Collect,
     events: EventRing,
     records: RecordRing,
+    /// The audit trail's "healthy" flag (fail closed when false).
+    audit: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
     dir: std::path::PathBuf,
 }
@@ -178,7 +182,8 @@ fn limits() -> RiskLimits {
     }
 }
 
-fn build(dir: &std::path::Path) -> (OrderDesk, EventRing, RecordRing) {
+fn build(dir: &std::path::Path) -> (OrderDesk, EventRing, RecordRing, Arc<AtomicBool>) {
+    let audit = Arc::new(AtomicBool::new(true));
     let accounts = [
         (acct("A"), LimitsSpec::from(limits())),
         (acct("B"), LimitsSpec::from(limits())),
@@ -272,19 +277,21 @@ fn build(dir: &std::path::Path) -> (OrderDesk, EventRing, RecordRing) {
                 &crate::config::ClockCfg::default(),
             ))),
             clock_halt_text: b"clock not synchronised",
+            audit_healthy: Some(audit.clone()),
         },
         T0,
     );
-    (desk, events, records)
+    (desk, events, records, audit)
 }
 
 impl Desk {
     fn new() -> Desk {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let (desk, events, records) = build(&dir);
+        let (desk, events, records, audit) = build(&dir);
         Desk {
             desk,
+            audit,
             out: Collect {
                 out: Vec::new(),
                 venue_answer: VenueSend::Sent,
@@ -854,7 +861,7 @@ fn recovery_restores_open_orders_and_their_credit_from_the_journal() {
     d.buy(0, "J2", "A", 10);
     d.cancel(0, "J2C", "J2");
     d.desk.flush_journal();
-    let (mut again, _, _) = build(&d.dir);
+    let (mut again, _, _, _) = build(&d.dir);
     let mut out = Collect {
         out: Vec::new(),
         venue_answer: VenueSend::Sent,
@@ -868,5 +875,30 @@ fn recovery_restores_open_orders_and_their_credit_from_the_journal() {
     assert!(
         matches!(out.last(), Some(Out::Exec { exec_type: ExecType::Rejected, text: Some(t), .. }) if t.contains("credit")),
         "{out:?}"
+    );
+}
+
+#[test]
+fn while_the_audit_trail_fails_closed_new_orders_and_replaces_are_refused_and_cancels_pass() {
+    let mut d = Desk::new();
+    d.buy(0, "T1", "A", 1);
+    d.audit.store(false, std::sync::atomic::Ordering::Release);
+    let (code, text) = rejection(&d.buy(0, "T2", "A", 1));
+    assert_eq!(code, ord_rej_reason::OTHER);
+    assert!(text.starts_with("audit trail unavailable"), "{text}");
+    let out = d.replace(0, "T1R", "T1", 2, 100);
+    assert!(
+        matches!(&out[..], [Out::CancelReject { text, .. }] if text.starts_with("audit trail unavailable")),
+        "{out:?}"
+    );
+    // Reducing exposure is always allowed.
+    assert_eq!(
+        exec_types(&d.cancel(0, "T1C", "T1")),
+        [(ExecType::Canceled, OrdStatus::Canceled)]
+    );
+    d.audit.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(
+        exec_types(&d.buy(0, "T3", "A", 1)),
+        [(ExecType::New, OrdStatus::New)]
     );
 }

@@ -143,6 +143,9 @@ pub enum Counter {
     SiemSpooledBytes = 70,
     /// Times the SIEM link was re-established after it had been down.
     SiemReconnects = 71,
+    /// New orders and replaces refused because the audit trail could not keep up
+    /// (`audit.on_full = "fail_closed"`).
+    AuditHaltRejects = 80,
 }
 
 /// How a counter reads in a Prometheus exposition.
@@ -229,6 +232,7 @@ impl Counter {
         Counter::SiemDropped,
         Counter::SiemSpooledBytes,
         Counter::SiemReconnects,
+        Counter::AuditHaltRejects,
     ];
 
     /// Snake-case name (`orders_received`), stable like the id.
@@ -334,6 +338,7 @@ impl Counter {
             C::SiemDropped => "Events not exported to the SIEM (spool or queue full)",
             C::SiemSpooledBytes => "Bytes in the SIEM spool waiting for the collector",
             C::SiemReconnects => "SIEM link re-established after being down",
+            C::AuditHaltRejects => "Orders and replaces refused while the audit trail fails closed",
         }
     }
 }
