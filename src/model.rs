@@ -38,6 +38,20 @@ pub struct SeqNum(pub u64);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(pub u32);
 
+impl SessionId {
+    /// The session at index `i` of the session table (tables hold far fewer than 2^32).
+    #[inline]
+    pub const fn of(i: usize) -> SessionId {
+        SessionId(i as u32)
+    }
+
+    /// Its index in the session table.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// Decimal places carried by [`Price`]: 1 unit = 10^-8.
 pub const PRICE_SCALE: i64 = 100_000_000;
 /// Decimal places carried by [`Qty`]: 1 unit = 10^-4 (fractional shares, crypto lots).

@@ -186,7 +186,7 @@ impl LineWriter {
         self.time_field(out, "event_time", r.at);
         str_field(out, "event", r.event.as_str().as_bytes());
         let mut num = [0u8; 24];
-        let session: &[u8] = match names.sessions.get(o.session.0 as usize) {
+        let session: &[u8] = match names.sessions.get(o.session.index()) {
             Some(name) => name.as_bytes(),
             None => hash_number(&mut num, u64::from(o.session.0)),
         };

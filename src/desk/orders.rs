@@ -46,7 +46,7 @@ pub struct Denied;
 pub fn blank_order(s: usize, default_account: Account) -> Order {
     Order {
         live: true,
-        ..Order::blank(SessionId(s as u32), default_account)
+        ..Order::blank(SessionId::of(s), default_account)
     }
 }
 
@@ -73,7 +73,7 @@ impl OrderDesk {
         copy: bool,
         now: Nanos,
     ) {
-        if self.sessions.get(order.session.0 as usize).is_none() {
+        if self.sessions.get(order.session.index()).is_none() {
             return; // a recovered order of a session no longer configured: no one to tell
         }
         out.exec(&self.orders, &self.sessions, order, e, copy, now);
@@ -183,7 +183,7 @@ impl OrderDesk {
         ex_destination: Option<&[u8]>,
         now: Nanos,
     ) {
-        let s = order.session.0 as usize;
+        let s = order.session.index();
         let Some(slot) = self.sessions.get(s) else {
             return;
         };
@@ -351,7 +351,7 @@ impl OrderDesk {
         let Some(o) = self.orders.get(key) else {
             return;
         };
-        let tag = self.sessions.get(o.session.0 as usize).map_or(0, |s| s.tag);
+        let tag = self.sessions.get(o.session.index()).map_or(0, |s| s.tag);
         if self.journal.record(key, o, tag).is_err() {
             self.counters.inc(Counter::JournalErrors);
             self.emit(Event::JournalError { key, at: now });
@@ -617,7 +617,7 @@ impl OrderDesk {
         to: CancelRejectTo,
         now: Nanos,
     ) -> Option<(OrderKey, OrderIdStr)> {
-        let session = SessionId(s as u32);
+        let session = SessionId::of(s);
         let (Some(cl), Some(orig)) = (
             OrderIdStr::new(cl_raw).filter(|c| !c.is_empty()),
             OrderIdStr::new(orig_raw).filter(|c| !c.is_empty()),
@@ -725,13 +725,13 @@ impl OrderDesk {
         self.counters.inc(Counter::PermissionDenied);
         self.counters.inc(Counter::AccountDenied);
         self.emit(Event::PermissionDenied {
-            session: SessionId(s as u32),
+            session: SessionId::of(s),
             permission: "account",
             at: now,
         });
         self.cancel_reject(
             out,
-            SessionId(s as u32),
+            SessionId::of(s),
             None,
             cl,
             orig,
@@ -760,7 +760,7 @@ impl OrderDesk {
     /// A replace (the new terms already read; the shell refused malformed quantities and
     /// prices with [`OrderDesk::cancel_reject`]).
     pub fn replace(&mut self, out: &mut dyn Outbox, s: usize, r: &ReplaceIntent<'_>, now: Nanos) {
-        let session = SessionId(s as u32);
+        let session = SessionId::of(s);
         let Some((key, cl)) = self.target_order(out, s, r.cl, r.orig, CancelRejectTo::Replace, now)
         else {
             return;
@@ -870,7 +870,7 @@ impl OrderDesk {
         asked: &Order,
         now: Nanos,
     ) -> Result<(), Denied> {
-        let session = SessionId(s as u32);
+        let session = SessionId::of(s);
         let key = OrderIdStr::new(cl).and_then(|c| self.orders.lookup(session, &c));
         let found = key.and_then(|k| self.orders.get(k).copied());
         let owner = key
@@ -928,7 +928,7 @@ impl OrderDesk {
         now: Nanos,
     ) {
         self.counters.inc(Counter::MassCancels);
-        let session = SessionId(s as u32);
+        let session = SessionId::of(s);
         let accepted = match request_type {
             b'7' => true,
             b'1' => symbol.is_some(),
@@ -978,7 +978,7 @@ impl OrderDesk {
     /// reports go to the session's store and are resent when it logs on again.
     #[cold]
     pub fn cancel_session_orders(&mut self, out: &mut dyn Outbox, s: usize, now: Nanos) {
-        let session = SessionId(s as u32);
+        let session = SessionId::of(s);
         let mut keys = mem::take(&mut self.keys);
         self.orders.open_orders(&mut keys, |o| {
             o.session == session && o.pending == Pending::None
@@ -1008,7 +1008,7 @@ impl OrderDesk {
             std::collections::HashMap::new();
         for (key, tag, mut order) in self.journal.replay() {
             order.session = match tags.iter().position(|t| *t == tag) {
-                Some(i) => SessionId(i as u32),
+                Some(i) => SessionId::of(i),
                 None => SessionId(u32::MAX), // session no longer configured: kept for the record
             };
             executions.insert(order.order_id, (order, order.filled_notional));

@@ -51,7 +51,7 @@ impl OrderDesk {
     /// Pushes `r` with the API key its session logged on with (empty without `[auth]`).
     #[inline]
     fn push_record(&self, mut r: OrderRecord) {
-        if let Some(slot) = self.sessions.get(r.order.session.0 as usize) {
+        if let Some(slot) = self.sessions.get(r.order.session.index()) {
             r.key_id = slot.grants.key_id;
         }
         if !self.records.push(r) {

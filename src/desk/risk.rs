@@ -91,7 +91,7 @@ impl OrderDesk {
     /// sends it (the account, symbol and global switches are the risk core's).
     #[inline]
     fn key_alive(&self, order: &Order) -> Result<(), Reason> {
-        match self.sessions.get(order.session.0 as usize) {
+        match self.sessions.get(order.session.index()) {
             Some(slot) if slot.killed => Err(Reason::KilledKey),
             _ => Ok(()),
         }

@@ -235,7 +235,7 @@ impl Engine {
         ) {
             return false;
         }
-        let session = SessionId(s as u32);
+        let session = SessionId::of(s);
         let seen_order = msg
             .get(tags::CL_ORD_ID)
             .and_then(OrderIdStr::new)
@@ -369,7 +369,7 @@ impl Engine {
             self.counters.inc(Counter::AccountDenied);
         }
         self.emit(Event::PermissionDenied {
-            session: SessionId(s as u32),
+            session: SessionId::of(s),
             permission,
             at: now,
         });
@@ -483,7 +483,7 @@ impl Engine {
         }
         if streak_started {
             self.emit(Event::Throttled {
-                session: SessionId(s as u32),
+                session: SessionId::of(s),
                 limit: limit.name(),
                 at: now,
             });
@@ -495,18 +495,18 @@ impl Engine {
         let _ =
             slot.session
                 .send_app_routed(b"j", ReplyRouting::or_none(&routing), now, out, |w| {
-                    w.uint(tags::REF_SEQ_NUM as u32, ref_seq);
-                    w.str(tags::REF_MSG_TYPE as u32, ref_type);
+                    w.uint(tags::REF_SEQ_NUM, ref_seq);
+                    w.str(tags::REF_MSG_TYPE, ref_type);
                     if let Some(id) = ref_id {
-                        w.str(tags::BUSINESS_REJECT_REF_ID as u32, id);
+                        w.str(tags::BUSINESS_REJECT_REF_ID, id);
                     }
                     w.uint(
-                        tags::BUSINESS_REJECT_REASON as u32,
+                        tags::BUSINESS_REJECT_REASON,
                         u64::from(business_reject_reason::THROTTLE_LIMIT_EXCEEDED),
                     );
-                    w.str(tags::TEXT as u32, &text[..n]);
+                    w.str(tags::TEXT, &text[..n]);
                     if !never {
-                        w.uint(tags::RETRY_AFTER_MS as u32, retry_after_ms);
+                        w.uint(tags::RETRY_AFTER_MS, retry_after_ms);
                     }
                 });
         if verdict == AbuseVerdict::Logout {
@@ -589,7 +589,7 @@ impl Engine {
         let (desk, mut out) = self.desk_out();
         desk.cancel_reject(
             &mut out,
-            SessionId(s as u32),
+            SessionId::of(s),
             None,
             cl,
             orig,
@@ -654,7 +654,7 @@ impl Engine {
             Err(text) => {
                 return desk.cancel_reject(
                     &mut out,
-                    SessionId(s as u32),
+                    SessionId::of(s),
                     None,
                     cl,
                     orig,

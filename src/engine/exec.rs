@@ -25,13 +25,13 @@ pub fn execution_report(
     let mut id = [0u8; 20];
     let n = order_id_text(o, &mut id);
     if o.order_id == 0 {
-        w.str(tags::ORDER_ID as u32, b"NONE");
+        w.str(tags::ORDER_ID, b"NONE");
     } else {
-        w.str(tags::ORDER_ID as u32, &id[..n]);
+        w.str(tags::ORDER_ID, &id[..n]);
     }
-    w.str(tags::CL_ORD_ID as u32, e.cl_ord_id);
+    w.str(tags::CL_ORD_ID, e.cl_ord_id);
     if let Some(orig) = e.orig_cl_ord_id {
-        w.str(tags::ORIG_CL_ORD_ID as u32, orig);
+        w.str(tags::ORIG_CL_ORD_ID, orig);
     }
     // ExecID <17>: OrderID.n — unique because OrderIDs are and n only grows per order.
     let mut eid = [0u8; 48];
@@ -45,7 +45,7 @@ pub fn execution_report(
     eid[k] = b'.';
     k += 1;
     k += write_u64(&mut eid[k..], exec_id);
-    w.str(tags::EXEC_ID as u32, &eid[..k]);
+    w.str(tags::EXEC_ID, &eid[..k]);
     let exec_type = match (v, e.exec_type) {
         (BeginString::Fix42, ExecType::Trade) => {
             if e.status == OrdStatus::Filled {
@@ -63,12 +63,12 @@ pub fn execution_report(
         } else {
             b'0'
         };
-        w.char(tags::EXEC_TRANS_TYPE as u32, trans);
+        w.char(tags::EXEC_TRANS_TYPE, trans);
     }
-    w.char(tags::EXEC_TYPE as u32, exec_type);
-    w.char(tags::ORD_STATUS as u32, e.status.to_fix());
+    w.char(tags::EXEC_TYPE, exec_type);
+    w.char(tags::ORD_STATUS, e.status.to_fix());
     if let Some(r) = e.rej_reason {
-        w.uint(tags::ORD_REJ_REASON as u32, u64::from(r));
+        w.uint(tags::ORD_REJ_REASON, u64::from(r));
     }
     let leaves = if e.status.is_terminal() || e.status == OrdStatus::Rejected {
         Qty::ZERO
@@ -123,33 +123,33 @@ pub struct OrderFields<'a> {
 #[inline]
 pub fn order_fields(w: &mut Writer<'_>, f: &OrderFields<'_>) {
     if !f.account.is_empty() {
-        w.str(tags::ACCOUNT as u32, f.account);
+        w.str(tags::ACCOUNT, f.account);
     }
     w.str(
-        tags::SYMBOL as u32,
+        tags::SYMBOL,
         if f.symbol.is_empty() {
             b"[N/A]"
         } else {
             f.symbol
         },
     );
-    w.char(tags::SIDE as u32, f.side.to_fix());
-    w.qty(tags::ORDER_QTY as u32, f.qty);
-    w.char(tags::ORD_TYPE as u32, f.ord_type.to_fix());
+    w.char(tags::SIDE, f.side.to_fix());
+    w.qty(tags::ORDER_QTY, f.qty);
+    w.char(tags::ORD_TYPE, f.ord_type.to_fix());
     if let Some(p) = f.price {
-        w.price(tags::PRICE as u32, p);
+        w.price(tags::PRICE, p);
     }
-    w.char(tags::TIME_IN_FORCE as u32, f.tif.to_fix());
+    w.char(tags::TIME_IN_FORCE, f.tif.to_fix());
     if let Some((q, p)) = f.last {
-        w.qty(tags::LAST_QTY as u32, q);
-        w.price(tags::LAST_PX as u32, p);
+        w.qty(tags::LAST_QTY, q);
+        w.price(tags::LAST_PX, p);
     }
-    w.qty(tags::LEAVES_QTY as u32, f.leaves);
-    w.qty(tags::CUM_QTY as u32, f.cum);
-    w.price(tags::AVG_PX as u32, f.avg_px);
-    w.timestamp(tags::TRANSACT_TIME as u32, f.transact_time, f.precision);
+    w.qty(tags::LEAVES_QTY, f.leaves);
+    w.qty(tags::CUM_QTY, f.cum);
+    w.price(tags::AVG_PX, f.avg_px);
+    w.timestamp(tags::TRANSACT_TIME, f.transact_time, f.precision);
     if let Some(t) = f.text {
-        w.str(tags::TEXT as u32, t);
+        w.str(tags::TEXT, t);
     }
 }
 
@@ -169,14 +169,14 @@ pub fn order_cancel_reject(
         Some(o) if o.order_id != 0 => {
             let mut id = [0u8; 20];
             let n = order_id_text(o, &mut id);
-            w.str(tags::ORDER_ID as u32, &id[..n]);
+            w.str(tags::ORDER_ID, &id[..n]);
         }
         _ => {
-            w.str(tags::ORDER_ID as u32, b"NONE");
+            w.str(tags::ORDER_ID, b"NONE");
         }
     }
-    w.str(tags::CL_ORD_ID as u32, cl_ord_id);
-    w.str(tags::ORIG_CL_ORD_ID as u32, orig_cl_ord_id);
+    w.str(tags::CL_ORD_ID, cl_ord_id);
+    w.str(tags::ORIG_CL_ORD_ID, orig_cl_ord_id);
     let status = order.map_or(OrdStatus::Rejected, |o| {
         if o.status.is_terminal() {
             o.status
@@ -184,22 +184,22 @@ pub fn order_cancel_reject(
             o.working_status()
         }
     });
-    w.char(tags::ORD_STATUS as u32, status.to_fix());
+    w.char(tags::ORD_STATUS, status.to_fix());
     if let Some(o) = order {
         if v == BeginString::Fix44 && !o.account.is_empty() {
-            w.str(tags::ACCOUNT as u32, o.account.as_bytes());
+            w.str(tags::ACCOUNT, o.account.as_bytes());
         }
     }
     w.char(
-        tags::CXL_REJ_RESPONSE_TO as u32,
+        tags::CXL_REJ_RESPONSE_TO,
         if to == CancelRejectTo::Cancel {
             b'1'
         } else {
             b'2'
         },
     );
-    w.uint(tags::CXL_REJ_REASON as u32, u64::from(reason));
-    w.str(tags::TEXT as u32, text);
+    w.uint(tags::CXL_REJ_REASON, u64::from(reason));
+    w.str(tags::TEXT, text);
 }
 
 /// Writes the body of an OrderMassCancelReport <r>.
@@ -212,21 +212,21 @@ pub fn mass_cancel_report(
     affected: u64,
     text: Option<&[u8]>,
 ) {
-    w.str(tags::CL_ORD_ID as u32, cl_ord_id);
+    w.str(tags::CL_ORD_ID, cl_ord_id);
     let mut id = [0u8; 21];
     id[0] = b'M';
     let n = write_u64(&mut id[1..], report_id);
-    w.str(tags::ORDER_ID as u32, &id[..n + 1]);
-    w.char(tags::MASS_CANCEL_REQUEST_TYPE as u32, request_type);
+    w.str(tags::ORDER_ID, &id[..n + 1]);
+    w.char(tags::MASS_CANCEL_REQUEST_TYPE, request_type);
     w.char(
-        tags::MASS_CANCEL_RESPONSE as u32,
+        tags::MASS_CANCEL_RESPONSE,
         if accepted { request_type } else { b'0' },
     );
     if !accepted {
-        w.uint(tags::MASS_CANCEL_REJECT_REASON as u32, 99);
+        w.uint(tags::MASS_CANCEL_REJECT_REASON, 99);
     }
-    w.uint(tags::TOTAL_AFFECTED_ORDERS as u32, affected);
+    w.uint(tags::TOTAL_AFFECTED_ORDERS, affected);
     if let Some(t) = text {
-        w.str(tags::TEXT as u32, t);
+        w.str(tags::TEXT, t);
     }
 }

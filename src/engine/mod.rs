@@ -233,7 +233,7 @@ fn credential_logout(
     grants.scopes = crate::auth::Scopes::NONE;
     grants.expires_ns = u64::MAX;
     let _ = ring.push(Event::CredentialLogout {
-        session: SessionId(s as u32),
+        session: SessionId::of(s),
         key_id: grants.key_id,
         cause,
         at: now,
@@ -936,7 +936,7 @@ impl Engine {
             Inbound::LoggedOn => {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
-                    session: SessionId(s as u32),
+                    session: SessionId::of(s),
                     at: now,
                 });
             }
@@ -1115,7 +1115,7 @@ impl Engine {
                     refusal = Some((v.key.id, "re-logon without ResetSeqNumFlag"));
                 }
                 Some(Ok(v)) => {
-                    self.accept_logon(SessionId(s as u32), &v, now);
+                    self.accept_logon(SessionId::of(s), &v, now);
                     let default_account = self
                         .sessions
                         .get(s)
@@ -1132,7 +1132,7 @@ impl Engine {
         if let Some((key_id, cause)) = refusal {
             self.counters.inc(Counter::AuthFailures);
             self.emit(Event::AuthFailed {
-                session: SessionId(s as u32),
+                session: SessionId::of(s),
                 key_id,
                 peer,
                 cause,
@@ -1160,7 +1160,7 @@ impl Engine {
             Inbound::LoggedOn => {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
-                    session: SessionId(s as u32),
+                    session: SessionId::of(s),
                     at: now,
                 });
             }
@@ -1491,7 +1491,7 @@ impl Engine {
                 cancel = slot.cancel_on_disconnect;
             }
             self.emit(Event::Disconnected {
-                session: SessionId(s as u32),
+                session: SessionId::of(s),
                 reason,
                 at: now,
             });

@@ -362,7 +362,7 @@ impl Engine {
         conn.dead = true;
         self.counters.inc(Counter::SlowConsumerDisconnects);
         self.emit(Event::SlowConsumer {
-            session: SessionId(s as u32),
+            session: SessionId::of(s),
             pending_bytes: pending.min(u32::MAX as usize) as u32,
             at: now,
         });

@@ -97,7 +97,7 @@ impl Wire<'_> {
                     && (p.grants.key_id.is_empty()
                         || p.grants.allows_account(order.account.as_bytes()))
                 });
-            if dc == order.session.0 as usize || !allowed {
+            if dc == order.session.index() || !allowed {
                 continue;
             }
             let Some((slot, out, c)) = self.session_and_out(dc) else {
@@ -133,7 +133,7 @@ impl Outbox for Wire<'_> {
         copy: bool,
         now: Nanos,
     ) {
-        let s = order.session.0 as usize;
+        let s = order.session.index();
         let exec_id = u64::from(order.exec_seq);
         let routing = self.routing_for(orders, Some(order));
         if let Some((slot, out, c)) = self.session_and_out(s) {
@@ -167,7 +167,7 @@ impl Outbox for Wire<'_> {
         now: Nanos,
     ) {
         let routing = self.routing_for(orders, order);
-        let Some((slot, out, c)) = self.session_and_out(session.0 as usize) else {
+        let Some((slot, out, c)) = self.session_and_out(session.index()) else {
             return;
         };
         let v = slot.begin;
@@ -183,7 +183,7 @@ impl Outbox for Wire<'_> {
 
     fn mass_cancel_report(&mut self, session: SessionId, r: &MassCancelReport<'_>, now: Nanos) {
         let routing = self.context();
-        let Some((slot, out, c)) = self.session_and_out(session.0 as usize) else {
+        let Some((slot, out, c)) = self.session_and_out(session.index()) else {
             return;
         };
         let _ =

@@ -60,33 +60,33 @@ impl<'a> Writer<'a> {
     }
 
     #[inline]
-    fn tag(&mut self, tag: u32) {
+    fn tag(&mut self, tag: i32) {
         let mut tmp = [0u8; 20];
-        let n = write_u64(&mut tmp, u64::from(tag));
+        let n = write_u64(&mut tmp, u64::from(tag.unsigned_abs()));
         self.put(&tmp[..n]);
         self.put(b"=");
     }
 
     /// A string/char/data field, written verbatim.
     #[inline]
-    pub fn str(&mut self, tag: u32, v: &[u8]) -> &mut Self {
+    pub fn str(&mut self, tag: i32, v: &[u8]) -> &mut Self {
         self.tag(tag);
         self.put(v);
         self.put(&[SOH]);
         self
     }
     #[inline]
-    pub fn char(&mut self, tag: u32, c: u8) -> &mut Self {
+    pub fn char(&mut self, tag: i32, c: u8) -> &mut Self {
         self.str(tag, &[c])
     }
     #[inline]
-    pub fn uint(&mut self, tag: u32, v: u64) -> &mut Self {
+    pub fn uint(&mut self, tag: i32, v: u64) -> &mut Self {
         let mut tmp = [0u8; 20];
         let n = write_u64(&mut tmp, v);
         self.str(tag, &tmp[..n])
     }
     #[inline]
-    pub fn int(&mut self, tag: u32, v: i64) -> &mut Self {
+    pub fn int(&mut self, tag: i32, v: i64) -> &mut Self {
         let mut tmp = [0u8; 21];
         let n = if v < 0 {
             tmp[0] = b'-';
@@ -97,20 +97,20 @@ impl<'a> Writer<'a> {
         self.str(tag, &tmp[..n])
     }
     #[inline]
-    pub fn flag(&mut self, tag: u32, v: bool) -> &mut Self {
+    pub fn flag(&mut self, tag: i32, v: bool) -> &mut Self {
         self.char(tag, if v { b'Y' } else { b'N' })
     }
-    pub fn price(&mut self, tag: u32, p: Price) -> &mut Self {
+    pub fn price(&mut self, tag: i32, p: Price) -> &mut Self {
         let mut tmp = [0u8; 32];
         let n = write_decimal(&mut tmp, p.0, PRICE_DECIMALS);
         self.str(tag, &tmp[..n])
     }
-    pub fn qty(&mut self, tag: u32, q: Qty) -> &mut Self {
+    pub fn qty(&mut self, tag: i32, q: Qty) -> &mut Self {
         let mut tmp = [0u8; 32];
         let n = write_decimal(&mut tmp, q.0, QTY_DECIMALS);
         self.str(tag, &tmp[..n])
     }
-    pub fn timestamp(&mut self, tag: u32, t: Nanos, precision: TimePrecision) -> &mut Self {
+    pub fn timestamp(&mut self, tag: i32, t: Nanos, precision: TimePrecision) -> &mut Self {
         let mut tmp = [0u8; 27];
         let n = write_timestamp(&mut tmp, t, precision);
         self.str(tag, &tmp[..n])

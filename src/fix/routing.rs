@@ -137,7 +137,7 @@ impl ReplyRouting {
         }
         for (t, v) in REPLY_TAGS.iter().zip(&self.values) {
             if !v.is_empty() {
-                w.str(*t as u32, v.as_bytes());
+                w.str(*t, v.as_bytes());
             }
         }
     }

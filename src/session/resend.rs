@@ -91,13 +91,13 @@ pub(crate) fn write_resend(
     let written = out.append_with(|buf| {
         let mut w = Writer::new(buf, cfg.begin_string.as_bytes(), m.msg_type_bytes());
         header(&mut w, cfg, seq, now);
-        w.flag(tags::POSS_DUP_FLAG as u32, true);
+        w.flag(tags::POSS_DUP_FLAG, true);
         if let Some(orig) = orig {
-            w.str(tags::ORIG_SENDING_TIME as u32, orig);
+            w.str(tags::ORIG_SENDING_TIME, orig);
         }
         for f in m.fields() {
             if f.tag > 0 && !rewritten(f.tag) {
-                w.str(f.tag as u32, m.value(f));
+                w.str(f.tag, m.value(f));
             }
         }
         w.finish()
@@ -122,10 +122,10 @@ pub(crate) fn write_gap_fill(
     out.append_with(|buf| {
         let mut w = Writer::new(buf, cfg.begin_string.as_bytes(), b"4");
         header(&mut w, cfg, from, now);
-        w.flag(tags::POSS_DUP_FLAG as u32, true)
-            .timestamp(tags::ORIG_SENDING_TIME as u32, now, cfg.time_precision)
-            .uint(tags::NEW_SEQ_NO as u32, to)
-            .flag(tags::GAP_FILL_FLAG as u32, true);
+        w.flag(tags::POSS_DUP_FLAG, true)
+            .timestamp(tags::ORIG_SENDING_TIME, now, cfg.time_precision)
+            .uint(tags::NEW_SEQ_NO, to)
+            .flag(tags::GAP_FILL_FLAG, true);
         w.finish()
     })
     .is_some()

@@ -336,11 +336,11 @@ impl Runner {
             }
             self.seen_cl_ord_ids.push(id.to_vec());
         }
-        let fields: Vec<(u32, Vec<u8>)> = msg
+        let fields: Vec<(i32, Vec<u8>)> = msg
             .fields()
             .iter()
             .filter(|f| ![8, 9, 35, 34, 49, 52, 56, 43, 122, 10].contains(&f.tag) && f.tag > 0)
-            .map(|f| (f.tag as u32, msg.value(f).to_vec()))
+            .map(|f| (f.tag, msg.value(f).to_vec()))
             .collect();
         let r = self
             .session

@@ -370,14 +370,14 @@ impl<S: MessageStore> Session<S> {
         out: &mut OutBuf,
     ) -> Result<u64, SendError> {
         self.send_app_routed(b"j", routing, now, out, |w| {
-            w.uint(tags::REF_SEQ_NUM as u32, ref_seq);
-            w.str(tags::REF_MSG_TYPE as u32, ref_msg_type);
+            w.uint(tags::REF_SEQ_NUM, ref_seq);
+            w.str(tags::REF_MSG_TYPE, ref_msg_type);
             if let Some(id) = ref_id {
-                w.str(tags::BUSINESS_REJECT_REF_ID as u32, id);
+                w.str(tags::BUSINESS_REJECT_REF_ID, id);
             }
-            w.uint(tags::BUSINESS_REJECT_REASON as u32, u64::from(reason));
+            w.uint(tags::BUSINESS_REJECT_REASON, u64::from(reason));
             if !text.is_empty() {
-                w.str(tags::TEXT as u32, text);
+                w.str(tags::TEXT, text);
             }
         })
     }
@@ -448,10 +448,10 @@ impl<S: MessageStore> Session<S> {
         let our = self.cfg.our_comp_id;
         let their = self.cfg.their_comp_id;
         self.send_admin(b"A", now, out, |w| {
-            w.uint(tags::ENCRYPT_METHOD as u32, 0);
-            w.uint(tags::HEART_BT_INT as u32, u64::from(hb));
+            w.uint(tags::ENCRYPT_METHOD, 0);
+            w.uint(tags::HEART_BT_INT, u64::from(hb));
             if send_reset {
-                w.flag(tags::RESET_SEQ_NUM_FLAG as u32, true);
+                w.flag(tags::RESET_SEQ_NUM_FLAG, true);
             }
             extra(
                 w,
@@ -539,7 +539,7 @@ impl<S: MessageStore> Session<S> {
                 let id = msg.get(tags::TEST_REQ_ID);
                 self.send_admin(b"0", now, out, |w| {
                     if let Some(id) = id {
-                        w.str(tags::TEST_REQ_ID as u32, id);
+                        w.str(tags::TEST_REQ_ID, id);
                     }
                 });
                 self.counters.heartbeats_sent += 1;
@@ -673,10 +673,10 @@ impl<S: MessageStore> Session<S> {
         self.state = SessionState::LoggedOn;
         if self.cfg.role == Role::Acceptor || (reset && !self.sent_reset) {
             self.send_admin(b"A", now, out, |w| {
-                w.uint(tags::ENCRYPT_METHOD as u32, 0);
-                w.uint(tags::HEART_BT_INT as u32, hb);
+                w.uint(tags::ENCRYPT_METHOD, 0);
+                w.uint(tags::HEART_BT_INT, hb);
                 if reset {
-                    w.flag(tags::RESET_SEQ_NUM_FLAG as u32, true);
+                    w.flag(tags::RESET_SEQ_NUM_FLAG, true);
                 }
             });
         }
@@ -889,8 +889,8 @@ impl<S: MessageStore> Session<S> {
         }
         let begin = self.store.next_target_seq();
         self.send_admin(b"2", now, out, |w| {
-            w.uint(tags::BEGIN_SEQ_NO as u32, begin);
-            w.uint(tags::END_SEQ_NO as u32, 0);
+            w.uint(tags::BEGIN_SEQ_NO, begin);
+            w.uint(tags::END_SEQ_NO, 0);
         });
         self.counters.resend_requests_sent += 1;
         self.resend_range = Some((begin, seq - 1));
@@ -984,7 +984,7 @@ impl<S: MessageStore> Session<S> {
     fn send_logout(&mut self, text: &[u8], now: Nanos, out: &mut OutBuf) {
         self.send_admin(b"5", now, out, |w| {
             if !text.is_empty() {
-                w.str(tags::TEXT as u32, text);
+                w.str(tags::TEXT, text);
             }
         });
         if self.is_logged_on() {
@@ -1020,18 +1020,18 @@ impl<S: MessageStore> Session<S> {
         let routing = ReplyRouting::reply_to_lossy(msg);
         self.send_admin_routed(b"3", &routing, now, out, |w| {
             if let Some(s) = ref_seq {
-                w.uint(tags::REF_SEQ_NUM as u32, s);
+                w.uint(tags::REF_SEQ_NUM, s);
             }
             if let Some(t) = tag {
-                w.int(tags::REF_TAG_ID as u32, i64::from(t));
+                w.int(tags::REF_TAG_ID, i64::from(t));
             }
             if !ref_type.is_empty() {
-                w.str(tags::REF_MSG_TYPE as u32, ref_type);
+                w.str(tags::REF_MSG_TYPE, ref_type);
             }
             if with_reason {
-                w.uint(tags::SESSION_REJECT_REASON as u32, reason as u64);
+                w.uint(tags::SESSION_REJECT_REASON, reason as u64);
             }
-            w.str(tags::TEXT as u32, text);
+            w.str(tags::TEXT, text);
         });
         self.counters.rejects_sent += 1;
         let ty = msg.msg_type();
@@ -1174,7 +1174,7 @@ impl<S: MessageStore> Session<S> {
                 }
                 if since_received >= hb * 12 / 10 * u64::from(self.test_requests + 1) {
                     self.send_admin(b"1", now, out, |w| {
-                        w.str(tags::TEST_REQ_ID as u32, b"TEST");
+                        w.str(tags::TEST_REQ_ID, b"TEST");
                     });
                     self.test_requests += 1;
                     self.counters.test_requests_sent += 1;
@@ -1249,10 +1249,10 @@ pub struct LogonHeader<'a> {
 }
 
 pub(crate) fn header(w: &mut Writer<'_>, cfg: &SessionConfig, seq: u64, now: Nanos) {
-    w.uint(tags::MSG_SEQ_NUM as u32, seq)
-        .str(tags::SENDER_COMP_ID as u32, cfg.our_comp_id.as_bytes())
-        .timestamp(tags::SENDING_TIME as u32, now, cfg.time_precision)
-        .str(tags::TARGET_COMP_ID as u32, cfg.their_comp_id.as_bytes());
+    w.uint(tags::MSG_SEQ_NUM, seq)
+        .str(tags::SENDER_COMP_ID, cfg.our_comp_id.as_bytes())
+        .timestamp(tags::SENDING_TIME, now, cfg.time_precision)
+        .str(tags::TARGET_COMP_ID, cfg.their_comp_id.as_bytes());
 }
 
 #[cold]

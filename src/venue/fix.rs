@@ -46,38 +46,38 @@ pub fn parse_venue_cl_ord_id(v: &[u8]) -> Option<(OrderKey, u64, u32)> {
 
 fn order_fields(w: &mut Writer<'_>, o: &Order) {
     if !o.account.is_empty() {
-        w.str(tags::ACCOUNT as u32, o.account.as_bytes());
+        w.str(tags::ACCOUNT, o.account.as_bytes());
     }
-    w.str(tags::SYMBOL as u32, o.symbol.as_bytes());
-    w.char(tags::SIDE as u32, o.side.to_fix());
+    w.str(tags::SYMBOL, o.symbol.as_bytes());
+    w.char(tags::SIDE, o.side.to_fix());
 }
 
 /// Body of a NewOrderSingle for order `o` (request 0).
 pub fn new_order(w: &mut Writer<'_>, key: OrderKey, o: &Order, now: Nanos) {
     let mut id = [0u8; VENUE_ID_BYTES];
     let n = venue_cl_ord_id(key, o.order_id, 0, &mut id);
-    w.str(tags::CL_ORD_ID as u32, &id[..n]);
-    w.char(tags::HANDL_INST as u32, b'1');
+    w.str(tags::CL_ORD_ID, &id[..n]);
+    w.char(tags::HANDL_INST, b'1');
     order_fields(w, o);
-    w.timestamp(tags::TRANSACT_TIME as u32, now, TimePrecision::Micros);
-    w.qty(tags::ORDER_QTY as u32, o.qty);
-    w.char(tags::ORD_TYPE as u32, o.ord_type.to_fix());
+    w.timestamp(tags::TRANSACT_TIME, now, TimePrecision::Micros);
+    w.qty(tags::ORDER_QTY, o.qty);
+    w.char(tags::ORD_TYPE, o.ord_type.to_fix());
     if let Some(p) = o.price {
-        w.price(tags::PRICE as u32, p);
+        w.price(tags::PRICE, p);
     }
-    w.char(tags::TIME_IN_FORCE as u32, o.tif.to_fix());
+    w.char(tags::TIME_IN_FORCE, o.tif.to_fix());
 }
 
 /// Body of an OrderCancelRequest: request `req` about the live venue order `live`.
 pub fn cancel(w: &mut Writer<'_>, key: OrderKey, o: &Order, req: u32, live: u32, now: Nanos) {
     let mut id = [0u8; VENUE_ID_BYTES];
     let n = venue_cl_ord_id(key, o.order_id, live, &mut id);
-    w.str(tags::ORIG_CL_ORD_ID as u32, &id[..n]);
+    w.str(tags::ORIG_CL_ORD_ID, &id[..n]);
     let n = venue_cl_ord_id(key, o.order_id, req, &mut id);
-    w.str(tags::CL_ORD_ID as u32, &id[..n]);
+    w.str(tags::CL_ORD_ID, &id[..n]);
     order_fields(w, o);
-    w.timestamp(tags::TRANSACT_TIME as u32, now, TimePrecision::Micros);
-    w.qty(tags::ORDER_QTY as u32, o.qty);
+    w.timestamp(tags::TRANSACT_TIME, now, TimePrecision::Micros);
+    w.qty(tags::ORDER_QTY, o.qty);
 }
 
 /// Body of an OrderCancelReplaceRequest.
@@ -94,25 +94,25 @@ pub fn replace(
 ) {
     let mut id = [0u8; VENUE_ID_BYTES];
     let n = venue_cl_ord_id(key, o.order_id, live, &mut id);
-    w.str(tags::ORIG_CL_ORD_ID as u32, &id[..n]);
+    w.str(tags::ORIG_CL_ORD_ID, &id[..n]);
     let n = venue_cl_ord_id(key, o.order_id, req, &mut id);
-    w.str(tags::CL_ORD_ID as u32, &id[..n]);
-    w.char(tags::HANDL_INST as u32, b'1');
+    w.str(tags::CL_ORD_ID, &id[..n]);
+    w.char(tags::HANDL_INST, b'1');
     order_fields(w, o);
-    w.timestamp(tags::TRANSACT_TIME as u32, now, TimePrecision::Micros);
-    w.qty(tags::ORDER_QTY as u32, qty);
-    w.char(tags::ORD_TYPE as u32, o.ord_type.to_fix());
+    w.timestamp(tags::TRANSACT_TIME, now, TimePrecision::Micros);
+    w.qty(tags::ORDER_QTY, qty);
+    w.char(tags::ORD_TYPE, o.ord_type.to_fix());
     if let Some(p) = price {
-        w.price(tags::PRICE as u32, p);
+        w.price(tags::PRICE, p);
     }
-    w.char(tags::TIME_IN_FORCE as u32, o.tif.to_fix());
+    w.char(tags::TIME_IN_FORCE, o.tif.to_fix());
 }
 
 /// Body of an OrderStatusRequest about the live venue order.
 pub fn status(w: &mut Writer<'_>, key: OrderKey, o: &Order, live: u32) {
     let mut id = [0u8; VENUE_ID_BYTES];
     let n = venue_cl_ord_id(key, o.order_id, live, &mut id);
-    w.str(tags::CL_ORD_ID as u32, &id[..n]);
+    w.str(tags::CL_ORD_ID, &id[..n]);
     order_fields(w, o);
 }
 

@@ -656,23 +656,23 @@ impl Client {
         let cl = o.id.clone().unwrap_or_else(|| self.new_id());
         let t = now();
         self.send(b"D", format!("order {cl}"), cl.clone(), |w| {
-            w.str(tags::CL_ORD_ID as u32, cl.as_bytes());
+            w.str(tags::CL_ORD_ID, cl.as_bytes());
             if let Some(a) = &o.account {
-                w.str(tags::ACCOUNT as u32, a.as_bytes());
+                w.str(tags::ACCOUNT, a.as_bytes());
             }
-            w.char(tags::HANDL_INST as u32, b'1');
+            w.char(tags::HANDL_INST, b'1');
             if let Some(d) = &o.dest {
-                w.str(tags::EX_DESTINATION as u32, d.as_bytes());
+                w.str(tags::EX_DESTINATION, d.as_bytes());
             }
-            w.str(tags::SYMBOL as u32, o.symbol.as_bytes());
-            w.char(tags::SIDE as u32, o.side.to_fix());
-            w.timestamp(tags::TRANSACT_TIME as u32, t, TimePrecision::Millis);
-            w.qty(tags::ORDER_QTY as u32, o.qty);
-            w.char(tags::ORD_TYPE as u32, o.ord_type.to_fix());
+            w.str(tags::SYMBOL, o.symbol.as_bytes());
+            w.char(tags::SIDE, o.side.to_fix());
+            w.timestamp(tags::TRANSACT_TIME, t, TimePrecision::Millis);
+            w.qty(tags::ORDER_QTY, o.qty);
+            w.char(tags::ORD_TYPE, o.ord_type.to_fix());
             if let Some(p) = o.price {
-                w.price(tags::PRICE as u32, p);
+                w.price(tags::PRICE, p);
             }
-            w.char(tags::TIME_IN_FORCE as u32, o.tif.to_fix());
+            w.char(tags::TIME_IN_FORCE, o.tif.to_fix());
         });
         self.orders.push(KnownOrder {
             cl: cl.clone(),
@@ -741,16 +741,16 @@ impl Client {
         let cl = self.new_id();
         let t = now();
         self.send(b"F", format!("cancel {}", o.cl), cl.clone(), |w| {
-            w.str(tags::ORIG_CL_ORD_ID as u32, o.cl.as_bytes());
-            w.str(tags::CL_ORD_ID as u32, cl.as_bytes());
+            w.str(tags::ORIG_CL_ORD_ID, o.cl.as_bytes());
+            w.str(tags::CL_ORD_ID, cl.as_bytes());
             if let Some(a) = &o.account {
-                w.str(tags::ACCOUNT as u32, a.as_bytes());
+                w.str(tags::ACCOUNT, a.as_bytes());
             }
-            w.str(tags::SYMBOL as u32, o.symbol.as_bytes());
-            w.char(tags::SIDE as u32, o.side.to_fix());
-            w.timestamp(tags::TRANSACT_TIME as u32, t, TimePrecision::Millis);
+            w.str(tags::SYMBOL, o.symbol.as_bytes());
+            w.char(tags::SIDE, o.side.to_fix());
+            w.timestamp(tags::TRANSACT_TIME, t, TimePrecision::Millis);
             if o.qty > Qty::ZERO {
-                w.qty(tags::ORDER_QTY as u32, o.qty);
+                w.qty(tags::ORDER_QTY, o.qty);
             }
         });
     }
@@ -768,21 +768,21 @@ impl Client {
             OrdType::Market
         };
         self.send(b"G", format!("replace {}", o.cl), cl.clone(), |w| {
-            w.str(tags::ORIG_CL_ORD_ID as u32, o.cl.as_bytes());
-            w.str(tags::CL_ORD_ID as u32, cl.as_bytes());
+            w.str(tags::ORIG_CL_ORD_ID, o.cl.as_bytes());
+            w.str(tags::CL_ORD_ID, cl.as_bytes());
             if let Some(a) = &o.account {
-                w.str(tags::ACCOUNT as u32, a.as_bytes());
+                w.str(tags::ACCOUNT, a.as_bytes());
             }
-            w.char(tags::HANDL_INST as u32, b'1');
-            w.str(tags::SYMBOL as u32, o.symbol.as_bytes());
-            w.char(tags::SIDE as u32, o.side.to_fix());
-            w.timestamp(tags::TRANSACT_TIME as u32, t, TimePrecision::Millis);
-            w.qty(tags::ORDER_QTY as u32, qty);
-            w.char(tags::ORD_TYPE as u32, ord_type.to_fix());
+            w.char(tags::HANDL_INST, b'1');
+            w.str(tags::SYMBOL, o.symbol.as_bytes());
+            w.char(tags::SIDE, o.side.to_fix());
+            w.timestamp(tags::TRANSACT_TIME, t, TimePrecision::Millis);
+            w.qty(tags::ORDER_QTY, qty);
+            w.char(tags::ORD_TYPE, ord_type.to_fix());
             if let Some(p) = price {
-                w.price(tags::PRICE as u32, p);
+                w.price(tags::PRICE, p);
             }
-            w.char(tags::TIME_IN_FORCE as u32, o.tif.to_fix());
+            w.char(tags::TIME_IN_FORCE, o.tif.to_fix());
         });
     }
 
@@ -791,9 +791,9 @@ impl Client {
             return;
         };
         self.send(b"H", format!("status {}", o.cl), o.cl.clone(), |w| {
-            w.str(tags::CL_ORD_ID as u32, o.cl.as_bytes());
-            w.str(tags::SYMBOL as u32, o.symbol.as_bytes());
-            w.char(tags::SIDE as u32, o.side.to_fix());
+            w.str(tags::CL_ORD_ID, o.cl.as_bytes());
+            w.str(tags::SYMBOL, o.symbol.as_bytes());
+            w.char(tags::SIDE, o.side.to_fix());
         });
     }
 
@@ -801,17 +801,17 @@ impl Client {
         let cl = self.new_id();
         let t = now();
         self.send(b"q", format!("mass-cancel {cl}"), cl.clone(), |w| {
-            w.str(tags::CL_ORD_ID as u32, cl.as_bytes());
+            w.str(tags::CL_ORD_ID, cl.as_bytes());
             match symbol {
                 Some(s) => {
-                    w.char(tags::MASS_CANCEL_REQUEST_TYPE as u32, b'1');
-                    w.str(tags::SYMBOL as u32, s.as_bytes());
+                    w.char(tags::MASS_CANCEL_REQUEST_TYPE, b'1');
+                    w.str(tags::SYMBOL, s.as_bytes());
                 }
                 None => {
-                    w.char(tags::MASS_CANCEL_REQUEST_TYPE as u32, b'7');
+                    w.char(tags::MASS_CANCEL_REQUEST_TYPE, b'7');
                 }
             }
-            w.timestamp(tags::TRANSACT_TIME as u32, t, TimePrecision::Millis);
+            w.timestamp(tags::TRANSACT_TIME, t, TimePrecision::Millis);
         });
     }
 
@@ -906,12 +906,9 @@ impl Client {
                             key_id.as_bytes(),
                         );
                         let sig = portcullis::auth::logon::sign(secret, &pre);
-                        w.str(portcullis::auth::logon::USERNAME as u32, key_id.as_bytes());
-                        w.uint(
-                            portcullis::auth::logon::RAW_DATA_LENGTH as u32,
-                            sig.len() as u64,
-                        );
-                        w.str(portcullis::auth::logon::RAW_DATA as u32, sig.as_bytes());
+                        w.str(portcullis::auth::logon::USERNAME, key_id.as_bytes());
+                        w.uint(portcullis::auth::logon::RAW_DATA_LENGTH, sig.len() as u64);
+                        w.str(portcullis::auth::logon::RAW_DATA, sig.as_bytes());
                     })
             }
         }

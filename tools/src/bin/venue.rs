@@ -891,19 +891,19 @@ impl Venue {
         let their = o.session.clone();
         self.send(&their, b"8", |w| {
             if o.venue_id.is_empty() {
-                w.str(tags::ORDER_ID as u32, b"NONE");
+                w.str(tags::ORDER_ID, b"NONE");
             } else {
-                w.str(tags::ORDER_ID as u32, o.venue_id.as_bytes());
+                w.str(tags::ORDER_ID, o.venue_id.as_bytes());
             }
-            w.str(tags::CL_ORD_ID as u32, e.cl.as_bytes());
+            w.str(tags::CL_ORD_ID, e.cl.as_bytes());
             if let Some(orig) = e.orig {
-                w.str(tags::ORIG_CL_ORD_ID as u32, orig.as_bytes());
+                w.str(tags::ORIG_CL_ORD_ID, orig.as_bytes());
             }
-            w.str(tags::EXEC_ID as u32, exec_id.as_bytes());
-            w.char(tags::EXEC_TYPE as u32, e.exec_type);
-            w.char(tags::ORD_STATUS as u32, o.status.to_fix());
+            w.str(tags::EXEC_ID, exec_id.as_bytes());
+            w.char(tags::EXEC_TYPE, e.exec_type);
+            w.char(tags::ORD_STATUS, o.status.to_fix());
             if let Some(r) = e.rej_reason {
-                w.uint(tags::ORD_REJ_REASON as u32, u64::from(r));
+                w.uint(tags::ORD_REJ_REASON, u64::from(r));
             }
             order_fields(
                 w,
@@ -950,19 +950,19 @@ impl Venue {
         };
         self.send(their, b"9", |w| {
             if venue_id.is_empty() {
-                w.str(tags::ORDER_ID as u32, b"NONE");
+                w.str(tags::ORDER_ID, b"NONE");
             } else {
-                w.str(tags::ORDER_ID as u32, venue_id.as_bytes());
+                w.str(tags::ORDER_ID, venue_id.as_bytes());
             }
-            w.str(tags::CL_ORD_ID as u32, cl.as_bytes());
-            w.str(tags::ORIG_CL_ORD_ID as u32, orig.as_bytes());
-            w.char(tags::ORD_STATUS as u32, status.to_fix());
+            w.str(tags::CL_ORD_ID, cl.as_bytes());
+            w.str(tags::ORIG_CL_ORD_ID, orig.as_bytes());
+            w.char(tags::ORD_STATUS, status.to_fix());
             w.char(
-                tags::CXL_REJ_RESPONSE_TO as u32,
+                tags::CXL_REJ_RESPONSE_TO,
                 if kind == b'F' { b'1' } else { b'2' },
             );
-            w.uint(tags::CXL_REJ_REASON as u32, cxl_reason);
-            w.str(tags::TEXT as u32, why.as_bytes());
+            w.uint(tags::CXL_REJ_REASON, cxl_reason);
+            w.str(tags::TEXT, why.as_bytes());
         });
     }
 }

@@ -253,10 +253,10 @@ impl Fix {
         let seq = hdr.next_seq;
         let t = Nanos(self.utc0 + now_ns);
         let mut w = Writer::new(&mut self.scratch, b"FIX.4.4", msg_type);
-        w.str(tags::SENDER_COMP_ID as u32, &hdr.sender);
-        w.str(tags::TARGET_COMP_ID as u32, &self.target);
-        w.uint(tags::MSG_SEQ_NUM as u32, seq);
-        w.timestamp(tags::SENDING_TIME as u32, t, TimePrecision::Micros);
+        w.str(tags::SENDER_COMP_ID, &hdr.sender);
+        w.str(tags::TARGET_COMP_ID, &self.target);
+        w.uint(tags::MSG_SEQ_NUM, seq);
+        w.timestamp(tags::SENDING_TIME, t, TimePrecision::Micros);
         body(&mut w);
         // The scratch buffer is far larger than any message built here.
         if let Ok(range) = w.finish() {
@@ -331,8 +331,8 @@ impl Fix {
                 sess.next_in = seq + 1;
             }
             self.send(s, b"2", now_ns, out, |w| {
-                w.uint(tags::BEGIN_SEQ_NO as u32, begin);
-                w.uint(tags::END_SEQ_NO as u32, end);
+                w.uint(tags::BEGIN_SEQ_NO, begin);
+                w.uint(tags::END_SEQ_NO, end);
             });
         } else {
             sess.next_in = seq + 1;
@@ -391,7 +391,7 @@ impl Fix {
             b"1" => {
                 let id = m.get(tags::TEST_REQ_ID).unwrap_or_default().to_vec();
                 self.send(s, b"0", now_ns, out, |w| {
-                    w.str(tags::TEST_REQ_ID as u32, &id);
+                    w.str(tags::TEST_REQ_ID, &id);
                 });
             }
             b"2" => {
@@ -404,10 +404,10 @@ impl Fix {
                 sess.hdr.next_seq = begin;
                 let t = Nanos(self.utc0 + now_ns);
                 self.send(s, b"4", now_ns, out, |w| {
-                    w.char(tags::POSS_DUP_FLAG as u32, b'Y');
-                    w.timestamp(tags::ORIG_SENDING_TIME as u32, t, TimePrecision::Micros);
-                    w.char(tags::GAP_FILL_FLAG as u32, b'Y');
-                    w.uint(tags::NEW_SEQ_NO as u32, new_seq);
+                    w.char(tags::POSS_DUP_FLAG, b'Y');
+                    w.timestamp(tags::ORIG_SENDING_TIME, t, TimePrecision::Micros);
+                    w.char(tags::GAP_FILL_FLAG, b'Y');
+                    w.uint(tags::NEW_SEQ_NO, new_seq);
                 });
                 if let Some(sess) = self.sessions.get_mut(s) {
                     sess.hdr.next_seq = new_seq;
@@ -499,18 +499,15 @@ impl Wire for Fix {
             _ => None,
         };
         self.send(s, b"A", now_ns, out, |w| {
-            w.char(tags::ENCRYPT_METHOD as u32, b'0');
-            w.uint(tags::HEART_BT_INT as u32, u64::from(hb));
+            w.char(tags::ENCRYPT_METHOD, b'0');
+            w.uint(tags::HEART_BT_INT, u64::from(hb));
             if reset {
-                w.char(tags::RESET_SEQ_NUM_FLAG as u32, b'Y');
+                w.char(tags::RESET_SEQ_NUM_FLAG, b'Y');
             }
             if let Some((key_id, sig)) = &signed {
-                w.str(portcullis::auth::logon::USERNAME as u32, key_id.as_bytes());
-                w.uint(
-                    portcullis::auth::logon::RAW_DATA_LENGTH as u32,
-                    sig.len() as u64,
-                );
-                w.str(portcullis::auth::logon::RAW_DATA as u32, sig.as_bytes());
+                w.str(portcullis::auth::logon::USERNAME, key_id.as_bytes());
+                w.uint(portcullis::auth::logon::RAW_DATA_LENGTH, sig.len() as u64);
+                w.str(portcullis::auth::logon::RAW_DATA, sig.as_bytes());
             }
         });
     }
@@ -568,23 +565,23 @@ impl Wire for Fix {
         };
         let seq = self.send(s, msg_type, now_ns, out, |w| {
             if op != Op::New {
-                w.str(tags::ORIG_CL_ORD_ID as u32, orig_cl);
+                w.str(tags::ORIG_CL_ORD_ID, orig_cl);
             }
-            w.str(tags::CL_ORD_ID as u32, cl);
+            w.str(tags::CL_ORD_ID, cl);
             if !account.is_empty() {
-                w.str(tags::ACCOUNT as u32, account);
+                w.str(tags::ACCOUNT, account);
             }
             if op != Op::Cancel {
-                w.char(tags::HANDL_INST as u32, b'1');
+                w.char(tags::HANDL_INST, b'1');
             }
-            w.str(tags::SYMBOL as u32, symbol);
-            w.char(tags::SIDE as u32, side);
-            w.timestamp(tags::TRANSACT_TIME as u32, t, TimePrecision::Millis);
-            w.qty(tags::ORDER_QTY as u32, Qty::from_units(qty as i64));
+            w.str(tags::SYMBOL, symbol);
+            w.char(tags::SIDE, side);
+            w.timestamp(tags::TRANSACT_TIME, t, TimePrecision::Millis);
+            w.qty(tags::ORDER_QTY, Qty::from_units(qty as i64));
             if op != Op::Cancel {
-                w.char(tags::ORD_TYPE as u32, b'2');
-                w.price(tags::PRICE as u32, Price::from_units(10));
-                w.char(tags::TIME_IN_FORCE as u32, b'0');
+                w.char(tags::ORD_TYPE, b'2');
+                w.price(tags::PRICE, Price::from_units(10));
+                w.char(tags::TIME_IN_FORCE, b'0');
             }
         });
         if let Some(x) = self.entry_seq.get_mut(i) {
