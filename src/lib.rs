@@ -68,6 +68,7 @@ pub mod order;
 pub mod report;
 pub mod risk;
 pub mod route;
+pub mod sbe;
 pub mod session;
 pub mod store;
 pub mod throttle;
