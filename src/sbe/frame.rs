@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn short_buffers_are_incomplete() {
         assert_eq!(frame(&[], DEFAULT_MAX_FRAME), Frame::Incomplete);
-        assert_eq!(frame(&[0, 0, 0, 20, 0xEB], DEFAULT_MAX_FRAME), Frame::Incomplete);
+        assert_eq!(
+            frame(&[0, 0, 0, 20, 0xEB], DEFAULT_MAX_FRAME),
+            Frame::Incomplete
+        );
         let mut b = sofh(20, 0xEB50);
         b.resize(19, 0);
         assert_eq!(frame(&b, DEFAULT_MAX_FRAME), Frame::Incomplete);
@@ -129,6 +132,9 @@ mod tests {
                 max: 64
             })
         );
-        assert_eq!(frame(&sofh(4096, 0xEB50), DEFAULT_MAX_FRAME), Frame::Incomplete);
+        assert_eq!(
+            frame(&sofh(4096, 0xEB50), DEFAULT_MAX_FRAME),
+            Frame::Incomplete
+        );
     }
 }

@@ -7198,6 +7198,329 @@ impl<'a> Message<'a> {
             Message::NotApplied(_) => NotAppliedDecoder::TEMPLATE_ID,
         }
     }
+
+    /// Reads every field through its getter and folds the values into one number, so that
+    /// fuzzing and benchmarks exercise every accessor (the value itself means nothing).
+    #[doc(hidden)]
+    pub fn read_all_fields(&self) -> u64 {
+        let mut h: u64 = 0;
+        match self {
+            Message::NewOrderSingle(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_qty() as u64;
+                h = h.rotate_left(5) ^ d.price().map_or(1, |v| v as u64);
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_type().map_or(u64::from(d.ord_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.time_in_force().map_or(u64::from(d.time_in_force_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ u64::from(d.security_id_source());
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+                h = h.rotate_left(5) ^ d.ex_destination().len() as u64;
+                h = h.rotate_left(5) ^ d.trader_id().len() as u64;
+                h = h.rotate_left(5) ^ d.decision_maker_id().len() as u64;
+                h = h.rotate_left(5) ^ d.security_id().len() as u64;
+                h = h.rotate_left(5) ^ d.currency().len() as u64;
+                h = h.rotate_left(5) ^ d.exec_inst().len() as u64;
+            }
+            Message::OrderCancelRequest(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.orig_cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::OrderCancelReplaceRequest(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_qty() as u64;
+                h = h.rotate_left(5) ^ d.price().map_or(1, |v| v as u64);
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_type().map_or(u64::from(d.ord_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.time_in_force().map_or(u64::from(d.time_in_force_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.orig_cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::OrderMassCancelRequest(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.mass_cancel_request_type().map_or(u64::from(d.mass_cancel_request_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::OrderStatusRequest(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::ExecutionReportNew(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_id();
+                h = h.rotate_left(5) ^ d.exec_id();
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.order_qty() as u64;
+                h = h.rotate_left(5) ^ d.price().map_or(1, |v| v as u64);
+                h = h.rotate_left(5) ^ d.leaves_qty() as u64;
+                h = h.rotate_left(5) ^ d.cum_qty() as u64;
+                h = h.rotate_left(5) ^ d.avg_px() as u64;
+                h = h.rotate_left(5) ^ d.ord_status().map_or(u64::from(d.ord_status_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_type().map_or(u64::from(d.ord_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.time_in_force().map_or(u64::from(d.time_in_force_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::ExecutionReportTrade(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_id();
+                h = h.rotate_left(5) ^ d.exec_id();
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.order_qty() as u64;
+                h = h.rotate_left(5) ^ d.price().map_or(1, |v| v as u64);
+                h = h.rotate_left(5) ^ d.leaves_qty() as u64;
+                h = h.rotate_left(5) ^ d.cum_qty() as u64;
+                h = h.rotate_left(5) ^ d.avg_px() as u64;
+                h = h.rotate_left(5) ^ d.last_qty() as u64;
+                h = h.rotate_left(5) ^ d.last_px() as u64;
+                h = h.rotate_left(5) ^ d.ord_status().map_or(u64::from(d.ord_status_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_type().map_or(u64::from(d.ord_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.time_in_force().map_or(u64::from(d.time_in_force_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::ExecutionReportCanceled(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_id();
+                h = h.rotate_left(5) ^ d.exec_id();
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.order_qty() as u64;
+                h = h.rotate_left(5) ^ d.price().map_or(1, |v| v as u64);
+                h = h.rotate_left(5) ^ d.leaves_qty() as u64;
+                h = h.rotate_left(5) ^ d.cum_qty() as u64;
+                h = h.rotate_left(5) ^ d.avg_px() as u64;
+                h = h.rotate_left(5) ^ d.ord_status().map_or(u64::from(d.ord_status_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_type().map_or(u64::from(d.ord_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.time_in_force().map_or(u64::from(d.time_in_force_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.orig_cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.text().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::ExecutionReportReplaced(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_id();
+                h = h.rotate_left(5) ^ d.exec_id();
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.order_qty() as u64;
+                h = h.rotate_left(5) ^ d.price().map_or(1, |v| v as u64);
+                h = h.rotate_left(5) ^ d.leaves_qty() as u64;
+                h = h.rotate_left(5) ^ d.cum_qty() as u64;
+                h = h.rotate_left(5) ^ d.avg_px() as u64;
+                h = h.rotate_left(5) ^ d.ord_status().map_or(u64::from(d.ord_status_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_type().map_or(u64::from(d.ord_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.time_in_force().map_or(u64::from(d.time_in_force_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.orig_cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::ExecutionReportRejected(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_id();
+                h = h.rotate_left(5) ^ d.exec_id();
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.order_qty() as u64;
+                h = h.rotate_left(5) ^ d.price().map_or(1, |v| v as u64);
+                h = h.rotate_left(5) ^ d.leaves_qty() as u64;
+                h = h.rotate_left(5) ^ d.cum_qty() as u64;
+                h = h.rotate_left(5) ^ d.avg_px() as u64;
+                h = h.rotate_left(5) ^ d.ord_status().map_or(u64::from(d.ord_status_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_type().map_or(u64::from(d.ord_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.time_in_force().map_or(u64::from(d.time_in_force_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ u64::from(d.ord_rej_reason());
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.text().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::ExecutionReportStatus(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_id();
+                h = h.rotate_left(5) ^ d.exec_id();
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ d.order_qty() as u64;
+                h = h.rotate_left(5) ^ d.price().map_or(1, |v| v as u64);
+                h = h.rotate_left(5) ^ d.leaves_qty() as u64;
+                h = h.rotate_left(5) ^ d.cum_qty() as u64;
+                h = h.rotate_left(5) ^ d.avg_px() as u64;
+                h = h.rotate_left(5) ^ d.ord_status().map_or(u64::from(d.ord_status_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.side().map_or(u64::from(d.side_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_type().map_or(u64::from(d.ord_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.time_in_force().map_or(u64::from(d.time_in_force_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.exec_type().map_or(u64::from(d.exec_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ord_rej_reason().map_or(1, u64::from);
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.orig_cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.text().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.symbol().len() as u64;
+            }
+            Message::OrderCancelReject(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.order_id();
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ u64::from(d.cxl_rej_reason());
+                h = h.rotate_left(5) ^ d.ord_status().map_or(u64::from(d.ord_status_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cxl_rej_response_to().map_or(u64::from(d.cxl_rej_response_to_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.orig_cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.account().len() as u64;
+                h = h.rotate_left(5) ^ d.text().len() as u64;
+            }
+            Message::OrderMassCancelReport(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.mass_action_report_id();
+                h = h.rotate_left(5) ^ d.transact_time();
+                h = h.rotate_left(5) ^ u64::from(d.total_affected_orders());
+                h = h.rotate_left(5) ^ d.mass_cancel_reject_reason().map_or(1, u64::from);
+                h = h.rotate_left(5) ^ d.mass_cancel_request_type().map_or(u64::from(d.mass_cancel_request_type_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.mass_cancel_response().map_or(u64::from(d.mass_cancel_response_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.cl_ord_id().len() as u64;
+                h = h.rotate_left(5) ^ d.text().len() as u64;
+            }
+            Message::BusinessMessageReject(d) => {
+                h = h.rotate_left(5) ^ d.seq_num();
+                h = h.rotate_left(5) ^ d.sending_time();
+                h = h.rotate_left(5) ^ d.poss_retrans().map_or(u64::from(d.poss_retrans_raw()), |v| u64::from(v.to_u8()));
+                h = h.rotate_left(5) ^ d.ref_seq_num();
+                h = h.rotate_left(5) ^ d.retry_after_ms().map_or(1, u64::from);
+                h = h.rotate_left(5) ^ u64::from(d.ref_template_id());
+                h = h.rotate_left(5) ^ u64::from(d.business_reject_reason());
+                h = h.rotate_left(5) ^ d.business_reject_ref_id().len() as u64;
+                h = h.rotate_left(5) ^ d.text().len() as u64;
+            }
+            Message::Negotiate(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.session().len() as u64;
+                h = h.rotate_left(5) ^ d.access_key_id().len() as u64;
+                h = h.rotate_left(5) ^ u64::from(d.hmac_signature()[0]);
+            }
+            Message::NegotiationResponse(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.previous_seq_no();
+                h = h.rotate_left(5) ^ d.previous_uuid();
+            }
+            Message::NegotiationReject(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.error_code().map_or(u64::from(d.error_code_raw()), |v| u64::from(v.to_u16()));
+                h = h.rotate_left(5) ^ d.reason().len() as u64;
+            }
+            Message::Establish(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.next_seq_no();
+                h = h.rotate_left(5) ^ u64::from(d.keep_alive_interval());
+                h = h.rotate_left(5) ^ d.session().len() as u64;
+                h = h.rotate_left(5) ^ d.access_key_id().len() as u64;
+                h = h.rotate_left(5) ^ u64::from(d.hmac_signature()[0]);
+            }
+            Message::EstablishmentAck(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.next_seq_no();
+                h = h.rotate_left(5) ^ d.previous_seq_no();
+                h = h.rotate_left(5) ^ d.previous_uuid();
+                h = h.rotate_left(5) ^ u64::from(d.keep_alive_interval());
+            }
+            Message::EstablishmentReject(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.next_seq_no();
+                h = h.rotate_left(5) ^ d.error_code().map_or(u64::from(d.error_code_raw()), |v| u64::from(v.to_u16()));
+                h = h.rotate_left(5) ^ d.reason().len() as u64;
+            }
+            Message::Sequence(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.next_seq_no();
+                h = h.rotate_left(5) ^ d.keep_alive_interval_lapsed().map_or(u64::from(d.keep_alive_interval_lapsed_raw()), |v| u64::from(v.to_u8()));
+            }
+            Message::Terminate(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.error_code().map_or(u64::from(d.error_code_raw()), |v| u64::from(v.to_u16()));
+                h = h.rotate_left(5) ^ d.reason().len() as u64;
+            }
+            Message::RetransmitRequest(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.last_uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.from_seq_no();
+                h = h.rotate_left(5) ^ u64::from(d.msg_count());
+            }
+            Message::Retransmission(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.last_uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.from_seq_no();
+                h = h.rotate_left(5) ^ u64::from(d.msg_count());
+            }
+            Message::RetransmitReject(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.last_uuid();
+                h = h.rotate_left(5) ^ d.request_timestamp();
+                h = h.rotate_left(5) ^ d.error_code().map_or(u64::from(d.error_code_raw()), |v| u64::from(v.to_u16()));
+                h = h.rotate_left(5) ^ d.reason().len() as u64;
+            }
+            Message::NotApplied(d) => {
+                h = h.rotate_left(5) ^ d.uuid();
+                h = h.rotate_left(5) ^ d.from_seq_no();
+                h = h.rotate_left(5) ^ u64::from(d.msg_count());
+            }
+        }
+        h
+    }
 }
 
 /// The blockLength this schema version gives `template_id`, `None` for an unknown template.
@@ -7235,3 +7558,1082 @@ pub const fn block_length(template_id: u16) -> Option<u16> {
 
 /// Every templateId of this schema, in schema order.
 pub const TEMPLATE_IDS: [u16; 26] = [1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 20, 21, 22, 500, 501, 502, 503, 504, 505, 506, 507, 508, 509, 510, 513];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sbe::testing::Gen;
+    use crate::sbe::{frame, Frame, Header};
+
+    proptest::proptest! {
+        #[test]
+        fn new_order_single_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; NewOrderSingleEncoder::FRAME_LENGTH];
+            let mut e = NewOrderSingleEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.i64();
+            e.set_order_qty(v3);
+            let v4 = { let x = g.i64(); g.maybe(x, i64::MIN) };
+            e.set_price(v4);
+            let v5 = g.u64();
+            e.set_transact_time(v5);
+            let v6 = g.pick(&Side::ALL);
+            e.set_side(v6);
+            let v7 = g.pick(&OrdType::ALL);
+            e.set_ord_type(v7);
+            let v8 = g.pick(&TimeInForce::ALL);
+            e.set_time_in_force(v8);
+            let v9 = g.u8();
+            e.set_security_id_source(v9);
+            let v10 = g.text(20);
+            e.set_cl_ord_id(&v10).unwrap();
+            let v11 = g.text(24);
+            e.set_account(&v11).unwrap();
+            let v12 = g.text(24);
+            e.set_symbol(&v12).unwrap();
+            let v13 = g.text(16);
+            e.set_ex_destination(&v13).unwrap();
+            let v14 = g.text(24);
+            e.set_trader_id(&v14).unwrap();
+            let v15 = g.text(24);
+            e.set_decision_maker_id(&v15).unwrap();
+            let v16 = g.text(24);
+            e.set_security_id(&v16).unwrap();
+            let v17 = g.text(3);
+            e.set_currency(&v17).unwrap();
+            let v18 = g.text(16);
+            e.set_exec_inst(&v18).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, NewOrderSingleEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 1, 232));
+            let Ok(Message::NewOrderSingle(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a NewOrderSingle") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_qty(), v3);
+            assert_eq!(d.price(), v4);
+            assert_eq!(d.transact_time(), v5);
+            assert_eq!(d.side(), Some(v6));
+            assert_eq!(d.ord_type(), Some(v7));
+            assert_eq!(d.time_in_force(), Some(v8));
+            assert_eq!(d.security_id_source(), v9);
+            assert_eq!(d.cl_ord_id(), &v10[..]);
+            assert_eq!(d.account(), &v11[..]);
+            assert_eq!(d.symbol(), &v12[..]);
+            assert_eq!(d.ex_destination(), &v13[..]);
+            assert_eq!(d.trader_id(), &v14[..]);
+            assert_eq!(d.decision_maker_id(), &v15[..]);
+            assert_eq!(d.security_id(), &v16[..]);
+            assert_eq!(d.currency(), &v17[..]);
+            assert_eq!(d.exec_inst(), &v18[..]);
+        }
+        #[test]
+        fn order_cancel_request_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; OrderCancelRequestEncoder::FRAME_LENGTH];
+            let mut e = OrderCancelRequestEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_transact_time(v3);
+            let v4 = g.pick(&Side::ALL);
+            e.set_side(v4);
+            let v5 = g.text(20);
+            e.set_cl_ord_id(&v5).unwrap();
+            let v6 = g.text(20);
+            e.set_orig_cl_ord_id(&v6).unwrap();
+            let v7 = g.text(24);
+            e.set_account(&v7).unwrap();
+            let v8 = g.text(24);
+            e.set_symbol(&v8).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, OrderCancelRequestEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 2, 128));
+            let Ok(Message::OrderCancelRequest(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a OrderCancelRequest") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.transact_time(), v3);
+            assert_eq!(d.side(), Some(v4));
+            assert_eq!(d.cl_ord_id(), &v5[..]);
+            assert_eq!(d.orig_cl_ord_id(), &v6[..]);
+            assert_eq!(d.account(), &v7[..]);
+            assert_eq!(d.symbol(), &v8[..]);
+        }
+        #[test]
+        fn order_cancel_replace_request_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; OrderCancelReplaceRequestEncoder::FRAME_LENGTH];
+            let mut e = OrderCancelReplaceRequestEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.i64();
+            e.set_order_qty(v3);
+            let v4 = { let x = g.i64(); g.maybe(x, i64::MIN) };
+            e.set_price(v4);
+            let v5 = g.u64();
+            e.set_transact_time(v5);
+            let v6 = g.pick(&Side::ALL);
+            e.set_side(v6);
+            let v7 = g.pick(&OrdType::ALL);
+            e.set_ord_type(v7);
+            let v8 = g.pick(&TimeInForce::ALL);
+            e.set_time_in_force(v8);
+            let v9 = g.text(20);
+            e.set_cl_ord_id(&v9).unwrap();
+            let v10 = g.text(20);
+            e.set_orig_cl_ord_id(&v10).unwrap();
+            let v11 = g.text(24);
+            e.set_account(&v11).unwrap();
+            let v12 = g.text(24);
+            e.set_symbol(&v12).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, OrderCancelReplaceRequestEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 3, 144));
+            let Ok(Message::OrderCancelReplaceRequest(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a OrderCancelReplaceRequest") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_qty(), v3);
+            assert_eq!(d.price(), v4);
+            assert_eq!(d.transact_time(), v5);
+            assert_eq!(d.side(), Some(v6));
+            assert_eq!(d.ord_type(), Some(v7));
+            assert_eq!(d.time_in_force(), Some(v8));
+            assert_eq!(d.cl_ord_id(), &v9[..]);
+            assert_eq!(d.orig_cl_ord_id(), &v10[..]);
+            assert_eq!(d.account(), &v11[..]);
+            assert_eq!(d.symbol(), &v12[..]);
+        }
+        #[test]
+        fn order_mass_cancel_request_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; OrderMassCancelRequestEncoder::FRAME_LENGTH];
+            let mut e = OrderMassCancelRequestEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_transact_time(v3);
+            let v4 = g.pick(&MassCancelRequestType::ALL);
+            e.set_mass_cancel_request_type(v4);
+            let v5 = g.text(20);
+            e.set_cl_ord_id(&v5).unwrap();
+            let v6 = g.text(24);
+            e.set_symbol(&v6).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, OrderMassCancelRequestEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 4, 80));
+            let Ok(Message::OrderMassCancelRequest(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a OrderMassCancelRequest") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.transact_time(), v3);
+            assert_eq!(d.mass_cancel_request_type(), Some(v4));
+            assert_eq!(d.cl_ord_id(), &v5[..]);
+            assert_eq!(d.symbol(), &v6[..]);
+        }
+        #[test]
+        fn order_status_request_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; OrderStatusRequestEncoder::FRAME_LENGTH];
+            let mut e = OrderStatusRequestEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.pick(&Side::ALL);
+            e.set_side(v3);
+            let v4 = g.text(20);
+            e.set_cl_ord_id(&v4).unwrap();
+            let v5 = g.text(24);
+            e.set_symbol(&v5).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, OrderStatusRequestEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 5, 64));
+            let Ok(Message::OrderStatusRequest(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a OrderStatusRequest") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.side(), Some(v3));
+            assert_eq!(d.cl_ord_id(), &v4[..]);
+            assert_eq!(d.symbol(), &v5[..]);
+        }
+        #[test]
+        fn execution_report_new_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; ExecutionReportNewEncoder::FRAME_LENGTH];
+            let mut e = ExecutionReportNewEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_order_id(v3);
+            let v4 = g.u64();
+            e.set_exec_id(v4);
+            let v5 = g.u64();
+            e.set_transact_time(v5);
+            let v6 = g.i64();
+            e.set_order_qty(v6);
+            let v7 = { let x = g.i64(); g.maybe(x, i64::MIN) };
+            e.set_price(v7);
+            let v8 = g.i64();
+            e.set_leaves_qty(v8);
+            let v9 = g.i64();
+            e.set_cum_qty(v9);
+            let v10 = g.i64();
+            e.set_avg_px(v10);
+            let v11 = g.pick(&OrdStatus::ALL);
+            e.set_ord_status(v11);
+            let v12 = g.pick(&Side::ALL);
+            e.set_side(v12);
+            let v13 = g.pick(&OrdType::ALL);
+            e.set_ord_type(v13);
+            let v14 = g.pick(&TimeInForce::ALL);
+            e.set_time_in_force(v14);
+            let v15 = g.text(20);
+            e.set_cl_ord_id(&v15).unwrap();
+            let v16 = g.text(24);
+            e.set_account(&v16).unwrap();
+            let v17 = g.text(24);
+            e.set_symbol(&v17).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, ExecutionReportNewEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 10, 160));
+            let Ok(Message::ExecutionReportNew(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a ExecutionReportNew") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_id(), v3);
+            assert_eq!(d.exec_id(), v4);
+            assert_eq!(d.transact_time(), v5);
+            assert_eq!(d.order_qty(), v6);
+            assert_eq!(d.price(), v7);
+            assert_eq!(d.leaves_qty(), v8);
+            assert_eq!(d.cum_qty(), v9);
+            assert_eq!(d.avg_px(), v10);
+            assert_eq!(d.ord_status(), Some(v11));
+            assert_eq!(d.side(), Some(v12));
+            assert_eq!(d.ord_type(), Some(v13));
+            assert_eq!(d.time_in_force(), Some(v14));
+            assert_eq!(d.cl_ord_id(), &v15[..]);
+            assert_eq!(d.account(), &v16[..]);
+            assert_eq!(d.symbol(), &v17[..]);
+        }
+        #[test]
+        fn execution_report_trade_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; ExecutionReportTradeEncoder::FRAME_LENGTH];
+            let mut e = ExecutionReportTradeEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_order_id(v3);
+            let v4 = g.u64();
+            e.set_exec_id(v4);
+            let v5 = g.u64();
+            e.set_transact_time(v5);
+            let v6 = g.i64();
+            e.set_order_qty(v6);
+            let v7 = { let x = g.i64(); g.maybe(x, i64::MIN) };
+            e.set_price(v7);
+            let v8 = g.i64();
+            e.set_leaves_qty(v8);
+            let v9 = g.i64();
+            e.set_cum_qty(v9);
+            let v10 = g.i64();
+            e.set_avg_px(v10);
+            let v11 = g.i64();
+            e.set_last_qty(v11);
+            let v12 = g.i64();
+            e.set_last_px(v12);
+            let v13 = g.pick(&OrdStatus::ALL);
+            e.set_ord_status(v13);
+            let v14 = g.pick(&Side::ALL);
+            e.set_side(v14);
+            let v15 = g.pick(&OrdType::ALL);
+            e.set_ord_type(v15);
+            let v16 = g.pick(&TimeInForce::ALL);
+            e.set_time_in_force(v16);
+            let v17 = g.text(20);
+            e.set_cl_ord_id(&v17).unwrap();
+            let v18 = g.text(24);
+            e.set_account(&v18).unwrap();
+            let v19 = g.text(24);
+            e.set_symbol(&v19).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, ExecutionReportTradeEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 11, 176));
+            let Ok(Message::ExecutionReportTrade(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a ExecutionReportTrade") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_id(), v3);
+            assert_eq!(d.exec_id(), v4);
+            assert_eq!(d.transact_time(), v5);
+            assert_eq!(d.order_qty(), v6);
+            assert_eq!(d.price(), v7);
+            assert_eq!(d.leaves_qty(), v8);
+            assert_eq!(d.cum_qty(), v9);
+            assert_eq!(d.avg_px(), v10);
+            assert_eq!(d.last_qty(), v11);
+            assert_eq!(d.last_px(), v12);
+            assert_eq!(d.ord_status(), Some(v13));
+            assert_eq!(d.side(), Some(v14));
+            assert_eq!(d.ord_type(), Some(v15));
+            assert_eq!(d.time_in_force(), Some(v16));
+            assert_eq!(d.cl_ord_id(), &v17[..]);
+            assert_eq!(d.account(), &v18[..]);
+            assert_eq!(d.symbol(), &v19[..]);
+        }
+        #[test]
+        fn execution_report_canceled_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; ExecutionReportCanceledEncoder::FRAME_LENGTH];
+            let mut e = ExecutionReportCanceledEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_order_id(v3);
+            let v4 = g.u64();
+            e.set_exec_id(v4);
+            let v5 = g.u64();
+            e.set_transact_time(v5);
+            let v6 = g.i64();
+            e.set_order_qty(v6);
+            let v7 = { let x = g.i64(); g.maybe(x, i64::MIN) };
+            e.set_price(v7);
+            let v8 = g.i64();
+            e.set_leaves_qty(v8);
+            let v9 = g.i64();
+            e.set_cum_qty(v9);
+            let v10 = g.i64();
+            e.set_avg_px(v10);
+            let v11 = g.pick(&OrdStatus::ALL);
+            e.set_ord_status(v11);
+            let v12 = g.pick(&Side::ALL);
+            e.set_side(v12);
+            let v13 = g.pick(&OrdType::ALL);
+            e.set_ord_type(v13);
+            let v14 = g.pick(&TimeInForce::ALL);
+            e.set_time_in_force(v14);
+            let v15 = g.text(20);
+            e.set_cl_ord_id(&v15).unwrap();
+            let v16 = g.text(20);
+            e.set_orig_cl_ord_id(&v16).unwrap();
+            let v17 = g.text(64);
+            e.set_text(&v17).unwrap();
+            let v18 = g.text(24);
+            e.set_account(&v18).unwrap();
+            let v19 = g.text(24);
+            e.set_symbol(&v19).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, ExecutionReportCanceledEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 12, 248));
+            let Ok(Message::ExecutionReportCanceled(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a ExecutionReportCanceled") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_id(), v3);
+            assert_eq!(d.exec_id(), v4);
+            assert_eq!(d.transact_time(), v5);
+            assert_eq!(d.order_qty(), v6);
+            assert_eq!(d.price(), v7);
+            assert_eq!(d.leaves_qty(), v8);
+            assert_eq!(d.cum_qty(), v9);
+            assert_eq!(d.avg_px(), v10);
+            assert_eq!(d.ord_status(), Some(v11));
+            assert_eq!(d.side(), Some(v12));
+            assert_eq!(d.ord_type(), Some(v13));
+            assert_eq!(d.time_in_force(), Some(v14));
+            assert_eq!(d.cl_ord_id(), &v15[..]);
+            assert_eq!(d.orig_cl_ord_id(), &v16[..]);
+            assert_eq!(d.text(), &v17[..]);
+            assert_eq!(d.account(), &v18[..]);
+            assert_eq!(d.symbol(), &v19[..]);
+        }
+        #[test]
+        fn execution_report_replaced_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; ExecutionReportReplacedEncoder::FRAME_LENGTH];
+            let mut e = ExecutionReportReplacedEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_order_id(v3);
+            let v4 = g.u64();
+            e.set_exec_id(v4);
+            let v5 = g.u64();
+            e.set_transact_time(v5);
+            let v6 = g.i64();
+            e.set_order_qty(v6);
+            let v7 = { let x = g.i64(); g.maybe(x, i64::MIN) };
+            e.set_price(v7);
+            let v8 = g.i64();
+            e.set_leaves_qty(v8);
+            let v9 = g.i64();
+            e.set_cum_qty(v9);
+            let v10 = g.i64();
+            e.set_avg_px(v10);
+            let v11 = g.pick(&OrdStatus::ALL);
+            e.set_ord_status(v11);
+            let v12 = g.pick(&Side::ALL);
+            e.set_side(v12);
+            let v13 = g.pick(&OrdType::ALL);
+            e.set_ord_type(v13);
+            let v14 = g.pick(&TimeInForce::ALL);
+            e.set_time_in_force(v14);
+            let v15 = g.text(20);
+            e.set_cl_ord_id(&v15).unwrap();
+            let v16 = g.text(20);
+            e.set_orig_cl_ord_id(&v16).unwrap();
+            let v17 = g.text(24);
+            e.set_account(&v17).unwrap();
+            let v18 = g.text(24);
+            e.set_symbol(&v18).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, ExecutionReportReplacedEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 13, 184));
+            let Ok(Message::ExecutionReportReplaced(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a ExecutionReportReplaced") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_id(), v3);
+            assert_eq!(d.exec_id(), v4);
+            assert_eq!(d.transact_time(), v5);
+            assert_eq!(d.order_qty(), v6);
+            assert_eq!(d.price(), v7);
+            assert_eq!(d.leaves_qty(), v8);
+            assert_eq!(d.cum_qty(), v9);
+            assert_eq!(d.avg_px(), v10);
+            assert_eq!(d.ord_status(), Some(v11));
+            assert_eq!(d.side(), Some(v12));
+            assert_eq!(d.ord_type(), Some(v13));
+            assert_eq!(d.time_in_force(), Some(v14));
+            assert_eq!(d.cl_ord_id(), &v15[..]);
+            assert_eq!(d.orig_cl_ord_id(), &v16[..]);
+            assert_eq!(d.account(), &v17[..]);
+            assert_eq!(d.symbol(), &v18[..]);
+        }
+        #[test]
+        fn execution_report_rejected_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; ExecutionReportRejectedEncoder::FRAME_LENGTH];
+            let mut e = ExecutionReportRejectedEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_order_id(v3);
+            let v4 = g.u64();
+            e.set_exec_id(v4);
+            let v5 = g.u64();
+            e.set_transact_time(v5);
+            let v6 = g.i64();
+            e.set_order_qty(v6);
+            let v7 = { let x = g.i64(); g.maybe(x, i64::MIN) };
+            e.set_price(v7);
+            let v8 = g.i64();
+            e.set_leaves_qty(v8);
+            let v9 = g.i64();
+            e.set_cum_qty(v9);
+            let v10 = g.i64();
+            e.set_avg_px(v10);
+            let v11 = g.pick(&OrdStatus::ALL);
+            e.set_ord_status(v11);
+            let v12 = g.pick(&Side::ALL);
+            e.set_side(v12);
+            let v13 = g.pick(&OrdType::ALL);
+            e.set_ord_type(v13);
+            let v14 = g.pick(&TimeInForce::ALL);
+            e.set_time_in_force(v14);
+            let v15 = g.u16();
+            e.set_ord_rej_reason(v15);
+            let v16 = g.text(20);
+            e.set_cl_ord_id(&v16).unwrap();
+            let v17 = g.text(64);
+            e.set_text(&v17).unwrap();
+            let v18 = g.text(24);
+            e.set_account(&v18).unwrap();
+            let v19 = g.text(24);
+            e.set_symbol(&v19).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, ExecutionReportRejectedEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 14, 232));
+            let Ok(Message::ExecutionReportRejected(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a ExecutionReportRejected") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_id(), v3);
+            assert_eq!(d.exec_id(), v4);
+            assert_eq!(d.transact_time(), v5);
+            assert_eq!(d.order_qty(), v6);
+            assert_eq!(d.price(), v7);
+            assert_eq!(d.leaves_qty(), v8);
+            assert_eq!(d.cum_qty(), v9);
+            assert_eq!(d.avg_px(), v10);
+            assert_eq!(d.ord_status(), Some(v11));
+            assert_eq!(d.side(), Some(v12));
+            assert_eq!(d.ord_type(), Some(v13));
+            assert_eq!(d.time_in_force(), Some(v14));
+            assert_eq!(d.ord_rej_reason(), v15);
+            assert_eq!(d.cl_ord_id(), &v16[..]);
+            assert_eq!(d.text(), &v17[..]);
+            assert_eq!(d.account(), &v18[..]);
+            assert_eq!(d.symbol(), &v19[..]);
+        }
+        #[test]
+        fn execution_report_status_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; ExecutionReportStatusEncoder::FRAME_LENGTH];
+            let mut e = ExecutionReportStatusEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_order_id(v3);
+            let v4 = g.u64();
+            e.set_exec_id(v4);
+            let v5 = g.u64();
+            e.set_transact_time(v5);
+            let v6 = g.i64();
+            e.set_order_qty(v6);
+            let v7 = { let x = g.i64(); g.maybe(x, i64::MIN) };
+            e.set_price(v7);
+            let v8 = g.i64();
+            e.set_leaves_qty(v8);
+            let v9 = g.i64();
+            e.set_cum_qty(v9);
+            let v10 = g.i64();
+            e.set_avg_px(v10);
+            let v11 = g.pick(&OrdStatus::ALL);
+            e.set_ord_status(v11);
+            let v12 = g.pick(&Side::ALL);
+            e.set_side(v12);
+            let v13 = g.pick(&OrdType::ALL);
+            e.set_ord_type(v13);
+            let v14 = g.pick(&TimeInForce::ALL);
+            e.set_time_in_force(v14);
+            let v15 = g.pick(&ExecType::ALL);
+            e.set_exec_type(v15);
+            let v16 = { let x = g.u16(); g.maybe(x, u16::MAX) };
+            e.set_ord_rej_reason(v16);
+            let v17 = g.text(20);
+            e.set_cl_ord_id(&v17).unwrap();
+            let v18 = g.text(20);
+            e.set_orig_cl_ord_id(&v18).unwrap();
+            let v19 = g.text(64);
+            e.set_text(&v19).unwrap();
+            let v20 = g.text(24);
+            e.set_account(&v20).unwrap();
+            let v21 = g.text(24);
+            e.set_symbol(&v21).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, ExecutionReportStatusEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 15, 248));
+            let Ok(Message::ExecutionReportStatus(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a ExecutionReportStatus") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_id(), v3);
+            assert_eq!(d.exec_id(), v4);
+            assert_eq!(d.transact_time(), v5);
+            assert_eq!(d.order_qty(), v6);
+            assert_eq!(d.price(), v7);
+            assert_eq!(d.leaves_qty(), v8);
+            assert_eq!(d.cum_qty(), v9);
+            assert_eq!(d.avg_px(), v10);
+            assert_eq!(d.ord_status(), Some(v11));
+            assert_eq!(d.side(), Some(v12));
+            assert_eq!(d.ord_type(), Some(v13));
+            assert_eq!(d.time_in_force(), Some(v14));
+            assert_eq!(d.exec_type(), Some(v15));
+            assert_eq!(d.ord_rej_reason(), v16);
+            assert_eq!(d.cl_ord_id(), &v17[..]);
+            assert_eq!(d.orig_cl_ord_id(), &v18[..]);
+            assert_eq!(d.text(), &v19[..]);
+            assert_eq!(d.account(), &v20[..]);
+            assert_eq!(d.symbol(), &v21[..]);
+        }
+        #[test]
+        fn order_cancel_reject_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; OrderCancelRejectEncoder::FRAME_LENGTH];
+            let mut e = OrderCancelRejectEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_order_id(v3);
+            let v4 = g.u64();
+            e.set_transact_time(v4);
+            let v5 = g.u16();
+            e.set_cxl_rej_reason(v5);
+            let v6 = g.pick(&OrdStatus::ALL);
+            e.set_ord_status(v6);
+            let v7 = g.pick(&CxlRejResponseTo::ALL);
+            e.set_cxl_rej_response_to(v7);
+            let v8 = g.text(20);
+            e.set_cl_ord_id(&v8).unwrap();
+            let v9 = g.text(20);
+            e.set_orig_cl_ord_id(&v9).unwrap();
+            let v10 = g.text(24);
+            e.set_account(&v10).unwrap();
+            let v11 = g.text(64);
+            e.set_text(&v11).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, OrderCancelRejectEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 20, 176));
+            let Ok(Message::OrderCancelReject(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a OrderCancelReject") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.order_id(), v3);
+            assert_eq!(d.transact_time(), v4);
+            assert_eq!(d.cxl_rej_reason(), v5);
+            assert_eq!(d.ord_status(), Some(v6));
+            assert_eq!(d.cxl_rej_response_to(), Some(v7));
+            assert_eq!(d.cl_ord_id(), &v8[..]);
+            assert_eq!(d.orig_cl_ord_id(), &v9[..]);
+            assert_eq!(d.account(), &v10[..]);
+            assert_eq!(d.text(), &v11[..]);
+        }
+        #[test]
+        fn order_mass_cancel_report_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; OrderMassCancelReportEncoder::FRAME_LENGTH];
+            let mut e = OrderMassCancelReportEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_mass_action_report_id(v3);
+            let v4 = g.u64();
+            e.set_transact_time(v4);
+            let v5 = g.u32();
+            e.set_total_affected_orders(v5);
+            let v6 = { let x = g.u16(); g.maybe(x, u16::MAX) };
+            e.set_mass_cancel_reject_reason(v6);
+            let v7 = g.pick(&MassCancelRequestType::ALL);
+            e.set_mass_cancel_request_type(v7);
+            let v8 = g.pick(&MassCancelResponse::ALL);
+            e.set_mass_cancel_response(v8);
+            let v9 = g.text(20);
+            e.set_cl_ord_id(&v9).unwrap();
+            let v10 = g.text(64);
+            e.set_text(&v10).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, OrderMassCancelReportEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 21, 136));
+            let Ok(Message::OrderMassCancelReport(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a OrderMassCancelReport") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.mass_action_report_id(), v3);
+            assert_eq!(d.transact_time(), v4);
+            assert_eq!(d.total_affected_orders(), v5);
+            assert_eq!(d.mass_cancel_reject_reason(), v6);
+            assert_eq!(d.mass_cancel_request_type(), Some(v7));
+            assert_eq!(d.mass_cancel_response(), Some(v8));
+            assert_eq!(d.cl_ord_id(), &v9[..]);
+            assert_eq!(d.text(), &v10[..]);
+        }
+        #[test]
+        fn business_message_reject_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; BusinessMessageRejectEncoder::FRAME_LENGTH];
+            let mut e = BusinessMessageRejectEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_seq_num(v0);
+            let v1 = g.u64();
+            e.set_sending_time(v1);
+            let v2 = g.pick(&BooleanFlag::ALL);
+            e.set_poss_retrans(v2);
+            let v3 = g.u64();
+            e.set_ref_seq_num(v3);
+            let v4 = { let x = g.u32(); g.maybe(x, u32::MAX) };
+            e.set_retry_after_ms(v4);
+            let v5 = g.u16();
+            e.set_ref_template_id(v5);
+            let v6 = g.u16();
+            e.set_business_reject_reason(v6);
+            let v7 = g.text(20);
+            e.set_business_reject_ref_id(&v7).unwrap();
+            let v8 = g.text(64);
+            e.set_text(&v8).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, BusinessMessageRejectEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 22, 128));
+            let Ok(Message::BusinessMessageReject(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a BusinessMessageReject") };
+            assert_eq!(d.seq_num(), v0);
+            assert_eq!(d.sending_time(), v1);
+            assert_eq!(d.poss_retrans(), Some(v2));
+            assert_eq!(d.ref_seq_num(), v3);
+            assert_eq!(d.retry_after_ms(), v4);
+            assert_eq!(d.ref_template_id(), v5);
+            assert_eq!(d.business_reject_reason(), v6);
+            assert_eq!(d.business_reject_ref_id(), &v7[..]);
+            assert_eq!(d.text(), &v8[..]);
+        }
+        #[test]
+        fn negotiate_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; NegotiateEncoder::FRAME_LENGTH];
+            let mut e = NegotiateEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_request_timestamp(v1);
+            let v2 = g.text(32);
+            e.set_session(&v2).unwrap();
+            let v3 = g.text(32);
+            e.set_access_key_id(&v3).unwrap();
+            let v4 = g.bytes::<32>();
+            e.set_hmac_signature(&v4);
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, NegotiateEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 500, 112));
+            let Ok(Message::Negotiate(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a Negotiate") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.request_timestamp(), v1);
+            assert_eq!(d.session(), &v2[..]);
+            assert_eq!(d.access_key_id(), &v3[..]);
+            assert_eq!(d.hmac_signature(), v4);
+        }
+        #[test]
+        fn negotiation_response_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; NegotiationResponseEncoder::FRAME_LENGTH];
+            let mut e = NegotiationResponseEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_request_timestamp(v1);
+            let v2 = g.u64();
+            e.set_previous_seq_no(v2);
+            let v3 = g.u64();
+            e.set_previous_uuid(v3);
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, NegotiationResponseEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 501, 32));
+            let Ok(Message::NegotiationResponse(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a NegotiationResponse") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.request_timestamp(), v1);
+            assert_eq!(d.previous_seq_no(), v2);
+            assert_eq!(d.previous_uuid(), v3);
+        }
+        #[test]
+        fn negotiation_reject_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; NegotiationRejectEncoder::FRAME_LENGTH];
+            let mut e = NegotiationRejectEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_request_timestamp(v1);
+            let v2 = g.pick(&SessionErrorCode::ALL);
+            e.set_error_code(v2);
+            let v3 = g.text(64);
+            e.set_reason(&v3).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, NegotiationRejectEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 502, 88));
+            let Ok(Message::NegotiationReject(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a NegotiationReject") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.request_timestamp(), v1);
+            assert_eq!(d.error_code(), Some(v2));
+            assert_eq!(d.reason(), &v3[..]);
+        }
+        #[test]
+        fn establish_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; EstablishEncoder::FRAME_LENGTH];
+            let mut e = EstablishEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_request_timestamp(v1);
+            let v2 = g.u64();
+            e.set_next_seq_no(v2);
+            let v3 = g.u32();
+            e.set_keep_alive_interval(v3);
+            let v4 = g.text(32);
+            e.set_session(&v4).unwrap();
+            let v5 = g.text(32);
+            e.set_access_key_id(&v5).unwrap();
+            let v6 = g.bytes::<32>();
+            e.set_hmac_signature(&v6);
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, EstablishEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 503, 128));
+            let Ok(Message::Establish(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a Establish") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.request_timestamp(), v1);
+            assert_eq!(d.next_seq_no(), v2);
+            assert_eq!(d.keep_alive_interval(), v3);
+            assert_eq!(d.session(), &v4[..]);
+            assert_eq!(d.access_key_id(), &v5[..]);
+            assert_eq!(d.hmac_signature(), v6);
+        }
+        #[test]
+        fn establishment_ack_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; EstablishmentAckEncoder::FRAME_LENGTH];
+            let mut e = EstablishmentAckEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_request_timestamp(v1);
+            let v2 = g.u64();
+            e.set_next_seq_no(v2);
+            let v3 = g.u64();
+            e.set_previous_seq_no(v3);
+            let v4 = g.u64();
+            e.set_previous_uuid(v4);
+            let v5 = g.u32();
+            e.set_keep_alive_interval(v5);
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, EstablishmentAckEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 504, 48));
+            let Ok(Message::EstablishmentAck(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a EstablishmentAck") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.request_timestamp(), v1);
+            assert_eq!(d.next_seq_no(), v2);
+            assert_eq!(d.previous_seq_no(), v3);
+            assert_eq!(d.previous_uuid(), v4);
+            assert_eq!(d.keep_alive_interval(), v5);
+        }
+        #[test]
+        fn establishment_reject_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; EstablishmentRejectEncoder::FRAME_LENGTH];
+            let mut e = EstablishmentRejectEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_request_timestamp(v1);
+            let v2 = g.u64();
+            e.set_next_seq_no(v2);
+            let v3 = g.pick(&SessionErrorCode::ALL);
+            e.set_error_code(v3);
+            let v4 = g.text(64);
+            e.set_reason(&v4).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, EstablishmentRejectEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 505, 96));
+            let Ok(Message::EstablishmentReject(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a EstablishmentReject") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.request_timestamp(), v1);
+            assert_eq!(d.next_seq_no(), v2);
+            assert_eq!(d.error_code(), Some(v3));
+            assert_eq!(d.reason(), &v4[..]);
+        }
+        #[test]
+        fn sequence_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; SequenceEncoder::FRAME_LENGTH];
+            let mut e = SequenceEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_next_seq_no(v1);
+            let v2 = g.pick(&KeepAliveLapsed::ALL);
+            e.set_keep_alive_interval_lapsed(v2);
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, SequenceEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 506, 24));
+            let Ok(Message::Sequence(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a Sequence") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.next_seq_no(), v1);
+            assert_eq!(d.keep_alive_interval_lapsed(), Some(v2));
+        }
+        #[test]
+        fn terminate_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; TerminateEncoder::FRAME_LENGTH];
+            let mut e = TerminateEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_request_timestamp(v1);
+            let v2 = g.pick(&SessionErrorCode::ALL);
+            e.set_error_code(v2);
+            let v3 = g.text(64);
+            e.set_reason(&v3).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, TerminateEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 507, 88));
+            let Ok(Message::Terminate(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a Terminate") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.request_timestamp(), v1);
+            assert_eq!(d.error_code(), Some(v2));
+            assert_eq!(d.reason(), &v3[..]);
+        }
+        #[test]
+        fn retransmit_request_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; RetransmitRequestEncoder::FRAME_LENGTH];
+            let mut e = RetransmitRequestEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_last_uuid(v1);
+            let v2 = g.u64();
+            e.set_request_timestamp(v2);
+            let v3 = g.u64();
+            e.set_from_seq_no(v3);
+            let v4 = g.u32();
+            e.set_msg_count(v4);
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, RetransmitRequestEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 508, 40));
+            let Ok(Message::RetransmitRequest(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a RetransmitRequest") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.last_uuid(), v1);
+            assert_eq!(d.request_timestamp(), v2);
+            assert_eq!(d.from_seq_no(), v3);
+            assert_eq!(d.msg_count(), v4);
+        }
+        #[test]
+        fn retransmission_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; RetransmissionEncoder::FRAME_LENGTH];
+            let mut e = RetransmissionEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_last_uuid(v1);
+            let v2 = g.u64();
+            e.set_request_timestamp(v2);
+            let v3 = g.u64();
+            e.set_from_seq_no(v3);
+            let v4 = g.u32();
+            e.set_msg_count(v4);
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, RetransmissionEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 509, 40));
+            let Ok(Message::Retransmission(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a Retransmission") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.last_uuid(), v1);
+            assert_eq!(d.request_timestamp(), v2);
+            assert_eq!(d.from_seq_no(), v3);
+            assert_eq!(d.msg_count(), v4);
+        }
+        #[test]
+        fn retransmit_reject_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; RetransmitRejectEncoder::FRAME_LENGTH];
+            let mut e = RetransmitRejectEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_last_uuid(v1);
+            let v2 = g.u64();
+            e.set_request_timestamp(v2);
+            let v3 = g.pick(&SessionErrorCode::ALL);
+            e.set_error_code(v3);
+            let v4 = g.text(64);
+            e.set_reason(&v4).unwrap();
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, RetransmitRejectEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 510, 96));
+            let Ok(Message::RetransmitReject(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a RetransmitReject") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.last_uuid(), v1);
+            assert_eq!(d.request_timestamp(), v2);
+            assert_eq!(d.error_code(), Some(v3));
+            assert_eq!(d.reason(), &v4[..]);
+        }
+        #[test]
+        fn not_applied_round_trips(seed in proptest::prelude::any::<u64>()) {
+            let mut g = Gen::new(seed);
+            let mut buf = [0u8; NotAppliedEncoder::FRAME_LENGTH];
+            let mut e = NotAppliedEncoder::frame(&mut buf).unwrap();
+            let v0 = g.u64();
+            e.set_uuid(v0);
+            let v1 = g.u64();
+            e.set_from_seq_no(v1);
+            let v2 = g.u32();
+            e.set_msg_count(v2);
+            let Frame::Complete(len) = frame(&buf, usize::MAX) else { panic!("not a frame") };
+            assert_eq!(len, NotAppliedEncoder::FRAME_LENGTH);
+            let h = Header::read(&buf[6..]).unwrap();
+            assert_eq!((h.schema_id, h.version, h.template_id, h.block_length), (SCHEMA_ID, SCHEMA_VERSION, 513, 24));
+            let Ok(Message::NotApplied(d)) = Message::wrap(h.template_id, &buf[14..]) else { panic!("not a NotApplied") };
+            assert_eq!(d.uuid(), v0);
+            assert_eq!(d.from_seq_no(), v1);
+            assert_eq!(d.msg_count(), v2);
+        }
+    }
+}

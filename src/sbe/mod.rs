@@ -31,9 +31,13 @@ pub mod frame;
 pub mod generated;
 pub mod wire;
 
+// The standard's worked example (fix-specs/sbe/golden/): only the golden-vector tests use it.
 #[cfg(test)]
 #[rustfmt::skip]
+#[allow(dead_code)]
 mod golden_generated;
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -164,6 +164,10 @@ mod tests {
                 max: 6
             })
         );
-        assert_eq!(str_at(&b, 1, 6), b"ABCDEF", "a refused value writes nothing");
+        assert_eq!(
+            str_at(&b, 1, 6),
+            b"ABCDEF",
+            "a refused value writes nothing"
+        );
     }
 }
