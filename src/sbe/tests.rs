@@ -155,6 +155,33 @@ fn our_golden_vector_decodes_to_its_values() {
     assert_eq!(d.exec_inst(), b"");
 }
 
+/// The hex dump in the ```text block after `heading` in the spec README (each line: hex bytes,
+/// then four spaces and a note).
+fn readme_vector(heading: &str) -> Vec<u8> {
+    let readme = include_str!("../../fix-specs/sbe/README.md");
+    let after = &readme[readme.find(heading).unwrap()..];
+    let block = &after[after.find("```text\n").unwrap() + 8..];
+    let block = &block[..block.find("```").unwrap()];
+    let hex: String = block
+        .lines()
+        .map(|l| l.split("    ").next().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    hex_file(&hex)
+}
+
+#[test]
+fn the_spec_readme_shows_the_golden_vectors() {
+    assert_eq!(
+        readme_vector("**The standard's worked example**"),
+        hex_file(STANDARD_EXAMPLE)
+    );
+    assert_eq!(
+        readme_vector("**Our NewOrderSingle**"),
+        hex_file(OUR_NEW_ORDER)
+    );
+}
+
 // ------------------------------------------------------------------------ refusals
 
 /// A frame of `template_id` with a zeroed block of `block_length` bytes and this header.
@@ -437,6 +464,18 @@ fn model_enums_convert_both_ways() {
 }
 
 // ------------------------------------------------------------------------ no input panics
+
+#[test]
+fn the_fuzz_seeds_run_clean() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/fuzz/seeds/sbe_decode");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        crate::fuzzing::sbe_decode(&bytes);
+        n += 1;
+    }
+    assert!(n >= 5, "seed files missing");
+}
 
 proptest! {
     #[test]
