@@ -51,7 +51,7 @@ fn the_standard_example_decodes_field_by_field() {
     assert_eq!(d.symbol(), b"GEM4");
     assert_eq!(d.side(), Some(ex::SideEnum::Buy));
     // The dump's bytes 80 16 b3 3b 13 65 29 15; the standard's table prints a different value
-    // (2018-04-30T14:32:01.248Z, bytes 00 b8 63 e7 34 3d 2a 15) — see golden/README note.
+    // (2018-04-30T14:32:01.248Z, bytes 00 b8 63 e7 34 3d 2a 15) — see fix-specs/sbe/README.md "Golden vectors".
     assert_eq!(d.transact_time(), 1_524_861_082_122_000_000);
     assert_eq!(d.order_qty(), 7);
     assert_eq!(ex::NewOrderSingleDecoder::ORDER_QTY_EXPONENT, 0);
