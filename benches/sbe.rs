@@ -143,6 +143,26 @@ fn sbe(c: &mut Criterion) {
         (o.qty, o.price),
         (Qty::from_units(100), Some(Price(18_725_000_000)))
     );
+    assert_eq!(
+        (o.seq_num, o.sending_time, o.transact_time, o.poss_retrans),
+        (
+            1042,
+            Nanos(1_709_217_000_123_000_000),
+            Nanos(1_709_217_000_122_000_000),
+            false
+        )
+    );
+    assert_eq!(
+        (o.trader_id, o.currency, o.security_id_source),
+        (&b"TRADER7"[..], &b"USD"[..], 0)
+    );
+    let empty: [&[u8]; 4] = [
+        o.ex_destination,
+        o.decision_maker_id,
+        o.security_id,
+        o.exec_inst,
+    ];
+    assert!(empty.iter().all(|f| f.is_empty()));
     let mut out = [0u8; 512];
     let now = Nanos(1_709_217_000_123_456_000);
     let m = encode_exec_new(&mut out, &o, 1, now);
