@@ -465,7 +465,10 @@ impl SessionErrorCode {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct NewOrderSingleDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 232],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> NewOrderSingleDecoder<'a> {
@@ -483,18 +486,18 @@ impl<'a> NewOrderSingleDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<232>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -656,7 +659,7 @@ impl<'a> NewOrderSingleDecoder<'a> {
 /// Writes NewOrderSingle (templateId 1); layout on [`NewOrderSingleDecoder`].
 #[derive(Debug)]
 pub struct NewOrderSingleEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 232],
 }
 
 impl<'a> NewOrderSingleEncoder<'a> {
@@ -672,7 +675,7 @@ impl<'a> NewOrderSingleEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<232>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -702,6 +705,12 @@ impl<'a> NewOrderSingleEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<232>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         Ok(e)
@@ -868,7 +877,10 @@ impl<'a> NewOrderSingleEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct OrderCancelRequestDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 128],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> OrderCancelRequestDecoder<'a> {
@@ -882,18 +894,18 @@ impl<'a> OrderCancelRequestDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<128>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -970,7 +982,7 @@ impl<'a> OrderCancelRequestDecoder<'a> {
 /// Writes OrderCancelRequest (templateId 2); layout on [`OrderCancelRequestDecoder`].
 #[derive(Debug)]
 pub struct OrderCancelRequestEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 128],
 }
 
 impl<'a> OrderCancelRequestEncoder<'a> {
@@ -986,7 +998,7 @@ impl<'a> OrderCancelRequestEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<128>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -1016,6 +1028,12 @@ impl<'a> OrderCancelRequestEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<128>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -1108,7 +1126,10 @@ impl<'a> OrderCancelRequestEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct OrderCancelReplaceRequestDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 144],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> OrderCancelReplaceRequestDecoder<'a> {
@@ -1126,18 +1147,18 @@ impl<'a> OrderCancelReplaceRequestDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<144>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -1258,7 +1279,7 @@ impl<'a> OrderCancelReplaceRequestDecoder<'a> {
 /// Writes OrderCancelReplaceRequest (templateId 3); layout on [`OrderCancelReplaceRequestDecoder`].
 #[derive(Debug)]
 pub struct OrderCancelReplaceRequestEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 144],
 }
 
 impl<'a> OrderCancelReplaceRequestEncoder<'a> {
@@ -1274,7 +1295,7 @@ impl<'a> OrderCancelReplaceRequestEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<144>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -1304,6 +1325,12 @@ impl<'a> OrderCancelReplaceRequestEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<144>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         Ok(e)
@@ -1421,7 +1448,10 @@ impl<'a> OrderCancelReplaceRequestEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct OrderMassCancelRequestDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 80],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> OrderMassCancelRequestDecoder<'a> {
@@ -1435,18 +1465,18 @@ impl<'a> OrderMassCancelRequestDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<80>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -1509,7 +1539,7 @@ impl<'a> OrderMassCancelRequestDecoder<'a> {
 /// Writes OrderMassCancelRequest (templateId 4); layout on [`OrderMassCancelRequestDecoder`].
 #[derive(Debug)]
 pub struct OrderMassCancelRequestEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 80],
 }
 
 impl<'a> OrderMassCancelRequestEncoder<'a> {
@@ -1525,7 +1555,7 @@ impl<'a> OrderMassCancelRequestEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<80>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -1555,6 +1585,12 @@ impl<'a> OrderMassCancelRequestEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<80>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -1624,7 +1660,10 @@ impl<'a> OrderMassCancelRequestEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct OrderStatusRequestDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 64],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> OrderStatusRequestDecoder<'a> {
@@ -1638,18 +1677,18 @@ impl<'a> OrderStatusRequestDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<64>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -1706,7 +1745,7 @@ impl<'a> OrderStatusRequestDecoder<'a> {
 /// Writes OrderStatusRequest (templateId 5); layout on [`OrderStatusRequestDecoder`].
 #[derive(Debug)]
 pub struct OrderStatusRequestEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 64],
 }
 
 impl<'a> OrderStatusRequestEncoder<'a> {
@@ -1722,7 +1761,7 @@ impl<'a> OrderStatusRequestEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<64>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -1752,6 +1791,12 @@ impl<'a> OrderStatusRequestEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<64>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -1826,7 +1871,10 @@ impl<'a> OrderStatusRequestEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ExecutionReportNewDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 160],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> ExecutionReportNewDecoder<'a> {
@@ -1850,18 +1898,18 @@ impl<'a> ExecutionReportNewDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<160>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -2020,7 +2068,7 @@ impl<'a> ExecutionReportNewDecoder<'a> {
 /// Writes ExecutionReportNew (templateId 10); layout on [`ExecutionReportNewDecoder`].
 #[derive(Debug)]
 pub struct ExecutionReportNewEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 160],
 }
 
 impl<'a> ExecutionReportNewEncoder<'a> {
@@ -2036,7 +2084,7 @@ impl<'a> ExecutionReportNewEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<160>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -2066,6 +2114,12 @@ impl<'a> ExecutionReportNewEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<160>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         Ok(e)
@@ -2230,7 +2284,10 @@ impl<'a> ExecutionReportNewEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ExecutionReportTradeDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 176],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> ExecutionReportTradeDecoder<'a> {
@@ -2258,18 +2315,18 @@ impl<'a> ExecutionReportTradeDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<176>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -2442,7 +2499,7 @@ impl<'a> ExecutionReportTradeDecoder<'a> {
 /// Writes ExecutionReportTrade (templateId 11); layout on [`ExecutionReportTradeDecoder`].
 #[derive(Debug)]
 pub struct ExecutionReportTradeEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 176],
 }
 
 impl<'a> ExecutionReportTradeEncoder<'a> {
@@ -2458,7 +2515,7 @@ impl<'a> ExecutionReportTradeEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<176>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -2488,6 +2545,12 @@ impl<'a> ExecutionReportTradeEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<176>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         Ok(e)
@@ -2666,7 +2729,10 @@ impl<'a> ExecutionReportTradeEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ExecutionReportCanceledDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 248],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> ExecutionReportCanceledDecoder<'a> {
@@ -2690,18 +2756,18 @@ impl<'a> ExecutionReportCanceledDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<248>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -2874,7 +2940,7 @@ impl<'a> ExecutionReportCanceledDecoder<'a> {
 /// Writes ExecutionReportCanceled (templateId 12); layout on [`ExecutionReportCanceledDecoder`].
 #[derive(Debug)]
 pub struct ExecutionReportCanceledEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 248],
 }
 
 impl<'a> ExecutionReportCanceledEncoder<'a> {
@@ -2890,7 +2956,7 @@ impl<'a> ExecutionReportCanceledEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<248>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -2920,6 +2986,12 @@ impl<'a> ExecutionReportCanceledEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<248>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         Ok(e)
@@ -3099,7 +3171,10 @@ impl<'a> ExecutionReportCanceledEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ExecutionReportReplacedDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 184],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> ExecutionReportReplacedDecoder<'a> {
@@ -3123,18 +3198,18 @@ impl<'a> ExecutionReportReplacedDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<184>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -3300,7 +3375,7 @@ impl<'a> ExecutionReportReplacedDecoder<'a> {
 /// Writes ExecutionReportReplaced (templateId 13); layout on [`ExecutionReportReplacedDecoder`].
 #[derive(Debug)]
 pub struct ExecutionReportReplacedEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 184],
 }
 
 impl<'a> ExecutionReportReplacedEncoder<'a> {
@@ -3316,7 +3391,7 @@ impl<'a> ExecutionReportReplacedEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<184>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -3346,6 +3421,12 @@ impl<'a> ExecutionReportReplacedEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<184>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         Ok(e)
@@ -3518,7 +3599,10 @@ impl<'a> ExecutionReportReplacedEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ExecutionReportRejectedDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 232],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> ExecutionReportRejectedDecoder<'a> {
@@ -3542,18 +3626,18 @@ impl<'a> ExecutionReportRejectedDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<232>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -3725,7 +3809,7 @@ impl<'a> ExecutionReportRejectedDecoder<'a> {
 /// Writes ExecutionReportRejected (templateId 14); layout on [`ExecutionReportRejectedDecoder`].
 #[derive(Debug)]
 pub struct ExecutionReportRejectedEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 232],
 }
 
 impl<'a> ExecutionReportRejectedEncoder<'a> {
@@ -3741,7 +3825,7 @@ impl<'a> ExecutionReportRejectedEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<232>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -3771,6 +3855,12 @@ impl<'a> ExecutionReportRejectedEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<232>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         Ok(e)
@@ -3952,7 +4042,10 @@ impl<'a> ExecutionReportRejectedEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ExecutionReportStatusDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 248],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> ExecutionReportStatusDecoder<'a> {
@@ -3976,18 +4069,18 @@ impl<'a> ExecutionReportStatusDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<248>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -4184,7 +4277,7 @@ impl<'a> ExecutionReportStatusDecoder<'a> {
 /// Writes ExecutionReportStatus (templateId 15); layout on [`ExecutionReportStatusDecoder`].
 #[derive(Debug)]
 pub struct ExecutionReportStatusEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 248],
 }
 
 impl<'a> ExecutionReportStatusEncoder<'a> {
@@ -4200,7 +4293,7 @@ impl<'a> ExecutionReportStatusEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<248>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -4230,6 +4323,12 @@ impl<'a> ExecutionReportStatusEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<248>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         e.set_ord_rej_reason(None);
@@ -4418,7 +4517,10 @@ impl<'a> ExecutionReportStatusEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct OrderCancelRejectDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 176],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> OrderCancelRejectDecoder<'a> {
@@ -4432,18 +4534,18 @@ impl<'a> OrderCancelRejectDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<176>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -4544,7 +4646,7 @@ impl<'a> OrderCancelRejectDecoder<'a> {
 /// Writes OrderCancelReject (templateId 20); layout on [`OrderCancelRejectDecoder`].
 #[derive(Debug)]
 pub struct OrderCancelRejectEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 176],
 }
 
 impl<'a> OrderCancelRejectEncoder<'a> {
@@ -4560,7 +4662,7 @@ impl<'a> OrderCancelRejectEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<176>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -4590,6 +4692,12 @@ impl<'a> OrderCancelRejectEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<176>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -4701,7 +4809,10 @@ impl<'a> OrderCancelRejectEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct OrderMassCancelReportDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 136],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> OrderMassCancelReportDecoder<'a> {
@@ -4715,18 +4826,18 @@ impl<'a> OrderMassCancelReportDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<136>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -4825,7 +4936,7 @@ impl<'a> OrderMassCancelReportDecoder<'a> {
 /// Writes OrderMassCancelReport (templateId 21); layout on [`OrderMassCancelReportDecoder`].
 #[derive(Debug)]
 pub struct OrderMassCancelReportEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 136],
 }
 
 impl<'a> OrderMassCancelReportEncoder<'a> {
@@ -4841,7 +4952,7 @@ impl<'a> OrderMassCancelReportEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<136>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -4871,6 +4982,12 @@ impl<'a> OrderMassCancelReportEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<136>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_mass_cancel_reject_reason(None);
         Ok(e)
@@ -4974,7 +5091,10 @@ impl<'a> OrderMassCancelReportEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct BusinessMessageRejectDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 128],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> BusinessMessageRejectDecoder<'a> {
@@ -4988,18 +5108,18 @@ impl<'a> BusinessMessageRejectDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<128>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `seqNum` (34): MsgSeqNum: the sender's application sequence number
@@ -5074,7 +5194,7 @@ impl<'a> BusinessMessageRejectDecoder<'a> {
 /// Writes BusinessMessageReject (templateId 22); layout on [`BusinessMessageRejectDecoder`].
 #[derive(Debug)]
 pub struct BusinessMessageRejectEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 128],
 }
 
 impl<'a> BusinessMessageRejectEncoder<'a> {
@@ -5090,7 +5210,7 @@ impl<'a> BusinessMessageRejectEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<128>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -5120,6 +5240,12 @@ impl<'a> BusinessMessageRejectEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<128>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_retry_after_ms(None);
         Ok(e)
@@ -5205,7 +5331,10 @@ impl<'a> BusinessMessageRejectEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct NegotiateDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 112],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> NegotiateDecoder<'a> {
@@ -5219,18 +5348,18 @@ impl<'a> NegotiateDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<112>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -5269,7 +5398,7 @@ impl<'a> NegotiateDecoder<'a> {
 /// Writes Negotiate (templateId 500); layout on [`NegotiateDecoder`].
 #[derive(Debug)]
 pub struct NegotiateEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 112],
 }
 
 impl<'a> NegotiateEncoder<'a> {
@@ -5285,7 +5414,7 @@ impl<'a> NegotiateEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<112>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -5315,6 +5444,12 @@ impl<'a> NegotiateEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<112>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -5368,7 +5503,10 @@ impl<'a> NegotiateEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct NegotiationResponseDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 32],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> NegotiationResponseDecoder<'a> {
@@ -5382,18 +5520,18 @@ impl<'a> NegotiationResponseDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<32>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -5424,7 +5562,7 @@ impl<'a> NegotiationResponseDecoder<'a> {
 /// Writes NegotiationResponse (templateId 501); layout on [`NegotiationResponseDecoder`].
 #[derive(Debug)]
 pub struct NegotiationResponseEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 32],
 }
 
 impl<'a> NegotiationResponseEncoder<'a> {
@@ -5440,7 +5578,7 @@ impl<'a> NegotiationResponseEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<32>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -5470,6 +5608,12 @@ impl<'a> NegotiationResponseEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<32>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -5514,7 +5658,10 @@ impl<'a> NegotiationResponseEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct NegotiationRejectDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 88],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> NegotiationRejectDecoder<'a> {
@@ -5528,18 +5675,18 @@ impl<'a> NegotiationRejectDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<88>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -5577,7 +5724,7 @@ impl<'a> NegotiationRejectDecoder<'a> {
 /// Writes NegotiationReject (templateId 502); layout on [`NegotiationRejectDecoder`].
 #[derive(Debug)]
 pub struct NegotiationRejectEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 88],
 }
 
 impl<'a> NegotiationRejectEncoder<'a> {
@@ -5593,7 +5740,7 @@ impl<'a> NegotiationRejectEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<88>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -5623,6 +5770,12 @@ impl<'a> NegotiationRejectEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<88>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -5671,7 +5824,10 @@ impl<'a> NegotiationRejectEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct EstablishDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 128],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> EstablishDecoder<'a> {
@@ -5685,18 +5841,18 @@ impl<'a> EstablishDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<128>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -5747,7 +5903,7 @@ impl<'a> EstablishDecoder<'a> {
 /// Writes Establish (templateId 503); layout on [`EstablishDecoder`].
 #[derive(Debug)]
 pub struct EstablishEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 128],
 }
 
 impl<'a> EstablishEncoder<'a> {
@@ -5763,7 +5919,7 @@ impl<'a> EstablishEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<128>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -5793,6 +5949,12 @@ impl<'a> EstablishEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<128>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -5862,7 +6024,10 @@ impl<'a> EstablishEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct EstablishmentAckDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 48],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> EstablishmentAckDecoder<'a> {
@@ -5876,18 +6041,18 @@ impl<'a> EstablishmentAckDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<48>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -5930,7 +6095,7 @@ impl<'a> EstablishmentAckDecoder<'a> {
 /// Writes EstablishmentAck (templateId 504); layout on [`EstablishmentAckDecoder`].
 #[derive(Debug)]
 pub struct EstablishmentAckEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 48],
 }
 
 impl<'a> EstablishmentAckEncoder<'a> {
@@ -5946,7 +6111,7 @@ impl<'a> EstablishmentAckEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<48>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -5976,6 +6141,12 @@ impl<'a> EstablishmentAckEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<48>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -6035,7 +6206,10 @@ impl<'a> EstablishmentAckEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct EstablishmentRejectDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 96],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> EstablishmentRejectDecoder<'a> {
@@ -6049,18 +6223,18 @@ impl<'a> EstablishmentRejectDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<96>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -6104,7 +6278,7 @@ impl<'a> EstablishmentRejectDecoder<'a> {
 /// Writes EstablishmentReject (templateId 505); layout on [`EstablishmentRejectDecoder`].
 #[derive(Debug)]
 pub struct EstablishmentRejectEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 96],
 }
 
 impl<'a> EstablishmentRejectEncoder<'a> {
@@ -6120,7 +6294,7 @@ impl<'a> EstablishmentRejectEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<96>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -6150,6 +6324,12 @@ impl<'a> EstablishmentRejectEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<96>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -6201,7 +6381,10 @@ impl<'a> EstablishmentRejectEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct SequenceDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 24],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> SequenceDecoder<'a> {
@@ -6215,18 +6398,18 @@ impl<'a> SequenceDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<24>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -6257,7 +6440,7 @@ impl<'a> SequenceDecoder<'a> {
 /// Writes Sequence (templateId 506); layout on [`SequenceDecoder`].
 #[derive(Debug)]
 pub struct SequenceEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 24],
 }
 
 impl<'a> SequenceEncoder<'a> {
@@ -6273,7 +6456,7 @@ impl<'a> SequenceEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<24>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -6303,6 +6486,12 @@ impl<'a> SequenceEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<24>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -6340,7 +6529,10 @@ impl<'a> SequenceEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct TerminateDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 88],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> TerminateDecoder<'a> {
@@ -6354,18 +6546,18 @@ impl<'a> TerminateDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<88>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -6403,7 +6595,7 @@ impl<'a> TerminateDecoder<'a> {
 /// Writes Terminate (templateId 507); layout on [`TerminateDecoder`].
 #[derive(Debug)]
 pub struct TerminateEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 88],
 }
 
 impl<'a> TerminateEncoder<'a> {
@@ -6419,7 +6611,7 @@ impl<'a> TerminateEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<88>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -6449,6 +6641,12 @@ impl<'a> TerminateEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<88>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -6495,7 +6693,10 @@ impl<'a> TerminateEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct RetransmitRequestDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 40],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> RetransmitRequestDecoder<'a> {
@@ -6509,18 +6710,18 @@ impl<'a> RetransmitRequestDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<40>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -6557,7 +6758,7 @@ impl<'a> RetransmitRequestDecoder<'a> {
 /// Writes RetransmitRequest (templateId 508); layout on [`RetransmitRequestDecoder`].
 #[derive(Debug)]
 pub struct RetransmitRequestEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 40],
 }
 
 impl<'a> RetransmitRequestEncoder<'a> {
@@ -6573,7 +6774,7 @@ impl<'a> RetransmitRequestEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<40>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -6603,6 +6804,12 @@ impl<'a> RetransmitRequestEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<40>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -6655,7 +6862,10 @@ impl<'a> RetransmitRequestEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct RetransmissionDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 40],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> RetransmissionDecoder<'a> {
@@ -6669,18 +6879,18 @@ impl<'a> RetransmissionDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<40>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -6717,7 +6927,7 @@ impl<'a> RetransmissionDecoder<'a> {
 /// Writes Retransmission (templateId 509); layout on [`RetransmissionDecoder`].
 #[derive(Debug)]
 pub struct RetransmissionEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 40],
 }
 
 impl<'a> RetransmissionEncoder<'a> {
@@ -6733,7 +6943,7 @@ impl<'a> RetransmissionEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<40>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -6763,6 +6973,12 @@ impl<'a> RetransmissionEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<40>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -6815,7 +7031,10 @@ impl<'a> RetransmissionEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct RetransmitRejectDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 96],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> RetransmitRejectDecoder<'a> {
@@ -6829,18 +7048,18 @@ impl<'a> RetransmitRejectDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<96>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -6884,7 +7103,7 @@ impl<'a> RetransmitRejectDecoder<'a> {
 /// Writes RetransmitReject (templateId 510); layout on [`RetransmitRejectDecoder`].
 #[derive(Debug)]
 pub struct RetransmitRejectEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 96],
 }
 
 impl<'a> RetransmitRejectEncoder<'a> {
@@ -6900,7 +7119,7 @@ impl<'a> RetransmitRejectEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<96>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -6930,6 +7149,12 @@ impl<'a> RetransmitRejectEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<96>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 
@@ -6981,7 +7206,10 @@ impl<'a> RetransmitRejectEncoder<'a> {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct NotAppliedDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 24],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> NotAppliedDecoder<'a> {
@@ -6995,18 +7223,18 @@ impl<'a> NotAppliedDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<24>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `uuid` (39001): UUID of the session (client-chosen, nonzero)
@@ -7031,7 +7259,7 @@ impl<'a> NotAppliedDecoder<'a> {
 /// Writes NotApplied (templateId 513); layout on [`NotAppliedDecoder`].
 #[derive(Debug)]
 pub struct NotAppliedEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 24],
 }
 
 impl<'a> NotAppliedEncoder<'a> {
@@ -7047,7 +7275,7 @@ impl<'a> NotAppliedEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<24>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -7077,6 +7305,12 @@ impl<'a> NotAppliedEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<24>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         Ok(Self { buf: block })
     }
 

@@ -91,7 +91,10 @@ impl SideEnum {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct NewOrderSingleDecoder<'a> {
-    buf: &'a [u8],
+    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.
+    buf: &'a [u8; 54],
+    /// The whole block as sent (longer from a newer minor version).
+    block: &'a [u8],
 }
 
 impl<'a> NewOrderSingleDecoder<'a> {
@@ -111,18 +114,18 @@ impl<'a> NewOrderSingleDecoder<'a> {
     /// A view of the root block `buf` (the bytes after the message header); `buf` may be
     /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.
     pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {
-        if buf.len() < Self::BLOCK_LENGTH as usize {
-            return Err(SbeError::Short {
+        match buf.first_chunk::<54>() {
+            Some(fixed) => Ok(Self { buf: fixed, block: buf }),
+            None => Err(SbeError::Short {
                 len: buf.len(),
                 need: Self::BLOCK_LENGTH as usize,
-            });
+            }),
         }
-        Ok(Self { buf })
     }
 
     /// The root block as wrapped.
     pub fn block(&self) -> &'a [u8] {
-        self.buf
+        self.block
     }
 
     /// `ClOrdID` (11): Customer Order ID
@@ -213,7 +216,7 @@ impl<'a> NewOrderSingleDecoder<'a> {
 /// Writes NewOrderSingle (templateId 99); layout on [`NewOrderSingleDecoder`].
 #[derive(Debug)]
 pub struct NewOrderSingleEncoder<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [u8; 54],
 }
 
 impl<'a> NewOrderSingleEncoder<'a> {
@@ -229,7 +232,7 @@ impl<'a> NewOrderSingleEncoder<'a> {
     /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.
     pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {
         let len = buf.len();
-        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {
+        match buf.first_chunk_mut::<54>() {
             Some(buf) => Ok(Self { buf }),
             None => Err(SbeError::BufferTooSmall {
                 len,
@@ -259,6 +262,12 @@ impl<'a> NewOrderSingleEncoder<'a> {
             SCHEMA_VERSION,
         );
         block.fill(0);
+        let Some(block) = block.first_chunk_mut::<54>() else {
+            return Err(SbeError::BufferTooSmall {
+                len,
+                need: Self::FRAME_LENGTH,
+            });
+        };
         let mut e = Self { buf: block };
         e.set_price(None);
         e.set_stop_px(None);

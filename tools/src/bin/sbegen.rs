@@ -814,7 +814,11 @@ fn render_decoder(o: &mut String, s: &Schema, m: &Msg) {
     doc(o, "", &format!("Reads {what} (templateId {}).", m.id));
     layout_doc(o, s, m);
     let _ = writeln!(o, "#[derive(Clone, Copy, Debug)]");
-    let _ = writeln!(o, "pub struct {ty}<'a> {{\n    buf: &'a [u8],\n}}\n");
+    let _ = writeln!(
+        o,
+        "pub struct {ty}<'a> {{\n    /// Our fields: a fixed-size view, so the getters' offsets are checked at compile time.\n    buf: &'a [u8; {bl}],\n    /// The whole block as sent (longer from a newer minor version).\n    block: &'a [u8],\n}}\n",
+        bl = m.block_length
+    );
     let _ = writeln!(o, "impl<'a> {ty}<'a> {{");
     consts(o, m);
     // Constant composite members, as associated constants.
@@ -841,10 +845,10 @@ fn render_decoder(o: &mut String, s: &Schema, m: &Msg) {
     o.push_str("\n    /// A view of the root block `buf` (the bytes after the message header); `buf` may be\n");
     o.push_str("    /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.\n");
     o.push_str("    pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {\n");
-    o.push_str("        if buf.len() < Self::BLOCK_LENGTH as usize {\n");
-    o.push_str("            return Err(SbeError::Short {\n                len: buf.len(),\n                need: Self::BLOCK_LENGTH as usize,\n            });\n        }\n");
-    o.push_str("        Ok(Self { buf })\n    }\n\n");
-    o.push_str("    /// The root block as wrapped.\n    pub fn block(&self) -> &'a [u8] {\n        self.buf\n    }\n");
+    let _ = writeln!(o, "        match buf.first_chunk::<{}>() {{", m.block_length);
+    o.push_str("            Some(fixed) => Ok(Self { buf: fixed, block: buf }),\n");
+    o.push_str("            None => Err(SbeError::Short {\n                len: buf.len(),\n                need: Self::BLOCK_LENGTH as usize,\n            }),\n        }\n    }\n\n");
+    o.push_str("    /// The root block as wrapped.\n    pub fn block(&self) -> &'a [u8] {\n        self.block\n    }\n");
     for f in &m.fields {
         let t = &s.types[&f.ty];
         let n = snake(&f.name);
@@ -985,7 +989,11 @@ fn render_encoder(o: &mut String, s: &Schema, m: &Msg) {
         ),
     );
     let _ = writeln!(o, "#[derive(Debug)]");
-    let _ = writeln!(o, "pub struct {ty}<'a> {{\n    buf: &'a mut [u8],\n}}\n");
+    let _ = writeln!(
+        o,
+        "pub struct {ty}<'a> {{\n    buf: &'a mut [u8; {}],\n}}\n",
+        m.block_length
+    );
     let _ = writeln!(o, "impl<'a> {ty}<'a> {{");
     consts(o, m);
     let _ = writeln!(
@@ -1000,7 +1008,7 @@ fn render_encoder(o: &mut String, s: &Schema, m: &Msg) {
     o.push_str("\n    /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.\n");
     o.push_str("    pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {\n");
     o.push_str("        let len = buf.len();\n");
-    o.push_str("        match buf.get_mut(..Self::BLOCK_LENGTH as usize) {\n");
+    let _ = writeln!(o, "        match buf.first_chunk_mut::<{}>() {{", m.block_length);
     o.push_str("            Some(buf) => Ok(Self { buf }),\n");
     o.push_str("            None => Err(SbeError::BufferTooSmall {\n                len,\n                need: Self::BLOCK_LENGTH as usize,\n            }),\n        }\n    }\n\n");
     o.push_str("    /// Starts a whole frame at the front of `out`: the Simple Open Framing Header, the message\n");
@@ -1015,6 +1023,8 @@ fn render_encoder(o: &mut String, s: &Schema, m: &Msg) {
     );
     o.push_str("        wire::put_headers(\n            head,\n            Self::FRAME_LENGTH,\n            Self::BLOCK_LENGTH,\n            Self::TEMPLATE_ID,\n            SCHEMA_ID,\n            SCHEMA_VERSION,\n        );\n");
     o.push_str("        block.fill(0);\n");
+    let _ = writeln!(o, "        let Some(block) = block.first_chunk_mut::<{}>() else {{", m.block_length);
+    o.push_str("            return Err(SbeError::BufferTooSmall {\n                len,\n                need: Self::FRAME_LENGTH,\n            });\n        };\n");
     let mut nulls = Vec::new();
     for f in &m.fields {
         match &s.types[&f.ty].enc {
