@@ -845,7 +845,11 @@ fn render_decoder(o: &mut String, s: &Schema, m: &Msg) {
     o.push_str("\n    /// A view of the root block `buf` (the bytes after the message header); `buf` may be\n");
     o.push_str("    /// longer than [`Self::BLOCK_LENGTH`] (a block from a newer minor version), never shorter.\n");
     o.push_str("    pub fn wrap(buf: &'a [u8]) -> Result<Self, SbeError> {\n");
-    let _ = writeln!(o, "        match buf.first_chunk::<{}>() {{", m.block_length);
+    let _ = writeln!(
+        o,
+        "        match buf.first_chunk::<{}>() {{",
+        m.block_length
+    );
     o.push_str("            Some(fixed) => Ok(Self { buf: fixed, block: buf }),\n");
     o.push_str("            None => Err(SbeError::Short {\n                len: buf.len(),\n                need: Self::BLOCK_LENGTH as usize,\n            }),\n        }\n    }\n\n");
     o.push_str("    /// The root block as wrapped.\n    pub fn block(&self) -> &'a [u8] {\n        self.block\n    }\n");
@@ -1008,7 +1012,11 @@ fn render_encoder(o: &mut String, s: &Schema, m: &Msg) {
     o.push_str("\n    /// An encoder over the root block `buf` (at least [`Self::BLOCK_LENGTH`] bytes); writes nothing.\n");
     o.push_str("    pub fn wrap(buf: &'a mut [u8]) -> Result<Self, SbeError> {\n");
     o.push_str("        let len = buf.len();\n");
-    let _ = writeln!(o, "        match buf.first_chunk_mut::<{}>() {{", m.block_length);
+    let _ = writeln!(
+        o,
+        "        match buf.first_chunk_mut::<{}>() {{",
+        m.block_length
+    );
     o.push_str("            Some(buf) => Ok(Self { buf }),\n");
     o.push_str("            None => Err(SbeError::BufferTooSmall {\n                len,\n                need: Self::BLOCK_LENGTH as usize,\n            }),\n        }\n    }\n\n");
     o.push_str("    /// Starts a whole frame at the front of `out`: the Simple Open Framing Header, the message\n");
@@ -1023,7 +1031,11 @@ fn render_encoder(o: &mut String, s: &Schema, m: &Msg) {
     );
     o.push_str("        wire::put_headers(\n            head,\n            Self::FRAME_LENGTH,\n            Self::BLOCK_LENGTH,\n            Self::TEMPLATE_ID,\n            SCHEMA_ID,\n            SCHEMA_VERSION,\n        );\n");
     o.push_str("        block.fill(0);\n");
-    let _ = writeln!(o, "        let Some(block) = block.first_chunk_mut::<{}>() else {{", m.block_length);
+    let _ = writeln!(
+        o,
+        "        let Some(block) = block.first_chunk_mut::<{}>() else {{",
+        m.block_length
+    );
     o.push_str("            return Err(SbeError::BufferTooSmall {\n                len,\n                need: Self::FRAME_LENGTH,\n            });\n        };\n");
     let mut nulls = Vec::new();
     for f in &m.fields {
