@@ -232,6 +232,54 @@ pub fn cert_subject(data: &[u8]) {
 /// The FIXP session state machine under arbitrary connects, messages, timer ticks and sends
 /// ([`crate::fixp::fuzz::session`] documents the input format and the invariants).
 pub use crate::fixp::fuzz::session as fixp_session;
+/// The smallest SBE frame limit the fuzzer uses: below the largest message (262 bytes), so the
+/// oversize refusal is reached with small inputs.
+pub const SBE_SMALL_MAX_FRAME: usize = 128;
+
+/// Target `sbe_decode`: frames `data` as an SBE receive buffer (each complete frame consumed,
+/// `Incomplete`/`Invalid` end the stream as they end a session), decodes every frame and reads
+/// every field of what decodes; then decodes the whole input as one frame and as one message.
+///
+/// Panics if a frame length is below the headers or beyond the buffer, if a decoded message has
+/// a template the schema lacks, or if the framer and `decode` disagree about the SOFH.
+pub fn sbe_decode(data: &[u8]) {
+    use crate::sbe;
+    for max in [SBE_SMALL_MAX_FRAME, sbe::DEFAULT_MAX_FRAME] {
+        let mut rest = data;
+        while let sbe::Frame::Complete(len) = sbe::frame(rest, max) {
+            assert!(
+                (sbe::MIN_FRAME..=max).contains(&len) && len <= rest.len(),
+                "frame of {len} bytes in a buffer of {} (max {max})",
+                rest.len()
+            );
+            let (one, tail) = rest.split_at(len);
+            match sbe::decode(one) {
+                Ok(m) => {
+                    assert!(sbe::generated::TEMPLATE_IDS.contains(&m.template_id()));
+                    black_box(m.read_all_fields());
+                }
+                Err(e) => {
+                    assert!(
+                        !matches!(
+                            e,
+                            sbe::SbeError::WrongEncodingType { .. }
+                                | sbe::SbeError::LengthBelowHeaders { .. }
+                        ),
+                        "framed, then refused as {e:?}"
+                    );
+                    black_box((e.reason(), e.error_code()));
+                }
+            }
+            rest = tail;
+        }
+    }
+    if let Ok(m) = sbe::decode(data) {
+        black_box(m.read_all_fields());
+    }
+    if let Ok(m) = sbe::decode_message(data) {
+        black_box(m.read_all_fields());
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -254,6 +302,18 @@ mod tests {
         assert_eq!(got, vec![(&a[..], true, true), (&b[..], true, true)]);
         fix_frame(&data);
         fix_decode(&data);
+    }
+
+    #[test]
+    fn sbe_entry_point_survives_samples() {
+        let mut nos = [0u8; 300];
+        let n = crate::sbe::generated::NewOrderSingleEncoder::FRAME_LENGTH;
+        crate::sbe::generated::NewOrderSingleEncoder::frame(&mut nos).unwrap();
+        sbe_decode(&nos[..n]);
+        sbe_decode(&[&nos[..n], &nos[..n], &nos[..20]].concat());
+        for data in [&b""[..], b"\0\0\0\x0e\xeb\x50", b"\xff\xff\xff\xff\xeb\x50"] {
+            sbe_decode(data);
+        }
     }
 
     #[test]

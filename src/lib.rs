@@ -76,6 +76,7 @@ pub mod order;
 pub mod report;
 pub mod risk;
 pub mod route;
+pub mod sbe;
 pub mod session;
 // SIEM export (issue 15).
 pub mod siem;
