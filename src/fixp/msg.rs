@@ -269,6 +269,17 @@ pub enum ErrorCode {
     MalformedMessage = 307,
     /// The key the session was established with was revoked or expired.
     CredentialRevoked = 308,
+    /// The peer does not read what the gateway sends (its send buffer stayed full).
+    SlowConsumer = 309,
+    /// Throttle refusals kept coming for too long.
+    ThrottleExceeded = 310,
+    /// A frame whose templateId is not in the schema.
+    UnknownTemplate = 311,
+    /// A frame of another schema, or of a schema version newer than the gateway's.
+    SchemaMismatch = 312,
+    /// A blockLength smaller than the message needs, or a frame length that is not header +
+    /// blockLength.
+    WrongBlockLength = 313,
 
     // RetransmitReject.
     /// from_seq_no 0, msg_count 0, or beyond the last sequence number sent.
@@ -286,7 +297,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and docs.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 37] = [
         ErrorCode::Finished,
         ErrorCode::Administrative,
         ErrorCode::NegotiationCredentials,
@@ -314,6 +325,11 @@ impl ErrorCode {
         ErrorCode::StoreFailure,
         ErrorCode::MalformedMessage,
         ErrorCode::CredentialRevoked,
+        ErrorCode::SlowConsumer,
+        ErrorCode::ThrottleExceeded,
+        ErrorCode::UnknownTemplate,
+        ErrorCode::SchemaMismatch,
+        ErrorCode::WrongBlockLength,
         ErrorCode::OutOfRange,
         ErrorCode::UnknownUuid,
         ErrorCode::RequestLimitExceeded,
@@ -362,6 +378,11 @@ impl ErrorCode {
             ErrorCode::StoreFailure => "message store failure",
             ErrorCode::MalformedMessage => "malformed message",
             ErrorCode::CredentialRevoked => "credential revoked or expired",
+            ErrorCode::SlowConsumer => "slow consumer: reports not read",
+            ErrorCode::ThrottleExceeded => "throttle limits exceeded for too long",
+            ErrorCode::UnknownTemplate => "unknown templateId",
+            ErrorCode::SchemaMismatch => "unknown schemaId or newer schema version",
+            ErrorCode::WrongBlockLength => "blockLength does not fit the message",
             ErrorCode::OutOfRange => "requested range out of bounds",
             ErrorCode::UnknownUuid => "unknown uuid",
             ErrorCode::RequestLimitExceeded => "msg_count above the retransmission limit",

@@ -103,7 +103,9 @@ impl SbeError {
             SbeError::Short { .. }
             | SbeError::WrongEncodingType { .. }
             | SbeError::Oversize { .. }
-            | SbeError::LengthBelowHeaders { .. } => SessionErrorCode::InvalidFrame,
+            | SbeError::LengthBelowHeaders { .. }
+            | SbeError::ValueTooLong { .. }
+            | SbeError::BufferTooSmall { .. } => SessionErrorCode::MalformedMessage,
             SbeError::LengthMismatch { .. } | SbeError::WrongBlockLength { .. } => {
                 SessionErrorCode::WrongBlockLength
             }
@@ -111,9 +113,6 @@ impl SbeError {
                 SessionErrorCode::SchemaMismatch
             }
             SbeError::UnknownTemplate { .. } => SessionErrorCode::UnknownTemplate,
-            SbeError::ValueTooLong { .. } | SbeError::BufferTooSmall { .. } => {
-                SessionErrorCode::Unspecified
-            }
         }
     }
 }

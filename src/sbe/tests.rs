@@ -524,3 +524,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_schemas_session_error_codes_are_the_session_layers() {
+    // One list: the FIXP session (src/fixp) chooses the codes, the schema carries them.
+    use crate::fixp::ErrorCode;
+    assert_eq!(SessionErrorCode::ALL.len(), ErrorCode::ALL.len());
+    for c in ErrorCode::ALL {
+        let s = SessionErrorCode::from_u16(c.code())
+            .unwrap_or_else(|| panic!("{c:?} ({}) missing from the schema", c.code()));
+        assert_eq!(format!("{s:?}"), format!("{c:?}"), "code {}", c.code());
+    }
+}
