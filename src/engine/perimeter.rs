@@ -193,11 +193,13 @@ impl Engine {
     /// connection not logged on when the cap is reached or no slot is free.
     #[cold]
     pub(crate) fn admit(&mut self, ip: IpAddr, now: Nanos) -> Admission {
-        if self.perimeter.blocks.is_blocked(ip, now) {
+        let blocked = self.perimeter.blocks.is_blocked(ip, now);
+        // The gauge follows expiries too (checked here and at each block change).
+        self.counters
+            .set(Counter::AddressBlocks, self.perimeter.blocks.len() as u64);
+        if blocked {
             // Blocked by the intrusion response (src/ids): closed at once, nothing read.
             self.counters.inc(Counter::BlockedConnections);
-            self.counters
-                .set(Counter::AddressBlocks, self.perimeter.blocks.len() as u64);
             return Admission::Refuse;
         }
         let p = &mut self.perimeter;
