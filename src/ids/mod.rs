@@ -344,3 +344,32 @@ fn mask_entry(mut e: crate::trail::Entry) -> crate::trail::Entry {
     }
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_never_waits_and_reports_what_the_queue_could_not_take() {
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let (_line_tx, lines) = crossbeam_channel::bounded(2);
+        let mut feed = Feed {
+            tx: Some(tx),
+            lines,
+            dropped: 0,
+            thread: None,
+        };
+        let e = Event::VenueUp {
+            venue: 0,
+            at: crate::model::Nanos(1),
+        };
+        for _ in 0..5 {
+            feed.offer(&e);
+        }
+        assert_eq!(rx.len(), 2);
+        let out = feed.lines();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].contains("ids-events-dropped count=3"), "{out:?}");
+        assert!(feed.lines().is_empty(), "reported once");
+    }
+}
