@@ -138,6 +138,19 @@ pub enum Request {
         #[serde(default)]
         symbol: Option<String>,
     },
+    /// Intrusion response (src/ids): close new connections from `address` for `for_ms`.
+    Block {
+        address: String,
+        for_ms: u64,
+        by: String,
+        reason: String,
+    },
+    /// Lift a block on `address`.
+    Unblock {
+        address: String,
+        by: String,
+        reason: String,
+    },
 }
 
 fn ts(t: Nanos) -> String {
@@ -477,12 +490,71 @@ impl Shared {
         Ok(())
     }
 
+    /// `block` / `unblock` (intrusion response): straight to the gateway thread as a
+    /// [`Command::BlockAddress`] / [`Command::Unblock`] (applied at its next loop turn; no
+    /// answer to wait for), audited like every change.
+    fn block(&self, req: &Request, peer: PeerCred) -> Value {
+        let (address, by, reason, for_ms) = match req {
+            Request::Block {
+                address,
+                for_ms,
+                by,
+                reason,
+            } => (address, by, reason, Some(*for_ms)),
+            Request::Unblock {
+                address,
+                by,
+                reason,
+            } => (address, by, reason, None),
+            _ => return refuse("not a block request"),
+        };
+        if let Err(v) = Self::who(by, reason) {
+            return v;
+        }
+        let Ok(ip) = address.trim().parse::<std::net::IpAddr>() else {
+            return refuse(format!(
+                "address {address:?} is not an IP address (e.g. 192.0.2.7 or 2001:db8::7)"
+            ));
+        };
+        if for_ms == Some(0) {
+            return refuse("for_ms must be > 0");
+        }
+        let seq = {
+            let mut last = lock(&self.last_seq);
+            *last += 1;
+            *last
+        };
+        let now = crate::clock::system_utc();
+        let (cmd, mut answer) = match for_ms {
+            Some(ms) => {
+                let until = Nanos(now.0.saturating_add(ms.saturating_mul(1_000_000)));
+                (
+                    Command::BlockAddress { ip, until },
+                    json!({"ok": true, "seq": seq, "blocked": ip.to_string(),
+                           "until": ts(until), "until_ns": until.0}),
+                )
+            }
+            None => (
+                Command::Unblock { ip },
+                json!({"ok": true, "seq": seq, "unblocked": ip.to_string()}),
+            ),
+        };
+        if self.commands.send(cmd).is_err() {
+            answer = refuse("the gateway is stopping");
+        }
+        self.audit(seq, req, &answer, peer);
+        answer
+    }
+
     /// Parses, forwards and answers one request line from `peer`.
     fn handle(&self, line: &str, peer: PeerCred) -> Value {
         let req: Request = match serde_json::from_str(line) {
             Ok(r) => r,
             Err(e) => return refuse(mask::free_text(&format!("bad request: {e}"))),
         };
+        if matches!(req, Request::Block { .. } | Request::Unblock { .. }) {
+            return self.block(&req, peer);
+        }
         let built = self.build(&req);
         let (request, audited) = match built {
             Ok(x) => x,
@@ -642,6 +714,9 @@ impl Shared {
                     },
                     false,
                 )
+            }
+            Request::Block { .. } | Request::Unblock { .. } => {
+                return Err(refuse("block and unblock are not risk controls"));
             }
         })
     }
@@ -1248,6 +1323,24 @@ pub enum CtlAction {
         #[command(subcommand)]
         action: RiskAction,
     },
+    /// Close new connections from a source address for a time (what the intrusion response
+    /// does by policy; see README "Intrusion detection and response").
+    Block {
+        /// The source IP address.
+        address: String,
+        /// How long (500ms, 30s, 5m, 2h).
+        #[arg(long = "for")]
+        duration: String,
+        #[command(flatten)]
+        audit: Audit,
+    },
+    /// Lift a block on a source address (an automatic one included).
+    Unblock {
+        /// The source IP address.
+        address: String,
+        #[command(flatten)]
+        audit: Audit,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -1400,6 +1493,27 @@ impl CtlArgs {
             CtlAction::Risk {
                 action: RiskAction::Show { account, symbol },
             } => Request::RiskShow { account, symbol },
+            CtlAction::Block {
+                address,
+                duration,
+                audit,
+            } => match parse_duration_ms(&duration) {
+                Ok(for_ms) => Request::Block {
+                    address,
+                    for_ms,
+                    by: audit.by,
+                    reason: audit.reason,
+                },
+                Err(e) => {
+                    eprintln!("portcullis ctl: --for {e}");
+                    return 2;
+                }
+            },
+            CtlAction::Unblock { address, audit } => Request::Unblock {
+                address,
+                by: audit.by,
+                reason: audit.reason,
+            },
         };
         run(&socket, &req)
     }

@@ -93,6 +93,8 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         )),
         control_persisted,
     };
+    // Intrusion detection (issue 15): started by the journal thread of this data folder.
+    crate::ids::install(cfg, &handle.session_keys);
     let journal = jt
         .spawn(
             handle.events.clone(),

@@ -80,6 +80,8 @@ pub mod sbe;
 pub mod session;
 // SIEM export (issue 15).
 pub mod siem;
+// Intrusion detection and response (issue 15).
+pub mod ids;
 pub mod store;
 pub mod throttle;
 pub mod tls;

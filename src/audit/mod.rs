@@ -414,6 +414,8 @@ impl JournalThread {
         )?;
         // SIEM export (issue 15): the exporter registered for this data folder, if any.
         let siem = crate::siem::claim(&self.data_dir, &counters)?;
+        // Intrusion detection (issue 15, src/ids): every event to the detector; never waits.
+        let mut ids = crate::ids::claim(&self.data_dir, &counters)?;
         let mut records = match &self.records {
             Some((ring, routes)) => {
                 let names = records::Names {
@@ -480,6 +482,9 @@ impl JournalThread {
                                 render(&e, &self.session_names, &self.venue_names),
                             ));
                         }
+                        if let Some(ids) = &mut ids {
+                            ids.offer(&e);
+                        }
                         switched |= switches.apply(&e, &keys);
                         locked |= lockouts.apply(&e);
                         accepted |= replays.apply(&e);
@@ -487,6 +492,16 @@ impl JournalThread {
                             control_seq = control_seq.max(seq);
                         }
                         n += 1;
+                    }
+                    // Intrusion detection: its alerts and actions, to events.log and the SIEM.
+                    if let Some(ids) = &mut ids {
+                        for line in ids.lines() {
+                            let _ = writeln!(out, "{line}");
+                            if let Some(siem) = &siem {
+                                siem.offer(&line);
+                            }
+                            n += 1;
+                        }
                     }
                     let saved = !switched || {
                         match switches.save(&switches_path) {

@@ -18,6 +18,8 @@ mod limits;
 pub mod risk;
 // SIEM export (issue 15).
 pub mod siem;
+// Intrusion detection and response (issue 15, src/ids).
+pub mod ids;
 
 pub use risk::{AccountCfg, Decimal, RiskCfg, SymbolCfg};
 
@@ -102,6 +104,9 @@ pub struct Config {
     /// `[siem]`: security events to a syslog collector (RFC 5424 over TCP/TLS). Absent: none.
     #[serde(default)]
     pub siem: Option<SiemCfg>,
+    /// `[ids]`: intrusion detection rules and response policies (src/ids).
+    #[serde(default)]
+    pub ids: ids::IdsCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -584,6 +589,7 @@ impl Config {
         if let Some(siem) = &self.siem {
             siem.validate(file)?;
         }
+        self.ids.validate(file)?;
         let g = &self.gateway;
         if g.max_message_bytes < 256 {
             return Err(err(

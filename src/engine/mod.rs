@@ -391,6 +391,8 @@ impl Engine {
                     let (desk, mut out) = self.desk_out();
                     desk.on_control(&mut out, call, now);
                 }
+                Command::BlockAddress { ip, until } => self.block_address(ip, until, now),
+                Command::Unblock { ip } => self.unblock_address(ip, now),
             }
         }
         self.flush_dirty(now);

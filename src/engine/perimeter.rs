@@ -86,6 +86,71 @@ pub(crate) struct Perimeter {
     tls_budget_per_mille: i64,
     /// Connections whose read pass stopped at `READ_PASS_BUFFERS` full buffers, oldest first.
     deferred_reads: VecDeque<usize>,
+    /// Source addresses blocked by the intrusion response (src/ids), until when (UTC).
+    blocks: BlockTable,
+}
+
+/// Most addresses blocked at once; a block beyond it replaces the one ending soonest.
+pub(crate) const MAX_BLOCKS: usize = 64;
+
+/// A fixed-size table of blocked source addresses (no allocation after start). Checked at
+/// accept only; expired entries are dropped when met.
+pub(crate) struct BlockTable {
+    slots: [Option<(IpAddr, Nanos)>; MAX_BLOCKS],
+}
+
+impl BlockTable {
+    pub(crate) const fn new() -> BlockTable {
+        BlockTable {
+            slots: [None; MAX_BLOCKS],
+        }
+    }
+
+    /// Blocks `ip` until `until` (replaces its earlier block). A full table gives up the
+    /// entry ending soonest.
+    pub(crate) fn block(&mut self, ip: IpAddr, until: Nanos, now: Nanos) {
+        self.expire(now);
+        if let Some(slot) = self.slots.iter_mut().flatten().find(|(a, _)| *a == ip) {
+            slot.1 = until;
+            return;
+        }
+        let free = self.slots.iter().position(Option::is_none).or_else(|| {
+            (0..MAX_BLOCKS).min_by_key(|&i| self.slots.get(i).copied().flatten().map(|(_, u)| u))
+        });
+        if let Some(slot) = free.and_then(|i| self.slots.get_mut(i)) {
+            *slot = Some((ip, until));
+        }
+    }
+
+    /// Lifts the block on `ip`; whether there was one.
+    pub(crate) fn unblock(&mut self, ip: IpAddr) -> bool {
+        let mut was = false;
+        for slot in &mut self.slots {
+            if slot.is_some_and(|(a, _)| a == ip) {
+                *slot = None;
+                was = true;
+            }
+        }
+        was
+    }
+
+    /// Whether `ip` is blocked at `now`.
+    pub(crate) fn is_blocked(&mut self, ip: IpAddr, now: Nanos) -> bool {
+        self.expire(now);
+        self.slots.iter().flatten().any(|(a, _)| *a == ip)
+    }
+
+    fn expire(&mut self, now: Nanos) {
+        for slot in &mut self.slots {
+            if slot.is_some_and(|(_, until)| until <= now) {
+                *slot = None;
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
 }
 
 impl Perimeter {
@@ -106,6 +171,7 @@ impl Perimeter {
             tls_refilled_at: Nanos::ZERO,
             tls_budget_per_mille: budget,
             deferred_reads: VecDeque::with_capacity(gw.max_connections),
+            blocks: BlockTable::new(),
         }
     }
 }
@@ -127,6 +193,15 @@ impl Engine {
     /// connection not logged on when the cap is reached or no slot is free.
     #[cold]
     pub(crate) fn admit(&mut self, ip: IpAddr, now: Nanos) -> Admission {
+        let blocked = self.perimeter.blocks.is_blocked(ip, now);
+        // The gauge follows expiries too (checked here and at each block change).
+        self.counters
+            .set(Counter::AddressBlocks, self.perimeter.blocks.len() as u64);
+        if blocked {
+            // Blocked by the intrusion response (src/ids): closed at once, nothing read.
+            self.counters.inc(Counter::BlockedConnections);
+            return Admission::Refuse;
+        }
         let p = &mut self.perimeter;
         if p.pending_by_addr.get(&ip).copied().unwrap_or(0) >= p.per_address_cap {
             // The address is at its limit: its own oldest connection not logged on makes room.
@@ -154,6 +229,24 @@ impl Engine {
         *p.pending_by_addr.entry(ip).or_insert(0) += 1;
         p.pending += 1;
         Admission::Admit(serial)
+    }
+
+    /// `Command::BlockAddress` (intrusion response): new connections from `ip` are closed at
+    /// accept until `until`.
+    #[cold]
+    pub(crate) fn block_address(&mut self, ip: IpAddr, until: Nanos, now: Nanos) {
+        self.perimeter.blocks.block(ip, until, now);
+        self.counters
+            .set(Counter::AddressBlocks, self.perimeter.blocks.len() as u64);
+    }
+
+    /// `Command::Unblock` (`portcullis ctl unblock`).
+    #[cold]
+    pub(crate) fn unblock_address(&mut self, ip: IpAddr, now: Nanos) {
+        self.perimeter.blocks.unblock(ip);
+        self.perimeter.blocks.expire(now);
+        self.counters
+            .set(Counter::AddressBlocks, self.perimeter.blocks.len() as u64);
     }
 
     /// Records that client connection `c` (serial `serial`, `bytes` of buffers) is in its slot.
@@ -502,5 +595,43 @@ mod tests {
             ..ShedTally::EMPTY
         };
         assert!(!t.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    #[test]
+    fn blocks_expire_lift_and_a_full_table_gives_up_the_soonest() {
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "::1".parse().unwrap();
+        let mut t = BlockTable::new();
+        t.block(a, Nanos(100), Nanos(0));
+        assert!(t.is_blocked(a, Nanos(99)));
+        assert!(!t.is_blocked(b, Nanos(99)));
+        assert!(!t.is_blocked(a, Nanos(100)), "expired at `until`");
+        assert_eq!(t.len(), 0);
+        t.block(a, Nanos(1000), Nanos(0));
+        t.block(a, Nanos(2000), Nanos(0));
+        assert_eq!(
+            t.len(),
+            1,
+            "a second block of one address replaces the first"
+        );
+        assert!(t.unblock(a));
+        assert!(!t.is_blocked(a, Nanos(1)));
+        for i in 0..MAX_BLOCKS as u8 {
+            t.block(
+                IpAddr::from([10, 0, 0, i]),
+                Nanos(500 + u64::from(i)),
+                Nanos(0),
+            );
+        }
+        t.block(b, Nanos(9000), Nanos(0));
+        assert_eq!(t.len(), MAX_BLOCKS);
+        assert!(t.is_blocked(b, Nanos(1)));
+        assert!(!t.is_blocked(IpAddr::from([10, 0, 0, 0]), Nanos(1)));
+        assert!(t.is_blocked(IpAddr::from([10, 0, 0, 1]), Nanos(1)));
     }
 }

@@ -299,6 +299,11 @@ pub enum Command {
     Keys(Arc<crate::auth::KeySnapshot>),
     /// A risk control action (kill, unkill, enable, limits, show), answered on `reply`.
     Control(ControlCall),
+    /// Intrusion response (src/ids, `portcullis ctl block`): connections from `ip` are closed
+    /// at accept until `until` (UTC); connections already open are not touched.
+    BlockAddress { ip: std::net::IpAddr, until: Nanos },
+    /// Lifts a block (`portcullis ctl unblock`).
+    Unblock { ip: std::net::IpAddr },
 }
 
 pub type CommandSender = crossbeam_channel::Sender<Command>;

@@ -146,6 +146,15 @@ pub enum Counter {
     /// New orders and replaces refused because the audit trail could not keep up
     /// (`audit.on_full = "fail_closed"`).
     AuditHaltRejects = 80,
+    // 81..=84: intrusion detection and response (issue 15, src/ids).
+    /// Alerts raised by the intrusion detection rules.
+    IdsAlerts = 81,
+    /// Automatic response actions taken (block, revoke, kill), successful or not.
+    IdsActions = 82,
+    /// Gauge: source addresses blocked right now (`portcullis ctl unblock` lifts one).
+    AddressBlocks = 83,
+    /// Client connections closed at accept because their source address is blocked.
+    BlockedConnections = 84,
 }
 
 /// How a counter reads in a Prometheus exposition.
@@ -233,6 +242,10 @@ impl Counter {
         Counter::SiemSpooledBytes,
         Counter::SiemReconnects,
         Counter::AuditHaltRejects,
+        Counter::IdsAlerts,
+        Counter::IdsActions,
+        Counter::AddressBlocks,
+        Counter::BlockedConnections,
     ];
 
     /// Snake-case name (`orders_received`), stable like the id.
@@ -257,7 +270,8 @@ impl Counter {
             Counter::MaxDutyCycleNs
             | Counter::TlsCertDaysToExpiry
             | Counter::ConnectionBufferBytes
-            | Counter::SiemSpooledBytes => Kind::Gauge,
+            | Counter::SiemSpooledBytes
+            | Counter::AddressBlocks => Kind::Gauge,
             _ => Kind::Total,
         }
     }
@@ -339,6 +353,10 @@ impl Counter {
             C::SiemSpooledBytes => "Bytes in the SIEM spool waiting for the collector",
             C::SiemReconnects => "SIEM link re-established after being down",
             C::AuditHaltRejects => "Orders and replaces refused while the audit trail fails closed",
+            C::IdsAlerts => "Intrusion detection alerts raised",
+            C::IdsActions => "Automatic intrusion response actions taken",
+            C::AddressBlocks => "Source addresses blocked now",
+            C::BlockedConnections => "Connections closed at accept from a blocked address",
         }
     }
 }

@@ -582,6 +582,10 @@ impl State {
                 (&Method::GET, ["api", "v1", "accounts"]) => self.accounts_json()?,
                 (&Method::GET, ["api", "v1", "accounts", a]) => self.account_json(a, ask)?,
                 (&Method::GET, ["api", "v1", "events"]) => self.events_json(ask)?,
+                // Intrusion detection (src/ids): the recent alerts and what was done.
+                (&Method::GET, ["api", "v1", "alerts"]) => ok(json!({
+                    "alerts": self.socket.parent().map(crate::ids::recent_json),
+                })),
                 (&Method::GET, ["api", "v1", "limits", "pending"]) => {
                     let mut a = lock(&self.approvals);
                     self.expire_pending(&mut a);
@@ -1291,6 +1295,7 @@ mod tests {
             "/api/v1/accounts/{account}:",
             "/api/v1/accounts/{account}/enable:",
             "/api/v1/events:",
+            "/api/v1/alerts:",
             "/api/v1/kill:",
             "/api/v1/unkill:",
             "/api/v1/limits:",

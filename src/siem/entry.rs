@@ -94,6 +94,12 @@ pub fn severity(kind: &str, alert: bool, fields: &[(String, String)]) -> Severit
         "clock-sync" => Severity::Notice,
         // A key store rollback or tampering; a brute-force lockout; a venue lost.
         "key-store-refused" | "auth-lockout" | "venue-down" => Severity::Err,
+        // Intrusion detection (src/ids): the alert's own severity.
+        "ids-alert" if has("severity", "critical") => Severity::Crit,
+        "ids-alert" if has("severity", "high") => Severity::Err,
+        "ids-alert" if has("severity", "medium") => Severity::Warning,
+        "ids-alert" => Severity::Notice,
+        "ids-action" => Severity::Alert,
         "key-aging" if has("state", "expired") => Severity::Err,
         "key-aging" | "logon-refused" | "auth-failed" | "permission-denied" | "throttled"
         | "connections-shed" | "slow-consumer" | "cert-expiring" | "siem-dropped" => {

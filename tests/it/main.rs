@@ -22,6 +22,8 @@ mod records;
 mod recovery;
 mod risk;
 mod routes;
+// Intrusion detection and response (issue 15).
+mod ids;
 // SIEM export (issue 15).
 mod siem;
 mod spin;

@@ -463,6 +463,7 @@ fn every_read_endpoint_answers_over_https_with_security_headers() {
         "/api/v1/accounts",
         "/api/v1/accounts/ACC1",
         "/api/v1/events",
+        "/api/v1/alerts",
         "/api/v1/limits/pending",
     ] {
         let g = o.get(path, &t);
@@ -501,6 +502,8 @@ fn every_read_endpoint_answers_over_https_with_security_headers() {
         "{}",
         g.text
     );
+    let g = o.get("/api/v1/alerts", &t);
+    assert!(g.body["alerts"].is_array(), "{}", g.text);
     let g = o.get("/api/v1/accounts/ACC1", &t);
     assert_eq!(g.body["killed"], false, "{}", g.text);
     assert!(g.body["limits"]["max_order_qty"].is_string());

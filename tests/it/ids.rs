@@ -1,0 +1,327 @@
+//! Intrusion detection and response (issue 15) through real sockets, the real key CLI and the
+//! real control socket: a logon brute force from 127.0.0.2 is locked out, alerted (events,
+//! audit trail, ops ring) and, by policy, its address blocked while the real client on
+//! 127.0.0.1 trades; key-id probing alerts; replays under a `kill_key` policy kill the key's
+//! session within 5 s; `portcullis ctl unblock` lifts a block.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use portcullis::monitor::Counter;
+
+use crate::auth::Env;
+use crate::util::*;
+
+/// A client whose socket is bound to source address `from` (e.g. 127.0.0.2).
+fn connect_from(addr: SocketAddr, from: &str, sender: &str) -> Client {
+    let ip: IpAddr = from.parse().unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::new(ip, 0).into()).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let tcp: TcpStream = sock.into();
+    Client::from_stream(tcp, "FIX.4.4", sender, "GW")
+}
+
+/// Starts the gateway of `env` with `ids` appended to its config, and the audit trail of that
+/// config in this process (as `portcullis run` does).
+fn start_with(env: Env, ids: &str) -> (Gw, portcullis::trail::Trail, tempfile::TempDir) {
+    let extra = format!("{}\n{ids}\n", env.extra);
+    let cfg = config(env.dir.path(), &extra);
+    let trail = portcullis::trail::Trail::start(&cfg)
+        .unwrap()
+        .expect("the audit trail is on by default");
+    let gw = start_in(env.dir, &extra);
+    (gw, trail, env.secrets)
+}
+
+/// Waits (at most 5 s) until some audit trail file under `dir` contains every one of `needles`
+/// on one line; that line.
+fn wait_trail(dir: &Path, needles: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut all = String::new();
+        if let Ok(rd) = std::fs::read_dir(dir.join("audit")) {
+            for f in rd.flatten() {
+                all.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+            }
+        }
+        if let Some(l) = all.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no trail record with {needles:?} in:\n{all}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (at most 5 s) for an events.log line containing every one of `needles`.
+fn wait_line(dir: &Path, needles: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ev = events(dir);
+        if let Some(l) = ev.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line with {needles:?} in:\n{ev}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the gateway closes a fresh connection from `from` before it sends anything, well
+/// within the logon timeout (1.5 s).
+fn closed_at_once(addr: SocketAddr, from: &str) -> bool {
+    let mut c = connect_from(addr, from, "CLIENT1");
+    c.closed_within(Duration::from_millis(700))
+}
+
+fn trade(c: &mut Client, cl: &str) -> Vec<u8> {
+    c.send("D", &nos(cl, "AAPL", "1", "100", Some("150")));
+    c.expect("8")
+}
+
+#[test]
+fn a_brute_force_is_locked_out_alerted_and_its_address_blocked_while_the_real_client_trades() {
+    let env = Env::new("lockout_failures = 3\nlockout_window_ms = 60000\nlockout_ms = 600000\n");
+    let secret = env.add(
+        "k1",
+        &[
+            "--comp-id",
+            "CLIENT1",
+            "--allow",
+            "127.0.0.1/32",
+            "--allow",
+            "127.0.0.2/32",
+        ],
+    );
+    let (gw, _trail, _secrets) = start_with(
+        env,
+        "[ids]\nlogon_brute_force_address = { threshold = 5, window_ms = 60000 }\n\
+         [[ids.policy]]\nkind = \"logon-brute-force\"\nmin_severity = \"high\"\n\
+         actions = [\"block_address\"]\nblock_for_ms = 600000\n",
+    );
+    let dir = gw.dir.path().to_path_buf();
+    // Not blocked before: a fresh connection from 127.0.0.2 stays open until its logon.
+    assert!(!closed_at_once(gw.addr, "127.0.0.2"));
+    // The attack: wrong signatures for k1 from 127.0.0.2.
+    for _ in 0..5 {
+        let mut c = connect_from(gw.addr, "127.0.0.2", "CLIENT1");
+        let m = c.signed_logon_bytes("k1", &[7u8; 32], now_utc());
+        c.send_raw(&m);
+        crate::perimeter_logon::assert_closed_silently(&mut c);
+    }
+    // The gateway's own lockout, then the alert, the action, in the events ...
+    wait_line(
+        &dir,
+        &["auth-lockout what=key-at-address", "peer=127.0.0.2"],
+    );
+    let alert = wait_line(
+        &dir,
+        &[
+            "ids-alert alert-kind=logon-brute-force",
+            "subject=address:127.0.0.2",
+        ],
+    );
+    assert!(alert.contains("severity=high"), "{alert}");
+    assert!(alert.contains("count=5 threshold=5"), "{alert}");
+    let action = wait_line(&dir, &["ids-action action=block_address", "ok=true"]);
+    assert!(action.contains("target=address:127.0.0.2"), "{action}");
+    // ... and in the audit trail, the action with the ids as its actor.
+    wait_trail(
+        &dir,
+        &["ids-alert", "logon-brute-force", "127.0.0.2", "\"high\""],
+    );
+    wait_trail(
+        &dir,
+        &[
+            "ids-action",
+            "ids (auto: logon-brute-force)",
+            "block_address",
+        ],
+    );
+    // The control socket audited the block like an operator's.
+    let audit = std::fs::read_to_string(dir.join("control-audit.log")).unwrap();
+    assert!(
+        audit.contains("\"op\":\"block\"") && audit.contains("ids (auto: logon-brute-force)"),
+        "{audit}"
+    );
+    // The ring the ops port reads.
+    let recent = portcullis::ids::recent_json(&dir);
+    assert_eq!(recent[0]["kind"], "logon-brute-force", "{recent}");
+    assert_eq!(recent[0]["actions"][0], "block_address=ok", "{recent}");
+    // The address's next connection is closed at once, and counted.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.running.handle.counters.get(Counter::AddressBlocks) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the block never reached the engine"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(closed_at_once(gw.addr, "127.0.0.2"));
+    assert!(gw.running.handle.counters.get(Counter::BlockedConnections) >= 1);
+    assert!(gw.running.handle.counters.get(Counter::IdsAlerts) >= 1);
+    assert!(gw.running.handle.counters.get(Counter::IdsActions) >= 1);
+    // The legitimate client on 127.0.0.1 logs on and trades meanwhile.
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    let er = trade(&mut c, "ids-1");
+    assert_eq!(field(&er, 39).as_deref(), Some("0"), "{}", show(&er));
+    c.logout();
+    // Only an authorised action lifts the block: `portcullis ctl unblock`.
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["ctl", "--data-dir"])
+        .arg(&dir)
+        .args([
+            "unblock",
+            "127.0.0.2",
+            "--by",
+            "soc-analyst",
+            "--reason",
+            "false positive",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.running.handle.counters.get(Counter::AddressBlocks) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the unblock never reached the engine"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!closed_at_once(gw.addr, "127.0.0.2"));
+    // A bad address is refused with the reason.
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["ctl", "--data-dir"])
+        .arg(&dir)
+        .args(["unblock", "not-an-ip", "--by", "x", "--reason", "y"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("not an IP address"), "{said}");
+}
+
+#[test]
+fn key_id_probing_raises_its_alert() {
+    let env = Env::new("lockout_failures = 1000\nlockout_address_failures = 1000\n");
+    env.add("k2", &["--comp-id", "CLIENT2", "--allow", "127.0.0.1/32"]);
+    let (gw, _trail, _secrets) = start_with(
+        env,
+        "[ids]\nkey_id_probing = { threshold = 4, window_ms = 60000 }\n",
+    );
+    let dir = gw.dir.path().to_path_buf();
+    for i in 0..3 {
+        let mut c = connect_from(gw.addr, "127.0.0.3", "CLIENT2");
+        let m = c.signed_logon_bytes(&format!("probe{i}"), &[1u8; 32], now_utc());
+        c.send_raw(&m);
+        crate::perimeter_logon::assert_closed_silently(&mut c);
+    }
+    wait_line(&dir, &["auth-failed", "key=\"probe2\"", "unknown key id"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !events(&dir).contains("key-id-probing"),
+        "3 probes are below the threshold of 4"
+    );
+    let mut c = connect_from(gw.addr, "127.0.0.3", "CLIENT2");
+    let m = c.signed_logon_bytes("probe3", &[1u8; 32], now_utc());
+    c.send_raw(&m);
+    crate::perimeter_logon::assert_closed_silently(&mut c);
+    let alert = wait_line(
+        &dir,
+        &[
+            "ids-alert alert-kind=key-id-probing",
+            "subject=address:127.0.0.3",
+        ],
+    );
+    assert!(alert.contains("count=4"), "{alert}");
+    wait_trail(&dir, &["ids-alert", "key-id-probing", "127.0.0.3"]);
+    // Alert only: no policy, no action.
+    assert!(!events(&dir).contains("ids-action"), "{}", events(&dir));
+}
+
+#[test]
+fn replays_under_a_kill_key_policy_kill_that_key_within_5_s() {
+    let env = Env::new("lockout_failures = 1000\nlockout_address_failures = 1000\n");
+    let secret = env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.1/32"]);
+    let secret2 = env.add("k2", &["--comp-id", "CLIENT2", "--allow", "127.0.0.1/32"]);
+    let (gw, _trail, _secrets) = start_with(
+        env,
+        "[ids]\nreplay_attempt = { threshold = 2, window_ms = 60000 }\n\
+         [[ids.policy]]\nkind = \"replay-attempt\"\nactions = [\"kill_key\"]\n",
+    );
+    let dir = gw.dir.path().to_path_buf();
+    // A real logon, whose bytes an attacker captured.
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    let captured = c.signed_logon_bytes("k1", &secret, now_utc());
+    c.send_raw(&captured);
+    c.expect("A");
+    c.logout();
+    // Replayed twice.
+    let mut triggered = Instant::now();
+    for _ in 0..2 {
+        let mut r = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+        triggered = Instant::now();
+        r.send_raw(&captured);
+        crate::perimeter_logon::assert_closed_silently(&mut r);
+    }
+    wait_line(&dir, &["auth-failed", "signature replayed"]);
+    let kill = wait_line(&dir, &["kill scope=session:", "CLIENT1"]);
+    let took = triggered.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the kill came {took:?} after the triggering replay"
+    );
+    let alert = wait_line(
+        &dir,
+        &["ids-alert alert-kind=replay-attempt", "subject=key:k1"],
+    );
+    assert!(alert.contains("severity=high"), "{alert}");
+    wait_line(&dir, &["ids-action action=kill_key", "ok=true"]);
+    let _ = kill;
+    wait_trail(
+        &dir,
+        &["ids-action", "ids (auto: replay-attempt)", "kill_key"],
+    );
+    // The key's orders are refused (kill switch on its session); another key still trades.
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    let er = trade(&mut c, "ids-2");
+    assert_eq!(field(&er, 39).as_deref(), Some("8"), "{}", show(&er));
+    c.logout();
+    let mut c2 = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
+    c2.signed_logon("k2", &secret2);
+    let er = trade(&mut c2, "ids-3");
+    assert_eq!(field(&er, 39).as_deref(), Some("0"), "{}", show(&er));
+    c2.logout();
+}
+
+#[test]
+fn a_bad_ids_policy_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(
+        dir.path(),
+        &format!(
+            "{SESSIONS}{}[ids]\n[[ids.policy]]\nkind = \"logon-brute-force\"\nactions = [\"block_address\"]\nblock_for_ms = 0\n",
+            sim("ack")
+        ),
+    );
+    let e = portcullis::config::Config::parse(&text, "t.toml").unwrap_err();
+    assert_eq!(e.key, "ids.policy[0].block_for_ms", "{e}");
+}
