@@ -80,6 +80,8 @@ pub mod session;
 // SIEM export (issue 15).
 pub mod siem;
 pub mod store;
+// Production checklist (`portcullis preflight`, REG-2).
+pub mod preflight;
 pub mod throttle;
 pub mod tls;
 pub mod trail;
