@@ -375,3 +375,81 @@ fn every_item_runs_and_one_failure_is_enough() {
         assert!(failed(&checks).iter().any(|k| k == key), "{key}");
     }
 }
+
+/// `(file, test)` for every `` `path.rs::name` `` reference in a document.
+fn test_references(doc: &str) -> Vec<(String, String)> {
+    doc.split('`')
+        .filter_map(|span| {
+            let (file, name) = span.split_once("::")?;
+            let named = file.ends_with(".rs")
+                && (file.starts_with("tests/") || file.starts_with("src/"))
+                && !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            named.then(|| (file.to_string(), name.to_string()))
+        })
+        .collect()
+}
+
+/// Whether `source` defines a test function `name` (a `#[test]` within the few lines above it).
+fn defines_test(source: &str, name: &str) -> bool {
+    let lines: Vec<&str> = source.lines().collect();
+    lines.iter().enumerate().any(|(i, l)| {
+        l.trim_start().starts_with(&format!("fn {name}("))
+            && lines[i.saturating_sub(4)..i]
+                .iter()
+                .any(|a| a.trim() == "#[test]")
+    })
+}
+
+#[test]
+fn compliance_matrix_names_only_tests_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/compliance.md"))
+        .unwrap_or_else(|e| panic!("docs/compliance.md: {e}"));
+    let refs = test_references(&doc);
+    assert!(refs.len() >= 60, "only {} test references", refs.len());
+    let mut missing = Vec::new();
+    for (file, name) in &refs {
+        let source = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+        if !defines_test(&source, name) {
+            missing.push(format!("{file}::{name}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "named tests that do not exist: {missing:?}"
+    );
+    // Every clause the matrix must cover has its row.
+    for clause in [
+        "| (c)(1)(i) |",
+        "| (c)(1)(ii) |",
+        "| (c)(2)(i) |",
+        "| (c)(2)(ii) |",
+        "| (c)(2)(iii) |",
+        "| (c)(2)(iv) |",
+        "| (d) |",
+        "| (e) |",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain((12..=20).map(|a| format!("| Art {a} |")))
+    .chain((1..=4).map(|a| format!("| Art {a} |")))
+    {
+        assert!(doc.contains(&clause), "no row {clause:?}");
+    }
+}
+
+#[test]
+fn the_matrix_check_catches_a_missing_test() {
+    let doc = "x `src/preflight/tests.rs::siem_must_be_configured_over_tls` and \
+               `src/preflight/tests.rs::no_such_test` and `tests/it/nope.rs::x`";
+    let refs = test_references(doc);
+    assert_eq!(refs.len(), 3);
+    let source = include_str!("tests.rs");
+    assert!(defines_test(source, &refs[0].1));
+    assert!(!defines_test(source, &refs[1].1));
+    // A helper that is not a #[test] does not count.
+    assert!(!defines_test(source, "failed"));
+}
