@@ -773,10 +773,10 @@ pub fn run(cfg: &Config, clock_status_file: Option<&Path>) -> u8 {
         {
             Ok(r) => r,
             Err(e) => {
-                eprintln!(
+                crate::say_err(format_args!(
                     "portcullis preflight: --clock-status-file {}: {e}",
                     p.display()
-                );
+                ));
                 return 2;
             }
         },
@@ -787,17 +787,17 @@ pub fn run(cfg: &Config, clock_status_file: Option<&Path>) -> u8 {
     let mut fails = 0;
     let mut warns = 0;
     for c in &checks {
-        println!("{c}");
+        crate::say(format_args!("{c}"));
         match c.verdict {
             Verdict::Fail => fails += 1,
             Verdict::Warn => warns += 1,
             Verdict::Pass => {}
         }
     }
-    println!(
+    crate::say(format_args!(
         "preflight: {} passed, {warns} warnings, {fails} failed",
         checks.len() - fails - warns
-    );
+    ));
     u8::from(fails > 0)
 }
 
