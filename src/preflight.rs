@@ -471,7 +471,8 @@ pub fn dev_key_ids(cfg: &Config) -> Vec<String> {
         .collect()
 }
 
-/// No development keys in the key store, no any-account grants.
+/// No active development keys in the key store (revoked ones cannot log on), no active
+/// any-account grants.
 pub fn key_store(cfg: &Config) -> Vec<Check> {
     if cfg.auth.is_none() {
         return vec![Check::fail(
@@ -515,7 +516,7 @@ pub fn key_store(cfg: &Config) -> Vec<Check> {
     let dev_found: Vec<&str> = file
         .keys
         .iter()
-        .filter(|k| dev.contains(&k.id))
+        .filter(|k| dev.contains(&k.id) && k.status == crate::auth::keys::Status::Active)
         .map(|k| k.id.as_str())
         .collect();
     let any: Vec<&str> = file
