@@ -83,6 +83,8 @@ pub mod siem;
 // Intrusion detection and response (issue 15).
 pub mod ids;
 pub mod store;
+// Production checklist (`portcullis preflight`, REG-2).
+pub mod preflight;
 pub mod throttle;
 pub mod tls;
 pub mod trail;

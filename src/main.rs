@@ -80,6 +80,20 @@ enum Cmd {
     /// address).
     #[command(subcommand)]
     Audit(portcullis::trail::cli::AuditCmd),
+    /// Check a deployment against the production checklist (REG-2): PASS/WARN/FAIL per item
+    /// with the fix; exit 1 if any item fails. Without --config: the embedded default.
+    Preflight {
+        /// Configuration file; without it, the embedded default (data under --data-dir).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data folder; overrides gateway.data_dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// A saved `portcullis clock status` output to judge instead of measuring the clock
+        /// here (e.g. taken on the production host).
+        #[arg(long)]
+        clock_status_file: Option<PathBuf>,
+    },
 }
 
 /// `portcullis keys ...`.
@@ -233,6 +247,17 @@ fn main() -> ExitCode {
         Cmd::Report(r) => portcullis::report::run(r),
         Cmd::Clock(c) => portcullis::clock::cli::run(c),
         Cmd::Audit(a) => ExitCode::from(a.run()),
+        Cmd::Preflight {
+            config,
+            data_dir,
+            clock_status_file,
+        } => match load_config(config.as_deref(), data_dir) {
+            Ok(cfg) => ExitCode::from(portcullis::preflight::run(
+                &cfg,
+                clock_status_file.as_deref(),
+            )),
+            Err(code) => code,
+        },
         Cmd::Run {
             config,
             data_dir,

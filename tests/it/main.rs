@@ -18,6 +18,8 @@ mod perimeter_conns;
 mod perimeter_ctl;
 mod perimeter_logon;
 mod perimeter_rest;
+// `portcullis preflight` (issue 15).
+mod preflight;
 mod records;
 mod recovery;
 mod risk;
