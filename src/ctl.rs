@@ -138,6 +138,11 @@ pub enum Request {
         #[serde(default)]
         symbol: Option<String>,
     },
+    /// Configured client session `index` (0-based, config order): CompIDs, key, peer,
+    /// sequence numbers, bytes queued.
+    SessionShow { index: u32 },
+    /// Venue `index` (config order): up or down, external, open orders.
+    VenueShow { index: u16 },
     /// Intrusion response (src/ids): close new connections from `address` for `for_ms`.
     Block {
         address: String,
@@ -291,6 +296,32 @@ fn reply_json(r: &ControlReply, seq: u64, sessions: &[String]) -> Value {
                 })),
             })
         }
+        ControlReply::Session(v) => json!({
+            "ok": true, "seq": seq,
+            "index": v.index,
+            "name": sessions.get(v.index as usize),
+            "begin_string": v.begin,
+            "sender_comp_id": mask::free_text(v.their_comp_id.as_str()),
+            "target_comp_id": v.our_comp_id.as_str(),
+            "key_id": (!v.key_id.is_empty()).then(|| mask::free_text(v.key_id.as_str())),
+            "connected": v.connected,
+            "logged_on": v.logged_on,
+            "peer": v.peer.map(|p| p.to_string()),
+            "tls": v.tls,
+            "next_sender_seq": v.next_sender_seq,
+            "next_target_seq": v.next_target_seq,
+            "queued_bytes": v.queued_bytes,
+            "killed": v.killed,
+            "drop_copy": v.drop_copy,
+        }),
+        ControlReply::Venue(v) => json!({
+            "ok": true, "seq": seq,
+            "index": v.index,
+            "name": v.name.as_str(),
+            "up": v.up,
+            "kind": if v.external { "fix" } else { "sim" },
+            "open_orders": v.open_orders,
+        }),
         ControlReply::Refused(why) => json!({ "ok": false, "seq": seq, "error": why }),
     }
 }
@@ -715,6 +746,8 @@ impl Shared {
                     false,
                 )
             }
+            Request::SessionShow { index } => (ControlRequest::Session(*index), false),
+            Request::VenueShow { index } => (ControlRequest::Venue(*index), false),
             Request::Block { .. } | Request::Unblock { .. } => {
                 return Err(refuse("block and unblock are not risk controls"));
             }
@@ -1174,6 +1207,47 @@ pub fn parse_duration_ms(v: &str) -> Result<u64, String> {
     }
 }
 
+/// Every session (`sessions`) or venue, one request each until the gateway names none: the
+/// items as one pretty JSON array. Exit code as [`run`].
+fn run_listing(socket: &Path, sessions: bool) -> u8 {
+    let mut items = Vec::new();
+    for i in 0..=u16::MAX {
+        let req = if sessions {
+            Request::SessionShow {
+                index: u32::from(i),
+            }
+        } else {
+            Request::VenueShow { index: i }
+        };
+        match call(socket, &req) {
+            Ok(v) if v.get("ok").and_then(Value::as_bool) == Some(true) => items.push(v),
+            Ok(v)
+                if items.is_empty()
+                    && !v
+                        .get("error")
+                        .is_some_and(|e| e.as_str().is_some_and(|e| e.starts_with("unknown"))) =>
+            {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+                );
+                return 1;
+            }
+            Ok(_) => break,
+            Err(e) => {
+                eprintln!("portcullis ctl: {e}");
+                return 2;
+            }
+        }
+    }
+    let v = Value::Array(items);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+    );
+    0
+}
+
 /// Runs a `portcullis ctl` request: prints the answer (pretty JSON) and returns the exit code:
 /// 0 applied, 1 refused by the gateway, 2 not delivered.
 pub fn run(socket: &Path, req: &Request) -> u8 {
@@ -1323,6 +1397,10 @@ pub enum CtlAction {
         #[command(subcommand)]
         action: RiskAction,
     },
+    /// Every configured client session: CompIDs, key, peer, sequence numbers, bytes queued.
+    Sessions,
+    /// Every venue: up or down, kind, open orders.
+    Venues,
     /// Close new connections from a source address for a time (what the intrusion response
     /// does by policy; see README "Intrusion detection and response").
     Block {
@@ -1407,7 +1485,16 @@ impl CtlArgs {
             .socket
             .clone()
             .unwrap_or_else(|| self.data_dir.join(SOCKET));
+        let listing = match self.action {
+            CtlAction::Sessions => Some(true),
+            CtlAction::Venues => Some(false),
+            _ => None,
+        };
+        if let Some(sessions) = listing {
+            return run_listing(&socket, sessions);
+        }
         let req = match self.action {
+            CtlAction::Sessions | CtlAction::Venues => return 2,
             CtlAction::Kill { scope, audit } => {
                 let (scope, name) = scope.parts();
                 Request::Kill {

@@ -380,6 +380,30 @@ impl OrderDesk {
                     }
                 }
             },
+            ControlRequest::Venue(v) => match self.venues.get(usize::from(v)) {
+                Some(slot) => {
+                    let mut open = 0u32;
+                    for k in 0..self.orders.capacity() as u32 {
+                        if self
+                            .orders
+                            .get(crate::model::OrderKey(k))
+                            .is_some_and(|o| o.venue == v && o.is_open())
+                        {
+                            open += 1;
+                        }
+                    }
+                    ControlReply::Venue(crate::handoff::VenueView {
+                        index: v,
+                        name: slot.name,
+                        up: slot.up,
+                        external: slot.sim.is_none(),
+                        open_orders: open,
+                    })
+                }
+                None => ControlReply::Refused("unknown venue"),
+            },
+            // The shell answers for its sessions before the desk sees the request.
+            ControlRequest::Session(_) => ControlReply::Refused("unknown session"),
             ControlRequest::Show { account, symbol } => {
                 // An expired raise reverts on the next check; show the state as it stands.
                 match self.risk.account_view(&account) {

@@ -387,10 +387,20 @@ impl Engine {
                     }
                 }
                 Command::Keys(snap) => self.apply_keys(snap, now),
-                Command::Control(call) => {
-                    let (desk, mut out) = self.desk_out();
-                    desk.on_control(&mut out, call, now);
-                }
+                Command::Control(call) => match call.request {
+                    crate::handoff::ControlRequest::Session(i) => {
+                        self.counters.inc(Counter::ControlRequests);
+                        let reply = match self.session_view(i as usize) {
+                            Some(v) => crate::handoff::ControlReply::Session(v),
+                            None => crate::handoff::ControlReply::Refused("unknown session"),
+                        };
+                        let _ = call.reply.try_send(reply);
+                    }
+                    _ => {
+                        let (desk, mut out) = self.desk_out();
+                        desk.on_control(&mut out, call, now);
+                    }
+                },
                 Command::BlockAddress { ip, until } => self.block_address(ip, until, now),
                 Command::Unblock { ip } => self.unblock_address(ip, now),
             }
@@ -586,6 +596,36 @@ impl Engine {
                 self.hot_add(h.conn, now);
             }
         }
+    }
+
+    /// Session `s` as the ops port and `portcullis ctl` show it. Cold.
+    #[cold]
+    fn session_view(&self, s: usize) -> Option<crate::handoff::SessionView> {
+        let slot = self.sessions.get(s)?;
+        let p = self.desk.session(s)?;
+        let conn = slot
+            .conn
+            .and_then(|c| self.conns.get(c))
+            .and_then(Option::as_ref);
+        Some(crate::handoff::SessionView {
+            index: s as u32,
+            begin: match slot.begin {
+                BeginString::Fix42 => "FIX.4.2",
+                _ => "FIX.4.4",
+            },
+            their_comp_id: slot.their_comp_id,
+            our_comp_id: slot.our_comp_id,
+            key_id: p.grants.key_id,
+            connected: conn.is_some(),
+            logged_on: slot.session.is_logged_on(),
+            peer: conn.map(|c| c.peer),
+            tls: conn.is_some_and(|c| c.tls.is_some()),
+            next_sender_seq: slot.session.next_sender_seq(),
+            next_target_seq: slot.session.next_target_seq(),
+            queued_bytes: conn.map_or(0, |c| c.out.pending().len() as u64),
+            killed: p.killed,
+            drop_copy: !slot.drop_copy.is_empty(),
+        })
     }
 
     /// Puts `conn` in the free slot `slot`: its TLS side first (when `tls` is given), then

@@ -3,8 +3,11 @@
 //! between two messages, whole (a limit change is one snapshot, never half-applied), and
 //! answers on the request's own reply channel.
 
-use crate::model::{Account, Nanos, Symbol};
+use std::net::SocketAddr;
+
+use crate::model::{Account, CompId, InlineStr, Nanos, Symbol};
 use crate::risk::{AccountView, LimitChange, LimitsSpec, Position};
+use crate::route::VenueName;
 
 /// What a kill switch covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +40,46 @@ pub enum ControlRequest {
         account: Account,
         symbol: Option<Symbol>,
     },
+    /// The state of configured client session `index` (answered by the shell).
+    Session(u32),
+    /// The state of venue `index` (answered by the desk).
+    Venue(u16),
+}
+
+/// A client session as the gateway thread sees it: who, connected from where, sequence numbers,
+/// what waits to be sent.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionView {
+    pub index: u32,
+    /// `FIX.4.4` or `FIX.4.2`.
+    pub begin: &'static str,
+    pub their_comp_id: CompId,
+    pub our_comp_id: CompId,
+    /// The API key it logged on with (empty: none, or not logged on under a key).
+    pub key_id: InlineStr<32>,
+    pub connected: bool,
+    pub logged_on: bool,
+    pub peer: Option<SocketAddr>,
+    pub tls: bool,
+    pub next_sender_seq: u64,
+    pub next_target_seq: u64,
+    /// Bytes written for the client and not yet taken by its socket.
+    pub queued_bytes: u64,
+    /// The kill switch of its key.
+    pub killed: bool,
+    /// A read-only drop-copy session.
+    pub drop_copy: bool,
+}
+
+/// A venue as the desk sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct VenueView {
+    pub index: u16,
+    pub name: VenueName,
+    pub up: bool,
+    /// Reached over a FIX link (else the in-process simulator).
+    pub external: bool,
+    pub open_orders: u32,
 }
 
 /// The gateway thread's answer.
@@ -60,6 +103,8 @@ pub enum ControlReply {
         position: Option<Position>,
         now: Nanos,
     },
+    Session(SessionView),
+    Venue(VenueView),
     /// The request named something that does not exist, or asked for something invalid.
     Refused(&'static str),
 }

@@ -18,7 +18,7 @@ use crate::order::record::OrderRecord;
 pub type KeyIdStr = InlineStr<32>;
 
 pub mod control;
-pub use control::{ControlCall, ControlReply, ControlRequest, KillTarget};
+pub use control::{ControlCall, ControlReply, ControlRequest, KillTarget, SessionView, VenueView};
 
 /// Why a first message or Logon was refused outside authentication (one byte in the event).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

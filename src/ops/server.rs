@@ -580,6 +580,12 @@ impl State {
                 (&Method::GET, ["api", "v1", "tls"]) => ok(self.tls_json()),
                 (&Method::GET, ["api", "v1", "keys"]) => self.keys_json()?,
                 (&Method::GET, ["api", "v1", "accounts"]) => self.accounts_json()?,
+                (&Method::GET, ["api", "v1", "sessions"]) => {
+                    ok(json!({ "sessions": self.listing(true)? }))
+                }
+                (&Method::GET, ["api", "v1", "venues"]) => {
+                    ok(json!({ "venues": self.listing(false)? }))
+                }
                 (&Method::GET, ["api", "v1", "accounts", a]) => self.account_json(a, ask)?,
                 (&Method::GET, ["api", "v1", "events"]) => self.events_json(ask)?,
                 // Intrusion detection (src/ids): the recent alerts and what was done.
@@ -773,6 +779,37 @@ impl State {
         })
     }
 
+    /// Every configured session (`sessions`) or venue, as the gateway thread sees it now: one
+    /// control request each (config order).
+    fn listing(&self, sessions: bool) -> Result<Vec<Value>, Reply> {
+        let n = if sessions {
+            self.cfg.sessions.len()
+        } else {
+            self.cfg.venues.len()
+        };
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let req = if sessions {
+                ctl::Request::SessionShow { index: i as u32 }
+            } else {
+                ctl::Request::VenueShow { index: i as u16 }
+            };
+            let mut v = self.control(&req)?;
+            if v.get("ok") != Some(&Value::Bool(true)) {
+                return Err(err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gateway did not describe every item",
+                ));
+            }
+            if let Some(o) = v.as_object_mut() {
+                o.remove("ok");
+                o.remove("seq");
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     fn clock_json(&self) -> Value {
         let s = self.clock.snapshot();
         json!({
@@ -846,6 +883,16 @@ impl State {
             Err(e) => failing.push(
                 json!({ "item": "data_dir", "problem": format!("not writable: {}", e.kind()) }),
             ),
+        }
+        // Venue links: an external venue that is down refuses every order routed to it.
+        match self.listing(false) {
+            Ok(venues) => {
+                for v in venues.iter().filter(|v| v["up"] == Value::Bool(false)) {
+                    failing.push(json!({ "item": "venue", "problem": format!("{} is down", v["name"].as_str().unwrap_or("?")) }));
+                }
+            }
+            Err(_) => failing
+                .push(json!({ "item": "gateway", "problem": "the gateway thread did not answer" })),
         }
         let now = (now_ms() / 1000) as i64;
         for cert in self.tls_json()["certificates"]
@@ -1292,6 +1339,8 @@ mod tests {
             "/api/v1/keys:",
             "/api/v1/keys/{id}/revoke:",
             "/api/v1/accounts:",
+            "/api/v1/sessions:",
+            "/api/v1/venues:",
             "/api/v1/accounts/{account}:",
             "/api/v1/accounts/{account}/enable:",
             "/api/v1/events:",

@@ -462,6 +462,8 @@ fn every_read_endpoint_answers_over_https_with_security_headers() {
         "/api/v1/keys",
         "/api/v1/accounts",
         "/api/v1/accounts/ACC1",
+        "/api/v1/sessions",
+        "/api/v1/venues",
         "/api/v1/events",
         "/api/v1/alerts",
         "/api/v1/limits/pending",
@@ -554,6 +556,59 @@ fn every_read_endpoint_answers_over_https_with_security_headers() {
     let big = "x".repeat(20_000);
     let g = o.call("POST", "/api/v1/login", None, Some(json!({ "user": big })));
     assert_eq!(g.status, 413, "{}", g.text);
+}
+
+#[test]
+fn sessions_and_venues_show_what_the_gateway_thread_sees() {
+    let mut o = Ops::new("").start();
+    let secret = o.k1.clone();
+    o.user("victor", "viewer");
+    let pw = o.secrets["victor"].0.clone();
+    let t = o.login_with("victor", &pw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = o.get("/api/v1/sessions", &t);
+    let sessions = before.body["sessions"].as_array().unwrap().clone();
+    assert!(!sessions.is_empty(), "{}", before.text);
+    assert!(
+        sessions.iter().all(|s| s["logged_on"] == false),
+        "{}",
+        before.text
+    );
+    let mut c = Client::connect(o.gw().addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    c.send("D", &nos("S1", "AAPL", "1", "1", Some("100")));
+    c.expect("8");
+    let g = o.get("/api/v1/sessions", &t);
+    let s = g.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sender_comp_id"] == "CLIENT1")
+        .unwrap_or_else(|| panic!("{}", g.text))
+        .clone();
+    assert_eq!(s["logged_on"], true, "{s}");
+    assert_eq!(s["key_id"], "k1", "{s}");
+    assert!(
+        s["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{s}"
+    );
+    assert!(
+        s["next_target_seq"].as_u64() >= Some(3),
+        "logon and one order in: {s}"
+    );
+    assert!(s["next_sender_seq"].as_u64() >= Some(3), "{s}");
+    let v = o.get("/api/v1/venues", &t);
+    let venues = v.body["venues"].as_array().unwrap();
+    assert!(
+        venues.iter().any(|x| x["kind"] == "sim" && x["up"] == true),
+        "{}",
+        v.text
+    );
+    c.logout();
 }
 
 #[test]

@@ -1101,3 +1101,28 @@ fn a_replace_the_venue_refuses_gives_the_reservation_back() {
     assert_eq!(field(&c.expect("9"), 434).as_deref(), Some("2"));
     assert_eq!(exposure(&gw, "R1"), ("1000".into(), "0".into(), 1));
 }
+
+#[test]
+fn ctl_sessions_and_venues_list_what_the_gateway_thread_sees() {
+    let gw = gateway(&sim("ack"), &[account("R1", &[]), account("R2", &[])]);
+    let mut c = client(&gw, "CLIENT2");
+    c.send("D", &nos("V1", "AAPL", "1", "1", Some("100")));
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+    let (code, v) = ctl(&gw, &["sessions"]);
+    assert_eq!(code, 0, "{v}");
+    let sessions = v.as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(sessions.len(), 2, "{v}");
+    assert_eq!(sessions[0]["logged_on"], false, "{v}");
+    assert_eq!(sessions[1]["sender_comp_id"], "CLIENT2", "{v}");
+    assert_eq!(sessions[1]["logged_on"], true, "{v}");
+    assert_eq!(
+        sessions[1]["next_target_seq"], 3,
+        "logon and one order: {v}"
+    );
+    let (code, v) = ctl(&gw, &["venues"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v[0]["name"], "SIM", "{v}");
+    assert_eq!(v[0]["up"], true, "{v}");
+    assert_eq!(v[0]["open_orders"], 1, "the acknowledged order: {v}");
+    c.logout();
+}
