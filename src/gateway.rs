@@ -32,11 +32,30 @@ pub struct Running {
     clock_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The ops status port (`[ops]`), if configured. Stops with the gateway.
     pub ops: Option<crate::ops::OpsPort>,
+    /// The audit trail's writer (`[audit]`; `None` when disabled). It outlives the other
+    /// threads (they feed it) and stops when this is dropped, or by [`Running::stop_trail`].
+    pub trail: Option<crate::trail::Trail>,
 }
 
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
 pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
-    let (mut engine, handle) = crate::build::engine(cfg, clock.clone())?;
+    // The audit trail and the SIEM exporter first: the journal, control and detection threads
+    // of this data folder find them, and the order desk reads the trail's health.
+    crate::siem::install(cfg)
+        .map_err(|(key, problem)| StartError(format!("key `{key}`: {problem}")))?;
+    let trail = crate::trail::Trail::start(cfg)
+        .map_err(|e| StartError(format!("cannot start the audit trail: {e}")))?;
+    let (mut engine, handle) = match crate::build::engine(cfg, clock.clone()) {
+        Ok(built) => built,
+        Err(e) => {
+            crate::trail::note(
+                &cfg.gateway.data_dir,
+                "gateway-start-failed",
+                &[("error", e.to_string())],
+            );
+            return Err(e);
+        }
+    };
     let journal_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let key_tiers = cfg
         .auth
@@ -152,6 +171,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         clock: Some(clock_thread),
         clock_stop,
         ops,
+        trail,
     })
 }
 
@@ -210,6 +230,14 @@ impl Running {
     pub fn stop(mut self) {
         self.handle.stop.store(true, Ordering::Relaxed);
         self.join();
+    }
+
+    /// Writes what the trail has queued, closes its file (checkpoint, sync) and stops it; call
+    /// after [`Running::join`] and after any last records (`gateway-stop`).
+    pub fn stop_trail(&mut self) {
+        if let Some(t) = self.trail.take() {
+            t.stop();
+        }
     }
 
     /// Waits for the engine to stop (after a signal set the stop flag), then the journal.

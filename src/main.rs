@@ -583,11 +583,6 @@ fn run(
         eprintln!("portcullis: --listen: key `{key}`: {problem}");
         return ExitCode::from(2);
     }
-    // SIEM export (issue 15): checked here, started by the journal thread of this data folder.
-    if let Err((key, problem)) = portcullis::siem::install(&cfg) {
-        eprintln!("portcullis: key `{key}`: {problem}");
-        return ExitCode::from(2);
-    }
     let dev_keys = if embedded {
         match portcullis::auth::admin::ensure_dev_store(&cfg, now_ms()) {
             Ok(k) => k,
@@ -653,14 +648,6 @@ fn run(
              policy off)"
         );
     }
-    // Audit trail (src/trail): started first, so the journal and control threads find it.
-    let trail = match portcullis::trail::Trail::start(&cfg) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("portcullis: cannot start the audit trail: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let data_dir = cfg.gateway.data_dir.clone();
     let trail_note = |kind: &str, detail: &[(&str, String)]| {
         portcullis::trail::note(&data_dir, kind, detail);
@@ -681,9 +668,7 @@ fn run(
     let mut running = match portcullis::gateway::start(&cfg, Clock::fast()) {
         Ok(r) => r,
         Err(e) => {
-            let mut d = config_detail();
-            d.push(("error", e.to_string()));
-            trail_note("gateway-start-failed", &d);
+            // gateway::start recorded the failure in the audit trail, if it had started one.
             eprintln!("portcullis: cannot start: {e}");
             return ExitCode::from(1);
         }
@@ -714,7 +699,7 @@ fn run(
         addrs.join(", ")
     );
     say!("  data folder: {}", cfg.gateway.data_dir.display());
-    if let Some(t) = &trail {
+    if let Some(t) = &running.trail {
         say!(
             "  audit trail: {} (on_full = {}; checkpoint key {}: pin it as audit.public_key)",
             t.dir.display(),
@@ -838,7 +823,8 @@ fn run(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     running.join();
-    let c = &running.handle.counters;
+    let counters = running.handle.counters.clone();
+    let c = &counters;
     {
         use portcullis::monitor::Counter as K;
         trail_note(
@@ -849,9 +835,7 @@ fn run(
                 ("audit_records_lost", c.get(K::AuditRingFull).to_string()),
             ],
         );
-        if let Some(t) = trail {
-            t.stop();
-        }
+        running.stop_trail();
     }
     use portcullis::monitor::Counter as K;
     say!(

@@ -27,7 +27,7 @@
 //! [`prepare`] checks `[siem]` and loads its TLS files (config errors name the key); [`start`]
 //! opens the spool and starts the exporter thread, returning the [`Feed`] the journal thread
 //! offers lines to. Until the gateway builder passes the feed to the journal thread itself,
-//! `portcullis run` registers the prepared exporter with [`install`] and the journal thread of
+//! `gateway::start` registers the prepared exporter with [`install`] and the journal thread of
 //! that data folder picks it up with [`claim`].
 
 pub mod entry;
@@ -235,7 +235,7 @@ pub fn start(p: Prepared, data_dir: &Path, counters: Arc<Counters>) -> std::io::
     })
 }
 
-/// Exporters prepared by `portcullis run`, by data folder, waiting for their journal thread.
+/// Exporters prepared by `gateway::start`, by data folder, waiting for their journal thread.
 static INSTALLED: Mutex<Vec<(PathBuf, Prepared)>> = Mutex::new(Vec::new());
 
 /// Checks `cfg.siem` (if any) with [`prepare`] and registers it for the journal thread of
