@@ -493,7 +493,7 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
         },
         now,
     );
-    let engine = Engine::assemble(ShellParts {
+    let mut engine = Engine::assemble(ShellParts {
         settings: Settings::from(&gw),
         poll,
         listeners,
@@ -510,6 +510,10 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
         auth,
         key_loader,
     });
+    // Address blocks (`ctl block`, intrusion response) survive a restart until they run out.
+    for (ip, until) in crate::ctl::load_blocks(&gw.data_dir, crate::clock::system_utc()) {
+        engine.block_address(ip, until, now);
+    }
     let handle = EngineHandle {
         counters,
         throttle,

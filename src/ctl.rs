@@ -59,6 +59,42 @@ use crate::risk::{Notional, OrdTypeSet, RiskLimits, TifSet};
 pub const SOCKET: &str = "control.sock";
 /// File name of the control audit log inside the data folder.
 pub const AUDIT_LOG: &str = "control-audit.log";
+/// Address blocks in force (`ctl block`, the intrusion response), one `ADDRESS UNTIL_NS` line
+/// each: a restart keeps them until they run out.
+pub const BLOCKS_FILE: &str = "address-blocks.state";
+
+/// The blocks of `data_dir` still in force at `now` (UTC). A missing file is none; a line that
+/// does not parse is skipped (the file is ours, written whole).
+pub fn load_blocks(data_dir: &Path, now: Nanos) -> Vec<(std::net::IpAddr, Nanos)> {
+    let text = std::fs::read_to_string(data_dir.join(BLOCKS_FILE)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (ip, until) = l.split_once(' ')?;
+            Some((ip.parse().ok()?, Nanos(until.trim().parse().ok()?)))
+        })
+        .filter(|(_, until)| *until > now)
+        .collect()
+}
+
+/// Records a block of `ip` until `until` (`None`: lifted) in [`BLOCKS_FILE`], dropping the
+/// blocks that ran out.
+fn persist_block(
+    data_dir: &Path,
+    ip: std::net::IpAddr,
+    until: Option<Nanos>,
+    now: Nanos,
+) -> io::Result<()> {
+    let mut blocks = load_blocks(data_dir, now);
+    blocks.retain(|(b, _)| *b != ip);
+    if let Some(u) = until {
+        blocks.push((ip, u));
+    }
+    let text: String = blocks
+        .iter()
+        .map(|(ip, until)| format!("{ip} {}\n", until.0))
+        .collect();
+    crate::files::write_private(&data_dir.join(BLOCKS_FILE), text.as_bytes())
+}
 
 /// Limit changes as sent over the socket: the keys of `[[account]]`, each optional.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -556,15 +592,13 @@ impl Shared {
             *last
         };
         let now = crate::clock::system_utc();
-        let (cmd, mut answer) = match for_ms {
-            Some(ms) => {
-                let until = Nanos(now.0.saturating_add(ms.saturating_mul(1_000_000)));
-                (
-                    Command::BlockAddress { ip, until },
-                    json!({"ok": true, "seq": seq, "blocked": ip.to_string(),
+        let until = for_ms.map(|ms| Nanos(now.0.saturating_add(ms.saturating_mul(1_000_000))));
+        let (cmd, mut answer) = match until {
+            Some(until) => (
+                Command::BlockAddress { ip, until },
+                json!({"ok": true, "seq": seq, "blocked": ip.to_string(),
                            "until": ts(until), "until_ns": until.0}),
-                )
-            }
+            ),
             None => (
                 Command::Unblock { ip },
                 json!({"ok": true, "seq": seq, "unblocked": ip.to_string()}),
@@ -572,6 +606,19 @@ impl Shared {
         };
         if self.commands.send(cmd).is_err() {
             answer = refuse("the gateway is stopping");
+        } else if let Some(dir) = self.audit.parent() {
+            let saved = {
+                let _one_at_a_time = lock(&self.audit_lock);
+                persist_block(dir, ip, until, now)
+            };
+            if let (Err(e), Some(obj)) = (saved, answer.as_object_mut()) {
+                obj.insert(
+                    "warning".into(),
+                    Value::String(format!(
+                        "applied, but not written to {BLOCKS_FILE} ({e}): a restart would forget it"
+                    )),
+                );
+            }
         }
         self.audit(seq, req, &answer, peer);
         answer

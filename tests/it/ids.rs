@@ -24,16 +24,16 @@ fn connect_from(addr: SocketAddr, from: &str, sender: &str) -> Client {
     Client::from_stream(tcp, "FIX.4.4", sender, "GW")
 }
 
-/// Starts the gateway of `env` with `ids` appended to its config, and the audit trail of that
-/// config in this process (as `portcullis run` does).
-fn start_with(env: Env, ids: &str) -> (Gw, portcullis::trail::Trail, tempfile::TempDir) {
+/// Starts the gateway of `env` with `ids` appended to its config (`gateway::start` starts its
+/// audit trail too).
+fn start_with(env: Env, ids: &str) -> (Gw, tempfile::TempDir) {
     let extra = format!("{}\n{ids}\n", env.extra);
-    let cfg = config(env.dir.path(), &extra);
-    let trail = portcullis::trail::Trail::start(&cfg)
-        .unwrap()
-        .expect("the audit trail is on by default");
     let gw = start_in(env.dir, &extra);
-    (gw, trail, env.secrets)
+    assert!(
+        gw.running.trail.is_some(),
+        "the audit trail is on by default"
+    );
+    (gw, env.secrets)
 }
 
 /// Waits (at most 5 s) until some audit trail file under `dir` contains every one of `needles`
@@ -100,7 +100,7 @@ fn a_brute_force_is_locked_out_alerted_and_its_address_blocked_while_the_real_cl
             "127.0.0.2/32",
         ],
     );
-    let (gw, _trail, _secrets) = start_with(
+    let (gw, _secrets) = start_with(
         env,
         "[ids]\nlogon_brute_force_address = { threshold = 5, window_ms = 60000 }\n\
          [[ids.policy]]\nkind = \"logon-brute-force\"\nmin_severity = \"high\"\n\
@@ -222,7 +222,7 @@ fn a_brute_force_is_locked_out_alerted_and_its_address_blocked_while_the_real_cl
 fn key_id_probing_raises_its_alert() {
     let env = Env::new("lockout_failures = 1000\nlockout_address_failures = 1000\n");
     env.add("k2", &["--comp-id", "CLIENT2", "--allow", "127.0.0.1/32"]);
-    let (gw, _trail, _secrets) = start_with(
+    let (gw, _secrets) = start_with(
         env,
         "[ids]\nkey_id_probing = { threshold = 4, window_ms = 60000 }\n",
     );
@@ -261,7 +261,7 @@ fn replays_under_a_kill_key_policy_kill_that_key_within_5_s() {
     let env = Env::new("lockout_failures = 1000\nlockout_address_failures = 1000\n");
     let secret = env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.1/32"]);
     let secret2 = env.add("k2", &["--comp-id", "CLIENT2", "--allow", "127.0.0.1/32"]);
-    let (gw, _trail, _secrets) = start_with(
+    let (gw, _secrets) = start_with(
         env,
         "[ids]\nreplay_attempt = { threshold = 2, window_ms = 60000 }\n\
          [[ids.policy]]\nkind = \"replay-attempt\"\nactions = [\"kill_key\"]\n",
@@ -324,4 +324,75 @@ fn a_bad_ids_policy_is_refused_naming_the_key() {
     );
     let e = portcullis::config::Config::parse(&text, "t.toml").unwrap_err();
     assert_eq!(e.key, "ids.policy[0].block_for_ms", "{e}");
+}
+
+/// `portcullis ctl --data-dir DIR ARGS...` succeeds.
+fn ctl_ok(dir: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["ctl", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_address_block_survives_a_restart_and_so_does_its_lifting() {
+    let extra = format!("{SESSIONS}{}", sim("ack"));
+    let gw = start(&extra);
+    let dir = gw.dir.path().to_path_buf();
+    ctl_ok(
+        &dir,
+        &[
+            "block",
+            "127.0.0.4",
+            "--for",
+            "30m",
+            "--by",
+            "soc",
+            "--reason",
+            "scanner",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.running.handle.counters.get(Counter::AddressBlocks) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the block never reached the engine"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(closed_at_once(gw.addr, "127.0.0.4"));
+    // Restart on the same data folder: still blocked, the legitimate address still served.
+    let Gw {
+        running, dir: tmp, ..
+    } = gw;
+    running.stop();
+    let gw = start_in(tmp, &extra);
+    assert_eq!(gw.running.handle.counters.get(Counter::AddressBlocks), 1);
+    assert!(
+        closed_at_once(gw.addr, "127.0.0.4"),
+        "blocked after the restart"
+    );
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.logon(30);
+    c.logout();
+    // Lifted, and the lifting survives the next restart too.
+    ctl_ok(
+        &dir,
+        &["unblock", "127.0.0.4", "--by", "soc", "--reason", "cleared"],
+    );
+    let Gw {
+        running, dir: tmp, ..
+    } = gw;
+    running.stop();
+    let gw = start_in(tmp, &extra);
+    assert_eq!(gw.running.handle.counters.get(Counter::AddressBlocks), 0);
+    assert!(!closed_at_once(gw.addr, "127.0.0.4"));
 }
