@@ -791,22 +791,10 @@ impl OrderDesk {
         } else if qty.0 <= order.cum_qty.0 {
             Some(b"OrderQty(38) must exceed the quantity already filled")
         } else {
-            None
+            // A well-formed replace still waits while the audit trail fails closed.
+            self.audit_halted()
         };
         if let Some(text) = problem {
-            return self.cancel_reject(
-                out,
-                session,
-                Some(&order),
-                cl.as_bytes(),
-                r.orig,
-                CancelRejectTo::Replace,
-                cxl_rej_reason::OTHER,
-                text,
-                now,
-            );
-        }
-        if let Some(text) = self.audit_halted() {
             return self.cancel_reject(
                 out,
                 session,
