@@ -99,11 +99,7 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
     let jt = JournalThread {
         data_dir: cfg.gateway.data_dir.clone(),
         flush_interval: Duration::from_millis(cfg.gateway.flush_interval_ms),
-        session_names: cfg
-            .sessions
-            .iter()
-            .map(|s| format!("{}:{}->{}", s.begin_string, s.their_comp_id, s.our_comp_id))
-            .collect(),
+        session_names: cfg.sessions.iter().map(|s| s.display_name()).collect(),
         venue_names: cfg.venues.iter().map(|v| v.name.clone()).collect(),
         throttle: Some((handle.throttle.clone(), handle.session_keys.clone())),
         records: Some((

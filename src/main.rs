@@ -499,7 +499,7 @@ fn reload(config: Option<&std::path::Path>, running: &portcullis::gateway::Runni
     let now = portcullis::clock::system_utc();
     let mut applied = 0;
     for (i, s) in cfg.sessions.iter().enumerate() {
-        let key = format!("{}-{}-{}", s.begin_string, s.our_comp_id, s.their_comp_id);
+        let key = s.store_key();
         let Some(slot) = handle.session_keys.iter().position(|k| *k == key) else {
             eprintln!("portcullis: SIGHUP: session {key} is new; sessions are added at restart");
             continue;
@@ -726,12 +726,7 @@ fn run(
             .unwrap_or_default()
     );
     for s in &cfg.sessions {
-        say!(
-            "  session {} {} -> {}",
-            s.begin_string,
-            s.their_comp_id,
-            s.our_comp_id
-        );
+        say!("  session {}", s.display_name());
     }
     for v in &cfg.venues {
         say!("  venue {} ({})", v.name, v.kind);

@@ -107,6 +107,9 @@ pub struct Config {
     /// `[ids]`: intrusion detection rules and response policies (src/ids).
     #[serde(default)]
     pub ids: ids::IdsCfg,
+    /// `[fixp]`: the FIXP session layer of SBE sessions.
+    #[serde(default)]
+    pub fixp: FixpCfg,
 }
 
 /// One message class's throttle limits. An absent field is not limited; 0 admits nothing.
@@ -294,6 +297,54 @@ pub struct Listener {
     /// Allow a plaintext listener on a non-loopback address (`portcullis run` warns).
     #[serde(default)]
     pub allow_plaintext: bool,
+    /// What clients speak on this listener: `"fix"` (FIX 4.2/4.4 tag=value, the default) or
+    /// `"sbe"` (SBE over FIXP, fix-specs/FIXP-SESSION.md).
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// The wire protocol of a listener or a session.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// FIX 4.2 / 4.4 tag=value.
+    #[default]
+    Fix,
+    /// Simple Binary Encoding over a FIXP session.
+    Sbe,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Fix => "fix",
+            Protocol::Sbe => "sbe",
+        }
+    }
+}
+
+/// `[fixp]`: the FIXP session layer of every `protocol = "sbe"` session.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FixpCfg {
+    /// The shortest and longest keep-alive interval an Establish may ask for (ms).
+    pub keep_alive_min_ms: u32,
+    pub keep_alive_max_ms: u32,
+    /// The most messages one RetransmitRequest may ask for, and per second in all.
+    pub retransmit_max_count: u32,
+    /// A connection that has not established within this is terminated (ms).
+    pub establish_timeout_ms: u32,
+}
+
+impl Default for FixpCfg {
+    fn default() -> Self {
+        FixpCfg {
+            keep_alive_min_ms: 1_000,
+            keep_alive_max_ms: 60_000,
+            retransmit_max_count: 1_000,
+            establish_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// `[[listener]] tls = { ... }`: the server certificate, and the client CA for mTLS.
@@ -332,11 +383,19 @@ pub struct VenueTls {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionCfg {
-    /// "FIX.4.4" or "FIX.4.2".
+    /// `"fix"` (the default) or `"sbe"`: an SBE session is a FIXP session named
+    /// `their_comp_id`, reached through a `protocol = "sbe"` listener; it has no
+    /// `begin_string` or `our_comp_id`.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// "FIX.4.4" or "FIX.4.2" (FIX sessions only).
+    #[serde(default)]
     pub begin_string: String,
-    /// Our CompID: the client's TargetCompID(56).
+    /// Our CompID: the client's TargetCompID(56) (FIX sessions only).
+    #[serde(default)]
     pub our_comp_id: String,
-    /// The client's SenderCompID(49).
+    /// The client's SenderCompID(49); for an SBE session, the FIXP session name its
+    /// Negotiate and Establish carry.
     pub their_comp_id: String,
     /// Account used when an order carries no Account(1).
     #[serde(default)]
@@ -404,6 +463,31 @@ pub struct SessionCfg {
     /// Per-key cap on an order's notional, besides the account's limit (optional).
     #[serde(default)]
     pub key_max_order_notional: Option<Decimal>,
+}
+
+impl SessionCfg {
+    /// The session's stable name, used for its stores and persisted state:
+    /// `FIX.4.4-OUR-THEIR`, or `SBE-THEIR` for an SBE session.
+    pub fn store_key(&self) -> String {
+        match self.protocol {
+            Protocol::Fix => format!(
+                "{}-{}-{}",
+                self.begin_string, self.our_comp_id, self.their_comp_id
+            ),
+            Protocol::Sbe => format!("SBE-{}", self.their_comp_id),
+        }
+    }
+
+    /// How banners and listings name it: `FIX.4.4:THEIR->OUR`, or `SBE:THEIR`.
+    pub fn display_name(&self) -> String {
+        match self.protocol {
+            Protocol::Fix => format!(
+                "{}:{}->{}",
+                self.begin_string, self.their_comp_id, self.our_comp_id
+            ),
+            Protocol::Sbe => format!("SBE:{}", self.their_comp_id),
+        }
+    }
 }
 
 fn default_hb_min() -> u32 {
@@ -751,6 +835,28 @@ impl Config {
                 "at least one [[listener]] is required".into(),
             ));
         }
+        let f = &self.fixp;
+        for (k, bad, why) in [
+            (
+                "keep_alive_min_ms",
+                f.keep_alive_min_ms == 0 || f.keep_alive_min_ms > f.keep_alive_max_ms,
+                "must be at least 1 and at most fixp.keep_alive_max_ms",
+            ),
+            (
+                "retransmit_max_count",
+                f.retransmit_max_count == 0,
+                "must be at least 1",
+            ),
+            (
+                "establish_timeout_ms",
+                f.establish_timeout_ms == 0,
+                "must be at least 1",
+            ),
+        ] {
+            if bad {
+                return Err(err(format!("fixp.{k}"), why.to_string()));
+            }
+        }
         for (i, l) in self.listeners.iter().enumerate() {
             if l.tls.is_none() && !l.allow_plaintext && !l.address.ip().is_loopback() {
                 return Err(err(
@@ -766,16 +872,51 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.sessions.iter().enumerate() {
             let key = |k: &str| format!("session[{i}].{k}");
-            if BeginString::parse(s.begin_string.as_bytes()).is_none() {
-                return Err(err(
-                    key("begin_string"),
-                    format!("{:?} is not FIX.4.2 or FIX.4.4", s.begin_string),
-                ));
-            }
-            for (k, v) in [
-                ("our_comp_id", &s.our_comp_id),
-                ("their_comp_id", &s.their_comp_id),
-            ] {
+            let names: &[(&str, &String)] = match s.protocol {
+                Protocol::Fix => {
+                    if BeginString::parse(s.begin_string.as_bytes()).is_none() {
+                        return Err(err(
+                            key("begin_string"),
+                            format!("{:?} is not FIX.4.2 or FIX.4.4", s.begin_string),
+                        ));
+                    }
+                    &[
+                        ("our_comp_id", &s.our_comp_id),
+                        ("their_comp_id", &s.their_comp_id),
+                    ]
+                }
+                Protocol::Sbe => {
+                    for (k, v) in [
+                        ("begin_string", &s.begin_string),
+                        ("our_comp_id", &s.our_comp_id),
+                    ] {
+                        if !v.is_empty() {
+                            return Err(err(
+                                key(k),
+                                "not used by a protocol = \"sbe\" session (its name is \
+                                 their_comp_id)"
+                                    .to_string(),
+                            ));
+                        }
+                    }
+                    if !s.drop_copy_accounts.is_empty() {
+                        return Err(err(
+                            key("drop_copy_accounts"),
+                            "a drop copy is a FIX session; protocol = \"sbe\" sessions trade"
+                                .to_string(),
+                        ));
+                    }
+                    if !self.listeners.iter().any(|l| l.protocol == Protocol::Sbe) {
+                        return Err(err(
+                            key("protocol"),
+                            "an SBE session needs a [[listener]] with protocol = \"sbe\""
+                                .to_string(),
+                        ));
+                    }
+                    &[("their_comp_id", &s.their_comp_id)]
+                }
+            };
+            for &(k, v) in names {
                 if v.is_empty() || v.len() > 32 || !v.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(err(
                         key(k),
@@ -792,17 +933,10 @@ impl Config {
                     ),
                 ));
             }
-            if !seen.insert((
-                s.begin_string.clone(),
-                s.our_comp_id.clone(),
-                s.their_comp_id.clone(),
-            )) {
+            if !seen.insert(s.store_key()) {
                 return Err(err(
                     key("their_comp_id"),
-                    format!(
-                        "session {} {}→{} is configured twice",
-                        s.begin_string, s.their_comp_id, s.our_comp_id
-                    ),
+                    format!("session {} is configured twice", s.display_name()),
                 ));
             }
             if let Some(h) = &s.client_cert_spki_sha256 {

@@ -26,6 +26,7 @@ pub mod fuzz;
 pub mod msg;
 mod session;
 pub mod sign;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -1123,7 +1123,7 @@ impl State {
                 .sessions
                 .iter()
                 .filter(|s| key.comp_ids.contains(&s.their_comp_id))
-                .map(|s| format!("{}-{}-{}", s.begin_string, s.our_comp_id, s.their_comp_id))
+                .map(|s| s.store_key())
                 .collect();
             if sessions.is_empty() {
                 return Err(err(

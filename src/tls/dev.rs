@@ -215,6 +215,7 @@ pub fn add_dev_listener(
         address,
         tls: Some(pki.listener()),
         allow_plaintext: false,
+        protocol: crate::config::Protocol::Fix,
     });
     Ok((pki, created))
 }
