@@ -24,6 +24,8 @@ mod records;
 mod recovery;
 mod risk;
 mod routes;
+// SBE over FIXP into the order desk (issue 16 part 2).
+mod sbe_desk;
 // Intrusion detection and response (issue 15).
 mod ids;
 // SIEM export (issue 15).
