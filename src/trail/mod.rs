@@ -752,6 +752,75 @@ mod tests {
         assert!(refused > 0);
     }
 
+    /// A filled order's record, as the journal thread hands it over.
+    pub(crate) fn order_entry(i: u64) -> Entry {
+        use crate::model::{InlineStr, Price, Qty, Side};
+        use crate::order::record::{Lifecycle, OrderRecord};
+        let mut o = crate::order::Order::blank(SessionId(0), Account::new(b"ACC1").unwrap());
+        o.cl_ord_id = InlineStr::new(format!("C-{i}").as_bytes()).unwrap();
+        o.symbol = InlineStr::new(b"AAPL").unwrap();
+        o.side = Side::Buy;
+        o.price = Some(Price::from_units(10));
+        o.qty = Qty::from_units(5);
+        o.order_id = i;
+        o.received_at = Nanos(1_764_108_576_000_000_001 + i);
+        let mut r = OrderRecord::new(Lifecycle::Fill, &o, Nanos(1_764_108_576_000_000_042 + i));
+        r.last = Some((Qty::from_units(5), Price::from_units(10)));
+        r.key_id = InlineStr::new(b"desk-1").unwrap();
+        let names = crate::audit::records::Names {
+            sessions: vec!["FIX.4.4:C1->GW".into()],
+            venues: vec!["SIM".into()],
+            routes: vec![],
+        };
+        from_order(&r, &names)
+    }
+
+    /// Records a second through the trail thread (queue, chain, JSON, file, checkpoints):
+    /// measured and printed, not asserted (`cargo test --lib trail_throughput -- --nocapture`);
+    /// what is asserted is that every record arrived, chained and signed.
+    #[test]
+    fn trail_throughput_is_measured_and_every_record_verifies() {
+        const N: u64 = 30_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::embedded_default(dir.path());
+        cfg.audit.queue_capacity = N as usize + 16;
+        let entries: Vec<Entry> = (0..N).map(order_entry).collect();
+        let trail = Trail::start(&cfg).unwrap().unwrap();
+        let counters = Arc::new(Counters::default());
+        let tx = trail.sender();
+        tx.use_counters(&counters);
+        let t0 = crate::clock::monotonic();
+        for e in entries {
+            assert!(tx.send(e));
+        }
+        while counters.get(Counter::AuditRecords) < N {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let took = t0.elapsed();
+        eprintln!(
+            "trail throughput: {N} order records in {:.3} s = {:.0} records/s ({} checkpoints)",
+            took.as_secs_f64(),
+            N as f64 / took.as_secs_f64(),
+            counters.get(Counter::AuditCheckpoints),
+        );
+        let pubkey = sign::PublicKey::parse(&trail.public_key).unwrap();
+        let dir_audit = trail.dir.clone();
+        trail.stop();
+        let (files, whole) = verify::collect(&[dir_audit]).unwrap();
+        let rep = verify::verify(
+            &files,
+            &verify::Options {
+                public_key: Some(pubkey),
+                whole_trail: whole,
+                live: false,
+                keep: true,
+            },
+        );
+        assert!(rep.ok(), "{:?}", rep.problems);
+        let orders = rep.all.iter().filter(|l| l.record.kind == "order-fill");
+        assert_eq!(orders.count() as u64, N);
+    }
+
     #[test]
     fn control_lines_name_the_operator() {
         let line = serde_json::json!({

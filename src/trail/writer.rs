@@ -16,7 +16,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::chain::{hex, kind, Record, GENESIS};
+use super::chain::{hex, kind, Fields, Record, GENESIS};
 use super::sign::SigningKey;
 use super::Entry;
 use crate::model::Nanos;
@@ -145,6 +145,11 @@ pub struct FileWriter {
     last_checkpoint: Instant,
     /// Checkpoints written (the `AuditCheckpoints` counter is raised by the caller).
     pub checkpoints: u64,
+    /// Reused for every record: its RFC 3339 time and its JSON line (no allocation per record
+    /// once they have grown to the longest record).
+    time: crate::audit::records::TimeText,
+    time_buf: Vec<u8>,
+    line: Vec<u8>,
 }
 
 fn now_utc() -> Nanos {
@@ -182,6 +187,9 @@ impl FileWriter {
             since_checkpoint: 0,
             last_checkpoint: crate::clock::monotonic(),
             checkpoints: 0,
+            time: Default::default(),
+            time_buf: Vec::with_capacity(32),
+            line: Vec::with_capacity(4096),
         })
     }
 
@@ -194,7 +202,7 @@ impl FileWriter {
     pub fn write(&mut self, e: &Entry) -> io::Result<()> {
         self.rotate_if_due()?;
         self.ensure_open()?;
-        self.append(e.at, &e.kind, &e.actor, e.subject.clone(), e.detail.clone())?;
+        self.append(e.at, &e.kind, &e.actor, &e.subject, &e.detail)?;
         if self.since_checkpoint >= self.limits.checkpoint_every {
             self.checkpoint()?;
         }
@@ -227,7 +235,7 @@ impl FileWriter {
         }
         let mut d = BTreeMap::new();
         d.insert("reason".into(), reason.to_string());
-        self.append(now_utc(), kind::FILE_CLOSE, "gateway", BTreeMap::new(), d)?;
+        self.append(now_utc(), kind::FILE_CLOSE, "gateway", &BTreeMap::new(), &d)?;
         self.checkpoint()?;
         if let Some(o) = self.open.take() {
             self.previous.clear();
@@ -300,7 +308,7 @@ impl FileWriter {
         let mut d = std::mem::take(&mut self.previous);
         d.insert("file".into(), name);
         d.entry("previous_file".into()).or_default();
-        self.append(now_utc(), kind::FILE_START, "gateway", BTreeMap::new(), d)?;
+        self.append(now_utc(), kind::FILE_START, "gateway", &BTreeMap::new(), &d)?;
         Ok(())
     }
 
@@ -311,7 +319,7 @@ impl FileWriter {
         d.insert("head".into(), hex(&self.head));
         d.insert("key_id".into(), self.key.public().id());
         d.insert("signature".into(), hex(&sig));
-        self.append(now_utc(), kind::CHECKPOINT, "gateway", BTreeMap::new(), d)?;
+        self.append(now_utc(), kind::CHECKPOINT, "gateway", &BTreeMap::new(), &d)?;
         self.since_checkpoint = 0;
         self.last_checkpoint = crate::clock::monotonic();
         self.checkpoints += 1;
@@ -322,33 +330,37 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Chains and writes one record: hashed piece by piece and rendered into the reused line
+    /// buffer (no [`Record`], no per-record allocation); the file's `BufWriter` turns a batch
+    /// of records into one `write` per 64 KiB.
     fn append(
         &mut self,
         at: Nanos,
         what: &str,
         actor: &str,
-        subject: BTreeMap<String, String>,
-        detail: BTreeMap<String, String>,
+        subject: &BTreeMap<String, String>,
+        detail: &BTreeMap<String, String>,
     ) -> io::Result<()> {
         let Some(o) = &mut self.open else {
             return Err(io::Error::other("no open trail file"));
         };
-        let mut r = Record {
+        self.time_buf.clear();
+        self.time.push(&mut self.time_buf, at);
+        let f = Fields {
             seq: self.seq + 1,
-            time: crate::audit::records::rfc3339(at),
             time_ns: at.0,
-            kind: what.to_string(),
-            actor: actor.to_string(),
+            time: &self.time_buf,
+            kind: what,
+            actor,
             subject,
             detail,
-            prev: String::new(),
-            hash: String::new(),
         };
-        let h = r.seal(&self.head);
-        let line = r.line();
-        o.out.write_all(&line)?;
-        o.bytes += line.len() as u64;
-        self.seq = r.seq;
+        let h = f.hash(&self.head);
+        self.line.clear();
+        f.line(&mut self.line, &self.head, &h);
+        o.out.write_all(&self.line)?;
+        o.bytes += self.line.len() as u64;
+        self.seq = f.seq;
         self.head = h;
         if what != kind::CHECKPOINT {
             self.since_checkpoint += 1;
