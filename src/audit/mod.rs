@@ -65,7 +65,9 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             .unwrap_or_else(|| format!("#{v}"))
     };
     match e {
-        Event::LoggedOn { session, at } => format!("{} logon session={}", ts(*at), sname(session)),
+        Event::LoggedOn { session, peer, at } => {
+            format!("{} logon session={} peer={peer}", ts(*at), sname(session))
+        }
         Event::LogonRefused {
             their_comp_id,
             key_id,
@@ -534,6 +536,10 @@ impl JournalThread {
                         while let Some(r) = ring.pop() {
                             if let Some((t, n)) = &trail {
                                 t.send(crate::trail::from_order(&r, n));
+                            }
+                            // Per-key baselines (src/ids/anomaly.rs); never waits.
+                            if let Some(ids) = &mut ids {
+                                ids.offer_order(&r);
                             }
                             if let Err(e) = writer.write(&r) {
                                 let now = ts(crate::clock::system_utc());

@@ -979,6 +979,7 @@ impl Engine {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
                     session: SessionId::of(s),
+                    peer: self.peer_ip(c),
                     at: now,
                 });
             }
@@ -1203,6 +1204,7 @@ impl Engine {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
                     session: SessionId::of(s),
+                    peer: self.peer_ip(c),
                     at: now,
                 });
             }

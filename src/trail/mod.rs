@@ -413,7 +413,9 @@ pub fn from_event(e: &Event, sessions: &[String], venues: &[String]) -> Entry {
         Option<std::net::IpAddr>,
         &str,
     ) = match e {
-        Event::LoggedOn { session, at } => (*at, "logon", Some(*session), "", None, ""),
+        Event::LoggedOn { session, peer, at } => {
+            (*at, "logon", Some(*session), "", Some(*peer), "")
+        }
         Event::LogonRefused {
             key_id, peer, at, ..
         } => (*at, "logon-refused", None, key_id.as_str(), Some(*peer), ""),
