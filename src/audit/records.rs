@@ -435,6 +435,12 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// The line the last [`RecordWriter::write`] that succeeded wrote (the audit trail's order
+    /// record is made from it rather than formatted a second time).
+    pub fn line(&self) -> &[u8] {
+        &self.line
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         if let Some((_, w)) = &mut self.open {
             w.flush()?;
