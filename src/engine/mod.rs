@@ -1022,6 +1022,7 @@ impl Engine {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
                     session: SessionId::of(s),
+                    peer: self.peer_ip(c),
                     at: now,
                 });
             }
@@ -1247,6 +1248,7 @@ impl Engine {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
                     session: SessionId::of(s),
+                    peer: self.peer_ip(c),
                     at: now,
                 });
             }
