@@ -131,7 +131,7 @@ pub struct LimitChanges {
 }
 
 impl LimitChanges {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         serde_json::to_value(self).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
     }
 }
@@ -1367,6 +1367,18 @@ pub struct CtlArgs {
     /// The control socket itself (overrides --data-dir).
     #[arg(long, global = true)]
     pub socket: Option<PathBuf>,
+    /// Act through a gateway's ops port over HTTPS instead of the local socket
+    /// (`https://host:9880`; see `ops::remote`): needs --user; the password comes from
+    /// PORTCULLIS_OPS_PASSWORD and the TOTP code from PORTCULLIS_OPS_TOTP, else the terminal.
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// The ops port operator to log in as (with --url).
+    #[arg(long, global = true, requires = "url")]
+    pub user: Option<String>,
+    /// PEM file of the CA that issued the ops port's certificate: only it is trusted (with
+    /// --url; without it, the public web roots).
+    #[arg(long, global = true, requires = "url")]
+    pub ca: Option<PathBuf>,
     #[command(subcommand)]
     pub action: CtlAction,
 }
@@ -1377,9 +1389,22 @@ pub struct Audit {
     /// Why (recorded in the control audit log).
     #[arg(long)]
     pub reason: String,
-    /// Who is acting (recorded in the control audit log).
+    /// Who is acting (recorded in the control audit log). Required on the local socket; with
+    /// --url the port records the logged-in operator instead.
     #[arg(long)]
-    pub by: String,
+    pub by: Option<String>,
+}
+
+impl Audit {
+    /// `--by`, required on the local socket.
+    fn by(&self) -> Result<String, u8> {
+        self.by.clone().ok_or_else(|| {
+            crate::say_err(format_args!(
+                "portcullis ctl: --by NAME is required on the control socket (who acts)"
+            ));
+            2
+        })
+    }
 }
 
 /// Exactly one scope.
@@ -1399,7 +1424,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn parts(&self) -> (String, Option<String>) {
+    pub(crate) fn parts(&self) -> (String, Option<String>) {
         match (&self.account, &self.symbol, &self.session) {
             (Some(a), _, _) => ("account".into(), Some(a.clone())),
             (_, Some(s), _) => ("symbol".into(), Some(s.clone())),
@@ -1468,6 +1493,8 @@ pub enum CtlAction {
     },
 }
 
+// Parsed once per command line.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 pub enum LimitsAction {
     /// Change an account's limits live, as one snapshot; limits not named stay. With --until,
@@ -1511,6 +1538,13 @@ pub enum LimitsAction {
         #[command(flatten)]
         audit: Audit,
     },
+    /// With --url only: approve another risk officer's pending limit raise (four eyes).
+    Approve {
+        /// The id the raise request answered with.
+        id: u64,
+    },
+    /// With --url only: the limit raises waiting for a second risk officer.
+    Pending,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -1528,6 +1562,14 @@ pub enum RiskAction {
 impl CtlArgs {
     /// Runs the command; the exit code (0 applied, 1 refused, 2 usage or not delivered).
     pub fn run(self) -> u8 {
+        if let Some(url) = self.url.clone() {
+            let remote = crate::ops::remote::Remote {
+                url,
+                user: self.user.clone(),
+                ca: self.ca.clone(),
+            };
+            return crate::ops::remote::run(&remote, self.action);
+        }
         let socket = self
             .socket
             .clone()
@@ -1547,7 +1589,10 @@ impl CtlArgs {
                 Request::Kill {
                     scope,
                     name,
-                    by: audit.by,
+                    by: match audit.by() {
+                        Ok(b) => b,
+                        Err(code) => return code,
+                    },
                     reason: audit.reason,
                 }
             }
@@ -1556,13 +1601,19 @@ impl CtlArgs {
                 Request::Unkill {
                     scope,
                     name,
-                    by: audit.by,
+                    by: match audit.by() {
+                        Ok(b) => b,
+                        Err(code) => return code,
+                    },
                     reason: audit.reason,
                 }
             }
             CtlAction::EnableAccount { account, audit } => Request::EnableAccount {
                 account,
-                by: audit.by,
+                by: match audit.by() {
+                    Ok(b) => b,
+                    Err(code) => return code,
+                },
                 reason: audit.reason,
             },
             CtlAction::Limits {
@@ -1620,9 +1671,21 @@ impl CtlArgs {
                     account,
                     limits,
                     for_ms,
-                    by: audit.by,
+                    by: match audit.by() {
+                        Ok(b) => b,
+                        Err(code) => return code,
+                    },
                     reason: audit.reason,
                 }
+            }
+            CtlAction::Limits {
+                action: LimitsAction::Approve { .. } | LimitsAction::Pending,
+            } => {
+                crate::say_err(format_args!(
+                    "portcullis ctl: limits approve/pending are for the ops port (--url): \
+                     the control socket applies a raise at once"
+                ));
+                return 2;
             }
             CtlAction::Risk {
                 action: RiskAction::Show { account, symbol },
@@ -1635,7 +1698,10 @@ impl CtlArgs {
                 Ok(for_ms) => Request::Block {
                     address,
                     for_ms,
-                    by: audit.by,
+                    by: match audit.by() {
+                        Ok(b) => b,
+                        Err(code) => return code,
+                    },
                     reason: audit.reason,
                 },
                 Err(e) => {
@@ -1645,7 +1711,10 @@ impl CtlArgs {
             },
             CtlAction::Unblock { address, audit } => Request::Unblock {
                 address,
-                by: audit.by,
+                by: match audit.by() {
+                    Ok(b) => b,
+                    Err(code) => return code,
+                },
                 reason: audit.reason,
             },
         };

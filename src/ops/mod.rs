@@ -20,6 +20,7 @@
 
 pub mod guard;
 mod limits;
+pub mod remote;
 mod server;
 pub use server::metric_name;
 pub mod token;

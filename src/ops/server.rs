@@ -435,6 +435,17 @@ struct KillBody {
     reason: String,
 }
 
+/// `POST /api/v1/block` and `/unblock` (what `portcullis ctl block|unblock` sends).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockBody {
+    address: String,
+    /// How long a block lasts (ms); not for an unblock.
+    #[serde(default)]
+    for_ms: Option<u64>,
+    reason: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
@@ -659,6 +670,31 @@ impl State {
                 (&Method::POST, ["api", "v1", "keys", id, "revoke"]) => {
                     need(Role::Admin)?;
                     self.revoke_key(ask, &who, id)?
+                }
+                (&Method::POST, ["api", "v1", "block"]) => {
+                    need(Role::Admin)?;
+                    let b: BlockBody = ask.json()?;
+                    let for_ms = b
+                        .for_ms
+                        .filter(|ms| *ms > 0)
+                        .ok_or_else(|| err(StatusCode::BAD_REQUEST, "for_ms (> 0) is required"))?;
+                    let v = self.control(&ctl::Request::Block {
+                        address: b.address,
+                        for_ms,
+                        by: who.by(ask.peer),
+                        reason: b.reason,
+                    })?;
+                    Reply::Json(status_of(&v), v)
+                }
+                (&Method::POST, ["api", "v1", "unblock"]) => {
+                    need(Role::Admin)?;
+                    let b: BlockBody = ask.json()?;
+                    let v = self.control(&ctl::Request::Unblock {
+                        address: b.address,
+                        by: who.by(ask.peer),
+                        reason: b.reason,
+                    })?;
+                    Reply::Json(status_of(&v), v)
                 }
                 (&Method::POST, ["api", "v1", "tls", "reload"]) => {
                     need(Role::Admin)?;
@@ -1435,6 +1471,8 @@ mod tests {
             "/api/v1/latency:",
             "/api/v1/tls:",
             "/api/v1/tls/reload:",
+            "/api/v1/block:",
+            "/api/v1/unblock:",
             "/api/v1/keys:",
             "/api/v1/keys/{id}/revoke:",
             "/api/v1/accounts:",

@@ -1725,3 +1725,192 @@ fn the_status_page_in_chromium_logs_in_shows_sessions_and_kills_an_account() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ops-status-page.png");
     let _ = std::fs::write(out, png);
 }
+
+impl Ops {
+    /// `portcullis ctl --url <this port> --user NAME --ca <dev CA> ARGS`, the password and
+    /// `totp` in the environment, tokens cached under `cache`.
+    fn ctl_url(
+        &self,
+        name: &str,
+        totp: Option<&str>,
+        cache: &std::path::Path,
+        args: &[&str],
+    ) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        cmd.args(["ctl", "--url", &self.base(), "--user", name, "--ca"])
+            .arg(self.pki.path().join("tls/ca.pem"))
+            .args(args)
+            .env("XDG_CACHE_HOME", cache)
+            .env_remove("PORTCULLIS_OPS_PASSWORD")
+            .env_remove("PORTCULLIS_OPS_TOTP")
+            .stdin(std::process::Stdio::null());
+        if let Some((pw, _)) = self.secrets.get(name) {
+            cmd.env("PORTCULLIS_OPS_PASSWORD", pw);
+        }
+        if let Some(t) = totp {
+            cmd.env("PORTCULLIS_OPS_TOTP", t);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+fn out_text(o: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `portcullis ctl --url`: the ctl verbs through the ops port over HTTPS, from the CLI binary,
+/// with the port's CA pinned; the token is cached 0600 and reused without a new login; the
+/// port's roles and four eyes apply; a port whose certificate another CA issued is refused.
+#[test]
+fn ctl_url_does_the_ctl_verbs_through_the_ops_port() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut o = Ops::new("").start();
+    let secret = o.k1.clone();
+    o.user("rita", "risk-officer");
+    o.user("rob", "risk-officer");
+    o.user("victor", "viewer");
+    let cache = tempfile::tempdir().unwrap();
+    let mut c = Client::connect(o.gw().addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    c.send("D", &nos("U1", "AAPL", "1", "1", Some("100")));
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("0"));
+
+    // Kill with a login (password + TOTP): applied, audited as rita, order canceled.
+    let code = o.fresh_code("rita");
+    let out = o.ctl_url(
+        "rita",
+        Some(&code),
+        cache.path(),
+        &["kill", "--account", "ACC1", "--reason", "remote kill"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["after"]["killed"], true, "{v}");
+    assert_eq!(field(&c.expect("8"), 150).as_deref(), Some("4"));
+    let audit = std::fs::read_to_string(o.data().join("control-audit.log")).unwrap();
+    assert!(
+        audit.contains("rita (risk-officer, ops port from 127.0.0.1)")
+            && audit.contains("remote kill"),
+        "{audit}"
+    );
+    // The token is cached 0600; the next verbs need no password or code.
+    let files: Vec<_> = std::fs::read_dir(cache.path().join("portcullis"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "token cache mode {mode:o}");
+    let rita_secrets = o.secrets.remove("rita").unwrap();
+    let out = o.ctl_url("rita", None, cache.path(), &["sessions"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["sender_comp_id"] == "CLIENT1" && s["logged_on"] == true),
+        "{v}"
+    );
+    let out = o.ctl_url(
+        "rita",
+        None,
+        cache.path(),
+        &["risk", "show", "--account", "ACC1"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["killed"], true, "{v}");
+    let out = o.ctl_url("rita", None, cache.path(), &["venues"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    let out = o.ctl_url(
+        "rita",
+        None,
+        cache.path(),
+        &["unkill", "--account", "ACC1", "--reason", "remote unkill"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    // A raise waits for a second risk officer; rob approves it from his own CLI.
+    let out = o.ctl_url(
+        "rita",
+        None,
+        cache.path(),
+        &[
+            "limits",
+            "set",
+            "--account",
+            "ACC1",
+            "--max-qty",
+            "2000000000",
+            "--reason",
+            "client request",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pending"], true, "{v}");
+    let id = v["id"].as_u64().unwrap().to_string();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limits approve"));
+    o.secrets.insert("rita".into(), rita_secrets);
+    let code = o.fresh_code("rob");
+    let out = o.ctl_url(
+        "rob",
+        Some(&code),
+        cache.path(),
+        &["limits", "approve", &id],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    let t = o
+        .login_with("victor", &o.secrets["victor"].0.clone(), None)
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        o.get("/api/v1/accounts/ACC1", &t).body["limits"]["max_order_qty"],
+        "2000000000",
+        "the approved raise applied"
+    );
+    // A viewer is refused by the port (exit 1, the reason printed).
+    let out = o.ctl_url(
+        "victor",
+        None,
+        cache.path(),
+        &["kill", "--account", "ACC1", "--reason", "not mine"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("viewer"),
+        "{}",
+        out_text(&out)
+    );
+    // A wrong password: refused login, exit 1, nothing cached for that user.
+    o.secrets
+        .insert("rob2".into(), ("wrong".into(), String::new()));
+    let out = o.ctl_url("rob2", Some("123456"), cache.path(), &["sessions"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out_text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("login as rob2 refused"));
+    // Another CA pinned: the TLS handshake fails, nothing is sent (exit 2).
+    let other = tempfile::tempdir().unwrap();
+    portcullis::tls::dev::DevPki::ensure(other.path(), "CLIENT1").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["ctl", "--url", &o.base(), "--user", "rita", "--ca"])
+        .arg(other.path().join("tls/ca.pem"))
+        .args(["sessions"])
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    // Usage: --url without --user; approve on the local socket.
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["ctl", "--url", &o.base(), "sessions"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    c.logout();
+}
