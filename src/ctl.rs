@@ -670,6 +670,7 @@ impl Shared {
                 GATEWAY_WAIT.as_secs()
             )),
         };
+        self.persist_limits(&req, &mut answer);
         if audited {
             self.audit(seq, &req, &answer, peer);
         }
@@ -677,6 +678,40 @@ impl Shared {
             *e = mask::free_text(e);
         }
         answer
+    }
+
+    /// A permanent limit change that applied is merged into `<data>/ops-limits.json`
+    /// ([`crate::ops::limits`]), which [`serve`] applies again at the next start: limit changes
+    /// survive a restart whether they came from `portcullis ctl` or the ops port. Temporary
+    /// changes revert by themselves and are not kept; the restore's own requests are not
+    /// written again.
+    fn persist_limits(&self, req: &Request, answer: &mut Value) {
+        let Request::LimitsSet {
+            account,
+            limits,
+            for_ms: None,
+            by,
+            ..
+        } = req
+        else {
+            return;
+        };
+        if answer.get("ok") != Some(&Value::Bool(true)) || by == RESTORED_BY {
+            return;
+        }
+        let Some(dir) = self.audit.parent() else {
+            return;
+        };
+        let saved = {
+            let _one_at_a_time = lock(&self.audit_lock);
+            crate::ops::limits::persist(dir, account, limits)
+        };
+        if let (Err(e), Some(obj)) = (saved, answer.as_object_mut()) {
+            obj.insert(
+                "warning".into(),
+                Value::String(format!("applied, but not saved for a restart: {e}")),
+            );
+        }
     }
 
     /// Answers a switch change only once it survives a crash (risk-switches.state written).
@@ -1100,6 +1135,46 @@ pub struct ServeWith {
 
 /// Creates `<data_dir>/control.sock` (mode 0600) and serves it on a thread named
 /// `portcullis-control` until `stop` is set.
+/// `by` of the requests that re-apply the persisted limit changes at start.
+pub const RESTORED_BY: &str = "portcullis (limit changes restored from ops-limits.json at start)";
+
+/// Re-applies the persisted permanent limit changes ([`crate::ops::limits`]) through the
+/// socket at `path`, on a thread of its own (the gateway thread may not be running yet; each
+/// request waits for it like any other).
+fn restore_limits(data_dir: &Path, path: &Path) {
+    let all = match crate::ops::limits::load(data_dir) {
+        Ok(a) if a.is_empty() => return,
+        Ok(a) => a,
+        Err(e) => {
+            crate::say_err(format_args!("portcullis: limit changes not restored: {e}"));
+            return;
+        }
+    };
+    let path = path.to_path_buf();
+    let _ = std::thread::Builder::new()
+        .name("portcullis-control-restore".into())
+        .spawn(move || {
+            for (account, changes) in all {
+                let req = Request::LimitsSet {
+                    account: account.clone(),
+                    limits: changes,
+                    for_ms: None,
+                    by: RESTORED_BY.into(),
+                    reason: "limit changes made with ctl or the ops port survive a restart".into(),
+                };
+                match call(&path, &req) {
+                    Ok(v) if v.get("ok") == Some(&Value::Bool(true)) => {}
+                    Ok(v) => crate::say_err(format_args!(
+                        "portcullis: restoring limits of {}: {}",
+                        mask::account(&account),
+                        v.get("error").unwrap_or(&v)
+                    )),
+                    Err(e) => crate::say_err(format_args!("portcullis: restoring limits: {e}")),
+                }
+            }
+        });
+}
+
 pub fn serve(
     data_dir: &Path,
     with: ServeWith,
@@ -1126,6 +1201,7 @@ pub fn serve(
     let listener = UnixListener::bind(&tmp)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, &path)?;
+    restore_limits(data_dir, &path);
     let cfg = &with.cfg;
     let shared = Arc::new(Shared {
         commands: with.commands,

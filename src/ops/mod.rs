@@ -19,7 +19,7 @@
 //! Endpoints: see `docs/ops-openapi.yaml`.
 
 pub mod guard;
-mod limits;
+pub mod limits;
 pub mod remote;
 mod server;
 pub use server::metric_name;

@@ -110,12 +110,14 @@ impl State {
                  --role risk-officer`)"
             ));
         }
+        let data_dir = &cfg.gateway.data_dir;
         let tokens = Tokens::new(
             &file.token_key()?,
             &ops.issuer,
             &ops.audience,
             ops.jwt_lifetime_s,
-        );
+        )
+        .persisted(&data_dir.join(super::token::REVOKED_FILE), now_ms() / 1000)?;
         let tls = server_tls(ops)?.map(|c| RwLock::new(Arc::new(c)));
         Ok(State {
             https: tls.is_some(),
@@ -147,7 +149,8 @@ impl State {
                     ops.lockout_failures,
                     ops.lockout_address_failures,
                     ops.lockout_ms,
-                ),
+                )
+                .persisted(&data_dir.join(super::guard::LOCKOUTS_FILE), now_ms())?,
             }),
             approvals: Mutex::new(Approvals::default()),
             audit_lock: Mutex::new(()),
@@ -186,7 +189,6 @@ pub fn run(
                 return;
             }
         };
-        restore_limits(&state);
         let slots = Arc::new(tokio::sync::Semaphore::new(state.ops.max_connections));
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -215,40 +217,6 @@ pub fn run(
     });
     // Connections still open are dropped with the runtime.
     rt.shutdown_timeout(Duration::from_millis(200));
-}
-
-/// Re-applies the persisted permanent limit changes (see `limits`), in the background.
-fn restore_limits(state: &Arc<State>) {
-    let st = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let all = match limits::load(&st.data_dir) {
-            Ok(a) => a,
-            Err(e) => {
-                crate::say_err(format_args!("portcullis: ops port: {e}"));
-                return;
-            }
-        };
-        for (account, changes) in all {
-            let req = ctl::Request::LimitsSet {
-                account: account.clone(),
-                limits: changes,
-                for_ms: None,
-                by: "ops port (restored from ops-limits.json at start)".into(),
-                reason: "limit changes made through the ops port survive a restart".into(),
-            };
-            match ctl::call(&st.socket, &req) {
-                Ok(v) if v.get("ok") == Some(&Value::Bool(true)) => {}
-                Ok(v) => crate::say_err(format_args!(
-                    "portcullis: ops port: restoring limits of {}: {}",
-                    crate::auth::mask::account(&account),
-                    v.get("error").unwrap_or(&v)
-                )),
-                Err(e) => {
-                    crate::say_err(format_args!("portcullis: ops port: restoring limits: {e}"))
-                }
-            }
-        }
-    });
 }
 
 async fn connection(state: Arc<State>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
@@ -610,7 +578,7 @@ impl State {
             Ok(match (m, segs.as_slice()) {
                 (&Method::POST, ["api", "v1", "refresh"]) => self.refresh(ask, &who)?,
                 (&Method::POST, ["api", "v1", "logout"]) => {
-                    self.tokens.revoke(&who.claims);
+                    self.revoke(&who.claims);
                     self.audit(json!({ "action": "logout", "user": who.claims.sub, "peer": ip.to_string() }));
                     ok(json!({ "ok": true, "revoked": who.claims.jti }))
                 }
@@ -707,6 +675,15 @@ impl State {
     }
 
     // ---- authentication -----------------------------------------------------------------
+
+    /// Revokes a token; a revocation the file did not take still holds until a restart.
+    fn revoke(&self, c: &Claims) {
+        if let Err(e) = self.tokens.revoke(c) {
+            crate::say_err(format_args!(
+                "portcullis: ops port: revocation not saved (it holds until a restart): {e}"
+            ));
+        }
+    }
 
     fn unauthorized(&self, message: &str) -> Reply {
         self.counters.inc(Counter::OpsAuthFailures);
@@ -829,7 +806,7 @@ impl State {
             .tokens
             .issue(&who.claims.sub, who.role, now / 1000)
             .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "cannot issue a token"))?;
-        self.tokens.revoke(&who.claims);
+        self.revoke(&who.claims);
         Ok(ok(json!({
             "token": token, "token_type": "Bearer", "expires_in": self.tokens.lifetime_s(),
             "user": who.claims.sub, "role": who.role.as_str(),
@@ -1290,19 +1267,7 @@ impl State {
             by,
             reason: p.reason.clone(),
         })?;
-        if v.get("ok") == Some(&Value::Bool(true)) && p.for_ms.is_none() {
-            if let Err(e) = limits::persist(&self.data_dir, &p.account, &p.limits) {
-                crate::say_err(format_args!("portcullis: ops port: {e}"));
-                let mut v = v;
-                if let Some(o) = v.as_object_mut() {
-                    o.insert(
-                        "warning".into(),
-                        json!("applied, but not saved for a restart (see the gateway's log)"),
-                    );
-                }
-                return Ok(v);
-            }
-        }
+        // The control socket keeps permanent changes for a restart (`ctl` persist_limits).
         Ok(v)
     }
 

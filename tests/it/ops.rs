@@ -1914,3 +1914,102 @@ fn ctl_url_does_the_ctl_verbs_through_the_ops_port() {
     assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
     c.logout();
 }
+
+/// Stops the gateway of `o` and starts it again on the same data folder and config.
+fn restart(o: Ops) -> Ops {
+    let Ops {
+        env,
+        gw,
+        pki,
+        agent,
+        steps,
+        secrets,
+        k1,
+    } = o;
+    let Gw { running, dir, .. } = gw.unwrap();
+    drop(running);
+    Ops {
+        gw: Some(start_in(dir, &env.extra)),
+        env,
+        pki,
+        agent,
+        steps,
+        secrets,
+        k1,
+    }
+}
+
+/// A logged-out token, a login lockout and a limit change made with `portcullis ctl` on the
+/// control socket all survive a restart (files 0600 in the data folder).
+#[test]
+fn revocations_lockouts_and_ctl_limit_changes_survive_a_restart() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut o = Ops::new("lockout_failures = 3").start();
+    o.user("victor", "viewer");
+    o.user("wanda", "viewer");
+    let vpw = o.secrets["victor"].0.clone();
+    let t = o.login_with("victor", &vpw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(o.get("/api/v1/whoami", &t).status, 200);
+    assert_eq!(o.post("/api/v1/logout", &t, json!({})).status, 200);
+    assert_eq!(o.get("/api/v1/whoami", &t).status, 401);
+    for _ in 0..3 {
+        assert_eq!(o.login_with("wanda", "wrong", None).status, 401);
+    }
+    let wpw = o.secrets["wanda"].0.clone();
+    assert_eq!(o.login_with("wanda", &wpw, None).status, 429, "locked");
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["ctl", "--data-dir"])
+        .arg(o.data())
+        .args([
+            "limits",
+            "set",
+            "--account",
+            "ACC1",
+            "--max-qty",
+            "777",
+            "--by",
+            "carol",
+            "--reason",
+            "ctl cut",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    for f in ["ops-revoked.json", "ops-lockouts.json", "ops-limits.json"] {
+        let mode = std::fs::metadata(o.data().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+
+    let o = restart(o);
+    let g = o.get("/api/v1/whoami", &t);
+    assert_eq!(
+        g.status, 401,
+        "the logged-out token stays refused: {}",
+        g.text
+    );
+    assert!(g.text.contains("revoked"), "{}", g.text);
+    let g = o.login_with("wanda", &wpw, None);
+    assert_eq!(g.status, 429, "the lockout survived: {}", g.text);
+    let vt = o.login_with("victor", &vpw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let q = o.get("/api/v1/accounts/ACC1", &vt).body["limits"]["max_order_qty"].clone();
+        if q == "777" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ctl limit change not restored: {q}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
