@@ -2013,3 +2013,97 @@ fn revocations_lockouts_and_ctl_limit_changes_survive_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The port stays responsive while a client saturates the gateway with orders: a client
+/// pipelining orders as fast as the gateway answers them, and a scraper reading `/metrics` and
+/// `/api/v1/sessions` every 100 ms the whole time. Every scrape must succeed (200, complete);
+/// the answer times are printed (`--nocapture`), never asserted.
+#[test]
+fn the_port_answers_every_scrape_while_orders_saturate_the_gateway() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // The scraper reads 20 times a second: room above the default per-address limit.
+    let mut o =
+        Ops::with_venues("rate_per_address = 200\nrate_per_user = 200", &sim("fill")).start();
+    o.user("scraper", "viewer");
+    let pw = o.secrets["scraper"].0.clone();
+    let token = o.login_with("scraper", &pw, None).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = o.k1.clone();
+    let addr = o.gw().addr;
+    let done = Arc::new(AtomicBool::new(false));
+    const BATCHES: usize = 150;
+    const WINDOW: usize = 32;
+    let load = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut c = Client::connect(addr, "FIX.4.4", "CLIENT1", "GW");
+            c.signed_logon("k1", &secret);
+            let mut answered = 0usize;
+            for b in 0..BATCHES {
+                for i in 0..WINDOW {
+                    c.send(
+                        "D",
+                        &nos(&format!("Z{b}-{i}"), "AAPL", "1", "1", Some("100")),
+                    );
+                }
+                // Each order's first report (New or a refusal); fills of earlier ones pass by.
+                let mut first = std::collections::HashSet::new();
+                while first.len() < WINDOW {
+                    let m = c.expect_any(&["8", "j"]);
+                    let cl = field(&m, 11).unwrap_or_default();
+                    let st = field(&m, 150).unwrap_or_default();
+                    if cl.starts_with(&format!("Z{b}-")) && st != "F" {
+                        first.insert(cl);
+                    }
+                }
+                answered += WINDOW;
+            }
+            done.store(true, Ordering::Relaxed);
+            answered
+        })
+    };
+    let mut times_us: Vec<u128> = Vec::new();
+    let mut failures = Vec::new();
+    while !done.load(Ordering::Relaxed) {
+        for path in ["/metrics", "/api/v1/sessions"] {
+            let t0 = Instant::now();
+            let g = o.get(path, &token);
+            times_us.push(t0.elapsed().as_micros());
+            let complete = match path {
+                "/metrics" => g.text.contains("portcullis_order_latency_seconds_count"),
+                _ => g.body["sessions"].as_array().is_some_and(|s| !s.is_empty()),
+            };
+            if g.status != 200 || !complete {
+                failures.push(format!("{path}: {} {}", g.status, g.text));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answered = load.join().unwrap();
+    assert_eq!(answered, BATCHES * WINDOW);
+    assert!(
+        failures.is_empty(),
+        "scrapes failed under load: {failures:?}"
+    );
+    assert!(
+        times_us.len() >= 4,
+        "scraped during the load: {}",
+        times_us.len()
+    );
+    let m = o.get("/metrics", &token).text;
+    let received = sample(&m, "portcullis_orders_received_total").unwrap();
+    assert!(received >= (BATCHES * WINDOW) as f64, "{received}");
+    times_us.sort_unstable();
+    let q = |p: f64| times_us[((times_us.len() - 1) as f64 * p) as usize];
+    eprintln!(
+        "ops port under load: {} answers during {} orders: p50 {} us, p90 {} us, p99 {} us, max {} us",
+        times_us.len(),
+        BATCHES * WINDOW,
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        times_us[times_us.len() - 1]
+    );
+}
