@@ -1828,6 +1828,19 @@ fn ctl_url_does_the_ctl_verbs_through_the_ops_port() {
     assert_eq!(v["killed"], true, "{v}");
     let out = o.ctl_url("rita", None, cache.path(), &["venues"]);
     assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    // Blocking an address is for admins: the port refuses a risk officer (exit 1, why).
+    let out = o.ctl_url(
+        "rita",
+        None,
+        cache.path(),
+        &["block", "10.9.9.9", "--for", "1m", "--reason", "scan"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("needs admin"),
+        "{}",
+        out_text(&out)
+    );
     let out = o.ctl_url(
         "rita",
         None,
