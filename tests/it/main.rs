@@ -24,6 +24,8 @@ mod records;
 mod recovery;
 mod risk;
 mod routes;
+// Binary order entry, client side (issue 16).
+mod sbe;
 // Intrusion detection and response (issue 15).
 mod ids;
 // SIEM export (issue 15).
