@@ -11,7 +11,7 @@ use std::sync::Arc;
 use mio::{Interest, Poll, Token};
 
 use crate::clock::{Clock, ClockStatus};
-use crate::config::{Config, Gateway, SimBehaviourCfg, VenueKind};
+use crate::config::{Config, Gateway, Protocol, SessionCfg, SimBehaviourCfg, VenueKind};
 use crate::desk::{DeskParts, DeskSession, DeskVenue, OrderDesk};
 use crate::engine::stores::AnyStore;
 use crate::engine::venues::FixVenue;
@@ -139,14 +139,33 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
     let mut sessions = Vec::new();
     let mut principals: Vec<DeskSession> = Vec::new();
     for s in &cfg.sessions {
-        let begin = BeginString::parse(s.begin_string.as_bytes())
-            .ok_or_else(|| StartError(format!("session begin_string {:?}", s.begin_string)))?;
+        let sbe = s.protocol == Protocol::Sbe;
+        // An SBE session has no BeginString or our CompID: its FIX session is a placeholder
+        // that never logs on (FIX Logons never reach an SBE session's slot).
+        let begin = if sbe {
+            BeginString::Fix44
+        } else {
+            BeginString::parse(s.begin_string.as_bytes())
+                .ok_or_else(|| StartError(format!("session begin_string {:?}", s.begin_string)))?
+        };
         let our = CompId::new(s.our_comp_id.as_bytes())
             .ok_or_else(|| StartError("our_comp_id too long".into()))?;
         let their = CompId::new(s.their_comp_id.as_bytes())
             .ok_or_else(|| StartError("their_comp_id too long".into()))?;
-        let key = format!("{}-{}-{}", s.begin_string, s.our_comp_id, s.their_comp_id);
-        let store = if s.persist {
+        let key = s.store_key();
+        let bin = if sbe {
+            Some(Box::new(binary_session(
+                cfg,
+                s,
+                &key,
+                &sessions_dir,
+                gw.session_segment_bytes,
+                now,
+            )?))
+        } else {
+            None
+        };
+        let store = if s.persist && !sbe {
             let sc = SessionStoreConfig {
                 segment_bytes: gw.session_segment_bytes,
                 ..Default::default()
@@ -194,7 +213,11 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
             dev_any,
         );
         principals.push(DeskSession {
-            tag: session_tag(begin.as_bytes(), our.as_bytes(), their.as_bytes()),
+            tag: if sbe {
+                session_tag(b"SBE", b"", their.as_bytes())
+            } else {
+                session_tag(begin.as_bytes(), our.as_bytes(), their.as_bytes())
+            },
             grants: dev_grants.clone(),
             killed: false,
         });
@@ -227,6 +250,7 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
                 .iter()
                 .filter_map(|a| Account::new(a.as_bytes()))
                 .collect(),
+            bin,
         });
     }
     let mut venues = Vec::new();
@@ -498,6 +522,11 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
         poll,
         listeners,
         tls_configs,
+        listener_sbe: cfg
+            .listeners
+            .iter()
+            .map(|l| l.protocol == Protocol::Sbe)
+            .collect(),
         sessions,
         desk,
         links,
@@ -527,4 +556,56 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
         records,
     };
     Ok((engine, handle))
+}
+
+/// The FIXP side of SBE session `s`: its two message stores (current and previous uuid;
+/// on disk when `persist`), its `[fixp]` settings, and the uuids and key of its last Negotiate
+/// restored from `<key>.fixp`.
+fn binary_session(
+    cfg: &Config,
+    s: &SessionCfg,
+    key: &str,
+    sessions_dir: &std::path::Path,
+    segment_bytes: usize,
+    now: Nanos,
+) -> Result<crate::engine::binary::BinSession, StartError> {
+    let name = crate::fixp::msg::Name::new(s.their_comp_id.as_bytes())
+        .ok_or_else(|| StartError(format!("session {key}: name longer than 32")))?;
+    let f = &cfg.fixp;
+    let fcfg = crate::fixp::FixpConfig {
+        keep_alive_min_ms: f.keep_alive_min_ms,
+        keep_alive_max_ms: f.keep_alive_max_ms,
+        retransmit_max_count: f.retransmit_max_count,
+        establish_timeout_ms: f.establish_timeout_ms,
+        ..crate::fixp::FixpConfig::new(name)
+    };
+    fcfg.validate()
+        .map_err(|e| StartError(format!("session {key}: {e}")))?;
+    let store = |slot: &str| -> Result<AnyStore, StartError> {
+        if !s.persist {
+            return Ok(AnyStore::Memory(crate::session::MemoryStore::new()));
+        }
+        let sc = SessionStoreConfig {
+            segment_bytes,
+            ..Default::default()
+        };
+        let name = format!("{key}-{slot}");
+        SessionStore::open_with(sessions_dir, &name, &sc, now.0)
+            .map(|st| AnyStore::Disk(Box::new(st)))
+            .map_err(|e| start_err(format!("session store {name}"), e))
+    };
+    let mut fixp = crate::fixp::Session::new(fcfg, store("a")?, store("b")?);
+    let state_path = s.persist.then(|| {
+        sessions_dir.join(format!(
+            "{}.fixp",
+            crate::store::session_store::sanitize_key(key)
+        ))
+    });
+    if let Some(path) = &state_path {
+        let state = crate::engine::binary::BinSession::load_state(path).map_err(StartError)?;
+        if let Some(st) = state {
+            fixp.restore(st.uuid, st.previous_uuid, st.key, st.current_is_b);
+        }
+    }
+    Ok(crate::engine::binary::BinSession { fixp, state_path })
 }

@@ -1,4 +1,4 @@
-//! Portcullis — a low-latency FIX order gateway with inline pre-trade controls.
+//! Portcullis — a low-latency FIX/binary order gateway with inline pre-trade controls.
 //!
 //! ```text
 //!            HOT: one pinned thread, busy-polling mio — an I/O shell (engine/) around a sans-IO
@@ -6,8 +6,10 @@
 //!  client ──► net ──► fix::frame ──► fix::decode ──► session ──► engine::app ──► desk ──► route ──► risk
 //!  socket     read    BodyLength/    borrowed       seq nums,    scope, throttle, intents  journal ──► venue
 //!            (+TLS)   CheckSum       field view     admin msgs   FIX → intent              records    sim, or a
-//!    ▲                                                                                                FIX link
-//!    └──── flush ◄── session ◄── fix::encode ◄── engine::wire (the FIX Outbox) ◄── desk reports ◄── venue answer
+//!             │                                                    ▲ (same gate)                      FIX link
+//!             └─► sbe::frame ─► sbe::decode ─► fixp::Session ─► engine::binary: SBE → intent
+//!    ▲
+//!    └──── flush ◄── session / fixp ◄── fix::encode / engine::sbe_out ◄── engine::wire (Outbox) ◄── desk reports
 //!                                                          │
 //!                        handoff (bounded SPSC rings, never blocks the hot thread)
 //!            COLD: build (config → parts), journal thread (audit/), key-store and TLS watchers,

@@ -51,6 +51,10 @@ enum Cmd {
         /// with --listen and port 0, port 0 too).
         #[arg(long)]
         listen_ops: Option<std::net::SocketAddr>,
+        /// Embedded default only: address of the binary (SBE over FIXP) listener (default
+        /// 127.0.0.1:9881; with --listen and port 0, port 0 too).
+        #[arg(long)]
+        listen_sbe: Option<std::net::SocketAddr>,
     },
     /// Validate a configuration file and exit.
     CheckConfig { config: PathBuf },
@@ -265,10 +269,17 @@ fn main() -> ExitCode {
             listen,
             listen_tls,
             listen_ops,
+            listen_sbe,
         } => {
             // Files at rest: nothing for group or others, whatever the caller's umask.
             portcullis::files::restrict_umask();
-            run(config, data_dir, blocking, listen, [listen_tls, listen_ops])
+            run(
+                config,
+                data_dir,
+                blocking,
+                listen,
+                [listen_tls, listen_ops, listen_sbe],
+            )
         }
         Cmd::Keys {
             config,
@@ -537,7 +548,7 @@ fn run(
     data_dir: Option<PathBuf>,
     blocking: bool,
     listen: Option<std::net::SocketAddr>,
-    [listen_tls, listen_ops]: [Option<std::net::SocketAddr>; 2],
+    [listen_tls, listen_ops, listen_sbe]: [Option<std::net::SocketAddr>; 3],
 ) -> ExitCode {
     let embedded = config.is_none();
     let mut cfg = match load_config(config.as_deref(), data_dir) {
@@ -549,6 +560,21 @@ fn run(
     }
     if let (Some(addr), Some(l)) = (listen, cfg.listeners.first_mut()) {
         l.address = addr;
+    }
+    if embedded {
+        // The embedded default's binary listener follows --listen's port 0 like the others.
+        let sbe_addr = listen_sbe.or(match listen {
+            Some(a) if a.port() == 0 => Some(a),
+            _ => None,
+        });
+        if let (Some(addr), Some(l)) = (
+            sbe_addr,
+            cfg.listeners
+                .iter_mut()
+                .find(|l| l.protocol == portcullis::config::Protocol::Sbe),
+        ) {
+            l.address = addr;
+        }
     }
     let mut dev_pki = None;
     if embedded {
@@ -565,8 +591,11 @@ fn run(
                 return ExitCode::from(1);
             }
         }
-    } else if listen_tls.is_some() || listen_ops.is_some() {
-        eprintln!("portcullis: --listen-tls and --listen-ops apply to the embedded default only");
+    } else if listen_tls.is_some() || listen_ops.is_some() || listen_sbe.is_some() {
+        eprintln!(
+            "portcullis: --listen-tls, --listen-ops and --listen-sbe apply to the embedded \
+             default only"
+        );
         return ExitCode::from(2);
     }
     for (i, l) in cfg.listeners.iter().enumerate() {
@@ -679,16 +708,19 @@ fn run(
             eprintln!("portcullis: cannot install signal handler: {e}");
         }
     }
-    // TLS listeners first, marked `tls://`: the last address stays the plaintext one that
-    // scripts (and tests) parse from this line.
+    // TLS listeners first, marked `tls://`, then binary ones, marked `sbe://` (`sbe+tls://`
+    // with TLS): the last address stays the plaintext FIX one that scripts (and tests) parse
+    // from this line.
     let mut addrs: Vec<String> = Vec::new();
-    for tls in [true, false] {
+    for (tls, sbe) in [(true, false), (true, true), (false, true), (false, false)] {
         for (a, l) in running.handle.listen_addrs.iter().zip(&cfg.listeners) {
-            if l.tls.is_some() == tls {
-                addrs.push(if tls {
-                    format!("tls://{a}")
-                } else {
-                    a.to_string()
+            let is_sbe = l.protocol == portcullis::config::Protocol::Sbe;
+            if l.tls.is_some() == tls && is_sbe == sbe {
+                addrs.push(match (tls, sbe) {
+                    (true, false) => format!("tls://{a}"),
+                    (true, true) => format!("sbe+tls://{a}"),
+                    (false, true) => format!("sbe://{a}"),
+                    (false, false) => a.to_string(),
                 });
             }
         }
@@ -753,6 +785,37 @@ fn run(
                 "  cargo run -p portcullis-tools --bin fixclient -- --connect {addr} --sender {} --target {}{sign} --reset order --symbol AAPL --side buy --qty 100 --price 10.5",
                 s.their_comp_id, s.our_comp_id
             );
+            let sbe = cfg
+                .listeners
+                .iter()
+                .position(|l| l.protocol == portcullis::config::Protocol::Sbe)
+                .and_then(|i| running.handle.listen_addrs.get(i))
+                .zip(
+                    cfg.sessions
+                        .iter()
+                        .find(|s| s.protocol == portcullis::config::Protocol::Sbe),
+                );
+            if let Some((sbe_addr, bs)) = sbe {
+                let sign = dev_keys
+                    .iter()
+                    .find(|k| k.comp_id == bs.their_comp_id)
+                    .map(|k| {
+                        format!(
+                            " --key-id {} --secret-file {}",
+                            k.id,
+                            k.secret_file.display()
+                        )
+                    })
+                    .unwrap_or_default();
+                say!(
+                    "Binary order entry (SBE over FIXP, port {}):",
+                    sbe_addr.port()
+                );
+                say!(
+                    "  cargo run -p portcullis-tools --bin fixclient -- --sbe --connect {sbe_addr} --session {}{sign} order --symbol AAPL --side buy --qty 100 --price 10.5",
+                    bs.their_comp_id
+                );
+            }
             let tls_addr = cfg
                 .listeners
                 .iter()

@@ -649,8 +649,9 @@ impl Config {
         Ok(cfg)
     }
 
-    /// The embedded default: loopback listener, one FIX 4.4 and one FIX 4.2 client session, the
-    /// simulated venue filling every order.
+    /// The embedded default: loopback listeners (FIX on 9878, SBE over FIXP on 9881), two
+    /// FIX 4.4, one FIX 4.2 and one SBE client session, the simulated venue filling every
+    /// order.
     pub fn embedded_default(data_dir: &Path) -> Config {
         let mut cfg = Config::parse(EMBEDDED_DEFAULT, "<embedded default>")
             .unwrap_or_else(|e| unreachable_config(&e));
@@ -1230,6 +1231,11 @@ busy_poll = true
 [[listener]]
 address = "127.0.0.1:9878"
 
+# Binary order entry: SBE over FIXP (fix-specs/FIXP-SESSION.md, fix-specs/sbe/).
+[[listener]]
+address = "127.0.0.1:9881"
+protocol = "sbe"
+
 [[session]]
 begin_string = "FIX.4.4"
 our_comp_id = "PORTCULLIS"
@@ -1249,6 +1255,15 @@ begin_string = "FIX.4.2"
 our_comp_id = "PORTCULLIS"
 their_comp_id = "CLIENT42"
 default_account = "ACC-CLIENT42"
+
+# The binary session BIN1 trades CLIENT1's account: one account, one credit limit, whichever
+# protocol the order comes in.
+[[session]]
+protocol = "sbe"
+their_comp_id = "BIN1"
+default_account = "ACC-CLIENT1"
+cancel_on_disconnect = true
+tier = "professional"
 
 [[venue]]
 name = "SIM"
@@ -1334,8 +1349,65 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let c = Config::embedded_default(Path::new("/tmp/x"));
-        assert_eq!(c.sessions.len(), 3);
+        assert_eq!(c.sessions.len(), 4);
         assert_eq!(c.venues[0].kind, VenueKind::Sim);
+        assert_eq!(c.sessions[3].protocol, Protocol::Sbe);
+        assert_eq!(c.sessions[3].store_key(), "SBE-BIN1");
+        assert_eq!(c.listeners[1].protocol, Protocol::Sbe);
+    }
+
+    #[test]
+    fn sbe_sessions_are_checked_by_key() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:9878\"\n\
+                    [[venue]]\nname = \"S\"\nkind = \"sim\"\n";
+        let sbe_listener = "[[listener]]\naddress = \"127.0.0.1:9881\"\nprotocol = \"sbe\"\n";
+        let session = "[[session]]\nprotocol = \"sbe\"\ntheir_comp_id = \"BIN1\"\n";
+        let cases = [
+            (format!("{base}{session}"), "session[0].protocol"),
+            (
+                format!("{base}{sbe_listener}{session}begin_string = \"FIX.4.4\"\n"),
+                "session[0].begin_string",
+            ),
+            (
+                format!("{base}{sbe_listener}{session}our_comp_id = \"GW\"\n"),
+                "session[0].our_comp_id",
+            ),
+            (
+                format!("{base}{sbe_listener}{session}drop_copy_accounts = [\"A\"]\n"),
+                "session[0].drop_copy_accounts",
+            ),
+            (
+                format!("{base}{sbe_listener}{session}{session}"),
+                "session[1].their_comp_id",
+            ),
+            (
+                format!("{base}{sbe_listener}[[session]]\nprotocol = \"sbe\"\ntheir_comp_id = \"B N\"\n"),
+                "session[0].their_comp_id",
+            ),
+            (
+                format!("{base}{sbe_listener}{session}[fixp]\nkeep_alive_min_ms = 0\n"),
+                "fixp.keep_alive_min_ms",
+            ),
+            (
+                format!("{base}[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"binary\"\n"),
+                "listener",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(&text, "t.toml").expect_err(key);
+            assert!(
+                e.key.starts_with(key),
+                "{key}: got {} ({})",
+                e.key,
+                e.problem
+            );
+        }
+        // A FIX session and an SBE session may share a name: they are different sessions.
+        let ok = format!(
+            "{base}{sbe_listener}{session}[[session]]\nbegin_string = \"FIX.4.4\"\n\
+             our_comp_id = \"GW\"\ntheir_comp_id = \"BIN1\"\n"
+        );
+        Config::parse(&ok, "t.toml").expect("fix and sbe sessions of one name");
     }
 
     #[test]

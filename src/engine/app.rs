@@ -169,6 +169,32 @@ fn poss_resend(msg: &Message<'_>) -> bool {
     msg.get(tags::POSS_RESEND) == Some(b"Y")
 }
 
+/// What the session's own checks ([`Engine::gate`]) decided about an application message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Gate {
+    Pass,
+    /// Outside the key's permissions: the permission's name (`orders:new`, `account`, ...).
+    Denied(&'static str),
+    /// Over one of the key's throttle limits.
+    Throttled {
+        limit: Limit,
+        retry_after_ms: u64,
+    },
+    /// The session is gone (never for a configured session).
+    Gone,
+}
+
+/// A throttle refusal's answer, whatever the protocol ([`Engine::throttle_answer`]).
+pub(crate) struct ThrottleAnswer {
+    /// Text <58>: the limit and the wait.
+    pub text: [u8; 96],
+    pub len: usize,
+    /// RetryAfterMs <7900>; `None` when waiting cannot help.
+    pub retry_after_ms: Option<u64>,
+    /// Refusals kept coming for too long: the session ends.
+    pub end_session: bool,
+}
+
 /// The message the engine is answering, as far as the routing of its replies goes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Answering {
@@ -256,24 +282,67 @@ impl Engine {
         }
     }
 
+    /// The checks every application message passes before the desk, whatever its protocol,
+    /// in this order: the key's scope for the message (`need`), its account grant (`account`:
+    /// the account the message names or implies; `None`: not checked here), its symbol grant
+    /// (`symbol`), then the throttle (`class`; `None`: not throttled). The account comes
+    /// before anything touches its state (throttle, risk counters, message rate, credit): a
+    /// key refused here cannot move another account's limits. A bitmask AND, two short inline
+    /// scans and the token buckets; no allocation.
+    #[inline]
+    pub(crate) fn gate(
+        &self,
+        s: usize,
+        need: Scopes,
+        account: Option<&[u8]>,
+        symbol: Option<&[u8]>,
+        class: Option<MsgClass>,
+        now: Nanos,
+    ) -> Gate {
+        let Some(g) = self.desk.grants(s) else {
+            return Gate::Gone;
+        };
+        if !g.scopes.contains(need) {
+            return Gate::Denied(need.name());
+        }
+        if account.is_some_and(|a| !g.allows_account(a)) {
+            return Gate::Denied("account");
+        }
+        if !g.symbols.is_empty() && symbol.is_some_and(|x| !g.allows_symbol(x)) {
+            return Gate::Denied("symbol");
+        }
+        if let Some(class) = class {
+            if let ThrottleVerdict::Reject {
+                limit,
+                retry_after_ms,
+                ..
+            } = self.throttle.check(g.throttle, class, now)
+            {
+                return Gate::Throttled {
+                    limit,
+                    retry_after_ms,
+                };
+            }
+        }
+        Gate::Pass
+    }
+
     fn on_application_routed(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
         if self.is_resent_duplicate(s, msg) {
             self.counters.inc(Counter::PossResendDuplicates);
             return;
         }
         self.remember_cl_ord_id(s, msg);
-        let class = match msg.msg_type() {
+        let mt = msg.msg_type();
+        let class = match mt {
             MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST => MsgClass::Order,
             MsgType::ORDER_CANCEL_REQUEST | MsgType::ORDER_MASS_CANCEL_REQUEST => MsgClass::Cancel,
-            MsgType::BUSINESS_MESSAGE_REJECT => MsgClass::Other,
             _ => MsgClass::Other,
         };
-        let (Some(slot), Some(g)) = (self.sessions.get(s), self.desk.grants(s)) else {
+        let Some(slot) = self.sessions.get(s) else {
             return;
         };
-        // Authorization: the key's scope for this message type, then its account and symbol
-        // grants (a bitmask AND and two short inline scans; no allocation).
-        let need = match msg.msg_type() {
+        let need = match mt {
             MsgType::NEW_ORDER_SINGLE => Scopes::ORDERS_NEW,
             MsgType::ORDER_CANCEL_REQUEST | MsgType::ORDER_MASS_CANCEL_REQUEST => {
                 Scopes::ORDERS_CANCEL
@@ -282,48 +351,32 @@ impl Engine {
             MsgType::ORDER_STATUS_REQUEST => Scopes::ORDERS_READ,
             _ => Scopes::NONE,
         };
-        if !g.scopes.contains(need) {
-            return self.denied(s, msg, need.name(), now);
-        }
-        // The account before anything touches its state (throttle, risk counters, message
-        // rate, credit): a key refused here cannot move another account's limits. A new order
-        // names its account (or takes the session's default); a replace may name one only to
-        // repeat a granted one (the order's own account is checked in `target_order`).
-        match msg.msg_type() {
-            MsgType::NEW_ORDER_SINGLE => {
-                let account = msg
-                    .get(tags::ACCOUNT)
-                    .unwrap_or(slot.default_account.as_bytes());
-                if !g.allows_account(account) {
-                    return self.denied(s, msg, "account", now);
-                }
-            }
-            MsgType::ORDER_CANCEL_REPLACE_REQUEST
-                if msg.get(tags::ACCOUNT).is_some_and(|a| !g.allows_account(a)) =>
-            {
-                return self.denied(s, msg, "account", now);
-            }
-            _ => {}
-        }
-        if !g.symbols.is_empty()
-            && matches!(
-                msg.msg_type(),
-                MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST
-            )
-            && !g.allows_symbol(msg.get(tags::SYMBOL).unwrap_or(b""))
-        {
-            return self.denied(s, msg, "symbol", now);
-        }
-        let throttle_slot = g.throttle;
-        if msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT {
-            if let ThrottleVerdict::Reject {
+        // A new order names its account (or takes the session's default); a replace may name
+        // one only to repeat a granted one (the order's own account is checked by the desk's
+        // `target_order`); the symbol grant applies to both.
+        let account = match mt {
+            MsgType::NEW_ORDER_SINGLE => Some(
+                msg.get(tags::ACCOUNT)
+                    .unwrap_or(slot.default_account.as_bytes()),
+            ),
+            MsgType::ORDER_CANCEL_REPLACE_REQUEST => msg.get(tags::ACCOUNT),
+            _ => None,
+        };
+        let symbol = matches!(
+            mt,
+            MsgType::NEW_ORDER_SINGLE | MsgType::ORDER_CANCEL_REPLACE_REQUEST
+        )
+        .then(|| msg.get(tags::SYMBOL).unwrap_or(b""));
+        // A BusinessMessageReject from the client is never throttled (nor answered).
+        let class = (mt != MsgType::BUSINESS_MESSAGE_REJECT).then_some(class);
+        match self.gate(s, need, account, symbol, class, now) {
+            Gate::Pass => {}
+            Gate::Gone => return,
+            Gate::Denied(permission) => return self.denied(s, msg, permission, now),
+            Gate::Throttled {
                 limit,
                 retry_after_ms,
-                ..
-            } = self.throttle.check(throttle_slot, class, now)
-            {
-                return self.throttled(s, msg, limit, retry_after_ms, now);
-            }
+            } => return self.throttled(s, msg, limit, retry_after_ms, now),
         }
         if msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT
             && self
@@ -364,24 +417,7 @@ impl Engine {
     /// with Text `not permitted: <permission>`; audited as `PermissionDenied`.
     #[cold]
     fn denied(&mut self, s: usize, msg: &Message<'_>, permission: &'static str, now: Nanos) {
-        self.counters.inc(Counter::PermissionDenied);
-        if permission == "account" {
-            self.counters.inc(Counter::AccountDenied);
-        }
-        self.emit(Event::PermissionDenied {
-            session: SessionId::of(s),
-            permission,
-            at: now,
-        });
-        let text: &'static [u8] = match permission {
-            "orders:new" => b"not permitted: orders:new",
-            "orders:cancel" => b"not permitted: orders:cancel",
-            "orders:replace" => b"not permitted: orders:replace",
-            "orders:read" => b"not permitted: orders:read",
-            "account" => b"not permitted: account",
-            "symbol" => b"not permitted: symbol",
-            _ => b"not permitted",
-        };
+        let text = self.note_denied(s, permission, now);
         let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
         let orig = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
         match msg.msg_type() {
@@ -429,6 +465,34 @@ impl Engine {
         }
     }
 
+    /// Counts and audits a refusal for `permission` (`PermissionDenied`) and gives its Text.
+    #[cold]
+    pub(crate) fn note_denied(
+        &mut self,
+        s: usize,
+        permission: &'static str,
+        now: Nanos,
+    ) -> &'static [u8] {
+        self.counters.inc(Counter::PermissionDenied);
+        if permission == "account" {
+            self.counters.inc(Counter::AccountDenied);
+        }
+        self.emit(Event::PermissionDenied {
+            session: SessionId::of(s),
+            permission,
+            at: now,
+        });
+        match permission {
+            "orders:new" => b"not permitted: orders:new",
+            "orders:cancel" => b"not permitted: orders:cancel",
+            "orders:replace" => b"not permitted: orders:replace",
+            "orders:read" => b"not permitted: orders:read",
+            "account" => b"not permitted: account",
+            "symbol" => b"not permitted: symbol",
+            _ => b"not permitted",
+        }
+    }
+
     fn begin(&self, s: usize) -> BeginString {
         self.sessions
             .get(s)
@@ -448,6 +512,56 @@ impl Engine {
         retry_after_ms: u64,
         now: Nanos,
     ) {
+        let Some(a) = self.throttle_answer(s, limit, retry_after_ms, now) else {
+            return;
+        };
+        let ref_seq = msg.seq_num().unwrap_or(0);
+        let ref_type = msg.msg_type_bytes();
+        let ref_id = msg.get(tags::CL_ORD_ID);
+        let routing = self.answer_routing();
+        let Some((slot, out, c)) = self.session_and_out(s) else {
+            return;
+        };
+        let _ =
+            slot.session
+                .send_app_routed(b"j", ReplyRouting::or_none(&routing), now, out, |w| {
+                    w.uint(tags::REF_SEQ_NUM, ref_seq);
+                    w.str(tags::REF_MSG_TYPE, ref_type);
+                    if let Some(id) = ref_id {
+                        w.str(tags::BUSINESS_REJECT_REF_ID, id);
+                    }
+                    w.uint(
+                        tags::BUSINESS_REJECT_REASON,
+                        u64::from(business_reject_reason::THROTTLE_LIMIT_EXCEEDED),
+                    );
+                    w.str(tags::TEXT, a.text.get(..a.len).unwrap_or(b""));
+                    if let Some(ms) = a.retry_after_ms {
+                        w.uint(tags::RETRY_AFTER_MS, ms);
+                    }
+                });
+        if a.end_session {
+            slot.session
+                .logout(b"throttle limits exceeded for too long", now, out);
+            // The session waits for the client's Logout (or its logout timeout), then closes.
+            self.counters.inc(Counter::ThrottleLogouts);
+        }
+        if let Some(c) = c {
+            self.mark_dirty(c);
+        }
+    }
+
+    /// Counts a throttle refusal of session `s`, audits the start of a streak of them, and
+    /// composes its answer: Text naming the limit and the wait, RetryAfterMs, and whether
+    /// refusals kept coming for [`AbuseConfig::sustain_ns`](crate::throttle::AbuseConfig)
+    /// (then the session ends). Stack buffers only.
+    #[cold]
+    pub(crate) fn throttle_answer(
+        &mut self,
+        s: usize,
+        limit: Limit,
+        retry_after_ms: u64,
+        now: Nanos,
+    ) -> Option<ThrottleAnswer> {
         self.counters.inc(Counter::ThrottleRejects);
         let mut text = [0u8; 96];
         let mut n = 0;
@@ -469,18 +583,9 @@ impl Engine {
             text[n..n + 3].copy_from_slice(b" ms");
             n += 3;
         }
-        let ref_seq = msg.seq_num().unwrap_or(0);
-        let ref_type = msg.msg_type_bytes();
-        let ref_id = msg.get(tags::CL_ORD_ID);
-        let streak_started;
-        let verdict;
-        {
-            let Some(slot) = self.sessions.get_mut(s) else {
-                return;
-            };
-            streak_started = !slot.abuse.in_streak(now);
-            verdict = slot.abuse.on_reject(now);
-        }
+        let slot = self.sessions.get_mut(s)?;
+        let streak_started = !slot.abuse.in_streak(now);
+        let verdict = slot.abuse.on_reject(now);
         if streak_started {
             self.emit(Event::Throttled {
                 session: SessionId::of(s),
@@ -488,36 +593,12 @@ impl Engine {
                 at: now,
             });
         }
-        let routing = self.answer_routing();
-        let Some((slot, out, c)) = self.session_and_out(s) else {
-            return;
-        };
-        let _ =
-            slot.session
-                .send_app_routed(b"j", ReplyRouting::or_none(&routing), now, out, |w| {
-                    w.uint(tags::REF_SEQ_NUM, ref_seq);
-                    w.str(tags::REF_MSG_TYPE, ref_type);
-                    if let Some(id) = ref_id {
-                        w.str(tags::BUSINESS_REJECT_REF_ID, id);
-                    }
-                    w.uint(
-                        tags::BUSINESS_REJECT_REASON,
-                        u64::from(business_reject_reason::THROTTLE_LIMIT_EXCEEDED),
-                    );
-                    w.str(tags::TEXT, &text[..n]);
-                    if !never {
-                        w.uint(tags::RETRY_AFTER_MS, retry_after_ms);
-                    }
-                });
-        if verdict == AbuseVerdict::Logout {
-            slot.session
-                .logout(b"throttle limits exceeded for too long", now, out);
-            // The session waits for the client's Logout (or its logout timeout), then closes.
-            self.counters.inc(Counter::ThrottleLogouts);
-        }
-        if let Some(c) = c {
-            self.mark_dirty(c);
-        }
+        Some(ThrottleAnswer {
+            text,
+            len: n,
+            retry_after_ms: (!never).then_some(retry_after_ms),
+            end_session: verdict == AbuseVerdict::Logout,
+        })
     }
 
     #[cold]

@@ -20,9 +20,11 @@
 //! - `perimeter.rs`: connections not logged on, TLS handshake budget, slow consumers.
 
 pub mod app;
+pub mod binary;
 pub mod detail;
 pub mod exec;
 pub mod perimeter;
+pub mod sbe_out;
 pub mod stores;
 pub mod venues;
 pub mod warm;
@@ -96,6 +98,20 @@ pub struct SessionSlot {
     /// Drop copy: the accounts whose ExecutionReports this read-only session receives (empty:
     /// a trading session).
     pub drop_copy: Vec<Account>,
+    /// An SBE session (`protocol = "sbe"`): its FIXP session, which replaces `session` (then
+    /// an idle placeholder that never logs on). `None`: a FIX session.
+    pub bin: Option<Box<binary::BinSession>>,
+}
+
+impl SessionSlot {
+    /// Logged on (FIX) or established (FIXP).
+    #[inline]
+    pub fn is_live(&self) -> bool {
+        match &self.bin {
+            Some(b) => b.fixp.is_established(),
+            None => self.session.is_logged_on(),
+        }
+    }
 }
 
 /// Logon authentication state, owned by the gateway thread (logon is its cold path).
@@ -151,6 +167,8 @@ pub struct ShellParts {
     pub listeners: Vec<TcpListener>,
     /// Per listener: its TLS configuration (None: plaintext).
     pub tls_configs: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// Per listener: it speaks SBE over FIXP (`false`: FIX).
+    pub listener_sbe: Vec<bool>,
     pub sessions: Vec<SessionSlot>,
     pub desk: OrderDesk,
     pub links: Vec<Option<Box<venues::FixVenue>>>,
@@ -173,6 +191,8 @@ pub struct Engine {
     listeners: Vec<TcpListener>,
     /// Per listener: its TLS configuration (None: plaintext). Replaced by `Command::ReloadTls`.
     tls_configs: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// Per listener: it speaks SBE over FIXP.
+    listener_sbe: Vec<bool>,
     conns: Vec<Option<Conn>>,
     free_conns: Vec<usize>,
     dirty: Vec<usize>,
@@ -226,9 +246,20 @@ fn credential_logout(
     now: Nanos,
     ring: &EventRing,
 ) {
-    slot.session.logout(cause.as_bytes(), now, &mut conn.out);
-    if !slot.session.is_logged_on() {
-        conn.closing = true;
+    match slot.bin.as_deref_mut() {
+        Some(bin) => {
+            let mut out = binary::FixpOut::new(&mut conn.out);
+            let _ = bin
+                .fixp
+                .terminate(crate::fixp::ErrorCode::CredentialRevoked, now, &mut out);
+            conn.closing = true;
+        }
+        None => {
+            slot.session.logout(cause.as_bytes(), now, &mut conn.out);
+            if !slot.session.is_logged_on() {
+                conn.closing = true;
+            }
+        }
     }
     grants.scopes = crate::auth::Scopes::NONE;
     grants.expires_ns = u64::MAX;
@@ -264,6 +295,7 @@ impl Engine {
         let mut engine = Engine {
             poll: p.poll,
             tls_configs: p.tls_configs,
+            listener_sbe: p.listener_sbe,
             events: Events::with_capacity(1024),
             ready: Vec::with_capacity(1024),
             listeners: p.listeners,
@@ -560,7 +592,7 @@ impl Engine {
                     && conn
                         .session
                         .and_then(|s| self.sessions.get(s))
-                        .is_some_and(|slot| slot.session.is_logged_on())
+                        .is_some_and(SessionSlot::is_live)
             });
         if !eligible {
             return;
@@ -609,19 +641,26 @@ impl Engine {
             .and_then(Option::as_ref);
         Some(crate::handoff::SessionView {
             index: s as u32,
-            begin: match slot.begin {
-                BeginString::Fix42 => "FIX.4.2",
-                _ => "FIX.4.4",
+            begin: match (&slot.bin, slot.begin) {
+                (Some(_), _) => "SBE",
+                (None, BeginString::Fix42) => "FIX.4.2",
+                (None, _) => "FIX.4.4",
             },
             their_comp_id: slot.their_comp_id,
             our_comp_id: slot.our_comp_id,
             key_id: p.grants.key_id,
             connected: conn.is_some(),
-            logged_on: slot.session.is_logged_on(),
+            logged_on: slot.is_live(),
             peer: conn.map(|c| c.peer),
             tls: conn.is_some_and(|c| c.tls.is_some()),
-            next_sender_seq: slot.session.next_sender_seq(),
-            next_target_seq: slot.session.next_target_seq(),
+            next_sender_seq: slot.bin.as_ref().map_or_else(
+                || slot.session.next_sender_seq(),
+                |b| b.fixp.next_outbound_seq(),
+            ),
+            next_target_seq: slot.bin.as_ref().map_or_else(
+                || slot.session.next_target_seq(),
+                |b| b.fixp.next_inbound_seq(),
+            ),
             queued_bytes: conn.map_or(0, |c| c.out.pending().len() as u64),
             killed: p.killed,
             drop_copy: !slot.drop_copy.is_empty(),
@@ -706,6 +745,7 @@ impl Engine {
                 now,
             );
             conn.serial = serial;
+            conn.sbe = self.listener_sbe.get(listener).copied().unwrap_or(false);
             let bytes = conn.buffer_bytes();
             let tls = match self.tls_configs.get(listener) {
                 Some(Some(cfg)) => Some(TlsSide::Server(cfg.clone())),
@@ -814,6 +854,9 @@ impl Engine {
             // A closing or dead connection (a refused Logon) processes nothing more.
             if conn.closing || conn.dead {
                 return;
+            }
+            if conn.sbe {
+                return self.process_binary(c, now);
             }
             let pre_logon = conn.session.is_none() && conn.venue.is_none();
             let max = if pre_logon {
@@ -1015,7 +1058,8 @@ impl Engine {
         let their = msg.get(crate::fix::tags::SENDER_COMP_ID).unwrap_or(b"");
         let our = msg.get(crate::fix::tags::TARGET_COMP_ID).unwrap_or(b"");
         let found = self.sessions.iter().position(|slot| {
-            slot.begin.as_bytes() == begin
+            slot.bin.is_none()
+                && slot.begin.as_bytes() == begin
                 && slot.their_comp_id.as_bytes() == their
                 && slot.our_comp_id.as_bytes() == our
         });
@@ -1357,6 +1401,10 @@ impl Engine {
                     if self.check_slow_consumer(c, s, now) {
                         continue;
                     }
+                    if self.sessions.get(s).is_some_and(|slot| slot.bin.is_some()) {
+                        self.binary_timer(s, c, now);
+                        continue;
+                    }
                     let Some(Some(conn)) = self.conns.get_mut(c) else {
                         continue;
                     };
@@ -1529,7 +1577,14 @@ impl Engine {
             let mut cancel = false;
             if let Some(slot) = self.sessions.get_mut(s) {
                 slot.conn = None;
-                slot.session.on_disconnect(now);
+                match slot.bin.as_deref_mut() {
+                    Some(bin) => {
+                        self.detached.clear();
+                        let mut out = binary::FixpOut::new(&mut self.detached);
+                        bin.fixp.on_disconnect(&mut out);
+                    }
+                    None => slot.session.on_disconnect(now),
+                }
                 cancel = slot.cancel_on_disconnect;
             }
             self.emit(Event::Disconnected {
@@ -1553,8 +1608,15 @@ impl Engine {
                 continue;
             };
             // A logged-on session waits for the client's Logout (or the session's logout
-            // timeout); anything else is closed once its output is flushed.
-            if slot.session.is_logged_on() {
+            // timeout); anything else is closed once its output is flushed. An SBE session
+            // gets Terminate and closes once it is flushed.
+            if let Some(bin) = slot.bin.as_deref_mut() {
+                let mut out = binary::FixpOut::new(&mut conn.out);
+                let _ = bin
+                    .fixp
+                    .terminate(crate::fixp::ErrorCode::Administrative, now, &mut out);
+                conn.closing = true;
+            } else if slot.session.is_logged_on() {
                 slot.session
                     .logout(b"gateway shutting down", now, &mut conn.out);
             } else {

@@ -8,7 +8,9 @@
 //! end of the duty cycle.
 
 use super::app::Answering;
+use super::binary::FixpOut;
 use super::exec;
+use super::sbe_out;
 use super::venues::FixVenue;
 use super::SessionSlot;
 use crate::auth::Scopes;
@@ -137,14 +139,21 @@ impl Outbox for Wire<'_> {
         let exec_id = u64::from(order.exec_seq);
         let routing = self.routing_for(orders, Some(order));
         if let Some((slot, out, c)) = self.session_and_out(s) {
-            let v = slot.begin;
-            let _ = slot.session.send_app_routed(
-                b"8",
-                ReplyRouting::or_none(&routing),
-                now,
-                out,
-                |w| exec::execution_report(w, v, order, e, exec_id, now),
-            );
+            if let Some(bin) = slot.bin.as_deref_mut() {
+                let mut o = FixpOut::new(out);
+                let _ = bin.fixp.send_application(now, &mut o, |seq, buf| {
+                    sbe_out::execution_report(buf, seq, now, order, e, exec_id)
+                });
+            } else {
+                let v = slot.begin;
+                let _ = slot.session.send_app_routed(
+                    b"8",
+                    ReplyRouting::or_none(&routing),
+                    now,
+                    out,
+                    |w| exec::execution_report(w, v, order, e, exec_id, now),
+                );
+            }
             if let Some(c) = c {
                 self.mark_dirty(c);
             }
@@ -170,12 +179,21 @@ impl Outbox for Wire<'_> {
         let Some((slot, out, c)) = self.session_and_out(session.index()) else {
             return;
         };
-        let v = slot.begin;
-        let _ =
-            slot.session
-                .send_app_routed(b"9", ReplyRouting::or_none(&routing), now, out, |w| {
-                    exec::order_cancel_reject(w, v, order, cl, orig, to, reason, text)
-                });
+        if let Some(bin) = slot.bin.as_deref_mut() {
+            let mut o = FixpOut::new(out);
+            let _ = bin.fixp.send_application(now, &mut o, |seq, buf| {
+                sbe_out::order_cancel_reject(buf, seq, now, order, cl, orig, to, reason, text)
+            });
+        } else {
+            let v = slot.begin;
+            let _ = slot.session.send_app_routed(
+                b"9",
+                ReplyRouting::or_none(&routing),
+                now,
+                out,
+                |w| exec::order_cancel_reject(w, v, order, cl, orig, to, reason, text),
+            );
+        }
         if let Some(c) = c {
             self.mark_dirty(c);
         }
@@ -186,6 +204,16 @@ impl Outbox for Wire<'_> {
         let Some((slot, out, c)) = self.session_and_out(session.index()) else {
             return;
         };
+        if let Some(bin) = slot.bin.as_deref_mut() {
+            let mut o = FixpOut::new(out);
+            let _ = bin.fixp.send_application(now, &mut o, |seq, buf| {
+                sbe_out::mass_cancel_report(buf, seq, now, r)
+            });
+            if let Some(c) = c {
+                self.mark_dirty(c);
+            }
+            return;
+        }
         let _ =
             slot.session
                 .send_app_routed(b"r", ReplyRouting::or_none(&routing), now, out, |w| {

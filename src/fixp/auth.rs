@@ -25,6 +25,8 @@ pub struct KeyVerifier<'a> {
     pending: Option<([u8; 32], Nanos)>,
     verified: Option<KeyId>,
     refused: Option<Refused>,
+    /// The replay-cache entry of the request the session accepted (for the engine to persist).
+    remembered: Option<([u8; 32], Nanos)>,
 }
 
 impl<'a> KeyVerifier<'a> {
@@ -36,6 +38,7 @@ impl<'a> KeyVerifier<'a> {
             pending: None,
             verified: None,
             refused: None,
+            remembered: None,
         }
     }
 
@@ -47,6 +50,12 @@ impl<'a> KeyVerifier<'a> {
     /// The key of the last request that passed verification.
     pub fn verified_key(&self) -> Option<KeyId> {
         self.verified
+    }
+
+    /// The replay-cache entry (signature hash, until when) of the request the session
+    /// accepted, if it accepted one: the engine persists it like a FIX Logon's.
+    pub fn remembered(&self) -> Option<([u8; 32], Nanos)> {
+        self.remembered
     }
 }
 
@@ -78,6 +87,7 @@ impl Verifier for KeyVerifier<'_> {
     fn accepted(&mut self, _req: &SignedRequest<'_>, now: Nanos) {
         if let Some(entry) = self.pending.take() {
             self.auth.remember_entry(entry, now);
+            self.remembered = Some(entry);
         }
     }
 }

@@ -314,6 +314,11 @@ impl<S: MessageStore> Session<S> {
     pub fn is_bound(&self) -> bool {
         self.state != State::Idle
     }
+    /// Whether the second store (`slot_b`) holds the current uuid (persist it with the uuids,
+    /// for [`Session::restore`]).
+    pub fn current_is_b(&self) -> bool {
+        self.current_is_b
+    }
     /// The current uuid (0: never negotiated).
     pub fn uuid(&self) -> u64 {
         self.uuid

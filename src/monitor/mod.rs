@@ -155,6 +155,17 @@ pub enum Counter {
     AddressBlocks = 83,
     /// Client connections closed at accept because their source address is blocked.
     BlockedConnections = 84,
+    // 85..=89: SBE order entry over FIXP (issue 16, src/engine/binary.rs).
+    /// FIXP sessions established (Establish accepted).
+    FixpEstablished = 85,
+    /// NegotiationReject and EstablishmentReject sent.
+    FixpRejects = 86,
+    /// Terminate sent by the gateway for a session error (not an orderly end).
+    FixpTerminates = 87,
+    /// FIXP session state or message store writes that failed.
+    FixpStoreErrors = 88,
+    /// SBE frames the codec refused (bad header, length, template, schema, version).
+    SbeMalformed = 89,
 }
 
 /// How a counter reads in a Prometheus exposition.
@@ -246,6 +257,11 @@ impl Counter {
         Counter::IdsActions,
         Counter::AddressBlocks,
         Counter::BlockedConnections,
+        Counter::FixpEstablished,
+        Counter::FixpRejects,
+        Counter::FixpTerminates,
+        Counter::FixpStoreErrors,
+        Counter::SbeMalformed,
     ];
 
     /// Snake-case name (`orders_received`), stable like the id.
@@ -357,6 +373,11 @@ impl Counter {
             C::IdsActions => "Automatic intrusion response actions taken",
             C::AddressBlocks => "Source addresses blocked now",
             C::BlockedConnections => "Connections closed at accept from a blocked address",
+            C::FixpEstablished => "FIXP sessions established",
+            C::FixpRejects => "FIXP NegotiationReject and EstablishmentReject sent",
+            C::FixpTerminates => "FIXP Terminate sent for a session error",
+            C::FixpStoreErrors => "FIXP session state or message store writes that failed",
+            C::SbeMalformed => "SBE frames the codec refused",
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct Conn {
     pub tls_queued: bool,
     /// Its socket may hold more bytes than one read pass took: read again next duty cycle.
     pub read_deferred: bool,
+    /// Accepted on an SBE listener: SBE frames over FIXP, not FIX.
+    pub sbe: bool,
 }
 
 /// What a read pass found.
@@ -96,6 +98,7 @@ impl Conn {
             backlog_since: Nanos::ZERO,
             tls_queued: false,
             read_deferred: false,
+            sbe: false,
         }
     }
 

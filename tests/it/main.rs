@@ -26,6 +26,8 @@ mod risk;
 mod routes;
 // Binary order entry, client side (issue 16).
 mod sbe;
+// SBE over FIXP into the order desk (issue 16 part 2).
+mod sbe_desk;
 // Intrusion detection and response (issue 15).
 mod ids;
 // SIEM export (issue 15).
