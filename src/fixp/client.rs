@@ -1401,9 +1401,18 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Report::Exec(r) => {
+                // The SBE template's name: one per ExecType group (fix-specs/sbe/README.md).
+                let template = match r.exec_type {
+                    b'0' => "ExecutionReportNew",
+                    b'F' => "ExecutionReportTrade",
+                    b'4' => "ExecutionReportCanceled",
+                    b'5' => "ExecutionReportReplaced",
+                    b'8' => "ExecutionReportRejected",
+                    _ => "ExecutionReportStatus",
+                };
                 write!(
                     f,
-                    "ExecutionReport seq={} ExecType={}({}) OrdStatus={}({}) OrderID={} ExecID={} \
+                    "{template} seq={} ExecType={}({}) OrdStatus={}({}) OrderID={} ExecID={} \
                      ClOrdID={}",
                     r.seq_num,
                     ch(r.exec_type),

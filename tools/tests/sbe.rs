@@ -131,7 +131,7 @@ fn fixclient_sbe_places_replaces_and_cancels_and_prints_decoded_frames() {
     );
     let new = position(
         &r.stdout,
-        "<- ExecutionReport seq=1 ExecType=0(New) OrdStatus=0(New)",
+        "<- ExecutionReportNew seq=1 ExecType=0(New) OrdStatus=0(New)",
     );
     let replaced = position(&r.stdout, "ExecType=5(Replaced)");
     let status = position(&r.stdout, "ExecType=I(OrderStatus)");
