@@ -131,7 +131,7 @@ pub struct LimitChanges {
 }
 
 impl LimitChanges {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         serde_json::to_value(self).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
     }
 }
@@ -670,6 +670,7 @@ impl Shared {
                 GATEWAY_WAIT.as_secs()
             )),
         };
+        self.persist_limits(&req, &mut answer);
         if audited {
             self.audit(seq, &req, &answer, peer);
         }
@@ -677,6 +678,40 @@ impl Shared {
             *e = mask::free_text(e);
         }
         answer
+    }
+
+    /// A permanent limit change that applied is merged into `<data>/ops-limits.json`
+    /// ([`crate::ops::limits`]), which [`serve`] applies again at the next start: limit changes
+    /// survive a restart whether they came from `portcullis ctl` or the ops port. Temporary
+    /// changes revert by themselves and are not kept; the restore's own requests are not
+    /// written again.
+    fn persist_limits(&self, req: &Request, answer: &mut Value) {
+        let Request::LimitsSet {
+            account,
+            limits,
+            for_ms: None,
+            by,
+            ..
+        } = req
+        else {
+            return;
+        };
+        if answer.get("ok") != Some(&Value::Bool(true)) || by == RESTORED_BY {
+            return;
+        }
+        let Some(dir) = self.audit.parent() else {
+            return;
+        };
+        let saved = {
+            let _one_at_a_time = lock(&self.audit_lock);
+            crate::ops::limits::persist(dir, account, limits)
+        };
+        if let (Err(e), Some(obj)) = (saved, answer.as_object_mut()) {
+            obj.insert(
+                "warning".into(),
+                Value::String(format!("applied, but not saved for a restart: {e}")),
+            );
+        }
     }
 
     /// Answers a switch change only once it survives a crash (risk-switches.state written).
@@ -1100,6 +1135,46 @@ pub struct ServeWith {
 
 /// Creates `<data_dir>/control.sock` (mode 0600) and serves it on a thread named
 /// `portcullis-control` until `stop` is set.
+/// `by` of the requests that re-apply the persisted limit changes at start.
+pub const RESTORED_BY: &str = "portcullis (limit changes restored from ops-limits.json at start)";
+
+/// Re-applies the persisted permanent limit changes ([`crate::ops::limits`]) through the
+/// socket at `path`, on a thread of its own (the gateway thread may not be running yet; each
+/// request waits for it like any other).
+fn restore_limits(data_dir: &Path, path: &Path) {
+    let all = match crate::ops::limits::load(data_dir) {
+        Ok(a) if a.is_empty() => return,
+        Ok(a) => a,
+        Err(e) => {
+            crate::say_err(format_args!("portcullis: limit changes not restored: {e}"));
+            return;
+        }
+    };
+    let path = path.to_path_buf();
+    let _ = std::thread::Builder::new()
+        .name("portcullis-control-restore".into())
+        .spawn(move || {
+            for (account, changes) in all {
+                let req = Request::LimitsSet {
+                    account: account.clone(),
+                    limits: changes,
+                    for_ms: None,
+                    by: RESTORED_BY.into(),
+                    reason: "limit changes made with ctl or the ops port survive a restart".into(),
+                };
+                match call(&path, &req) {
+                    Ok(v) if v.get("ok") == Some(&Value::Bool(true)) => {}
+                    Ok(v) => crate::say_err(format_args!(
+                        "portcullis: restoring limits of {}: {}",
+                        mask::account(&account),
+                        v.get("error").unwrap_or(&v)
+                    )),
+                    Err(e) => crate::say_err(format_args!("portcullis: restoring limits: {e}")),
+                }
+            }
+        });
+}
+
 pub fn serve(
     data_dir: &Path,
     with: ServeWith,
@@ -1126,6 +1201,7 @@ pub fn serve(
     let listener = UnixListener::bind(&tmp)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, &path)?;
+    restore_limits(data_dir, &path);
     let cfg = &with.cfg;
     let shared = Arc::new(Shared {
         commands: with.commands,
@@ -1367,6 +1443,18 @@ pub struct CtlArgs {
     /// The control socket itself (overrides --data-dir).
     #[arg(long, global = true)]
     pub socket: Option<PathBuf>,
+    /// Act through a gateway's ops port over HTTPS instead of the local socket
+    /// (`https://host:9880`; see `ops::remote`): needs --user; the password comes from
+    /// PORTCULLIS_OPS_PASSWORD and the TOTP code from PORTCULLIS_OPS_TOTP, else the terminal.
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// The ops port operator to log in as (with --url).
+    #[arg(long, global = true, requires = "url")]
+    pub user: Option<String>,
+    /// PEM file of the CA that issued the ops port's certificate: only it is trusted (with
+    /// --url; without it, the public web roots).
+    #[arg(long, global = true, requires = "url")]
+    pub ca: Option<PathBuf>,
     #[command(subcommand)]
     pub action: CtlAction,
 }
@@ -1377,9 +1465,22 @@ pub struct Audit {
     /// Why (recorded in the control audit log).
     #[arg(long)]
     pub reason: String,
-    /// Who is acting (recorded in the control audit log).
+    /// Who is acting (recorded in the control audit log). Required on the local socket; with
+    /// --url the port records the logged-in operator instead.
     #[arg(long)]
-    pub by: String,
+    pub by: Option<String>,
+}
+
+impl Audit {
+    /// `--by`, required on the local socket.
+    fn by(&self) -> Result<String, u8> {
+        self.by.clone().ok_or_else(|| {
+            crate::say_err(format_args!(
+                "portcullis ctl: --by NAME is required on the control socket (who acts)"
+            ));
+            2
+        })
+    }
 }
 
 /// Exactly one scope.
@@ -1399,7 +1500,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn parts(&self) -> (String, Option<String>) {
+    pub(crate) fn parts(&self) -> (String, Option<String>) {
         match (&self.account, &self.symbol, &self.session) {
             (Some(a), _, _) => ("account".into(), Some(a.clone())),
             (_, Some(s), _) => ("symbol".into(), Some(s.clone())),
@@ -1468,6 +1569,8 @@ pub enum CtlAction {
     },
 }
 
+// Parsed once per command line.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 pub enum LimitsAction {
     /// Change an account's limits live, as one snapshot; limits not named stay. With --until,
@@ -1511,6 +1614,13 @@ pub enum LimitsAction {
         #[command(flatten)]
         audit: Audit,
     },
+    /// With --url only: approve another risk officer's pending limit raise (four eyes).
+    Approve {
+        /// The id the raise request answered with.
+        id: u64,
+    },
+    /// With --url only: the limit raises waiting for a second risk officer.
+    Pending,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -1528,6 +1638,14 @@ pub enum RiskAction {
 impl CtlArgs {
     /// Runs the command; the exit code (0 applied, 1 refused, 2 usage or not delivered).
     pub fn run(self) -> u8 {
+        if let Some(url) = self.url.clone() {
+            let remote = crate::ops::remote::Remote {
+                url,
+                user: self.user.clone(),
+                ca: self.ca.clone(),
+            };
+            return crate::ops::remote::run(&remote, self.action);
+        }
         let socket = self
             .socket
             .clone()
@@ -1547,7 +1665,10 @@ impl CtlArgs {
                 Request::Kill {
                     scope,
                     name,
-                    by: audit.by,
+                    by: match audit.by() {
+                        Ok(b) => b,
+                        Err(code) => return code,
+                    },
                     reason: audit.reason,
                 }
             }
@@ -1556,13 +1677,19 @@ impl CtlArgs {
                 Request::Unkill {
                     scope,
                     name,
-                    by: audit.by,
+                    by: match audit.by() {
+                        Ok(b) => b,
+                        Err(code) => return code,
+                    },
                     reason: audit.reason,
                 }
             }
             CtlAction::EnableAccount { account, audit } => Request::EnableAccount {
                 account,
-                by: audit.by,
+                by: match audit.by() {
+                    Ok(b) => b,
+                    Err(code) => return code,
+                },
                 reason: audit.reason,
             },
             CtlAction::Limits {
@@ -1620,9 +1747,21 @@ impl CtlArgs {
                     account,
                     limits,
                     for_ms,
-                    by: audit.by,
+                    by: match audit.by() {
+                        Ok(b) => b,
+                        Err(code) => return code,
+                    },
                     reason: audit.reason,
                 }
+            }
+            CtlAction::Limits {
+                action: LimitsAction::Approve { .. } | LimitsAction::Pending,
+            } => {
+                crate::say_err(format_args!(
+                    "portcullis ctl: limits approve/pending are for the ops port (--url): \
+                     the control socket applies a raise at once"
+                ));
+                return 2;
             }
             CtlAction::Risk {
                 action: RiskAction::Show { account, symbol },
@@ -1635,7 +1774,10 @@ impl CtlArgs {
                 Ok(for_ms) => Request::Block {
                     address,
                     for_ms,
-                    by: audit.by,
+                    by: match audit.by() {
+                        Ok(b) => b,
+                        Err(code) => return code,
+                    },
                     reason: audit.reason,
                 },
                 Err(e) => {
@@ -1645,7 +1787,10 @@ impl CtlArgs {
             },
             CtlAction::Unblock { address, audit } => Request::Unblock {
                 address,
-                by: audit.by,
+                by: match audit.by() {
+                    Ok(b) => b,
+                    Err(code) => return code,
+                },
                 reason: audit.reason,
             },
         };

@@ -65,7 +65,9 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             .unwrap_or_else(|| format!("#{v}"))
     };
     match e {
-        Event::LoggedOn { session, at } => format!("{} logon session={}", ts(*at), sname(session)),
+        Event::LoggedOn { session, peer, at } => {
+            format!("{} logon session={} peer={peer}", ts(*at), sname(session))
+        }
         Event::LogonRefused {
             their_comp_id,
             key_id,
@@ -532,10 +534,18 @@ impl JournalThread {
                     if let Some((ring, writer)) = &mut records {
                         let mut wrote = false;
                         while let Some(r) = ring.pop() {
+                            let written = writer.write(&r);
                             if let Some((t, n)) = &trail {
-                                t.send(crate::trail::from_order(&r, n));
+                                t.send(match written {
+                                    Ok(()) => crate::trail::from_order_line(r.at, writer.line()),
+                                    Err(_) => crate::trail::from_order(&r, n),
+                                });
                             }
-                            if let Err(e) = writer.write(&r) {
+                            // Per-key baselines (src/ids/anomaly.rs); never waits.
+                            if let Some(ids) = &mut ids {
+                                ids.offer_order(&r);
+                            }
+                            if let Err(e) = written {
                                 let now = ts(crate::clock::system_utc());
                                 let _ = writeln!(out, "{now} order-record-not-written error={e}");
                             }

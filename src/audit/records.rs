@@ -107,7 +107,7 @@ pub fn rfc3339(t: Nanos) -> String {
 /// of the last whole second are kept, so the many timestamps of one second cost a copy and
 /// nine digits each.
 #[derive(Default)]
-struct TimeText {
+pub(crate) struct TimeText {
     /// The whole second `text` holds, plus one (0 = nothing yet).
     sec_plus_one: u64,
     /// `YYYY-MM-DDTHH:MM:SS.`
@@ -116,7 +116,7 @@ struct TimeText {
 
 impl TimeText {
     /// Appends `t` (nothing for zero).
-    fn push(&mut self, out: &mut Vec<u8>, t: Nanos) {
+    pub(crate) fn push(&mut self, out: &mut Vec<u8>, t: Nanos) {
         if t == Nanos::ZERO {
             return;
         }
@@ -433,6 +433,12 @@ impl RecordWriter {
             w.write_all(&self.line)?;
         }
         Ok(())
+    }
+
+    /// The line the last [`RecordWriter::write`] that succeeded wrote (the audit trail's order
+    /// record is made from it rather than formatted a second time).
+    pub fn line(&self) -> &[u8] {
+        &self.line
     }
 
     pub fn flush(&mut self) -> io::Result<()> {

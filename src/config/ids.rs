@@ -107,7 +107,7 @@ fn default_max_subjects() -> usize {
 }
 
 /// `[ids]`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IdsCfg {
     /// Run the detector at all.
@@ -144,6 +144,133 @@ pub struct IdsCfg {
     pub slow_consumer: RuleCfg,
     #[serde(default)]
     pub policy: Vec<PolicyCfg>,
+    /// `[ids.anomaly]`: per-key baselines (src/ids/anomaly.rs).
+    #[serde(default)]
+    pub anomaly: AnomalyCfg,
+    /// `[ids.geo]`: geographic anomalies (src/ids/geo.rs), with the `[[ids.region]]` table.
+    #[serde(default)]
+    pub geo: GeoCfg,
+    /// `[[ids.region]]`: source address blocks and their regions (longest prefix wins).
+    #[serde(default)]
+    pub region: Vec<RegionCfg>,
+}
+
+/// `[ids.anomaly]`: per API key (per session without `[auth]`), an EWMA mean and variance of
+/// each metric over fixed buckets of `bucket_ms`; after `learning_buckets` buckets, a value
+/// more than `k_sigma` standard deviations above its mean *and* at or above its floor raises an
+/// alert (once per bucket and metric).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalyCfg {
+    /// Default true.
+    pub enabled: bool,
+    /// The measuring interval, ms. Default 60000 (rates are per minute).
+    pub bucket_ms: u64,
+    /// EWMA weight of the newest bucket, in (0, 1]. Default 0.05: a baseline remembers about
+    /// the last 20 buckets (1/α), i.e. its last 20 minutes, with a tail of an hour.
+    pub alpha: f64,
+    /// Buckets a key must have been seen over before its baseline alerts. Default 60 (an hour).
+    pub learning_buckets: u32,
+    /// How far above the mean, in standard deviations. Default 4.
+    pub k_sigma: f64,
+    /// The standard deviation used is at least this fraction of the mean. Default 0.1: a
+    /// perfectly steady baseline (variance 0) would otherwise alert on its first wobble.
+    pub min_sigma_fraction: f64,
+    /// Floors: below them nothing alerts, whatever the baseline. Orders (new and refused) per
+    /// bucket. Default 600 (10 a second over a minute bucket).
+    pub floor_orders: f64,
+    /// Notional per bucket (price × quantity, in the instruments' units). Default 1 000 000.
+    pub floor_notional: f64,
+    /// Refused orders per bucket, as a fraction of its orders (0..=1). Default 0.5, and only
+    /// over buckets with at least `floor_orders / 10` orders.
+    pub floor_reject_rate: f64,
+    /// Distinct symbols per bucket. Default 20.
+    pub floor_symbols: f64,
+    /// Active hours: after learning, activity in an hour of the day (UTC) that held less than
+    /// this fraction of the key's activity raises `off-hours-activity`. Default 0.01; 0: off.
+    pub min_hour_share: f64,
+    /// Keys tracked at most; beyond it the one seen least recently is forgotten (bounded
+    /// memory whatever the number of keys). Default 10000.
+    pub max_keys: usize,
+    /// Severity of the alerts. Default high.
+    pub severity: Severity,
+}
+
+impl Default for AnomalyCfg {
+    fn default() -> AnomalyCfg {
+        AnomalyCfg {
+            enabled: true,
+            bucket_ms: 60_000,
+            alpha: 0.05,
+            learning_buckets: 60,
+            k_sigma: 4.0,
+            min_sigma_fraction: 0.1,
+            floor_orders: 600.0,
+            floor_notional: 1_000_000.0,
+            floor_reject_rate: 0.5,
+            floor_symbols: 20.0,
+            min_hour_share: 0.01,
+            max_keys: 10_000,
+            severity: Severity::High,
+        }
+    }
+}
+
+/// `[ids.geo]`: a key's accepted logons mapped to regions through `[[ids.region]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoCfg {
+    /// Default true (nothing happens without `[[ids.region]]` entries).
+    pub enabled: bool,
+    /// Logons (with a known region) a key must have made before a new region alerts.
+    /// Default 5.
+    pub learning_logons: u32,
+    /// The shortest plausible time between logons from two different regions, ms; faster
+    /// raises `impossible-travel`. Default 3600000 (an hour); 0: off.
+    pub travel_ms: u64,
+    /// Regions remembered per key. Default 16.
+    pub max_regions_per_key: usize,
+    /// Keys tracked at most (the least recently seen is forgotten). Default 10000.
+    pub max_keys: usize,
+    /// Severity of `new-region`; `impossible-travel` is one higher. Default medium.
+    pub severity: Severity,
+}
+
+impl Default for GeoCfg {
+    fn default() -> GeoCfg {
+        GeoCfg {
+            enabled: true,
+            learning_logons: 5,
+            travel_ms: 3_600_000,
+            max_regions_per_key: 16,
+            max_keys: 10_000,
+            severity: Severity::Medium,
+        }
+    }
+}
+
+/// `[[ids.region]]`: `cidr = "10.0.0.0/8"`, `region = "eu-london"`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegionCfg {
+    pub cidr: String,
+    pub region: String,
+}
+
+/// An address block: `(network, prefix length)`, parsed from `a.b.c.d/n` or `v6::/n` (a bare
+/// address is a /32 or /128).
+pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = addr.trim().parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max)?,
+        None => max,
+    };
+    Some((ip, len))
 }
 
 impl Default for IdsCfg {
@@ -163,12 +290,15 @@ impl Default for IdsCfg {
             idle_without_logon: RuleCfg::default(),
             slow_consumer: RuleCfg::default(),
             policy: Vec::new(),
+            anomaly: AnomalyCfg::default(),
+            geo: GeoCfg::default(),
+            region: Vec::new(),
         }
     }
 }
 
 /// The alert kinds a policy may name (besides `*`).
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 15] = [
     "logon-brute-force",
     "malformed-flood",
     "connection-flood",
@@ -177,6 +307,15 @@ pub const KINDS: [&str; 8] = [
     "key-id-probing",
     "idle-without-logon",
     "slow-consumer",
+    // Per-key baselines (src/ids/anomaly.rs).
+    "order-rate-spike",
+    "notional-spike",
+    "reject-rate-spike",
+    "symbol-spread-spike",
+    "off-hours-activity",
+    // Geography (src/ids/geo.rs).
+    "new-region",
+    "impossible-travel",
 ];
 
 impl IdsCfg {
@@ -251,6 +390,63 @@ impl IdsCfg {
                 ));
             }
         }
+        let a = &self.anomaly;
+        let bad = |key: &str, problem: &str| Err(err(format!("ids.anomaly.{key}"), problem.into()));
+        if !(100..=86_400_000).contains(&a.bucket_ms) {
+            return bad("bucket_ms", "must be within 100..=86400000 (a day)");
+        }
+        if !(a.alpha > 0.0 && a.alpha <= 1.0) {
+            return bad("alpha", "must be within (0, 1]");
+        }
+        if !(a.k_sigma.is_finite() && a.k_sigma > 0.0) {
+            return bad("k_sigma", "must be > 0");
+        }
+        if !(0.0..=10.0).contains(&a.min_sigma_fraction) {
+            return bad("min_sigma_fraction", "must be within 0..=10");
+        }
+        let floors = [
+            ("floor_orders", a.floor_orders),
+            ("floor_notional", a.floor_notional),
+            ("floor_symbols", a.floor_symbols),
+        ];
+        for (k, v) in floors {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(k, "must be a number >= 0");
+            }
+        }
+        if !(0.0..=1.0).contains(&a.floor_reject_rate) {
+            return bad("floor_reject_rate", "must be within 0..=1");
+        }
+        if !(0.0..=1.0).contains(&a.min_hour_share) {
+            return bad("min_hour_share", "must be within 0..=1");
+        }
+        if a.max_keys == 0 || a.max_keys > 1_000_000 {
+            return bad("max_keys", "must be within 1..=1000000");
+        }
+        let g = &self.geo;
+        if g.max_keys == 0 || g.max_keys > 1_000_000 {
+            return Err(err(
+                "ids.geo.max_keys".into(),
+                "must be within 1..=1000000".into(),
+            ));
+        }
+        if g.max_regions_per_key == 0 || g.max_regions_per_key > 1024 {
+            return Err(err(
+                "ids.geo.max_regions_per_key".into(),
+                "must be within 1..=1024".into(),
+            ));
+        }
+        for (i, r) in self.region.iter().enumerate() {
+            if parse_cidr(&r.cidr).is_none() {
+                return Err(err(
+                    format!("ids.region[{i}].cidr"),
+                    format!("{:?} is not an address block (a.b.c.d/n or v6::/n)", r.cidr),
+                ));
+            }
+            if r.region.trim().is_empty() {
+                return Err(err(format!("ids.region[{i}].region"), "is empty".into()));
+            }
+        }
         Ok(())
     }
 }
@@ -289,5 +485,21 @@ mod tests {
             vec![Action::KillKey, Action::RevokeKey]
         );
         assert_eq!(ok.policy[0].block_for_ms, 900_000);
+        let e =
+            parse("[ids]\n[[ids.region]]\ncidr = \"10.0.0.0/33\"\nregion = \"x\"\n").unwrap_err();
+        assert!(e.contains("ids.region[0].cidr"), "{e}");
+        let e = parse("[ids.anomaly]\nalpha = 0.0\n").unwrap_err();
+        assert!(e.contains("ids.anomaly.alpha"), "{e}");
+        let ok = parse(
+            "[ids.anomaly]\nbucket_ms = 200\n[[ids.region]]\ncidr = \"127.0.0.2/32\"\nregion = \"us-east\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.anomaly.bucket_ms, 200);
+        assert_eq!(
+            parse_cidr(&ok.region[0].cidr),
+            Some(("127.0.0.2".parse().unwrap(), 32))
+        );
+        assert_eq!(parse_cidr("::1"), Some(("::1".parse().unwrap(), 128)));
+        assert_eq!(parse_cidr("10.0.0.0/x"), None);
     }
 }

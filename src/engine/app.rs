@@ -650,6 +650,7 @@ impl Engine {
             drop_copies: &self.drop_copies,
             answering: self.answering,
             links: &mut self.links,
+            latency: &mut self.latency,
         };
         (&mut self.desk, wire)
     }

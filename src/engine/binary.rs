@@ -683,8 +683,14 @@ impl Engine {
                 fixp::Event::Established { .. } => {
                     self.counters.inc(Counter::LogonsAccepted);
                     self.counters.inc(Counter::FixpEstablished);
+                    let peer = self
+                        .sessions
+                        .get(s)
+                        .and_then(|slot| slot.conn)
+                        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| self.peer_ip(c));
                     self.emit(Event::LoggedOn {
                         session: SessionId::of(s),
+                        peer,
                         at: now,
                     });
                 }

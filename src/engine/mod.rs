@@ -220,6 +220,8 @@ pub struct Engine {
     /// Output of sessions with no connection: messages are stored for resend, never sent.
     detached: OutBuf,
     last_timer: Nanos,
+    /// In-gateway latency histograms (order in → first answer out; venue round trip).
+    pub(crate) latency: crate::monitor::latency::Recorder,
     /// When shutdown began (monotonic wall time: a manual test clock must not stall it).
     stopping: Option<std::time::Instant>,
     /// While an inbound application message is processed: the routing fields its answers carry
@@ -311,13 +313,14 @@ impl Engine {
             throttle: p.throttle,
             drop_copies: Vec::new(),
             clock: p.clock,
-            counters: p.counters,
+            counters: p.counters.clone(),
             ring: p.events,
             commands: p.commands,
             stop: p.stop,
             scratch: vec![0u8; gw.max_message_bytes].into_boxed_slice(),
             detached: OutBuf::with_capacity(gw.send_buffer_bytes),
             last_timer: Nanos::ZERO,
+            latency: crate::monitor::latency::Recorder::new(p.counters.clone()),
             stopping: None,
             answering: app::Answering::Idle,
             auth: p.auth,
@@ -409,6 +412,7 @@ impl Engine {
             self.on_timers(now);
             self.venue_timers(now);
             self.desk.drain_limit_reverts(now);
+            self.latency.tick(now);
         }
         if let Ok(cmd) = self.commands.try_recv() {
             match cmd {
@@ -438,6 +442,9 @@ impl Engine {
             }
         }
         self.flush_dirty(now);
+        if self.latency.has_pending() {
+            self.latency.flushed(self.clock.now());
+        }
         self.counters.inc(Counter::DutyCycles);
         if work == 0 && self.warmer.due(now) {
             self.warmer.run(now);
@@ -1022,6 +1029,7 @@ impl Engine {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
                     session: SessionId::of(s),
+                    peer: self.peer_ip(c),
                     at: now,
                 });
             }
@@ -1247,6 +1255,7 @@ impl Engine {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
                     session: SessionId::of(s),
+                    peer: self.peer_ip(c),
                     at: now,
                 });
             }

@@ -170,6 +170,7 @@ impl Engine {
             return self.venue_unmatched(v, msg, now);
         };
         let key = a.key;
+        self.latency.venue_answered(key.0, a.order_id, a.n, now);
         let ev = match a.kind {
             AnswerKind::CancelReject { replace: false } => VenueEvent::CancelRejected {
                 key,

@@ -38,6 +38,7 @@ pub(crate) struct Wire<'a> {
     pub answering: Answering,
     /// External venues' FIX links, by venue index (`None`: in-process venue).
     pub links: &'a mut [Option<Box<FixVenue>>],
+    pub latency: &'a mut crate::monitor::latency::Recorder,
 }
 
 impl Wire<'_> {
@@ -156,6 +157,10 @@ impl Outbox for Wire<'_> {
             }
             if let Some(c) = c {
                 self.mark_dirty(c);
+                // The order's first answer (a refusal before the table carries OrderID 0).
+                if order.exec_seq == 1 || (order.order_id == 0 && order.received_at == now) {
+                    self.latency.answered(order.received_at);
+                }
             }
         }
         if copy && !self.drop_copies.is_empty() {
@@ -269,6 +274,14 @@ impl Outbox for Wire<'_> {
         };
         self.mark_dirty(c);
         if sent.is_ok() {
+            if !matches!(req, VenueRequest::Status) {
+                let n = if matches!(req, VenueRequest::New) {
+                    0
+                } else {
+                    n
+                };
+                self.latency.venue_sent(key.0, o.order_id, n, now);
+            }
             VenueSend::Sent
         } else {
             VenueSend::Failed

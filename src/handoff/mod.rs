@@ -53,6 +53,8 @@ impl LogonRefusal {
 pub enum Event {
     LoggedOn {
         session: SessionId,
+        /// The source address (geographic anomalies, src/ids/geo.rs).
+        peer: std::net::IpAddr,
         at: Nanos,
     },
     /// A Logon refused before or besides authentication (no session for its CompIDs, session

@@ -1,9 +1,12 @@
 //! COLD — intrusion detection and response (issue 15, MON-4/MON-5).
 //!
 //! A detector thread of its own, fed by the journal thread (src/audit) with a copy of every
-//! event through one bounded channel ([`Feed::offer`] never waits: events a full queue could not
-//! take are counted and reported as an `ids-events-dropped` line in events.log). The rules
-//! ([`rules::Detector`]) raise [`rules::Alert`]s; each alert
+//! event and of the gateway's order decisions through one bounded channel ([`Feed::offer`],
+//! [`Feed::offer_order`] never wait: what a full queue could not take is counted and reported
+//! as an `ids-events-dropped` line in events.log). Three detectors raise [`rules::Alert`]s:
+//! the rules ([`rules::Detector`]), the per-key baselines ([`anomaly::Baselines`]: order
+//! rate, notional, reject rate, symbols, active hours) and geography ([`geo::Geo`]: a new
+//! region, impossible travel, from each logon's source address). Each alert
 //!
 //! - becomes an `ids-alert` record in the audit trail (src/trail) and an `ids-alert` line in
 //!   `events.log` and to the SIEM (handed back to the journal thread, [`Feed::lines`]),
@@ -19,6 +22,8 @@
 //! Counters: `IdsAlerts` (81), `IdsActions` (82); the engine keeps `AddressBlocks` (83, gauge)
 //! and `BlockedConnections` (84).
 
+pub mod anomaly;
+pub mod geo;
 pub mod respond;
 pub mod rules;
 
@@ -67,6 +72,7 @@ impl Record {
             "count": a.count,
             "threshold": a.threshold,
             "window_ms": a.window_ms,
+            "note": crate::auth::mask::free_text(&a.note),
             "actions": self.actions,
         })
     }
@@ -127,9 +133,16 @@ pub fn recent_json(data_dir: &Path) -> Value {
     Value::Array(recent(data_dir).iter().map(Record::json).collect())
 }
 
+/// What the detector thread is fed.
+#[derive(Clone, Copy, Debug)]
+enum Input {
+    Event(Event),
+    Order(anomaly::OrderFact),
+}
+
 /// The journal thread's end: [`Feed::offer`] and [`Feed::lines`] never wait.
 pub struct Feed {
-    tx: Option<Sender<Event>>,
+    tx: Option<Sender<Input>>,
     lines: Receiver<String>,
     dropped: u64,
     thread: Option<JoinHandle<()>>,
@@ -139,8 +152,20 @@ impl Feed {
     /// Offers one event to the detector; a full queue drops it (counted, reported by
     /// [`Feed::lines`]).
     pub fn offer(&mut self, e: &Event) {
+        self.send(Input::Event(*e));
+    }
+
+    /// Offers one order record to the per-key baselines (only the decisions they count are
+    /// sent); a full queue drops it (counted, reported by [`Feed::lines`]).
+    pub fn offer_order(&mut self, r: &crate::order::record::OrderRecord) {
+        if let Some(f) = anomaly::OrderFact::of(r) {
+            self.send(Input::Order(f));
+        }
+    }
+
+    fn send(&mut self, i: Input) {
         let Some(tx) = &self.tx else { return };
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(*e) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(i) {
             self.dropped += 1;
         }
     }
@@ -187,10 +212,13 @@ pub fn claim(data_dir: &Path, counters: &Arc<Counters>) -> std::io::Result<Optio
             .map(|i| all.swap_remove(i).1)
     };
     let Some(p) = prepared else { return Ok(None) };
-    let (tx, rx) = crossbeam_channel::bounded::<Event>(p.cfg.queue_capacity);
+    let (tx, rx) = crossbeam_channel::bounded::<Input>(p.cfg.queue_capacity);
     let (line_tx, lines) = crossbeam_channel::bounded::<String>(p.cfg.queue_capacity);
     let worker = Worker {
         detector: rules::Detector::new(&p.cfg),
+        baselines: anomaly::Baselines::new(&p.cfg.anomaly),
+        geo: geo::Geo::new(&p.cfg.geo, &p.cfg.region),
+        keys_by_session: std::collections::HashMap::new(),
         responder: respond::Responder::new(&p.cfg, &p.config, p.session_keys.clone()),
         sessions: p.session_keys,
         ring: p.ring,
@@ -213,6 +241,11 @@ pub fn claim(data_dir: &Path, counters: &Arc<Counters>) -> std::io::Result<Optio
 
 struct Worker {
     detector: rules::Detector,
+    baselines: anomaly::Baselines,
+    geo: geo::Geo,
+    /// The key each session last authenticated with (an accepted logon's `Authenticated`
+    /// precedes its `LoggedOn`, which carries the address): bounded by the sessions configured.
+    keys_by_session: std::collections::HashMap<u32, String>,
     responder: respond::Responder,
     sessions: Vec<String>,
     ring: Ring,
@@ -224,17 +257,47 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, rx: &Receiver<Event>) {
+    fn run(mut self, rx: &Receiver<Input>) {
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(e) => {
+                Ok(Input::Event(e)) => {
                     for alert in self.detector.observe(&e) {
+                        self.raise(alert);
+                    }
+                    for alert in self.geography(&e) {
+                        self.raise(alert);
+                    }
+                }
+                Ok(Input::Order(f)) => {
+                    for alert in self.baselines.observe(&f) {
                         self.raise(alert);
                     }
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
             }
+        }
+    }
+
+    /// Logons with their key and address, to [`geo::Geo`].
+    fn geography(&mut self, e: &Event) -> Vec<Alert> {
+        match e {
+            Event::Authenticated {
+                session, key_id, ..
+            } if (session.0 as usize) < self.sessions.len() => {
+                self.keys_by_session
+                    .insert(session.0, key_id.as_str().to_string());
+                Vec::new()
+            }
+            Event::LoggedOn { session, peer, at } => match self.keys_by_session.get(&session.0) {
+                Some(key) => self.geo.logon(key, session.0, *peer, *at),
+                None => Vec::new(),
+            },
+            Event::CredentialLogout { session, .. } | Event::Disconnected { session, .. } => {
+                self.keys_by_session.remove(&session.0);
+                Vec::new()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -255,12 +318,18 @@ impl Worker {
                 .detail("count", alert.count.to_string())
                 .detail("threshold", alert.threshold.to_string())
                 .detail("window-ms", alert.window_ms.to_string())
-                .detail("ids-seq", self.seq.to_string());
+                .detail("ids-seq", self.seq.to_string())
+                .detail("note", alert.note.clone());
             e = subject_fields(e, &alert);
             t.send(mask_entry(e));
         }
+        let note = if alert.note.is_empty() {
+            String::new()
+        } else {
+            format!(" note={:?}", alert.note)
+        };
         self.line(format!(
-            "{} ids-alert alert-kind={} severity={} subject={subject} count={} threshold={} window-ms={} ids-seq={}",
+            "{} ids-alert alert-kind={} severity={} subject={subject} count={} threshold={} window-ms={} ids-seq={}{note}",
             rules_ts(alert.at),
             alert.kind,
             alert.severity.as_str(),

@@ -210,6 +210,7 @@ mod tests {
             threshold: 1,
             window_ms: 1,
             context: Context::default(),
+            note: String::new(),
         }
     }
 

@@ -5,8 +5,8 @@
 //! After an alert, a subject's window starts empty again and the same rule does not alert on it
 //! again within one window (a flood gives one alert per window, not one per event).
 //!
-//! Later slices (per-key EWMA baselines, geographic anomalies) are further detectors beside
-//! [`Detector`], fed the same events by `ids::thread`.
+//! Per-key baselines (`anomaly.rs`) and geographic anomalies (`geo.rs`) are further detectors
+//! beside [`Detector`], on the same thread, raising the same [`Alert`]s.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -177,6 +177,8 @@ pub struct Alert {
     pub window_ms: u64,
     /// The last event's context.
     pub context: Context,
+    /// What the detector adds in words (a baseline's figures, the regions seen); may be empty.
+    pub note: String,
 }
 
 #[derive(Default)]
@@ -360,6 +362,7 @@ impl Detector {
                 threshold: eff.threshold,
                 window_ms: eff.window / 1_000_000,
                 context: ctx.clone(),
+                note: String::new(),
             });
             w.last_alert = Some(at);
             w.hits.clear();

@@ -2,6 +2,9 @@
 //!
 //! Each counter has a stable numeric id (its position in [`Counter`]); ids are never reused.
 //! Writes are relaxed atomic adds on a cache-line-padded array: no locks, no allocation.
+//! Latency histograms ([`latency`]) are handed over whole through lock-free queues.
+
+pub mod latency;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -124,6 +127,9 @@ pub enum Counter {
     /// Ops port connections closed before a request: TLS handshake failed or not finished
     /// within `ops.request_timeout_ms` (scanners, plain HTTP to the HTTPS port).
     OpsTlsFailures = 76,
+    /// Order answers not timed for the latency histogram because more than
+    /// `monitor::latency::PENDING` first answers were encoded in one duty cycle.
+    LatencySamplesLost = 77,
     // 64..=67: the audit trail (src/trail).
     /// Records written to the audit trail.
     AuditRecords = 64,
@@ -244,6 +250,7 @@ impl Counter {
         Counter::OpsRateLimited,
         Counter::OpsLoginLockouts,
         Counter::OpsTlsFailures,
+        Counter::LatencySamplesLost,
         Counter::AuditRecords,
         Counter::AuditRingFull,
         Counter::AuditWriteErrors,
@@ -360,6 +367,7 @@ impl Counter {
             C::OpsRateLimited => "Ops port requests answered 429",
             C::OpsLoginLockouts => "Ops port login lockouts started",
             C::OpsTlsFailures => "Ops port TLS handshakes failed or timed out",
+            C::LatencySamplesLost => "Order answers not timed for the latency histogram",
             C::AuditRecords => "Records written to the audit trail",
             C::AuditRingFull => "Audit records lost or refused because the trail queue was full",
             C::AuditWriteErrors => "Audit trail writes that failed",
@@ -392,12 +400,15 @@ struct Padded(AtomicU64);
 /// The counter array. One per engine; shared with cold threads through an `Arc`.
 pub struct Counters {
     slots: [Padded; COUNTERS],
+    /// The latency histograms' handoff (the gateway thread's [`latency::Recorder`] → readers).
+    pub latency: latency::Exchange,
 }
 
 impl Default for Counters {
     fn default() -> Self {
         Counters {
             slots: std::array::from_fn(|_| Padded::default()),
+            latency: latency::Exchange::default(),
         }
     }
 }

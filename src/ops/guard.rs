@@ -7,9 +7,19 @@
 //! that address* only: alice logging in from her own address is not affected. An address that
 //! fails for many users (password spraying) is locked as a whole. Tables are bounded
 //! ([`MAX_ENTRIES`]); when full, the entries least recently touched go first.
+//!
+//! # Across a restart
+//! With a file ([`LoginGuard::persisted`]: the port uses `<data>/ops-lockouts.json`, 0600,
+//! replaced atomically after every failure and every success that cleared something), the
+//! failure counts and lockouts still running survive a restart: restarting the gateway does
+//! not give an attacker fresh attempts. Entries over (lock ended, window passed) are dropped
+//! when read.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 /// Entries per table before the least recently touched are dropped.
 pub const MAX_ENTRIES: usize = 16_384;
@@ -74,7 +84,7 @@ impl<K: std::hash::Hash + Eq + Clone> RateLimiter<K> {
 }
 
 /// Failures of one scope.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Failures {
     count: u32,
     first_ms: u64,
@@ -97,6 +107,24 @@ pub struct LoginGuard {
     window_ms: u64,
     pairs: HashMap<(String, IpAddr), Failures>,
     addresses: HashMap<IpAddr, Failures>,
+    /// Where the tables are kept (None: memory only).
+    file: Option<PathBuf>,
+}
+
+/// File name of the persisted lockouts inside the data folder.
+pub const LOCKOUTS_FILE: &str = "ops-lockouts.json";
+
+/// The file's form.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Saved {
+    pairs: Vec<(String, IpAddr, Failures)>,
+    addresses: Vec<(IpAddr, Failures)>,
+}
+
+/// Still matters at `now_ms`: locked, or failures counting within the window.
+fn live(f: &Failures, now_ms: u64, window_ms: u64) -> bool {
+    f.locked_until_ms > now_ms || now_ms.saturating_sub(f.first_ms) < window_ms
 }
 
 fn bound<K: std::hash::Hash + Eq + Clone>(m: &mut HashMap<K, Failures>, now_ms: u64, window: u64) {
@@ -142,6 +170,59 @@ impl LoginGuard {
             window_ms,
             pairs: HashMap::new(),
             addresses: HashMap::new(),
+            file: None,
+        }
+    }
+
+    /// Keeps the tables in `path`: loads the entries still live at `now_ms` (at most
+    /// [`MAX_ENTRIES`] each; an unreadable file is an error) and rewrites it on every change.
+    pub fn persisted(mut self, path: &Path, now_ms: u64) -> Result<LoginGuard, String> {
+        let saved: Saved = match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let w = self.window_ms;
+        self.pairs = saved
+            .pairs
+            .into_iter()
+            .filter(|(_, _, f)| live(f, now_ms, w))
+            .take(MAX_ENTRIES)
+            .map(|(u, a, f)| ((u, a), f))
+            .collect();
+        self.addresses = saved
+            .addresses
+            .into_iter()
+            .filter(|(_, f)| live(f, now_ms, w))
+            .take(MAX_ENTRIES)
+            .collect();
+        self.file = Some(path.to_path_buf());
+        Ok(self)
+    }
+
+    /// Writes the tables to the file, if any (a failure is returned; the tables hold anyway).
+    fn save(&self) -> Result<(), String> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let saved = Saved {
+            pairs: self
+                .pairs
+                .iter()
+                .map(|((u, a), f)| (u.clone(), *a, *f))
+                .collect(),
+            addresses: self.addresses.iter().map(|(a, f)| (*a, *f)).collect(),
+        };
+        let text = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
+        crate::files::replace_private(path, &text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    #[cold]
+    fn saved_or_said(&self) {
+        if let Err(e) = self.save() {
+            crate::say_err(format_args!(
+                "portcullis: ops port: login lockouts not saved (they hold until a restart): {e}"
+            ));
         }
     }
 
@@ -173,6 +254,7 @@ impl LoginGuard {
         let pair_locked = count(pair, now_ms, self.pair_max, w);
         let a = self.addresses.entry(addr).or_insert(fresh);
         let addr_locked = count(a, now_ms, self.address_max, w);
+        self.saved_or_said();
         if pair_locked || addr_locked {
             Lockout::Locked {
                 until_ms: now_ms + w,
@@ -184,7 +266,9 @@ impl LoginGuard {
 
     /// A successful login clears its pair's failures (not the address's).
     pub fn succeeded(&mut self, user: &str, addr: IpAddr) {
-        self.pairs.remove(&(user.to_string(), addr));
+        if self.pairs.remove(&(user.to_string(), addr)).is_some() {
+            self.saved_or_said();
+        }
     }
 }
 
@@ -219,6 +303,45 @@ mod tests {
         assert!(g.locked("alice", alice_ip, 6).is_none());
         assert!(g.locked("bob", attacker, 6).is_none(), "pair lock only");
         assert!(g.locked("alice", attacker, 60_006).is_none(), "lock ends");
+    }
+
+    #[test]
+    fn lockouts_and_counts_survive_a_new_instance_and_old_ones_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCKOUTS_FILE);
+        let attacker: IpAddr = "10.0.0.66".parse().unwrap();
+        let mut g = LoginGuard::new(5, 20, 60_000).persisted(&path, 0).unwrap();
+        for i in 0..5 {
+            g.failed("alice", attacker, i);
+        }
+        g.failed("bob", attacker, 10);
+        let again = LoginGuard::new(5, 20, 60_000)
+            .persisted(&path, 100)
+            .unwrap();
+        assert!(
+            again.locked("alice", attacker, 100).is_some(),
+            "the lock survived"
+        );
+        let mut again = again;
+        for i in 0..3 {
+            again.failed("bob", attacker, 200 + i);
+        }
+        assert!(
+            matches!(again.failed("bob", attacker, 300), Lockout::Locked { .. }),
+            "bob's count went on from the first instance's"
+        );
+        let late = LoginGuard::new(5, 20, 60_000)
+            .persisted(&path, 200_000)
+            .unwrap();
+        assert!(
+            late.pairs.is_empty() && late.addresses.is_empty(),
+            "all over"
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(&path, b"[").unwrap();
+        assert!(LoginGuard::new(5, 20, 60_000).persisted(&path, 0).is_err());
     }
 
     #[test]

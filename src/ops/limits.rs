@@ -11,10 +11,11 @@
 //!
 //! # Persistence
 //! The gateway applies limit changes in memory; the config file still holds the old ones.
-//! Every permanent change applied through the port is merged into `<data>/ops-limits.json`
-//! (0600, atomic replace), and the port re-applies that file through the control socket when
-//! it starts, so an approved raise or a cut survives a restart. Temporary changes (with an
-//! expiry) are not kept: after a restart the permanent limits are in force again.
+//! Every permanent change applied through the control socket — from `portcullis ctl` or from
+//! the port, which sends its changes there — is merged into `<data>/ops-limits.json` (0600,
+//! atomic replace), and the control socket re-applies that file when it starts
+//! (`ctl::serve`), so an approved raise or a cut survives a restart. Temporary changes (with
+//! an expiry) are not kept: after a restart the permanent limits are in force again.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -19,7 +19,8 @@
 //! Endpoints: see `docs/ops-openapi.yaml`.
 
 pub mod guard;
-mod limits;
+pub mod limits;
+pub mod remote;
 mod server;
 pub use server::metric_name;
 pub mod token;

@@ -35,6 +35,16 @@ use crate::monitor::{Counter, Counters, Kind};
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 /// Most bytes of events.log one `/api/v1/events` answer carries.
 const EVENTS_MAX_BYTES: u64 = 64 * 1024;
+/// The status page (`GET /`): one HTML file, one script, one style sheet, all from this
+/// binary; no external fetches, no inline script or style (see [`PAGE_CSP`]).
+const PAGE_HTML: &str = include_str!("page/index.html");
+const PAGE_JS: &str = include_str!("page/app.js");
+const PAGE_CSS: &str = include_str!("page/app.css");
+/// The page's Content-Security-Policy: its own script and style only, requests to this origin
+/// only, no frames, no form posts anywhere, no base-URI change.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
 /// The ops audit log (logins, logouts, key revocations, TLS reloads, limit requests).
 pub const AUDIT_LOG: &str = "ops-audit.log";
 
@@ -100,12 +110,14 @@ impl State {
                  --role risk-officer`)"
             ));
         }
+        let data_dir = &cfg.gateway.data_dir;
         let tokens = Tokens::new(
             &file.token_key()?,
             &ops.issuer,
             &ops.audience,
             ops.jwt_lifetime_s,
-        );
+        )
+        .persisted(&data_dir.join(super::token::REVOKED_FILE), now_ms() / 1000)?;
         let tls = server_tls(ops)?.map(|c| RwLock::new(Arc::new(c)));
         Ok(State {
             https: tls.is_some(),
@@ -137,7 +149,8 @@ impl State {
                     ops.lockout_failures,
                     ops.lockout_address_failures,
                     ops.lockout_ms,
-                ),
+                )
+                .persisted(&data_dir.join(super::guard::LOCKOUTS_FILE), now_ms())?,
             }),
             approvals: Mutex::new(Approvals::default()),
             audit_lock: Mutex::new(()),
@@ -176,7 +189,6 @@ pub fn run(
                 return;
             }
         };
-        restore_limits(&state);
         let slots = Arc::new(tokio::sync::Semaphore::new(state.ops.max_connections));
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -205,40 +217,6 @@ pub fn run(
     });
     // Connections still open are dropped with the runtime.
     rt.shutdown_timeout(Duration::from_millis(200));
-}
-
-/// Re-applies the persisted permanent limit changes (see `limits`), in the background.
-fn restore_limits(state: &Arc<State>) {
-    let st = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let all = match limits::load(&st.data_dir) {
-            Ok(a) => a,
-            Err(e) => {
-                crate::say_err(format_args!("portcullis: ops port: {e}"));
-                return;
-            }
-        };
-        for (account, changes) in all {
-            let req = ctl::Request::LimitsSet {
-                account: account.clone(),
-                limits: changes,
-                for_ms: None,
-                by: "ops port (restored from ops-limits.json at start)".into(),
-                reason: "limit changes made through the ops port survive a restart".into(),
-            };
-            match ctl::call(&st.socket, &req) {
-                Ok(v) if v.get("ok") == Some(&Value::Bool(true)) => {}
-                Ok(v) => crate::say_err(format_args!(
-                    "portcullis: ops port: restoring limits of {}: {}",
-                    crate::auth::mask::account(&account),
-                    v.get("error").unwrap_or(&v)
-                )),
-                Err(e) => {
-                    crate::say_err(format_args!("portcullis: ops port: restoring limits: {e}"))
-                }
-            }
-        }
-    });
 }
 
 async fn connection(state: Arc<State>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
@@ -301,6 +279,8 @@ enum Reply {
     Retry(StatusCode, Value, u64),
     /// Prometheus text exposition.
     Metrics(String),
+    /// A file of the status page: content type, body.
+    Page(&'static str, &'static str),
 }
 
 fn err(status: StatusCode, message: impl Into<String>) -> Reply {
@@ -423,6 +403,17 @@ struct KillBody {
     reason: String,
 }
 
+/// `POST /api/v1/block` and `/unblock` (what `portcullis ctl block|unblock` sends).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockBody {
+    address: String,
+    /// How long a block lasts (ms); not for an unblock.
+    #[serde(default)]
+    for_ms: Option<u64>,
+    reason: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
@@ -459,7 +450,9 @@ impl State {
                 "text/plain; version=0.0.4; charset=utf-8",
                 None,
             ),
+            Reply::Page(ctype, body) => (StatusCode::OK, body.to_string(), ctype, None),
         };
+        let page = ctype.starts_with("text/html");
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
         let h = r.headers_mut();
@@ -471,8 +464,18 @@ impl State {
         );
         h.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            HeaderValue::from_static(if page {
+                PAGE_CSP
+            } else {
+                "default-src 'none'; frame-ancestors 'none'"
+            }),
         );
+        if page {
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+        }
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         if self.https {
             h.insert(
@@ -535,6 +538,14 @@ impl State {
         let m = &ask.method;
         match (m, segs.as_slice()) {
             (&Method::GET, ["healthz"]) => return ok(json!({ "status": "ok" })),
+            // The status page itself is public; everything it shows needs a login.
+            (&Method::GET, [] | ["index.html"]) => {
+                return Reply::Page("text/html; charset=utf-8", PAGE_HTML)
+            }
+            (&Method::GET, ["app.js"]) => {
+                return Reply::Page("text/javascript; charset=utf-8", PAGE_JS)
+            }
+            (&Method::GET, ["app.css"]) => return Reply::Page("text/css; charset=utf-8", PAGE_CSS),
             (&Method::POST, ["api", "v1", "login"]) => return self.login(ask),
             (&Method::GET, ["metrics"]) if self.ops.metrics_public => {
                 return Reply::Metrics(self.metrics())
@@ -567,7 +578,7 @@ impl State {
             Ok(match (m, segs.as_slice()) {
                 (&Method::POST, ["api", "v1", "refresh"]) => self.refresh(ask, &who)?,
                 (&Method::POST, ["api", "v1", "logout"]) => {
-                    self.tokens.revoke(&who.claims);
+                    self.revoke(&who.claims);
                     self.audit(json!({ "action": "logout", "user": who.claims.sub, "peer": ip.to_string() }));
                     ok(json!({ "ok": true, "revoked": who.claims.jti }))
                 }
@@ -577,6 +588,7 @@ impl State {
                 (&Method::GET, ["readyz"]) => self.readyz(),
                 (&Method::GET, ["metrics"]) => Reply::Metrics(self.metrics()),
                 (&Method::GET, ["api", "v1", "clock"]) => ok(self.clock_json()),
+                (&Method::GET, ["api", "v1", "latency"]) => ok(self.latency_json()),
                 (&Method::GET, ["api", "v1", "tls"]) => ok(self.tls_json()),
                 (&Method::GET, ["api", "v1", "keys"]) => self.keys_json()?,
                 (&Method::GET, ["api", "v1", "accounts"]) => self.accounts_json()?,
@@ -627,6 +639,31 @@ impl State {
                     need(Role::Admin)?;
                     self.revoke_key(ask, &who, id)?
                 }
+                (&Method::POST, ["api", "v1", "block"]) => {
+                    need(Role::Admin)?;
+                    let b: BlockBody = ask.json()?;
+                    let for_ms = b
+                        .for_ms
+                        .filter(|ms| *ms > 0)
+                        .ok_or_else(|| err(StatusCode::BAD_REQUEST, "for_ms (> 0) is required"))?;
+                    let v = self.control(&ctl::Request::Block {
+                        address: b.address,
+                        for_ms,
+                        by: who.by(ask.peer),
+                        reason: b.reason,
+                    })?;
+                    Reply::Json(status_of(&v), v)
+                }
+                (&Method::POST, ["api", "v1", "unblock"]) => {
+                    need(Role::Admin)?;
+                    let b: BlockBody = ask.json()?;
+                    let v = self.control(&ctl::Request::Unblock {
+                        address: b.address,
+                        by: who.by(ask.peer),
+                        reason: b.reason,
+                    })?;
+                    Reply::Json(status_of(&v), v)
+                }
                 (&Method::POST, ["api", "v1", "tls", "reload"]) => {
                     need(Role::Admin)?;
                     self.reload_tls(ask, &who)
@@ -638,6 +675,15 @@ impl State {
     }
 
     // ---- authentication -----------------------------------------------------------------
+
+    /// Revokes a token; a revocation the file did not take still holds until a restart.
+    fn revoke(&self, c: &Claims) {
+        if let Err(e) = self.tokens.revoke(c) {
+            crate::say_err(format_args!(
+                "portcullis: ops port: revocation not saved (it holds until a restart): {e}"
+            ));
+        }
+    }
 
     fn unauthorized(&self, message: &str) -> Reply {
         self.counters.inc(Counter::OpsAuthFailures);
@@ -760,7 +806,7 @@ impl State {
             .tokens
             .issue(&who.claims.sub, who.role, now / 1000)
             .map_err(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "cannot issue a token"))?;
-        self.tokens.revoke(&who.claims);
+        self.revoke(&who.claims);
         Ok(ok(json!({
             "token": token, "token_type": "Bearer", "expires_in": self.tokens.lifetime_s(),
             "user": who.claims.sub, "role": who.role.as_str(),
@@ -929,6 +975,7 @@ impl State {
                 c.help()
             ));
         }
+        self.latency_metrics(&mut out);
         let s = self.clock.snapshot();
         out.push_str(
             "# HELP portcullis_clock_divergence_seconds Estimated divergence of the clock from UTC (NaN: unknown)\n# TYPE portcullis_clock_divergence_seconds gauge\n",
@@ -969,6 +1016,67 @@ impl State {
             ));
         }
         out
+    }
+
+    /// The in-gateway latency histograms (`monitor::latency`) as Prometheus summaries (window
+    /// quantiles, `_count`/`_sum` since start) and a `_max_seconds` gauge beside each.
+    fn latency_metrics(&self, out: &mut String) {
+        use crate::monitor::latency::{Series, QUANTILES};
+        let secs = |ns: Option<u64>| {
+            ns.map_or_else(|| "NaN".to_string(), |v| (v as f64 / 1e9).to_string())
+        };
+        let all = self.counters.latency.snapshot(now_ms());
+        for (series, s) in Series::ALL.iter().zip(all.iter()) {
+            let name = series.metric();
+            out.push_str(&format!(
+                "# HELP {name} {}\n# TYPE {name} summary\n",
+                series.help()
+            ));
+            for (q, v) in QUANTILES.iter().zip(s.quantiles_ns.iter()) {
+                out.push_str(&format!("{name}{{quantile=\"{q}\"}} {}\n", secs(*v)));
+            }
+            out.push_str(&format!(
+                "{name}_sum {}\n{name}_count {}\n",
+                s.sum_ns as f64 / 1e9,
+                s.count
+            ));
+            let max = name.replace("_seconds", "_max_seconds");
+            out.push_str(&format!(
+                "# HELP {max} Largest sample in the quantile window (NaN: none)\n# TYPE {max} gauge\n{max} {}\n",
+                secs(s.max_ns)
+            ));
+        }
+    }
+
+    /// `GET /api/v1/latency`: both series, in microseconds.
+    fn latency_json(&self) -> Value {
+        use crate::monitor::latency::{Series, WINDOW_MS};
+        let us = |ns: Option<u64>| ns.map(|v| v as f64 / 1e3);
+        let all = self.counters.latency.snapshot(now_ms());
+        let mut o = serde_json::Map::new();
+        for (series, s) in Series::ALL.iter().zip(all.iter()) {
+            let q: serde_json::Map<String, Value> = ["p50", "p90", "p99", "p99.9"]
+                .iter()
+                .zip(s.quantiles_ns.iter())
+                .map(|(q, v)| ((*q).to_string(), json!(us(*v))))
+                .collect();
+            o.insert(
+                series.key().into(),
+                json!({
+                    "count": s.count,
+                    "sum_us": s.sum_ns as f64 / 1e3,
+                    "window_count": s.window_count,
+                    "quantiles_us": q,
+                    "max_us": us(s.max_ns),
+                }),
+            );
+        }
+        o.insert("unit".into(), json!("microseconds"));
+        o.insert(
+            "window_s".into(),
+            json!([WINDOW_MS / 1000, 2 * WINDOW_MS / 1000]),
+        );
+        Value::Object(o)
     }
 
     fn keys_json(&self) -> Result<Reply, Reply> {
@@ -1159,19 +1267,7 @@ impl State {
             by,
             reason: p.reason.clone(),
         })?;
-        if v.get("ok") == Some(&Value::Bool(true)) && p.for_ms.is_none() {
-            if let Err(e) = limits::persist(&self.data_dir, &p.account, &p.limits) {
-                crate::say_err(format_args!("portcullis: ops port: {e}"));
-                let mut v = v;
-                if let Some(o) = v.as_object_mut() {
-                    o.insert(
-                        "warning".into(),
-                        json!("applied, but not saved for a restart (see the gateway's log)"),
-                    );
-                }
-                return Ok(v);
-            }
-        }
+        // The control socket keeps permanent changes for a restart (`ctl` persist_limits).
         Ok(v)
     }
 
@@ -1326,6 +1422,9 @@ mod tests {
     fn openapi_lists_every_route() {
         let doc = include_str!("../../docs/ops-openapi.yaml");
         for path in [
+            "/:",
+            "/app.js:",
+            "/app.css:",
             "/healthz:",
             "/readyz:",
             "/metrics:",
@@ -1334,8 +1433,11 @@ mod tests {
             "/api/v1/logout:",
             "/api/v1/whoami:",
             "/api/v1/clock:",
+            "/api/v1/latency:",
             "/api/v1/tls:",
             "/api/v1/tls/reload:",
+            "/api/v1/block:",
+            "/api/v1/unblock:",
             "/api/v1/keys:",
             "/api/v1/keys/{id}/revoke:",
             "/api/v1/accounts:",

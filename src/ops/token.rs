@@ -5,11 +5,14 @@
 //! that has expired or whose `jti` was revoked (logout, refresh) is refused.
 //!
 //! The revocation list holds each revoked `jti` until its token's `exp`, then forgets it (an
-//! expired token is refused anyway). It lives in memory: a restart also rotates nothing, so a
-//! token revoked before a restart would be accepted again after it until its `exp` (≤ 15 min);
-//! logging out then restarting is not a use case worth a file per logout.
+//! expired token is refused anyway). With a file ([`Tokens::persisted`]: the port uses
+//! `<data>/ops-revoked.json`, 0600, replaced atomically on every revocation) it survives a
+//! restart, so a logged-out token stays refused. Bounded: at most [`MAX_REVOKED`] entries
+//! (tokens live ≤ 15 min, so that is thousands of logouts a minute); beyond that the ones
+//! expiring first are forgotten.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -40,7 +43,15 @@ pub struct Tokens {
     lifetime_s: u64,
     /// jti → exp of revoked tokens.
     revoked: Mutex<HashMap<String, u64>>,
+    /// Where the revocation list is kept (None: memory only).
+    file: Option<PathBuf>,
 }
+
+/// Revoked tokens remembered at most.
+pub const MAX_REVOKED: usize = 65_536;
+
+/// File name of the persisted revocation list inside the data folder.
+pub const REVOKED_FILE: &str = "ops-revoked.json";
 
 /// Why a token was refused (the client sees only "invalid or expired token").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +94,24 @@ impl Tokens {
             audience: audience.to_string(),
             lifetime_s,
             revoked: Mutex::new(HashMap::new()),
+            file: None,
         }
+    }
+
+    /// Keeps the revocation list in `path`: loads what it holds (entries expired at `now_s`
+    /// are dropped; an unreadable file is an error, not an empty list) and rewrites it on
+    /// every revocation.
+    pub fn persisted(mut self, path: &Path, now_s: u64) -> Result<Tokens, String> {
+        let list: HashMap<String, u64> = match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let mut revoked = list;
+        revoked.retain(|_, exp| *exp > now_s);
+        self.revoked = Mutex::new(revoked);
+        self.file = Some(path.to_path_buf());
+        Ok(self)
     }
 
     pub fn lifetime_s(&self) -> u64 {
@@ -134,9 +162,30 @@ impl Tokens {
         Ok(c)
     }
 
-    /// Revokes a token until its expiry.
-    pub fn revoke(&self, c: &Claims) {
-        lock(&self.revoked).insert(c.jti.clone(), c.exp);
+    /// Revokes a token until its expiry (written to the file before this returns; a write
+    /// error is returned, the revocation holds in memory anyway).
+    pub fn revoke(&self, c: &Claims) -> Result<(), String> {
+        let mut revoked = lock(&self.revoked);
+        revoked.insert(c.jti.clone(), c.exp);
+        if revoked.len() > MAX_REVOKED {
+            let now_s = crate::clock::system_utc().0 / 1_000_000_000;
+            revoked.retain(|_, exp| *exp > now_s);
+            while revoked.len() > MAX_REVOKED {
+                let Some(first) = revoked
+                    .iter()
+                    .min_by_key(|(_, exp)| **exp)
+                    .map(|(j, _)| j.clone())
+                else {
+                    break;
+                };
+                revoked.remove(&first);
+            }
+        }
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let text = serde_json::to_vec(&*revoked).map_err(|e| e.to_string())?;
+        crate::files::replace_private(path, &text).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
@@ -163,8 +212,33 @@ mod tests {
         let (tok, c) = t.issue("alice", Role::RiskOfficer, now()).unwrap();
         assert_eq!(t.check(&tok, now()).unwrap(), c);
         assert_eq!(c.exp - c.iat, 900);
-        t.revoke(&c);
+        t.revoke(&c).unwrap();
         assert_eq!(t.check(&tok, now()), Err(TokenError::Revoked));
+    }
+
+    #[test]
+    fn a_persisted_revocation_survives_a_new_instance_and_expired_ones_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REVOKED_FILE);
+        let t = tokens().persisted(&path, now()).unwrap();
+        let (tok, c) = t.issue("alice", Role::Admin, now()).unwrap();
+        t.revoke(&c).unwrap();
+        let (old, oc) = t.issue("bob", Role::Admin, now() - 890).unwrap();
+        t.revoke(&oc).unwrap();
+        let again = tokens().persisted(&path, now()).unwrap();
+        assert_eq!(again.check(&tok, now()), Err(TokenError::Revoked));
+        // Read 20 s later, bob's entry (expired) is gone from memory.
+        let later = tokens().persisted(&path, now() + 20).unwrap();
+        assert_eq!(lock(&later.revoked).len(), 1);
+        assert!(again.check(&old, now()).is_err());
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(&path, b"not json").unwrap();
+        assert!(
+            tokens().persisted(&path, now()).is_err(),
+            "refused, not emptied"
+        );
     }
 
     #[test]

@@ -363,6 +363,7 @@ mod tests {
         let logon = Entry::parse(
             &line(&Event::LoggedOn {
                 session: SessionId(0),
+                peer: std::net::IpAddr::from([127, 0, 0, 1]),
                 at: Nanos(0),
             }),
             "x",

@@ -93,11 +93,16 @@ impl Record {
 
     /// The hash this record must carry after `prev`.
     pub fn compute_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(RECORD_DOMAIN);
-        h.update(prev);
-        h.update(self.canonical());
-        h.finalize().into()
+        Fields {
+            seq: self.seq,
+            time_ns: self.time_ns,
+            time: self.time.as_bytes(),
+            kind: &self.kind,
+            actor: &self.actor,
+            subject: &self.subject,
+            detail: &self.detail,
+        }
+        .hash(prev)
     }
 
     /// `prev` as bytes, `None` when it is not 64 hex digits.
@@ -124,6 +129,142 @@ impl Record {
         v.push(b'\n');
         v
     }
+}
+
+/// A record's fields by reference: what the writer hashes and renders without building a
+/// [`Record`] (no allocation per record: the hash is fed piece by piece, the line is written
+/// into a reused buffer).
+pub struct Fields<'a> {
+    pub seq: u64,
+    pub time_ns: u64,
+    /// RFC 3339 text of `time_ns` (empty for zero).
+    pub time: &'a [u8],
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub subject: &'a BTreeMap<String, String>,
+    pub detail: &'a BTreeMap<String, String>,
+}
+
+fn hash_str(h: &mut Sha256, s: &[u8]) {
+    h.update((s.len() as u32).to_be_bytes());
+    h.update(s);
+}
+
+fn hash_map(h: &mut Sha256, m: &BTreeMap<String, String>) {
+    h.update((m.len() as u32).to_be_bytes());
+    // BTreeMap<String, _> iterates in ascending byte order of the keys.
+    for (k, v) in m {
+        hash_str(h, k.as_bytes());
+        hash_str(h, v.as_bytes());
+    }
+}
+
+impl Fields<'_> {
+    /// `SHA-256(RECORD_DOMAIN || prev || canonical)`, the canonical bytes fed as they are
+    /// produced (the same bytes as [`Record::canonical`]).
+    pub fn hash(&self, prev: &[u8; 32]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(RECORD_DOMAIN);
+        h.update(prev);
+        h.update(self.seq.to_be_bytes());
+        h.update(self.time_ns.to_be_bytes());
+        hash_str(&mut h, self.time);
+        hash_str(&mut h, self.kind.as_bytes());
+        hash_str(&mut h, self.actor.as_bytes());
+        hash_map(&mut h, self.subject);
+        hash_map(&mut h, self.detail);
+        h.finalize().into()
+    }
+
+    /// Appends the record's JSON line (newline included) to `out`: byte for byte what
+    /// [`Record::line`] writes for the sealed record (serde_json's spelling: fields in
+    /// declaration order, no spaces, its string escapes).
+    pub fn line(&self, out: &mut Vec<u8>, prev: &[u8; 32], hash: &[u8; 32]) {
+        out.extend_from_slice(b"{\"seq\":");
+        put_u64(out, self.seq);
+        out.extend_from_slice(b",\"time\":");
+        json_str(out, self.time);
+        out.extend_from_slice(b",\"time_ns\":");
+        put_u64(out, self.time_ns);
+        out.extend_from_slice(b",\"kind\":");
+        json_str(out, self.kind.as_bytes());
+        out.extend_from_slice(b",\"actor\":");
+        json_str(out, self.actor.as_bytes());
+        out.extend_from_slice(b",\"subject\":");
+        json_map(out, self.subject);
+        out.extend_from_slice(b",\"detail\":");
+        json_map(out, self.detail);
+        out.extend_from_slice(b",\"prev\":\"");
+        put_hex(out, prev);
+        out.extend_from_slice(b"\",\"hash\":\"");
+        put_hex(out, hash);
+        out.extend_from_slice(b"\"}\n");
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&d[i..]);
+}
+
+fn put_hex(out: &mut Vec<u8>, b: &[u8]) {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    for &x in b {
+        out.push(D[usize::from(x >> 4)]);
+        out.push(D[usize::from(x & 15)]);
+    }
+}
+
+/// A JSON string as serde_json writes it: `"` and `\\` and the control characters escaped
+/// (`\b \f \n \r \t`, the rest as `\u00XX`), everything else (UTF-8 included) as is.
+fn json_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s[start..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            put_hex(out, &[b]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&s[start..]);
+    out.push(b'"');
+}
+
+fn json_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
+    out.push(b'{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, k.as_bytes());
+        out.push(b':');
+        json_str(out, v.as_bytes());
+    }
+    out.push(b'}');
 }
 
 /// What a checkpoint signs.
@@ -241,6 +382,43 @@ mod tests {
         y.actor = "bc".into();
         assert_ne!(x.compute_hash(&GENESIS), y.compute_hash(&GENESIS));
         assert_ne!(base.compute_hash(&[1; 32]), h0);
+    }
+
+    #[test]
+    fn fields_hash_and_line_are_those_of_the_record_byte_for_byte() {
+        let mut r = vector();
+        r.detail.insert(
+            "text".into(),
+            "quote \" backslash \\ é \u{1}\u{8}\u{c}\n\r\t\u{1f}\u{7f} end".into(),
+        );
+        r.subject.insert("k\"\u{0}".into(), String::new());
+        r.seq = u64::MAX;
+        r.time_ns = 0;
+        r.time.clear();
+        let f = Fields {
+            seq: r.seq,
+            time_ns: r.time_ns,
+            time: r.time.as_bytes(),
+            kind: &r.kind,
+            actor: &r.actor,
+            subject: &r.subject,
+            detail: &r.detail,
+        };
+        let prev = [7u8; 32];
+        let mut by_hand = b"{".to_vec();
+        by_hand.clear();
+        let mut hashed = Sha256::new();
+        hashed.update(RECORD_DOMAIN);
+        hashed.update(prev);
+        hashed.update(r.canonical());
+        let h: [u8; 32] = hashed.finalize().into();
+        assert_eq!(f.hash(&prev), h);
+        f.line(&mut by_hand, &prev, &h);
+        assert_eq!(r.seal(&prev), h);
+        assert_eq!(
+            String::from_utf8(by_hand).unwrap(),
+            String::from_utf8(r.line()).unwrap()
+        );
     }
 
     #[test]

@@ -551,6 +551,7 @@ mod tests {
             rotate_after: Duration::ZERO,
             checkpoint_every: 4,
             checkpoint_after: Duration::from_secs(3600),
+            sync_after: Duration::ZERO,
         }
     }
 

@@ -432,3 +432,89 @@ fn the_trail_verifies_names_every_tampering_and_rebuilds_an_order() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("signature does not verify"));
 }
+
+/// Trail throughput (issue 15): a gateway under the production policy `on_full = "fail_closed"`
+/// is flooded with orders through its socket, 64 in flight, as fast as it fills them. No order
+/// may be refused ("audit trail unavailable"), the trail's queue never overflows
+/// (`AuditRingFull` = 0), and every order record the journal thread received is in the trail.
+/// The records/s the trail wrote are printed (`-- --nocapture`), not asserted.
+#[test]
+fn a_fail_closed_gateway_flooded_through_a_socket_refuses_nothing_while_the_trail_keeps_up() {
+    use portcullis::monitor::Counter;
+    const ORDERS: usize = 20_000;
+    const WINDOW: usize = 64;
+    let gw = crate::util::start(&format!(
+        "{SESSIONS}{}\n[audit]\non_full = \"fail_closed\"\n",
+        sim("fill")
+    ));
+    let counters = gw.running.handle.counters.clone();
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.logon(30);
+    let t0 = std::time::Instant::now();
+    let (mut sent, mut filled) = (0usize, 0usize);
+    while filled < ORDERS {
+        while sent < ORDERS && sent - filled < WINDOW {
+            c.send(
+                "D",
+                &nos(&format!("F{sent}"), "AAPL", "1", "10", Some("100")),
+            );
+            sent += 1;
+        }
+        let m = c
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no report within 10 s ({filled} of {ORDERS} filled)"));
+        if field(&m, 35).as_deref() != Some("8") {
+            continue;
+        }
+        let status = field(&m, 39);
+        assert_ne!(
+            status.as_deref(),
+            Some("8"),
+            "order refused: {}",
+            crate::util::show(&m)
+        );
+        filled += usize::from(status.as_deref() == Some("2"));
+        // Reports are not kept: 20k of them would only grow the client's memory.
+        c.received.clear();
+    }
+    let took = t0.elapsed();
+    // Every order is three REG-1 records (new, accepted, fill). Those the hot thread's record
+    // ring could not hand to the journal thread (`RecordRingFull`: the journal thread fell
+    // behind, a loss counted and reported on its own) never reach the trail; all the others
+    // must, and none may be refused by it.
+    let want = || 3 * ORDERS as u64 - counters.get(Counter::RecordRingFull);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while counters.get(Counter::AuditRecords) < want() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let recorded = t0.elapsed();
+    let records = counters.get(Counter::AuditRecords);
+    eprintln!(
+        "trail under flood: {ORDERS} orders filled in {:.2} s ({:.0} orders/s); {records} trail \
+         records written {:.2} s after the first order ({:.0} records/s); {} order records lost \
+         before the journal thread",
+        took.as_secs_f64(),
+        ORDERS as f64 / took.as_secs_f64(),
+        recorded.as_secs_f64(),
+        records as f64 / recorded.as_secs_f64(),
+        counters.get(Counter::RecordRingFull)
+    );
+    assert_eq!(counters.get(Counter::AuditRingFull), 0);
+    assert_eq!(counters.get(Counter::AuditHaltRejects), 0);
+    assert!(records >= want(), "{records} records, {} expected", want());
+    drop(c);
+    let dir = gw.dir.path().join("audit");
+    let mut running = gw.running;
+    running
+        .handle
+        .stop
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    running.join();
+    running.stop_trail();
+    let mut order_records = 0u64;
+    for l in trail_files(&dir).iter().flat_map(|f| lines(f)) {
+        let v: Value = serde_json::from_str(&l).unwrap();
+        order_records += u64::from(v["kind"].as_str().unwrap().starts_with("order-"));
+    }
+    assert_eq!(order_records, want());
+}

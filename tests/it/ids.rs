@@ -396,3 +396,127 @@ fn an_address_block_survives_a_restart_and_so_does_its_lifting() {
     assert_eq!(gw.running.handle.counters.get(Counter::AddressBlocks), 0);
     assert!(!closed_at_once(gw.addr, "127.0.0.4"));
 }
+
+/// Per-key baselines (MON-1) through real sockets: two keys trade at a steady rate (about 4
+/// orders a 200 ms bucket, each waiting for its report) through the learning period; then k1
+/// sends a burst of 150 orders. The alert names k1, reaches events.log, the trail and the ops
+/// ring, and the `kill_key` policy kills k1's session; k2, which kept its pace, raises nothing
+/// and still trades.
+#[test]
+fn a_burst_after_a_steady_learning_period_alerts_naming_the_key_and_spares_the_other() {
+    let env = Env::new("");
+    let secret1 = env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.1/32"]);
+    let secret2 = env.add("k2", &["--comp-id", "CLIENT2", "--allow", "127.0.0.1/32"]);
+    // Floors far above the steady pace (30 orders a bucket against ~4); active hours off (the
+    // test may cross an hour).
+    let (gw, _secrets) = start_with(
+        env,
+        "[ids.anomaly]\nbucket_ms = 200\nlearning_buckets = 10\nfloor_orders = 30\n\
+         floor_notional = 1e15\nfloor_symbols = 100\nmin_hour_share = 0\n\
+         [[ids.policy]]\nkind = \"order-rate-spike\"\nactions = [\"kill_key\"]\n",
+    );
+    let dir = gw.dir.path().to_path_buf();
+    let mut c1 = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c1.signed_logon("k1", &secret1);
+    let mut c2 = Client::connect(gw.addr, "FIX.4.4", "CLIENT2", "GW");
+    c2.signed_logon("k2", &secret2);
+    // Steady: 16 rounds of 200 ms (at least the 10 learning buckets, however slow the host).
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < Duration::from_millis(3200) || n < 48 {
+        for c in [&mut c1, &mut c2] {
+            let er = trade(c, &format!("s{n}"));
+            assert_eq!(field(&er, 39).as_deref(), Some("0"), "{}", show(&er));
+        }
+        n += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !events(&dir).contains("ids-alert"),
+        "a steady pace alerted: {}",
+        events(&dir)
+    );
+    // The burst: 150 orders sent at once by k1.
+    for i in 0..150 {
+        c1.send("D", &nos(&format!("b{i}"), "AAPL", "1", "100", Some("150")));
+    }
+    let alert = wait_line(
+        &dir,
+        &["ids-alert alert-kind=order-rate-spike", "subject=key:k1"],
+    );
+    assert!(alert.contains("severity=high"), "{alert}");
+    assert!(alert.contains("baseline mean"), "{alert}");
+    wait_line(&dir, &["ids-action action=kill_key", "ok=true"]);
+    wait_trail(&dir, &["ids-alert", "order-rate-spike", "\"key\":\"k1\""]);
+    let recent = portcullis::ids::recent_json(&dir);
+    let spike = recent
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "order-rate-spike")
+        .unwrap_or_else(|| panic!("{recent}"));
+    assert_eq!(spike["subject"], "key:k1", "{recent}");
+    assert_eq!(spike["rule"], "anomaly", "{recent}");
+    // k2 kept its pace: nothing about it, and it still trades.
+    assert!(!events(&dir).contains("subject=key:k2"), "{}", events(&dir));
+    let er = trade(&mut c2, "after");
+    assert_eq!(field(&er, 39).as_deref(), Some("0"), "{}", show(&er));
+}
+
+/// Geographic anomalies (MON-2) through real sockets: 127.0.0.1 is in "eu-london", 127.0.0.2
+/// in "us-east" (`[[ids.region]]`). k1 logs on from london through its learning logons; a
+/// logon from 127.0.0.2 then raises `new-region` and, being minutes after the last london
+/// logon while `travel_ms` is an hour, `impossible-travel`. k2 logging on from 127.0.0.2 for
+/// the first time raises nothing (no baseline yet, no previous region).
+#[test]
+fn a_logon_from_a_new_region_and_faster_than_travel_allows_alerts() {
+    let env = Env::new("");
+    let secret1 = env.add(
+        "k1",
+        &[
+            "--comp-id",
+            "CLIENT1",
+            "--allow",
+            "127.0.0.1/32",
+            "--allow",
+            "127.0.0.2/32",
+        ],
+    );
+    let secret2 = env.add("k2", &["--comp-id", "CLIENT2", "--allow", "127.0.0.2/32"]);
+    let (gw, _secrets) = start_with(
+        env,
+        "[ids.geo]\nlearning_logons = 3\ntravel_ms = 3600000\n\
+         [[ids.region]]\ncidr = \"127.0.0.0/8\"\nregion = \"eu-london\"\n\
+         [[ids.region]]\ncidr = \"127.0.0.2/32\"\nregion = \"us-east\"\n",
+    );
+    let dir = gw.dir.path().to_path_buf();
+    for _ in 0..3 {
+        let mut c = connect_from(gw.addr, "127.0.0.1", "CLIENT1");
+        c.signed_logon("k1", &secret1);
+        c.logout();
+    }
+    let mut c = connect_from(gw.addr, "127.0.0.2", "CLIENT2");
+    c.signed_logon("k2", &secret2);
+    c.logout();
+    wait_line(
+        &dir,
+        &["logon session=FIX.4.4:CLIENT2->GW", "peer=127.0.0.2"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!events(&dir).contains("ids-alert"), "{}", events(&dir));
+    let mut c = connect_from(gw.addr, "127.0.0.2", "CLIENT1");
+    c.signed_logon("k1", &secret1);
+    let new = wait_line(&dir, &["ids-alert alert-kind=new-region", "subject=key:k1"]);
+    assert!(
+        new.contains("us-east") && new.contains("eu-london"),
+        "{new}"
+    );
+    let travel = wait_line(
+        &dir,
+        &["ids-alert alert-kind=impossible-travel", "subject=key:k1"],
+    );
+    assert!(travel.contains("severity=high"), "{travel}");
+    wait_trail(&dir, &["ids-alert", "new-region", "127.0.0.2"]);
+    assert!(!events(&dir).contains("subject=key:k2"), "{}", events(&dir));
+    c.logout();
+}

@@ -73,7 +73,7 @@ fn the_embedded_default_fails_preflight_with_the_items_named() {
     let fails = fails(&out);
     for needle in [
         "[auth.master_key.provider]",
-        "development keys in the key store (found client1-dev, client2-dev, client42-dev)",
+        "development keys in the key store (found client1-dev, client2-dev, client42-dev, bin1-dev)",
         "no development operators (the embedded default's admin password is on disk)",
         "[session[1].tier]",
         "[clock.on_divergence]",

@@ -170,7 +170,9 @@ fn every_check_trips_with_its_own_reject() {
                     ("duplicate_window_ms", "60000"),
                 ],
             ),
-            account("R3", &[("reference_max_age_ms", "1000")]),
+            // 4 s: the first order must come within it of the gateway's start even on a loaded
+            // machine (at 1 s it failed at load average 18).
+            account("R3", &[("reference_max_age_ms", "4000")]),
         ],
     );
     let mut c = client(&gw, "CLIENT1");
@@ -181,7 +183,7 @@ fn every_check_trips_with_its_own_reject() {
         &format!("{}|1=R3", nos("S1", "STALE", "1", "1", Some("50"))),
     );
     assert_accepted(&fresh);
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(4100));
     let stale = order(
         &mut c,
         &format!("{}|1=R3", nos("S2", "STALE", "1", "1", Some("50"))),

@@ -992,3 +992,139 @@ fn siem_config_errors_name_the_key() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("key `siem.client_key`"), "{text}");
 }
+
+/// RTS 6 Art 16(5): an alert reaches staff within five seconds. A logon brute force (bad
+/// signatures for key k1, `[ids] logon_brute_force_key` at 3) against an in-process gateway
+/// with `[siem]` to a real rsyslog and the ops port over HTTPS; from the moment the triggering
+/// (third) logon is sent, the delay until (a) rsyslog has written the `ids-alert` message and
+/// (b) `GET /api/v1/alerts` lists it, each measured and printed, each asserted ≤ 5 s.
+#[test]
+#[ignore = "needs rsyslogd (Debian rsyslog); .ci/run runs it"]
+fn an_alert_reaches_rsyslog_and_the_ops_port_within_5_s_of_its_trigger() {
+    let port = free_port();
+    let rsyslog = Rsyslog::start(port, None);
+    let pki = tempfile::tempdir().unwrap();
+    let (p, _) = portcullis::tls::dev::DevPki::ensure(pki.path(), "CLIENT1").unwrap();
+    // Lockouts out of the way: every bad signature reaches the rule as one.
+    let after = format!(
+        "lockout_failures = 1000\nlockout_address_failures = 1000\n\n\
+         [ops]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n\n\
+         [siem]\naddress = \"127.0.0.1:{port}\"\ntransport = \"tcp\"\nformat = \"json\"\n\n\
+         [ids]\nlogon_brute_force_key = {{ threshold = 3, window_ms = 60000 }}\n",
+        p.server_cert.display().to_string(),
+        p.server_key.display().to_string()
+    );
+    let mut env = crate::util::KeyEnv::new(&format!("{SESSIONS}{}", sim("ack")), &after);
+    env.add("k1", "CLIENT1", &[]);
+    // A viewer (no TOTP needed for that role) made with the real CLI.
+    let pw_path = env.secrets.path().join("victor.pw");
+    let totp_path = env.secrets.path().join("victor.totp");
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "users",
+            "add",
+            "victor",
+            "--role",
+            "viewer",
+            "--password-out",
+        ])
+        .arg(&pw_path)
+        .arg("--totp-out")
+        .arg(&totp_path)
+        .arg("--no-qr")
+        .arg("--config")
+        .arg(&env.cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gw = env.start();
+    let ca = std::fs::read(&p.ca).unwrap();
+    let ca = ureq::tls::Certificate::from_pem(&ca).unwrap().to_owned();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+                .build(),
+        )
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let base = format!(
+        "https://127.0.0.1:{}",
+        gw.running.ops.as_ref().unwrap().addr.port()
+    );
+    let login = serde_json::json!({
+        "user": "victor",
+        "password": std::fs::read_to_string(&pw_path).unwrap(),
+    });
+    let mut r = agent
+        .post(format!("{base}/api/v1/login"))
+        .header("Content-Type", "application/json")
+        .send(login.to_string())
+        .unwrap();
+    let body: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let token = format!("Bearer {}", body["token"].as_str().unwrap());
+    let listed = move || -> bool {
+        let mut r = agent
+            .get(format!("{base}/api/v1/alerts"))
+            .header("Authorization", &token)
+            .call()
+            .unwrap();
+        let b: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        b["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "logon-brute-force")
+    };
+    assert!(!listed(), "no alert before the attack");
+    let bad_logon = || {
+        let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+        let m = c.signed_logon_bytes("k1", &[7u8; 32], crate::util::now_utc());
+        c.send_raw(&m);
+        assert!(c.closed_within(Duration::from_secs(5)));
+    };
+    bad_logon();
+    bad_logon();
+    let at_rsyslog = |l: &String| l.contains(" ids-alert ") && l.contains("logon-brute-force");
+    assert!(
+        !rsyslog.lines().iter().any(at_rsyslog),
+        "below the threshold"
+    );
+    // The trigger: the third bad signature. The ops port is polled on its own thread.
+    let triggered = Instant::now();
+    let ops = std::thread::spawn(move || {
+        while !listed() {
+            assert!(
+                triggered.elapsed() < Duration::from_secs(10),
+                "no alert at the ops port"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        triggered.elapsed()
+    });
+    bad_logon();
+    let lines = rsyslog.wait(Duration::from_secs(10), |ls| ls.iter().any(at_rsyslog));
+    let to_rsyslog = triggered.elapsed();
+    let to_ops = ops.join().unwrap();
+    let alert = lines.iter().find(|l| at_rsyslog(l)).cloned();
+    let alert = alert.unwrap_or_else(|| panic!("no ids-alert at the collector: {lines:#?}"));
+    let m = parse_5424(&alert).unwrap();
+    assert_eq!(m.msgid, "ids-alert");
+    assert_eq!(m.param("portcullis@32473", "subject"), Some("key:k1"));
+    eprintln!(
+        "alert delay from the triggering logon: rsyslog {:.1} ms, ops port {:.1} ms",
+        to_rsyslog.as_secs_f64() * 1e3,
+        to_ops.as_secs_f64() * 1e3
+    );
+    assert!(
+        to_rsyslog <= Duration::from_secs(5),
+        "rsyslog: {to_rsyslog:?}"
+    );
+    assert!(to_ops <= Duration::from_secs(5), "ops port: {to_ops:?}");
+}
