@@ -20,6 +20,7 @@
 #![warn(clippy::indexing_slicing, clippy::panic)]
 
 pub mod auth;
+pub mod client;
 mod config;
 #[doc(hidden)]
 pub mod fuzz;

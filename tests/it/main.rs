@@ -24,6 +24,8 @@ mod records;
 mod recovery;
 mod risk;
 mod routes;
+// Binary order entry, client side (issue 16).
+mod sbe;
 // SBE over FIXP into the order desk (issue 16 part 2).
 mod sbe_desk;
 // Intrusion detection and response (issue 15).

@@ -29,6 +29,10 @@
 #                    (one ExecutionReport per order, as QuickFIX answers; `fill` would add the
 #                    fill's report to the same write)
 #   gateway-flush1s  the same with the default flush_interval_ms = 1000
+#   gateway-sbe      the gateway row over binary order entry: SBE over a FIXP session
+#                    (`loadgen fix --sbe`, a `protocol = "sbe"` listener; Negotiate and
+#                    Establish signed with the load key, so [auth] is on — it costs nothing per
+#                    order), flush_interval_ms = 0, simulated venue `ack`. --no-sbe skips it
 #   gateway-nospin   (--knobs) gateway with spin_read_conns = 0: every read waits for epoll
 #   gateway-signed   (--keys N) gateway with [auth]: the load key only, signed Logon
 #   gateway-keysN    (--keys N) the same with N more keys in the store (`keys generate`)
@@ -65,6 +69,7 @@ KNOBS=0
 KEYS=0
 ROUNDS=1
 QF_STORE=both
+SBE=1
 OUT=""
 
 usage() {
@@ -75,6 +80,7 @@ Options: --rate N (orders/s, default $RATE)  --duration-s S ($DURATION)  --warmu
   --server-cpu N ($SERVER_CPU)  --gateway-port P ($GW_PORT)  --quickfix-port P ($QF_PORT)
   --out DIR  --no-build  --no-quickfix  --codec  --knobs  --keys N (extra rows, see above)
   --rounds N ($ROUNDS, interleaved; see above)  --quickfix-store memory|file|both ($QF_STORE)
+  --no-sbe (no gateway-sbe row)
 EOF
 }
 
@@ -97,6 +103,7 @@ while (($#)); do
     --out) OUT=${2:?}; shift ;;
     --no-build) BUILD=0 ;;
     --no-quickfix) QUICKFIX=0 ;;
+    --no-sbe) SBE=0 ;;
     --codec) CODEC=1 ;;
     --knobs) KNOBS=1 ;;
     --keys) KEYS=${2:?}; shift ;;
@@ -235,10 +242,13 @@ run_gateway() {
         fi
         signed=(--key-id load --secret-file "$f.secret")
     fi
+    local proto=()
+    # Binary order entry: gen-config made an sbe listener and FIXP sessions.
+    if [[ " $* " == *" --sbe "* ]]; then proto=(--sbe); fi
     start_server "$f.server.log" 'listening on' \
         "$BIN/portcullis" run --config "$f.toml"
     "$BIN/loadgen" fix --connect "127.0.0.1:$GW_PORT" --sessions "$n" "${LOAD[@]}" \
-        "${client_pin[@]}" "${signed[@]}" \
+        "${client_pin[@]}" "${signed[@]}" "${proto[@]}" \
         --hgrm "$f.hgrm" --json "$f.json" --timeline "$f.timeline.csv" | tee "$f.txt" || true
     stop_server
     tail -1 "$f.server.log"
@@ -292,12 +302,14 @@ one_round() {
     else
         run_echo floor-b mio
         run_gateway gateway 1 --flush-interval-ms 0
+        if ((SBE)); then run_gateway gateway-sbe 1 --flush-interval-ms 0 --sbe --auth; fi
         run_gateway gateway-flush1s 1
         if ((QUICKFIX)); then
             [[ $QF_STORE == file ]] || run_quickfix quickfix memory
             [[ $QF_STORE == memory ]] || run_quickfix quickfix-file file
         fi
         SUBJECTS=(--subject gateway --subject gateway-flush1s)
+        if ((SBE)); then SUBJECTS+=(--subject gateway-sbe); fi
     fi
 }
 

@@ -53,9 +53,8 @@ static GLOBAL: Counting = Counting;
 /// Allocations on this thread during one `wire::run` of `orders` orders at 1000/s.
 fn allocations_of_a_run(addr: std::net::SocketAddr, orders: usize) -> u64 {
     let n = 3;
-    let streams: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
     let utc0 = portcullis::clock::system_utc().0;
-    let mut fix = Fix::new(
+    let fix = Fix::new(
         FixConfig {
             senders: (0..n).map(|s| sender_comp_id("LOAD", s, n)).collect(),
             target: "GW".into(),
@@ -69,6 +68,17 @@ fn allocations_of_a_run(addr: std::net::SocketAddr, orders: usize) -> u64 {
         },
         orders,
     );
+    allocations_of(addr, n, fix, orders)
+}
+
+/// Allocations on this thread during one `wire::run` of `wire` over `n` sessions.
+fn allocations_of<W: Wire>(
+    addr: std::net::SocketAddr,
+    n: usize,
+    mut wire: W,
+    orders: usize,
+) -> u64 {
+    let streams: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
     let mut rec = Recorder::new(orders, 0).unwrap();
     let rate = 1_000;
     let plan = Plan {
@@ -83,12 +93,12 @@ fn allocations_of_a_run(addr: std::net::SocketAddr, orders: usize) -> u64 {
     let clock = Clock::start();
     ALLOCS.store(0, Ordering::Relaxed);
     COUNTED.with(|c| c.set(true));
-    let outcome = wire::run(streams, &mut fix, &plan, &clock, &mut rec);
+    let outcome = wire::run(streams, &mut wire, &plan, &clock, &mut rec);
     COUNTED.with(|c| c.set(false));
     let outcome = outcome.unwrap();
     assert!(outcome.ended.is_none(), "{:?}", outcome.ended);
     assert_eq!(rec.sent as usize, orders);
-    assert_eq!(rec.in_flight(), 0, "{:?}", fix.notes());
+    assert_eq!(rec.in_flight(), 0, "{:?}", wire.notes());
     assert_eq!(rec.rejected, 0);
     ALLOCS.load(Ordering::Relaxed)
 }
@@ -120,6 +130,68 @@ fn the_measuring_loop_allocates_nothing_per_order() {
     // 1800 more orders may not add allocations. A run can meet one or two timing-dependent
     // ones that do not come with orders (seen on a loaded box: 12 against 10, either run), so
     // a couple are tolerated; one per order would add 1800.
+    assert!(
+        large <= small + 2,
+        "allocations grew with the number of orders: {small} for 200, {large} for 2000"
+    );
+}
+
+/// The same over SBE/FIXP (`loadgen fix --sbe`): three FIXP sessions signed with one key.
+#[test]
+fn the_sbe_measuring_loop_allocates_nothing_per_order() {
+    use portcullis::config::Protocol;
+    use portcullis_tools::loadgen::sbe::{Sbe, SbeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut sessions = String::new();
+    let names: Vec<String> = (0..3).map(|s| sender_comp_id("LOAD", s, 3)).collect();
+    for name in &names {
+        sessions.push_str(&format!(
+            "[[session]]\nprotocol = \"sbe\"\ntheir_comp_id = \"{name}\"\ndefault_account = \"ACC\"\n\n"
+        ));
+    }
+    let text = format!(
+        "[gateway]\nbusy_poll = false\nsegment_bytes = 4194304\nsession_segment_bytes = 1048576\nmax_orders = 16384\nflush_interval_ms = 0\ndata_dir = {:?}\n\n[[listener]]\naddress = \"127.0.0.1:0\"\nprotocol = \"sbe\"\n\n{sessions}[auth]\nkey_store = \"keys.store\"\nmaster_key = {{ provider = \"file\", path = \"master.key\" }}\n\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n\n{}",
+        dir.path().display().to_string(),
+        portcullis::config::risk::permissive_toml(&["ACC"], &["AAPL", "MSFT"])
+    );
+    let cfg = Config::parse(&text, "t.toml").unwrap();
+    assert_eq!(cfg.listeners[0].protocol, Protocol::Sbe);
+    let spec = portcullis::auth::admin::KeySpec {
+        comp_ids: names.clone(),
+        role: "trader".into(),
+        allow: vec!["127.0.0.1/32".into()],
+        ..Default::default()
+    };
+    let now_ms = portcullis::clock::system_utc().0 / 1_000_000;
+    let secret = portcullis::auth::admin::add(&cfg, "load", &spec, now_ms).unwrap();
+    let secret = zeroize::Zeroizing::new(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, secret.trim()).unwrap(),
+    );
+    let running = portcullis::gateway::start(&cfg, GwClock::fast()).unwrap();
+    let addr = running.handle.listen_addrs[0];
+    let run = |orders: usize| {
+        let utc0 = portcullis::clock::system_utc().0;
+        let signers = vec![wire::Signer {
+            key_id: "load".into(),
+            secret: secret.clone(),
+        }];
+        let sbe = Sbe::new(
+            SbeConfig {
+                credentials: SbeConfig::credentials(&names, &signers).unwrap(),
+                keep_alive_ms: 30_000,
+                symbols: vec!["AAPL".into(), "MSFT".into()],
+                accounts: vec![],
+                utc0,
+                run_id: utc0 / 1_000_000,
+            },
+            orders,
+        );
+        allocations_of(addr, 3, sbe, orders)
+    };
+    let _ = run(200);
+    let small = run(200);
+    let large = run(2_000);
+    assert!(small > 0, "the counter sees the set-up's allocations");
     assert!(
         large <= small + 2,
         "allocations grew with the number of orders: {small} for 200, {large} for 2000"

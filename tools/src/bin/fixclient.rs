@@ -33,10 +33,14 @@ script actions run before command-line ones):
   cancel [--id ORIGCLORDID]            (default: the last order sent)
   replace [--id ORIGCLORDID] --qty N [--price P]
   status [--id CLORDID]
-  mass-cancel [--symbol S]             (4.4 only; all orders if no symbol)
+  mass-cancel [--symbol S]             (4.4 and --sbe only; all orders if no symbol)
   sleep MS
   wait                                  (wait for the answers to everything sent so far)
 cancel, replace and status also take --symbol S --side SIDE for an order not sent in this run.
+
+With --sbe the same actions go as SBE messages over a FIXP session (Negotiate and Establish signed
+with the key; fix-specs/FIXP-SESSION.md); every frame sent and received is printed decoded, prices
+and quantities as decimals. ClOrdIDs (--id) are at most 20 characters over SBE.
 
 Exit code: 0 all answered, 1 something rejected or unanswered, 2 usage, connection or logon failure.";
 
@@ -44,19 +48,36 @@ Exit code: 0 all answered, 1 something rejected or unanswered, 2 usage, connecti
 #[derive(Parser, Debug)]
 #[command(
     name = "fixclient",
-    override_usage = "fixclient --connect 127.0.0.1:9878 --sender CLIENT1 --target PORTCULLIS [--key-id ID --secret-file PATH] [--fix42] [--heartbeat 30] [--reset] [--timeout-ms 5000] [--script FILE] [--tls [--ca PEM] [--cert PEM --key PEM] [--pin-spki SHA256HEX] [--server-name NAME]] [ACTION ...]",
+    override_usage = "fixclient --connect 127.0.0.1:9878 --sender CLIENT1 --target PORTCULLIS [--key-id ID --secret-file PATH] [--fix42] [--heartbeat 30] [--reset] [--timeout-ms 5000] [--script FILE] [--tls [--ca PEM] [--cert PEM --key PEM] [--pin-spki SHA256HEX] [--server-name NAME]] [ACTION ...]
+       fixclient --sbe --connect 127.0.0.1:9881 --session BIN1 --key-id ID --secret-file PATH [--uuid N] [--keep-alive-ms 10000] [--timeout-ms 5000] [--script FILE] [--tls ...] [ACTION ...]",
     after_help = ACTIONS_HELP
 )]
 struct Args {
     /// Gateway address, host:port.
     #[arg(long)]
     connect: String,
-    /// Our SenderCompID <49>.
-    #[arg(long)]
-    sender: String,
-    /// The gateway's CompID: our TargetCompID <56>.
-    #[arg(long)]
-    target: String,
+    /// Our SenderCompID <49> (FIX).
+    #[arg(long, required_unless_present = "sbe")]
+    sender: Option<String>,
+    /// The gateway's CompID: our TargetCompID <56> (FIX).
+    #[arg(long, required_unless_present = "sbe")]
+    target: Option<String>,
+    /// Binary order entry: SBE over a FIXP session (fix-specs/FIXP-SESSION.md) instead of FIX;
+    /// needs --session, --key-id and --secret-file. Same actions; ClOrdIDs at most 20
+    /// characters.
+    #[arg(long, requires_all = ["session", "key_id"], conflicts_with_all = ["sender", "target", "fix42", "reset"])]
+    sbe: bool,
+    /// SBE: our session as the gateway's operator configured it (the FIX SenderCompID).
+    #[arg(long, requires = "sbe")]
+    session: Option<String>,
+    /// SBE: the session uuid to negotiate (default: the current UTC time in nanoseconds, new on
+    /// every run).
+    #[arg(long, requires = "sbe", value_parser = clap::value_parser!(u64).range(1..))]
+    uuid: Option<u64>,
+    /// SBE: keep_alive_interval asked for in Establish, ms (the gateway accepts 1000–60000 by
+    /// default).
+    #[arg(long, requires = "sbe", default_value_t = 10_000)]
+    keep_alive_ms: u32,
     /// Speak FIX 4.2 instead of FIX 4.4.
     #[arg(long)]
     fix42: bool,
@@ -371,6 +392,22 @@ fn all_actions(args: &Args) -> Result<Vec<Action>, String> {
         }
     }
     actions.extend(parse_actions(&args.actions)?);
+    for a in actions.iter().filter(|_| args.sbe) {
+        if let Action::Order(OrderSpec { id: Some(id), .. })
+        | Action::Cancel(OrderRef { id: Some(id), .. })
+        | Action::Replace {
+            order: OrderRef { id: Some(id), .. },
+            ..
+        }
+        | Action::Status(OrderRef { id: Some(id), .. }) = a
+        {
+            if id.len() > 20 {
+                return Err(format!(
+                    "--id `{id}`: ClOrdIDs are at most 20 characters over SBE"
+                ));
+            }
+        }
+    }
     let mut orders = 0;
     for a in &actions {
         match a {
@@ -1045,9 +1082,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.sbe {
+        return sbe::main(&args, &actions);
+    }
+    let sender = args.sender.clone().unwrap_or_default();
+    let target = args.target.clone().unwrap_or_default();
     let (Some(our), Some(their)) = (
-        CompId::new(args.sender.as_bytes()).filter(|c| !c.is_empty()),
-        CompId::new(args.target.as_bytes()).filter(|c| !c.is_empty()),
+        CompId::new(sender.as_bytes()).filter(|c| !c.is_empty()),
+        CompId::new(target.as_bytes()).filter(|c| !c.is_empty()),
     ) else {
         eprintln!("fixclient: --sender and --target must be 1–32 characters");
         return ExitCode::from(2);
@@ -1100,7 +1142,7 @@ fn main() -> ExitCode {
         session: Session::new(cfg, MemoryStore::new()),
         raw: args.raw,
         timeout,
-        sender: args.sender.clone(),
+        sender,
         started_ms: now().as_millis(),
         next_id: 0,
         orders: Vec::new(),
@@ -1115,7 +1157,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     client.run(&actions);
-    let lost_early = client.ended.as_ref().and_then(|e| lost(e, &args.target));
+    let lost_early = client.ended.as_ref().and_then(|e| lost(e, &target));
     if lost_early.is_none() {
         client.logout();
     }
@@ -1142,6 +1184,459 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+// ------------------------------------------------------------------------------ --sbe
+
+/// `fixclient --sbe`: the same actions as SBE messages over a FIXP session, through the
+/// library's client (`portcullis::fixp::client`).
+mod sbe {
+    use std::io::{Read, Write};
+    use std::process::ExitCode;
+    use std::time::{Duration, Instant};
+
+    use portcullis::fixp::client::{
+        describe, CancelSpec, Client, ClientError, ClientEvent, ClientSession, Credentials,
+        Direction, OrderSpec as SbeOrder, ReplaceSpec, Report, StatusSpec, TICK,
+    };
+    use portcullis::fixp::SessionMsg;
+    use portcullis::model::{OrdType, Price, Qty, TimeInForce};
+
+    use super::{
+        connect, instant, now, Action, Args, KnownOrder, OrderRef, OrderSpec, Request, Stats,
+        SETTLE,
+    };
+
+    pub(super) fn main(args: &Args, actions: &[Action]) -> ExitCode {
+        match run_main(args, actions) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("fixclient: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    fn run_main(args: &Args, actions: &[Action]) -> Result<ExitCode, String> {
+        let session = args.session.clone().unwrap_or_default();
+        let key_id = args.key_id.clone().unwrap_or_default();
+        let Some(path) = &args.secret_file else {
+            return Err("--sbe needs --key-id and --secret-file".into());
+        };
+        let secret = portcullis::auth::admin::read_secret_file(path)?;
+        let creds = Credentials::new(&session, &key_id, secret)
+            .map_err(|e| format!("--session/--key-id: {e}"))?;
+        let uuid = args.uuid.unwrap_or_else(|| now().0.max(1));
+        let timeout = Duration::from_millis(args.timeout_ms.max(1));
+        let stream = connect(&args.connect, timeout)?;
+        Client::tcp(&stream).map_err(|e| format!("socket setup failed: {e}"))?;
+        let mut cs = ClientSession::new(creds, uuid);
+        cs.set_keep_alive_ms(args.keep_alive_ms);
+        let wants_tls = args.tls
+            || args.ca.is_some()
+            || args.cert.is_some()
+            || args.pin_spki.is_some()
+            || args.server_name.is_some();
+        if !wants_tls {
+            return Ok(Runner::start(Client::new(stream, cs), args, timeout)?.finish(actions));
+        }
+        if !args.tls {
+            return Err("--ca, --cert, --key, --pin-spki and --server-name need --tls".into());
+        }
+        let opts = portcullis_tools::tls::ClientTls {
+            ca: args.ca.clone(),
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+            pin_spki: args.pin_spki.clone(),
+            server_name: args.server_name.clone(),
+        };
+        let config = opts.config()?;
+        let name = opts.name_for(&args.connect)?;
+        let mut stream = stream;
+        let conn = portcullis_tools::tls::handshake(&mut stream, config, name, timeout)
+            .map_err(|e| format!("TLS handshake with {} failed: {e}", args.connect))?;
+        println!("TLS: {}", portcullis_tools::tls::describe(&conn));
+        let tls = rustls::StreamOwned::new(conn, stream);
+        Ok(Runner::start(Client::new(tls, cs), args, timeout)?.finish(actions))
+    }
+
+    struct Runner<S: Read + Write> {
+        c: Client<S>,
+        timeout: Duration,
+        id_prefix: String,
+        next_id: u64,
+        orders: Vec<KnownOrder>,
+        requests: Vec<Request>,
+        stats: Stats,
+        last_app: Instant,
+        /// Why the connection ended before our Terminate.
+        ended: Option<String>,
+    }
+
+    fn refused(e: &ClientError) -> String {
+        match e {
+            ClientError::Rejected(m) if matches!(m.error_code(), Some(100 | 204)) => format!(
+                "{e} (every authentication failure looks like this: wrong key or secret, a key \
+                 not bound to this session, a session the gateway does not serve, clock skew, \
+                 a lockout; the gateway operator's events.log names the cause)"
+            ),
+            ClientError::Closed => "the gateway closed the connection without an answer \
+                (is this the binary listener?)"
+                .to_string(),
+            _ => e.to_string(),
+        }
+    }
+
+    impl<S: Read + Write> Runner<S> {
+        fn start(mut c: Client<S>, args: &Args, timeout: Duration) -> Result<Self, String> {
+            let raw = args.raw;
+            c.set_tap(Box::new(move |dir, frame| {
+                let arrow = match dir {
+                    Direction::Sent => "->",
+                    Direction::Received => "<-",
+                };
+                println!("{arrow} {}", describe(frame));
+                if raw {
+                    let hex: Vec<String> = frame.iter().map(|b| format!("{b:02x}")).collect();
+                    println!("   {}", hex.join(" "));
+                }
+            }));
+            c.open(timeout).map_err(|e| refused(&e))?;
+            // 8 hex digits of the start time, a dash, a counter: unique per run and ≤ 20.
+            let id_prefix = format!("{:08x}", now().as_millis() & 0xffff_ffff);
+            Ok(Runner {
+                c,
+                timeout,
+                id_prefix,
+                next_id: 0,
+                orders: Vec::new(),
+                requests: Vec::new(),
+                stats: Stats::default(),
+                last_app: instant(),
+                ended: None,
+            })
+        }
+
+        fn finish(mut self, actions: &[Action]) -> ExitCode {
+            self.run(actions);
+            if self.ended.is_none() {
+                if let Err(e) = self.c.terminate(self.timeout.max(Duration::from_secs(1))) {
+                    self.ended = Some(e.to_string());
+                }
+            }
+            let st = &self.stats;
+            let mut summary = format!(
+                "sent {}, filled {}, canceled {}, rejected {}",
+                st.sent,
+                st.filled.len(),
+                st.canceled.len(),
+                st.rejected
+            );
+            if st.unanswered > 0 {
+                summary.push_str(&format!(", unanswered {}", st.unanswered));
+            }
+            if st.failed > 0 {
+                summary.push_str(&format!(", failed {}", st.failed));
+            }
+            println!("{summary}");
+            if let Some(e) = &self.ended {
+                eprintln!("fixclient: {e}");
+                return ExitCode::from(2);
+            }
+            if st.rejected > 0 || st.unanswered > 0 || st.failed > 0 {
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+
+        fn run(&mut self, actions: &[Action]) {
+            for a in actions {
+                if self.ended.is_some() {
+                    return;
+                }
+                match a {
+                    Action::Order(o) => self.order(o),
+                    Action::Cancel(r) => self.cancel(r),
+                    Action::Replace { order, qty, price } => self.replace(order, *qty, *price),
+                    Action::Status(r) => self.status(r),
+                    Action::MassCancel { symbol } => self.mass_cancel(symbol.as_deref()),
+                    Action::Sleep(ms) => {
+                        self.pump_until(instant() + Duration::from_millis(*ms));
+                        continue;
+                    }
+                    Action::Wait => {}
+                }
+                self.wait_answers();
+            }
+        }
+
+        fn new_id(&mut self) -> String {
+            self.next_id += 1;
+            format!("{}-{}", self.id_prefix, self.next_id)
+        }
+
+        /// Records what was sent (or why it could not be).
+        fn sent(&mut self, r: Result<u64, ClientError>, what: String, cl: String) {
+            match r {
+                Ok(seq) => {
+                    self.requests.push(Request {
+                        what,
+                        cl,
+                        seq,
+                        answered: false,
+                    });
+                    self.stats.sent += 1;
+                }
+                Err(e @ (ClientError::BadValue(_) | ClientError::NotEstablished)) => {
+                    eprintln!("fixclient: could not send {what}: {e}");
+                    self.stats.failed += 1;
+                }
+                Err(e) => self.ended = Some(e.to_string()),
+            }
+        }
+
+        fn order(&mut self, o: &OrderSpec) {
+            let cl = o.id.clone().unwrap_or_else(|| self.new_id());
+            let mut spec = SbeOrder::limit(&cl, &o.symbol, o.side, o.qty, Price(0));
+            spec.price = o.price;
+            spec.ord_type = o.ord_type;
+            spec.tif = o.tif;
+            spec.account = o.account.as_deref().unwrap_or_default();
+            spec.ex_destination = o.dest.as_deref().unwrap_or_default();
+            let r = self.c.send_new_order(&spec);
+            self.orders.push(KnownOrder {
+                cl: cl.clone(),
+                history: vec![cl.clone()],
+                symbol: o.symbol.clone(),
+                side: o.side,
+                qty: o.qty,
+                price: o.price,
+                ord_type: o.ord_type,
+                tif: o.tif,
+                account: o.account.clone(),
+            });
+            self.sent(r, format!("order {cl}"), cl);
+        }
+
+        /// The order `r` names: one sent in this run, or one described by symbol and side.
+        fn resolve(&mut self, action: &str, r: &OrderRef) -> Option<KnownOrder> {
+            let known = match &r.id {
+                Some(id) => self
+                    .orders
+                    .iter()
+                    .find(|o| o.cl == *id || o.history.contains(id))
+                    .cloned()
+                    .map(|mut o| {
+                        o.cl = id.clone();
+                        o
+                    }),
+                None => self.orders.last().cloned(),
+            };
+            match (known, &r.id, &r.symbol, r.side) {
+                (Some(mut o), _, symbol, side) => {
+                    if let Some(s) = symbol {
+                        o.symbol = s.clone();
+                    }
+                    if let Some(s) = side {
+                        o.side = s;
+                    }
+                    Some(o)
+                }
+                (None, Some(id), Some(symbol), Some(side)) => Some(KnownOrder {
+                    cl: id.clone(),
+                    history: vec![id.clone()],
+                    symbol: symbol.clone(),
+                    side,
+                    qty: Qty::ZERO,
+                    price: None,
+                    ord_type: OrdType::Limit,
+                    tif: TimeInForce::Day,
+                    account: None,
+                }),
+                (None, id, _, _) => {
+                    eprintln!(
+                        "fixclient: {action}: no order {} was sent in this run; give --symbol and --side too",
+                        id.as_deref().unwrap_or("?")
+                    );
+                    self.stats.failed += 1;
+                    None
+                }
+            }
+        }
+
+        fn cancel(&mut self, r: &OrderRef) {
+            let Some(o) = self.resolve("cancel", r) else {
+                return;
+            };
+            let cl = self.new_id();
+            let r = self.c.send_cancel(&CancelSpec {
+                cl_ord_id: &cl,
+                orig_cl_ord_id: &o.cl,
+                side: o.side,
+                account: o.account.as_deref().unwrap_or_default(),
+                symbol: &o.symbol,
+            });
+            self.sent(r, format!("cancel {}", o.cl), cl);
+        }
+
+        fn replace(&mut self, r: &OrderRef, qty: Qty, price: Option<Price>) {
+            let Some(o) = self.resolve("replace", r) else {
+                return;
+            };
+            let cl = self.new_id();
+            let r = self.c.send_replace(&ReplaceSpec {
+                cl_ord_id: &cl,
+                orig_cl_ord_id: &o.cl,
+                side: o.side,
+                ord_type: o.ord_type,
+                tif: o.tif,
+                qty,
+                price,
+                account: o.account.as_deref().unwrap_or_default(),
+                symbol: &o.symbol,
+            });
+            self.sent(r, format!("replace {}", o.cl), cl);
+        }
+
+        fn status(&mut self, r: &OrderRef) {
+            let Some(o) = self.resolve("status", r) else {
+                return;
+            };
+            let r = self.c.send_status(&StatusSpec {
+                cl_ord_id: &o.cl,
+                side: o.side,
+                symbol: &o.symbol,
+            });
+            self.sent(r, format!("status {}", o.cl), o.cl.clone());
+        }
+
+        fn mass_cancel(&mut self, symbol: Option<&str>) {
+            let cl = self.new_id();
+            let r = self.c.send_mass_cancel(&cl, symbol);
+            self.sent(r, format!("mass-cancel {cl}"), cl);
+        }
+
+        /// Reads for up to one tick and handles what came.
+        fn pump(&mut self) {
+            if self.ended.is_some() {
+                return;
+            }
+            match self.c.next_event(TICK) {
+                Ok(None) => {}
+                Ok(Some(ClientEvent::Report(r))) => self.on_report(&r),
+                Ok(Some(ClientEvent::Session(SessionMsg::Terminate(t)))) => {
+                    self.ended = Some(format!(
+                        "terminated by the gateway: code {} \"{}\"",
+                        t.error_code,
+                        t.reason.as_str()
+                    ));
+                }
+                Ok(Some(_)) => {}
+                Err(e) => self.ended = Some(format!("{e}")),
+            }
+        }
+
+        fn pump_until(&mut self, deadline: Instant) {
+            while self.ended.is_none() && instant() < deadline {
+                self.pump();
+            }
+        }
+
+        fn answer(&mut self, matches: impl Fn(&Request) -> bool) {
+            if let Some(r) = self.requests.iter_mut().find(|r| !r.answered && matches(r)) {
+                r.answered = true;
+            }
+        }
+
+        fn on_report(&mut self, r: &Report) {
+            self.last_app = instant();
+            match r {
+                Report::Exec(e) => {
+                    let cl = e.cl_ord_id.as_str().to_string();
+                    let key = if e.order_id == 0 {
+                        cl.clone()
+                    } else {
+                        e.order_id.to_string()
+                    };
+                    match e.ord_status {
+                        b'2' => {
+                            self.stats.filled.insert(key);
+                        }
+                        b'4' => {
+                            self.stats.canceled.insert(key);
+                        }
+                        b'8' => self.stats.rejected += 1,
+                        _ => {}
+                    }
+                    if e.exec_type == b'5' {
+                        let orig = e.orig_cl_ord_id.as_str();
+                        if let Some(o) = self.orders.iter_mut().find(|o| o.cl == orig) {
+                            o.cl = cl.clone();
+                            o.history.push(cl.clone());
+                            o.qty = e.order_qty;
+                            if e.price.is_some() {
+                                o.price = e.price;
+                            }
+                        }
+                    }
+                    // Pending states announce the answer; they are not it.
+                    if !matches!(e.exec_type, b'A' | b'6' | b'E') {
+                        self.answer(|q| q.cl == cl);
+                    }
+                }
+                Report::CancelReject(c) => {
+                    self.stats.rejected += 1;
+                    let cl = c.cl_ord_id.as_str().to_string();
+                    self.answer(|q| q.cl == cl);
+                }
+                Report::MassCancel(m) => {
+                    if m.response == b'0' {
+                        self.stats.rejected += 1;
+                    }
+                    let cl = m.cl_ord_id.as_str().to_string();
+                    self.answer(|q| q.cl == cl);
+                }
+                Report::BusinessReject(b) => {
+                    self.stats.rejected += 1;
+                    let id = b.ref_id.as_str().to_string();
+                    let seq = b.ref_seq_num;
+                    self.answer(|q| q.seq == seq || (!id.is_empty() && q.cl == id));
+                }
+            }
+        }
+
+        /// As the FIX mode: every request answered (or the timeout), then quiet for SETTLE.
+        fn wait_answers(&mut self) {
+            let start = instant();
+            let deadline = start + self.timeout;
+            while self.ended.is_none()
+                && self.requests.iter().any(|r| !r.answered)
+                && instant() < deadline
+            {
+                self.pump();
+            }
+            let answered_at = instant();
+            while self.ended.is_none() && instant() < deadline {
+                let quiet_since = self.last_app.max(answered_at);
+                if instant().saturating_duration_since(quiet_since) >= SETTLE {
+                    break;
+                }
+                self.pump();
+            }
+            if self.ended.is_some() {
+                return;
+            }
+            for r in self.requests.iter_mut().filter(|r| !r.answered) {
+                eprintln!(
+                    "fixclient: no answer to {} within {} ms",
+                    r.what,
+                    self.timeout.as_millis()
+                );
+                self.stats.unanswered += 1;
+                r.answered = true;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

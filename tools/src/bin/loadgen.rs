@@ -1,8 +1,8 @@
-//! COLD (a measuring tool) — `loadgen`: offers FIX orders (a mix of new / cancel / replace) over
-//! N sessions to the gateway at a fixed open-loop rate (or closed loop) and reports the latency
-//! distribution, measured from each order's intended send time (coordinated omission
-//! corrected); the TCP echo floor to compare with; the gateway config for N load sessions; and
-//! the percentile plot of one or more runs.
+//! COLD (a measuring tool) — `loadgen`: offers FIX orders, or SBE orders over FIXP (`fix --sbe`)
+//! (a mix of new / cancel / replace), over N sessions to the gateway at a fixed open-loop rate
+//! (or closed loop) and reports the latency distribution, measured from each order's intended
+//! send time (coordinated omission corrected); the TCP echo floor to compare with; the gateway
+//! config for N load sessions; and the percentile plot of one or more runs.
 //!
 //! One thread sends and reads, busy-polling non-blocking TCP_NODELAY sockets (a `read` of each
 //! in turn, or epoll with a zero timeout for many), optionally pinned (`--cpu`). Exit codes: 0
@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use portcullis_tools::loadgen::plot::{self, Series};
+use portcullis_tools::loadgen::sbe::{Sbe, SbeConfig};
 use portcullis_tools::loadgen::wire::{
     self, Clock, Echo, Fix, FixConfig, Load, Plan, Polling, Wire,
 };
@@ -35,6 +36,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// FIX 4.4 sessions sending orders (new / cancel / replace); latency to the first answer.
+    /// With --sbe: the same over SBE/FIXP sessions (binary order entry).
     Fix(Box<FixArgs>),
     /// The floor's server: echoes what one connection sends.
     EchoServer(ServerArgs),
@@ -132,6 +134,12 @@ struct FixArgs {
     /// Gateway address, host:port.
     #[arg(long)]
     connect: String,
+    /// Binary order entry: SBE over FIXP sessions (fix-specs/FIXP-SESSION.md) to a
+    /// `protocol = "sbe"` listener instead of FIX. --sender names the FIXP sessions; a key
+    /// (--key-id/--secret-file or --keys-file) signs Negotiate and Establish; --heartbeat is
+    /// the keep-alive interval.
+    #[arg(long, conflicts_with = "reset")]
+    sbe: bool,
     /// Our SenderCompID <49>; with --sessions N > 1, the prefix of LOAD0001 … LOAD<N>.
     #[arg(long, default_value = "LOAD")]
     sender: String,
@@ -283,6 +291,11 @@ struct GenConfigArgs {
     /// that creates the load key bound to every session's CompID.
     #[arg(long)]
     auth: bool,
+    /// Binary order entry (`fix --sbe`): the listener is `protocol = "sbe"` and the sessions
+    /// are FIXP sessions named as --sender names them. Needs --auth (Negotiate and Establish
+    /// are signed with the load key).
+    #[arg(long, requires = "auth")]
+    sbe: bool,
 }
 
 #[derive(Args, Debug)]
@@ -589,12 +602,17 @@ fn fix(a: FixArgs) -> ExitCode {
         eprintln!("loadgen: symbols and accounts are at most 32 bytes");
         return ExitCode::from(2);
     }
+    if a.sbe && a.symbols.iter().chain(&a.accounts).any(|s| s.len() > 24) {
+        eprintln!("loadgen: symbols and accounts are at most 24 bytes over SBE");
+        return ExitCode::from(2);
+    }
     // The wire's times are on `clock`; `utc0` is read at its zero for SendingTime.
     let clock = Clock::start();
     let utc0 = portcullis_tools::now().0;
     let run_id = utc0 / 1_000_000; // ms: unique across runs of one session
     let FixArgs {
         connect,
+        sbe,
         sender,
         sessions,
         mix,
@@ -636,10 +654,42 @@ fn fix(a: FixArgs) -> ExitCode {
         PollArg::Spin => Polling::Spin,
         PollArg::Mio => Polling::Mio,
     };
+    let senders: Vec<String> = (0..sessions)
+        .map(|s| sender_comp_id(&sender, s, sessions))
+        .collect();
+    // A reset logon starts the session's store again on the gateway thread (milliseconds per
+    // session on a busy box): allow for many.
+    let logon_s = logon_timeout_s.unwrap_or(10.0 + 0.05 * sessions as f64);
+    if sbe {
+        let credentials = match SbeConfig::credentials(&senders, &signers) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let cfg = SbeConfig {
+            credentials,
+            // FIXP keep-alive bounds (fix-specs/FIXP-SESSION.md): 1 s to 60 s by default.
+            keep_alive_ms: heartbeat.saturating_mul(1000).clamp(1_000, 60_000),
+            symbols,
+            accounts,
+            utc0,
+            run_id,
+        };
+        let run = Run {
+            mode: "sbe",
+            connect_to: &connect,
+            sessions,
+            handshake_ns: ns(logon_s),
+            mix,
+            polling,
+            tls,
+        };
+        return measure(run, &load, &clock, move |orders| Sbe::new(cfg, orders));
+    }
     let cfg = FixConfig {
-        senders: (0..sessions)
-            .map(|s| sender_comp_id(&sender, s, sessions))
-            .collect(),
+        senders,
         target,
         heartbeat_s: heartbeat,
         reset,
@@ -649,9 +699,6 @@ fn fix(a: FixArgs) -> ExitCode {
         run_id,
         signers,
     };
-    // A reset logon starts the session's store again on the gateway thread (milliseconds per
-    // session on a busy box): allow for many.
-    let logon_s = logon_timeout_s.unwrap_or(10.0 + 0.05 * sessions as f64);
     let run = Run {
         mode: "fix",
         connect_to: &connect,
@@ -783,7 +830,8 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
         }
         let _ = writeln!(
             t,
-            "\n# then: loadgen fix ... --key-id load --secret-file load.secret"
+            "\n# then: loadgen fix ...{} --key-id load --secret-file load.secret",
+            if a.sbe { " --sbe" } else { "" }
         );
     }
     if !a.sessions_only {
@@ -792,11 +840,14 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
         let seg_mib = (1024 / n).clamp(1, 8);
         let _ = writeln!(
             t,
-            "# Gateway config for `loadgen fix --sessions {n} --sender {} --target {}`\n\
+            "# Gateway config for `loadgen fix{} --sessions {n} --sender {} --target {}`\n\
              # (printed by `loadgen gen-config`). Keys: portcullis.example.toml.\n\
              [gateway]\n\
              busy_poll = {}",
-            a.sender, a.target, !a.blocking
+            if a.sbe { " --sbe" } else { "" },
+            a.sender,
+            a.target,
+            !a.blocking
         );
         if let Some(cpu) = a.cpu {
             let _ = writeln!(t, "cpu = {cpu}");
@@ -825,7 +876,7 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
              # 10 s to connect (tuning.md \"TLS listeners\").\n\
              tls_handshake_budget_us = 1000\n\n\
              [[listener]]\n\
-             address = \"{}\"\n\n\
+             address = \"{}\"\n{}\n\
              [[venue]]\n\
              name = \"SIM\"\n\
              kind = \"sim\"\n\
@@ -835,6 +886,7 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
             seg_mib << 20,
             if n > 64 { 256 << 10 } else { 1 << 20 },
             a.listen,
+            if a.sbe { "protocol = \"sbe\"\n" } else { "" },
             a.venue
         );
     }
@@ -850,15 +902,25 @@ fn gen_config_text(a: &GenConfigArgs) -> String {
     let mut accounts = Vec::with_capacity(n + a.accounts.len());
     for s in 0..n {
         let id = sender_comp_id(&a.sender, s, n);
-        let _ = writeln!(
-            t,
-            "[[session]]\n\
-             begin_string = \"FIX.4.4\"\n\
-             our_comp_id = \"{}\"\n\
-             their_comp_id = \"{id}\"\n\
-             default_account = \"ACC-{id}\"",
-            a.target
-        );
+        if a.sbe {
+            let _ = writeln!(
+                t,
+                "[[session]]\n\
+                 protocol = \"sbe\"\n\
+                 their_comp_id = \"{id}\"\n\
+                 default_account = \"ACC-{id}\""
+            );
+        } else {
+            let _ = writeln!(
+                t,
+                "[[session]]\n\
+                 begin_string = \"FIX.4.4\"\n\
+                 our_comp_id = \"{}\"\n\
+                 their_comp_id = \"{id}\"\n\
+                 default_account = \"ACC-{id}\"",
+                a.target
+            );
+        }
         if !a.accounts.is_empty() {
             // Unauthenticated sessions trade their default account only unless granted more.
             // At most 15 by name (portcullis.example.toml); beyond that: any.

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 pub mod plot;
 pub mod rounds;
+pub mod sbe;
 pub mod stalls;
 pub mod wire;
 

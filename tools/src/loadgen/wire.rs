@@ -110,14 +110,14 @@ struct Header {
 
 /// The open orders of one session, oldest first: (entry whose ClOrdID names the order now,
 /// the entry that created it — its symbol, side and account).
-struct Live {
+pub(crate) struct Live {
     ring: Vec<(u32, u32)>,
     head: usize,
     len: usize,
 }
 
 impl Live {
-    fn new() -> Live {
+    pub(crate) fn new() -> Live {
         Live {
             ring: vec![(0, 0); LIVE_PER_SESSION],
             head: 0,
@@ -125,7 +125,7 @@ impl Live {
         }
     }
 
-    fn push(&mut self, cur: usize, orig: usize) {
+    pub(crate) fn push(&mut self, cur: usize, orig: usize) {
         let (Ok(cur), Ok(orig)) = (u32::try_from(cur), u32::try_from(orig)) else {
             return;
         };
@@ -141,7 +141,7 @@ impl Live {
         }
     }
 
-    fn pop(&mut self) -> Option<(usize, usize)> {
+    pub(crate) fn pop(&mut self) -> Option<(usize, usize)> {
         if self.len == 0 {
             return None;
         }
