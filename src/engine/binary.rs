@@ -133,10 +133,6 @@ impl<'a> FixpOut<'a> {
             n: 0,
         }
     }
-
-    fn events(&self) -> impl Iterator<Item = fixp::Event> + '_ {
-        self.events.iter().flatten().copied()
-    }
 }
 
 impl fixp::Outbox for FixpOut<'_> {
@@ -505,10 +501,7 @@ impl Engine {
             }
         };
         let verdicts = v.verdicts();
-        let mut evs = [None; 4];
-        for (slot, e) in evs.iter_mut().zip(out.events()) {
-            *slot = Some(e);
-        }
+        let evs = out.events;
         if !bound {
             conn.closing = true;
         }
@@ -651,10 +644,7 @@ impl Engine {
         let mut v = verifier(&mut self.auth, snap.as_deref(), peer, key_name);
         let action = bin.fixp.on_message(m, &mut v, now, &mut out);
         let verdicts = v.verdicts();
-        let mut evs = [None; 4];
-        for (slot, e) in evs.iter_mut().zip(out.events()) {
-            *slot = Some(e);
-        }
+        let evs = out.events;
         if action == Action::Close {
             conn.closing = true;
         }
@@ -726,10 +716,7 @@ impl Engine {
         };
         let mut out = FixpOut::new(&mut conn.out);
         let action = bin.fixp.on_application(seq, poss_retrans, now, &mut out);
-        let mut evs = [None; 4];
-        for (slot, e) in evs.iter_mut().zip(out.events()) {
-            *slot = Some(e);
-        }
+        let evs = out.events;
         match action {
             Action::Process => {}
             Action::Close => conn.closing = true,
