@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The order path's p50 with and without the ops port scraped every 100 ms (issue 14), release
-# binaries of /work/main, gateway spinning on CPU 0, loadgen on CPU 1, 10k orders/s, 10 s,
-# ROUNDS interleaved rounds.
+# The order path's p50 with and without the ops port scraped every 100 ms (issue 14): release
+# binaries of this checkout (`cargo build --release -p portcullis -p portcullis-tools` first),
+# gateway spinning on CPU 0, loadgen on CPU 1, 10k orders/s, 10 s after 2 s warm-up, ROUNDS
+# interleaved rounds of quiet / scraped. Prints each run's percentiles (µs). Needs curl.
 set -euo pipefail
 B=${B:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
 ROUNDS=${ROUNDS:-2}
