@@ -39,6 +39,8 @@ pub struct Running {
 
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
 pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
+    // Every thread started here but the hot one inherits this: off the hot thread's CPU.
+    let _cold = ColdAffinity::off(cfg.gateway.cpu);
     // The audit trail and the SIEM exporter first: the journal, control and detection threads
     // of this data folder find them, and the order desk reads the trail's health.
     crate::siem::install(cfg)
@@ -169,6 +171,59 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
         ops,
         trail,
     })
+}
+
+/// While it lives, the calling thread (and so every thread it starts) runs on every CPU it may
+/// use but `cpu`, the one the hot thread is pinned to: a cold thread that wakes (journal, trail,
+/// ops, detection…) then never takes the hot thread's core from it (MEASURING.md: a third
+/// runnable thread on a spinning core costs milliseconds). Nothing changes when `cpu` is not
+/// set, is not in the caller's set, or is the only CPU of it. The caller's set comes back on drop.
+struct ColdAffinity {
+    saved: Option<libc::cpu_set_t>,
+}
+
+#[allow(unsafe_code)] // sched_getaffinity/sched_setaffinity(2) and CPU_*: a cpu_set_t we own
+impl ColdAffinity {
+    fn off(cpu: Option<usize>) -> ColdAffinity {
+        let none = ColdAffinity { saved: None };
+        let Some(cpu) = cpu else { return none };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
+        let mut saved: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid 0 is the calling thread; `size` and the pointer are those of `saved`.
+        if unsafe { libc::sched_getaffinity(0, size, &mut saved) } != 0 {
+            return none;
+        }
+        // CPU_SETSIZE is 1024: a CPU number beyond it is not in any set.
+        if cpu >= 1024 {
+            return none;
+        }
+        let mut cold = saved;
+        // SAFETY: `cpu` < CPU_SETSIZE and `saved` is a valid set.
+        let member = unsafe { libc::CPU_ISSET(cpu, &saved) };
+        // SAFETY: as above, on `cold`.
+        unsafe { libc::CPU_CLR(cpu, &mut cold) };
+        // SAFETY: `cold` is a valid set.
+        let others = unsafe { libc::CPU_COUNT(&cold) };
+        if !member || others == 0 {
+            return none;
+        }
+        // SAFETY: as above; `cold` is a valid, non-empty set.
+        if unsafe { libc::sched_setaffinity(0, size, &cold) } != 0 {
+            return none;
+        }
+        ColdAffinity { saved: Some(saved) }
+    }
+}
+
+#[allow(unsafe_code)] // sched_setaffinity(2) with the set read in `off`
+impl Drop for ColdAffinity {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            // SAFETY: the set read from this thread in `off`, with its own size.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), saved) };
+        }
+    }
 }
 
 /// Cold thread: reloads TLS listeners whose files changed (every `every`; never when zero) and

@@ -536,10 +536,11 @@ impl JournalThread {
                         while let Some(r) = ring.pop() {
                             let written = writer.write(&r);
                             if let Some((t, n)) = &trail {
-                                t.send(match written {
-                                    Ok(()) => crate::trail::from_order_line(r.at, writer.line()),
-                                    Err(_) => crate::trail::from_order(&r, n),
-                                });
+                                // The line goes over as written; the trail thread reads it.
+                                match written {
+                                    Ok(()) => t.send_order_line(r.at, writer.line()),
+                                    Err(_) => t.send(crate::trail::from_order(&r, n)),
+                                };
                             }
                             // Per-key baselines (src/ids/anomaly.rs); never waits.
                             if let Some(ids) = &mut ids {

@@ -99,8 +99,8 @@ impl Record {
             time: self.time.as_bytes(),
             kind: &self.kind,
             actor: &self.actor,
-            subject: &self.subject,
-            detail: &self.detail,
+            subject: Map::Tree(&self.subject),
+            detail: Map::Tree(&self.detail),
         }
         .hash(prev)
     }
@@ -141,8 +141,40 @@ pub struct Fields<'a> {
     pub time: &'a [u8],
     pub kind: &'a str,
     pub actor: &'a str,
-    pub subject: &'a BTreeMap<String, String>,
-    pub detail: &'a BTreeMap<String, String>,
+    pub subject: Map<'a>,
+    pub detail: Map<'a>,
+}
+
+/// A record's `subject` or `detail` map by reference: the built map of an [`Entry`]
+/// (crate::trail::Entry), or the pairs the trail thread took out of an order record's line
+/// without building one (`Flat`: keys unique and in ascending byte order, no empty value).
+#[derive(Clone, Copy)]
+pub enum Map<'a> {
+    Tree(&'a BTreeMap<String, String>),
+    Flat(&'a [(&'a [u8], &'a [u8])]),
+}
+
+impl<'a> From<&'a BTreeMap<String, String>> for Map<'a> {
+    fn from(m: &'a BTreeMap<String, String>) -> Map<'a> {
+        Map::Tree(m)
+    }
+}
+
+impl Map<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Map::Tree(m) => m.len(),
+            Map::Flat(p) => p.len(),
+        }
+    }
+
+    /// Each pair in ascending byte order of the keys (BTreeMap<String, _> iterates so).
+    fn each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        match self {
+            Map::Tree(m) => m.iter().for_each(|(k, v)| f(k.as_bytes(), v.as_bytes())),
+            Map::Flat(p) => p.iter().for_each(|(k, v)| f(k, v)),
+        }
+    }
 }
 
 fn hash_str(h: &mut Sha256, s: &[u8]) {
@@ -150,13 +182,12 @@ fn hash_str(h: &mut Sha256, s: &[u8]) {
     h.update(s);
 }
 
-fn hash_map(h: &mut Sha256, m: &BTreeMap<String, String>) {
+fn hash_map(h: &mut Sha256, m: Map<'_>) {
     h.update((m.len() as u32).to_be_bytes());
-    // BTreeMap<String, _> iterates in ascending byte order of the keys.
-    for (k, v) in m {
-        hash_str(h, k.as_bytes());
-        hash_str(h, v.as_bytes());
-    }
+    m.each(|k, v| {
+        hash_str(h, k);
+        hash_str(h, v);
+    });
 }
 
 impl Fields<'_> {
@@ -254,16 +285,18 @@ fn json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-fn json_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
+fn json_map(out: &mut Vec<u8>, m: Map<'_>) {
     out.push(b'{');
-    for (i, (k, v)) in m.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    m.each(|k, v| {
+        if !first {
             out.push(b',');
         }
-        json_str(out, k.as_bytes());
+        first = false;
+        json_str(out, k);
         out.push(b':');
-        json_str(out, v.as_bytes());
-    }
+        json_str(out, v);
+    });
     out.push(b'}');
 }
 
@@ -401,8 +434,8 @@ mod tests {
             time: r.time.as_bytes(),
             kind: &r.kind,
             actor: &r.actor,
-            subject: &r.subject,
-            detail: &r.detail,
+            subject: Map::Tree(&r.subject),
+            detail: Map::Tree(&r.detail),
         };
         let prev = [7u8; 32];
         let mut by_hand = b"{".to_vec();

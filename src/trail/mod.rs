@@ -19,6 +19,7 @@
 
 pub mod chain;
 pub mod cli;
+pub mod order_line;
 pub mod sign;
 pub mod timeline;
 pub mod verify;
@@ -113,10 +114,20 @@ struct Shared {
     tally: Tally,
 }
 
+/// What the trail thread's queue carries.
+enum Item {
+    Entry(Entry),
+    /// An order record's REG-1 line as the journal thread wrote it (its buffer goes back to the
+    /// pool once written): read on the trail thread, no map built ([`order_line`]).
+    OrderLine(Nanos, Vec<u8>),
+}
+
 /// Sends records to the trail thread; cheap to clone, never blocks.
 #[derive(Clone)]
 pub struct TrailSender {
-    tx: Sender<Entry>,
+    tx: Sender<Item>,
+    /// Buffers of written order lines, back from the trail thread.
+    pool: Receiver<Vec<u8>>,
     shared: Arc<Shared>,
 }
 
@@ -124,7 +135,20 @@ impl TrailSender {
     /// Queues `e`; `false` when the queue was full (counted; under `fail_closed` the trail is
     /// marked unhealthy) or the trail has stopped.
     pub fn send(&self, e: Entry) -> bool {
-        match self.tx.try_send(e) {
+        self.queue(Item::Entry(e))
+    }
+
+    /// Queues the record of an order event from its REG-1 line ([`from_order_line`]'s
+    /// record, built on the trail thread); the line is copied into a pooled buffer.
+    pub fn send_order_line(&self, at: Nanos, line: &[u8]) -> bool {
+        let mut buf = self.pool.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(line);
+        self.queue(Item::OrderLine(at, buf))
+    }
+
+    fn queue(&self, item: Item) -> bool {
+        match self.tx.try_send(item) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.shared.lost.fetch_add(1, Ordering::AcqRel);
@@ -211,6 +235,7 @@ impl Trail {
         let mut files = writer::FileWriter::open(&dir, a.limits(), key)?;
         let on_full = a.on_full(cfg);
         let (tx, rx) = crossbeam_channel::bounded(a.queue_capacity);
+        let (pool_tx, pool) = crossbeam_channel::bounded(a.queue_capacity.min(4096));
         let shared = Arc::new(Shared {
             healthy: Arc::new(AtomicBool::new(true)),
             fail_closed: on_full == OnFull::FailClosed,
@@ -223,6 +248,7 @@ impl Trail {
         });
         let sender = TrailSender {
             tx,
+            pool,
             shared: shared.clone(),
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -231,7 +257,7 @@ impl Trail {
             let tick = a.limits().checkpoint_after.min(Duration::from_millis(200));
             std::thread::Builder::new()
                 .name("portcullis-trail".into())
-                .spawn(move || run(&mut files, &rx, &shared, &stop, tick))
+                .spawn(move || run(&mut files, (&rx, &pool_tx), &shared, &stop, tick))
                 .map_err(|e| format!("audit trail thread: {e}"))?
         };
         let mut list = lock(registry());
@@ -281,42 +307,38 @@ impl Drop for Trail {
 /// The trail thread: drains the queue into the files, ticks checkpoints, closes on stop.
 fn run(
     files: &mut writer::FileWriter,
-    rx: &Receiver<Entry>,
+    (rx, pool): (&Receiver<Item>, &Sender<Vec<u8>>),
     shared: &Shared,
     stop: &AtomicBool,
     tick: Duration,
 ) {
     let mut failed = false;
+    let mut lines = order_line::OrderLines::default();
     let write = |files: &mut writer::FileWriter, e: &Entry, failed: &mut bool| {
-        let before = files.checkpoints;
-        match files.write(e) {
-            Ok(()) => {
-                shared.tally.add(Counter::AuditRecords, 1);
-                *failed = false;
-            }
-            Err(err) => {
-                shared.tally.add(Counter::AuditWriteErrors, 1);
-                if !*failed {
-                    crate::say_err(format_args!("portcullis: audit trail: write failed: {err}"));
-                }
-                *failed = true;
-                files.abandon();
-                // The record is lost: it is counted with the others the next record reports.
-                shared.lost.fetch_add(1, Ordering::Relaxed);
-            }
+        record(files, shared, failed, |f| f.write(e));
+    };
+    let mut write_item = |files: &mut writer::FileWriter, item: Item, failed: &mut bool| match item
+    {
+        Item::Entry(e) => write(files, &e, failed),
+        Item::OrderLine(at, line) => {
+            record(files, shared, failed, |f| {
+                lines
+                    .with(&line, |kind, actor, subject, detail| {
+                        f.write_fields(at, kind, actor, subject, detail)
+                    })
+                    .unwrap_or_else(|| f.write(&from_order_line(at, &line)))
+            });
+            let _ = pool.try_send(line);
         }
-        shared
-            .tally
-            .add(Counter::AuditCheckpoints, files.checkpoints - before);
     };
     loop {
         let stopping = stop.load(Ordering::Acquire);
         match rx.recv_timeout(tick) {
-            Ok(e) => {
+            Ok(item) => {
                 report_lost(files, shared, &mut failed, &write);
-                write(files, &e, &mut failed);
-                while let Ok(e) = rx.try_recv() {
-                    write(files, &e, &mut failed);
+                write_item(files, item, &mut failed);
+                while let Ok(item) = rx.try_recv() {
+                    write_item(files, item, &mut failed);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -364,6 +386,35 @@ fn run(
 }
 
 /// Writes an `audit-records-lost` record when records were refused since the last one.
+/// One write of the trail thread, counted; a failure abandons the file and counts the record
+/// as lost (it is reported with the others by the next record).
+fn record(
+    files: &mut writer::FileWriter,
+    shared: &Shared,
+    failed: &mut bool,
+    op: impl FnOnce(&mut writer::FileWriter) -> std::io::Result<()>,
+) {
+    let before = files.checkpoints;
+    match op(files) {
+        Ok(()) => {
+            shared.tally.add(Counter::AuditRecords, 1);
+            *failed = false;
+        }
+        Err(err) => {
+            shared.tally.add(Counter::AuditWriteErrors, 1);
+            if !*failed {
+                crate::say_err(format_args!("portcullis: audit trail: write failed: {err}"));
+            }
+            *failed = true;
+            files.abandon();
+            shared.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    shared
+        .tally
+        .add(Counter::AuditCheckpoints, files.checkpoints - before);
+}
+
 fn report_lost(
     files: &mut writer::FileWriter,
     shared: &Shared,

@@ -19,7 +19,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::chain::{hex, kind, Fields, Record, GENESIS};
+use super::chain::{hex, kind, Fields, Map, Record, GENESIS};
 use super::sign::SigningKey;
 use super::Entry;
 use crate::model::Nanos;
@@ -211,9 +211,28 @@ impl FileWriter {
 
     /// Appends one record (opening or rotating the file first, checkpointing after when due).
     pub fn write(&mut self, e: &Entry) -> io::Result<()> {
+        self.write_fields(
+            e.at,
+            &e.kind,
+            &e.actor,
+            Map::Tree(&e.subject),
+            Map::Tree(&e.detail),
+        )
+    }
+
+    /// [`FileWriter::write`] of a record given by its fields (an order record's, taken out of
+    /// its line without building an [`Entry`]).
+    pub fn write_fields(
+        &mut self,
+        at: Nanos,
+        what: &str,
+        actor: &str,
+        subject: Map<'_>,
+        detail: Map<'_>,
+    ) -> io::Result<()> {
         self.rotate_if_due()?;
         self.ensure_open()?;
-        self.append(e.at, &e.kind, &e.actor, &e.subject, &e.detail)?;
+        self.append(at, what, actor, subject, detail)?;
         if self.since_checkpoint >= self.limits.checkpoint_every {
             self.checkpoint()?;
         }
@@ -260,7 +279,13 @@ impl FileWriter {
         }
         let mut d = BTreeMap::new();
         d.insert("reason".into(), reason.to_string());
-        self.append(now_utc(), kind::FILE_CLOSE, "gateway", &BTreeMap::new(), &d)?;
+        self.append(
+            now_utc(),
+            kind::FILE_CLOSE,
+            "gateway",
+            Map::Flat(&[]),
+            Map::Tree(&d),
+        )?;
         self.checkpoint()?;
         if let Some(o) = self.open.take() {
             self.previous.clear();
@@ -335,7 +360,13 @@ impl FileWriter {
         let mut d = std::mem::take(&mut self.previous);
         d.insert("file".into(), name);
         d.entry("previous_file".into()).or_default();
-        self.append(now_utc(), kind::FILE_START, "gateway", &BTreeMap::new(), &d)?;
+        self.append(
+            now_utc(),
+            kind::FILE_START,
+            "gateway",
+            Map::Flat(&[]),
+            Map::Tree(&d),
+        )?;
         Ok(())
     }
 
@@ -346,7 +377,13 @@ impl FileWriter {
         d.insert("head".into(), hex(&self.head));
         d.insert("key_id".into(), self.key.public().id());
         d.insert("signature".into(), hex(&sig));
-        self.append(now_utc(), kind::CHECKPOINT, "gateway", &BTreeMap::new(), &d)?;
+        self.append(
+            now_utc(),
+            kind::CHECKPOINT,
+            "gateway",
+            Map::Flat(&[]),
+            Map::Tree(&d),
+        )?;
         self.since_checkpoint = 0;
         self.last_checkpoint = crate::clock::monotonic();
         self.checkpoints += 1;
@@ -365,8 +402,8 @@ impl FileWriter {
         at: Nanos,
         what: &str,
         actor: &str,
-        subject: &BTreeMap<String, String>,
-        detail: &BTreeMap<String, String>,
+        subject: Map<'_>,
+        detail: Map<'_>,
     ) -> io::Result<()> {
         let Some(o) = &mut self.open else {
             return Err(io::Error::other("no open trail file"));
