@@ -260,30 +260,42 @@ fn put_hex(out: &mut Vec<u8>, b: &[u8]) {
 fn json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+    // Runs of bytes that need no escape are copied whole (most values are one run).
+    while let Some(n) = s[start..].iter().position(|&b| ESCAPED[usize::from(b)]) {
+        let i = start + n;
+        let b = s[i];
         out.extend_from_slice(&s[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            put_hex(out, &[b]);
-        } else {
-            out.extend_from_slice(esc);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                put_hex(out, &[b]);
+            }
         }
         start = i + 1;
     }
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
 }
+
+/// The bytes [`json_str`] escapes: `"`, `\\` and the control characters.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 fn json_map(out: &mut Vec<u8>, m: Map<'_>) {
     out.push(b'{');

@@ -90,8 +90,8 @@ impl OrderLines {
                 .try_push((b"account", &text[masked.0..masked.1]))
                 .ok()?;
         }
-        subject.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        detail.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        subject.sort_unstable_by(|a, b| key_order(a.0, b.0));
+        detail.sort_unstable_by(|a, b| key_order(a.0, b.0));
         // A column written twice: the general path keeps the last one; leave it that path.
         if has_twins(&subject) || has_twins(&detail) {
             return None;
@@ -143,6 +143,19 @@ fn utf8_len(first: u8) -> usize {
     }
 }
 
+/// Byte order of two column names, most decided by their first eight bytes as one integer
+/// (a name is never a NUL, so the zero padding of a short one orders it first, as byte order
+/// does).
+fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    fn head(k: &[u8]) -> u64 {
+        let mut h = [0u8; 8];
+        let n = k.len().min(8);
+        h[..n].copy_from_slice(&k[..n]);
+        u64::from_be_bytes(h)
+    }
+    head(a).cmp(&head(b)).then_with(|| a.cmp(b))
+}
+
 fn has_twins(pairs: &[(&[u8], &[u8])]) -> bool {
     pairs.windows(2).any(|w| w[0].0 == w[1].0)
 }
@@ -171,7 +184,7 @@ fn parse(
             + line
                 .get(ks..)?
                 .iter()
-                .position(|&b| b == b'"' || b == b'\\')?;
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
         if line[ke] != b'"' {
             return None;
         }
@@ -330,6 +343,7 @@ mod tests {
             &br#"{"event":"new","qty":100}"#[..],
             br#"{"event":"new","order_id":"1","order_id":"2"}"#,
             br#"{"ev\"ent":"new"}"#,
+            b"{\"ev\x00ent\":\"new\"}",
             br#"{"event":"new""#,
             br#"{"event":"new"} x"#,
             br#"{"event":"\ud800"}"#,
