@@ -583,10 +583,16 @@ mod tests {
             )
         };
         let e = parse(&db("absent.mmdb", "country.iso_code")).unwrap_err();
-        assert!(e.contains("ids.geo.database") && e.contains("cannot read"), "{e}");
+        assert!(
+            e.contains("ids.geo.database") && e.contains("cannot read"),
+            "{e}"
+        );
         std::fs::write(dir.path().join("garbage.mmdb"), [0x5a_u8; 4096]).unwrap();
         let e = parse(&db("garbage.mmdb", "country.iso_code")).unwrap_err();
-        assert!(e.contains("ids.geo.database") && e.contains("not a MaxMind DB"), "{e}");
+        assert!(
+            e.contains("ids.geo.database") && e.contains("not a MaxMind DB"),
+            "{e}"
+        );
         let mut w = crate::ids::geo::mmdb::Writer::new(4);
         w.insert(
             "10.0.0.0/8",
@@ -594,12 +600,18 @@ mod tests {
         );
         std::fs::write(dir.path().join("ok.mmdb"), w.finish()).unwrap();
         let e = parse(&db("ok.mmdb", "city.names.en")).unwrap_err();
-        assert!(e.contains("ids.geo.database") && e.contains("city.names.en"), "{e}");
+        assert!(
+            e.contains("ids.geo.database") && e.contains("city.names.en"),
+            "{e}"
+        );
         let e = parse(&db("ok.mmdb", "country..iso_code")).unwrap_err();
         assert!(e.contains("ids.geo.field"), "{e}");
         let ok = parse(&db("ok.mmdb", "continent.code")).unwrap();
         assert_eq!(ok.geo.field.text, "continent.code");
         let ok = parse("[ids.geo]\n").unwrap();
-        assert_eq!((ok.geo.database, ok.geo.field), (None, FieldPath::default()));
+        assert_eq!(
+            (ok.geo.database, ok.geo.field),
+            (None, FieldPath::default())
+        );
     }
 }

@@ -398,9 +398,18 @@ mod tests {
     /// 2001:db8::/32 in BR; and the file it is written to.
     fn database(dir: &Path) -> std::path::PathBuf {
         let mut w = mmdb::Writer::new(6);
-        w.insert("127.0.0.0/8", &mmdb::country("EU", "DE", "Germany", 2_921_044))
-            .insert("127.0.0.2/32", &mmdb::country("AS", "JP", "Japan", 1_861_060))
-            .insert("2001:db8::/32", &mmdb::country("SA", "BR", "Brazil", 3_469_034));
+        w.insert(
+            "127.0.0.0/8",
+            &mmdb::country("EU", "DE", "Germany", 2_921_044),
+        )
+        .insert(
+            "127.0.0.2/32",
+            &mmdb::country("AS", "JP", "Japan", 1_861_060),
+        )
+        .insert(
+            "2001:db8::/32",
+            &mmdb::country("SA", "BR", "Brazil", 3_469_034),
+        );
         let path = dir.join("test.mmdb");
         std::fs::write(&path, w.finish()).unwrap();
         path
@@ -461,7 +470,10 @@ mod tests {
         assert!(e.contains("is not a MaxMind DB file"), "{e}");
         let e = problem(&path, "city.names.en");
         // 127.0.0.0/8 around 127.0.0.2/32 is 24 networks, + that /32 + 2001:db8::/32.
-        assert!(e.contains("none of the 26 records") && e.contains("city.names.en"), "{e}");
+        assert!(
+            e.contains("none of the 26 records") && e.contains("city.names.en"),
+            "{e}"
+        );
         let e = problem(&path, "country.names");
         assert!(e.contains("is a map"), "{e}");
         assert!(FieldPath::try_from("country..iso_code".to_string()).is_err());
@@ -493,7 +505,11 @@ mod tests {
         let a = g.logon("k", 0, ip("127.0.0.2"), Nanos(3 * MIN));
         assert_eq!(a.len(), 1, "{a:?}");
         assert_eq!(a[0].kind, IMPOSSIBLE_TRAVEL);
-        assert!(a[0].note.contains("region JP") && a[0].note.contains("region DE"), "{}", a[0].note);
+        assert!(
+            a[0].note.contains("region JP") && a[0].note.contains("region DE"),
+            "{}",
+            a[0].note
+        );
         let off = GeoCfg {
             enabled: false,
             ..cfg

@@ -261,7 +261,9 @@ impl Worker {
         // `[ids.geo] database`: read here, before the first event, off the journal thread.
         let now = crate::clock::system_utc();
         match self.geo.load_database() {
-            Ok(Some(what)) => self.line(format!("{} ids-geo-database loaded {what}", rules_ts(now))),
+            Ok(Some(what)) => {
+                self.line(format!("{} ids-geo-database loaded {what}", rules_ts(now)))
+            }
             Ok(None) => {}
             Err(e) => self.line(format!(
                 "{} ids-geo-database-error key={} problem={:?} (regions from [[ids.region]] only)",

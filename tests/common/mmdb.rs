@@ -345,16 +345,26 @@ mod tests {
     }
 
     fn prefix(r: &maxminddb::Reader<Vec<u8>>, ip: &str) -> u8 {
-        r.lookup(ip.parse().unwrap()).unwrap().network().unwrap().prefix()
+        r.lookup(ip.parse().unwrap())
+            .unwrap()
+            .network()
+            .unwrap()
+            .prefix()
     }
 
     #[test]
     fn maxminddb_reads_an_ipv4_tree_at_each_record_size() {
         for bits in [24, 28, 32] {
             let mut w = Writer::new(4).record_size(bits);
-            w.insert("10.0.0.0/8", &country("EU", "GB", "United Kingdom", 2_635_167))
-                .insert("10.1.0.0/16", &country("NA", "US", "United States", 6_252_001))
-                .insert("192.0.2.7", &country("OC", "AU", "Australia", 2_077_456));
+            w.insert(
+                "10.0.0.0/8",
+                &country("EU", "GB", "United Kingdom", 2_635_167),
+            )
+            .insert(
+                "10.1.0.0/16",
+                &country("NA", "US", "United States", 6_252_001),
+            )
+            .insert("192.0.2.7", &country("OC", "AU", "Australia", 2_077_456));
             let r = maxminddb::Reader::from_source(w.finish()).unwrap();
             r.verify().unwrap_or_else(|e| panic!("{bits}: {e}"));
             let m = r.metadata();
@@ -401,7 +411,11 @@ mod tests {
             assert_eq!(iso(&r, "2001:db8:1::1").as_deref(), Some("BR"), "{bits}");
             assert_eq!(iso(&r, "2001:db9::1"), None, "{bits}");
             assert_eq!(iso(&r, "10.0.0.1"), None, "{bits}");
-            assert_eq!(prefix(&r, "127.0.0.2"), 32, "IPv4 lookups report IPv4 prefixes");
+            assert_eq!(
+                prefix(&r, "127.0.0.2"),
+                32,
+                "IPv4 lookups report IPv4 prefixes"
+            );
             assert_eq!(prefix(&r, "2001:db8::1"), 32);
         }
     }
