@@ -92,8 +92,8 @@ impl Regions {
 }
 
 /// Database records [`Database::open`] reads at most looking for one that has the field: a
-/// real field shows in the first records (GeoLite2-Country has about half a million networks,
-/// GeoLite2-City millions), and a field absent from all of them is a wrong path.
+/// field the database has shows in its first records, and one absent from this many is a
+/// wrong path (the check stays bounded however large the file).
 pub const FIELD_SCAN_LIMIT: usize = 100_000;
 
 /// Why `[ids.geo] database` cannot be used; `key` is the config key to name.
