@@ -216,12 +216,23 @@ impl Default for AnomalyCfg {
     }
 }
 
-/// `[ids.geo]`: a key's accepted logons mapped to regions through `[[ids.region]]`.
+/// `[ids.geo]`: a key's accepted logons mapped to regions through `[[ids.region]]` and, when
+/// given, a MaxMind-format database (the table wins where both know an address).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeoCfg {
-    /// Default true (nothing happens without `[[ids.region]]` entries).
+    /// Default true (nothing happens without `[[ids.region]]` entries or a `database`).
     pub enabled: bool,
+    /// A MaxMind-format database (GeoIP2 / GeoLite2 `.mmdb`, e.g.
+    /// `/var/lib/GeoIP/GeoLite2-Country.mmdb`) mapping addresses the `[[ids.region]]` table does
+    /// not know. Checked at load: the file must be readable and a MaxMind DB, and some record
+    /// must have `field`. Read into memory once at start (not on SIGHUP). Default none.
+    pub database: Option<std::path::PathBuf>,
+    /// The value of a database record used as the region: a dotted path of map keys and
+    /// array indexes, e.g. `country.iso_code` (default), `continent.code`,
+    /// `registered_country.iso_code`, `city.names.en`, `subdivisions.0.iso_code`. Text, or a
+    /// number (`country.geoname_id`) as its decimal text.
+    pub field: FieldPath,
     /// Logons (with a known region) a key must have made before a new region alerts.
     /// Default 5.
     pub learning_logons: u32,
@@ -240,12 +251,66 @@ impl Default for GeoCfg {
     fn default() -> GeoCfg {
         GeoCfg {
             enabled: true,
+            database: None,
+            field: FieldPath::default(),
             learning_logons: 5,
             travel_ms: 3_600_000,
             max_regions_per_key: 16,
             max_keys: 10_000,
             severity: Severity::Medium,
         }
+    }
+}
+
+/// One step of a [`FieldPath`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldStep {
+    /// A map key.
+    Key(String),
+    /// An array index (a step of digits only).
+    Index(usize),
+}
+
+/// `ids.geo.field`: a dotted path into a MaxMind DB record (`country.iso_code`), parsed once.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct FieldPath {
+    /// As written in the config.
+    pub text: String,
+    pub steps: Vec<FieldStep>,
+}
+
+impl Default for FieldPath {
+    fn default() -> FieldPath {
+        FieldPath {
+            text: "country.iso_code".into(),
+            steps: vec![
+                FieldStep::Key("country".into()),
+                FieldStep::Key("iso_code".into()),
+            ],
+        }
+    }
+}
+
+impl TryFrom<String> for FieldPath {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<FieldPath, String> {
+        let mut steps = Vec::new();
+        for step in text.split('.') {
+            let step = step.trim();
+            if step.is_empty() {
+                return Err(format!(
+                    "ids.geo.field {text:?}: an empty step (write map keys and array indexes \
+                     joined by dots, e.g. \"country.iso_code\")"
+                ));
+            }
+            steps.push(match step.parse::<usize>() {
+                Ok(i) if step.bytes().all(|b| b.is_ascii_digit()) => FieldStep::Index(i),
+                _ => FieldStep::Key(step.to_string()),
+            });
+        }
+        Ok(FieldPath { text, steps })
     }
 }
 
@@ -436,6 +501,11 @@ impl IdsCfg {
                 "must be within 1..=1024".into(),
             ));
         }
+        if let Some(path) = &g.database {
+            if let Err(e) = crate::ids::geo::Database::open(path, &g.field) {
+                return Err(err(e.key.into(), e.problem));
+            }
+        }
         for (i, r) in self.region.iter().enumerate() {
             if parse_cidr(&r.cidr).is_none() {
                 return Err(err(
@@ -501,5 +571,47 @@ mod tests {
         );
         assert_eq!(parse_cidr("::1"), Some(("::1".parse().unwrap(), 128)));
         assert_eq!(parse_cidr("10.0.0.0/x"), None);
+    }
+
+    #[test]
+    fn a_geo_database_is_checked_at_load_naming_ids_geo_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = |name: &str, field: &str| {
+            format!(
+                "[ids.geo]\ndatabase = {:?}\nfield = {field:?}\n",
+                dir.path().join(name).display().to_string()
+            )
+        };
+        let e = parse(&db("absent.mmdb", "country.iso_code")).unwrap_err();
+        assert!(
+            e.contains("ids.geo.database") && e.contains("cannot read"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("garbage.mmdb"), [0x5a_u8; 4096]).unwrap();
+        let e = parse(&db("garbage.mmdb", "country.iso_code")).unwrap_err();
+        assert!(
+            e.contains("ids.geo.database") && e.contains("not a MaxMind DB"),
+            "{e}"
+        );
+        let mut w = crate::ids::geo::mmdb::Writer::new(4);
+        w.insert(
+            "10.0.0.0/8",
+            &crate::ids::geo::mmdb::country("EU", "FR", "France", 3_017_382),
+        );
+        std::fs::write(dir.path().join("ok.mmdb"), w.finish()).unwrap();
+        let e = parse(&db("ok.mmdb", "city.names.en")).unwrap_err();
+        assert!(
+            e.contains("ids.geo.database") && e.contains("city.names.en"),
+            "{e}"
+        );
+        let e = parse(&db("ok.mmdb", "country..iso_code")).unwrap_err();
+        assert!(e.contains("ids.geo.field"), "{e}");
+        let ok = parse(&db("ok.mmdb", "continent.code")).unwrap();
+        assert_eq!(ok.geo.field.text, "continent.code");
+        let ok = parse("[ids.geo]\n").unwrap();
+        assert_eq!(
+            (ok.geo.database, ok.geo.field),
+            (None, FieldPath::default())
+        );
     }
 }

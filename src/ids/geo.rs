@@ -1,24 +1,41 @@
 //! COLD — geographic anomalies (MON-2): each accepted logon's source address is mapped to a
-//! region through the `[[ids.region]]` table (longest matching prefix wins; an address in no
-//! block has no region and is not judged). Per key:
+//! region, and a key's regions are judged. Per key:
 //!
 //! - `new-region`: after `ids.geo.learning_logons` logons with a region, a logon from a region
 //!   the key has not logged on from before;
 //! - `impossible-travel`: a logon from another region than the key's previous logon, sooner
 //!   than `ids.geo.travel_ms` after it (judged from the first logon on: it needs no baseline).
 //!
+//! # Where a region comes from ([`Locator`])
+//!
+//! 1. The `[[ids.region]]` table ([`Regions`]): the longest matching prefix wins.
+//! 2. Else, when `[ids.geo] database` names a MaxMind-format file (GeoIP2/GeoLite2 `.mmdb`,
+//!    read with the `maxminddb` crate, [`Database`]), the value at `ids.geo.field` (default
+//!    `country.iso_code`; `continent.code`, `city.names.en`, `subdivisions.0.iso_code`, ...)
+//!    of the address's record: text, or a number (`country.geoname_id`) as its decimal text.
+//!
+//! The table wins where both know an address, so a few blocks (the office, a VPN exit, the
+//! co-location site) can be named or corrected over a bought database. An address neither
+//! knows has no region and is not judged (nor is one whose record lacks the field).
+//!
+//! The database file is read whole into memory once, by the detector thread at its start
+//! ([`Geo::load_database`]; never by the gateway thread), after the config load has checked it
+//! ([`Database::open`]: readable, a MaxMind DB, and the field present in some record). It is not
+//! re-read on SIGHUP: the SIGHUP reload (src/main.rs) applies throttle tiers and TLS files only
+//! and has no hook into the detector; a new database file takes a restart.
+//!
 //! Runs on the detector thread (`portcullis-ids`); pure (time is the events' own `at`).
 //! Memory: at most `max_keys` keys (the least recently seen is forgotten) and
-//! `max_regions_per_key` regions a key (the oldest is forgotten).
-//!
-//! MaxMind-format databases are not read (no well-kept Rust crate writes one for a test to
-//! build, so that path could not be tested here): the CIDR table is the region source.
+//! `max_regions_per_key` regions a key (the oldest is forgotten); the database's file size.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::Path;
+
+use maxminddb::PathElement;
 
 use super::rules::{Alert, Context, Subject};
-use crate::config::ids::{parse_cidr, GeoCfg, RegionCfg, Severity};
+use crate::config::ids::{parse_cidr, FieldPath, FieldStep, GeoCfg, RegionCfg, Severity};
 use crate::model::Nanos;
 
 /// The rule name geographic alerts carry.
@@ -74,6 +91,160 @@ impl Regions {
     }
 }
 
+/// Database records [`Database::open`] reads at most looking for one that has the field: a
+/// field the database has shows in its first records, and one absent from this many is a
+/// wrong path (the check stays bounded however large the file).
+pub const FIELD_SCAN_LIMIT: usize = 100_000;
+
+/// Why `[ids.geo] database` cannot be used; `key` is the config key to name.
+#[derive(Debug)]
+pub struct DatabaseError {
+    pub key: &'static str,
+    pub problem: String,
+}
+
+/// A MaxMind-format database, in memory, and the field read as the region.
+pub struct Database {
+    reader: maxminddb::Reader<Vec<u8>>,
+    field: FieldPath,
+}
+
+fn steps(field: &FieldPath) -> Vec<PathElement<'_>> {
+    field
+        .steps
+        .iter()
+        .map(|s| match s {
+            FieldStep::Key(k) => PathElement::Key(k),
+            FieldStep::Index(i) => PathElement::Index(*i),
+        })
+        .collect()
+}
+
+/// The region text of a record's value: text (trimmed, not empty) or a number.
+fn region_text(v: serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => {
+            let t = s.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        }
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `Ok` when some record (of the first [`FIELD_SCAN_LIMIT`]) has `field` as text or a number;
+/// else the problem, to follow the file's name.
+fn check_field(reader: &maxminddb::Reader<Vec<u8>>, field: &FieldPath) -> Result<(), String> {
+    let networks = reader
+        .networks(maxminddb::WithinOptions::default())
+        .map_err(|e| format!(": cannot walk its networks: {e}"))?;
+    let path_steps = steps(field);
+    let mut seen = 0usize;
+    let mut other = None;
+    for found in networks.take(FIELD_SCAN_LIMIT) {
+        let found = found.map_err(|e| format!(" is damaged: {e}"))?;
+        seen += 1;
+        let v = match found.decode_path::<serde_json::Value>(&path_steps) {
+            Ok(Some(v)) => v,
+            Ok(None) => continue,
+            Err(e) => {
+                // A value serde_json cannot hold (a map keyed oddly, a u128): not a region.
+                other.get_or_insert(format!("unreadable ({e})"));
+                continue;
+            }
+        };
+        let kind = match &v {
+            serde_json::Value::Object(_) => "a map",
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Null => "null",
+            _ => "empty text",
+        };
+        if region_text(v).is_some() {
+            return Ok(());
+        }
+        other.get_or_insert(kind.to_string());
+    }
+    Err(match other {
+        Some(kind) => format!(
+            ": ids.geo.field {:?} is {kind} there, not text or a number \
+             (name a value inside it, e.g. \"country.iso_code\")",
+            field.text
+        ),
+        None => format!(
+            ": none of the {seen} records read has the field {:?} \
+             (ids.geo.field; e.g. \"country.iso_code\", \"continent.code\")",
+            field.text
+        ),
+    })
+}
+
+impl Database {
+    /// Reads `path` whole and checks it: a MaxMind DB whose records (some of the first
+    /// [`FIELD_SCAN_LIMIT`]) have `field` as text or a number.
+    pub fn open(path: &Path, field: &FieldPath) -> Result<Database, DatabaseError> {
+        let db = |problem: String| DatabaseError {
+            key: "ids.geo.database",
+            problem,
+        };
+        let shown = path.display();
+        let bytes = std::fs::read(path).map_err(|e| db(format!("cannot read {shown}: {e}")))?;
+        let reader = maxminddb::Reader::from_source(bytes)
+            .map_err(|e| db(format!("{shown} is not a MaxMind DB file: {e}")))?;
+        check_field(&reader, field).map_err(|e| db(format!("{shown}{e}")))?;
+        Ok(Database {
+            reader,
+            field: field.clone(),
+        })
+    }
+
+    /// The region of `ip` in the database, if its record has the field. An IPv4-mapped IPv6
+    /// address is looked up as IPv4.
+    pub fn region(&self, ip: IpAddr) -> Option<String> {
+        let ip = ip.to_canonical();
+        if ip.is_ipv6() && self.reader.metadata().ip_version == 4 {
+            return None;
+        }
+        let found = self.reader.lookup(ip).ok()?;
+        let v = found
+            .decode_path::<serde_json::Value>(&steps(&self.field))
+            .ok()??;
+        region_text(v)
+    }
+
+    /// `type=T ip-version=V build-epoch=E field=F` for the events line.
+    pub fn describe(&self) -> String {
+        let m = self.reader.metadata();
+        format!(
+            "type={:?} ip-version={} build-epoch={} field={}",
+            m.database_type, m.ip_version, m.build_epoch, self.field.text
+        )
+    }
+}
+
+/// Where regions come from: the `[[ids.region]]` table first, then the database.
+pub struct Locator {
+    table: Regions,
+    database: Option<Database>,
+}
+
+impl Locator {
+    pub fn new(table: &[RegionCfg], database: Option<Database>) -> Locator {
+        Locator {
+            table: Regions::new(table),
+            database,
+        }
+    }
+
+    /// The region of `ip`: the table's longest matching block, else the database's record.
+    pub fn region(&self, ip: IpAddr) -> Option<String> {
+        if let Some(r) = self.table.region(ip) {
+            return Some(r.to_string());
+        }
+        self.database.as_ref().and_then(|d| d.region(ip))
+    }
+}
+
 struct KeyGeo {
     /// Regions logged on from, oldest first.
     regions: Vec<String>,
@@ -86,7 +257,7 @@ struct KeyGeo {
 /// The geographic state of every key.
 pub struct Geo {
     cfg: GeoCfg,
-    regions: Regions,
+    locator: Locator,
     keys: HashMap<String, KeyGeo>,
 }
 
@@ -99,12 +270,26 @@ fn one_higher(s: Severity) -> Severity {
 }
 
 impl Geo {
+    /// Regions from `table` only; [`Geo::load_database`] adds `cfg.database`.
     pub fn new(cfg: &GeoCfg, table: &[RegionCfg]) -> Geo {
         Geo {
             cfg: cfg.clone(),
-            regions: Regions::new(table),
+            locator: Locator::new(table, None),
             keys: HashMap::new(),
         }
+    }
+
+    /// Reads `ids.geo.database`, if configured and enabled (the detector thread calls it once
+    /// at its start, before its first event). `Ok(Some(description))` when loaded; on an error
+    /// the table alone is used.
+    pub fn load_database(&mut self) -> Result<Option<String>, DatabaseError> {
+        let Some(path) = self.cfg.database.as_ref().filter(|_| self.cfg.enabled) else {
+            return Ok(None);
+        };
+        let db = Database::open(path, &self.cfg.field)?;
+        let what = format!("path={} {}", path.display(), db.describe());
+        self.locator.database = Some(db);
+        Ok(Some(what))
     }
 
     /// Keys tracked now (≤ `max_keys`).
@@ -118,10 +303,9 @@ impl Geo {
         if !self.cfg.enabled || key.is_empty() {
             return out;
         }
-        let Some(region) = self.regions.region(peer) else {
+        let Some(region) = self.locator.region(peer) else {
             return out;
         };
-        let region = region.to_string();
         if !self.keys.contains_key(key) && self.keys.len() >= self.cfg.max_keys.max(1) {
             let oldest = self
                 .keys
@@ -199,11 +383,139 @@ impl Geo {
     }
 }
 
+/// The test database writer (also used by src/config/ids.rs's tests and tests/it).
+#[cfg(test)]
+#[path = "../../tests/common/mmdb.rs"]
+pub(crate) mod mmdb;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MIN: u64 = 60_000_000_000;
+
+    /// An IPv6 database (IPv4 at ::/96): 127.0.0.0/8 in DE (Europe), 127.0.0.2 in JP (Asia),
+    /// 2001:db8::/32 in BR; and the file it is written to.
+    fn database(dir: &Path) -> std::path::PathBuf {
+        let mut w = mmdb::Writer::new(6);
+        w.insert(
+            "127.0.0.0/8",
+            &mmdb::country("EU", "DE", "Germany", 2_921_044),
+        )
+        .insert(
+            "127.0.0.2/32",
+            &mmdb::country("AS", "JP", "Japan", 1_861_060),
+        )
+        .insert(
+            "2001:db8::/32",
+            &mmdb::country("SA", "BR", "Brazil", 3_469_034),
+        );
+        let path = dir.join("test.mmdb");
+        std::fs::write(&path, w.finish()).unwrap();
+        path
+    }
+
+    fn field(text: &str) -> FieldPath {
+        FieldPath::try_from(text.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_database_field_names_the_region_and_the_table_wins_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = database(dir.path());
+        let db = Database::open(&path, &FieldPath::default()).unwrap();
+        assert_eq!(db.region(ip("127.0.0.1")).as_deref(), Some("DE"));
+        assert_eq!(db.region(ip("127.0.0.2")).as_deref(), Some("JP"));
+        assert_eq!(db.region(ip("::ffff:127.0.0.2")).as_deref(), Some("JP"));
+        assert_eq!(db.region(ip("2001:db8::7")).as_deref(), Some("BR"));
+        assert_eq!(db.region(ip("192.0.2.1")), None);
+        for (f, want) in [
+            ("continent.code", "AS"),
+            ("country.names.en", "Japan"),
+            ("country.geoname_id", "1861060"),
+        ] {
+            let db = Database::open(&path, &field(f)).unwrap();
+            assert_eq!(db.region(ip("127.0.0.2")).as_deref(), Some(want), "{f}");
+        }
+        let table = [RegionCfg {
+            cidr: "127.0.0.2/32".into(),
+            region: "us-east".into(),
+        }];
+        let both = Locator::new(&table, Some(db_default(&path)));
+        assert_eq!(both.region(ip("127.0.0.2")).as_deref(), Some("us-east"));
+        assert_eq!(both.region(ip("127.0.0.1")).as_deref(), Some("DE"));
+        assert_eq!(both.region(ip("10.0.0.1")), None);
+    }
+
+    fn db_default(path: &Path) -> Database {
+        Database::open(path, &FieldPath::default()).unwrap()
+    }
+
+    #[test]
+    fn an_unusable_database_is_refused_naming_the_key_and_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = database(dir.path());
+        let problem = |p: &Path, f: &str| match Database::open(p, &field(f)) {
+            Ok(_) => panic!("{} {f} accepted", p.display()),
+            Err(e) => {
+                assert_eq!(e.key, "ids.geo.database");
+                e.problem
+            }
+        };
+        let e = problem(&dir.path().join("absent.mmdb"), "country.iso_code");
+        assert!(e.contains("cannot read"), "{e}");
+        let garbage = dir.path().join("garbage.mmdb");
+        std::fs::write(&garbage, b"not a database at all\n".repeat(100)).unwrap();
+        let e = problem(&garbage, "country.iso_code");
+        assert!(e.contains("is not a MaxMind DB file"), "{e}");
+        let e = problem(&path, "city.names.en");
+        // 127.0.0.0/8 around 127.0.0.2/32 is 24 networks, + that /32 + 2001:db8::/32.
+        assert!(
+            e.contains("none of the 26 records") && e.contains("city.names.en"),
+            "{e}"
+        );
+        let e = problem(&path, "country.names");
+        assert!(e.contains("is a map"), "{e}");
+        assert!(FieldPath::try_from("country..iso_code".to_string()).is_err());
+        assert_eq!(
+            field("subdivisions.0.iso_code").steps,
+            vec![
+                FieldStep::Key("subdivisions".into()),
+                FieldStep::Index(0),
+                FieldStep::Key("iso_code".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_geo_with_its_database_loaded_judges_database_regions() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = GeoCfg {
+            database: Some(database(dir.path())),
+            learning_logons: 100,
+            ..GeoCfg::default()
+        };
+        let mut g = Geo::new(&cfg, &[]);
+        // Before loading: no region known, nothing judged.
+        assert!(g.logon("k", 0, ip("127.0.0.1"), Nanos(0)).is_empty());
+        assert!(g.logon("k", 0, ip("127.0.0.2"), Nanos(MIN)).is_empty());
+        let what = g.load_database().unwrap().unwrap();
+        assert!(what.contains("field=country.iso_code"), "{what}");
+        assert!(g.logon("k", 0, ip("127.0.0.1"), Nanos(2 * MIN)).is_empty());
+        let a = g.logon("k", 0, ip("127.0.0.2"), Nanos(3 * MIN));
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].kind, IMPOSSIBLE_TRAVEL);
+        assert!(
+            a[0].note.contains("region JP") && a[0].note.contains("region DE"),
+            "{}",
+            a[0].note
+        );
+        let off = GeoCfg {
+            enabled: false,
+            ..cfg
+        };
+        assert!(Geo::new(&off, &[]).load_database().unwrap().is_none());
+    }
 
     fn table() -> Vec<RegionCfg> {
         let r = |cidr: &str, region: &str| RegionCfg {

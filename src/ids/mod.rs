@@ -258,6 +258,20 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, rx: &Receiver<Input>) {
+        // `[ids.geo] database`: read here, before the first event, off the journal thread.
+        let now = crate::clock::system_utc();
+        match self.geo.load_database() {
+            Ok(Some(what)) => {
+                self.line(format!("{} ids-geo-database loaded {what}", rules_ts(now)))
+            }
+            Ok(None) => {}
+            Err(e) => self.line(format!(
+                "{} ids-geo-database-error key={} problem={:?} (regions from [[ids.region]] only)",
+                rules_ts(now),
+                e.key,
+                e.problem
+            )),
+        }
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Input::Event(e)) => {

@@ -520,3 +520,111 @@ fn a_logon_from_a_new_region_and_faster_than_travel_allows_alerts() {
     assert!(!events(&dir).contains("subject=key:k2"), "{}", events(&dir));
     c.logout();
 }
+
+/// The same through a MaxMind-format database alone (`[ids.geo] database`, no
+/// `[[ids.region]]`): a file written by tests/common/mmdb.rs (IPv6 tree, IPv4 at ::/96) puts
+/// 127.0.0.0/8 in Germany and 127.0.0.2 in Japan. k2 stays in Japan for more logons than the
+/// learning takes and raises nothing; k1 learns Germany, then logs on from Japan minutes later:
+/// `new-region` (JP, known DE) and `impossible-travel`. The detector handles events in order, so
+/// once k1's alerts are there, k2's logons have all been judged.
+#[test]
+fn a_maxmind_database_alone_names_the_regions_of_logons() {
+    let env = Env::new("");
+    let db = env.dir.path().join("GeoLite2-Country-test.mmdb");
+    let mut w = crate::mmdb::Writer::new(6);
+    w.insert(
+        "127.0.0.0/8",
+        &crate::mmdb::country("EU", "DE", "Germany", 2_921_044),
+    )
+    .insert(
+        "127.0.0.2/32",
+        &crate::mmdb::country("AS", "JP", "Japan", 1_861_060),
+    );
+    std::fs::write(&db, w.finish()).unwrap();
+    let secret1 = env.add(
+        "k1",
+        &[
+            "--comp-id",
+            "CLIENT1",
+            "--allow",
+            "127.0.0.1/32",
+            "--allow",
+            "127.0.0.2/32",
+        ],
+    );
+    let secret2 = env.add("k2", &["--comp-id", "CLIENT2", "--allow", "127.0.0.2/32"]);
+    let (gw, _secrets) = start_with(
+        env,
+        &format!(
+            "[ids.geo]\ndatabase = {:?}\nlearning_logons = 3\ntravel_ms = 3600000\n",
+            db.display().to_string()
+        ),
+    );
+    let dir = gw.dir.path().to_path_buf();
+    let loaded = wait_line(&dir, &["ids-geo-database loaded"]);
+    assert!(
+        loaded.contains("field=country.iso_code") && loaded.contains("ip-version=6"),
+        "{loaded}"
+    );
+    for _ in 0..3 {
+        let mut c = connect_from(gw.addr, "127.0.0.1", "CLIENT1");
+        c.signed_logon("k1", &secret1);
+        c.logout();
+    }
+    for _ in 0..5 {
+        let mut c = connect_from(gw.addr, "127.0.0.2", "CLIENT2");
+        c.signed_logon("k2", &secret2);
+        c.logout();
+    }
+    let mut c = connect_from(gw.addr, "127.0.0.2", "CLIENT1");
+    c.signed_logon("k1", &secret1);
+    let new = wait_line(&dir, &["ids-alert alert-kind=new-region", "subject=key:k1"]);
+    assert!(
+        new.contains("region JP") && new.contains("known regions: DE"),
+        "{new}"
+    );
+    let travel = wait_line(
+        &dir,
+        &["ids-alert alert-kind=impossible-travel", "subject=key:k1"],
+    );
+    assert!(
+        travel.contains("region JP") && travel.contains("region DE"),
+        "{travel}"
+    );
+    wait_trail(&dir, &["ids-alert", "impossible-travel", "127.0.0.2"]);
+    let all = events(&dir);
+    assert_eq!(all.matches("ids-alert").count(), 2, "{all}");
+    assert!(!all.contains("subject=key:k2"), "{all}");
+    c.logout();
+}
+
+/// `portcullis check-config` refuses a `[ids.geo] database` that is not a MaxMind DB, or that
+/// is missing, naming `ids.geo.database`.
+#[test]
+fn check_config_refuses_a_geo_database_that_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.mmdb");
+    std::fs::write(&garbage, "this is not a MaxMind database\n".repeat(64)).unwrap();
+    for (file, why) in [
+        (&garbage, "is not a MaxMind DB file"),
+        (&dir.path().join("absent.mmdb"), "cannot read"),
+    ] {
+        let cfg = dir.path().join("geo.toml");
+        let extra = format!(
+            "{SESSIONS}\n[ids.geo]\ndatabase = {:?}\n",
+            file.display().to_string()
+        );
+        std::fs::write(&cfg, config_text(dir.path(), &extra)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("check-config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("ids.geo.database") && err.contains(why),
+            "{err}"
+        );
+    }
+}

@@ -30,6 +30,9 @@ mod sbe;
 mod sbe_desk;
 // Intrusion detection and response (issue 15).
 mod ids;
+// A MaxMind-format database writer for the geography tests (issue 15, MON-2).
+#[path = "../common/mmdb.rs"]
+mod mmdb;
 // SIEM export (issue 15).
 mod siem;
 mod spin;
