@@ -40,7 +40,7 @@ pub struct Running {
 /// Starts a gateway: engine on its own (optionally pinned) thread, journal thread beside it.
 pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
     // Every thread started here but the hot one inherits this: off the hot thread's CPU.
-    let _cold = ColdAffinity::off(cfg.gateway.cpu);
+    let _cold = ColdAffinity::off(cfg.gateway.cpu, cfg.gateway.cold_cpus.as_deref());
     // The audit trail and the SIEM exporter first: the journal, control and detection threads
     // of this data folder find them, and the order desk reads the trail's health.
     crate::siem::install(cfg)
@@ -173,20 +173,28 @@ pub fn start(cfg: &Config, clock: Clock) -> Result<Running, StartError> {
     })
 }
 
-/// While it lives, the calling thread (and so every thread it starts) runs on every CPU it may
-/// use but `cpu`, the one the hot thread is pinned to: a cold thread that wakes (journal, trail,
-/// ops, detection…) then never takes the hot thread's core from it (MEASURING.md: a third
-/// runnable thread on a spinning core costs milliseconds). Nothing changes when `cpu` is not
-/// set, is not in the caller's set, or is the only CPU of it. The caller's set comes back on drop.
+/// While it lives, the calling thread (and so every thread it starts) runs on the cold CPUs
+/// (`[gateway] cold_cpus`; by default every CPU it may use but `cpu`, the hot thread's, when
+/// that leaves two or more): a cold thread that wakes (journal, trail, ops, detection…) then
+/// never takes the hot thread's core from it (MEASURING.md: a third runnable thread on a
+/// spinning core costs milliseconds). With one CPU left, nothing changes by default: measured
+/// on 2 cores with the load client spinning on the other one, the segment helper queued there
+/// behind it and the hot thread waited 1.5 s at a store roll. The caller's set comes back on
+/// drop.
 struct ColdAffinity {
     saved: Option<libc::cpu_set_t>,
 }
 
+/// CPU_SETSIZE: a CPU number at or beyond it is in no set.
+const SET_SIZE: usize = 1024;
+
 #[allow(unsafe_code)] // sched_getaffinity/sched_setaffinity(2) and CPU_*: a cpu_set_t we own
 impl ColdAffinity {
-    fn off(cpu: Option<usize>) -> ColdAffinity {
+    fn off(cpu: Option<usize>, cold_cpus: Option<&[usize]>) -> ColdAffinity {
         let none = ColdAffinity { saved: None };
-        let Some(cpu) = cpu else { return none };
+        if cpu.is_none() && cold_cpus.is_none() {
+            return none;
+        }
         let size = std::mem::size_of::<libc::cpu_set_t>();
         // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
         let mut saved: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -194,21 +202,32 @@ impl ColdAffinity {
         if unsafe { libc::sched_getaffinity(0, size, &mut saved) } != 0 {
             return none;
         }
-        // CPU_SETSIZE is 1024: a CPU number beyond it is not in any set.
-        if cpu >= 1024 {
-            return none;
-        }
-        let mut cold = saved;
-        // SAFETY: `cpu` < CPU_SETSIZE and `saved` is a valid set.
-        let member = unsafe { libc::CPU_ISSET(cpu, &saved) };
-        // SAFETY: as above, on `cold`.
-        unsafe { libc::CPU_CLR(cpu, &mut cold) };
-        // SAFETY: `cold` is a valid set.
-        let others = unsafe { libc::CPU_COUNT(&cold) };
-        if !member || others == 0 {
-            return none;
-        }
-        // SAFETY: as above; `cold` is a valid, non-empty set.
+        let cold = match cold_cpus {
+            Some(list) => {
+                // SAFETY: as `saved` above.
+                let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+                for &c in list.iter().filter(|&&c| c < SET_SIZE) {
+                    // SAFETY: `c` < CPU_SETSIZE and `set` is a valid set.
+                    unsafe { libc::CPU_SET(c, &mut set) };
+                }
+                set
+            }
+            None => {
+                let Some(cpu) = cpu.filter(|&c| c < SET_SIZE) else {
+                    return none;
+                };
+                let mut set = saved;
+                // SAFETY: `cpu` < CPU_SETSIZE and `set` is a valid set.
+                unsafe { libc::CPU_CLR(cpu, &mut set) };
+                // SAFETY: `set` is a valid set.
+                if unsafe { libc::CPU_COUNT(&set) } < 2 {
+                    return none;
+                }
+                set
+            }
+        };
+        // SAFETY: `cold` is a valid set; the kernel refuses (and nothing changes) if it holds
+        // no CPU the thread may use.
         if unsafe { libc::sched_setaffinity(0, size, &cold) } != 0 {
             return none;
         }

@@ -155,6 +155,12 @@ pub struct Gateway {
     pub data_dir: PathBuf,
     /// CPU to pin the gateway thread to; none = not pinned.
     pub cpu: Option<usize>,
+    /// CPUs for every other thread of the gateway (journal, audit trail, segment helper, ops
+    /// port, detection…). Default: every CPU but `cpu`, when that leaves two or more; else (or
+    /// without `cpu`) not restricted. With a single CPU left, the cold threads would queue on
+    /// it behind whatever else runs there, and the hot thread waits for one of them when a
+    /// session store rolls to its next segment (tuning.md "Cold threads").
+    pub cold_cpus: Option<Vec<usize>>,
     /// true: poll with a zero timeout and never sleep (owns a core). false: block in epoll with
     /// `poll_timeout_ms` (tests, small boxes).
     pub busy_poll: bool,
@@ -238,6 +244,7 @@ impl Default for Gateway {
         Gateway {
             data_dir: PathBuf::from("./portcullis-data"),
             cpu: None,
+            cold_cpus: None,
             busy_poll: false,
             poll_timeout_ms: 1,
             max_connections: 1024,
@@ -830,6 +837,21 @@ impl Config {
                 ));
             }
         }
+        if let Some(cold) = &g.cold_cpus {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if cold.is_empty() {
+                return Err(err(
+                    "gateway.cold_cpus".into(),
+                    "is empty: name at least one CPU (or leave it out)".into(),
+                ));
+            }
+            if let Some(cpu) = cold.iter().find(|&&c| c >= n) {
+                return Err(err(
+                    "gateway.cold_cpus".into(),
+                    format!("CPU {cpu} does not exist (this machine has {n})"),
+                ));
+            }
+        }
         if self.listeners.is_empty() {
             return Err(err(
                 "listener".into(),
@@ -1408,6 +1430,18 @@ mod tests {
              our_comp_id = \"GW\"\ntheir_comp_id = \"BIN1\"\n"
         );
         Config::parse(&ok, "t.toml").expect("fix and sbe sessions of one name");
+    }
+
+    #[test]
+    fn cold_cpus_name_their_key_when_empty_or_absent_from_the_machine() {
+        let base =
+            "[[listener]]\naddress = \"127.0.0.1:9878\"\n[[venue]]\nname = \"S\"\nkind = \"sim\"\n";
+        for bad in ["cold_cpus = []", "cold_cpus = [0, 4096]"] {
+            let e = Config::parse(&format!("[gateway]\n{bad}\n{base}"), "t.toml").unwrap_err();
+            assert_eq!(e.key, "gateway.cold_cpus", "{bad}: {}", e.problem);
+        }
+        let c = Config::parse(&format!("[gateway]\ncold_cpus = [0]\n{base}"), "t.toml").unwrap();
+        assert_eq!(c.gateway.cold_cpus, Some(vec![0]));
     }
 
     #[test]

@@ -149,3 +149,77 @@ fn hot_set_answers_every_order_across_interleaved_and_returning_sessions() {
     }
     assert!(records >= 2 * CLIENTS * ROUNDS * BURST, "{records} records");
 }
+
+/// The CPUs thread `task` (a /proc/PID/task/TID folder) may run on, as the kernel lists them.
+fn allowed(task: &std::path::Path) -> String {
+    let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `[gateway] cpu` pins the hot thread; `cold_cpus` holds every other thread of the gateway
+/// (journal, trail, segment helper, clock, control…) off it, read back from the kernel.
+#[test]
+fn the_hot_thread_runs_on_its_cpu_and_every_other_thread_on_the_cold_cpus() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: one CPU");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("g.toml");
+    let text = format!(
+        "[gateway]\nbusy_poll = false\ncpu = 0\ncold_cpus = [1]\ndata_dir = {:?}\n\
+         [[listener]]\naddress = \"127.0.0.1:0\"\n\
+         [[venue]]\nname = \"SIM\"\nkind = \"sim\"\n",
+        dir.path().join("data").display().to_string()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening on"));
+    let tasks = std::path::PathBuf::from(format!("/proc/{}/task", child.id()));
+    let mut seen = Vec::new();
+    for t in std::fs::read_dir(&tasks).unwrap().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        seen.push((comm.trim().to_string(), allowed(&t.path())));
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    std::thread::spawn(move || for _ in lines {});
+    let _ = child.wait();
+    assert!(started, "the gateway did not start");
+    let cpu_of = |name: &str| {
+        seen.iter()
+            .find(|(c, _)| c.starts_with(name))
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| panic!("no thread {name} in {seen:?}"))
+    };
+    assert_eq!(cpu_of("portcullis-hot"), "0", "{seen:?}");
+    for cold in [
+        "portcullis-jour",
+        "portcullis-trai",
+        "portcullis-segm",
+        "portcullis-cloc",
+        "portcullis-cont",
+    ] {
+        assert_eq!(cpu_of(cold), "1", "{cold}: {seen:?}");
+    }
+    // main() starts them all, then waits: it keeps the set it had (every CPU it may use).
+    assert_ne!(cpu_of("portcullis"), "1", "{seen:?}");
+}
