@@ -546,7 +546,7 @@ impl Engine {
             self.counters.inc(Counter::ThrottleLogouts);
         }
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
@@ -633,7 +633,7 @@ impl Engine {
             out,
         );
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 

@@ -26,8 +26,8 @@ use crate::desk::{blank_order, cxl_rej_reason, ord_rej_reason, CancelRejectTo, D
 use crate::fixp::{self, Action, ErrorCode, KeyVerifier, SessionMsg, SignedRequest, Verifier};
 use crate::handoff::{Event, LogonRefusal};
 use crate::model::{
-    Account, CompId, InlineStr, Nanos, OrdType, OrderIdStr, Price, Qty, SessionId, Side, Symbol,
-    TimeInForce,
+    Account, CompId, ConnId, InlineStr, Nanos, OrdType, OrderIdStr, Price, Qty, SessionId, Side,
+    Symbol, TimeInForce,
 };
 use crate::monitor::Counter;
 use crate::order::Order;
@@ -342,9 +342,9 @@ fn non_empty(v: &[u8]) -> Option<&[u8]> {
 impl Engine {
     /// Frames and handles what SBE connection `c` has buffered. Before the session is bound
     /// the rules are strict: a frame the codec refuses closes the connection without a byte.
-    pub(super) fn process_binary(&mut self, c: usize, now: Nanos) {
+    pub(super) fn process_binary(&mut self, c: ConnId, now: Nanos) {
         loop {
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 return;
             };
             if conn.closing || conn.dead {
@@ -367,7 +367,7 @@ impl Engine {
                         self.counters.inc(Counter::MessagesIn);
                         self.on_binary_frame(c, bytes, now);
                     }
-                    if let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) {
+                    if let Some(conn) = self.conns.get_mut(c) {
                         conn.inbuf = inbuf;
                         if pre_bind && conn.session.is_some() {
                             self.grow_inbuf(c);
@@ -381,15 +381,11 @@ impl Engine {
     /// A frame the codec refuses. Bound: Terminate with the error's code, then close (a
     /// binary stream cannot be resynchronised). Not bound: closed without a byte.
     #[cold]
-    fn binary_malformed(&mut self, c: usize, e: sbe::SbeError, now: Nanos) {
-        let bound = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.session);
+    fn binary_malformed(&mut self, c: ConnId, e: sbe::SbeError, now: Nanos) {
+        let bound = self.conns.get(c).and_then(|conn| conn.session);
         let Some(s) = bound else {
             self.shed_garbage(c);
-            self.mark_dirty(c);
+            self.dirty.mark(c);
             return;
         };
         self.counters.inc(Counter::SbeMalformed);
@@ -401,9 +397,8 @@ impl Engine {
     /// Ends session `s` on connection `c` from our side with `code`: Terminate, then the
     /// connection closes once it is flushed.
     #[cold]
-    pub(super) fn fixp_terminate(&mut self, s: usize, c: usize, code: ErrorCode, now: Nanos) {
-        let (Some(slot), Some(Some(conn))) = (self.sessions.get_mut(s), self.conns.get_mut(c))
-        else {
+    pub(super) fn fixp_terminate(&mut self, s: usize, c: ConnId, code: ErrorCode, now: Nanos) {
+        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s), self.conns.get_mut(c)) else {
             return;
         };
         if let Some(bin) = slot.bin.as_deref_mut() {
@@ -411,19 +406,15 @@ impl Engine {
             let _ = bin.fixp.terminate(code, now, &mut out);
         }
         conn.closing = true;
-        self.mark_dirty(c);
+        self.dirty.mark(c);
     }
 
-    fn on_binary_frame(&mut self, c: usize, bytes: &[u8], now: Nanos) {
+    fn on_binary_frame(&mut self, c: ConnId, bytes: &[u8], now: Nanos) {
         let msg = match sbe::decode(bytes) {
             Ok(m) => m,
             Err(e) => return self.binary_malformed(c, e, now),
         };
-        let bound = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.session);
+        let bound = self.conns.get(c).and_then(|conn| conn.session);
         let session_msg = fixp::wire::session_msg(&msg);
         let Some(s) = bound else {
             match session_msg {
@@ -441,7 +432,7 @@ impl Engine {
     /// A first frame that is not a session message: closed without a byte, like a FIX
     /// connection whose first message is not a Logon.
     #[cold]
-    fn refuse_first_binary(&mut self, c: usize, now: Nanos) {
+    fn refuse_first_binary(&mut self, c: ConnId, now: Nanos) {
         self.counters.inc(Counter::LogonsRefused);
         let peer = self.peer_ip(c);
         self.emit(Event::LogonRefused {
@@ -459,7 +450,7 @@ impl Engine {
     /// refusal is the same answer for every cause (see the module doc) and the connection
     /// closes after it; the session's state is untouched.
     #[cold]
-    fn bind_binary(&mut self, c: usize, m: &SessionMsg, now: Nanos) {
+    fn bind_binary(&mut self, c: ConnId, m: &SessionMsg, now: Nanos) {
         let name: &[u8] = match m {
             SessionMsg::Negotiate(n) => n.session.as_bytes(),
             SessionMsg::Establish(e) => e.session.as_bytes(),
@@ -477,7 +468,7 @@ impl Engine {
         let key_name = named_key(m);
         let key_id = KeyId::new(key_name).unwrap_or(KeyId::EMPTY);
         let snap = self.auth.as_ref().map(|a| a.keys.clone());
-        let (Some(Some(conn)), sessions) = (self.conns.get_mut(c), &mut self.sessions) else {
+        let (Some(conn), sessions) = (self.conns.get_mut(c), &mut self.sessions) else {
             return;
         };
         let mut out = FixpOut::new(&mut conn.out);
@@ -505,7 +496,7 @@ impl Engine {
         if !bound {
             conn.closing = true;
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         self.audit_verdicts(found, key_id, peer, &verdicts, now);
         if !bound {
             self.on_fixp_events(usize::MAX, evs.iter().flatten().copied(), now);
@@ -545,7 +536,7 @@ impl Engine {
         if let Some(p) = self.desk.session_mut(s) {
             p.grants = grants;
         }
-        if let Some(Some(conn)) = self.conns.get_mut(c) {
+        if let Some(conn) = self.conns.get_mut(c) {
             conn.session = Some(s);
         }
         self.on_bound(c);
@@ -553,16 +544,12 @@ impl Engine {
     }
 
     /// The mTLS binding and the one-connection rule of SBE session `s` for connection `c`.
-    fn binary_binding_refusal(&self, c: usize, s: usize) -> Option<LogonRefusal> {
+    fn binary_binding_refusal(&self, c: ConnId, s: usize) -> Option<LogonRefusal> {
         let slot = self.sessions.get(s)?;
         if slot.conn.is_some() {
             return Some(LogonRefusal::AlreadyConnected);
         }
-        let tls = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.tls.as_deref());
+        let tls = self.conns.get(c).and_then(|conn| conn.tls.as_deref());
         if let Some(want) = slot.client_spki {
             if tls.and_then(crate::net::tls::peer_spki_sha256) != Some(want) {
                 return Some(LogonRefusal::CertificateKey);
@@ -628,13 +615,12 @@ impl Engine {
 
     /// A session message on a bound connection.
     #[cold]
-    fn on_fixp_message(&mut self, s: usize, c: usize, m: &SessionMsg, now: Nanos) {
+    fn on_fixp_message(&mut self, s: usize, c: ConnId, m: &SessionMsg, now: Nanos) {
         let peer = self.peer_ip(c);
         let key_name = named_key(m);
         let key_id = KeyId::new(key_name).unwrap_or(KeyId::EMPTY);
         let snap = self.auth.as_ref().map(|a| a.keys.clone());
-        let (Some(Some(conn)), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s))
-        else {
+        let (Some(conn), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s)) else {
             return;
         };
         let Some(bin) = slot.bin.as_deref_mut() else {
@@ -648,7 +634,7 @@ impl Engine {
         if action == Action::Close {
             conn.closing = true;
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         if verdicts.refused.is_some() || verdicts.remembered.is_some() {
             self.audit_verdicts(Some(s), key_id, peer, &verdicts, now);
         }
@@ -703,12 +689,11 @@ impl Engine {
     /// An application message on a bound connection: the FIXP session's sequence check, then
     /// (in sequence and established) the shell's checks and the desk.
     #[inline]
-    fn on_binary_app(&mut self, s: usize, c: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_binary_app(&mut self, s: usize, c: ConnId, msg: &Message<'_>, now: Nanos) {
         let Some((seq, poss_retrans)) = app_header(msg) else {
             return self.fixp_terminate(s, c, ErrorCode::UnexpectedMessage, now);
         };
-        let (Some(Some(conn)), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s))
-        else {
+        let (Some(conn), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s)) else {
             return;
         };
         let Some(bin) = slot.bin.as_deref_mut() else {
@@ -722,7 +707,7 @@ impl Engine {
             Action::Close => conn.closing = true,
             Action::Continue => {}
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         if evs[0].is_some() {
             self.on_fixp_events(s, evs.iter().flatten().copied(), now);
         }
@@ -1024,15 +1009,15 @@ impl Engine {
             });
         }
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
     /// Timers of SBE session `s` bound to connection `c`: credential expiry, keep-alive,
     /// establish timeout, the wait for the peer's Terminate.
     #[cold]
-    pub(super) fn binary_timer(&mut self, s: usize, c: usize, now: Nanos) {
-        let (Some(Some(conn)), Some(slot), Some(p)) = (
+    pub(super) fn binary_timer(&mut self, s: usize, c: ConnId, now: Nanos) {
+        let (Some(conn), Some(slot), Some(p)) = (
             self.conns.get_mut(c),
             self.sessions.get_mut(s),
             self.desk.session_mut(s),
@@ -1068,7 +1053,7 @@ impl Engine {
             });
         }
         if dirty {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 }

@@ -11,7 +11,7 @@ use super::stores::AnyStore;
 use super::{Engine, TlsSide};
 use crate::desk::VenueStatus;
 use crate::fix::{Message, MsgType};
-use crate::model::Nanos;
+use crate::model::{ConnId, Nanos};
 use crate::net::{self, Conn};
 use crate::session::{Inbound, Session};
 use crate::venue::fix::{self as vfix, AnswerKind};
@@ -22,7 +22,7 @@ pub struct FixVenue {
     pub addr: SocketAddr,
     pub session: Session<AnyStore>,
     /// The connection slot while connected (or connecting).
-    pub conn: Option<usize>,
+    pub conn: Option<ConnId>,
     pub reconnect: Nanos,
     pub next_attempt: Nanos,
     /// Answers that matched no order of ours (stale or foreign ClOrdIDs).
@@ -50,7 +50,7 @@ impl Engine {
             let Ok(stream) = net::connect(fx.addr) else {
                 continue;
             };
-            let Some(c) = self.free_conns.pop() else {
+            let Some(c) = self.conns.reserve() else {
                 continue;
             };
             let mut conn = Conn::new(
@@ -76,8 +76,8 @@ impl Engine {
 
     /// A venue connection became writable: finish a pending connect by logging on.
     #[cold]
-    pub(crate) fn venue_connected(&mut self, c: usize, now: Nanos) {
-        let Some(Some(conn)) = self.conns.get_mut(c) else {
+    pub(crate) fn venue_connected(&mut self, c: ConnId, now: Nanos) {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         if !conn.connecting {
@@ -93,13 +93,12 @@ impl Engine {
         if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
             fx.session.start_logon(now, &mut conn.out);
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
     }
 
     /// A message from venue `v` on connection `c`.
-    pub(crate) fn on_venue_message(&mut self, v: u16, c: usize, msg: &Message<'_>, now: Nanos) {
-        let (Some(slot), Some(Some(conn))) =
-            (self.links.get_mut(usize::from(v)), self.conns.get_mut(c))
+    pub(crate) fn on_venue_message(&mut self, v: u16, c: ConnId, msg: &Message<'_>, now: Nanos) {
+        let (Some(slot), Some(conn)) = (self.links.get_mut(usize::from(v)), self.conns.get_mut(c))
         else {
             return;
         };
@@ -107,13 +106,13 @@ impl Engine {
             return;
         };
         let inbound = fx.session.on_message(msg, now, &mut conn.out);
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         match inbound {
             Inbound::Handled => {}
             Inbound::LoggedOn => self.venue_up(v, now),
             Inbound::Application => self.on_venue_answer(v, msg, now),
             Inbound::Disconnect(_) => {
-                if let Some(Some(conn)) = self.conns.get_mut(c) {
+                if let Some(conn) = self.conns.get_mut(c) {
                     conn.closing = true;
                 }
             }

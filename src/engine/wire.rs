@@ -9,6 +9,7 @@
 
 use super::app::Answering;
 use super::binary::FixpOut;
+use super::conns::{Conns, Dirty};
 use super::exec;
 use super::sbe_out;
 use super::venues::FixVenue;
@@ -19,8 +20,7 @@ use crate::desk::{
     VenueSend,
 };
 use crate::fix::ReplyRouting;
-use crate::model::{Nanos, OrderKey, SessionId};
-use crate::net::Conn;
+use crate::model::{ConnId, Nanos, OrderKey, SessionId};
 use crate::order::{Order, OrderTable};
 use crate::session::OutBuf;
 use crate::venue::fix as vfix;
@@ -28,10 +28,10 @@ use crate::venue::fix as vfix;
 /// The shell's state a desk call may write to.
 pub(crate) struct Wire<'a> {
     pub sessions: &'a mut [SessionSlot],
-    pub conns: &'a mut [Option<Conn>],
+    pub conns: &'a mut Conns,
     /// Output of sessions with no connection: messages are stored for resend, never sent.
     pub detached: &'a mut OutBuf,
-    pub dirty: &'a mut Vec<usize>,
+    pub dirty: &'a mut Dirty,
     /// Indices of the drop-copy sessions.
     pub drop_copies: &'a [usize],
     /// The inbound message being answered, as far as the routing of its replies goes.
@@ -55,24 +55,15 @@ impl Wire<'_> {
         }
     }
 
-    fn mark_dirty(&mut self, c: usize) {
-        if !self.dirty.contains(&c) && self.dirty.len() < self.dirty.capacity() {
-            self.dirty.push(c);
-        }
-    }
-
     /// Session `s`, the buffer its messages go to (its connection's, or the detached sink)
     /// and its connection.
     fn session_and_out(
         &mut self,
         s: usize,
-    ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<usize>)> {
+    ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<ConnId>)> {
         let slot = self.sessions.get_mut(s)?;
         let conn_idx = slot.conn;
-        let out = match conn_idx
-            .and_then(|c| self.conns.get_mut(c))
-            .and_then(Option::as_mut)
-        {
+        let out = match conn_idx.and_then(|c| self.conns.get_mut(c)) {
             Some(conn) => &mut conn.out,
             None => {
                 self.detached.clear();
@@ -111,7 +102,7 @@ impl Wire<'_> {
                 exec::execution_report(w, v, order, e, exec_id, now)
             });
             if let Some(c) = c {
-                self.mark_dirty(c);
+                self.dirty.mark(c);
             }
         }
     }
@@ -156,7 +147,7 @@ impl Outbox for Wire<'_> {
                 );
             }
             if let Some(c) = c {
-                self.mark_dirty(c);
+                self.dirty.mark(c);
                 // The order's first answer (a refusal before the table carries OrderID 0).
                 if order.exec_seq == 1 || (order.order_id == 0 && order.received_at == now) {
                     self.latency.answered(order.received_at);
@@ -200,7 +191,7 @@ impl Outbox for Wire<'_> {
             );
         }
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
@@ -215,7 +206,7 @@ impl Outbox for Wire<'_> {
                 sbe_out::mass_cancel_report(buf, seq, now, r)
             });
             if let Some(c) = c {
-                self.mark_dirty(c);
+                self.dirty.mark(c);
             }
             return;
         }
@@ -233,7 +224,7 @@ impl Outbox for Wire<'_> {
                     )
                 });
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
@@ -252,7 +243,7 @@ impl Outbox for Wire<'_> {
         let Some(c) = fx.conn else {
             return VenueSend::Down;
         };
-        let Some(Some(conn)) = self.conns.get_mut(c) else {
+        let Some(conn) = self.conns.get_mut(c) else {
             return VenueSend::Down;
         };
         let live = o.venue_live;
@@ -272,7 +263,7 @@ impl Outbox for Wire<'_> {
                 .session
                 .send_app(b"H", now, &mut conn.out, |w| vfix::status(w, key, o, live)),
         };
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         if sent.is_ok() {
             if !matches!(req, VenueRequest::Status) {
                 let n = if matches!(req, VenueRequest::New) {
