@@ -40,6 +40,9 @@ pub struct SeqNum(pub u64);
 pub struct SessionId(pub u32);
 
 impl SessionId {
+    /// No configured session (an event about a Logon that matched none).
+    pub const NONE: SessionId = SessionId(u32::MAX);
+
     /// The session at index `i` of the session table (tables hold far fewer than 2^32).
     #[inline]
     pub const fn of(i: usize) -> SessionId {

@@ -397,8 +397,9 @@ impl Engine {
     /// Ends session `s` on connection `c` from our side with `code`: Terminate, then the
     /// connection closes once it is flushed.
     #[cold]
-    pub(super) fn fixp_terminate(&mut self, s: usize, c: ConnId, code: ErrorCode, now: Nanos) {
-        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s), self.conns.get_mut(c)) else {
+    pub(super) fn fixp_terminate(&mut self, s: SessionId, c: ConnId, code: ErrorCode, now: Nanos) {
+        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s.index()), self.conns.get_mut(c))
+        else {
             return;
         };
         if let Some(bin) = slot.bin.as_deref_mut() {
@@ -459,7 +460,8 @@ impl Engine {
         let found = self
             .sessions
             .iter()
-            .position(|slot| slot.bin.is_some() && slot.their_comp_id.as_bytes() == name);
+            .position(|slot| slot.bin.is_some() && slot.their_comp_id.as_bytes() == name)
+            .map(SessionId::of);
         let refusal = match found {
             None => Some(LogonRefusal::NoSession),
             Some(s) => self.binary_binding_refusal(c, s),
@@ -474,7 +476,7 @@ impl Engine {
         let mut out = FixpOut::new(&mut conn.out);
         let mut v = verifier(&mut self.auth, snap.as_deref(), peer, key_name);
         let bin = found
-            .and_then(|s| sessions.get_mut(s))
+            .and_then(|s| sessions.get_mut(s.index()))
             .and_then(|slot| slot.bin.as_deref_mut());
         let bound = match (refusal, bin) {
             (None, Some(bin)) => {
@@ -499,7 +501,7 @@ impl Engine {
         self.dirty.mark(c);
         self.audit_verdicts(found, key_id, peer, &verdicts, now);
         if !bound {
-            self.on_fixp_events(usize::MAX, evs.iter().flatten().copied(), now);
+            self.on_fixp_events(SessionId::NONE, evs.iter().flatten().copied(), now);
         }
         let Some(s) = found.filter(|_| bound) else {
             if verdicts.refused.is_none() {
@@ -519,7 +521,7 @@ impl Engine {
         // Bound: this connection holds the session; its principal is the verified key (or,
         // unsigned in development, the session's own grants).
         let grants = {
-            let Some(slot) = self.sessions.get_mut(s) else {
+            let Some(slot) = self.sessions.get_mut(s.index()) else {
                 return;
             };
             slot.conn = Some(c);
@@ -527,9 +529,7 @@ impl Engine {
                 .verified
                 .and_then(|k| snap.as_deref().and_then(|sn| sn.get(k.as_bytes())));
             match key {
-                Some(k) => {
-                    crate::auth::Grants::from_key(k, KeySlot(s as u32), slot.default_account)
-                }
+                Some(k) => crate::auth::Grants::from_key(k, KeySlot(s.0), slot.default_account),
                 None => slot.dev_grants.clone(),
             }
         };
@@ -544,8 +544,8 @@ impl Engine {
     }
 
     /// The mTLS binding and the one-connection rule of SBE session `s` for connection `c`.
-    fn binary_binding_refusal(&self, c: ConnId, s: usize) -> Option<LogonRefusal> {
-        let slot = self.sessions.get(s)?;
+    fn binary_binding_refusal(&self, c: ConnId, s: SessionId) -> Option<LogonRefusal> {
+        let slot = self.sessions.get(s.index())?;
         if slot.conn.is_some() {
             return Some(LogonRefusal::AlreadyConnected);
         }
@@ -568,13 +568,13 @@ impl Engine {
     #[cold]
     fn audit_verdicts(
         &mut self,
-        s: Option<usize>,
+        s: Option<SessionId>,
         key_id: KeyId,
         peer: std::net::IpAddr,
         v: &Verdicts,
         now: Nanos,
     ) {
-        let session = SessionId(s.map_or(u32::MAX, |s| s as u32));
+        let session = s.unwrap_or(SessionId::NONE);
         if let Some(auth) = self.auth.as_ref() {
             self.counters
                 .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
@@ -615,12 +615,13 @@ impl Engine {
 
     /// A session message on a bound connection.
     #[cold]
-    fn on_fixp_message(&mut self, s: usize, c: ConnId, m: &SessionMsg, now: Nanos) {
+    fn on_fixp_message(&mut self, s: SessionId, c: ConnId, m: &SessionMsg, now: Nanos) {
         let peer = self.peer_ip(c);
         let key_name = named_key(m);
         let key_id = KeyId::new(key_name).unwrap_or(KeyId::EMPTY);
         let snap = self.auth.as_ref().map(|a| a.keys.clone());
-        let (Some(conn), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s)) else {
+        let (Some(conn), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s.index()))
+        else {
             return;
         };
         let Some(bin) = slot.bin.as_deref_mut() else {
@@ -643,13 +644,18 @@ impl Engine {
 
     /// What the FIXP session reported besides messages.
     #[cold]
-    fn on_fixp_events(&mut self, s: usize, events: impl Iterator<Item = fixp::Event>, now: Nanos) {
+    fn on_fixp_events(
+        &mut self,
+        s: SessionId,
+        events: impl Iterator<Item = fixp::Event>,
+        now: Nanos,
+    ) {
         for e in events {
             match e {
                 fixp::Event::Negotiated { .. } => {
                     let saved = self
                         .sessions
-                        .get(s)
+                        .get(s.index())
                         .and_then(|slot| slot.bin.as_deref())
                         .map(BinSession::save_state);
                     if let Some(Err(_)) = saved {
@@ -661,11 +667,11 @@ impl Engine {
                     self.counters.inc(Counter::FixpEstablished);
                     let peer = self
                         .sessions
-                        .get(s)
+                        .get(s.index())
                         .and_then(|slot| slot.conn)
                         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| self.peer_ip(c));
                     self.emit(Event::LoggedOn {
-                        session: SessionId::of(s),
+                        session: s,
                         peer,
                         at: now,
                     });
@@ -689,11 +695,12 @@ impl Engine {
     /// An application message on a bound connection: the FIXP session's sequence check, then
     /// (in sequence and established) the shell's checks and the desk.
     #[inline]
-    fn on_binary_app(&mut self, s: usize, c: ConnId, msg: &Message<'_>, now: Nanos) {
+    fn on_binary_app(&mut self, s: SessionId, c: ConnId, msg: &Message<'_>, now: Nanos) {
         let Some((seq, poss_retrans)) = app_header(msg) else {
             return self.fixp_terminate(s, c, ErrorCode::UnexpectedMessage, now);
         };
-        let (Some(conn), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s)) else {
+        let (Some(conn), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s.index()))
+        else {
             return;
         };
         let Some(bin) = slot.bin.as_deref_mut() else {
@@ -719,13 +726,17 @@ impl Engine {
     /// The checks of [`Engine::gate`], PossRetrans duplicates, then the desk intent.
     fn on_sbe_application(
         &mut self,
-        s: usize,
+        s: SessionId,
         msg: &Message<'_>,
         seq: u64,
         poss_retrans: bool,
         now: Nanos,
     ) {
-        let Some(default_account) = self.sessions.get(s).map(|slot| slot.default_account) else {
+        let Some(default_account) = self
+            .sessions
+            .get(s.index())
+            .map(|slot| slot.default_account)
+        else {
             return;
         };
         let info = match msg {
@@ -786,7 +797,7 @@ impl Engine {
             self.counters.inc(Counter::PossResendDuplicates);
             return;
         }
-        if let Some(slot) = self.sessions.get_mut(s) {
+        if let Some(slot) = self.sessions.get_mut(s.index()) {
             slot.seen.remember(info.cl);
         }
         let gate = self.gate(
@@ -842,7 +853,7 @@ impl Engine {
                 if d.order_qty() <= 0 {
                     return desk.cancel_reject(
                         &mut out,
-                        SessionId::of(s),
+                        s,
                         None,
                         d.cl_ord_id(),
                         d.orig_cl_ord_id(),
@@ -887,14 +898,14 @@ impl Engine {
     }
 
     /// Whether session `s` already used ClOrdID `cl` (an order of it, or a recent request).
-    fn seen_cl_ord_id(&self, s: usize, cl: &[u8]) -> bool {
+    fn seen_cl_ord_id(&self, s: SessionId, cl: &[u8]) -> bool {
         let known = OrderIdStr::new(cl)
             .filter(|c| !c.is_empty())
-            .is_some_and(|c| self.desk.orders().lookup(SessionId::of(s), &c).is_some());
+            .is_some_and(|c| self.desk.orders().lookup(s, &c).is_some());
         known
             || self
                 .sessions
-                .get(s)
+                .get(s.index())
                 .is_some_and(|slot| slot.seen.contains(cl))
     }
 
@@ -903,7 +914,7 @@ impl Engine {
     #[cold]
     fn sbe_denied(
         &mut self,
-        s: usize,
+        s: SessionId,
         msg: &Message<'_>,
         info: &AppInfo<'_>,
         permission: &'static str,
@@ -912,7 +923,7 @@ impl Engine {
         let text = self.note_denied(s, permission, now);
         match msg {
             Message::NewOrderSingle(d) => {
-                let Some(slot) = self.sessions.get(s) else {
+                let Some(slot) = self.sessions.get(s.index()) else {
                     return;
                 };
                 let mut order = blank_order(s, slot.default_account);
@@ -928,7 +939,7 @@ impl Engine {
                 let (desk, mut out) = self.desk_out();
                 desk.cancel_reject(
                     &mut out,
-                    SessionId::of(s),
+                    s,
                     None,
                     d.cl_ord_id(),
                     d.orig_cl_ord_id(),
@@ -942,7 +953,7 @@ impl Engine {
                 let (desk, mut out) = self.desk_out();
                 desk.cancel_reject(
                     &mut out,
-                    SessionId::of(s),
+                    s,
                     None,
                     d.cl_ord_id(),
                     d.orig_cl_ord_id(),
@@ -959,7 +970,7 @@ impl Engine {
     /// A message over the key's throttle: BusinessMessageReject 8 with RetryAfterMs; refusals
     /// that kept coming end the session with Terminate 310.
     #[cold]
-    fn sbe_throttled(&mut self, s: usize, info: &AppInfo<'_>, a: &ThrottleAnswer, now: Nanos) {
+    fn sbe_throttled(&mut self, s: SessionId, info: &AppInfo<'_>, a: &ThrottleAnswer, now: Nanos) {
         let text = a.text.get(..a.len).unwrap_or(b"throttled");
         self.sbe_business_reject(
             s,
@@ -971,7 +982,7 @@ impl Engine {
         );
         if a.end_session {
             self.counters.inc(Counter::ThrottleLogouts);
-            if let Some(c) = self.sessions.get(s).and_then(|slot| slot.conn) {
+            if let Some(c) = self.sessions.get(s.index()).and_then(|slot| slot.conn) {
                 self.fixp_terminate(s, c, ErrorCode::ThrottleExceeded, now);
             }
         }
@@ -981,7 +992,7 @@ impl Engine {
     #[cold]
     fn sbe_business_reject(
         &mut self,
-        s: usize,
+        s: SessionId,
         info: &AppInfo<'_>,
         reason: u32,
         text: &[u8],
@@ -1016,10 +1027,10 @@ impl Engine {
     /// Timers of SBE session `s` bound to connection `c`: credential expiry, keep-alive,
     /// establish timeout, the wait for the peer's Terminate.
     #[cold]
-    pub(super) fn binary_timer(&mut self, s: usize, c: ConnId, now: Nanos) {
+    pub(super) fn binary_timer(&mut self, s: SessionId, c: ConnId, now: Nanos) {
         let (Some(conn), Some(slot), Some(p)) = (
             self.conns.get_mut(c),
-            self.sessions.get_mut(s),
+            self.sessions.get_mut(s.index()),
             self.desk.session_mut(s),
         ) else {
             return;
@@ -1046,7 +1057,7 @@ impl Engine {
             self.counters.inc(Counter::CredentialLogouts);
             let key_id = self.desk.grants(s).map_or(KeyId::EMPTY, |g| g.key_id);
             self.emit(Event::CredentialLogout {
-                session: SessionId::of(s),
+                session: s,
                 key_id,
                 cause: "credential expired",
                 at: now,

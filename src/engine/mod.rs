@@ -215,7 +215,7 @@ pub struct Engine {
     pub(crate) links: Vec<Option<Box<venues::FixVenue>>>,
     pub(crate) throttle: Arc<ThrottleTable>,
     /// Indices of the drop-copy sessions.
-    pub(crate) drop_copies: Vec<usize>,
+    pub(crate) drop_copies: Vec<SessionId>,
     clock: Clock,
     pub(crate) counters: Arc<Counters>,
     ring: EventRing,
@@ -248,7 +248,7 @@ pub struct Engine {
 fn credential_logout(
     slot: &mut SessionSlot,
     grants: &mut crate::auth::Grants,
-    s: usize,
+    s: SessionId,
     cause: &'static str,
     conn: &mut Conn,
     now: Nanos,
@@ -272,7 +272,7 @@ fn credential_logout(
     grants.scopes = crate::auth::Scopes::NONE;
     grants.expires_ns = u64::MAX;
     let _ = ring.push(Event::CredentialLogout {
-        session: SessionId::of(s),
+        session: s,
         key_id: grants.key_id,
         cause,
         at: now,
@@ -337,18 +337,15 @@ impl Engine {
         // them: nothing is stored for it before its first signed logon.
         if engine.auth.is_some() {
             for (i, slot) in engine.sessions.iter().enumerate() {
-                if let (false, Some(p)) = (slot.drop_copy.is_empty(), engine.desk.session_mut(i)) {
+                let s = SessionId::of(i);
+                if let (false, Some(p)) = (slot.drop_copy.is_empty(), engine.desk.session_mut(s)) {
                     p.grants.scopes = crate::auth::Scopes::NONE;
                 }
             }
         }
-        engine.drop_copies = (0..engine.sessions.len())
-            .filter(|&i| {
-                engine
-                    .sessions
-                    .get(i)
-                    .is_some_and(|s| !s.drop_copy.is_empty())
-            })
+        engine.drop_copies = (engine.sessions.iter().enumerate())
+            .filter(|(_, slot)| !slot.drop_copy.is_empty())
+            .map(|(i, _)| SessionId::of(i))
             .collect();
         engine.recover();
         engine
@@ -431,7 +428,7 @@ impl Engine {
                 Command::Control(call) => match call.request {
                     crate::handoff::ControlRequest::Session(i) => {
                         self.counters.inc(Counter::ControlRequests);
-                        let reply = match self.session_view(i as usize) {
+                        let reply = match self.session_view(SessionId(i)) {
                             Some(v) => crate::handoff::ControlReply::Session(v),
                             None => crate::handoff::ControlReply::Refused("unknown session"),
                         };
@@ -600,7 +597,7 @@ impl Engine {
                 && !conn.closing
                 && conn
                     .session
-                    .and_then(|s| self.sessions.get(s))
+                    .and_then(|s| self.sessions.get(s.index()))
                     .is_some_and(SessionSlot::is_live)
         });
         if !eligible {
@@ -641,12 +638,12 @@ impl Engine {
 
     /// Session `s` as the ops port and `portcullis ctl` show it. Cold.
     #[cold]
-    fn session_view(&self, s: usize) -> Option<crate::handoff::SessionView> {
-        let slot = self.sessions.get(s)?;
+    fn session_view(&self, s: SessionId) -> Option<crate::handoff::SessionView> {
+        let slot = self.sessions.get(s.index())?;
         let p = self.desk.session(s)?;
         let conn = slot.conn.and_then(|c| self.conns.get(c));
         Some(crate::handoff::SessionView {
-            index: s as u32,
+            index: s.0,
             begin: match (&slot.bin, slot.begin) {
                 (Some(_), _) => "SBE",
                 (None, BeginString::Fix42) => "FIX.4.2",
@@ -928,7 +925,7 @@ impl Engine {
     fn garbled(&mut self, c: ConnId) {
         self.counters.inc(Counter::GarbledMessages);
         if let Some(s) = self.conns.get(c).and_then(|conn| conn.session) {
-            if let Some(slot) = self.sessions.get_mut(s) {
+            if let Some(slot) = self.sessions.get_mut(s.index()) {
                 slot.session.on_garbled();
             }
         }
@@ -939,7 +936,7 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
-        match conn.session.and_then(|s| self.sessions.get_mut(s)) {
+        match conn.session.and_then(|s| self.sessions.get_mut(s.index())) {
             Some(slot) => {
                 slot.session.logout(
                     b"message exceeds the maximum message size",
@@ -978,7 +975,7 @@ impl Engine {
             let mut scratch = mem::take(&mut self.scratch);
             let n = self
                 .sessions
-                .get_mut(s)
+                .get_mut(s.index())
                 .and_then(|slot| slot.session.take_queued(&mut scratch));
             if let Some(m) = n
                 .and_then(|n| scratch.get(..n))
@@ -993,8 +990,9 @@ impl Engine {
         }
     }
 
-    fn dispatch(&mut self, s: usize, c: ConnId, msg: &Message<'_>, now: Nanos) {
-        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s), self.conns.get_mut(c)) else {
+    fn dispatch(&mut self, s: SessionId, c: ConnId, msg: &Message<'_>, now: Nanos) {
+        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s.index()), self.conns.get_mut(c))
+        else {
             return;
         };
         if conn.closing || conn.dead {
@@ -1010,7 +1008,7 @@ impl Engine {
             Inbound::LoggedOn => {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
-                    session: SessionId::of(s),
+                    session: s,
                     peer: self.peer_ip(c),
                     at: now,
                 });
@@ -1033,7 +1031,7 @@ impl Engine {
     /// taken does not tell what exists. The cause goes to the event stream: `logon-refused`
     /// (CompIDs, connection, binding, session layer) or `auth-failed` (the signed logon).
     #[cold]
-    fn bind_session(&mut self, c: ConnId, msg: &Message<'_>, now: Nanos) -> Option<usize> {
+    fn bind_session(&mut self, c: ConnId, msg: &Message<'_>, now: Nanos) -> Option<SessionId> {
         use crate::auth::logon::USERNAME;
         let peer = self.peer_ip(c);
         let key_id = msg
@@ -1047,17 +1045,21 @@ impl Engine {
         let begin = msg.begin_string();
         let their = msg.get(crate::fix::tags::SENDER_COMP_ID).unwrap_or(b"");
         let our = msg.get(crate::fix::tags::TARGET_COMP_ID).unwrap_or(b"");
-        let found = self.sessions.iter().position(|slot| {
-            slot.bin.is_none()
-                && slot.begin.as_bytes() == begin
-                && slot.their_comp_id.as_bytes() == their
-                && slot.our_comp_id.as_bytes() == our
-        });
+        let found = self
+            .sessions
+            .iter()
+            .position(|slot| {
+                slot.bin.is_none()
+                    && slot.begin.as_bytes() == begin
+                    && slot.their_comp_id.as_bytes() == their
+                    && slot.our_comp_id.as_bytes() == our
+            })
+            .map(SessionId::of);
         let early = match found {
             None => Some(LogonRefusal::NoSession),
             Some(s) => self.binding_refusal(c, s, msg),
         };
-        let session = SessionId(found.map_or(u32::MAX, |s| s as u32));
+        let session = found.unwrap_or(SessionId::NONE);
         // Authentication (always run, see above). `Err` carries the audit cause.
         let keys = self.auth.as_ref().map(|a| a.keys.clone());
         let mut auth_cause = None;
@@ -1080,7 +1082,7 @@ impl Engine {
         let s = found?;
         let drop_copy = verified.and_then(|v| {
             self.sessions
-                .get(s)
+                .get(s.index())
                 .and_then(|slot| drop_copy_refusal(&slot.drop_copy, v.key))
         });
         if let Some(cause) = auth_cause.or(drop_copy) {
@@ -1089,16 +1091,16 @@ impl Engine {
         }
         let (dev_grants, slot_default_account) = self
             .sessions
-            .get(s)
+            .get(s.index())
             .map(|slot| (slot.dev_grants.clone(), slot.default_account))?;
         let grants = match verified {
             Some(v) => {
                 self.accept_logon(session, &v, now);
-                crate::auth::Grants::from_key(v.key, KeySlot(s as u32), slot_default_account)
+                crate::auth::Grants::from_key(v.key, KeySlot(s.0), slot_default_account)
             }
             None => dev_grants,
         };
-        if let Some(slot) = self.sessions.get_mut(s) {
+        if let Some(slot) = self.sessions.get_mut(s.index()) {
             slot.conn = Some(c);
         }
         if let Some(p) = self.desk.session_mut(s) {
@@ -1171,7 +1173,7 @@ impl Engine {
     /// development session) the session layer alone decides: 141=Y resets, anything else is
     /// refused; the reset is in the event stream as a `logon`.
     #[cold]
-    fn on_relogon(&mut self, s: usize, c: ConnId, msg: &Message<'_>, now: Nanos) {
+    fn on_relogon(&mut self, s: SessionId, c: ConnId, msg: &Message<'_>, now: Nanos) {
         let bound_key = self
             .desk
             .grants(s)
@@ -1191,14 +1193,14 @@ impl Engine {
                     refusal = Some((v.key.id, "re-logon without ResetSeqNumFlag"));
                 }
                 Some(Ok(v)) => {
-                    self.accept_logon(SessionId::of(s), &v, now);
+                    self.accept_logon(s, &v, now);
                     let default_account = self
                         .sessions
-                        .get(s)
+                        .get(s.index())
                         .map_or(Account::EMPTY, |slot| slot.default_account);
                     grants = Some(crate::auth::Grants::from_key(
                         v.key,
-                        KeySlot(s as u32),
+                        KeySlot(s.0),
                         default_account,
                     ));
                 }
@@ -1208,14 +1210,15 @@ impl Engine {
         if let Some((key_id, cause)) = refusal {
             self.counters.inc(Counter::AuthFailures);
             self.emit(Event::AuthFailed {
-                session: SessionId::of(s),
+                session: s,
                 key_id,
                 peer,
                 cause,
                 at: now,
             });
         }
-        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s), self.conns.get_mut(c)) else {
+        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s.index()), self.conns.get_mut(c))
+        else {
             return;
         };
         let refused = refusal.is_some() || !reset;
@@ -1235,7 +1238,7 @@ impl Engine {
             Inbound::LoggedOn => {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
-                    session: SessionId::of(s),
+                    session: s,
                     peer: self.peer_ip(c),
                     at: now,
                 });
@@ -1253,8 +1256,8 @@ impl Engine {
     /// connected, certificate binding (SPKI or subject), or the session layer's first-message
     /// check. `None`: it can.
     #[cold]
-    fn binding_refusal(&self, c: ConnId, s: usize, msg: &Message<'_>) -> Option<LogonRefusal> {
-        let slot = self.sessions.get(s)?;
+    fn binding_refusal(&self, c: ConnId, s: SessionId, msg: &Message<'_>) -> Option<LogonRefusal> {
+        let slot = self.sessions.get(s.index())?;
         if slot.conn.is_some() {
             return Some(LogonRefusal::AlreadyConnected);
         }
@@ -1386,7 +1389,11 @@ impl Engine {
                     if self.check_slow_consumer(c, s, now) {
                         continue;
                     }
-                    if self.sessions.get(s).is_some_and(|slot| slot.bin.is_some()) {
+                    if self
+                        .sessions
+                        .get(s.index())
+                        .is_some_and(|slot| slot.bin.is_some())
+                    {
                         self.binary_timer(s, c, now);
                         continue;
                     }
@@ -1394,7 +1401,7 @@ impl Engine {
                         continue;
                     };
                     let (Some(slot), Some(p)) =
-                        (self.sessions.get_mut(s), self.desk.session_mut(s))
+                        (self.sessions.get_mut(s.index()), self.desk.session_mut(s))
                     else {
                         continue;
                     };
@@ -1422,9 +1429,9 @@ impl Engine {
             return;
         };
         auth.verifier.apply_unlocks(&snap);
-        for s in 0..self.sessions.len() {
+        for s in (0..self.sessions.len()).map(SessionId::of) {
             let (Some(slot), Some(principal)) =
-                (self.sessions.get_mut(s), self.desk.session_mut(s))
+                (self.sessions.get_mut(s.index()), self.desk.session_mut(s))
             else {
                 continue;
             };
@@ -1444,7 +1451,7 @@ impl Engine {
                         {
                             *grants = crate::auth::Grants::from_key(
                                 k,
-                                KeySlot(s as u32),
+                                KeySlot(s.0),
                                 slot.default_account,
                             );
                         }
@@ -1470,8 +1477,7 @@ impl Engine {
                     Some("credential no longer permits drop copy")
                 }
                 Some(k) => {
-                    *grants =
-                        crate::auth::Grants::from_key(k, KeySlot(s as u32), slot.default_account);
+                    *grants = crate::auth::Grants::from_key(k, KeySlot(s.0), slot.default_account);
                     None
                 }
             };
@@ -1547,7 +1553,7 @@ impl Engine {
         }
         if let Some(s) = conn.session {
             let mut cancel = false;
-            if let Some(slot) = self.sessions.get_mut(s) {
+            if let Some(slot) = self.sessions.get_mut(s.index()) {
                 slot.conn = None;
                 match slot.bin.as_deref_mut() {
                     Some(bin) => {
@@ -1560,7 +1566,7 @@ impl Engine {
                 cancel = slot.cancel_on_disconnect;
             }
             self.emit(Event::Disconnected {
-                session: SessionId::of(s),
+                session: s,
                 reason,
                 at: now,
             });
@@ -1616,9 +1622,9 @@ impl Engine {
     /// then only stored for resend).
     pub(crate) fn session_and_out(
         &mut self,
-        s: usize,
+        s: SessionId,
     ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<ConnId>)> {
-        let slot = self.sessions.get_mut(s)?;
+        let slot = self.sessions.get_mut(s.index())?;
         let conn_idx = slot.conn;
         let out = match conn_idx.and_then(|c| self.conns.get_mut(c)) {
             Some(conn) => &mut conn.out,

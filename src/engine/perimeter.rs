@@ -430,7 +430,7 @@ impl Engine {
     /// `slow_consumer_ms`? Then it is disconnected (cancel-on-disconnect applies in `close`).
     /// Returns true when it was.
     #[cold]
-    pub(crate) fn check_slow_consumer(&mut self, c: ConnId, s: usize, now: Nanos) -> bool {
+    pub(crate) fn check_slow_consumer(&mut self, c: ConnId, s: SessionId, now: Nanos) -> bool {
         let limit = Nanos::from_millis(self.gw.slow_consumer_ms);
         let Some(conn) = self.conns.get_mut(c) else {
             return false;
@@ -453,7 +453,7 @@ impl Engine {
         conn.dead = true;
         self.counters.inc(Counter::SlowConsumerDisconnects);
         self.emit(Event::SlowConsumer {
-            session: SessionId::of(s),
+            session: s,
             pending_bytes: pending.min(u32::MAX as usize) as u32,
             at: now,
         });

@@ -33,7 +33,7 @@ pub(crate) struct Wire<'a> {
     pub detached: &'a mut OutBuf,
     pub dirty: &'a mut Dirty,
     /// Indices of the drop-copy sessions.
-    pub drop_copies: &'a [usize],
+    pub drop_copies: &'a [SessionId],
     /// The inbound message being answered, as far as the routing of its replies goes.
     pub answering: Answering,
     /// External venues' FIX links, by venue index (`None`: in-process venue).
@@ -59,9 +59,9 @@ impl Wire<'_> {
     /// and its connection.
     fn session_and_out(
         &mut self,
-        s: usize,
+        s: SessionId,
     ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<ConnId>)> {
-        let slot = self.sessions.get_mut(s)?;
+        let slot = self.sessions.get_mut(s.index())?;
         let conn_idx = slot.conn;
         let out = match conn_idx.and_then(|c| self.conns.get_mut(c)) {
             Some(conn) => &mut conn.out,
@@ -83,15 +83,15 @@ impl Wire<'_> {
             };
             let allowed = self
                 .sessions
-                .get(dc)
+                .get(dc.index())
                 .is_some_and(|slot| slot.drop_copy.contains(&order.account))
-                && principals.get(dc).is_some_and(|p| {
+                && principals.get(dc.index()).is_some_and(|p| {
                     p.grants.scopes.contains(Scopes::ORDERS_READ)
                     // Without a key, the drop copy's configured accounts are its grant.
                     && (p.grants.key_id.is_empty()
                         || p.grants.allows_account(order.account.as_bytes()))
                 });
-            if dc == order.session.index() || !allowed {
+            if dc == order.session || !allowed {
                 continue;
             }
             let Some((slot, out, c)) = self.session_and_out(dc) else {
@@ -127,7 +127,7 @@ impl Outbox for Wire<'_> {
         copy: bool,
         now: Nanos,
     ) {
-        let s = order.session.index();
+        let s = order.session;
         let exec_id = u64::from(order.exec_seq);
         let routing = self.routing_for(orders, Some(order));
         if let Some((slot, out, c)) = self.session_and_out(s) {
@@ -172,7 +172,7 @@ impl Outbox for Wire<'_> {
         now: Nanos,
     ) {
         let routing = self.routing_for(orders, order);
-        let Some((slot, out, c)) = self.session_and_out(session.index()) else {
+        let Some((slot, out, c)) = self.session_and_out(session) else {
             return;
         };
         if let Some(bin) = slot.bin.as_deref_mut() {
@@ -197,7 +197,7 @@ impl Outbox for Wire<'_> {
 
     fn mass_cancel_report(&mut self, session: SessionId, r: &MassCancelReport<'_>, now: Nanos) {
         let routing = self.context();
-        let Some((slot, out, c)) = self.session_and_out(session.index()) else {
+        let Some((slot, out, c)) = self.session_and_out(session) else {
             return;
         };
         if let Some(bin) = slot.bin.as_deref_mut() {
