@@ -212,7 +212,7 @@ pub struct Engine {
     /// Orders, routing, risk, venues' order state, journal and records (sans-IO).
     pub(crate) desk: OrderDesk,
     /// External venues' FIX links, by venue index (`None`: an in-process venue).
-    pub(crate) links: Vec<Option<Box<venues::FixVenue>>>,
+    pub(crate) links: venues::Links,
     pub(crate) throttle: Arc<ThrottleTable>,
     /// Indices of the drop-copy sessions.
     pub(crate) drop_copies: Vec<SessionId>,
@@ -314,7 +314,7 @@ impl Engine {
             warmer: warm::Warmer::new(if gw.busy_poll { gw.warm_every_us } else { 0 }),
             sessions: p.sessions,
             desk: p.desk,
-            links: p.links,
+            links: venues::Links::new(p.links),
             throttle: p.throttle,
             drop_copies: Vec::new(),
             clock: p.clock,
@@ -1364,7 +1364,7 @@ impl Engine {
                     }
                     continue;
                 }
-                if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+                if let Some(fx) = self.links.get_mut(v) {
                     if fx.session.on_timer(now, &mut conn.out).is_some() {
                         conn.closing = true;
                     }

@@ -35,12 +35,35 @@ pub struct FixVenue {
     )>,
 }
 
+/// The external venues' FIX links, by venue index (`None`: an in-process venue).
+pub(crate) struct Links(Vec<Option<Box<FixVenue>>>);
+
+impl Links {
+    /// At most 64 venues (checked by `config`): every index fits a `u16`.
+    pub(crate) fn new(links: Vec<Option<Box<FixVenue>>>) -> Links {
+        Links(links)
+    }
+
+    /// The FIX link of venue `v`; `None` for an in-process venue or no such venue.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, v: u16) -> Option<&mut FixVenue> {
+        self.0
+            .get_mut(usize::from(v))
+            .and_then(Option::as_deref_mut)
+    }
+
+    /// Every venue index, linked or not. Borrows nothing: links may be changed while iterating.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u16> + use<> {
+        0..u16::try_from(self.0.len()).unwrap_or(u16::MAX)
+    }
+}
+
 impl Engine {
     /// Starts connections to external venues that are due for a (re)connect.
     #[cold]
     pub(crate) fn venue_timers(&mut self, now: Nanos) {
-        for v in 0..self.links.len() {
-            let Some(Some(fx)) = self.links.get_mut(v) else {
+        for v in self.links.ids() {
+            let Some(fx) = self.links.get_mut(v) else {
                 continue;
             };
             if fx.conn.is_some() || now < fx.next_attempt {
@@ -60,14 +83,14 @@ impl Engine {
                 self.gw.send_buffer_bytes,
                 now,
             );
-            conn.venue = Some(v as u16);
+            conn.venue = Some(v);
             conn.connecting = true;
             let tls = fx
                 .tls
                 .as_ref()
                 .map(|(cfg, name)| TlsSide::Client(cfg.clone(), name.clone()));
             if self.install(c, conn, tls).is_ok() {
-                if let Some(Some(fx)) = self.links.get_mut(v) {
+                if let Some(fx) = self.links.get_mut(v) {
                     fx.conn = Some(c);
                 }
             }
@@ -90,7 +113,7 @@ impl Engine {
         }
         conn.connecting = false;
         let Some(v) = conn.venue else { return };
-        if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+        if let Some(fx) = self.links.get_mut(v) {
             fx.session.start_logon(now, &mut conn.out);
         }
         self.dirty.mark(c);
@@ -98,11 +121,7 @@ impl Engine {
 
     /// A message from venue `v` on connection `c`.
     pub(crate) fn on_venue_message(&mut self, v: u16, c: ConnId, msg: &Message<'_>, now: Nanos) {
-        let (Some(slot), Some(conn)) = (self.links.get_mut(usize::from(v)), self.conns.get_mut(c))
-        else {
-            return;
-        };
-        let Some(fx) = slot else {
+        let (Some(fx), Some(conn)) = (self.links.get_mut(v), self.conns.get_mut(c)) else {
             return;
         };
         let inbound = fx.session.on_message(msg, now, &mut conn.out);
@@ -120,10 +139,10 @@ impl Engine {
         // Answers that arrived ahead of a gap and are now in sequence.
         loop {
             let mut scratch = mem::take(&mut self.scratch);
-            let n = match self.links.get_mut(usize::from(v)) {
-                Some(Some(fx)) => fx.session.take_queued(&mut scratch),
-                _ => None,
-            };
+            let n = self
+                .links
+                .get_mut(v)
+                .and_then(|fx| fx.session.take_queued(&mut scratch));
             if let Some(m) = n
                 .and_then(|n| scratch.get(..n))
                 .and_then(|b| Message::decode(b).ok())
@@ -150,7 +169,7 @@ impl Engine {
     /// The venue connection closed: refuse new orders for it until it is back.
     #[cold]
     pub(crate) fn venue_down(&mut self, v: u16, now: Nanos, reason: &'static str) {
-        if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+        if let Some(fx) = self.links.get_mut(v) {
             fx.conn = None;
             fx.session.on_disconnect(now);
             fx.next_attempt = now.add(fx.reconnect);
@@ -163,7 +182,7 @@ impl Engine {
         let answer = vfix::parse_answer(msg);
         let order = answer.and_then(|a| self.desk.venue_order(v, a.key, a.order_id));
         let (Some(a), Some(o)) = (answer, order) else {
-            if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+            if let Some(fx) = self.links.get_mut(v) {
                 fx.unmatched += 1;
             }
             return self.venue_unmatched(v, msg, now);

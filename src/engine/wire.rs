@@ -12,7 +12,7 @@ use super::binary::FixpOut;
 use super::conns::{Conns, Dirty};
 use super::exec;
 use super::sbe_out;
-use super::venues::FixVenue;
+use super::venues::Links;
 use super::SessionSlot;
 use crate::auth::Scopes;
 use crate::desk::{
@@ -37,7 +37,7 @@ pub(crate) struct Wire<'a> {
     /// The inbound message being answered, as far as the routing of its replies goes.
     pub answering: Answering,
     /// External venues' FIX links, by venue index (`None`: in-process venue).
-    pub links: &'a mut [Option<Box<FixVenue>>],
+    pub links: &'a mut Links,
     pub latency: &'a mut crate::monitor::latency::Recorder,
 }
 
@@ -237,7 +237,7 @@ impl Outbox for Wire<'_> {
         req: VenueRequest,
         now: Nanos,
     ) -> VenueSend {
-        let Some(Some(fx)) = self.links.get_mut(usize::from(venue)) else {
+        let Some(fx) = self.links.get_mut(venue) else {
             return VenueSend::Down;
         };
         let Some(c) = fx.conn else {
