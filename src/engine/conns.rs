@@ -150,6 +150,7 @@ impl Dirty {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Nanos;
 
     #[test]
     fn tokens_below_the_listener_base_are_connections() {
@@ -181,6 +182,34 @@ mod tests {
             conns.ids().collect::<Vec<_>>(),
             [ConnId(0), ConnId(1), ConnId(2)]
         );
+    }
+
+    #[test]
+    fn a_filled_slot_is_open_until_removed_and_then_handed_out_again() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        let conn = Conn::new(
+            mio::net::TcpStream::from_std(stream),
+            addr,
+            64,
+            64,
+            Nanos::ZERO,
+        );
+        let mut conns = Conns::new(2);
+        let c = conns.reserve().unwrap();
+        conns.fill(c, conn);
+        assert!(conns.get(c).is_some_and(|conn| conn.peer == addr));
+        assert_eq!(conns.last(), Some(c));
+        assert_eq!(conns.iter().count(), 1);
+        assert!(conns.remove(c).is_some());
+        assert!(conns.get_mut(c).is_none());
+        assert_eq!(conns.last(), None);
+        assert!(conns.remove(c).is_none());
+        // Freed once (a second remove frees nothing): the lowest slot first, then the other.
+        assert_eq!(conns.reserve(), Some(c));
+        assert_eq!(conns.reserve(), Some(ConnId(1)));
+        assert_eq!(conns.reserve(), None);
     }
 
     #[test]

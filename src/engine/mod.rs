@@ -343,7 +343,10 @@ impl Engine {
                 }
             }
         }
-        engine.drop_copies = (engine.sessions.iter().enumerate())
+        engine.drop_copies = engine
+            .sessions
+            .iter()
+            .enumerate()
             .filter(|(_, slot)| !slot.drop_copy.is_empty())
             .map(|(i, _)| SessionId::of(i))
             .collect();
