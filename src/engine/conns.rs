@@ -1,5 +1,5 @@
 //! HOT — the connection slab: every open connection by its [`ConnId`], which is also its mio
-//! [`Token`] (tokens at and above [`LISTENER_BASE`] name listeners instead), and the set of
+//! [`Token`] (tokens at and above `LISTENER_BASE` name listeners instead), and the set of
 //! connections with output to flush at the end of the duty cycle.
 //!
 //! Owned by the gateway thread. Sized once at startup (`gateway.max_connections` slots): opening
