@@ -36,9 +36,13 @@ pub struct SeqNum(pub u64);
 
 /// Index of a session in the engine's preallocated session table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct SessionId(pub u32);
 
 impl SessionId {
+    /// No configured session (an event about a Logon that matched none).
+    pub const NONE: SessionId = SessionId(u32::MAX);
+
     /// The session at index `i` of the session table (tables hold far fewer than 2^32).
     #[inline]
     pub const fn of(i: usize) -> SessionId {
@@ -46,6 +50,26 @@ impl SessionId {
     }
 
     /// Its index in the session table.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A connection slot in the engine's preallocated connection slab; it is also the connection's
+/// mio `Token` (`engine::conns`). Slabs hold at most 65 536 slots (`gateway.max_connections`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct ConnId(pub u32);
+
+impl ConnId {
+    /// The slot at index `i` of the connection slab (slabs hold far fewer than 2^32).
+    #[inline]
+    pub const fn of(i: usize) -> ConnId {
+        ConnId(i as u32)
+    }
+
+    /// Its index in the connection slab.
     #[inline]
     pub const fn index(self) -> usize {
         self.0 as usize

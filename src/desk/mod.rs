@@ -221,17 +221,17 @@ impl OrderDesk {
         &self.orders
     }
 
-    pub fn session(&self, s: usize) -> Option<&DeskSession> {
-        self.sessions.get(s)
+    pub fn session(&self, s: SessionId) -> Option<&DeskSession> {
+        self.sessions.get(s.index())
     }
 
-    pub fn session_mut(&mut self, s: usize) -> Option<&mut DeskSession> {
-        self.sessions.get_mut(s)
+    pub fn session_mut(&mut self, s: SessionId) -> Option<&mut DeskSession> {
+        self.sessions.get_mut(s.index())
     }
 
     /// The grants of session `s` (scopes, accounts, symbols, throttle slot).
-    pub fn grants(&self, s: usize) -> Option<&Grants> {
-        self.sessions.get(s).map(|d| &d.grants)
+    pub fn grants(&self, s: SessionId) -> Option<&Grants> {
+        self.sessions.get(s.index()).map(|d| &d.grants)
     }
 
     pub fn venue(&self, v: u16) -> Option<&DeskVenue> {

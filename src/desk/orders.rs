@@ -43,10 +43,10 @@ pub struct ReplaceIntent<'a> {
 pub struct Denied;
 
 /// A blank order of session `s`, to be filled from a message.
-pub fn blank_order(s: usize, default_account: Account) -> Order {
+pub fn blank_order(s: SessionId, default_account: Account) -> Order {
     Order {
         live: true,
-        ..Order::blank(SessionId::of(s), default_account)
+        ..Order::blank(s, default_account)
     }
 }
 
@@ -183,8 +183,8 @@ impl OrderDesk {
         ex_destination: Option<&[u8]>,
         now: Nanos,
     ) {
-        let s = order.session.index();
-        let Some(slot) = self.sessions.get(s) else {
+        let s = order.session;
+        let Some(slot) = self.sessions.get(s.index()) else {
             return;
         };
         let tag = slot.tag;
@@ -611,13 +611,13 @@ impl OrderDesk {
     fn target_order(
         &mut self,
         out: &mut dyn Outbox,
-        s: usize,
+        s: SessionId,
         cl_raw: &[u8],
         orig_raw: &[u8],
         to: CancelRejectTo,
         now: Nanos,
     ) -> Option<(OrderKey, OrderIdStr)> {
-        let session = SessionId::of(s);
+        let session = s;
         let (Some(cl), Some(orig)) = (
             OrderIdStr::new(cl_raw).filter(|c| !c.is_empty()),
             OrderIdStr::new(orig_raw).filter(|c| !c.is_empty()),
@@ -657,7 +657,7 @@ impl OrderDesk {
             .orders
             .extras(key)
             .map_or(crate::auth::KeyId::EMPTY, |e| e.owner);
-        let permitted = self.sessions.get(s).is_some_and(|slot| match to {
+        let permitted = self.sessions.get(s.index()).is_some_and(|slot| match to {
             CancelRejectTo::Cancel => slot.grants.may_manage(&order.account, &owner),
             CancelRejectTo::Replace => slot.grants.allows_account(order.account.as_bytes()),
         });
@@ -716,7 +716,7 @@ impl OrderDesk {
     fn account_denied(
         &mut self,
         out: &mut dyn Outbox,
-        s: usize,
+        s: SessionId,
         cl: &[u8],
         orig: &[u8],
         to: CancelRejectTo,
@@ -725,13 +725,13 @@ impl OrderDesk {
         self.counters.inc(Counter::PermissionDenied);
         self.counters.inc(Counter::AccountDenied);
         self.emit(Event::PermissionDenied {
-            session: SessionId::of(s),
+            session: s,
             permission: "account",
             at: now,
         });
         self.cancel_reject(
             out,
-            SessionId::of(s),
+            s,
             None,
             cl,
             orig,
@@ -743,7 +743,14 @@ impl OrderDesk {
     }
 
     /// A cancel of the order `orig` (the session's ClOrdID for it) under the new ClOrdID `cl`.
-    pub fn cancel(&mut self, out: &mut dyn Outbox, s: usize, cl: &[u8], orig: &[u8], now: Nanos) {
+    pub fn cancel(
+        &mut self,
+        out: &mut dyn Outbox,
+        s: SessionId,
+        cl: &[u8],
+        orig: &[u8],
+        now: Nanos,
+    ) {
         self.counters.inc(Counter::CancelsReceived);
         let Some((key, cl)) = self.target_order(out, s, cl, orig, CancelRejectTo::Cancel, now)
         else {
@@ -759,8 +766,14 @@ impl OrderDesk {
 
     /// A replace (the new terms already read; the shell refused malformed quantities and
     /// prices with [`OrderDesk::cancel_reject`]).
-    pub fn replace(&mut self, out: &mut dyn Outbox, s: usize, r: &ReplaceIntent<'_>, now: Nanos) {
-        let session = SessionId::of(s);
+    pub fn replace(
+        &mut self,
+        out: &mut dyn Outbox,
+        s: SessionId,
+        r: &ReplaceIntent<'_>,
+        now: Nanos,
+    ) {
+        let session = s;
         let Some((key, cl)) = self.target_order(out, s, r.cl, r.orig, CancelRejectTo::Replace, now)
         else {
             return;
@@ -853,12 +866,12 @@ impl OrderDesk {
     pub fn status(
         &mut self,
         out: &mut dyn Outbox,
-        s: usize,
+        s: SessionId,
         cl: &[u8],
         asked: &Order,
         now: Nanos,
     ) -> Result<(), Denied> {
-        let session = SessionId::of(s);
+        let session = s;
         let key = OrderIdStr::new(cl).and_then(|c| self.orders.lookup(session, &c));
         let found = key.and_then(|k| self.orders.get(k).copied());
         let owner = key
@@ -868,7 +881,7 @@ impl OrderDesk {
             Some(o) => {
                 let permitted = self
                     .sessions
-                    .get(s)
+                    .get(s.index())
                     .is_some_and(|slot| slot.grants.may_manage(&o.account, &owner));
                 if !permitted {
                     return Err(Denied);
@@ -909,14 +922,14 @@ impl OrderDesk {
     pub fn mass_cancel(
         &mut self,
         out: &mut dyn Outbox,
-        s: usize,
+        s: SessionId,
         cl: &[u8],
         request_type: u8,
         symbol: Option<Symbol>,
         now: Nanos,
     ) {
         self.counters.inc(Counter::MassCancels);
-        let session = SessionId::of(s);
+        let session = s;
         let accepted = match request_type {
             b'7' => true,
             b'1' => symbol.is_some(),
@@ -925,7 +938,7 @@ impl OrderDesk {
         let mut keys = mem::take(&mut self.keys);
         // Only orders the key may manage (their account granted, or its own): a key that shares
         // a session with another key's orders reaches them only through a grant.
-        let grants = self.sessions.get(s).map(|slot| &slot.grants);
+        let grants = self.sessions.get(s.index()).map(|slot| &slot.grants);
         let orders = &self.orders;
         if let (true, Some(g)) = (accepted, grants) {
             orders.open_orders(&mut keys, |o| {
@@ -965,8 +978,8 @@ impl OrderDesk {
     /// Cancel-on-disconnect: every open order of session `s` is cancelled at its venue. The
     /// reports go to the session's store and are resent when it logs on again.
     #[cold]
-    pub fn cancel_session_orders(&mut self, out: &mut dyn Outbox, s: usize, now: Nanos) {
-        let session = SessionId::of(s);
+    pub fn cancel_session_orders(&mut self, out: &mut dyn Outbox, s: SessionId, now: Nanos) {
+        let session = s;
         let mut keys = mem::take(&mut self.keys);
         self.orders.open_orders(&mut keys, |o| {
             o.session == session && o.pending == Pending::None
@@ -997,7 +1010,7 @@ impl OrderDesk {
         for (key, tag, mut order) in self.journal.replay() {
             order.session = match tags.iter().position(|t| *t == tag) {
                 Some(i) => SessionId::of(i),
-                None => SessionId(u32::MAX), // session no longer configured: kept for the record
+                None => SessionId::NONE, // session no longer configured: kept for the record
             };
             executions.insert(order.order_id, (order, order.filled_notional));
             restored.push((key, order));

@@ -313,7 +313,7 @@ impl Desk {
             tif: TimeInForce::Day,
             price: Some(Price::from_units(px)),
             qty: Qty::from_units(qty),
-            ..blank_order(session as usize, acct(account))
+            ..blank_order(SessionId(session), acct(account))
         }
     }
 
@@ -327,13 +327,14 @@ impl Desk {
         self.new_order(Desk::order(session, cl, account, Side::Buy, qty, 100), None)
     }
 
-    fn cancel(&mut self, session: usize, cl: &str, orig: &str) -> Vec<Out> {
+    fn cancel(&mut self, session: u32, cl: &str, orig: &str) -> Vec<Out> {
+        let session = SessionId(session);
         self.desk
             .cancel(&mut self.out, session, cl.as_bytes(), orig.as_bytes(), T0);
         self.out.take()
     }
 
-    fn replace(&mut self, session: usize, cl: &str, orig: &str, qty: i64, px: i64) -> Vec<Out> {
+    fn replace(&mut self, session: u32, cl: &str, orig: &str, qty: i64, px: i64) -> Vec<Out> {
         let r = ReplaceIntent {
             cl: cl.as_bytes(),
             orig: orig.as_bytes(),
@@ -344,7 +345,7 @@ impl Desk {
             symbol: None,
             account: None,
         };
-        self.desk.replace(&mut self.out, session, &r, T0);
+        self.desk.replace(&mut self.out, SessionId(session), &r, T0);
         self.out.take()
     }
 
@@ -549,7 +550,7 @@ fn cancel_refusals_name_the_problem() {
     // The session lost account A: it may no longer cancel... unless the order is its key's
     // own; without keys, owners are empty, so the account grant decides.
     d.desk
-        .session_mut(1)
+        .session_mut(SessionId(1))
         .unwrap()
         .grants
         .accounts
@@ -698,7 +699,7 @@ fn a_replace_changes_terms_but_not_identity_and_risk_checks_the_new_terms() {
         symbol: None,
         account: None,
     };
-    d.desk.replace(&mut d.out, 0, &r, T0);
+    d.desk.replace(&mut d.out, SessionId(0), &r, T0);
     assert!(matches!(
         &d.out.take()[..],
         [Out::CancelReject { text, known: true, .. }] if text == "Side(54) cannot change on a replace"
@@ -724,13 +725,19 @@ fn a_replace_changes_terms_but_not_identity_and_risk_checks_the_new_terms() {
 fn status_reports_a_known_order_refuses_a_foreign_one_and_rejects_an_unknown_one() {
     let mut d = Desk::new();
     d.buy(1, "Q1", "B", 1);
-    let asked = blank_order(1, Account::EMPTY);
-    assert_eq!(d.desk.status(&mut d.out, 1, b"Q1", &asked, T0), Ok(()));
+    let asked = blank_order(SessionId(1), Account::EMPTY);
+    assert_eq!(
+        d.desk.status(&mut d.out, SessionId(1), b"Q1", &asked, T0),
+        Ok(())
+    );
     assert_eq!(
         exec_types(&d.out.take()),
         [(ExecType::OrderStatus, OrdStatus::Filled)]
     );
-    assert_eq!(d.desk.status(&mut d.out, 1, b"NOPE", &asked, T0), Ok(()));
+    assert_eq!(
+        d.desk.status(&mut d.out, SessionId(1), b"NOPE", &asked, T0),
+        Ok(())
+    );
     match &d.out.take()[..] {
         [Out::Exec {
             exec_type: ExecType::OrderStatus,
@@ -740,8 +747,16 @@ fn status_reports_a_known_order_refuses_a_foreign_one_and_rejects_an_unknown_one
         }] => assert_eq!(*r, ord_rej_reason::UNKNOWN_ORDER),
         other => panic!("{other:?}"),
     }
-    d.desk.session_mut(1).unwrap().grants.accounts.clear();
-    assert_eq!(d.desk.status(&mut d.out, 1, b"Q1", &asked, T0), Err(Denied));
+    d.desk
+        .session_mut(SessionId(1))
+        .unwrap()
+        .grants
+        .accounts
+        .clear();
+    assert_eq!(
+        d.desk.status(&mut d.out, SessionId(1), b"Q1", &asked, T0),
+        Err(Denied)
+    );
     assert!(d.out.take().is_empty(), "the shell answers a denial");
 }
 
@@ -751,7 +766,8 @@ fn mass_cancel_takes_the_sessions_open_orders_only() {
     d.buy(0, "M1", "A", 1);
     d.buy(0, "M2", "A", 1);
     d.buy(1, "M3", "A", 1);
-    d.desk.mass_cancel(&mut d.out, 0, b"MC", b'7', None, T0);
+    d.desk
+        .mass_cancel(&mut d.out, SessionId(0), b"MC", b'7', None, T0);
     let out = d.out.take();
     assert_eq!(
         out[0],
@@ -769,7 +785,8 @@ fn mass_cancel_takes_the_sessions_open_orders_only() {
         ]
     );
     assert_eq!(d.desk.open_orders(), 1);
-    d.desk.mass_cancel(&mut d.out, 1, b"MC2", b'1', None, T0);
+    d.desk
+        .mass_cancel(&mut d.out, SessionId(1), b"MC2", b'1', None, T0);
     assert_eq!(
         d.out.take(),
         [Out::Mass {
@@ -786,7 +803,7 @@ fn cancel_on_disconnect_cancels_the_sessions_open_orders() {
     let mut d = Desk::new();
     d.buy(0, "K1", "A", 1);
     d.buy(1, "K2", "A", 1);
-    d.desk.cancel_session_orders(&mut d.out, 0, T0);
+    d.desk.cancel_session_orders(&mut d.out, SessionId(0), T0);
     assert_eq!(
         exec_types(&d.out.take()),
         [(ExecType::Canceled, OrdStatus::Canceled)]

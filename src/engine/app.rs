@@ -209,7 +209,7 @@ pub(crate) enum Answering {
 impl Engine {
     /// An in-sequence application message that passed the session checks. Every answer to it
     /// carries its routing fields swapped back ([`crate::fix::ReplyRouting`]).
-    pub(crate) fn on_application(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+    pub(crate) fn on_application(&mut self, s: SessionId, msg: &Message<'_>, now: Nanos) {
         self.answering = match ReplyRouting::reply_to(msg) {
             Ok(None) => Answering::Plain,
             Ok(Some(r)) => Answering::Routed(r),
@@ -221,7 +221,7 @@ impl Engine {
 
     /// A routing field too long to keep for the order's later reports: refused as a whole.
     #[cold]
-    fn routing_too_long(&mut self, s: usize, msg: &Message<'_>, tag: i32, now: Nanos) {
+    fn routing_too_long(&mut self, s: SessionId, msg: &Message<'_>, tag: i32, now: Nanos) {
         let mut text = [0u8; 96];
         let part = b"routing field longer than 32 characters: tag ";
         text[..part.len()].copy_from_slice(part);
@@ -248,7 +248,7 @@ impl Engine {
     /// processed when it first came, so it is not processed again and gets no second report
     /// (fix-specs/RULES-OF-ENGAGEMENT.md "Possible resends"). Counted.
     #[inline]
-    fn is_resent_duplicate(&self, s: usize, msg: &Message<'_>) -> bool {
+    fn is_resent_duplicate(&self, s: SessionId, msg: &Message<'_>) -> bool {
         if !poss_resend(msg) {
             return false;
         }
@@ -261,14 +261,14 @@ impl Engine {
         ) {
             return false;
         }
-        let session = SessionId::of(s);
+        let session = s;
         let seen_order = msg
             .get(tags::CL_ORD_ID)
             .and_then(OrderIdStr::new)
             .filter(|cl| !cl.is_empty())
             .is_some_and(|cl| self.desk.orders().lookup(session, &cl).is_some());
         seen_order
-            || self.sessions.get(s).is_some_and(|slot| {
+            || self.sessions.get(s.index()).is_some_and(|slot| {
                 msg.get(tags::CL_ORD_ID)
                     .is_some_and(|cl| slot.seen.contains(cl))
             })
@@ -276,8 +276,9 @@ impl Engine {
 
     /// Remembers the message's ClOrdID for PossResend checks (inline ring, no allocation).
     #[inline]
-    fn remember_cl_ord_id(&mut self, s: usize, msg: &Message<'_>) {
-        if let (Some(cl), Some(slot)) = (msg.get(tags::CL_ORD_ID), self.sessions.get_mut(s)) {
+    fn remember_cl_ord_id(&mut self, s: SessionId, msg: &Message<'_>) {
+        if let (Some(cl), Some(slot)) = (msg.get(tags::CL_ORD_ID), self.sessions.get_mut(s.index()))
+        {
             slot.seen.remember(cl);
         }
     }
@@ -292,7 +293,7 @@ impl Engine {
     #[inline]
     pub(crate) fn gate(
         &self,
-        s: usize,
+        s: SessionId,
         need: Scopes,
         account: Option<&[u8]>,
         symbol: Option<&[u8]>,
@@ -327,7 +328,7 @@ impl Engine {
         Gate::Pass
     }
 
-    fn on_application_routed(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_application_routed(&mut self, s: SessionId, msg: &Message<'_>, now: Nanos) {
         if self.is_resent_duplicate(s, msg) {
             self.counters.inc(Counter::PossResendDuplicates);
             return;
@@ -339,7 +340,7 @@ impl Engine {
             MsgType::ORDER_CANCEL_REQUEST | MsgType::ORDER_MASS_CANCEL_REQUEST => MsgClass::Cancel,
             _ => MsgClass::Other,
         };
-        let Some(slot) = self.sessions.get(s) else {
+        let Some(slot) = self.sessions.get(s.index()) else {
             return;
         };
         let need = match mt {
@@ -381,7 +382,7 @@ impl Engine {
         if msg.msg_type() != MsgType::BUSINESS_MESSAGE_REJECT
             && self
                 .sessions
-                .get(s)
+                .get(s.index())
                 .is_some_and(|slot| !slot.drop_copy.is_empty())
         {
             return self.business_reject(
@@ -416,13 +417,13 @@ impl Engine {
     /// OrderCancelReject (F: 434=1, G: 434=2) or BusinessMessageReject 380=6 (others), each
     /// with Text `not permitted: <permission>`; audited as `PermissionDenied`.
     #[cold]
-    fn denied(&mut self, s: usize, msg: &Message<'_>, permission: &'static str, now: Nanos) {
+    fn denied(&mut self, s: SessionId, msg: &Message<'_>, permission: &'static str, now: Nanos) {
         let text = self.note_denied(s, permission, now);
         let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
         let orig = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
         match msg.msg_type() {
             MsgType::NEW_ORDER_SINGLE => {
-                let Some(slot) = self.sessions.get(s) else {
+                let Some(slot) = self.sessions.get(s.index()) else {
                     return;
                 };
                 let mut order = blank_order(s, slot.default_account);
@@ -469,7 +470,7 @@ impl Engine {
     #[cold]
     pub(crate) fn note_denied(
         &mut self,
-        s: usize,
+        s: SessionId,
         permission: &'static str,
         now: Nanos,
     ) -> &'static [u8] {
@@ -478,7 +479,7 @@ impl Engine {
             self.counters.inc(Counter::AccountDenied);
         }
         self.emit(Event::PermissionDenied {
-            session: SessionId::of(s),
+            session: s,
             permission,
             at: now,
         });
@@ -493,9 +494,9 @@ impl Engine {
         }
     }
 
-    fn begin(&self, s: usize) -> BeginString {
+    fn begin(&self, s: SessionId) -> BeginString {
         self.sessions
-            .get(s)
+            .get(s.index())
             .map_or(BeginString::Fix44, |slot| slot.begin)
     }
 
@@ -506,7 +507,7 @@ impl Engine {
     #[cold]
     fn throttled(
         &mut self,
-        s: usize,
+        s: SessionId,
         msg: &Message<'_>,
         limit: Limit,
         retry_after_ms: u64,
@@ -546,7 +547,7 @@ impl Engine {
             self.counters.inc(Counter::ThrottleLogouts);
         }
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
@@ -557,7 +558,7 @@ impl Engine {
     #[cold]
     pub(crate) fn throttle_answer(
         &mut self,
-        s: usize,
+        s: SessionId,
         limit: Limit,
         retry_after_ms: u64,
         now: Nanos,
@@ -583,12 +584,12 @@ impl Engine {
             text[n..n + 3].copy_from_slice(b" ms");
             n += 3;
         }
-        let slot = self.sessions.get_mut(s)?;
+        let slot = self.sessions.get_mut(s.index())?;
         let streak_started = !slot.abuse.in_streak(now);
         let verdict = slot.abuse.on_reject(now);
         if streak_started {
             self.emit(Event::Throttled {
-                session: SessionId::of(s),
+                session: s,
                 limit: limit.name(),
                 at: now,
             });
@@ -604,7 +605,7 @@ impl Engine {
     #[cold]
     fn business_reject(
         &mut self,
-        s: usize,
+        s: SessionId,
         msg: &Message<'_>,
         reason: u32,
         text: &[u8],
@@ -633,7 +634,7 @@ impl Engine {
             out,
         );
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
@@ -660,7 +661,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn desk_cancel_reject(
         &mut self,
-        s: usize,
+        s: SessionId,
         cl: &[u8],
         orig: &[u8],
         to: CancelRejectTo,
@@ -669,17 +670,7 @@ impl Engine {
         now: Nanos,
     ) {
         let (desk, mut out) = self.desk_out();
-        desk.cancel_reject(
-            &mut out,
-            SessionId::of(s),
-            None,
-            cl,
-            orig,
-            to,
-            reason,
-            text,
-            now,
-        );
+        desk.cancel_reject(&mut out, s, None, cl, orig, to, reason, text, now);
     }
 
     /// A refusal of a NewOrderSingle before it reached the desk's checks (a bad field).
@@ -691,9 +682,9 @@ impl Engine {
         desk.refuse(&mut out, order, why.reason, &text[..n], true, now);
     }
 
-    fn on_new_order(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_new_order(&mut self, s: SessionId, msg: &Message<'_>, now: Nanos) {
         self.counters.inc(Counter::OrdersReceived);
-        let Some(slot) = self.sessions.get(s) else {
+        let Some(slot) = self.sessions.get(s.index()) else {
             return;
         };
         let mut order = blank_order(s, slot.default_account);
@@ -713,14 +704,14 @@ impl Engine {
         desk.new_order(&mut out, order, msg.get(tags::EX_DESTINATION), now);
     }
 
-    fn on_cancel(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_cancel(&mut self, s: SessionId, msg: &Message<'_>, now: Nanos) {
         let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
         let orig = msg.get(tags::ORIG_CL_ORD_ID).unwrap_or(b"");
         let (desk, mut out) = self.desk_out();
         desk.cancel(&mut out, s, cl, orig, now);
     }
 
-    fn on_replace(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_replace(&mut self, s: SessionId, msg: &Message<'_>, now: Nanos) {
         self.counters.inc(Counter::ReplacesReceived);
         // Validate the new terms before touching the order, so a bad replace changes nothing.
         let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
@@ -736,7 +727,7 @@ impl Engine {
             Err(text) => {
                 return desk.cancel_reject(
                     &mut out,
-                    SessionId::of(s),
+                    s,
                     None,
                     cl,
                     orig,
@@ -764,7 +755,7 @@ impl Engine {
         desk.replace(&mut out, s, &intent, now);
     }
 
-    fn on_status(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_status(&mut self, s: SessionId, msg: &Message<'_>, now: Nanos) {
         let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"");
         // An unknown order's report carries what the request said about it.
         let mut asked = blank_order(s, crate::model::Account::EMPTY);
@@ -775,7 +766,7 @@ impl Engine {
         }
     }
 
-    fn on_mass_cancel(&mut self, s: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_mass_cancel(&mut self, s: SessionId, msg: &Message<'_>, now: Nanos) {
         let cl = msg.get(tags::CL_ORD_ID).unwrap_or(b"NONE");
         let request_type = msg
             .char(tags::MASS_CANCEL_REQUEST_TYPE)
@@ -789,7 +780,7 @@ impl Engine {
 
     /// Cancel-on-disconnect of session `s` (its reports are stored for its next logon).
     #[cold]
-    pub(crate) fn cancel_session_orders(&mut self, s: usize, now: Nanos) {
+    pub(crate) fn cancel_session_orders(&mut self, s: SessionId, now: Nanos) {
         let (desk, mut out) = self.desk_out();
         desk.cancel_session_orders(&mut out, s, now);
     }
@@ -804,13 +795,13 @@ mod tests {
     fn parses_a_limit_order_and_refuses_bad_fields() {
         let msg = with_trailer(b"8=FIX.4.4\x019=0\x0135=D\x0134=2\x0149=C\x0152=20240101-00:00:00\x0156=G\x0111=A1\x0155=AAPL\x0154=1\x0138=100\x0140=2\x0144=10.5\x01");
         let m = Message::decode(&msg).unwrap();
-        let mut o = blank_order(0, crate::model::Account::EMPTY);
+        let mut o = blank_order(SessionId(0), crate::model::Account::EMPTY);
         parse_new_order(&m, &mut o).unwrap();
         assert_eq!(o.qty, crate::model::Qty::from_units(100));
         assert_eq!(o.price, Some(crate::model::Price(1_050_000_000)));
         let msg = with_trailer(b"8=FIX.4.4\x019=0\x0135=D\x0134=2\x0149=C\x0152=20240101-00:00:00\x0156=G\x0111=A1\x0155=AAPL\x0154=1\x0138=-5\x0140=2\x0144=10.5\x01");
         let m = Message::decode(&msg).unwrap();
-        let mut o = blank_order(0, crate::model::Account::EMPTY);
+        let mut o = blank_order(SessionId(0), crate::model::Account::EMPTY);
         let why = parse_new_order(&m, &mut o).unwrap_err();
         assert_eq!(o.cl_ord_id.as_bytes(), b"A1");
         let mut buf = [0u8; 96];

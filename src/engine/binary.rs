@@ -26,8 +26,8 @@ use crate::desk::{blank_order, cxl_rej_reason, ord_rej_reason, CancelRejectTo, D
 use crate::fixp::{self, Action, ErrorCode, KeyVerifier, SessionMsg, SignedRequest, Verifier};
 use crate::handoff::{Event, LogonRefusal};
 use crate::model::{
-    Account, CompId, InlineStr, Nanos, OrdType, OrderIdStr, Price, Qty, SessionId, Side, Symbol,
-    TimeInForce,
+    Account, CompId, ConnId, InlineStr, Nanos, OrdType, OrderIdStr, Price, Qty, SessionId, Side,
+    Symbol, TimeInForce,
 };
 use crate::monitor::Counter;
 use crate::order::Order;
@@ -342,9 +342,9 @@ fn non_empty(v: &[u8]) -> Option<&[u8]> {
 impl Engine {
     /// Frames and handles what SBE connection `c` has buffered. Before the session is bound
     /// the rules are strict: a frame the codec refuses closes the connection without a byte.
-    pub(super) fn process_binary(&mut self, c: usize, now: Nanos) {
+    pub(super) fn process_binary(&mut self, c: ConnId, now: Nanos) {
         loop {
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 return;
             };
             if conn.closing || conn.dead {
@@ -367,7 +367,7 @@ impl Engine {
                         self.counters.inc(Counter::MessagesIn);
                         self.on_binary_frame(c, bytes, now);
                     }
-                    if let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) {
+                    if let Some(conn) = self.conns.get_mut(c) {
                         conn.inbuf = inbuf;
                         if pre_bind && conn.session.is_some() {
                             self.grow_inbuf(c);
@@ -381,15 +381,11 @@ impl Engine {
     /// A frame the codec refuses. Bound: Terminate with the error's code, then close (a
     /// binary stream cannot be resynchronised). Not bound: closed without a byte.
     #[cold]
-    fn binary_malformed(&mut self, c: usize, e: sbe::SbeError, now: Nanos) {
-        let bound = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.session);
+    fn binary_malformed(&mut self, c: ConnId, e: sbe::SbeError, now: Nanos) {
+        let bound = self.conns.get(c).and_then(|conn| conn.session);
         let Some(s) = bound else {
             self.shed_garbage(c);
-            self.mark_dirty(c);
+            self.dirty.mark(c);
             return;
         };
         self.counters.inc(Counter::SbeMalformed);
@@ -401,8 +397,8 @@ impl Engine {
     /// Ends session `s` on connection `c` from our side with `code`: Terminate, then the
     /// connection closes once it is flushed.
     #[cold]
-    pub(super) fn fixp_terminate(&mut self, s: usize, c: usize, code: ErrorCode, now: Nanos) {
-        let (Some(slot), Some(Some(conn))) = (self.sessions.get_mut(s), self.conns.get_mut(c))
+    pub(super) fn fixp_terminate(&mut self, s: SessionId, c: ConnId, code: ErrorCode, now: Nanos) {
+        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s.index()), self.conns.get_mut(c))
         else {
             return;
         };
@@ -411,19 +407,15 @@ impl Engine {
             let _ = bin.fixp.terminate(code, now, &mut out);
         }
         conn.closing = true;
-        self.mark_dirty(c);
+        self.dirty.mark(c);
     }
 
-    fn on_binary_frame(&mut self, c: usize, bytes: &[u8], now: Nanos) {
+    fn on_binary_frame(&mut self, c: ConnId, bytes: &[u8], now: Nanos) {
         let msg = match sbe::decode(bytes) {
             Ok(m) => m,
             Err(e) => return self.binary_malformed(c, e, now),
         };
-        let bound = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.session);
+        let bound = self.conns.get(c).and_then(|conn| conn.session);
         let session_msg = fixp::wire::session_msg(&msg);
         let Some(s) = bound else {
             match session_msg {
@@ -441,7 +433,7 @@ impl Engine {
     /// A first frame that is not a session message: closed without a byte, like a FIX
     /// connection whose first message is not a Logon.
     #[cold]
-    fn refuse_first_binary(&mut self, c: usize, now: Nanos) {
+    fn refuse_first_binary(&mut self, c: ConnId, now: Nanos) {
         self.counters.inc(Counter::LogonsRefused);
         let peer = self.peer_ip(c);
         self.emit(Event::LogonRefused {
@@ -459,7 +451,7 @@ impl Engine {
     /// refusal is the same answer for every cause (see the module doc) and the connection
     /// closes after it; the session's state is untouched.
     #[cold]
-    fn bind_binary(&mut self, c: usize, m: &SessionMsg, now: Nanos) {
+    fn bind_binary(&mut self, c: ConnId, m: &SessionMsg, now: Nanos) {
         let name: &[u8] = match m {
             SessionMsg::Negotiate(n) => n.session.as_bytes(),
             SessionMsg::Establish(e) => e.session.as_bytes(),
@@ -468,7 +460,8 @@ impl Engine {
         let found = self
             .sessions
             .iter()
-            .position(|slot| slot.bin.is_some() && slot.their_comp_id.as_bytes() == name);
+            .position(|slot| slot.bin.is_some() && slot.their_comp_id.as_bytes() == name)
+            .map(SessionId::of);
         let refusal = match found {
             None => Some(LogonRefusal::NoSession),
             Some(s) => self.binary_binding_refusal(c, s),
@@ -477,13 +470,13 @@ impl Engine {
         let key_name = named_key(m);
         let key_id = KeyId::new(key_name).unwrap_or(KeyId::EMPTY);
         let snap = self.auth.as_ref().map(|a| a.keys.clone());
-        let (Some(Some(conn)), sessions) = (self.conns.get_mut(c), &mut self.sessions) else {
+        let (Some(conn), sessions) = (self.conns.get_mut(c), &mut self.sessions) else {
             return;
         };
         let mut out = FixpOut::new(&mut conn.out);
         let mut v = verifier(&mut self.auth, snap.as_deref(), peer, key_name);
         let bin = found
-            .and_then(|s| sessions.get_mut(s))
+            .and_then(|s| sessions.get_mut(s.index()))
             .and_then(|slot| slot.bin.as_deref_mut());
         let bound = match (refusal, bin) {
             (None, Some(bin)) => {
@@ -505,10 +498,10 @@ impl Engine {
         if !bound {
             conn.closing = true;
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         self.audit_verdicts(found, key_id, peer, &verdicts, now);
         if !bound {
-            self.on_fixp_events(usize::MAX, evs.iter().flatten().copied(), now);
+            self.on_fixp_events(SessionId::NONE, evs.iter().flatten().copied(), now);
         }
         let Some(s) = found.filter(|_| bound) else {
             if verdicts.refused.is_none() {
@@ -528,7 +521,7 @@ impl Engine {
         // Bound: this connection holds the session; its principal is the verified key (or,
         // unsigned in development, the session's own grants).
         let grants = {
-            let Some(slot) = self.sessions.get_mut(s) else {
+            let Some(slot) = self.sessions.get_mut(s.index()) else {
                 return;
             };
             slot.conn = Some(c);
@@ -536,16 +529,14 @@ impl Engine {
                 .verified
                 .and_then(|k| snap.as_deref().and_then(|sn| sn.get(k.as_bytes())));
             match key {
-                Some(k) => {
-                    crate::auth::Grants::from_key(k, KeySlot(s as u32), slot.default_account)
-                }
+                Some(k) => crate::auth::Grants::from_key(k, KeySlot(s.0), slot.default_account),
                 None => slot.dev_grants.clone(),
             }
         };
         if let Some(p) = self.desk.session_mut(s) {
             p.grants = grants;
         }
-        if let Some(Some(conn)) = self.conns.get_mut(c) {
+        if let Some(conn) = self.conns.get_mut(c) {
             conn.session = Some(s);
         }
         self.on_bound(c);
@@ -553,16 +544,12 @@ impl Engine {
     }
 
     /// The mTLS binding and the one-connection rule of SBE session `s` for connection `c`.
-    fn binary_binding_refusal(&self, c: usize, s: usize) -> Option<LogonRefusal> {
-        let slot = self.sessions.get(s)?;
+    fn binary_binding_refusal(&self, c: ConnId, s: SessionId) -> Option<LogonRefusal> {
+        let slot = self.sessions.get(s.index())?;
         if slot.conn.is_some() {
             return Some(LogonRefusal::AlreadyConnected);
         }
-        let tls = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.tls.as_deref());
+        let tls = self.conns.get(c).and_then(|conn| conn.tls.as_deref());
         if let Some(want) = slot.client_spki {
             if tls.and_then(crate::net::tls::peer_spki_sha256) != Some(want) {
                 return Some(LogonRefusal::CertificateKey);
@@ -581,13 +568,13 @@ impl Engine {
     #[cold]
     fn audit_verdicts(
         &mut self,
-        s: Option<usize>,
+        s: Option<SessionId>,
         key_id: KeyId,
         peer: std::net::IpAddr,
         v: &Verdicts,
         now: Nanos,
     ) {
-        let session = SessionId(s.map_or(u32::MAX, |s| s as u32));
+        let session = s.unwrap_or(SessionId::NONE);
         if let Some(auth) = self.auth.as_ref() {
             self.counters
                 .set(Counter::LockoutEvictions, auth.verifier.lockout_evictions());
@@ -628,12 +615,12 @@ impl Engine {
 
     /// A session message on a bound connection.
     #[cold]
-    fn on_fixp_message(&mut self, s: usize, c: usize, m: &SessionMsg, now: Nanos) {
+    fn on_fixp_message(&mut self, s: SessionId, c: ConnId, m: &SessionMsg, now: Nanos) {
         let peer = self.peer_ip(c);
         let key_name = named_key(m);
         let key_id = KeyId::new(key_name).unwrap_or(KeyId::EMPTY);
         let snap = self.auth.as_ref().map(|a| a.keys.clone());
-        let (Some(Some(conn)), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s))
+        let (Some(conn), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s.index()))
         else {
             return;
         };
@@ -648,7 +635,7 @@ impl Engine {
         if action == Action::Close {
             conn.closing = true;
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         if verdicts.refused.is_some() || verdicts.remembered.is_some() {
             self.audit_verdicts(Some(s), key_id, peer, &verdicts, now);
         }
@@ -657,13 +644,18 @@ impl Engine {
 
     /// What the FIXP session reported besides messages.
     #[cold]
-    fn on_fixp_events(&mut self, s: usize, events: impl Iterator<Item = fixp::Event>, now: Nanos) {
+    fn on_fixp_events(
+        &mut self,
+        s: SessionId,
+        events: impl Iterator<Item = fixp::Event>,
+        now: Nanos,
+    ) {
         for e in events {
             match e {
                 fixp::Event::Negotiated { .. } => {
                     let saved = self
                         .sessions
-                        .get(s)
+                        .get(s.index())
                         .and_then(|slot| slot.bin.as_deref())
                         .map(BinSession::save_state);
                     if let Some(Err(_)) = saved {
@@ -675,11 +667,11 @@ impl Engine {
                     self.counters.inc(Counter::FixpEstablished);
                     let peer = self
                         .sessions
-                        .get(s)
+                        .get(s.index())
                         .and_then(|slot| slot.conn)
                         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| self.peer_ip(c));
                     self.emit(Event::LoggedOn {
-                        session: SessionId::of(s),
+                        session: s,
                         peer,
                         at: now,
                     });
@@ -703,11 +695,11 @@ impl Engine {
     /// An application message on a bound connection: the FIXP session's sequence check, then
     /// (in sequence and established) the shell's checks and the desk.
     #[inline]
-    fn on_binary_app(&mut self, s: usize, c: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_binary_app(&mut self, s: SessionId, c: ConnId, msg: &Message<'_>, now: Nanos) {
         let Some((seq, poss_retrans)) = app_header(msg) else {
             return self.fixp_terminate(s, c, ErrorCode::UnexpectedMessage, now);
         };
-        let (Some(Some(conn)), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s))
+        let (Some(conn), Some(slot)) = (self.conns.get_mut(c), self.sessions.get_mut(s.index()))
         else {
             return;
         };
@@ -722,7 +714,7 @@ impl Engine {
             Action::Close => conn.closing = true,
             Action::Continue => {}
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         if evs[0].is_some() {
             self.on_fixp_events(s, evs.iter().flatten().copied(), now);
         }
@@ -734,13 +726,17 @@ impl Engine {
     /// The checks of [`Engine::gate`], PossRetrans duplicates, then the desk intent.
     fn on_sbe_application(
         &mut self,
-        s: usize,
+        s: SessionId,
         msg: &Message<'_>,
         seq: u64,
         poss_retrans: bool,
         now: Nanos,
     ) {
-        let Some(default_account) = self.sessions.get(s).map(|slot| slot.default_account) else {
+        let Some(default_account) = self
+            .sessions
+            .get(s.index())
+            .map(|slot| slot.default_account)
+        else {
             return;
         };
         let info = match msg {
@@ -801,7 +797,7 @@ impl Engine {
             self.counters.inc(Counter::PossResendDuplicates);
             return;
         }
-        if let Some(slot) = self.sessions.get_mut(s) {
+        if let Some(slot) = self.sessions.get_mut(s.index()) {
             slot.seen.remember(info.cl);
         }
         let gate = self.gate(
@@ -857,7 +853,7 @@ impl Engine {
                 if d.order_qty() <= 0 {
                     return desk.cancel_reject(
                         &mut out,
-                        SessionId::of(s),
+                        s,
                         None,
                         d.cl_ord_id(),
                         d.orig_cl_ord_id(),
@@ -902,14 +898,14 @@ impl Engine {
     }
 
     /// Whether session `s` already used ClOrdID `cl` (an order of it, or a recent request).
-    fn seen_cl_ord_id(&self, s: usize, cl: &[u8]) -> bool {
+    fn seen_cl_ord_id(&self, s: SessionId, cl: &[u8]) -> bool {
         let known = OrderIdStr::new(cl)
             .filter(|c| !c.is_empty())
-            .is_some_and(|c| self.desk.orders().lookup(SessionId::of(s), &c).is_some());
+            .is_some_and(|c| self.desk.orders().lookup(s, &c).is_some());
         known
             || self
                 .sessions
-                .get(s)
+                .get(s.index())
                 .is_some_and(|slot| slot.seen.contains(cl))
     }
 
@@ -918,7 +914,7 @@ impl Engine {
     #[cold]
     fn sbe_denied(
         &mut self,
-        s: usize,
+        s: SessionId,
         msg: &Message<'_>,
         info: &AppInfo<'_>,
         permission: &'static str,
@@ -927,7 +923,7 @@ impl Engine {
         let text = self.note_denied(s, permission, now);
         match msg {
             Message::NewOrderSingle(d) => {
-                let Some(slot) = self.sessions.get(s) else {
+                let Some(slot) = self.sessions.get(s.index()) else {
                     return;
                 };
                 let mut order = blank_order(s, slot.default_account);
@@ -943,7 +939,7 @@ impl Engine {
                 let (desk, mut out) = self.desk_out();
                 desk.cancel_reject(
                     &mut out,
-                    SessionId::of(s),
+                    s,
                     None,
                     d.cl_ord_id(),
                     d.orig_cl_ord_id(),
@@ -957,7 +953,7 @@ impl Engine {
                 let (desk, mut out) = self.desk_out();
                 desk.cancel_reject(
                     &mut out,
-                    SessionId::of(s),
+                    s,
                     None,
                     d.cl_ord_id(),
                     d.orig_cl_ord_id(),
@@ -974,7 +970,7 @@ impl Engine {
     /// A message over the key's throttle: BusinessMessageReject 8 with RetryAfterMs; refusals
     /// that kept coming end the session with Terminate 310.
     #[cold]
-    fn sbe_throttled(&mut self, s: usize, info: &AppInfo<'_>, a: &ThrottleAnswer, now: Nanos) {
+    fn sbe_throttled(&mut self, s: SessionId, info: &AppInfo<'_>, a: &ThrottleAnswer, now: Nanos) {
         let text = a.text.get(..a.len).unwrap_or(b"throttled");
         self.sbe_business_reject(
             s,
@@ -986,7 +982,7 @@ impl Engine {
         );
         if a.end_session {
             self.counters.inc(Counter::ThrottleLogouts);
-            if let Some(c) = self.sessions.get(s).and_then(|slot| slot.conn) {
+            if let Some(c) = self.sessions.get(s.index()).and_then(|slot| slot.conn) {
                 self.fixp_terminate(s, c, ErrorCode::ThrottleExceeded, now);
             }
         }
@@ -996,7 +992,7 @@ impl Engine {
     #[cold]
     fn sbe_business_reject(
         &mut self,
-        s: usize,
+        s: SessionId,
         info: &AppInfo<'_>,
         reason: u32,
         text: &[u8],
@@ -1024,17 +1020,17 @@ impl Engine {
             });
         }
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
     /// Timers of SBE session `s` bound to connection `c`: credential expiry, keep-alive,
     /// establish timeout, the wait for the peer's Terminate.
     #[cold]
-    pub(super) fn binary_timer(&mut self, s: usize, c: usize, now: Nanos) {
-        let (Some(Some(conn)), Some(slot), Some(p)) = (
+    pub(super) fn binary_timer(&mut self, s: SessionId, c: ConnId, now: Nanos) {
+        let (Some(conn), Some(slot), Some(p)) = (
             self.conns.get_mut(c),
-            self.sessions.get_mut(s),
+            self.sessions.get_mut(s.index()),
             self.desk.session_mut(s),
         ) else {
             return;
@@ -1061,14 +1057,14 @@ impl Engine {
             self.counters.inc(Counter::CredentialLogouts);
             let key_id = self.desk.grants(s).map_or(KeyId::EMPTY, |g| g.key_id);
             self.emit(Event::CredentialLogout {
-                session: SessionId::of(s),
+                session: s,
                 key_id,
                 cause: "credential expired",
                 at: now,
             });
         }
         if dirty {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 }

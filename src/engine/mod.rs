@@ -11,6 +11,8 @@
 //! # Structure
 //! - `mod.rs`: assembly (`Engine::assemble`; the builder is [`crate::build`]), the loop,
 //!   connections, logon binding, key changes, timers, shutdown.
+//! - `conns.rs`: the connection slab by [`ConnId`] (which is the poll token) and the set of
+//!   connections to flush.
 //! - `app.rs`: FIX application messages → desk intents, after the session's own checks (scope,
 //!   grants, throttle, PossResend duplicates); BusinessMessageReject.
 //! - `wire.rs`: the FIX [`crate::desk::Outbox`]: reports onto sessions and drop copies, venue
@@ -21,6 +23,7 @@
 
 pub mod app;
 pub mod binary;
+pub mod conns;
 pub mod detail;
 pub mod exec;
 pub mod perimeter;
@@ -40,11 +43,13 @@ use std::time::Duration;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
+use conns::{Conns, Dirty, Source};
+
 use crate::clock::Clock;
 use crate::desk::OrderDesk;
 use crate::fix::{frame, BeginString, Frame, Message, MsgType};
 use crate::handoff::{Command, CommandReceiver, Event, EventRing, LogonRefusal};
-use crate::model::{Account, CompId, Nanos, SessionId};
+use crate::model::{Account, CompId, ConnId, Nanos, SessionId};
 use crate::monitor::{Counter, Counters};
 use crate::net::{self, Conn, ReadOutcome};
 use crate::session::{Inbound, OutBuf, Session};
@@ -65,7 +70,7 @@ const HOT_ADMIT: Nanos = Nanos(1_000_000);
 /// A connection in the busy-poll hot set: read directly every duty cycle.
 #[derive(Clone, Copy, Debug)]
 struct HotConn {
-    conn: usize,
+    conn: ConnId,
     /// When its last bytes arrived.
     last: Nanos,
 }
@@ -74,7 +79,7 @@ struct HotConn {
 /// with it (its grants) and its key's kill switch are the desk's ([`DeskSession`]).
 pub struct SessionSlot {
     pub session: Session<AnyStore>,
-    pub conn: Option<usize>,
+    pub conn: Option<ConnId>,
     pub begin: BeginString,
     pub their_comp_id: CompId,
     pub our_comp_id: CompId,
@@ -193,9 +198,10 @@ pub struct Engine {
     tls_configs: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// Per listener: it speaks SBE over FIXP.
     listener_sbe: Vec<bool>,
-    conns: Vec<Option<Conn>>,
-    free_conns: Vec<usize>,
-    dirty: Vec<usize>,
+    /// Every connection slot, by `ConnId` (= its poll token).
+    conns: Conns,
+    /// Connections to flush at the end of the duty cycle.
+    dirty: Dirty,
     /// Busy-poll hot set (capacity `spin_read_conns`; empty and unused when off).
     hot: Vec<HotConn>,
     /// Duty cycles since the last epoll call (hot-set mode).
@@ -206,10 +212,10 @@ pub struct Engine {
     /// Orders, routing, risk, venues' order state, journal and records (sans-IO).
     pub(crate) desk: OrderDesk,
     /// External venues' FIX links, by venue index (`None`: an in-process venue).
-    pub(crate) links: Vec<Option<Box<venues::FixVenue>>>,
+    pub(crate) links: venues::Links,
     pub(crate) throttle: Arc<ThrottleTable>,
     /// Indices of the drop-copy sessions.
-    pub(crate) drop_copies: Vec<usize>,
+    pub(crate) drop_copies: Vec<SessionId>,
     clock: Clock,
     pub(crate) counters: Arc<Counters>,
     ring: EventRing,
@@ -242,7 +248,7 @@ pub struct Engine {
 fn credential_logout(
     slot: &mut SessionSlot,
     grants: &mut crate::auth::Grants,
-    s: usize,
+    s: SessionId,
     cause: &'static str,
     conn: &mut Conn,
     now: Nanos,
@@ -266,7 +272,7 @@ fn credential_logout(
     grants.scopes = crate::auth::Scopes::NONE;
     grants.expires_ns = u64::MAX;
     let _ = ring.push(Event::CredentialLogout {
-        session: SessionId::of(s),
+        session: s,
         key_id: grants.key_id,
         cause,
         at: now,
@@ -301,15 +307,14 @@ impl Engine {
             events: Events::with_capacity(1024),
             ready: Vec::with_capacity(1024),
             listeners: p.listeners,
-            conns: (0..gw.max_connections).map(|_| None).collect(),
-            free_conns: (0..gw.max_connections).rev().collect(),
-            dirty: Vec::with_capacity(gw.max_connections),
+            conns: Conns::new(gw.max_connections),
+            dirty: Dirty::with_capacity(gw.max_connections),
             hot: Vec::with_capacity(if gw.busy_poll { gw.spin_read_conns } else { 0 }),
             since_poll: 0,
             warmer: warm::Warmer::new(if gw.busy_poll { gw.warm_every_us } else { 0 }),
             sessions: p.sessions,
             desk: p.desk,
-            links: p.links,
+            links: venues::Links::new(p.links),
             throttle: p.throttle,
             drop_copies: Vec::new(),
             clock: p.clock,
@@ -332,18 +337,18 @@ impl Engine {
         // them: nothing is stored for it before its first signed logon.
         if engine.auth.is_some() {
             for (i, slot) in engine.sessions.iter().enumerate() {
-                if let (false, Some(p)) = (slot.drop_copy.is_empty(), engine.desk.session_mut(i)) {
+                let s = SessionId::of(i);
+                if let (false, Some(p)) = (slot.drop_copy.is_empty(), engine.desk.session_mut(s)) {
                     p.grants.scopes = crate::auth::Scopes::NONE;
                 }
             }
         }
-        engine.drop_copies = (0..engine.sessions.len())
-            .filter(|&i| {
-                engine
-                    .sessions
-                    .get(i)
-                    .is_some_and(|s| !s.drop_copy.is_empty())
-            })
+        engine.drop_copies = engine
+            .sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| !slot.drop_copy.is_empty())
+            .map(|(i, _)| SessionId::of(i))
             .collect();
         engine.recover();
         engine
@@ -373,9 +378,9 @@ impl Engine {
                 self.begin_shutdown();
             }
             if let Some(since) = self.stopping {
-                let all_gone = self.conns.iter().all(Option::is_none);
+                let all_gone = self.conns.iter().next().is_none();
                 // Venue connections stay open to the end; client sessions had 3 s to answer.
-                let clients_gone = self.conns.iter().flatten().all(|c| c.venue.is_some());
+                let clients_gone = self.conns.iter().all(|c| c.venue.is_some());
                 if all_gone || clients_gone || since.elapsed() > Duration::from_secs(3) {
                     break;
                 }
@@ -426,7 +431,7 @@ impl Engine {
                 Command::Control(call) => match call.request {
                     crate::handoff::ControlRequest::Session(i) => {
                         self.counters.inc(Counter::ControlRequests);
-                        let reply = match self.session_view(i as usize) {
+                        let reply = match self.session_view(SessionId(i)) {
                             Some(v) => crate::handoff::ControlReply::Session(v),
                             None => crate::handoff::ControlReply::Refused("unknown session"),
                         };
@@ -483,19 +488,20 @@ impl Engine {
         }
         let work = ready.len();
         for &(token, readable, writable) in &ready {
-            if token.0 >= LISTENER_BASE {
-                self.accept(token.0 - LISTENER_BASE, now);
-            } else {
-                // A hot connection is read every cycle anyway: its readiness is stale news. A
-                // client TLS handshake waits for its budget (`perimeter.rs`).
-                if readable && self.handshaking_client(token.0) {
-                    self.queue_handshake(token.0);
-                } else if readable && !self.is_hot(token.0) && self.on_readable(token.0, now) {
-                    self.maybe_hot(token.0, now);
-                }
-                if writable {
-                    self.venue_connected(token.0, now);
-                    self.mark_dirty(token.0);
+            match Source::of(token) {
+                Source::Listener(l) => self.accept(l, now),
+                Source::Conn(c) => {
+                    // A hot connection is read every cycle anyway: its readiness is stale news.
+                    // A client TLS handshake waits for its budget (`perimeter.rs`).
+                    if readable && self.handshaking_client(c) {
+                        self.queue_handshake(c);
+                    } else if readable && !self.is_hot(c) && self.on_readable(c, now) {
+                        self.maybe_hot(c, now);
+                    }
+                    if writable {
+                        self.venue_connected(c, now);
+                        self.dirty.mark(c);
+                    }
                 }
             }
         }
@@ -514,7 +520,7 @@ impl Engine {
     }
 
     #[inline]
-    fn is_hot(&self, c: usize) -> bool {
+    fn is_hot(&self, c: ConnId) -> bool {
         self.hot.iter().any(|h| h.conn == c)
     }
 
@@ -524,7 +530,7 @@ impl Engine {
         let mut got_any = 0;
         let mut i = 0;
         while let Some(&HotConn { conn: c, .. }) = self.hot.get(i) {
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 self.hot.swap_remove(i);
                 continue;
             };
@@ -545,7 +551,7 @@ impl Engine {
                 // Bytes that came before the peer's EOF are still processed.
                 self.process_input(c, now);
             }
-            let dead = match self.conns.get_mut(c).and_then(Option::as_mut) {
+            let dead = match self.conns.get_mut(c) {
                 Some(conn) => {
                     conn.dead |= closed;
                     conn.dead
@@ -564,11 +570,11 @@ impl Engine {
 
     /// Bytes arrived on `c` through epoll: it joins the hot set if its previous bytes came less
     /// than `HOT_ADMIT` ago (a busy session), else only the arrival time is noted.
-    fn maybe_hot(&mut self, c: usize, now: Nanos) {
+    fn maybe_hot(&mut self, c: ConnId, now: Nanos) {
         if self.hot_capacity() == 0 {
             return;
         }
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         let busy = conn.last_rx != Nanos::ZERO && now.saturating_sub(conn.last_rx) < HOT_ADMIT;
@@ -581,26 +587,22 @@ impl Engine {
     /// Puts client connection `c` (plaintext, not a venue) into the hot set after it had
     /// traffic. A full set gives up its longest-idle member, drained to EAGAIN first: epoll is
     /// edge-triggered, so bytes left unread now would never raise another event.
-    fn hot_add(&mut self, c: usize, now: Nanos) {
+    fn hot_add(&mut self, c: ConnId, now: Nanos) {
         let cap = self.hot_capacity();
         if cap == 0 || self.is_hot(c) {
             return;
         }
         // Only logged-on sessions: a connection that has not logged on is read on epoll events.
-        let eligible = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .is_some_and(|conn| {
-                conn.venue.is_none()
-                    && conn.tls.is_none()
-                    && !conn.dead
-                    && !conn.closing
-                    && conn
-                        .session
-                        .and_then(|s| self.sessions.get(s))
-                        .is_some_and(SessionSlot::is_live)
-            });
+        let eligible = self.conns.get(c).is_some_and(|conn| {
+            conn.venue.is_none()
+                && conn.tls.is_none()
+                && !conn.dead
+                && !conn.closing
+                && conn
+                    .session
+                    .and_then(|s| self.sessions.get(s.index()))
+                    .is_some_and(SessionSlot::is_live)
+        });
         if !eligible {
             return;
         }
@@ -616,7 +618,7 @@ impl Engine {
                 self.on_readable(out.conn, now);
             }
         }
-        if self.hot.len() < cap && self.conns.get(c).is_some_and(Option::is_some) {
+        if self.hot.len() < cap && self.conns.get(c).is_some() {
             self.hot.push(HotConn { conn: c, last: now });
         }
     }
@@ -639,15 +641,12 @@ impl Engine {
 
     /// Session `s` as the ops port and `portcullis ctl` show it. Cold.
     #[cold]
-    fn session_view(&self, s: usize) -> Option<crate::handoff::SessionView> {
-        let slot = self.sessions.get(s)?;
+    fn session_view(&self, s: SessionId) -> Option<crate::handoff::SessionView> {
+        let slot = self.sessions.get(s.index())?;
         let p = self.desk.session(s)?;
-        let conn = slot
-            .conn
-            .and_then(|c| self.conns.get(c))
-            .and_then(Option::as_ref);
+        let conn = slot.conn.and_then(|c| self.conns.get(c));
         Some(crate::handoff::SessionView {
-            index: s as u32,
+            index: s.0,
             begin: match (&slot.bin, slot.begin) {
                 (Some(_), _) => "SBE",
                 (None, BeginString::Fix42) => "FIX.4.2",
@@ -677,7 +676,7 @@ impl Engine {
     /// Puts `conn` in the free slot `slot`: its TLS side first (when `tls` is given), then
     /// registered with the poll for reads and writes. On failure the slot is free again (a TLS
     /// failure is counted) and the connection dropped, which closes it.
-    fn install(&mut self, slot: usize, mut conn: Conn, tls: Option<TlsSide>) -> Result<(), ()> {
+    fn install(&mut self, slot: ConnId, mut conn: Conn, tls: Option<TlsSide>) -> Result<(), ()> {
         let session = match tls {
             None => Ok(None),
             Some(TlsSide::Server(cfg)) => rustls::ServerConnection::new(cfg).map(|mut t| {
@@ -695,7 +694,7 @@ impl Engine {
             Ok(t) => conn.tls = t.map(Box::new),
             Err(_) => {
                 self.counters.inc(Counter::TlsFailures);
-                self.free_conns.push(slot);
+                self.conns.unreserve(slot);
                 return Err(());
             }
         }
@@ -704,17 +703,15 @@ impl Engine {
             .registry()
             .register(
                 &mut conn.stream,
-                Token(slot),
+                Token::from(slot),
                 Interest::READABLE | Interest::WRITABLE,
             )
             .is_err()
         {
-            self.free_conns.push(slot);
+            self.conns.unreserve(slot);
             return Err(());
         }
-        if let Some(c) = self.conns.get_mut(slot) {
-            *c = Some(conn);
-        }
+        self.conns.fill(slot, conn);
         Ok(())
     }
 
@@ -736,7 +733,7 @@ impl Engine {
                 perimeter::Admission::Admit(serial) => serial,
                 perimeter::Admission::Refuse => continue, // dropped: closed at once
             };
-            let Some(slot) = self.free_conns.pop() else {
+            let Some(slot) = self.conns.reserve() else {
                 // `admit` made sure one is free; counted as refused should that ever fail.
                 self.counters.inc(Counter::ConnectionsRefused);
                 self.pending_done(peer.ip());
@@ -776,11 +773,11 @@ impl Engine {
 
     /// Reads connection `c` until the socket would block (edge-triggered epoll) and processes
     /// what came. Returns whether any bytes arrived.
-    fn on_readable(&mut self, c: usize, now: Nanos) -> bool {
+    fn on_readable(&mut self, c: ConnId, now: Nanos) -> bool {
         let mut got_any = false;
         let mut passes = 0;
         loop {
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 return got_any;
             };
             if conn.dead {
@@ -803,7 +800,7 @@ impl Engine {
             }
             // Bytes that came before the peer's EOF are still processed; then it is dead.
             self.process_input(c, now);
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 return got_any;
             };
             conn.dead |= closed;
@@ -818,7 +815,7 @@ impl Engine {
                 break;
             }
         }
-        if let Some(conn) = self.conns.get(c).and_then(Option::as_ref) {
+        if let Some(conn) = self.conns.get(c) {
             if conn.dead {
                 self.close(c, now, "peer closed");
                 return false;
@@ -830,8 +827,8 @@ impl Engine {
     /// After a TLS read: count a finished or failed handshake; records rustls wants to send
     /// (handshake messages, alerts) go out with the next flush.
     #[cold]
-    fn on_tls_progress(&mut self, c: usize, was_handshaking: bool) {
-        let Some(conn) = self.conns.get(c).and_then(Option::as_ref) else {
+    fn on_tls_progress(&mut self, c: ConnId, was_handshaking: bool) {
+        let Some(conn) = self.conns.get(c) else {
             return;
         };
         let (failed, established, wants_write) = (
@@ -845,7 +842,7 @@ impl Engine {
             self.counters.inc(Counter::TlsHandshakes);
         }
         if wants_write {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
@@ -853,9 +850,9 @@ impl Engine {
     /// processes nothing more. Before logon (no session bound, not a venue) the rules are
     /// strict: a Logon larger than the small pre-logon buffer is refused, more than
     /// `logon_garbage_bytes` outside a frame or a garbled frame closes the connection.
-    fn process_input(&mut self, c: usize, now: Nanos) {
+    fn process_input(&mut self, c: ConnId, now: Nanos) {
         loop {
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 return;
             };
             // A closing or dead connection (a refused Logon) processes nothing more.
@@ -883,7 +880,7 @@ impl Engine {
                         conn.junk_bytes += len;
                         if conn.junk_bytes > self.gw.logon_garbage_bytes {
                             self.shed_garbage(c);
-                            self.mark_dirty(c);
+                            self.dirty.mark(c);
                             return;
                         }
                         continue;
@@ -905,7 +902,7 @@ impl Engine {
                         if pre_logon {
                             // Not a Logon we can read: nothing to wait for.
                             self.shed_garbage(c);
-                            self.mark_dirty(c);
+                            self.dirty.mark(c);
                             return;
                         }
                         self.garbled(c);
@@ -916,7 +913,7 @@ impl Engine {
                         self.counters.inc(Counter::MessagesIn);
                         self.on_message_bytes(c, bytes, now);
                     }
-                    if let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) {
+                    if let Some(conn) = self.conns.get_mut(c) {
                         conn.inbuf = inbuf;
                         if pre_logon && conn.session.is_some() {
                             self.grow_inbuf(c);
@@ -928,26 +925,21 @@ impl Engine {
     }
 
     #[cold]
-    fn garbled(&mut self, c: usize) {
+    fn garbled(&mut self, c: ConnId) {
         self.counters.inc(Counter::GarbledMessages);
-        if let Some(s) = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.session)
-        {
-            if let Some(slot) = self.sessions.get_mut(s) {
+        if let Some(s) = self.conns.get(c).and_then(|conn| conn.session) {
+            if let Some(slot) = self.sessions.get_mut(s.index()) {
                 slot.session.on_garbled();
             }
         }
     }
 
     #[cold]
-    fn refuse_oversized(&mut self, c: usize, now: Nanos) {
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+    fn refuse_oversized(&mut self, c: ConnId, now: Nanos) {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
-        match conn.session.and_then(|s| self.sessions.get_mut(s)) {
+        match conn.session.and_then(|s| self.sessions.get_mut(s.index())) {
             Some(slot) => {
                 slot.session.logout(
                     b"message exceeds the maximum message size",
@@ -958,27 +950,18 @@ impl Engine {
             }
             None => conn.dead = true,
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
     }
 
-    fn on_message_bytes(&mut self, c: usize, bytes: &[u8], now: Nanos) {
+    fn on_message_bytes(&mut self, c: ConnId, bytes: &[u8], now: Nanos) {
         let Ok(msg) = Message::decode(bytes) else {
             self.garbled(c);
             return;
         };
-        if let Some(v) = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.venue)
-        {
+        if let Some(v) = self.conns.get(c).and_then(|conn| conn.venue) {
             return self.on_venue_message(v, c, &msg, now);
         }
-        let bound = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.session);
+        let bound = self.conns.get(c).and_then(|conn| conn.session);
         let s = match bound {
             Some(s) => s,
             None => match self.bind_session(c, &msg, now) {
@@ -995,7 +978,7 @@ impl Engine {
             let mut scratch = mem::take(&mut self.scratch);
             let n = self
                 .sessions
-                .get_mut(s)
+                .get_mut(s.index())
                 .and_then(|slot| slot.session.take_queued(&mut scratch));
             if let Some(m) = n
                 .and_then(|n| scratch.get(..n))
@@ -1010,8 +993,8 @@ impl Engine {
         }
     }
 
-    fn dispatch(&mut self, s: usize, c: usize, msg: &Message<'_>, now: Nanos) {
-        let (Some(slot), Some(Some(conn))) = (self.sessions.get_mut(s), self.conns.get_mut(c))
+    fn dispatch(&mut self, s: SessionId, c: ConnId, msg: &Message<'_>, now: Nanos) {
+        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s.index()), self.conns.get_mut(c))
         else {
             return;
         };
@@ -1022,20 +1005,20 @@ impl Engine {
             return self.on_relogon(s, c, msg, now);
         }
         let inbound = slot.session.on_message(msg, now, &mut conn.out);
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         match inbound {
             Inbound::Handled => {}
             Inbound::LoggedOn => {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
-                    session: SessionId::of(s),
+                    session: s,
                     peer: self.peer_ip(c),
                     at: now,
                 });
             }
             Inbound::Application => self.on_application(s, msg, now),
             Inbound::Disconnect(_) => {
-                if let Some(Some(conn)) = self.conns.get_mut(c) {
+                if let Some(conn) = self.conns.get_mut(c) {
                     conn.closing = true;
                 }
             }
@@ -1051,7 +1034,7 @@ impl Engine {
     /// taken does not tell what exists. The cause goes to the event stream: `logon-refused`
     /// (CompIDs, connection, binding, session layer) or `auth-failed` (the signed logon).
     #[cold]
-    fn bind_session(&mut self, c: usize, msg: &Message<'_>, now: Nanos) -> Option<usize> {
+    fn bind_session(&mut self, c: ConnId, msg: &Message<'_>, now: Nanos) -> Option<SessionId> {
         use crate::auth::logon::USERNAME;
         let peer = self.peer_ip(c);
         let key_id = msg
@@ -1065,17 +1048,21 @@ impl Engine {
         let begin = msg.begin_string();
         let their = msg.get(crate::fix::tags::SENDER_COMP_ID).unwrap_or(b"");
         let our = msg.get(crate::fix::tags::TARGET_COMP_ID).unwrap_or(b"");
-        let found = self.sessions.iter().position(|slot| {
-            slot.bin.is_none()
-                && slot.begin.as_bytes() == begin
-                && slot.their_comp_id.as_bytes() == their
-                && slot.our_comp_id.as_bytes() == our
-        });
+        let found = self
+            .sessions
+            .iter()
+            .position(|slot| {
+                slot.bin.is_none()
+                    && slot.begin.as_bytes() == begin
+                    && slot.their_comp_id.as_bytes() == their
+                    && slot.our_comp_id.as_bytes() == our
+            })
+            .map(SessionId::of);
         let early = match found {
             None => Some(LogonRefusal::NoSession),
             Some(s) => self.binding_refusal(c, s, msg),
         };
-        let session = SessionId(found.map_or(u32::MAX, |s| s as u32));
+        let session = found.unwrap_or(SessionId::NONE);
         // Authentication (always run, see above). `Err` carries the audit cause.
         let keys = self.auth.as_ref().map(|a| a.keys.clone());
         let mut auth_cause = None;
@@ -1098,7 +1085,7 @@ impl Engine {
         let s = found?;
         let drop_copy = verified.and_then(|v| {
             self.sessions
-                .get(s)
+                .get(s.index())
                 .and_then(|slot| drop_copy_refusal(&slot.drop_copy, v.key))
         });
         if let Some(cause) = auth_cause.or(drop_copy) {
@@ -1107,22 +1094,22 @@ impl Engine {
         }
         let (dev_grants, slot_default_account) = self
             .sessions
-            .get(s)
+            .get(s.index())
             .map(|slot| (slot.dev_grants.clone(), slot.default_account))?;
         let grants = match verified {
             Some(v) => {
                 self.accept_logon(session, &v, now);
-                crate::auth::Grants::from_key(v.key, KeySlot(s as u32), slot_default_account)
+                crate::auth::Grants::from_key(v.key, KeySlot(s.0), slot_default_account)
             }
             None => dev_grants,
         };
-        if let Some(slot) = self.sessions.get_mut(s) {
+        if let Some(slot) = self.sessions.get_mut(s.index()) {
             slot.conn = Some(c);
         }
         if let Some(p) = self.desk.session_mut(s) {
             p.grants = grants;
         }
-        if let Some(Some(conn)) = self.conns.get_mut(c) {
+        if let Some(conn) = self.conns.get_mut(c) {
             conn.session = Some(s);
         }
         Some(s)
@@ -1189,7 +1176,7 @@ impl Engine {
     /// development session) the session layer alone decides: 141=Y resets, anything else is
     /// refused; the reset is in the event stream as a `logon`.
     #[cold]
-    fn on_relogon(&mut self, s: usize, c: usize, msg: &Message<'_>, now: Nanos) {
+    fn on_relogon(&mut self, s: SessionId, c: ConnId, msg: &Message<'_>, now: Nanos) {
         let bound_key = self
             .desk
             .grants(s)
@@ -1209,14 +1196,14 @@ impl Engine {
                     refusal = Some((v.key.id, "re-logon without ResetSeqNumFlag"));
                 }
                 Some(Ok(v)) => {
-                    self.accept_logon(SessionId::of(s), &v, now);
+                    self.accept_logon(s, &v, now);
                     let default_account = self
                         .sessions
-                        .get(s)
+                        .get(s.index())
                         .map_or(Account::EMPTY, |slot| slot.default_account);
                     grants = Some(crate::auth::Grants::from_key(
                         v.key,
-                        KeySlot(s as u32),
+                        KeySlot(s.0),
                         default_account,
                     ));
                 }
@@ -1226,14 +1213,14 @@ impl Engine {
         if let Some((key_id, cause)) = refusal {
             self.counters.inc(Counter::AuthFailures);
             self.emit(Event::AuthFailed {
-                session: SessionId::of(s),
+                session: s,
                 key_id,
                 peer,
                 cause,
                 at: now,
             });
         }
-        let (Some(slot), Some(Some(conn))) = (self.sessions.get_mut(s), self.conns.get_mut(c))
+        let (Some(slot), Some(conn)) = (self.sessions.get_mut(s.index()), self.conns.get_mut(c))
         else {
             return;
         };
@@ -1249,18 +1236,18 @@ impl Engine {
         if let (Some(g), Inbound::LoggedOn, Some(p)) = (grants, inbound, self.desk.session_mut(s)) {
             p.grants = g;
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         match inbound {
             Inbound::LoggedOn => {
                 self.counters.inc(Counter::LogonsAccepted);
                 self.emit(Event::LoggedOn {
-                    session: SessionId::of(s),
+                    session: s,
                     peer: self.peer_ip(c),
                     at: now,
                 });
             }
             Inbound::Disconnect(_) => {
-                if let Some(Some(conn)) = self.conns.get_mut(c) {
+                if let Some(conn) = self.conns.get_mut(c) {
                     conn.closing = true;
                 }
             }
@@ -1272,16 +1259,12 @@ impl Engine {
     /// connected, certificate binding (SPKI or subject), or the session layer's first-message
     /// check. `None`: it can.
     #[cold]
-    fn binding_refusal(&self, c: usize, s: usize, msg: &Message<'_>) -> Option<LogonRefusal> {
-        let slot = self.sessions.get(s)?;
+    fn binding_refusal(&self, c: ConnId, s: SessionId, msg: &Message<'_>) -> Option<LogonRefusal> {
+        let slot = self.sessions.get(s.index())?;
         if slot.conn.is_some() {
             return Some(LogonRefusal::AlreadyConnected);
         }
-        let tls = self
-            .conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .and_then(|conn| conn.tls.as_deref());
+        let tls = self.conns.get(c).and_then(|conn| conn.tls.as_deref());
         if let Some(want) = slot.client_spki {
             if tls.and_then(net::tls::peer_spki_sha256) != Some(want) {
                 return Some(LogonRefusal::CertificateKey);
@@ -1299,10 +1282,9 @@ impl Engine {
     }
 
     /// The source address of connection `c` (0.0.0.0 if it is gone).
-    fn peer_ip(&self, c: usize) -> std::net::IpAddr {
+    fn peer_ip(&self, c: ConnId) -> std::net::IpAddr {
         self.conns
             .get(c)
-            .and_then(Option::as_ref)
             .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |conn| conn.peer.ip())
     }
 
@@ -1311,7 +1293,7 @@ impl Engine {
     #[cold]
     fn refuse_logon(
         &mut self,
-        c: usize,
+        c: ConnId,
         msg: &Message<'_>,
         key_id: crate::auth::KeyId,
         peer: std::net::IpAddr,
@@ -1339,7 +1321,7 @@ impl Engine {
     #[cold]
     fn refuse_auth(
         &mut self,
-        c: usize,
+        c: ConnId,
         session: SessionId,
         key_id: crate::auth::KeyId,
         peer: std::net::IpAddr,
@@ -1360,8 +1342,8 @@ impl Engine {
 
     /// Connection `c` ends without a byte of FIX: whatever it queued is dropped and it is
     /// closed when the current read pass ends; nothing it sent after this is processed.
-    fn kill_unanswered(&mut self, c: usize) {
-        if let Some(Some(conn)) = self.conns.get_mut(c) {
+    fn kill_unanswered(&mut self, c: ConnId) {
+        if let Some(conn) = self.conns.get_mut(c) {
             conn.out.clear();
             conn.dead = true;
         }
@@ -1372,8 +1354,8 @@ impl Engine {
         let logon_timeout = Nanos::from_millis(self.gw.logon_timeout_ms);
         let silent_timeout = Nanos::from_millis(self.gw.silent_timeout_ms);
         self.report_shed(now);
-        for c in 0..self.conns.len() {
-            let Some(Some(conn)) = self.conns.get_mut(c) else {
+        for c in self.conns.ids() {
+            let Some(conn) = self.conns.get_mut(c) else {
                 continue;
             };
             if let Some(v) = conn.venue {
@@ -1385,13 +1367,13 @@ impl Engine {
                     }
                     continue;
                 }
-                if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+                if let Some(fx) = self.links.get_mut(v) {
                     if fx.session.on_timer(now, &mut conn.out).is_some() {
                         conn.closing = true;
                     }
                 }
                 if !conn.out.is_empty() || conn.closing {
-                    self.mark_dirty(c);
+                    self.dirty.mark(c);
                 }
                 continue;
             }
@@ -1410,15 +1392,19 @@ impl Engine {
                     if self.check_slow_consumer(c, s, now) {
                         continue;
                     }
-                    if self.sessions.get(s).is_some_and(|slot| slot.bin.is_some()) {
+                    if self
+                        .sessions
+                        .get(s.index())
+                        .is_some_and(|slot| slot.bin.is_some())
+                    {
                         self.binary_timer(s, c, now);
                         continue;
                     }
-                    let Some(Some(conn)) = self.conns.get_mut(c) else {
+                    let Some(conn) = self.conns.get_mut(c) else {
                         continue;
                     };
                     let (Some(slot), Some(p)) =
-                        (self.sessions.get_mut(s), self.desk.session_mut(s))
+                        (self.sessions.get_mut(s.index()), self.desk.session_mut(s))
                     else {
                         continue;
                     };
@@ -1431,7 +1417,7 @@ impl Engine {
                         conn.closing = true;
                     }
                     if !conn.out.is_empty() || conn.closing {
-                        self.mark_dirty(c);
+                        self.dirty.mark(c);
                     }
                 }
             }
@@ -1446,9 +1432,9 @@ impl Engine {
             return;
         };
         auth.verifier.apply_unlocks(&snap);
-        for s in 0..self.sessions.len() {
+        for s in (0..self.sessions.len()).map(SessionId::of) {
             let (Some(slot), Some(principal)) =
-                (self.sessions.get_mut(s), self.desk.session_mut(s))
+                (self.sessions.get_mut(s.index()), self.desk.session_mut(s))
             else {
                 continue;
             };
@@ -1468,7 +1454,7 @@ impl Engine {
                         {
                             *grants = crate::auth::Grants::from_key(
                                 k,
-                                KeySlot(s as u32),
+                                KeySlot(s.0),
                                 slot.default_account,
                             );
                         }
@@ -1477,11 +1463,7 @@ impl Engine {
                 }
                 continue;
             };
-            let peer = self
-                .conns
-                .get(c)
-                .and_then(Option::as_ref)
-                .map(|conn| conn.peer.ip());
+            let peer = self.conns.get(c).map(|conn| conn.peer.ip());
             // Narrowed grants apply at once: the new account list is what the next message is
             // checked against (orders left in a lost account can still be canceled, see
             // `Grants::may_manage`); a peer address the allowlist no longer covers ends the
@@ -1498,17 +1480,14 @@ impl Engine {
                     Some("credential no longer permits drop copy")
                 }
                 Some(k) => {
-                    *grants =
-                        crate::auth::Grants::from_key(k, KeySlot(s as u32), slot.default_account);
+                    *grants = crate::auth::Grants::from_key(k, KeySlot(s.0), slot.default_account);
                     None
                 }
             };
-            if let (Some(cause), Some(Some(conn))) = (cause, self.conns.get_mut(c)) {
+            if let (Some(cause), Some(conn)) = (cause, self.conns.get_mut(c)) {
                 credential_logout(slot, grants, s, cause, conn, now, &self.ring);
                 self.counters.inc(Counter::CredentialLogouts);
-                if !self.dirty.contains(&c) && self.dirty.len() < self.dirty.capacity() {
-                    self.dirty.push(c);
-                }
+                self.dirty.mark(c);
             }
         }
         auth.keys = snap;
@@ -1519,17 +1498,10 @@ impl Engine {
         self.key_loader.take()
     }
 
-    #[inline]
-    pub(crate) fn mark_dirty(&mut self, c: usize) {
-        if !self.dirty.contains(&c) && self.dirty.len() < self.dirty.capacity() {
-            self.dirty.push(c);
-        }
-    }
-
     fn flush_dirty(&mut self, now: Nanos) {
         let mut dirty = mem::take(&mut self.dirty);
-        for &c in &dirty {
-            let Some(Some(conn)) = self.conns.get_mut(c) else {
+        for &c in dirty.as_slice() {
+            let Some(conn) = self.conns.get_mut(c) else {
                 continue;
             };
             let before = conn.out.pending().len();
@@ -1554,8 +1526,9 @@ impl Engine {
 
     /// Closes connection `c` and unbinds its session (cancel-on-disconnect applies).
     #[cold]
-    fn close(&mut self, c: usize, now: Nanos, reason: &'static str) {
-        let Some(mut conn) = self.conns.get_mut(c).and_then(Option::take) else {
+    fn close(&mut self, c: ConnId, now: Nanos, reason: &'static str) {
+        // The slot is free again from here (nothing below opens a connection).
+        let Some(mut conn) = self.conns.remove(c) else {
             return;
         };
         let _ = conn.flush();
@@ -1564,7 +1537,6 @@ impl Engine {
         if let Some(i) = self.hot.iter().position(|h| h.conn == c) {
             self.hot.swap_remove(i);
         }
-        self.free_conns.push(c);
         self.counters.inc(Counter::ConnectionsClosed);
         if conn.venue.is_none() {
             if conn.session.is_none() {
@@ -1584,7 +1556,7 @@ impl Engine {
         }
         if let Some(s) = conn.session {
             let mut cancel = false;
-            if let Some(slot) = self.sessions.get_mut(s) {
+            if let Some(slot) = self.sessions.get_mut(s.index()) {
                 slot.conn = None;
                 match slot.bin.as_deref_mut() {
                     Some(bin) => {
@@ -1597,7 +1569,7 @@ impl Engine {
                 cancel = slot.cancel_on_disconnect;
             }
             self.emit(Event::Disconnected {
-                session: SessionId::of(s),
+                session: s,
                 reason,
                 at: now,
             });
@@ -1613,7 +1585,7 @@ impl Engine {
         self.stopping = Some(crate::clock::monotonic());
         for slot in &mut self.sessions {
             let Some(c) = slot.conn else { continue };
-            let Some(Some(conn)) = self.conns.get_mut(c) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 continue;
             };
             // A logged-on session waits for the client's Logout (or the session's logout
@@ -1632,12 +1604,12 @@ impl Engine {
                 conn.closing = true;
             }
         }
-        for c in 0..self.conns.len() {
-            if let Some(Some(conn)) = self.conns.get_mut(c) {
+        for c in self.conns.ids() {
+            if let Some(conn) = self.conns.get_mut(c) {
                 if conn.session.is_none() {
                     conn.dead = true;
                 }
-                self.mark_dirty(c);
+                self.dirty.mark(c);
             }
         }
     }
@@ -1653,14 +1625,11 @@ impl Engine {
     /// then only stored for resend).
     pub(crate) fn session_and_out(
         &mut self,
-        s: usize,
-    ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<usize>)> {
-        let slot = self.sessions.get_mut(s)?;
+        s: SessionId,
+    ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<ConnId>)> {
+        let slot = self.sessions.get_mut(s.index())?;
         let conn_idx = slot.conn;
-        let out = match conn_idx
-            .and_then(|c| self.conns.get_mut(c))
-            .and_then(Option::as_mut)
-        {
+        let out = match conn_idx.and_then(|c| self.conns.get_mut(c)) {
             Some(conn) => &mut conn.out,
             None => {
                 self.detached.clear();
@@ -1674,8 +1643,8 @@ impl Engine {
     /// runs the whole pipeline on them (frame → session → order → venue → reports). Returns
     /// false when the connection does not exist or its buffer cannot take the bytes.
     #[doc(hidden)]
-    pub fn inject(&mut self, c: usize, bytes: &[u8], now: Nanos) -> bool {
-        let Some(Some(conn)) = self.conns.get_mut(c) else {
+    pub fn inject(&mut self, c: ConnId, bytes: &[u8], now: Nanos) -> bool {
+        let Some(conn) = self.conns.get_mut(c) else {
             return false;
         };
         if conn.head > 0 {
@@ -1695,8 +1664,8 @@ impl Engine {
     /// Benchmarks and tests: the bytes waiting to be written to connection `c`, then discards
     /// them (as if the socket took them).
     #[doc(hidden)]
-    pub fn take_output(&mut self, c: usize, mut sink: impl FnMut(&[u8])) {
-        if let Some(Some(conn)) = self.conns.get_mut(c) {
+    pub fn take_output(&mut self, c: ConnId, mut sink: impl FnMut(&[u8])) {
+        if let Some(conn) = self.conns.get_mut(c) {
             sink(conn.out.pending());
             conn.out.clear();
         }
@@ -1705,13 +1674,8 @@ impl Engine {
 
     /// Benchmarks and tests: the slot of the most recently accepted connection.
     #[doc(hidden)]
-    pub fn last_connection(&self) -> Option<usize> {
-        self.conns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.is_some())
-            .map(|(i, _)| i)
-            .next_back()
+    pub fn last_connection(&self) -> Option<ConnId> {
+        self.conns.last()
     }
 
     pub fn clock(&self) -> &Clock {

@@ -34,7 +34,7 @@ use std::net::IpAddr;
 use super::Engine;
 use super::Settings;
 use crate::handoff::Event;
-use crate::model::{Nanos, SessionId};
+use crate::model::{ConnId, Nanos, SessionId};
 use crate::monitor::Counter;
 
 /// Shed connections since the last `ConnectionsShed` event.
@@ -69,7 +69,7 @@ pub(crate) struct Perimeter {
     pending_by_addr: HashMap<IpAddr, u32>,
     /// Connections not logged on yet, oldest first, as (slot, serial); entries whose
     /// connection logged on or closed are skipped when met.
-    pending_fifo: VecDeque<(usize, u64)>,
+    pending_fifo: VecDeque<(ConnId, u64)>,
     /// How many connections are not logged on yet.
     pending: usize,
     next_serial: u64,
@@ -78,14 +78,14 @@ pub(crate) struct Perimeter {
     shed: ShedTally,
     last_shed_event: Nanos,
     /// Handshaking TLS connections waiting for the budget, oldest first.
-    tls_queue: VecDeque<usize>,
+    tls_queue: VecDeque<ConnId>,
     /// Handshake budget left, ns of gateway-thread time (negative: overspent).
     tls_tokens_ns: i64,
     tls_refilled_at: Nanos,
     /// Refill: ns of handshake time per ns of wall time, in thousandths (budget µs per ms).
     tls_budget_per_mille: i64,
     /// Connections whose read pass stopped at `READ_PASS_BUFFERS` full buffers, oldest first.
-    deferred_reads: VecDeque<usize>,
+    deferred_reads: VecDeque<ConnId>,
     /// Source addresses blocked by the intrusion response (src/ids), until when (UTC).
     blocks: BlockTable,
 }
@@ -219,7 +219,7 @@ impl Engine {
         if p.pending >= p.unauthenticated_cap {
             self.evict_oldest_pending(now);
         }
-        if self.free_conns.is_empty() && !self.evict_oldest_pending(now) {
+        if !self.conns.has_free() && !self.evict_oldest_pending(now) {
             self.counters.inc(Counter::ConnectionsRefused);
             return Admission::Refuse;
         }
@@ -251,7 +251,7 @@ impl Engine {
 
     /// Records that client connection `c` (serial `serial`, `bytes` of buffers) is in its slot.
     #[cold]
-    pub(crate) fn admitted(&mut self, c: usize, serial: u64, bytes: usize) {
+    pub(crate) fn admitted(&mut self, c: ConnId, serial: u64, bytes: usize) {
         let p = &mut self.perimeter;
         if p.pending_fifo.len() == p.pending_fifo.capacity() {
             // Drop the entries of connections that logged on or closed since.
@@ -259,7 +259,6 @@ impl Engine {
             p.pending_fifo.retain(|&(c, serial)| {
                 conns
                     .get(c)
-                    .and_then(Option::as_ref)
                     .is_some_and(|conn| conn.serial == serial && conn.session.is_none())
             });
         }
@@ -271,7 +270,7 @@ impl Engine {
     #[cold]
     fn evict_oldest_pending(&mut self, now: Nanos) -> bool {
         while let Some((c, serial)) = self.perimeter.pending_fifo.pop_front() {
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 continue;
             };
             if conn.serial != serial || conn.session.is_some() || conn.venue.is_some() {
@@ -299,7 +298,6 @@ impl Engine {
             let peer = self
                 .conns
                 .get(c)
-                .and_then(Option::as_ref)
                 .filter(|conn| {
                     conn.serial == serial && conn.session.is_none() && conn.venue.is_none()
                 })
@@ -310,7 +308,7 @@ impl Engine {
                 }
                 Some(p) if p == ip => {
                     self.perimeter.pending_fifo.remove(i);
-                    if let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) {
+                    if let Some(conn) = self.conns.get_mut(c) {
                         conn.dead = true;
                     }
                     self.close(
@@ -344,9 +342,9 @@ impl Engine {
     /// gets the full send buffer (the receive buffer grows in `process_input`, which holds it
     /// while a message is dispatched).
     #[cold]
-    pub(crate) fn on_bound(&mut self, c: usize) {
+    pub(crate) fn on_bound(&mut self, c: ConnId) {
         let send = self.gw.send_buffer_bytes;
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         let before = conn.buffer_bytes();
@@ -359,9 +357,9 @@ impl Engine {
 
     /// The receive buffer of a bound connection grows to `recv_buffer_bytes` (once).
     #[cold]
-    pub(crate) fn grow_inbuf(&mut self, c: usize) {
+    pub(crate) fn grow_inbuf(&mut self, c: ConnId) {
         let (recv, send) = (self.gw.recv_buffer_bytes, self.gw.send_buffer_bytes);
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         let before = conn.buffer_bytes();
@@ -381,8 +379,8 @@ impl Engine {
     /// Before logon, connection `c` sent garbage (too many bytes outside a FIX frame, or a
     /// garbled frame): closed at once.
     #[cold]
-    pub(crate) fn shed_garbage(&mut self, c: usize) {
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+    pub(crate) fn shed_garbage(&mut self, c: ConnId) {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         conn.dead = true;
@@ -396,8 +394,8 @@ impl Engine {
 
     /// A connection that sent nothing within `silent_timeout_ms` is closed (timers).
     #[cold]
-    pub(crate) fn shed_silent(&mut self, c: usize, now: Nanos) {
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+    pub(crate) fn shed_silent(&mut self, c: ConnId, now: Nanos) {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         conn.dead = true;
@@ -432,9 +430,9 @@ impl Engine {
     /// `slow_consumer_ms`? Then it is disconnected (cancel-on-disconnect applies in `close`).
     /// Returns true when it was.
     #[cold]
-    pub(crate) fn check_slow_consumer(&mut self, c: usize, s: usize, now: Nanos) -> bool {
+    pub(crate) fn check_slow_consumer(&mut self, c: ConnId, s: SessionId, now: Nanos) -> bool {
         let limit = Nanos::from_millis(self.gw.slow_consumer_ms);
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+        let Some(conn) = self.conns.get_mut(c) else {
             return false;
         };
         let (pending, cap) = (conn.out.pending().len(), conn.out.capacity());
@@ -455,7 +453,7 @@ impl Engine {
         conn.dead = true;
         self.counters.inc(Counter::SlowConsumerDisconnects);
         self.emit(Event::SlowConsumer {
-            session: SessionId::of(s),
+            session: s,
             pending_bytes: pending.min(u32::MAX as usize) as u32,
             at: now,
         });
@@ -465,8 +463,8 @@ impl Engine {
 
     /// Queues TLS handshake work of connection `c` for the budget (no-op if queued).
     #[cold]
-    pub(crate) fn queue_handshake(&mut self, c: usize) {
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+    pub(crate) fn queue_handshake(&mut self, c: ConnId) {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         if !conn.tls_queued {
@@ -478,13 +476,10 @@ impl Engine {
     /// Whether readable connection `c` is a client TLS connection still handshaking, whose
     /// work goes through the budget.
     #[inline]
-    pub(crate) fn handshaking_client(&self, c: usize) -> bool {
-        self.conns
-            .get(c)
-            .and_then(Option::as_ref)
-            .is_some_and(|conn| {
-                conn.venue.is_none() && conn.tls.is_some() && !conn.tls_established()
-            })
+    pub(crate) fn handshaking_client(&self, c: ConnId) -> bool {
+        self.conns.get(c).is_some_and(|conn| {
+            conn.venue.is_none() && conn.tls.is_some() && !conn.tls_established()
+        })
     }
 
     /// Serves queued TLS handshakes while the budget lasts. Returns how many were served.
@@ -502,7 +497,7 @@ impl Engine {
             let Some(c) = self.perimeter.tls_queue.pop_front() else {
                 return served;
             };
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 continue;
             };
             if !conn.tls_queued {
@@ -522,9 +517,9 @@ impl Engine {
     }
 
     /// Connection `c` has more to read than one pass takes: read it again next duty cycle.
-    pub(crate) fn defer_read(&mut self, c: usize) {
-        let slots = self.conns.len();
-        let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+    pub(crate) fn defer_read(&mut self, c: ConnId) {
+        let slots = self.conns.capacity();
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         // Each connection is queued once at most, so the queue never outgrows its capacity.
@@ -542,7 +537,7 @@ impl Engine {
             let Some(c) = self.perimeter.deferred_reads.pop_front() else {
                 break;
             };
-            let Some(conn) = self.conns.get_mut(c).and_then(Option::as_mut) else {
+            let Some(conn) = self.conns.get_mut(c) else {
                 continue;
             };
             if !conn.read_deferred {
@@ -556,13 +551,13 @@ impl Engine {
 
     /// Connection `c` is closing: forget its queued handshake work.
     #[cold]
-    pub(crate) fn forget_handshake(&mut self, c: usize) {
+    pub(crate) fn forget_handshake(&mut self, c: ConnId) {
         self.perimeter.tls_queue.retain(|&q| q != c);
     }
 
     /// Connection `c` is closing: forget its deferred read.
     #[cold]
-    pub(crate) fn forget_deferred_read(&mut self, c: usize) {
+    pub(crate) fn forget_deferred_read(&mut self, c: ConnId) {
         self.perimeter.deferred_reads.retain(|&q| q != c);
     }
 }

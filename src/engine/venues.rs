@@ -11,7 +11,7 @@ use super::stores::AnyStore;
 use super::{Engine, TlsSide};
 use crate::desk::VenueStatus;
 use crate::fix::{Message, MsgType};
-use crate::model::Nanos;
+use crate::model::{ConnId, Nanos};
 use crate::net::{self, Conn};
 use crate::session::{Inbound, Session};
 use crate::venue::fix::{self as vfix, AnswerKind};
@@ -22,7 +22,7 @@ pub struct FixVenue {
     pub addr: SocketAddr,
     pub session: Session<AnyStore>,
     /// The connection slot while connected (or connecting).
-    pub conn: Option<usize>,
+    pub conn: Option<ConnId>,
     pub reconnect: Nanos,
     pub next_attempt: Nanos,
     /// Answers that matched no order of ours (stale or foreign ClOrdIDs).
@@ -35,12 +35,35 @@ pub struct FixVenue {
     )>,
 }
 
+/// The external venues' FIX links, by venue index (`None`: an in-process venue).
+pub(crate) struct Links(Vec<Option<Box<FixVenue>>>);
+
+impl Links {
+    /// At most 64 venues (checked by `config`): every index fits a `u16`.
+    pub(crate) fn new(links: Vec<Option<Box<FixVenue>>>) -> Links {
+        Links(links)
+    }
+
+    /// The FIX link of venue `v`; `None` for an in-process venue or no such venue.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, v: u16) -> Option<&mut FixVenue> {
+        self.0
+            .get_mut(usize::from(v))
+            .and_then(Option::as_deref_mut)
+    }
+
+    /// Every venue index, linked or not. Borrows nothing: links may be changed while iterating.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u16> + use<> {
+        0..u16::try_from(self.0.len()).unwrap_or(u16::MAX)
+    }
+}
+
 impl Engine {
     /// Starts connections to external venues that are due for a (re)connect.
     #[cold]
     pub(crate) fn venue_timers(&mut self, now: Nanos) {
-        for v in 0..self.links.len() {
-            let Some(Some(fx)) = self.links.get_mut(v) else {
+        for v in self.links.ids() {
+            let Some(fx) = self.links.get_mut(v) else {
                 continue;
             };
             if fx.conn.is_some() || now < fx.next_attempt {
@@ -50,7 +73,7 @@ impl Engine {
             let Ok(stream) = net::connect(fx.addr) else {
                 continue;
             };
-            let Some(c) = self.free_conns.pop() else {
+            let Some(c) = self.conns.reserve() else {
                 continue;
             };
             let mut conn = Conn::new(
@@ -60,14 +83,14 @@ impl Engine {
                 self.gw.send_buffer_bytes,
                 now,
             );
-            conn.venue = Some(v as u16);
+            conn.venue = Some(v);
             conn.connecting = true;
             let tls = fx
                 .tls
                 .as_ref()
                 .map(|(cfg, name)| TlsSide::Client(cfg.clone(), name.clone()));
             if self.install(c, conn, tls).is_ok() {
-                if let Some(Some(fx)) = self.links.get_mut(v) {
+                if let Some(fx) = self.links.get_mut(v) {
                     fx.conn = Some(c);
                 }
             }
@@ -76,8 +99,8 @@ impl Engine {
 
     /// A venue connection became writable: finish a pending connect by logging on.
     #[cold]
-    pub(crate) fn venue_connected(&mut self, c: usize, now: Nanos) {
-        let Some(Some(conn)) = self.conns.get_mut(c) else {
+    pub(crate) fn venue_connected(&mut self, c: ConnId, now: Nanos) {
+        let Some(conn) = self.conns.get_mut(c) else {
             return;
         };
         if !conn.connecting {
@@ -90,30 +113,25 @@ impl Engine {
         }
         conn.connecting = false;
         let Some(v) = conn.venue else { return };
-        if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+        if let Some(fx) = self.links.get_mut(v) {
             fx.session.start_logon(now, &mut conn.out);
         }
-        self.mark_dirty(c);
+        self.dirty.mark(c);
     }
 
     /// A message from venue `v` on connection `c`.
-    pub(crate) fn on_venue_message(&mut self, v: u16, c: usize, msg: &Message<'_>, now: Nanos) {
-        let (Some(slot), Some(Some(conn))) =
-            (self.links.get_mut(usize::from(v)), self.conns.get_mut(c))
-        else {
-            return;
-        };
-        let Some(fx) = slot else {
+    pub(crate) fn on_venue_message(&mut self, v: u16, c: ConnId, msg: &Message<'_>, now: Nanos) {
+        let (Some(fx), Some(conn)) = (self.links.get_mut(v), self.conns.get_mut(c)) else {
             return;
         };
         let inbound = fx.session.on_message(msg, now, &mut conn.out);
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         match inbound {
             Inbound::Handled => {}
             Inbound::LoggedOn => self.venue_up(v, now),
             Inbound::Application => self.on_venue_answer(v, msg, now),
             Inbound::Disconnect(_) => {
-                if let Some(Some(conn)) = self.conns.get_mut(c) {
+                if let Some(conn) = self.conns.get_mut(c) {
                     conn.closing = true;
                 }
             }
@@ -121,10 +139,10 @@ impl Engine {
         // Answers that arrived ahead of a gap and are now in sequence.
         loop {
             let mut scratch = mem::take(&mut self.scratch);
-            let n = match self.links.get_mut(usize::from(v)) {
-                Some(Some(fx)) => fx.session.take_queued(&mut scratch),
-                _ => None,
-            };
+            let n = self
+                .links
+                .get_mut(v)
+                .and_then(|fx| fx.session.take_queued(&mut scratch));
             if let Some(m) = n
                 .and_then(|n| scratch.get(..n))
                 .and_then(|b| Message::decode(b).ok())
@@ -151,7 +169,7 @@ impl Engine {
     /// The venue connection closed: refuse new orders for it until it is back.
     #[cold]
     pub(crate) fn venue_down(&mut self, v: u16, now: Nanos, reason: &'static str) {
-        if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+        if let Some(fx) = self.links.get_mut(v) {
             fx.conn = None;
             fx.session.on_disconnect(now);
             fx.next_attempt = now.add(fx.reconnect);
@@ -164,7 +182,7 @@ impl Engine {
         let answer = vfix::parse_answer(msg);
         let order = answer.and_then(|a| self.desk.venue_order(v, a.key, a.order_id));
         let (Some(a), Some(o)) = (answer, order) else {
-            if let Some(Some(fx)) = self.links.get_mut(usize::from(v)) {
+            if let Some(fx) = self.links.get_mut(v) {
                 fx.unmatched += 1;
             }
             return self.venue_unmatched(v, msg, now);

@@ -9,9 +9,10 @@
 
 use super::app::Answering;
 use super::binary::FixpOut;
+use super::conns::{Conns, Dirty};
 use super::exec;
 use super::sbe_out;
-use super::venues::FixVenue;
+use super::venues::Links;
 use super::SessionSlot;
 use crate::auth::Scopes;
 use crate::desk::{
@@ -19,8 +20,7 @@ use crate::desk::{
     VenueSend,
 };
 use crate::fix::ReplyRouting;
-use crate::model::{Nanos, OrderKey, SessionId};
-use crate::net::Conn;
+use crate::model::{ConnId, Nanos, OrderKey, SessionId};
 use crate::order::{Order, OrderTable};
 use crate::session::OutBuf;
 use crate::venue::fix as vfix;
@@ -28,16 +28,16 @@ use crate::venue::fix as vfix;
 /// The shell's state a desk call may write to.
 pub(crate) struct Wire<'a> {
     pub sessions: &'a mut [SessionSlot],
-    pub conns: &'a mut [Option<Conn>],
+    pub conns: &'a mut Conns,
     /// Output of sessions with no connection: messages are stored for resend, never sent.
     pub detached: &'a mut OutBuf,
-    pub dirty: &'a mut Vec<usize>,
+    pub dirty: &'a mut Dirty,
     /// Indices of the drop-copy sessions.
-    pub drop_copies: &'a [usize],
+    pub drop_copies: &'a [SessionId],
     /// The inbound message being answered, as far as the routing of its replies goes.
     pub answering: Answering,
     /// External venues' FIX links, by venue index (`None`: in-process venue).
-    pub links: &'a mut [Option<Box<FixVenue>>],
+    pub links: &'a mut Links,
     pub latency: &'a mut crate::monitor::latency::Recorder,
 }
 
@@ -55,24 +55,15 @@ impl Wire<'_> {
         }
     }
 
-    fn mark_dirty(&mut self, c: usize) {
-        if !self.dirty.contains(&c) && self.dirty.len() < self.dirty.capacity() {
-            self.dirty.push(c);
-        }
-    }
-
     /// Session `s`, the buffer its messages go to (its connection's, or the detached sink)
     /// and its connection.
     fn session_and_out(
         &mut self,
-        s: usize,
-    ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<usize>)> {
-        let slot = self.sessions.get_mut(s)?;
+        s: SessionId,
+    ) -> Option<(&mut SessionSlot, &mut OutBuf, Option<ConnId>)> {
+        let slot = self.sessions.get_mut(s.index())?;
         let conn_idx = slot.conn;
-        let out = match conn_idx
-            .and_then(|c| self.conns.get_mut(c))
-            .and_then(Option::as_mut)
-        {
+        let out = match conn_idx.and_then(|c| self.conns.get_mut(c)) {
             Some(conn) => &mut conn.out,
             None => {
                 self.detached.clear();
@@ -92,15 +83,15 @@ impl Wire<'_> {
             };
             let allowed = self
                 .sessions
-                .get(dc)
+                .get(dc.index())
                 .is_some_and(|slot| slot.drop_copy.contains(&order.account))
-                && principals.get(dc).is_some_and(|p| {
+                && principals.get(dc.index()).is_some_and(|p| {
                     p.grants.scopes.contains(Scopes::ORDERS_READ)
                     // Without a key, the drop copy's configured accounts are its grant.
                     && (p.grants.key_id.is_empty()
                         || p.grants.allows_account(order.account.as_bytes()))
                 });
-            if dc == order.session.index() || !allowed {
+            if dc == order.session || !allowed {
                 continue;
             }
             let Some((slot, out, c)) = self.session_and_out(dc) else {
@@ -111,7 +102,7 @@ impl Wire<'_> {
                 exec::execution_report(w, v, order, e, exec_id, now)
             });
             if let Some(c) = c {
-                self.mark_dirty(c);
+                self.dirty.mark(c);
             }
         }
     }
@@ -136,7 +127,7 @@ impl Outbox for Wire<'_> {
         copy: bool,
         now: Nanos,
     ) {
-        let s = order.session.index();
+        let s = order.session;
         let exec_id = u64::from(order.exec_seq);
         let routing = self.routing_for(orders, Some(order));
         if let Some((slot, out, c)) = self.session_and_out(s) {
@@ -156,7 +147,7 @@ impl Outbox for Wire<'_> {
                 );
             }
             if let Some(c) = c {
-                self.mark_dirty(c);
+                self.dirty.mark(c);
                 // The order's first answer (a refusal before the table carries OrderID 0).
                 if order.exec_seq == 1 || (order.order_id == 0 && order.received_at == now) {
                     self.latency.answered(order.received_at);
@@ -181,7 +172,7 @@ impl Outbox for Wire<'_> {
         now: Nanos,
     ) {
         let routing = self.routing_for(orders, order);
-        let Some((slot, out, c)) = self.session_and_out(session.index()) else {
+        let Some((slot, out, c)) = self.session_and_out(session) else {
             return;
         };
         if let Some(bin) = slot.bin.as_deref_mut() {
@@ -200,13 +191,13 @@ impl Outbox for Wire<'_> {
             );
         }
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
     fn mass_cancel_report(&mut self, session: SessionId, r: &MassCancelReport<'_>, now: Nanos) {
         let routing = self.context();
-        let Some((slot, out, c)) = self.session_and_out(session.index()) else {
+        let Some((slot, out, c)) = self.session_and_out(session) else {
             return;
         };
         if let Some(bin) = slot.bin.as_deref_mut() {
@@ -215,7 +206,7 @@ impl Outbox for Wire<'_> {
                 sbe_out::mass_cancel_report(buf, seq, now, r)
             });
             if let Some(c) = c {
-                self.mark_dirty(c);
+                self.dirty.mark(c);
             }
             return;
         }
@@ -233,7 +224,7 @@ impl Outbox for Wire<'_> {
                     )
                 });
         if let Some(c) = c {
-            self.mark_dirty(c);
+            self.dirty.mark(c);
         }
     }
 
@@ -246,13 +237,13 @@ impl Outbox for Wire<'_> {
         req: VenueRequest,
         now: Nanos,
     ) -> VenueSend {
-        let Some(Some(fx)) = self.links.get_mut(usize::from(venue)) else {
+        let Some(fx) = self.links.get_mut(venue) else {
             return VenueSend::Down;
         };
         let Some(c) = fx.conn else {
             return VenueSend::Down;
         };
-        let Some(Some(conn)) = self.conns.get_mut(c) else {
+        let Some(conn) = self.conns.get_mut(c) else {
             return VenueSend::Down;
         };
         let live = o.venue_live;
@@ -272,7 +263,7 @@ impl Outbox for Wire<'_> {
                 .session
                 .send_app(b"H", now, &mut conn.out, |w| vfix::status(w, key, o, live)),
         };
-        self.mark_dirty(c);
+        self.dirty.mark(c);
         if sent.is_ok() {
             if !matches!(req, VenueRequest::Status) {
                 let n = if matches!(req, VenueRequest::New) {

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use mio::net::{TcpListener, TcpStream};
 
-use crate::model::Nanos;
+use crate::model::{Nanos, SessionId};
 use crate::session::OutBuf;
 
 /// One client or venue connection.
@@ -26,7 +26,7 @@ pub struct Conn {
     pub tail: usize,
     pub out: OutBuf,
     /// Index of the session bound by a successful first Logon.
-    pub session: Option<usize>,
+    pub session: Option<SessionId>,
     pub opened_at: Nanos,
     /// Close once `out` is flushed (after a Logout or a refusal).
     pub closing: bool,
