@@ -1,36 +1,60 @@
 #!/usr/bin/env bash
-# The order path's p50 with and without the ops port scraped every 100 ms (issue 14): release
-# binaries of this checkout (`cargo build --release -p portcullis -p portcullis-tools` first),
-# gateway spinning on CPU 0, loadgen on CPU 1, 10k orders/s, 10 s after 2 s warm-up, ROUNDS
-# interleaved rounds of quiet / scraped. Prints each run's percentiles (µs). Needs curl.
+# The order path's percentiles with and without the ops port scraped every 100 ms (issue 14):
+# release binaries of this checkout (`cargo build --release -p portcullis -p portcullis-tools`
+# first), gateway spinning on CPU 0, loadgen on CPU 1, 10k orders/s, 10 s after 2 s warm-up,
+# ROUNDS interleaved rounds of quiet / scraped. Each run starts a gateway on a fresh data folder
+# (one long-lived gateway piles gigabytes of dirty pages up until the kernel throttles its
+# writers: tuning.md). The scraper is one curl process on a kept-alive connection at 10
+# requests/s (`--rate`), as Prometheus scrapes: not a process start per scrape. Prints each
+# run's percentiles (µs) and the medians. Needs curl ≥ 7.84.
 set -euo pipefail
 B=${B:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 D=$(mktemp -d)
-$B/loadgen gen-config --auth --cpu 0 --flush-interval-ms 0 --listen 127.0.0.1:29878 --data-dir $D/data > $D/cfg.toml
-cat >> $D/cfg.toml <<EOT
+# Nothing outlives the script (a failed run must not leave a gateway or the scraper behind).
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+run() {
+    local name=$1 scrape=$2
+    rm -rf "$D/data"
+    "$B/loadgen" gen-config --auth --cpu 0 --flush-interval-ms 0 --listen 127.0.0.1:29878 \
+        --data-dir "$D/data" > "$D/cfg.toml"
+    cat >> "$D/cfg.toml" <<EOT
 
 [ops]
 address = "127.0.0.1:29880"
 plaintext = true
 metrics_public = true
 EOT
-$B/portcullis keys --config $D/cfg.toml add load --allow 127.0.0.1/32 --secret-out $D/load.secret --comp-id LOAD > /dev/null
-$B/portcullis run --config $D/cfg.toml > $D/gw.log 2>&1 &
-GW=$!
-sleep 3
-run() {
-  $B/loadgen fix --connect 127.0.0.1:29878 --sender LOAD --target PORTCULLIS --key-id load \
-    --secret-file $D/load.secret --reset --cpu 1 --rate 10000 --duration-s 10 --warmup-s 2 \
-    --json $D/$1.json > $D/$1.txt 2>&1
+    "$B/portcullis" keys --config "$D/cfg.toml" add load --allow 127.0.0.1/32 \
+        --secret-out "$D/load.secret" --comp-id LOAD > /dev/null
+    "$B/portcullis" run --config "$D/cfg.toml" > "$D/$name.gw.log" 2>&1 &
+    local gw=$! s=""
+    sleep 3
+    if ((scrape)); then
+        curl -s -o /dev/null --rate 10/s "http://127.0.0.1:29880/metrics?n=[1-10000]" &
+        s=$!
+    fi
+    "$B/loadgen" fix --connect 127.0.0.1:29878 --sender LOAD --target PORTCULLIS --key-id load \
+        --secret-file "$D/load.secret" --cpu 1 --rate 10000 --duration-s 10 --warmup-s 2 \
+        --json "$D/$name.json" > "$D/$name.txt" 2>&1 || true
+    if [[ -n $s ]]; then
+        kill "$s" 2>/dev/null || true
+        wait "$s" 2>/dev/null || true
+    fi
+    kill -INT "$gw"
+    wait "$gw" || true
 }
-for r in $(seq 1 $ROUNDS); do
-  run quiet$r
-  ( while true; do curl -s -o /dev/null http://127.0.0.1:29880/metrics; sleep 0.1; done ) &
-  S=$!
-  run scraped$r
-  kill $S; wait $S 2>/dev/null || true
+for r in $(seq 1 "$ROUNDS"); do
+    run "quiet$r" 0
+    run "scraped$r" 1
 done
-kill -INT $GW; wait $GW || true
-for f in $D/*.txt; do echo "== $(basename $f)"; grep -iE "p50|p90|p99|percentile|µs" $f | head -4; done
+rm -rf "$D/data"
+echo "run            p50        p90        p99      p99.9     p99.99        max   (µs)"
+for f in "$D"/quiet*.txt "$D"/scraped*.txt; do
+    printf '%-9s %s\n' "$(basename "$f" .txt)" "$(sed -n 4p "$f")"
+done
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+q=$(for f in "$D"/quiet*.txt; do sed -n 4p "$f" | awk '{print $1}'; done | median)
+s=$(for f in "$D"/scraped*.txt; do sed -n 4p "$f" | awk '{print $1}'; done | median)
+echo "median p50: quiet $q µs, scraped $s µs, scraped/quiet $(awk -v q="$q" -v s="$s" 'BEGIN {printf "%.3f", s / q}')"
 echo "dir: $D"
