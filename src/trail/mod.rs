@@ -600,8 +600,9 @@ pub fn from_order(
 }
 
 /// [`from_order`] from the REG-1 JSON line the journal thread has already written for the
-/// record (`RecordWriter::line`): one parse straight into the record's maps, the columns moved,
-/// not copied (the journal thread runs this for every order event).
+/// record (`RecordWriter::line`): one parse straight into the record's maps. The general path:
+/// the trail thread takes order lines through [`order_line`] (no maps) and comes here only for a
+/// line that reader does not take; its tests hold the two to the same record.
 pub fn from_order_line(at: Nanos, line: &[u8]) -> Entry {
     let mut cols: BTreeMap<String, String> = serde_json::from_slice(line).unwrap_or_default();
     cols.retain(|_, v| !v.is_empty());
