@@ -2,9 +2,11 @@
 # The order path's percentiles with and without the ops port scraped every 100 ms (issue 14):
 # release binaries of this checkout (`cargo build --release -p portcullis -p portcullis-tools`
 # first), gateway spinning on CPU 0, loadgen on CPU 1, 10k orders/s, 10 s after 2 s warm-up,
-# ROUNDS interleaved rounds of quiet / scraped. Each run starts a gateway on a fresh data folder
-# (one long-lived gateway piles gigabytes of dirty pages up until the kernel throttles its
-# writers: tuning.md). The scraper is one curl process on a kept-alive connection at 10
+# ROUNDS interleaved rounds of quiet / scraped (LOAD="--closed-loop --window 16", say, replaces
+# the 10k/s open loop with a saturating closed loop). Each run starts a gateway on a fresh data folder
+# (one gateway for all six runs stalled its hot thread for 1.3–1.5 s in the sixth, twice, after
+# ≈ 4.4 GB of records, trail and stores written: the kernel's dirty limit here, 20 % of memory,
+# is the suspect, issue 17). The scraper is one curl process on a kept-alive connection at 10
 # requests/s (`--rate`), as Prometheus scrapes: not a process start per scrape. Prints each
 # run's percentiles (µs) and the medians. Needs curl ≥ 7.84.
 set -euo pipefail
@@ -35,7 +37,7 @@ EOT
         s=$!
     fi
     "$B/loadgen" fix --connect 127.0.0.1:29878 --sender LOAD --target PORTCULLIS --key-id load \
-        --secret-file "$D/load.secret" --cpu 1 --rate 10000 --duration-s 10 --warmup-s 2 \
+        --secret-file "$D/load.secret" --cpu 1 ${LOAD:---rate 10000} --duration-s 10 --warmup-s 2 \
         --json "$D/$name.json" > "$D/$name.txt" 2>&1 || true
     if [[ -n $s ]]; then
         kill "$s" 2>/dev/null || true
@@ -51,7 +53,8 @@ done
 rm -rf "$D/data"
 echo "run            p50        p90        p99      p99.9     p99.99        max   (µs)"
 for f in "$D"/quiet*.txt "$D"/scraped*.txt; do
-    printf '%-9s %s\n' "$(basename "$f" .txt)" "$(sed -n 4p "$f")"
+    printf '%-9s %s   %s\n' "$(basename "$f" .txt)" "$(sed -n 4p "$f")" \
+        "$(sed -n 2p "$f" | grep -o 'achieved [0-9.]*/s')"
 done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 q=$(for f in "$D"/quiet*.txt; do sed -n 4p "$f" | awk '{print $1}'; done | median)
