@@ -170,7 +170,13 @@ reference_price = "10.25"
     let mut established = false;
     let mut read_some = |s: &mut TcpStream, fills: &mut usize| {
         let mut tmp = [0u8; 65536];
-        let n = s.read(&mut tmp).unwrap();
+        // A stop and continue of the test process (a job-control signal) interrupts the read.
+        let n = loop {
+            match s.read(&mut tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r.unwrap(),
+            }
+        };
         assert!(n > 0, "gateway closed the connection");
         inbuf.extend_from_slice(&tmp[..n]);
         let mut at = 0;

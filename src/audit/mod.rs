@@ -463,6 +463,8 @@ impl JournalThread {
                     .unwrap_or_default();
                 let mut reported_drops = 0;
                 let mut reported_lost_records = 0;
+                // Reused buffers for reading order lines into trail records (src/trail).
+                let mut lines = crate::trail::order_line::OrderLines::default();
                 let mut last_sync = crate::clock::monotonic();
                 loop {
                     let stopping = stop.load(Ordering::Relaxed);
@@ -538,7 +540,7 @@ impl JournalThread {
                             if let Some((t, n)) = &trail {
                                 // The line goes over as written; the trail thread reads it.
                                 match written {
-                                    Ok(()) => t.send_order_line(r.at, writer.line()),
+                                    Ok(()) => t.send_order_line(&mut lines, r.at, writer.line()),
                                     Err(_) => t.send(crate::trail::from_order(&r, n)),
                                 };
                             }

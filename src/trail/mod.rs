@@ -117,8 +117,8 @@ struct Shared {
 /// What the trail thread's queue carries.
 enum Item {
     Entry(Entry),
-    /// An order record's REG-1 line as the journal thread wrote it (its buffer goes back to the
-    /// pool once written): read on the trail thread, no map built ([`order_line`]).
+    /// An order record's fields packed by the journal thread from its REG-1 line (the buffer
+    /// goes back to the pool once written; [`order_line`]).
     OrderLine(Nanos, Vec<u8>),
 }
 
@@ -138,13 +138,21 @@ impl TrailSender {
         self.queue(Item::Entry(e))
     }
 
-    /// Queues the record of an order event from its REG-1 line ([`from_order_line`]'s
-    /// record, built on the trail thread); the line is copied into a pooled buffer.
-    pub fn send_order_line(&self, at: Nanos, line: &[u8]) -> bool {
+    /// Queues the record of an order event from its REG-1 line ([`from_order_line`]'s record):
+    /// read here into `lines`' reused buffers and packed into a pooled buffer, no map built
+    /// ([`order_line`]); a line that reader does not take goes the general way.
+    pub fn send_order_line(
+        &self,
+        lines: &mut order_line::OrderLines,
+        at: Nanos,
+        line: &[u8],
+    ) -> bool {
         let mut buf = self.pool.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(line);
-        self.queue(Item::OrderLine(at, buf))
+        if lines.pack(line, &mut buf) {
+            self.queue(Item::OrderLine(at, buf))
+        } else {
+            self.send(from_order_line(at, line))
+        }
     }
 
     fn queue(&self, item: Item) -> bool {
@@ -313,22 +321,19 @@ fn run(
     tick: Duration,
 ) {
     let mut failed = false;
-    let mut lines = order_line::OrderLines::default();
     let write = |files: &mut writer::FileWriter, e: &Entry, failed: &mut bool| {
         record(files, shared, failed, |f| f.write(e));
     };
-    let mut write_item = |files: &mut writer::FileWriter, item: Item, failed: &mut bool| match item
-    {
+    let write_item = |files: &mut writer::FileWriter, item: Item, failed: &mut bool| match item {
         Item::Entry(e) => write(files, &e, failed),
-        Item::OrderLine(at, line) => {
+        Item::OrderLine(at, packed) => {
             record(files, shared, failed, |f| {
-                lines
-                    .with(&line, |kind, actor, subject, detail| {
-                        f.write_fields(at, kind, actor, subject, detail)
-                    })
-                    .unwrap_or_else(|| f.write(&from_order_line(at, &line)))
+                order_line::unpack(&packed, |kind, actor, subject, detail| {
+                    f.write_fields(at, kind, actor, subject, detail)
+                })
+                .unwrap_or_else(|| Err(std::io::Error::other("a packed order record is damaged")))
             });
-            let _ = pool.try_send(line);
+            let _ = pool.try_send(packed);
         }
     };
     loop {

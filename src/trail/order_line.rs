@@ -1,7 +1,9 @@
-//! COLD — an order record's trail record taken straight out of its REG-1 line, on the trail
-//! thread, without building an [`Entry`](super::Entry): the journal thread hands the line over
-//! as it wrote it (a pooled buffer, no per-record allocation) and the trail thread reads its
-//! columns into reused buffers and hashes and renders them from there.
+//! COLD — an order record's trail record taken straight out of its REG-1 line without building
+//! an [`Entry`](super::Entry): the journal thread reads the line it wrote into reused buffers
+//! and packs the record's fields, sorted, into a pooled buffer ([`OrderLines::pack`]: no
+//! per-record allocation); the trail thread unpacks them as slices ([`unpack`]) and hashes and
+//! renders them from there. The work stays split between the two threads as it was with
+//! `Entry` (a debug build's trail thread could not also read the lines and keep up).
 //!
 //! The record is the one [`super::from_order_line`] builds, field for field (a unit test holds
 //! the two to the same bytes): kind `order-<event>`, actor `key:<api_key_id>` or
@@ -98,6 +100,71 @@ impl OrderLines {
         }
         Some(f(kind, actor, Map::Flat(&subject), Map::Flat(&detail)))
     }
+}
+
+impl OrderLines {
+    /// The record of `line` packed into `out` (cleared first) for [`unpack`]: kind, actor, then
+    /// the subject and the detail pairs, each string as a u32 length and its bytes, each map
+    /// as a u32 count first. `false` (and `out` empty) when the line is not one this reader
+    /// takes.
+    pub fn pack(&mut self, line: &[u8], out: &mut Vec<u8>) -> bool {
+        out.clear();
+        let put = |out: &mut Vec<u8>, s: &[u8]| {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s);
+        };
+        let done = self.with(line, |kind, actor, subject, detail| {
+            put(out, kind.as_bytes());
+            put(out, actor.as_bytes());
+            for m in [subject, detail] {
+                if let Map::Flat(pairs) = m {
+                    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+                    for (k, v) in pairs {
+                        put(out, k);
+                        put(out, v);
+                    }
+                }
+            }
+        });
+        if done.is_none() {
+            out.clear();
+        }
+        done.is_some()
+    }
+}
+
+/// Calls `f(kind, actor, subject, detail)` with the fields [`OrderLines::pack`] packed into
+/// `packed`; `None` when `packed` is not such a buffer.
+pub fn unpack<R>(packed: &[u8], f: impl FnOnce(&str, &str, Map<'_>, Map<'_>) -> R) -> Option<R> {
+    let mut at = 0;
+    let kind = std::str::from_utf8(take_bytes(packed, &mut at)?).ok()?;
+    let actor = std::str::from_utf8(take_bytes(packed, &mut at)?).ok()?;
+    let mut maps: [ArrayVec<(&[u8], &[u8]), MAX_COLUMNS>; 2] = [ArrayVec::new(), ArrayVec::new()];
+    for m in &mut maps {
+        for _ in 0..take_u32(packed, &mut at)? {
+            let k = take_bytes(packed, &mut at)?;
+            let v = take_bytes(packed, &mut at)?;
+            m.try_push((k, v)).ok()?;
+        }
+    }
+    if at != packed.len() {
+        return None;
+    }
+    let [subject, detail] = &maps;
+    Some(f(kind, actor, Map::Flat(subject), Map::Flat(detail)))
+}
+
+fn take_u32(packed: &[u8], at: &mut usize) -> Option<usize> {
+    let b = packed.get(*at..at.checked_add(4)?)?;
+    *at += 4;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}
+
+fn take_bytes<'a>(packed: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let n = take_u32(packed, at)?;
+    let s = packed.get(*at..at.checked_add(n)?)?;
+    *at += n;
+    Some(s)
 }
 
 /// Appends `prefix` and then the text's own span `tail` to the text; the new span.
@@ -294,7 +361,16 @@ mod tests {
             Map::Tree(&e.subject),
             Map::Tree(&e.detail),
         );
-        let fast = OrderLines::default().with(line, rendered);
+        let mut lines = OrderLines::default();
+        let fast = lines.with(line, rendered);
+        // Packed on one thread, unpacked on the other: the same record.
+        let mut packed = Vec::new();
+        let taken = lines.pack(line, &mut packed);
+        assert_eq!(taken, fast.is_some());
+        if taken {
+            assert_eq!(unpack(&packed, rendered), fast);
+            assert_eq!(unpack(&packed[..packed.len() - 1], rendered), None);
+        }
         (general, fast)
     }
 
