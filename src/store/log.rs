@@ -215,6 +215,22 @@ impl Spare {
     }
 }
 
+/// A segment the helper is still making for this log is waited for (told to hurry): no helper
+/// work on a log's files outlives the log, so a log opened again on the same files in this
+/// process (a restart in tests, a reset) never finds its next segment half made, nor has the
+/// helper write into a segment it already took.
+impl Drop for AppendLog {
+    fn drop(&mut self) {
+        if let Some(spare) = &mut self.spare {
+            if spare.requested {
+                spare.requested = false;
+                spare.hurry.store(true, Ordering::Relaxed);
+                let _ = spare.ready.recv_timeout(std::time::Duration::from_secs(30));
+            }
+        }
+    }
+}
+
 impl AppendLog {
     /// Opens (or creates) the log `name` in `dir` and recovers it.
     ///
