@@ -538,7 +538,7 @@ impl JournalThread {
                         while let Some(r) = ring.pop() {
                             let written = writer.write(&r);
                             if let Some((t, n)) = &trail {
-                                // The line goes over as written; the trail thread reads it.
+                                // Read here into reused buffers, packed for the trail thread.
                                 match written {
                                     Ok(()) => t.send_order_line(&mut lines, r.at, writer.line()),
                                     Err(_) => t.send(crate::trail::from_order(&r, n)),
