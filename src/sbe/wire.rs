@@ -51,10 +51,60 @@ scalar! {
 #[inline(always)]
 pub fn str_at(buf: &[u8], at: usize, len: usize) -> &[u8] {
     let field = buf.get(at..at.saturating_add(len)).unwrap_or(&[]);
+    if let Some(end) = first_nul_in_window(buf, at, field.len()) {
+        return field.get(..end).unwrap_or(field);
+    }
     match first_nul(field) {
         Some(end) => field.get(..end).unwrap_or(field),
         None => field,
     }
+}
+
+/// The fast way to a field's length (the position of its first NUL, or `len`): one or two
+/// 16-byte SSE2 compares over the window starting at `at`, a sentinel bit at `len`, one
+/// `tzcnt`; no branch on the data. `None` when that window runs past `buf` (a field near the
+/// end of a block) or the field is longer than 32 bytes: the caller scans word by word.
+#[inline(always)]
+fn first_nul_in_window(buf: &[u8], at: usize, len: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let from = buf.get(at..)?;
+        let mask = if len <= 16 {
+            nul_mask16(from.first_chunk::<16>()?)
+        } else if len <= 32 {
+            let w = from.first_chunk::<32>()?;
+            let (lo, hi) = w.split_at(16);
+            nul_mask16(lo.first_chunk::<16>()?) | nul_mask16(hi.first_chunk::<16>()?) << 16
+        } else {
+            return None;
+        };
+        // `len` ≤ 32, so the sentinel bit fits and `tzcnt` answers at most `len`.
+        Some((u64::from(mask) | 1u64 << len).trailing_zeros() as usize)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (buf, at, len);
+        None
+    }
+}
+
+/// Bit `i` set when byte `i` of `w` is NUL.
+#[allow(unsafe_code)] // SSE2 intrinsics on a register: no memory, no pointers
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn nul_mask16(w: &[u8; 16]) -> u32 {
+    use core::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set_epi64x, _mm_setzero_si128,
+    };
+    let lo = i64::from_le_bytes(bytes_at::<8>(w, 0));
+    let hi = i64::from_le_bytes(bytes_at::<8>(w, 8));
+    // SAFETY: these intrinsics only need SSE2, which every x86_64 processor has (it is part of
+    // the x86_64 target's baseline, always enabled); they touch no memory (the bytes were read
+    // above by safe code).
+    let bits =
+        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_set_epi64x(hi, lo), _mm_setzero_si128())) };
+    // movemask sets only the low 16 bits.
+    bits as u32 & 0xffff
 }
 
 /// Index of the first NUL in `field`, eight bytes at a time: in a little-endian word `v`,
@@ -92,11 +142,67 @@ pub fn put_str(buf: &mut [u8], at: usize, len: usize, v: &[u8]) -> Result<(), Sb
         return too_long(at, v.len(), len);
     }
     if let Some(field) = buf.get_mut(at..at.saturating_add(len)) {
+        if field.len() <= 32 {
+            if let Some(words) = padded_words(v) {
+                put_words(field, &words);
+                return Ok(());
+            }
+        }
         let (value, pad) = field.split_at_mut(v.len());
         value.copy_from_slice(v);
         pad.fill(0);
     }
     Ok(())
+}
+
+/// `v` (at most 32 bytes) followed by NULs, as four little-endian words built in registers
+/// from loads at the two ends of `v` (they overlap in the middle; the tail is shifted down
+/// over the overlap). No call to `memcpy`/`memset` for a length known only at run time, and no
+/// small stores read back by a wider load (a store-forwarding stall). `None` for a longer `v`.
+#[inline(always)]
+fn padded_words(v: &[u8]) -> Option<[u64; 4]> {
+    let n = v.len();
+    // Shifting the tail right by the bytes it shares with the head leaves v[head..n] at bit 0.
+    let shr64 = |w: u64, bytes: usize| w.checked_shr(8 * bytes as u32).unwrap_or(0);
+    Some(if n > 32 {
+        return None;
+    } else if n >= 16 {
+        let head = u128::from_le_bytes(*v.first_chunk::<16>()?);
+        let tail = u128::from_le_bytes(*v.last_chunk::<16>()?);
+        let rest = tail.checked_shr(8 * (32 - n) as u32).unwrap_or(0);
+        [
+            head as u64,
+            (head >> 64) as u64,
+            rest as u64,
+            (rest >> 64) as u64,
+        ]
+    } else if n >= 8 {
+        let head = u64::from_le_bytes(*v.first_chunk::<8>()?);
+        let tail = u64::from_le_bytes(*v.last_chunk::<8>()?);
+        [head, shr64(tail, 16 - n), 0, 0]
+    } else if n >= 4 {
+        let head = u32::from_le_bytes(*v.first_chunk::<4>()?);
+        let tail = u32::from_le_bytes(*v.last_chunk::<4>()?);
+        let rest = shr64(u64::from(tail), 8 - n);
+        [u64::from(head) | rest << 32, 0, 0, 0]
+    } else {
+        let w = v
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
+        [w, 0, 0, 0]
+    })
+}
+
+/// Writes the first `field.len()` (≤ 32) bytes of `words` over `field`, a word at a time.
+#[inline(always)]
+fn put_words(field: &mut [u8], words: &[u64; 4]) {
+    for (chunk, w) in field.chunks_mut(8).zip(words) {
+        let bytes = w.to_le_bytes();
+        if let Some(src) = bytes.get(..chunk.len()) {
+            chunk.copy_from_slice(src);
+        }
+    }
 }
 
 #[cold]
@@ -184,6 +290,53 @@ mod tests {
             )
         ) {
             proptest::prop_assert_eq!(first_nul(&field), field.iter().position(|&b| b == 0));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn str_at_and_put_str_match_a_byte_by_byte_codec(
+            block in proptest::collection::vec(
+                proptest::prop_oneof![proptest::prelude::Just(0u8), 1u8..=255], 0..80),
+            at in 0usize..80,
+            len in 0usize..48,
+            value in proptest::collection::vec(1u8..=255, 0..48),
+        ) {
+            // Reading: the bytes of the field before its first NUL, whatever the window.
+            let field = block.get(at..at + len).unwrap_or(&[]);
+            let want = &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())];
+            proptest::prop_assert_eq!(str_at(&block, at, len), want);
+            // Writing: the value then NULs over exactly the field, nothing else touched.
+            let mut got = block.clone();
+            let mut slow = block.clone();
+            let r = put_str(&mut got, at, len, &value);
+            if value.len() > len {
+                proptest::prop_assert!(r.is_err());
+            } else if let Some(f) = slow.get_mut(at..at + len) {
+                f.fill(0);
+                f[..value.len()].copy_from_slice(&value);
+            }
+            proptest::prop_assert_eq!(got, slow);
+        }
+    }
+
+    #[test]
+    fn padded_words_are_exact_for_every_length() {
+        let src: Vec<u8> = (1..=40).collect();
+        for n in 0..=40 {
+            let got = padded_words(&src[..n]);
+            if n > 32 {
+                assert_eq!(got, None);
+                continue;
+            }
+            let mut want = [0u8; 32];
+            want[..n].copy_from_slice(&src[..n]);
+            let words = got.unwrap();
+            let mut bytes = [0u8; 32];
+            for (i, w) in words.iter().enumerate() {
+                bytes[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+            }
+            assert_eq!(bytes, want, "length {n}");
         }
     }
 
