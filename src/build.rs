@@ -358,8 +358,8 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
                     .and_then(|a| Account::new(a.as_bytes())),
                 venue: names
                     .iter()
-                    .position(|n| n.as_bytes() == r.venue.as_bytes())?
-                    as u16,
+                    .position(|n| n.as_bytes() == r.venue.as_bytes())
+                    .and_then(crate::model::VenueId::of)?,
             })
         })
         .collect();

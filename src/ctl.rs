@@ -829,7 +829,9 @@ impl Shared {
                 )
             }
             Request::SessionShow { index } => (ControlRequest::Session(*index), false),
-            Request::VenueShow { index } => (ControlRequest::Venue(*index), false),
+            Request::VenueShow { index } => {
+                (ControlRequest::Venue(crate::model::VenueId(*index)), false)
+            }
             Request::Block { .. } | Request::Unblock { .. } => {
                 return Err(refuse("block and unblock are not risk controls"));
             }

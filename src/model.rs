@@ -76,6 +76,26 @@ impl ConnId {
     }
 }
 
+/// A venue: its index in the configured `[[venue]]` list (at most 65 536, the width of the
+/// order record's venue field).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct VenueId(pub u16);
+
+impl VenueId {
+    /// The venue at index `i` of the venue list; `None` beyond what a `u16` holds.
+    #[inline]
+    pub fn of(i: usize) -> Option<VenueId> {
+        u16::try_from(i).ok().map(VenueId)
+    }
+
+    /// Its index in the venue list.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// Decimal places carried by [`Price`]: 1 unit = 10^-8.
 pub const PRICE_SCALE: i64 = 100_000_000;
 /// Decimal places carried by [`Qty`]: 1 unit = 10^-4 (fractional shares, crypto lots).

@@ -58,11 +58,11 @@ pub fn render(e: &Event, sessions: &[String], venues: &[String]) -> String {
             .cloned()
             .unwrap_or_else(|| format!("#{}", s.0))
     };
-    let vname = |v: &u16| {
+    let vname = |v: &crate::model::VenueId| {
         venues
-            .get(usize::from(*v))
+            .get(v.index())
             .cloned()
-            .unwrap_or_else(|| format!("#{v}"))
+            .unwrap_or_else(|| format!("#{}", v.0))
     };
     match e {
         Event::LoggedOn { session, peer, at } => {

@@ -248,9 +248,9 @@ impl LineWriter {
             str_field(out, "order_id", num.get(..n).unwrap_or_default());
         }
         let mut vnum = [0u8; 24];
-        let venue: &[u8] = match names.venues.get(usize::from(o.venue)) {
+        let venue: &[u8] = match names.venues.get(o.venue.index()) {
             Some(name) => name.as_bytes(),
-            None => hash_number(&mut vnum, u64::from(o.venue)),
+            None => hash_number(&mut vnum, u64::from(o.venue.0)),
         };
         str_field(out, "venue", venue);
         str_field(out, "venue_order_id", o.venue_order_id.as_bytes());
@@ -585,7 +585,7 @@ mod tests {
         let full = OrderRecord::new(Lifecycle::Fill, &full, Nanos(1_764_108_576_000_000_042))
             .with_text(b"some text");
         let mut bare = Order::blank(SessionId(3), Account::EMPTY);
-        bare.venue = 5;
+        bare.venue = crate::model::VenueId(5);
         bare.detail.route = Some(RouteReason::ExDestination);
         let bare = OrderRecord::new(Lifecycle::New, &bare, Nanos(1));
         let mut w = LineWriter::default();

@@ -113,7 +113,7 @@ pub trait Outbox {
     /// the order). [`VenueSend::Down`] when the venue cannot take it now (not connected).
     fn venue(
         &mut self,
-        venue: u16,
+        venue: crate::model::VenueId,
         key: OrderKey,
         order: &Order,
         n: u32,

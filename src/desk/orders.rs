@@ -215,7 +215,7 @@ impl OrderDesk {
             }
         };
         order.venue = venue;
-        if !self.venues.get(usize::from(venue)).is_some_and(|v| v.up) {
+        if !self.venues.get(venue.index()).is_some_and(|v| v.up) {
             self.counters.inc(Counter::VenueDownRejects);
             return self.refuse_static(
                 out,
@@ -302,7 +302,7 @@ impl OrderDesk {
         };
         if self
             .venues
-            .get(usize::from(o.venue))
+            .get(o.venue.index())
             .is_some_and(|v| v.sim.is_some())
         {
             self.submit(out, key, now);

@@ -101,7 +101,7 @@ impl OrderDesk {
             return;
         };
         // A venue that is down gets nothing: the refusal that follows is the gateway's.
-        if self.venues.get(usize::from(o.venue)).is_some_and(|v| v.up) {
+        if self.venues.get(o.venue.index()).is_some_and(|v| v.up) {
             o.times.sent = t;
         }
     }

@@ -234,7 +234,7 @@ impl OrderDesk {
         &mut self,
         out: &mut dyn Outbox,
         account: crate::model::Account,
-        venue: u16,
+        venue: crate::model::VenueId,
         what: &'static str,
         now: Nanos,
     ) {
@@ -380,7 +380,7 @@ impl OrderDesk {
                     }
                 }
             },
-            ControlRequest::Venue(v) => match self.venues.get(usize::from(v)) {
+            ControlRequest::Venue(v) => match self.venues.get(v.index()) {
                 Some(slot) => {
                     let mut open = 0u32;
                     for k in 0..self.orders.capacity() as u32 {
@@ -393,7 +393,7 @@ impl OrderDesk {
                         }
                     }
                     ControlReply::Venue(crate::handoff::VenueView {
-                        index: v,
+                        index: v.0,
                         name: slot.name,
                         up: slot.up,
                         external: slot.sim.is_none(),

@@ -58,7 +58,7 @@ enum Out {
         affected: u64,
     },
     Venue {
-        venue: u16,
+        venue: crate::model::VenueId,
         key: OrderKey,
         req: VenueRequest,
     },
@@ -128,7 +128,7 @@ impl Outbox for Collect {
     }
     fn venue(
         &mut self,
-        venue: u16,
+        venue: crate::model::VenueId,
         key: OrderKey,
         _order: &Order,
         _n: u32,
@@ -244,7 +244,7 @@ fn build(dir: &std::path::Path) -> (OrderDesk, EventRing, RecordRing, Arc<Atomic
         ex_destination: None,
         symbol: None,
         account: Some(acct("B")),
-        venue: 1,
+        venue: crate::model::VenueId(1),
     }];
     let grants0 = Grants::unauthenticated(KeySlot(0), acct("A"), &[], false);
     let grants1 = Grants::unauthenticated(KeySlot(1), acct("A"), &[acct("B")], false);
@@ -406,7 +406,7 @@ fn a_new_order_is_journaled_routed_acknowledged_and_recorded() {
         .lookup(SessionId(0), &OrderIdStr::new(b"N1").unwrap())
         .unwrap();
     let o = d.desk.orders().get(key).unwrap();
-    assert_eq!(o.venue, 0, "the default venue");
+    assert_eq!(o.venue, crate::model::VenueId(0), "the default venue");
     assert!(o.times.decision >= o.times.instruction);
     assert_eq!(o.reserved_price, Price::from_units(100));
 }
@@ -568,12 +568,12 @@ fn cancel_refusals_name_the_problem() {
 #[test]
 fn a_cancel_at_an_external_venue_is_pending_until_it_answers() {
     let mut d = Desk::new();
-    d.desk.venue_up(&mut d.out, 2, T0);
+    d.desk.venue_up(&mut d.out, crate::model::VenueId(2), T0);
     d.out.take();
     let out = d.new_order(Desk::order(0, "E1", "A", Side::Buy, 2, 100), Some("EXT"));
     let key = match &out[..] {
         [Out::Venue {
-            venue: 2,
+            venue: crate::model::VenueId(2),
             key,
             req: VenueRequest::New,
         }, Out::Exec {
@@ -648,7 +648,7 @@ fn a_cancel_at_an_external_venue_is_pending_until_it_answers() {
         other => panic!("{other:?}"),
     }
     // The venue goes down: a new order for it is refused at once.
-    d.desk.venue_down(2, T0, "test");
+    d.desk.venue_down(crate::model::VenueId(2), T0, "test");
     let (code, _) =
         rejection(&d.new_order(Desk::order(0, "E2", "A", Side::Buy, 1, 100), Some("EXT")));
     assert_eq!(code, ord_rej_reason::EXCHANGE_CLOSED);
@@ -657,7 +657,7 @@ fn a_cancel_at_an_external_venue_is_pending_until_it_answers() {
 #[test]
 fn an_external_venue_that_cannot_take_a_cancel_refuses_it_and_the_order_stays() {
     let mut d = Desk::new();
-    d.desk.venue_up(&mut d.out, 2, T0);
+    d.desk.venue_up(&mut d.out, crate::model::VenueId(2), T0);
     d.new_order(Desk::order(0, "E3", "A", Side::Buy, 2, 100), Some("EXT"));
     d.out.venue_answer = VenueSend::Down;
     let out = d.cancel(0, "E3C", "E3");

@@ -55,7 +55,7 @@ impl OrderDesk {
         let Some(o) = self.orders.get(key).copied() else {
             return;
         };
-        let v = usize::from(o.venue);
+        let v = o.venue.index();
         let mut evs = mem::take(&mut self.venue_events);
         evs.clear();
         match self.venues.get_mut(v).map(|slot| (&mut slot.sim, slot.up)) {
@@ -186,8 +186,8 @@ impl OrderDesk {
     /// External venue `v` is logged on: route to it again and ask it the status of every open
     /// order it holds.
     #[cold]
-    pub fn venue_up(&mut self, out: &mut dyn Outbox, v: u16, now: Nanos) {
-        if let Some(slot) = self.venues.get_mut(usize::from(v)) {
+    pub fn venue_up(&mut self, out: &mut dyn Outbox, v: crate::model::VenueId, now: Nanos) {
+        if let Some(slot) = self.venues.get_mut(v.index()) {
             slot.up = true;
         }
         self.counters.inc(Counter::VenueConnects);
@@ -202,8 +202,8 @@ impl OrderDesk {
 
     /// External venue `v` is gone: new orders for it are refused until it is back.
     #[cold]
-    pub fn venue_down(&mut self, v: u16, now: Nanos, reason: &'static str) {
-        if let Some(slot) = self.venues.get_mut(usize::from(v)) {
+    pub fn venue_down(&mut self, v: crate::model::VenueId, now: Nanos, reason: &'static str) {
+        if let Some(slot) = self.venues.get_mut(v.index()) {
             slot.up = false;
         }
         self.counters.inc(Counter::VenueDisconnects);
@@ -216,7 +216,12 @@ impl OrderDesk {
 
     /// The order `key` that external venue `v` answers about, if the answer's OrderID matches
     /// the order's (a recycled slot's old answers match nothing).
-    pub fn venue_order(&self, v: u16, key: OrderKey, order_id: u64) -> Option<Order> {
+    pub fn venue_order(
+        &self,
+        v: crate::model::VenueId,
+        key: OrderKey,
+        order_id: u64,
+    ) -> Option<Order> {
         self.orders
             .get(key)
             .copied()
@@ -239,7 +244,7 @@ impl OrderDesk {
     pub fn venue_unmatched(
         &mut self,
         out: &mut dyn Outbox,
-        v: u16,
+        v: crate::model::VenueId,
         account: Option<Account>,
         live: bool,
         now: Nanos,

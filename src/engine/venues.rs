@@ -46,15 +46,13 @@ impl Links {
 
     /// The FIX link of venue `v`; `None` for an in-process venue or no such venue.
     #[inline]
-    pub(crate) fn get_mut(&mut self, v: u16) -> Option<&mut FixVenue> {
-        self.0
-            .get_mut(usize::from(v))
-            .and_then(Option::as_deref_mut)
+    pub(crate) fn get_mut(&mut self, v: crate::model::VenueId) -> Option<&mut FixVenue> {
+        self.0.get_mut(v.index()).and_then(Option::as_deref_mut)
     }
 
     /// Every venue index, linked or not. Borrows nothing: links may be changed while iterating.
-    pub(crate) fn ids(&self) -> impl Iterator<Item = u16> + use<> {
-        0..u16::try_from(self.0.len()).unwrap_or(u16::MAX)
+    pub(crate) fn ids(&self) -> impl Iterator<Item = crate::model::VenueId> + use<> {
+        (0..u16::try_from(self.0.len()).unwrap_or(u16::MAX)).map(crate::model::VenueId)
     }
 }
 
@@ -120,7 +118,13 @@ impl Engine {
     }
 
     /// A message from venue `v` on connection `c`.
-    pub(crate) fn on_venue_message(&mut self, v: u16, c: ConnId, msg: &Message<'_>, now: Nanos) {
+    pub(crate) fn on_venue_message(
+        &mut self,
+        v: crate::model::VenueId,
+        c: ConnId,
+        msg: &Message<'_>,
+        now: Nanos,
+    ) {
         let (Some(fx), Some(conn)) = (self.links.get_mut(v), self.conns.get_mut(c)) else {
             return;
         };
@@ -161,14 +165,19 @@ impl Engine {
     /// The venue session is logged on: the desk routes to it again and asks it the status of
     /// every open order there.
     #[cold]
-    fn venue_up(&mut self, v: u16, now: Nanos) {
+    fn venue_up(&mut self, v: crate::model::VenueId, now: Nanos) {
         let (desk, mut out) = self.desk_out();
         desk.venue_up(&mut out, v, now);
     }
 
     /// The venue connection closed: refuse new orders for it until it is back.
     #[cold]
-    pub(crate) fn venue_down(&mut self, v: u16, now: Nanos, reason: &'static str) {
+    pub(crate) fn venue_down(
+        &mut self,
+        v: crate::model::VenueId,
+        now: Nanos,
+        reason: &'static str,
+    ) {
         if let Some(fx) = self.links.get_mut(v) {
             fx.conn = None;
             fx.session.on_disconnect(now);
@@ -178,7 +187,7 @@ impl Engine {
     }
 
     /// Maps a venue's ExecutionReport / OrderCancelReject to the order it is about.
-    fn on_venue_answer(&mut self, v: u16, msg: &Message<'_>, now: Nanos) {
+    fn on_venue_answer(&mut self, v: crate::model::VenueId, msg: &Message<'_>, now: Nanos) {
         let answer = vfix::parse_answer(msg);
         let order = answer.and_then(|a| self.desk.venue_order(v, a.key, a.order_id));
         let (Some(a), Some(o)) = (answer, order) else {
@@ -278,7 +287,7 @@ impl Engine {
     /// account's kill switch).
     #[cold]
     #[inline(never)]
-    fn venue_unmatched(&mut self, v: u16, msg: &Message<'_>, now: Nanos) {
+    fn venue_unmatched(&mut self, v: crate::model::VenueId, msg: &Message<'_>, now: Nanos) {
         if msg.msg_type() != MsgType::EXECUTION_REPORT {
             return;
         }

@@ -230,7 +230,7 @@ impl Outbox for Wire<'_> {
 
     fn venue(
         &mut self,
-        venue: u16,
+        venue: crate::model::VenueId,
         key: OrderKey,
         o: &Order,
         n: u32,

@@ -43,7 +43,7 @@ pub enum ControlRequest {
     /// The state of configured client session `index` (answered by the shell).
     Session(u32),
     /// The state of venue `index` (answered by the desk).
-    Venue(u16),
+    Venue(crate::model::VenueId),
 }
 
 /// A client session as the gateway thread sees it: who, connected from where, sequence numbers,

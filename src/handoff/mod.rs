@@ -89,11 +89,11 @@ pub enum Event {
         at: Nanos,
     },
     VenueUp {
-        venue: u16,
+        venue: crate::model::VenueId,
         at: Nanos,
     },
     VenueDown {
-        venue: u16,
+        venue: crate::model::VenueId,
         reason: &'static str,
         at: Nanos,
     },
@@ -193,7 +193,7 @@ pub enum Event {
     /// the account's kill switch is now on.
     ReconciliationMismatch {
         account: Account,
-        venue: u16,
+        venue: crate::model::VenueId,
         what: &'static str,
         at: Nanos,
     },

@@ -443,7 +443,7 @@ mod tests {
             thread: None,
         };
         let e = Event::VenueUp {
-            venue: 0,
+            venue: crate::model::VenueId(0),
             at: crate::model::Nanos(1),
         };
         for _ in 0..5 {

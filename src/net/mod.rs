@@ -33,7 +33,7 @@ pub struct Conn {
     /// Peer closed or the socket failed: close now.
     pub dead: bool,
     /// A connection we opened to an external venue (index of the venue).
-    pub venue: Option<u16>,
+    pub venue: Option<crate::model::VenueId>,
     /// Outbound connect not yet completed.
     pub connecting: bool,
     /// TLS state when the listener (or venue) uses TLS; `None` for plaintext. Boxed: rustls

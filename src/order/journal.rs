@@ -143,7 +143,7 @@ pub(crate) fn encode(o: &Order, tag: u64, buf: &mut [u8; SNAPSHOT_BYTES]) {
     buf[168..176].copy_from_slice(&o.cum_qty.0.to_le_bytes());
     buf[176..192].copy_from_slice(&o.filled_notional.to_le_bytes());
     buf[192] = o.status.to_fix();
-    buf[193..195].copy_from_slice(&o.venue.to_le_bytes());
+    buf[193..195].copy_from_slice(&o.venue.0.to_le_bytes());
     buf[195..203].copy_from_slice(&0u64.to_le_bytes());
     put_str(buf, 363, &o.venue_order_id);
     buf[203..211].copy_from_slice(&o.received_at.0.to_le_bytes());
@@ -238,7 +238,7 @@ fn decode(buf: &[u8]) -> Option<(u64, Order)> {
         cum_qty: Qty(i64_at(168)?),
         filled_notional: i128::from_le_bytes(buf.get(176..192)?.try_into().ok()?),
         status: OrdStatus::from_fix(buf[192])?,
-        venue: u16::from_le_bytes([buf[193], buf[194]]),
+        venue: crate::model::VenueId(u16::from_le_bytes([buf[193], buf[194]])),
         venue_order_id: if buf.len() >= SNAPSHOT_BYTES {
             get_str(buf, 363)?
         } else {
@@ -287,7 +287,7 @@ mod tests {
             cum_qty: Qty::ZERO,
             filled_notional: 0,
             status: OrdStatus::PendingNew,
-            venue: 2,
+            venue: crate::model::VenueId(2),
             venue_order_id: crate::model::VenueOrderId::new(b"XV-7Q2").unwrap(),
             pending: Pending::None,
             received_at: Nanos(99),

@@ -94,7 +94,7 @@ pub struct Order {
     /// Σ price × qty of fills, in price units × qty units / QTY_SCALE (for AvgPx <6>).
     pub filled_notional: i128,
     pub status: OrdStatus,
-    pub venue: u16,
+    pub venue: crate::model::VenueId,
     /// The venue's OrderID <37> (empty until the venue acknowledged).
     pub venue_order_id: crate::model::VenueOrderId,
     pub pending: Pending,
@@ -166,7 +166,7 @@ impl Order {
             cum_qty: Qty::ZERO,
             filled_notional: 0,
             status: OrdStatus::PendingNew,
-            venue: 0,
+            venue: crate::model::VenueId(0),
             venue_order_id: crate::model::VenueOrderId::EMPTY,
             pending: Pending::None,
             received_at: Nanos::ZERO,

@@ -15,7 +15,7 @@ pub struct Rule {
     pub ex_destination: Option<VenueName>,
     pub symbol: Option<Symbol>,
     pub account: Option<Account>,
-    pub venue: u16,
+    pub venue: crate::model::VenueId,
 }
 
 /// Why no venue could be chosen.
@@ -37,10 +37,8 @@ impl Router {
         Router { venues, rules }
     }
 
-    pub fn venue_name(&self, v: u16) -> &[u8] {
-        self.venues
-            .get(usize::from(v))
-            .map_or(b"?", |n| n.as_bytes())
+    pub fn venue_name(&self, v: crate::model::VenueId) -> &[u8] {
+        self.venues.get(v.index()).map_or(b"?", |n| n.as_bytes())
     }
 
     /// Picks the venue for an order. Returns the venue index and why it was chosen (recorded as
@@ -50,7 +48,7 @@ impl Router {
         ex_destination: Option<&[u8]>,
         symbol: &Symbol,
         account: &Account,
-    ) -> Result<(u16, RouteReason), RouteError> {
+    ) -> Result<(crate::model::VenueId, RouteReason), RouteError> {
         for (i, r) in self.rules.iter().enumerate() {
             let dest_ok = match (&r.ex_destination, ex_destination) {
                 (Some(want), Some(got)) => want.as_bytes() == got,
@@ -65,12 +63,17 @@ impl Router {
             }
         }
         if let Some(dest) = ex_destination {
-            return match self.venues.iter().position(|n| n.as_bytes() == dest) {
-                Some(v) => Ok((v as u16, RouteReason::ExDestination)),
+            return match self
+                .venues
+                .iter()
+                .position(|n| n.as_bytes() == dest)
+                .and_then(crate::model::VenueId::of)
+            {
+                Some(v) => Ok((v, RouteReason::ExDestination)),
                 None => Err(RouteError::UnknownDestination),
             };
         }
-        Ok((0, RouteReason::Default))
+        Ok((crate::model::VenueId(0), RouteReason::Default))
     }
 }
 
@@ -99,13 +102,13 @@ mod tests {
                     ex_destination: None,
                     symbol: Symbol::new(b"VOD"),
                     account: None,
-                    venue: 2,
+                    venue: crate::model::VenueId(2),
                 },
                 Rule {
                     ex_destination: Some(n("NASDAQ")),
                     symbol: None,
                     account: None,
-                    venue: 1,
+                    venue: crate::model::VenueId(1),
                 },
             ],
         );
@@ -113,17 +116,20 @@ mod tests {
         let aapl = Symbol::new(b"AAPL").unwrap();
         assert_eq!(
             r.route(None, &Symbol::new(b"VOD").unwrap(), &acc),
-            Ok((2, RouteReason::Rule(0)))
+            Ok((crate::model::VenueId(2), RouteReason::Rule(0)))
         );
         assert_eq!(
             r.route(Some(b"NASDAQ"), &aapl, &acc),
-            Ok((1, RouteReason::Rule(1)))
+            Ok((crate::model::VenueId(1), RouteReason::Rule(1)))
         );
         assert_eq!(
             r.route(Some(b"XNAS"), &aapl, &acc),
-            Ok((1, RouteReason::ExDestination))
+            Ok((crate::model::VenueId(1), RouteReason::ExDestination))
         );
-        assert_eq!(r.route(None, &aapl, &acc), Ok((0, RouteReason::Default)));
+        assert_eq!(
+            r.route(None, &aapl, &acc),
+            Ok((crate::model::VenueId(0), RouteReason::Default))
+        );
         assert_eq!(
             r.route(Some(b"NOPE"), &aapl, &acc),
             Err(RouteError::UnknownDestination)

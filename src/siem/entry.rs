@@ -342,7 +342,7 @@ mod tests {
         assert_eq!((u.kind.as_str(), u.severity), ("unkill", Severity::Notice));
         let recon = Event::ReconciliationMismatch {
             account: Account::new(b"ACC1").unwrap(),
-            venue: 0,
+            venue: crate::model::VenueId(0),
             what: "unknown order",
             at: Nanos(0),
         };

@@ -19,17 +19,36 @@ use portcullis_tools::loadgen::{sender_comp_id, Mix, Recorder};
 struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// The sizes of a run's first allocations, in order, for the failure message.
+static SIZES: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+fn count(size: usize) {
+    let i = ALLOCS.fetch_add(1, Ordering::Relaxed);
+    if let Some(slot) = usize::try_from(i).ok().and_then(|i| SIZES.get(i)) {
+        slot.store(size as u64, Ordering::Relaxed);
+    }
+}
+
+/// The sizes recorded by the last run.
+fn sizes() -> Vec<u64> {
+    let n = usize::try_from(ALLOCS.load(Ordering::Relaxed)).unwrap_or(0);
+    SIZES
+        .iter()
+        .take(n)
+        .map(|s| s.load(Ordering::Relaxed))
+        .collect()
+}
 
 thread_local! {
     static COUNTED: Cell<bool> = const { Cell::new(false) };
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; the bookkeeping only touches
-// an atomic and a const-initialised thread local, neither of which allocates.
+// atomics and a const-initialised thread local, none of which allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTED.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            count(layout.size());
         }
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
@@ -40,7 +59,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTED.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            count(new_size);
         }
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -125,14 +144,17 @@ fn the_measuring_loop_allocates_nothing_per_order() {
     // A first run pays one-time costs (lazy statics, the gateway warming up); not compared.
     let _ = allocations_of_a_run(addr, 200);
     let small = allocations_of_a_run(addr, 200);
+    let small_sizes = sizes();
     let large = allocations_of_a_run(addr, 2_000);
+    let large_sizes = sizes();
     assert!(small > 0, "the counter sees the set-up's allocations");
     // 1800 more orders may not add allocations. A run can meet one or two timing-dependent
     // ones that do not come with orders (seen on a loaded box: 12 against 10, either run), so
     // a couple are tolerated; one per order would add 1800.
     assert!(
         large <= small + 2,
-        "allocations grew with the number of orders: {small} for 200, {large} for 2000"
+        "allocations grew with the number of orders: {small} for 200, {large} for 2000 \
+         (sizes in bytes, in order: {small_sizes:?} against {large_sizes:?})"
     );
 }
 
@@ -190,10 +212,13 @@ fn the_sbe_measuring_loop_allocates_nothing_per_order() {
     };
     let _ = run(200);
     let small = run(200);
+    let small_sizes = sizes();
     let large = run(2_000);
+    let large_sizes = sizes();
     assert!(small > 0, "the counter sees the set-up's allocations");
     assert!(
         large <= small + 2,
-        "allocations grew with the number of orders: {small} for 200, {large} for 2000"
+        "allocations grew with the number of orders: {small} for 200, {large} for 2000 \
+         (sizes in bytes, in order: {small_sizes:?} against {large_sizes:?})"
     );
 }
