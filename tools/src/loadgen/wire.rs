@@ -10,6 +10,7 @@
 //! Nothing here panics on bytes from the peer: a message that does not parse is skipped, an
 //! answer naming an order we never sent is ignored, a closed socket ends the run.
 
+use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -805,7 +806,9 @@ struct Conn {
     rx_len: usize,
     out: Vec<u8>,
     out_pos: usize,
-    closed: Option<String>,
+    /// Why the connection ended; the fixed reasons borrow a static string (a run's ordinary
+    /// end allocates nothing).
+    closed: Option<Cow<'static, str>>,
 }
 
 impl Conn {
@@ -823,7 +826,7 @@ impl Conn {
                 Ok(n) => self.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) => self.closed = Some(format!("write failed: {e}")),
+                Err(e) => self.closed = Some(format!("write failed: {e}").into()),
             }
         }
         if self.out_pos >= self.out.len() {
@@ -846,7 +849,7 @@ impl Conn {
                     .write(self.out.get(self.out_pos..).unwrap_or_default())
                 {
                     Ok(n) => self.out_pos += n,
-                    Err(e) => self.closed = Some(format!("TLS write failed: {e}")),
+                    Err(e) => self.closed = Some(format!("TLS write failed: {e}").into()),
                 }
             }
             if !t.wants_write() {
@@ -860,7 +863,7 @@ impl Conn {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) => self.closed = Some(format!("write failed: {e}")),
+                Err(e) => self.closed = Some(format!("write failed: {e}").into()),
             }
         }
         if self.out_pos >= self.out.len() {
@@ -888,7 +891,7 @@ impl Conn {
                 }
                 Ok(_) => {
                     if let Err(e) = t.process_new_packets() {
-                        self.closed = Some(format!("TLS: {e}"));
+                        self.closed = Some(format!("TLS: {e}").into());
                         return false;
                     }
                     got |= self.take_plaintext();
@@ -896,7 +899,7 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    self.closed = Some(format!("read failed: {e}"));
+                    self.closed = Some(format!("read failed: {e}").into());
                     break;
                 }
             }
@@ -932,7 +935,7 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     self.closed
-                        .get_or_insert_with(|| format!("TLS read failed: {e}"));
+                        .get_or_insert_with(|| format!("TLS read failed: {e}").into());
                     break;
                 }
             }
@@ -973,7 +976,7 @@ impl Conn {
                 false
             }
             Err(e) => {
-                self.closed = Some(format!("read failed: {e}"));
+                self.closed = Some(format!("read failed: {e}").into());
                 false
             }
         }
@@ -1082,7 +1085,7 @@ impl Conns {
                 if let Err(e) = poll.poll(events, Some(Duration::ZERO)) {
                     if e.kind() != io::ErrorKind::Interrupted {
                         for c in &mut self.conns {
-                            c.closed.get_or_insert_with(|| format!("epoll: {e}"));
+                            c.closed.get_or_insert_with(|| format!("epoll: {e}").into());
                         }
                     }
                     return;
