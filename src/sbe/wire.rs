@@ -89,20 +89,26 @@ fn first_nul_in_window(buf: &[u8], at: usize, len: usize) -> Option<usize> {
 }
 
 /// Bit `i` set when byte `i` of `w` is NUL.
-#[allow(unsafe_code)] // SSE2 intrinsics on a register: no memory, no pointers
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)] // a call to an SSE2 function: SSE2 is part of every x86_64 processor
 #[inline(always)]
 fn nul_mask16(w: &[u8; 16]) -> u32 {
+    let lo = i64::from_le_bytes(bytes_at::<8>(w, 0));
+    let hi = i64::from_le_bytes(bytes_at::<8>(w, 8));
+    // SAFETY: `nul_mask16_sse2` only needs SSE2, which is in the x86_64 target's baseline (always
+    // enabled, on every x86_64 processor); it touches no memory.
+    unsafe { nul_mask16_sse2(lo, hi) }
+}
+
+/// [`nul_mask16`] over the two halves, in SSE2 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn nul_mask16_sse2(lo: i64, hi: i64) -> u32 {
     use core::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set_epi64x, _mm_setzero_si128,
     };
-    let lo = i64::from_le_bytes(bytes_at::<8>(w, 0));
-    let hi = i64::from_le_bytes(bytes_at::<8>(w, 8));
-    // SAFETY: these intrinsics only need SSE2, which every x86_64 processor has (it is part of
-    // the x86_64 target's baseline, always enabled); they touch no memory (the bytes were read
-    // above by safe code).
-    let bits =
-        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_set_epi64x(hi, lo), _mm_setzero_si128())) };
+    let bits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_set_epi64x(hi, lo), _mm_setzero_si128()));
     // movemask sets only the low 16 bits.
     bits as u32 & 0xffff
 }
