@@ -8,7 +8,8 @@
 # ≈ 4.4 GB of records, trail and stores written: the kernel's dirty limit here, 20 % of memory,
 # is the suspect, issue 17). The scraper is one curl process on a kept-alive connection at 10
 # requests/s (`--rate`), as Prometheus scrapes: not a process start per scrape. Prints each
-# run's percentiles (µs) and the medians. Needs curl ≥ 7.84.
+# run's percentiles (µs), the medians, and how fast the port answered the scrapes meanwhile.
+# Needs curl ≥ 7.84.
 set -euo pipefail
 B=${B:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
 ROUNDS=${ROUNDS:-3}
@@ -33,7 +34,9 @@ EOT
     local gw=$! s=""
     sleep 3
     if ((scrape)); then
-        curl -s -o /dev/null --rate 10/s "http://127.0.0.1:29880/metrics?n=[1-10000]" &
+        # -w to stderr: unbuffered, so nothing is lost when the scraper is killed.
+        curl -s -o /dev/null -w '%{stderr}%{http_code} %{time_total}\n' --rate 10/s \
+            "http://127.0.0.1:29880/metrics?n=[1-10000]" 2> "$D/$name.scrapes" &
         s=$!
     fi
     "$B/loadgen" fix --connect 127.0.0.1:29878 --sender LOAD --target PORTCULLIS --key-id load \
@@ -60,4 +63,9 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 q=$(for f in "$D"/quiet*.txt; do sed -n 4p "$f" | awk '{print $1}'; done | median)
 s=$(for f in "$D"/scraped*.txt; do sed -n 4p "$f" | awk '{print $1}'; done | median)
 echo "median p50: quiet $q µs, scraped $s µs, scraped/quiet $(awk -v q="$q" -v s="$s" 'BEGIN {printf "%.3f", s / q}')"
+# The port's side: every scrape's answer time (s) during the load, and any answer but 200.
+cat "$D"/scraped*.scrapes | awk '$1 != 200 { bad++ } { print $2 }
+    END { if (bad) print "scrapes not answered 200: " bad > "/dev/stderr" }' | sort -n |
+    awk '{ a[NR] = $1 } END { if (NR) printf "scrapes during the load: %d, answer time p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+        NR, a[int(NR * 0.5) + 1] * 1000, a[int(NR * 0.99) + 1] * 1000, a[NR] * 1000 }'
 echo "dir: $D"
