@@ -296,6 +296,12 @@ fn describe_route(r: &crate::config::RouteCfg) -> String {
 }
 
 impl Running {
+    /// The data folder this gateway runs on (its registries, e.g. [`crate::ids::reload_geo`],
+    /// are keyed by it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
     /// Asks the engine to log sessions out and stop; waits for both threads.
     pub fn stop(mut self) {
         self.handle.stop.store(true, Ordering::Relaxed);

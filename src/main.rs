@@ -877,6 +877,8 @@ fn run(
             trail_note("config-reload", &config_detail());
             reload(config.as_deref(), &running);
             reload_tls(&running.handle);
+            // `[ids.geo] database`, if any: the detector thread reads the file again.
+            portcullis::ids::reload_geo(running.data_dir());
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

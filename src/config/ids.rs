@@ -226,7 +226,8 @@ pub struct GeoCfg {
     /// A MaxMind-format database (GeoIP2 / GeoLite2 `.mmdb`, e.g.
     /// `/var/lib/GeoIP/GeoLite2-Country.mmdb`) mapping addresses the `[[ids.region]]` table does
     /// not know. Checked at load: the file must be readable and a MaxMind DB, and some record
-    /// must have `field`. Read into memory once at start (not on SIGHUP). Default none.
+    /// must have `field`. Read into memory at start and again on SIGHUP (`ids::reload_geo`; a
+    /// bad file keeps the last good one). Default none.
     pub database: Option<std::path::PathBuf>,
     /// The value of a database record used as the region: a dotted path of map keys and
     /// array indexes, e.g. `country.iso_code` (default), `continent.code`,

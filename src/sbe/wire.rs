@@ -61,9 +61,9 @@ pub fn str_at(buf: &[u8], at: usize, len: usize) -> &[u8] {
 }
 
 /// The fast way to a field's length (the position of its first NUL, or `len`): one or two
-/// 16-byte SSE2 compares over the window starting at `at`, a sentinel bit at `len`, one
-/// `tzcnt`; no branch on the data. `None` when that window runs past `buf` (a field near the
-/// end of a block) or the field is longer than 32 bytes: the caller scans word by word.
+/// 16-byte SSE2 compares (the field's first 16 bytes, and its last 16 when it is longer), a
+/// sentinel bit at `len`, one `tzcnt`; no branch on the data. `None` when a 16-byte window runs
+/// past `buf` or the field is longer than 32 bytes: the caller scans word by word.
 #[inline(always)]
 fn first_nul_in_window(buf: &[u8], at: usize, len: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
@@ -72,9 +72,11 @@ fn first_nul_in_window(buf: &[u8], at: usize, len: usize) -> Option<usize> {
         let mask = if len <= 16 {
             nul_mask16(from.first_chunk::<16>()?)
         } else if len <= 32 {
-            let w = from.first_chunk::<32>()?;
-            let (lo, hi) = w.split_at(16);
-            nul_mask16(lo.first_chunk::<16>()?) | nul_mask16(hi.first_chunk::<16>()?) << 16
+            // The first 16 bytes and the last 16 of the field (they overlap when len < 32): the
+            // field's own bytes only, so a field at the very end of a block qualifies.
+            let head = from.first_chunk::<16>()?;
+            let tail = from.get(..len)?.last_chunk::<16>()?;
+            nul_mask16(head) | nul_mask16(tail) << (len - 16)
         } else {
             return None;
         };

@@ -628,3 +628,108 @@ fn check_config_refuses_a_geo_database_that_is_not_one() {
         );
     }
 }
+
+/// A MaxMind database of one network, `net` in `country` (ISO code `iso`), for IP version `v`.
+fn one_country_db(v: u16, net: &str, continent: &str, iso: &str, name: &str, id: u32) -> Vec<u8> {
+    let mut w = crate::mmdb::Writer::new(v);
+    w.insert(net, &crate::mmdb::country(continent, iso, name, id));
+    w.finish()
+}
+
+/// `geoipupdate` replaced the database and the operator sent SIGHUP (`ids::reload_geo`, what
+/// the CLI's SIGHUP calls): the next logon is located with the new file, so a key that learnt
+/// DE for 127.0.0.1 is alerted when the same address is now JP.
+#[test]
+fn a_reloaded_maxmind_database_moves_an_address_to_its_new_region() {
+    let env = Env::new("");
+    let db = env.dir.path().join("GeoLite2-Country.mmdb");
+    std::fs::write(
+        &db,
+        one_country_db(6, "127.0.0.0/8", "EU", "DE", "Germany", 2_921_044),
+    )
+    .unwrap();
+    let secret = env.add("k1", &["--comp-id", "CLIENT1", "--allow", "127.0.0.1/32"]);
+    let (gw, _secrets) = start_with(
+        env,
+        &format!(
+            "[ids.geo]\ndatabase = {:?}\nlearning_logons = 2\ntravel_ms = 1\n",
+            db.display().to_string()
+        ),
+    );
+    let dir = gw.dir.path().to_path_buf();
+    wait_line(&dir, &["ids-geo-database loaded", "ip-version=6"]);
+    for _ in 0..2 {
+        let mut c = connect_from(gw.addr, "127.0.0.1", "CLIENT1");
+        c.signed_logon("k1", &secret);
+        c.logout();
+    }
+    // Written beside and renamed over, as geoipupdate does.
+    let next = db.with_extension("mmdb.new");
+    std::fs::write(
+        &next,
+        one_country_db(4, "127.0.0.0/8", "AS", "JP", "Japan", 1_861_060),
+    )
+    .unwrap();
+    std::fs::rename(&next, &db).unwrap();
+    portcullis::ids::reload_geo(&dir);
+    wait_line(&dir, &["ids-geo-database reloaded", "ip-version=4"]);
+    let mut c = connect_from(gw.addr, "127.0.0.1", "CLIENT1");
+    c.signed_logon("k1", &secret);
+    let new = wait_line(&dir, &["ids-alert alert-kind=new-region", "subject=key:k1"]);
+    assert!(
+        new.contains("region JP") && new.contains("known regions: DE"),
+        "{new}"
+    );
+    c.logout();
+}
+
+/// SIGHUP to `portcullis run` reads `[ids.geo] database` again; a file that is no longer a
+/// MaxMind database is reported and the one loaded before stays in use.
+#[test]
+fn sighup_reloads_the_geo_database_and_keeps_the_last_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = dir.path().join("GeoLite2-Country.mmdb");
+    std::fs::write(
+        &db,
+        one_country_db(6, "10.0.0.0/8", "EU", "DE", "Germany", 2_921_044),
+    )
+    .unwrap();
+    let cfg = dir.path().join("portcullis.toml");
+    let extra = format!(
+        "{SESSIONS}\n[[venue]]\nname = \"SIM\"\nkind = \"sim\"\nbehaviour = \"ack\"\n\n[ids.geo]\ndatabase = {:?}\n",
+        db.display().to_string()
+    );
+    std::fs::write(&cfg, config_text(&data, &extra)).unwrap();
+    let (mut child, lines, _addr) = crate::util::spawn_run(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--config"])
+            .arg(&cfg),
+    );
+    std::thread::spawn(move || for _ in lines {});
+    let hup = |child: &std::process::Child| {
+        assert!(Command::new("kill")
+            .arg("-HUP")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success());
+    };
+    wait_line(&data, &["ids-geo-database loaded", "ip-version=6"]);
+    std::fs::write(
+        &db,
+        one_country_db(4, "10.0.0.0/8", "AS", "JP", "Japan", 1_861_060),
+    )
+    .unwrap();
+    hup(&child);
+    wait_line(&data, &["ids-geo-database reloaded", "ip-version=4"]);
+    std::fs::write(&db, "not a MaxMind database\n".repeat(64)).unwrap();
+    hup(&child);
+    let bad = wait_line(&data, &["ids-geo-database-error", "ids.geo.database"]);
+    assert!(
+        bad.contains("the database loaded before stays in use"),
+        "{bad}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
