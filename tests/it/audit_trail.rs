@@ -176,12 +176,7 @@ fn the_trail_verifies_names_every_tampering_and_rebuilds_an_order() {
     // The kill canceled the open orders: their reports arrive before the stop.
     drop(c);
     let mut gw = child.0.take().unwrap();
-    assert!(Command::new("kill")
-        .arg("-TERM")
-        .arg(gw.id().to_string())
-        .status()
-        .unwrap()
-        .success());
+    crate::util::signal(&gw, "TERM");
     assert!(gw.wait().unwrap().success());
 
     let audit = env.dir.path().join("audit");

@@ -832,12 +832,7 @@ fn sighup_applies_a_changed_tier_to_keys_with_their_own_tier() {
         text.replace("per_day = 1 }", "per_day = 100 }"),
     )
     .unwrap();
-    assert!(Command::new("kill")
-        .arg("-HUP")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
+    crate::util::signal(&child, "HUP");
     let said = (0..50)
         .filter_map(|_| rx.recv_timeout(Duration::from_millis(100)).ok())
         .find(|l| l.contains("SIGHUP: throttle limits reloaded"))

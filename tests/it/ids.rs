@@ -707,24 +707,16 @@ fn sighup_reloads_the_geo_database_and_keeps_the_last_good_one() {
             .arg(&cfg),
     );
     std::thread::spawn(move || for _ in lines {});
-    let hup = |child: &std::process::Child| {
-        assert!(Command::new("kill")
-            .arg("-HUP")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap()
-            .success());
-    };
     wait_line(&data, &["ids-geo-database loaded", "ip-version=6"]);
     std::fs::write(
         &db,
         one_country_db(4, "10.0.0.0/8", "AS", "JP", "Japan", 1_861_060),
     )
     .unwrap();
-    hup(&child);
+    crate::util::signal(&child, "HUP");
     wait_line(&data, &["ids-geo-database reloaded", "ip-version=4"]);
     std::fs::write(&db, "not a MaxMind database\n".repeat(64)).unwrap();
-    hup(&child);
+    crate::util::signal(&child, "HUP");
     let bad = wait_line(&data, &["ids-geo-database-error", "ids.geo.database"]);
     assert!(
         bad.contains("the database loaded before stays in use"),

@@ -235,12 +235,7 @@ fn a_tier_change_applies_live_on_sighup() {
         "quota of 1 spent"
     );
     std::fs::write(&cfg, base(100)).unwrap();
-    assert!(Command::new("kill")
-        .arg("-HUP")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
+    crate::util::signal(&child, "HUP");
     let mut admitted = false;
     for i in 0..50 {
         std::thread::sleep(Duration::from_millis(100));

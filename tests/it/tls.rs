@@ -1024,12 +1024,7 @@ fn sighup_reloads_the_certificate_of_a_running_gateway() {
     trading.logon(30);
     trade(&mut trading, "H1");
     replace_server_cert(&p, 40);
-    assert!(Command::new("kill")
-        .arg("-HUP")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap()
-        .success());
+    crate::util::signal(&child, "HUP");
     let mut said = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();

@@ -503,3 +503,14 @@ pub fn complete_handshake<D>(
     }
     Ok(())
 }
+
+/// Sends `signal` (`"HUP"`, `"TERM"`, …) to `child` with kill(1); panics if it cannot.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {} failed", child.id());
+}
