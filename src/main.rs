@@ -866,7 +866,7 @@ fn run(
         );
     }
     say!(
-        "Ctrl-C or SIGTERM logs sessions out and stops; SIGHUP reloads throttle tiers and limits, and TLS certificates."
+        "Ctrl-C or SIGTERM logs sessions out and stops; SIGHUP reloads throttle tiers and limits, TLS certificates and the geo database."
     );
     let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
