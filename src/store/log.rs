@@ -481,7 +481,22 @@ impl AppendLog {
                     Ok(_) => {}
                     Err(_) => {
                         self.slow_rolls += 1;
-                        if let Ok(Ok(seg)) = spare.ready.recv() {
+                        // Polled, not a blocking `recv`: blocking registers the thread with the
+                        // channel's waker list, which allocates on the gateway thread the first
+                        // time (tests/alloc.rs saw 2 allocations when the helper was starved of
+                        // CPU by the cold threads). The helper stops pacing meanwhile.
+                        spare.hurry.store(true, Ordering::Relaxed);
+                        let got = loop {
+                            match spare.ready.try_recv() {
+                                Ok(r) => break Some(r),
+                                Err(crossbeam_channel::TryRecvError::Empty) => {
+                                    std::thread::yield_now()
+                                }
+                                Err(crossbeam_channel::TryRecvError::Disconnected) => break None,
+                            }
+                        };
+                        spare.hurry.store(false, Ordering::Relaxed);
+                        if let Some(Ok(seg)) = got {
                             if seg.number == next {
                                 return Ok(seg);
                             }
