@@ -517,6 +517,24 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
         },
         now,
     );
+    // Every message in and out to the trail of this data folder (`audit.messages`).
+    let messages = crate::trail::attached(&gw.data_dir)
+        .filter(|_| cfg.audit.enabled && cfg.audit.messages)
+        .and_then(|t| {
+            t.attach_messages(
+                cfg.audit.message_ring_bytes,
+                cfg.sessions.iter().map(|s| s.display_name()).collect(),
+                cfg.venues.iter().map(|v| v.name.clone()).collect(),
+            )
+        })
+        .map(|(mut writer, fail_closed)| {
+            writer.prefault();
+            crate::engine::audit::MessageAudit {
+                writer,
+                fail_closed,
+                max_record: cfg.audit.message_ring_bytes / 8,
+            }
+        });
     let mut engine = Engine::assemble(ShellParts {
         settings: Settings::from(&gw),
         poll,
@@ -538,6 +556,7 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
         stop: stop.clone(),
         auth,
         key_loader,
+        messages,
     });
     // Address blocks (`ctl block`, intrusion response) survive a restart until they run out.
     for (ip, until) in crate::ctl::load_blocks(&gw.data_dir, crate::clock::system_utc()) {

@@ -58,6 +58,15 @@ pub struct AuditCfg {
     /// Records the queue into the trail thread holds. Default 65536 (≈ 3 s of a 10k orders/s
     /// burst at two records an order).
     pub queue_capacity: usize,
+    /// Record every FIX and SBE message in and out (masked), client sessions and venue links.
+    /// Default true.
+    pub messages: bool,
+    /// Bytes of the ring that carries them from the gateway thread to the trail thread
+    /// (allocated and touched at start). Default 8 MiB: about 28k messages of 250 bytes, more
+    /// than a second of a 10k orders/s burst at two messages an order. A full ring loses the
+    /// message (counted in `AuditRingFull`, recorded) and, under `on_full = "fail_closed"`,
+    /// refuses new orders until the trail has caught up.
+    pub message_ring_bytes: usize,
     /// The checkpoint signing key's public half (64 hex digits), pinned: the gateway refuses to
     /// start with another key, and `audit verify --config` checks with it. Default: none (the
     /// key is created at first start and written to `<data_dir>/secrets/audit-signing.pub`).
@@ -76,6 +85,8 @@ impl Default for AuditCfg {
             sync_ms: 1000,
             on_full: None,
             queue_capacity: 65_536,
+            messages: true,
+            message_ring_bytes: 8 << 20,
             public_key: None,
         }
     }
@@ -146,6 +157,18 @@ impl AuditCfg {
             return Err(err(
                 "queue_capacity",
                 format!("{} is outside 16..=16777216", self.queue_capacity),
+            ));
+        }
+        let ring = crate::handoff::messages::MIN_BYTES..=crate::handoff::messages::MAX_BYTES;
+        if !ring.contains(&self.message_ring_bytes) {
+            return Err(err(
+                "message_ring_bytes",
+                format!(
+                    "{} is outside {}..={}",
+                    self.message_ring_bytes,
+                    ring.start(),
+                    ring.end()
+                ),
             ));
         }
         if let Some(k) = &self.public_key {

@@ -365,6 +365,7 @@ impl Engine {
                     let inbuf = std::mem::take(&mut conn.inbuf);
                     if let Some(bytes) = inbuf.get(start..start + len) {
                         self.counters.inc(Counter::MessagesIn);
+                        self.audit_in(c, bytes, now);
                         self.on_binary_frame(c, bytes, now);
                     }
                     if let Some(conn) = self.conns.get_mut(c) {

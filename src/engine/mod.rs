@@ -22,6 +22,7 @@
 //! - `perimeter.rs`: connections not logged on, TLS handshake budget, slow consumers.
 
 pub mod app;
+pub mod audit;
 pub mod binary;
 pub mod conns;
 pub mod detail;
@@ -185,6 +186,8 @@ pub struct ShellParts {
     pub stop: Arc<AtomicBool>,
     pub auth: Option<AuthState>,
     pub key_loader: Option<crate::auth::watch::Loader>,
+    /// The audit trail's message ring (`audit.messages`).
+    pub messages: Option<audit::MessageAudit>,
 }
 
 /// The gateway engine.
@@ -240,6 +243,8 @@ pub struct Engine {
     key_loader: Option<crate::auth::watch::Loader>,
     /// Connections not logged on yet, TLS handshake budget, shed accounting (`perimeter.rs`).
     perimeter: perimeter::Perimeter,
+    /// Every message in and out, to the audit trail (`audit.rs`); `None` when not recorded.
+    messages: Option<audit::MessageAudit>,
 }
 
 /// Logs session `s` out because its key was revoked or expired: Logout with `cause` as Text,
@@ -331,6 +336,7 @@ impl Engine {
             auth: p.auth,
             key_loader: p.key_loader,
             perimeter: perimeter::Perimeter::new(&gw),
+            messages: p.messages,
             gw,
         };
         // With [auth], a drop copy receives copies only under a logged-on key that allows
@@ -911,6 +917,7 @@ impl Engine {
                     let inbuf = mem::take(&mut conn.inbuf);
                     if let Some(bytes) = inbuf.get(start..start + len) {
                         self.counters.inc(Counter::MessagesIn);
+                        self.audit_in(c, bytes, now);
                         self.on_message_bytes(c, bytes, now);
                     }
                     if let Some(conn) = self.conns.get_mut(c) {
@@ -1501,6 +1508,7 @@ impl Engine {
     fn flush_dirty(&mut self, now: Nanos) {
         let mut dirty = mem::take(&mut self.dirty);
         for &c in dirty.as_slice() {
+            self.audit_out(c, now);
             let Some(conn) = self.conns.get_mut(c) else {
                 continue;
             };
@@ -1527,6 +1535,7 @@ impl Engine {
     /// Closes connection `c` and unbinds its session (cancel-on-disconnect applies).
     #[cold]
     fn close(&mut self, c: ConnId, now: Nanos, reason: &'static str) {
+        self.audit_out(c, now);
         // The slot is free again from here (nothing below opens a connection).
         let Some(mut conn) = self.conns.remove(c) else {
             return;

@@ -4,6 +4,8 @@
 //!   journal thread. A full ring never blocks the hot thread: the event is counted as dropped
 //!   (`EventRingFull`) and the journal thread reports the count.
 //! - [`RecordRing`]: the same for order records (REG-1), which are much larger than events.
+//! - [`messages`]: every FIX/SBE message in and out, as variable-length records, for the audit
+//!   trail (a single-producer ring of words; full → refused and counted).
 //! - [`Command`]s go the other way through a crossbeam channel that the hot thread polls with
 //!   `try_recv` once per loop turn.
 
@@ -18,6 +20,7 @@ use crate::order::record::OrderRecord;
 pub type KeyIdStr = InlineStr<32>;
 
 pub mod control;
+pub mod messages;
 pub use control::{ControlCall, ControlReply, ControlRequest, KillTarget, SessionView, VenueView};
 
 /// Why a first message or Logon was refused outside authentication (one byte in the event).

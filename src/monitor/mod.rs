@@ -369,7 +369,9 @@ impl Counter {
             C::OpsTlsFailures => "Ops port TLS handshakes failed or timed out",
             C::LatencySamplesLost => "Order answers not timed for the latency histogram",
             C::AuditRecords => "Records written to the audit trail",
-            C::AuditRingFull => "Audit records lost or refused because the trail queue was full",
+            C::AuditRingFull => {
+                "Audit records lost or refused because the trail queue or the message ring was full"
+            }
             C::AuditWriteErrors => "Audit trail writes that failed",
             C::AuditCheckpoints => "Signed audit trail checkpoints written",
             C::SiemSent => "Syslog messages written to the SIEM collector",

@@ -47,6 +47,9 @@ pub trait MessageStore {
 pub struct OutBuf {
     buf: Box<[u8]>,
     len: usize,
+    /// The first `audited` pending bytes were handed to the audit trail's message ring
+    /// ([`OutBuf::unaudited`]).
+    audited: usize,
 }
 
 impl OutBuf {
@@ -54,7 +57,17 @@ impl OutBuf {
         OutBuf {
             buf: vec![0u8; bytes].into_boxed_slice(),
             len: 0,
+            audited: 0,
         }
+    }
+    /// Pending bytes not yet handed to the audit trail: whole messages appended since the last
+    /// [`OutBuf::mark_audited`].
+    pub fn unaudited(&self) -> &[u8] {
+        self.buf.get(self.audited..self.len).unwrap_or_default()
+    }
+    /// Everything pending has been handed to the audit trail.
+    pub fn mark_audited(&mut self) {
+        self.audited = self.len;
     }
     /// Bytes waiting to be written.
     pub fn pending(&self) -> &[u8] {
@@ -69,13 +82,16 @@ impl OutBuf {
         let n = n.min(self.len);
         self.buf.copy_within(n..self.len, 0);
         self.len -= n;
+        self.audited = self.audited.saturating_sub(n);
     }
     pub fn clear(&mut self) {
         self.len = 0;
+        self.audited = 0;
     }
     /// Drops everything after the first `len` pending bytes (undoes a partial append).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+        self.audited = self.audited.min(self.len);
     }
     /// Lets `write` fill the free space; it returns the range it wrote (which may start after a
     /// gap, as [`crate::fix::Writer::finish`] leaves one). The bytes are moved to close the gap.

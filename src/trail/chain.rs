@@ -261,7 +261,7 @@ fn json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     let mut start = 0;
     // Runs of bytes that need no escape are copied whole (most values are one run).
-    while let Some(n) = s[start..].iter().position(|&b| ESCAPED[usize::from(b)]) {
+    while let Some(n) = first_escaped(&s[start..]) {
         let i = start + n;
         let b = s[i];
         out.extend_from_slice(&s[start..i]);
@@ -282,6 +282,39 @@ fn json_str(out: &mut Vec<u8>, s: &[u8]) {
     }
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
+}
+
+/// Where the first byte [`json_str`] must escape is: eight bytes at a time (a word with none of
+/// them is passed with a few ALU operations), then byte by byte in the word that has one.
+fn first_escaped(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A high bit in each byte of `x` that is zero (exact for the lowest such byte, which is
+    // all the search needs: bytes above it are checked one by one below).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut at = 0;
+    let mut words = s.chunks_exact(8);
+    for c in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        // Below 0x20: some byte of (x & 0xE0…) is zero; or a byte equal to `"` or `\\`.
+        let hit = zero(x & 0xE0E0_E0E0_E0E0_E0E0)
+            | zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')));
+        if hit != 0 {
+            return c
+                .iter()
+                .position(|&b| ESCAPED[usize::from(b)])
+                .map(|i| at + i);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| ESCAPED[usize::from(b)])
+        .map(|i| at + i)
 }
 
 /// The bytes [`json_str`] escapes: `"`, `\\` and the control characters.
@@ -355,6 +388,28 @@ pub fn from_hex32(s: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn the_word_scan_finds_the_first_escaped_byte(
+            s in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::prelude::Just(b'a'),
+                    proptest::prelude::Just(0xC3u8),
+                ],
+                0..80,
+            )
+        ) {
+            let naive = s.iter().position(|&b| ESCAPED[usize::from(b)]);
+            proptest::prop_assert_eq!(first_escaped(&s), naive);
+            let mut mine = Vec::new();
+            json_str(&mut mine, &s);
+            if let Ok(text) = std::str::from_utf8(&s) {
+                proptest::prop_assert_eq!(mine, serde_json::to_vec(text).unwrap());
+            }
+        }
+    }
 
     /// The record of `docs/audit-trail.md` ("Test vector").
     pub(crate) fn vector() -> Record {

@@ -81,6 +81,18 @@ pub fn select<'a>(all: &'a [Located], q: &Query) -> Vec<&'a Located> {
             .collect(),
         None => HashSet::new(),
     };
+    // Every ClOrdID the order had, with its session: a client's message that carries only its
+    // ClOrdID (a NewOrderSingle, a cancel request) belongs to the order too.
+    let order_cl_ids: HashSet<(&str, &str)> = all
+        .iter()
+        .filter(|l| get(l, "order_id").is_some_and(|o| order_ids.contains(o)))
+        .flat_map(|l| {
+            let session = get(l, "session").unwrap_or("");
+            ["cl_ord_id", "orig_cl_ord_id", "request_cl_ord_id"]
+                .into_iter()
+                .filter_map(move |k| get(l, k).map(|id| (session, id)))
+        })
+        .collect();
     all.iter()
         .filter(|l| {
             let r = &l.record;
@@ -93,7 +105,14 @@ pub fn select<'a>(all: &'a [Located], q: &Query) -> Vec<&'a Located> {
                 ]
                 .iter()
                 .any(|k| get(l, k) == Some(id.as_str()));
-                if !direct && !get(l, "order_id").is_some_and(|o| order_ids.contains(o)) {
+                let session = get(l, "session").unwrap_or("");
+                let by_cl_id = ["cl_ord_id", "orig_cl_ord_id"]
+                    .iter()
+                    .any(|k| get(l, k).is_some_and(|c| order_cl_ids.contains(&(session, c))));
+                if !direct
+                    && !by_cl_id
+                    && !get(l, "order_id").is_some_and(|o| order_ids.contains(o))
+                {
                     return false;
                 }
             }

@@ -5,6 +5,8 @@
 #   tools/peers/instructions.sh            # FIX, `ack` venue (one ExecutionReport per order)
 #   VENUE=fill ORDERS=5000 tools/peers/instructions.sh
 #   PROTO=sbe tools/peers/instructions.sh  # the same orders over SBE/FIXP
+#   CONFIG=$'[audit]\nmessages = false' TOGGLE=portcullis::engine::Engine::do_work \
+#       tools/peers/instructions.sh        # a config change, the whole duty cycle
 #
 # What runs: the release gateway (`target/release/portcullis`, build it first with
 # `cargo build --release -p portcullis -p portcullis-tools`) under
@@ -61,6 +63,8 @@ fi
     echo "loadgen gen-config refused: ${extra[*]} ${proto[*]}" >&2
     exit 2
 }
+# CONFIG: TOML appended to the generated config (e.g. $'[audit]\nmessages = false').
+[[ -z ${CONFIG:-} ]] || printf '\n%s\n' "$CONFIG" >>"$OUT/gw.toml"
 signed=()
 if [[ $PROTO == sbe ]]; then
     "$BIN/portcullis" keys --config "$OUT/gw.toml" add load --allow 127.0.0.1/32 \
