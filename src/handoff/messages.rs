@@ -291,15 +291,11 @@ impl MessageReader {
             return None;
         }
         out.clear();
-        out.reserve(len);
-        let mut left = len;
-        let mut i = self.head + HEADER_WORDS as u64;
-        while left > 0 {
-            let b = word(i).to_le_bytes();
-            let n = left.min(8);
-            out.extend_from_slice(&b[..n]);
-            left -= n;
-            i += 1;
+        out.resize(len, 0);
+        let first = self.head + HEADER_WORDS as u64;
+        for (k, chunk) in out.chunks_mut(8).enumerate() {
+            let b = word(first + k as u64).to_le_bytes();
+            chunk.copy_from_slice(&b[..chunk.len()]);
         }
         self.release(self.head + need);
         Some(meta)

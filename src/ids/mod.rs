@@ -285,12 +285,18 @@ impl Worker {
     fn run(mut self, rx: &Receiver<Input>) {
         // `[ids.geo] database`: read here, before the first event, off the journal thread.
         let mut geo_seen = self.geo_reloads.load(Ordering::Relaxed);
-        self.load_geo("loaded", "regions from [[ids.region]] only");
+        // Whether a database is in use (a failed reload keeps it; without one, the table).
+        let mut geo_db = self.load_geo("loaded", "regions from [[ids.region]] only");
         loop {
             let asked = self.geo_reloads.load(Ordering::Relaxed);
             if asked != geo_seen {
                 geo_seen = asked;
-                self.load_geo("reloaded", "the database loaded before stays in use");
+                let otherwise = if geo_db {
+                    "the database loaded before stays in use"
+                } else {
+                    "regions from [[ids.region]] only"
+                };
+                geo_db |= self.load_geo("reloaded", otherwise);
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Input::Event(e)) => {
@@ -314,19 +320,24 @@ impl Worker {
 
     /// Reads `[ids.geo] database` (if configured) and says how it went in the event log; on an
     /// error the locator keeps what it had (`otherwise` says what that is).
-    fn load_geo(&mut self, done: &str, otherwise: &str) {
+    /// Reads `[ids.geo] database` (if any); `true` when one was loaded.
+    fn load_geo(&mut self, done: &str, otherwise: &str) -> bool {
         let now = crate::clock::system_utc();
         match self.geo.load_database() {
             Ok(Some(what)) => {
-                self.line(format!("{} ids-geo-database {done} {what}", rules_ts(now)))
+                self.line(format!("{} ids-geo-database {done} {what}", rules_ts(now)));
+                true
             }
-            Ok(None) => {}
-            Err(e) => self.line(format!(
-                "{} ids-geo-database-error key={} problem={:?} ({otherwise})",
-                rules_ts(now),
-                e.key,
-                e.problem
-            )),
+            Ok(None) => false,
+            Err(e) => {
+                self.line(format!(
+                    "{} ids-geo-database-error key={} problem={:?} ({otherwise})",
+                    rules_ts(now),
+                    e.key,
+                    e.problem
+                ));
+                false
+            }
         }
     }
 
