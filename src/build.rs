@@ -529,11 +529,12 @@ pub fn engine(cfg: &Config, clock: Clock) -> Result<(Engine, EngineHandle), Star
         })
         .map(|(mut writer, fail_closed)| {
             writer.prefault();
-            crate::engine::audit::MessageAudit {
+            crate::engine::audit::MessageAudit::new(
                 writer,
                 fail_closed,
-                max_record: cfg.audit.message_ring_bytes / 8,
-            }
+                cfg.audit.message_ring_bytes,
+                cfg.audit.prelogon_messages_per_second,
+            )
         });
     let mut engine = Engine::assemble(ShellParts {
         settings: Settings::from(&gw),

@@ -67,6 +67,13 @@ pub struct AuditCfg {
     /// message (counted in `AuditRingFull`, recorded) and, under `on_full = "fail_closed"`,
     /// refuses new orders until the trail has caught up.
     pub message_ring_bytes: usize,
+    /// Messages of connections not logged on yet (Logons, Negotiates, whatever a stranger
+    /// sends first) recorded per second, at most; the rest are counted
+    /// (`AuditPrelogonUnrecorded`) and the trail says how many. Default 1000: a flood of logons
+    /// from someone without a key cannot fill the ring and, under `fail_closed`, stop the
+    /// sessions' trading (a ring too full for such a message loses it, counted, without
+    /// lowering the healthy flag). Refused logons stay in the trail as events either way.
+    pub prelogon_messages_per_second: u32,
     /// The checkpoint signing key's public half (64 hex digits), pinned: the gateway refuses to
     /// start with another key, and `audit verify --config` checks with it. Default: none (the
     /// key is created at first start and written to `<data_dir>/secrets/audit-signing.pub`).
@@ -87,6 +94,7 @@ impl Default for AuditCfg {
             queue_capacity: 65_536,
             messages: true,
             message_ring_bytes: 8 << 20,
+            prelogon_messages_per_second: 1000,
             public_key: None,
         }
     }
@@ -169,6 +177,12 @@ impl AuditCfg {
                     ring.start(),
                     ring.end()
                 ),
+            ));
+        }
+        if self.prelogon_messages_per_second > 1_000_000 {
+            return Err(err(
+                "prelogon_messages_per_second",
+                format!("{} is over 1000000", self.prelogon_messages_per_second),
             ));
         }
         if let Some(k) = &self.public_key {

@@ -24,6 +24,43 @@ pub struct MessageAudit {
     pub fail_closed: Option<Arc<AtomicBool>>,
     /// Largest record: output beyond it is cut at message boundaries.
     pub max_record: usize,
+    /// Messages of connections not logged on yet recorded per second, at most
+    /// (`audit.prelogon_messages_per_second`).
+    pub prelogon_per_second: u32,
+    /// The second the budget is counted in, and what it used.
+    pub prelogon_second: u64,
+    pub prelogon_used: u32,
+}
+
+impl MessageAudit {
+    pub fn new(
+        writer: MessageWriter,
+        fail_closed: Option<Arc<AtomicBool>>,
+        ring_bytes: usize,
+        prelogon_per_second: u32,
+    ) -> MessageAudit {
+        MessageAudit {
+            writer,
+            fail_closed,
+            max_record: ring_bytes / 8,
+            prelogon_per_second,
+            prelogon_second: 0,
+            prelogon_used: 0,
+        }
+    }
+
+    /// One more message of a connection not logged on yet may be recorded in this second.
+    fn prelogon_allowed(&mut self, now: Nanos) -> bool {
+        let second = now.0 / 1_000_000_000;
+        if second != self.prelogon_second {
+            self.prelogon_second = second;
+            self.prelogon_used = 0;
+        }
+        self.prelogon_used < self.prelogon_per_second && {
+            self.prelogon_used += 1;
+            true
+        }
+    }
 }
 
 impl Engine {
@@ -39,8 +76,14 @@ impl Engine {
         })
     }
 
-    fn refused_record(&mut self) {
+    /// A record the ring refused: counted; a session's or venue link's (not a connection's
+    /// before logon: an attacker's flood must not stop the sessions' trading) also lowers the
+    /// trail's healthy flag under `fail_closed`.
+    fn refused_record(&mut self, bound: bool) {
         self.counters.inc(Counter::AuditRingFull);
+        if !bound {
+            return;
+        }
         if let Some(flag) = self.messages.as_ref().and_then(|m| m.fail_closed.as_ref()) {
             flag.store(false, Ordering::SeqCst);
         }
@@ -55,17 +98,23 @@ impl Engine {
         let Some(meta) = self.meta(c, false, now) else {
             return;
         };
-        let pushed = self
-            .messages
-            .as_mut()
-            .is_some_and(|m| m.writer.push(&meta, bytes));
-        if !pushed {
-            self.refused_record();
+        let bound = meta.session.is_some() || meta.venue.is_some();
+        let Some(m) = self.messages.as_mut() else {
+            return;
+        };
+        if !bound && !m.prelogon_allowed(now) {
+            self.counters.inc(Counter::AuditPrelogonUnrecorded);
+            return;
+        }
+        if !m.writer.push(&meta, bytes) {
+            self.refused_record(bound);
         }
     }
 
     /// What connection `c` appended to its output since the last call, before it is written.
-    #[inline]
+    /// Not inlined: once per connection per duty cycle, and callgrind can count it by name
+    /// (`TOGGLE=portcullis::engine::Engine::audit_out tools/peers/instructions.sh`).
+    #[inline(never)]
     pub(super) fn audit_out(&mut self, c: ConnId, now: Nanos) {
         if self.messages.is_none() {
             return;
@@ -101,8 +150,9 @@ impl Engine {
             bytes = rest;
         }
         conn.out.mark_audited();
+        let bound = meta.session.is_some() || meta.venue.is_some();
         for _ in 0..refused {
-            self.refused_record();
+            self.refused_record(bound);
         }
     }
 }

@@ -61,8 +61,12 @@ struct Shared {
     tail: Padded,
     /// Words consumed (handed back by the reader).
     head: Padded,
-    /// Records refused because the ring was full, not yet taken by the reader.
+    /// Records of sessions and venue links refused because the ring was full, not yet taken
+    /// by the reader (what `fail_closed` answers for).
     lost: Padded,
+    /// The same for connections not logged on yet (an attacker's flood must not lower the
+    /// trail's healthy flag: counted and recorded, nothing more).
+    lost_unbound: Padded,
 }
 
 /// The gateway thread's end.
@@ -93,6 +97,7 @@ pub fn ring(bytes: usize) -> (MessageWriter, MessageReader) {
         tail: Padded(AtomicU64::new(0)),
         head: Padded(AtomicU64::new(0)),
         lost: Padded(AtomicU64::new(0)),
+        lost_unbound: Padded(AtomicU64::new(0)),
     });
     let mask = words as u64 - 1;
     (
@@ -195,13 +200,17 @@ impl MessageWriter {
     pub fn push(&mut self, meta: &Meta, bytes: &[u8]) -> bool {
         let need = (HEADER_WORDS + bytes.len().div_ceil(8)) as u64;
         let size = self.mask + 1;
-        if need > size || bytes.len() > u32::MAX as usize {
-            return self.refuse();
+        let bound = meta.session.is_some() || meta.venue.is_some();
+        // A connection not logged on yet may fill half the ring at most: the other half stays
+        // for the sessions whatever strangers send.
+        let room = if bound { size } else { size / 2 };
+        if need > room || bytes.len() > u32::MAX as usize {
+            return self.refuse(bound);
         }
-        if self.tail + need - self.head > size {
+        if self.tail + need - self.head > room {
             self.head = self.shared.head.0.load(Ordering::Acquire);
-            if self.tail + need - self.head > size {
-                return self.refuse();
+            if self.tail + need - self.head > room {
+                return self.refuse(bound);
             }
         }
         let (words, mask) = (&self.shared.words, self.mask);
@@ -243,16 +252,21 @@ impl MessageWriter {
     }
 
     #[cold]
-    fn refuse(&mut self) -> bool {
-        // Counted before the caller lowers the trail's healthy flag; the trail raises it and
-        // then reads this (both SeqCst), so a refusal that races the raise is seen.
-        self.shared.lost.0.fetch_add(1, Ordering::SeqCst);
+    fn refuse(&mut self, bound: bool) -> bool {
+        if bound {
+            // Counted before the caller lowers the trail's healthy flag; the trail raises it
+            // and then reads this (both SeqCst), so a refusal that races the raise is seen.
+            self.shared.lost.0.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.shared.lost_unbound.0.fetch_add(1, Ordering::Relaxed);
+        }
         false
     }
 
     /// Records refused since the reader last took the count.
     pub fn lost(&self) -> u64 {
         self.shared.lost.0.load(Ordering::Relaxed)
+            + self.shared.lost_unbound.0.load(Ordering::Relaxed)
     }
 
     /// Writes every word once more (the allocation's pages are then resident and writable:
@@ -306,12 +320,15 @@ impl MessageReader {
         self.shared.head.0.store(head, Ordering::Release);
     }
 
-    /// Takes the count of records refused since the last call.
+    /// Takes the count of records refused since the last call (sessions', venues' and those
+    /// of connections not logged on yet).
     pub fn take_lost(&self) -> u64 {
-        self.shared.lost.0.swap(0, Ordering::Relaxed)
+        self.shared.lost.0.swap(0, Ordering::SeqCst)
+            + self.shared.lost_unbound.0.swap(0, Ordering::Relaxed)
     }
 
-    /// Records refused and not yet taken by [`MessageReader::take_lost`].
+    /// Records of sessions and venue links refused and not yet taken by
+    /// [`MessageReader::take_lost`] (those of connections not logged on yet do not count).
     pub fn pending_lost(&self) -> u64 {
         self.shared.lost.0.load(Ordering::SeqCst)
     }
@@ -336,7 +353,8 @@ mod tests {
     fn meta(i: u64, outbound: bool) -> Meta {
         Meta {
             at: Nanos(i),
-            session: (i % 3 != 0).then_some(SessionId((i % 7) as u32)),
+            // Bound (a session or a venue, or both): the whole ring is theirs.
+            session: (i % 3 != 0 || i % 5 != 0).then_some(SessionId((i % 7) as u32)),
             venue: (i % 5 == 0).then_some(VenueId(2)),
             outbound,
             sbe: i % 2 == 0,
@@ -385,6 +403,42 @@ mod tests {
         assert_eq!(r.pop(&mut out).map(|m| m.at), Some(Nanos(0)));
         assert!(w.push(&meta(99, false), &msg), "room again after one read");
         assert!(r.fill() > 0.9);
+    }
+
+    #[test]
+    fn refusals_before_logon_are_counted_apart() {
+        let (mut w, mut r) = ring(MIN_BYTES);
+        let unbound = Meta {
+            session: None,
+            venue: None,
+            ..meta(1, false)
+        };
+        let mut n = 0;
+        while w.push(&unbound, &[1u8; 100]) {
+            n += 1;
+        }
+        // 18 words a record: half of 512 words holds 14.
+        assert_eq!(n, 14, "strangers get half the ring");
+        assert_eq!(
+            r.pending_lost(),
+            0,
+            "a flood before logon is not the sessions' loss"
+        );
+        let mut m = 0;
+        while w.push(&meta(1, false), &[1u8; 100]) {
+            m += 1;
+        }
+        assert_eq!(m, 14, "the other half is the sessions'");
+        assert_eq!(r.pending_lost(), 1);
+        assert_eq!(r.take_lost(), 2, "both are recorded as lost");
+        assert_eq!(r.pending_lost(), 0);
+        let mut out = Vec::new();
+        assert_eq!(
+            r.pop(&mut out),
+            Some(unbound),
+            "a stranger's record reads back whole"
+        );
+        assert_eq!(out, [1u8; 100]);
     }
 
     #[test]

@@ -172,6 +172,10 @@ pub enum Counter {
     FixpStoreErrors = 88,
     /// SBE frames the codec refused (bad header, length, template, schema, version).
     SbeMalformed = 89,
+    /// Messages on connections not logged on yet that were not recorded in the audit trail:
+    /// over `audit.prelogon_messages_per_second` (a flood of logons cannot crowd out the
+    /// sessions' messages).
+    AuditPrelogonUnrecorded = 90,
 }
 
 /// How a counter reads in a Prometheus exposition.
@@ -269,6 +273,7 @@ impl Counter {
         Counter::FixpTerminates,
         Counter::FixpStoreErrors,
         Counter::SbeMalformed,
+        Counter::AuditPrelogonUnrecorded,
     ];
 
     /// Snake-case name (`orders_received`), stable like the id.
@@ -388,6 +393,9 @@ impl Counter {
             C::FixpTerminates => "FIXP Terminate sent for a session error",
             C::FixpStoreErrors => "FIXP session state or message store writes that failed",
             C::SbeMalformed => "SBE frames the codec refused",
+            C::AuditPrelogonUnrecorded => {
+                "Messages before logon not recorded in the audit trail (over the per-second budget)"
+            }
         }
     }
 }

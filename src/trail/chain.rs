@@ -37,6 +37,8 @@ pub mod kind {
     pub const CHECKPOINT: &str = "checkpoint";
     /// Records the trail could not take (queue full) since the last such record.
     pub const RECORDS_LOST: &str = "audit-records-lost";
+    /// Messages before logon over `audit.prelogon_messages_per_second`, not recorded.
+    pub const MESSAGES_UNRECORDED: &str = "audit-messages-unrecorded";
 }
 
 /// One trail record, as written (one JSON line, fields in this order).

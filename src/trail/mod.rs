@@ -373,6 +373,8 @@ fn run(
             }
         };
     let mut busy = false;
+    // Pre-logon messages not recorded: the count already on record, and when it was written.
+    let mut unrecorded = (0u64, crate::clock::monotonic());
     loop {
         let stopping = stop.load(Ordering::Acquire);
         // While messages flow, look at the ring again soon; idle, only on the tick.
@@ -407,6 +409,26 @@ fn run(
                 });
             });
             busy = taken > 0;
+        }
+        // Messages before logon the gateway thread did not record (over the budget): said at
+        // most once a second.
+        if let Some(c) = shared.tally.counters.get() {
+            let n = c.get(Counter::AuditPrelogonUnrecorded);
+            if n > unrecorded.0 && (stopping || unrecorded.1.elapsed() >= Duration::from_secs(1)) {
+                let e = Entry::new(
+                    crate::clock::system_utc(),
+                    chain::kind::MESSAGES_UNRECORDED,
+                    "gateway",
+                )
+                .detail("count", (n - unrecorded.0).to_string())
+                .detail(
+                    "cause",
+                    "messages of connections not logged on yet over \
+                     audit.prelogon_messages_per_second (AuditPrelogonUnrecorded)",
+                );
+                write(files, &e, &mut failed);
+                unrecorded = (n, crate::clock::monotonic());
+            }
         }
         report_lost(files, shared, &mut failed, &write);
         let before = files.checkpoints;

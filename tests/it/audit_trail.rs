@@ -619,3 +619,88 @@ fn a_fail_closed_gateway_flooded_through_a_socket_trades_nothing_the_trail_did_n
         "every loss counted is on record"
     );
 }
+
+/// What someone without a key can make the message trail do to the sessions (issue 15): a
+/// flood of large unsigned Logons from many connections, at a gateway under the production
+/// policy (`fail_closed`) with a small message ring (16 KiB: a few of their Logons fill half).
+/// The strangers' messages are recorded only up to `audit.prelogon_messages_per_second`, they
+/// may fill half the ring at most, and a ring too full for one of theirs never lowers the
+/// trail's healthy flag: every order of the signed-in client is accepted while the flood runs,
+/// every one of its messages is in the trail, and the trail says how many of the strangers' it
+/// did not record.
+#[test]
+fn a_logon_flood_from_strangers_cannot_make_the_trail_refuse_a_sessions_orders() {
+    use portcullis::monitor::Counter;
+    let mut env = KeyEnv::new(
+        &format!("{SESSIONS}{}", sim("ack")),
+        "[audit]\non_full = \"fail_closed\"\nmessage_ring_bytes = 16384\n\
+         prelogon_messages_per_second = 20\n\n",
+    );
+    let secret = env.add("k1", "CLIENT1", &[]);
+    let gw = env.start();
+    let counters = gw.running.handle.counters.clone();
+    let mut c = Client::connect(gw.addr, "FIX.4.4", "CLIENT1", "GW");
+    c.signed_logon("k1", &secret);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (addr, stop) = (gw.addr, stop.clone());
+        std::thread::spawn(move || {
+            let junk = "x".repeat(3500);
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(mut a) = std::net::TcpStream::connect(addr) else {
+                    continue;
+                };
+                let mut w = Client::from_stream(
+                    a.try_clone().unwrap(),
+                    "FIX.4.4",
+                    &format!("EVIL{}", sent % 50),
+                    "GW",
+                );
+                w.send("A", &format!("98=0|108=30|58={junk}"));
+                let _ = std::io::Read::read(&mut a, &mut [0u8; 16]);
+                sent += 1;
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..200 {
+        c.send("D", &nos(&format!("K{i}"), "AAPL", "1", "10", Some("100")));
+        let er = c.expect("8");
+        assert_eq!(
+            field(&er, 39).as_deref(),
+            Some("0"),
+            "order {i} during the flood: {}",
+            crate::util::show(&er)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let logons = flood.join().unwrap();
+    let unrecorded = counters.get(Counter::AuditPrelogonUnrecorded);
+    eprintln!(
+        "{logons} stranger logons; {unrecorded} of their messages not recorded; {} records \
+         lost to a full ring",
+        counters.get(Counter::AuditRingFull)
+    );
+    assert!(unrecorded > 0, "the budget was reached ({logons} logons)");
+    assert_eq!(counters.get(Counter::AuditHaltRejects), 0);
+    // The trail says so, and holds every message of the session.
+    let records = crate::util::trail_records(gw.dir.path(), |all| {
+        all.iter().any(|r| r["kind"] == "audit-messages-unrecorded")
+            && all
+                .iter()
+                .filter(|r| r["kind"] == "fix-in" && r["detail"]["msg_type"] == "D")
+                .count()
+                >= 200
+    });
+    assert!(records
+        .iter()
+        .any(|r| r["kind"] == "audit-messages-unrecorded"));
+    let orders = records
+        .iter()
+        .filter(|r| r["kind"] == "fix-in" && r["detail"]["msg_type"] == "D")
+        .count();
+    assert_eq!(orders, 200);
+}

@@ -380,6 +380,39 @@ fn an_sbe_order_is_filled_by_the_simulated_venue() {
     assert_eq!(t.cum_qty(), 5 * 10_000);
     assert_eq!(t.leaves_qty(), 0);
     assert_eq!(t.account(), b"ACC2");
+
+    // Every SBE message in and out is in the audit trail (issue 15): the Negotiate under the
+    // connection's address with its key and no signature, the order under its session, both
+    // reports with the order's ids.
+    let is_report =
+        |r: &serde_json::Value| r["kind"] == "sbe-out" && r["subject"]["cl_ord_id"] == "X1";
+    let records = util::trail_records(gw.dir.path(), |all| {
+        all.iter().filter(|r| is_report(r)).count() >= 2
+    });
+    let find = |kind: &str, msg_type: &str| {
+        records
+            .iter()
+            .find(|r| r["kind"] == kind && r["detail"]["msg_type"] == msg_type)
+            .unwrap_or_else(|| panic!("no {kind} {msg_type} in the trail"))
+    };
+    let negotiate = find("sbe-in", "Negotiate");
+    assert_eq!(negotiate["actor"], "address:127.0.0.1");
+    assert_eq!(negotiate["subject"]["key"], "bin2");
+    let text = negotiate["detail"]["message"].as_str().unwrap();
+    assert!(text.contains("signature=***"), "{text}");
+    let nos = find("sbe-in", "NewOrderSingle");
+    assert_eq!(nos["actor"], "session:SBE:BIN2");
+    assert_eq!(nos["subject"]["cl_ord_id"], "X1");
+    assert_eq!(nos["subject"]["session"], "SBE:BIN2");
+    let reports: Vec<&serde_json::Value> = records.iter().filter(|r| is_report(r)).collect();
+    assert_eq!(reports.len(), 2, "the New and the Trade report");
+    for r in reports {
+        assert_eq!(r["actor"], "gateway");
+        assert!(
+            r["subject"]["order_id"].as_str().is_some_and(|o| o != "0"),
+            "{r}"
+        );
+    }
 }
 
 #[test]

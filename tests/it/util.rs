@@ -514,3 +514,33 @@ pub fn signal(child: &std::process::Child, signal: &str) {
         .success();
     assert!(ok, "kill -{signal} {} failed", child.id());
 }
+
+/// The audit trail's records under `data_dir/audit`, read while the gateway runs: polled until
+/// `done(records)` or 10 s (the trail thread writes within milliseconds and flushes each pass;
+/// a line still being written is skipped).
+pub fn trail_records(
+    data_dir: &std::path::Path,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(data_dir.join("audit"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        let all: Vec<serde_json::Value> = files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if done(&all) || std::time::Instant::now() > deadline {
+            return all;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -124,6 +124,43 @@ fn orders_route_to_a_fix_venue_and_its_reports_come_back() {
     assert_eq!(field(&can, 150).as_deref(), Some("4"), "{}", show(&can));
     assert_eq!(field(&can, 11).as_deref(), Some("C2"));
     assert_eq!(field(&can, 41).as_deref(), Some("C1"));
+
+    // Both sides of the order are in the audit trail (issue 15), under the gateway's OrderID:
+    // what went to the venue and what the venue answered, beside the client's messages.
+    let order_id = field(&new, 37).unwrap();
+    let venue_cl = field(&d, 11).unwrap();
+    let of_order = |r: &serde_json::Value| r["subject"]["order_id"] == order_id.as_str();
+    let records = trail_records(gw.dir.path(), |all| {
+        all.iter()
+            .filter(|r| r["actor"] == "venue:XVEN" && of_order(r))
+            .count()
+            >= 3
+    });
+    let to_venue: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "fix-out" && r["subject"]["venue"] == "XVEN" && of_order(r))
+        .collect();
+    let types: Vec<&str> = to_venue
+        .iter()
+        .map(|r| r["detail"]["msg_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["D", "F"], "the order and its cancel, to the venue");
+    assert_eq!(to_venue[0]["detail"]["venue_cl_ord_id"], venue_cl.as_str());
+    assert_eq!(to_venue[0]["actor"], "gateway");
+    let from_venue = records
+        .iter()
+        .filter(|r| r["kind"] == "fix-in" && r["actor"] == "venue:XVEN" && of_order(r))
+        .count();
+    assert_eq!(
+        from_venue, 3,
+        "the New, the partial fill and the Canceled, from the venue"
+    );
+    assert!(
+        records.iter().any(|r| r["kind"] == "fix-in"
+            && r["subject"]["session"] == "FIX.4.4:CLIENT1->GW"
+            && r["subject"]["cl_ord_id"] == "C1"),
+        "the client's NewOrderSingle"
+    );
 }
 
 #[test]

@@ -48,6 +48,19 @@ impl Venue {
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// The log once it holds every one of `needles` (the venue prints a line after it acted;
+    /// the thread that collects its output may not have it yet), or as it is after 5 s.
+    fn log_with(&self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if needles.iter().all(|n| log.contains(n)) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Venue {
@@ -100,7 +113,7 @@ fn ack_venue_acknowledges_replaces_and_cancels() {
     let c = position(&out, "150=4(Canceled) 39=4(Canceled)");
     let d = position(&out, "150=I(OrderStatus) 39=4(Canceled)");
     assert!(a < b && b < c && c < d);
-    let log = v.log();
+    let log = v.log_with(&["session GW1 logged on", "order GW1 O1: new, venue order 1"]);
     position(&log, "session GW1 logged on");
     position(&log, "order GW1 O1: new, venue order 1");
 }
@@ -322,7 +335,7 @@ fn resend_request_is_served_after_a_restart_with_data_dir() {
         assert_eq!(field(&m, 11), "R1");
         assert_eq!(field(&m, 150), exec_type);
     }
-    let log = v.log();
+    let log = v.log_with(&["session GW1 logged on from", "(next in 4, next out 5"]);
     position(&log, "session GW1 logged on from");
     position(&log, "(next in 4, next out 5");
 }
