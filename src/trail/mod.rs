@@ -795,6 +795,25 @@ mod tests {
     use super::*;
     use crate::model::{Account, SessionId};
 
+    /// Stops `trail` and verifies everything it wrote with its own key (asserted: no problem).
+    fn stop_and_verify(trail: Trail) -> verify::Report {
+        let pubkey = sign::PublicKey::parse(&trail.public_key).unwrap();
+        let dir_audit = trail.dir.clone();
+        trail.stop();
+        let (files, whole) = verify::collect(&[dir_audit]).unwrap();
+        let rep = verify::verify(
+            &files,
+            &verify::Options {
+                public_key: Some(pubkey),
+                whole_trail: whole,
+                live: false,
+                keep: true,
+            },
+        );
+        assert!(rep.ok(), "{:?}", rep.problems);
+        rep
+    }
+
     #[test]
     fn events_become_records_with_searchable_subjects_and_masking() {
         let e = Event::RiskRejected {
@@ -854,20 +873,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(healthy.load(Ordering::Acquire));
-        let pubkey = sign::PublicKey::parse(&trail.public_key).unwrap();
-        let dir_audit = trail.dir.clone();
-        trail.stop();
-        let (files, whole) = verify::collect(&[dir_audit]).unwrap();
-        let rep = verify::verify(
-            &files,
-            &verify::Options {
-                public_key: Some(pubkey),
-                whole_trail: whole,
-                live: false,
-                keep: true,
-            },
-        );
-        assert!(rep.ok(), "{:?}", rep.problems);
+        let rep = stop_and_verify(trail);
         let lost: Vec<u64> = rep
             .all
             .iter()
@@ -996,20 +1002,7 @@ mod tests {
             N as f64 / took.as_secs_f64(),
             counters.get(Counter::AuditCheckpoints),
         );
-        let pubkey = sign::PublicKey::parse(&trail.public_key).unwrap();
-        let dir_audit = trail.dir.clone();
-        trail.stop();
-        let (files, whole) = verify::collect(&[dir_audit]).unwrap();
-        let rep = verify::verify(
-            &files,
-            &verify::Options {
-                public_key: Some(pubkey),
-                whole_trail: whole,
-                live: false,
-                keep: true,
-            },
-        );
-        assert!(rep.ok(), "{:?}", rep.problems);
+        let rep = stop_and_verify(trail);
         let orders = rep.all.iter().filter(|l| l.record.kind == "order-fill");
         assert_eq!(orders.count() as u64, N);
     }
@@ -1075,20 +1068,7 @@ mod tests {
             took.as_secs_f64(),
             N as f64 / took.as_secs_f64(),
         );
-        let pubkey = sign::PublicKey::parse(&trail.public_key).unwrap();
-        let dir_audit = trail.dir.clone();
-        trail.stop();
-        let (files, whole) = verify::collect(&[dir_audit]).unwrap();
-        let rep = verify::verify(
-            &files,
-            &verify::Options {
-                public_key: Some(pubkey),
-                whole_trail: whole,
-                live: false,
-                keep: true,
-            },
-        );
-        assert!(rep.ok(), "{:?}", rep.problems);
+        let rep = stop_and_verify(trail);
         let got: Vec<&chain::Record> = rep
             .all
             .iter()
