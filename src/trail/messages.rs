@@ -226,7 +226,7 @@ fn fix_fields(msg: &[u8], venue: bool, r: &mut Rendered) {
             .flatten()
             .map(|n| n.min(u64::from(u32::MAX)) as usize);
         if tag == ACCOUNT {
-            out.extend_from_slice(mask::account(&text(value)).as_bytes());
+            put_escaped(&mut out, mask::account(&text(value)).as_bytes());
             continue;
         }
         let at = out.len();
