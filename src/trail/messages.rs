@@ -171,13 +171,22 @@ fn text(b: &[u8]) -> String {
     }
 }
 
+/// The tag of a `<tag>=<value>` piece and where its `=` is. Leading zeros are read as any
+/// parser would read them (`0096=` is RawData to the masking, whatever a FIX engine thinks).
 fn tag_of(field: &[u8]) -> Option<(i32, usize)> {
     let eq = field.iter().position(|b| *b == b'=')?;
     let digits = field.get(..eq)?;
-    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some((std::str::from_utf8(digits).ok()?.parse().ok()?, eq))
+    let significant = &digits[digits.iter().take_while(|b| **b == b'0').count()..];
+    if significant.len() > 9 {
+        return None;
+    }
+    let tag = significant
+        .iter()
+        .fold(0i32, |t, d| t * 10 + i32::from(d - b'0'));
+    Some((tag, eq))
 }
 
 /// A FIX message, masked, with `|` for SOH; the identifiers and the type and sequence number
@@ -470,6 +479,12 @@ mod tests {
         crate::fuzzing::trail_message(
             b"\x008=FIX.4.4\x019=30\x0135=A\x0195=5\x0196=a\x01b=c\x0158=x|y\x0110=000\x01",
         );
+        // A secret tag written with leading zeros is still masked.
+        let m = b"8=FIX.4.4\x019=30\x0135=A\x010000000000554=pw\x01000=x\x0110=000\x01";
+        let r = render(&meta(false, None, None), m, &[], &[]);
+        let text = get(&r.detail, "message").unwrap_or_default();
+        assert!(text.contains("|0000000000554=***|000=x|"), "{text}");
+        crate::fuzzing::trail_message(&[&[0u8][..], &m[..]].concat());
         // RawData whose declared length covers what looks like more fields.
         let m = b"8=FIX.4.4\x019=30\x0135=A\x0195=8\x0196=a\x01554=bc\x0158=x\x0110=000\x01";
         let r = render(&meta(false, None, None), m, &[], &[]);
