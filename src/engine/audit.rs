@@ -98,7 +98,7 @@ impl Engine {
         let Some(meta) = self.meta(c, false, now) else {
             return;
         };
-        let bound = meta.session.is_some() || meta.venue.is_some();
+        let bound = meta.bound();
         let Some(m) = self.messages.as_mut() else {
             return;
         };
@@ -113,7 +113,7 @@ impl Engine {
 
     /// What connection `c` appended to its output since the last call, before it is written.
     /// Not inlined: once per connection per duty cycle, and callgrind can count it by name
-    /// (`TOGGLE=portcullis::engine::Engine::audit_out tools/peers/instructions.sh`).
+    /// (`TOGGLE='*Engine>::audit_out' tools/peers/instructions.sh`).
     #[inline(never)]
     pub(super) fn audit_out(&mut self, c: ConnId, now: Nanos) {
         if self.messages.is_none() {
@@ -150,7 +150,7 @@ impl Engine {
             bytes = rest;
         }
         conn.out.mark_audited();
-        let bound = meta.session.is_some() || meta.venue.is_some();
+        let bound = meta.bound();
         for _ in 0..refused {
             self.refused_record(bound);
         }

@@ -51,6 +51,13 @@ pub struct Meta {
     pub peer: SocketAddr,
 }
 
+impl Meta {
+    /// A session's or a venue link's: not a connection that has not logged on yet.
+    pub fn bound(&self) -> bool {
+        self.session.is_some() || self.venue.is_some()
+    }
+}
+
 /// A word on its own cache line (head and tail never share one).
 #[repr(align(128))]
 struct Padded(AtomicU64);
@@ -200,7 +207,7 @@ impl MessageWriter {
     pub fn push(&mut self, meta: &Meta, bytes: &[u8]) -> bool {
         let need = (HEADER_WORDS + bytes.len().div_ceil(8)) as u64;
         let size = self.mask + 1;
-        let bound = meta.session.is_some() || meta.venue.is_some();
+        let bound = meta.bound();
         // A connection not logged on yet may fill half the ring at most: the other half stays
         // for the sessions whatever strangers send.
         let room = if bound { size } else { size / 2 };
