@@ -313,12 +313,7 @@ pub fn trail_message(data: &[u8]) {
         );
         let (msg, tail) = rest.split_at(end);
         let r = crate::trail::messages::render(&meta, msg, &names, &names);
-        let text = r
-            .detail
-            .iter()
-            .find(|(k, _)| *k == "message")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_default();
+        let text = r.detail("message").unwrap_or_default();
         if !meta.sbe {
             let fields = msg.strip_suffix(&[1u8]).unwrap_or(msg).split(|b| *b == 1);
             assert_eq!(

@@ -90,6 +90,11 @@ fn is_separator(b: u8) -> bool {
 /// journal thread runs it on every order record's text, the gateway thread on a venue's
 /// reject reason before it is sent.
 pub fn card_numbers(text: &mut [u8]) -> bool {
+    may_hold_card(text) && mask_candidates(text)
+}
+
+/// The candidate walk of [`card_numbers`].
+fn mask_candidates(text: &mut [u8]) -> bool {
     let digit = |t: &[u8], i: usize| t.get(i).is_some_and(u8::is_ascii_digit);
     let mut masked = false;
     let mut p = 0;
@@ -138,6 +143,24 @@ pub fn card_numbers(text: &mut [u8]) -> bool {
         }
     }
     masked
+}
+
+/// Whether some run of digits, spaces and dashes in `text` holds 13 digits (one pass, no
+/// look-back): what any candidate of [`card_numbers`] needs, so most text — a timestamp, a
+/// price, a word — is passed without the candidate walk.
+fn may_hold_card(text: &[u8]) -> bool {
+    let mut digits = 0u32;
+    for &b in text {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits >= 13 {
+                return true;
+            }
+        } else if !is_separator(b) {
+            digits = 0;
+        }
+    }
+    false
 }
 
 /// How much of `text` to keep when it must be cut to at most `max` bytes: `max`, less a digit
@@ -228,5 +251,29 @@ mod tests {
             masked("carte 4111111111111111 é"),
             "carte ************1111 é"
         );
+    }
+
+    proptest::proptest! {
+        /// The quick pre-check never passes over text the candidate walk would mask.
+        #[test]
+        fn the_pre_check_never_hides_a_card_number(
+            t in proptest::collection::vec(proptest::sample::select(
+                b"0123456789 -:a".to_vec()), 0..64),
+            card in proptest::sample::select(vec![
+                &b"4111111111111111"[..], b"4111 1111 1111 1111", b"4111-1111-1111-1111",
+                b"378282246310005", b"6011000990139424"]),
+            at in 0usize..64,
+        ) {
+            let at = at.min(t.len());
+            let mut with_card = t.clone();
+            with_card.splice(at..at, card.iter().copied());
+            for mut text in [t.clone(), with_card] {
+                let mut walked = text.clone();
+                let masked = mask_candidates(&mut walked);
+                proptest::prop_assert!(!masked || may_hold_card(&text));
+                proptest::prop_assert_eq!(card_numbers(&mut text), masked);
+                proptest::prop_assert_eq!(&text, &walked);
+            }
+        }
     }
 }

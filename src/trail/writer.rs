@@ -154,10 +154,11 @@ pub struct FileWriter {
     unsynced: bool,
     /// Checkpoints written (the `AuditCheckpoints` counter is raised by the caller).
     pub checkpoints: u64,
-    /// Reused for every record: its RFC 3339 time and its JSON line (no allocation per record
-    /// once they have grown to the longest record).
+    /// Reused for every record: its RFC 3339 time, its canonical bytes (hashed) and its JSON
+    /// line (no allocation per record once they have grown to the longest record).
     time: crate::audit::records::TimeText,
     time_buf: Vec<u8>,
+    canonical: Vec<u8>,
     line: Vec<u8>,
 }
 
@@ -200,6 +201,7 @@ impl FileWriter {
             checkpoints: 0,
             time: Default::default(),
             time_buf: Vec::with_capacity(32),
+            canonical: Vec::with_capacity(4096),
             line: Vec::with_capacity(4096),
         })
     }
@@ -419,7 +421,7 @@ impl FileWriter {
             subject,
             detail,
         };
-        let h = f.hash(&self.head);
+        let h = f.hash_in(&self.head, &mut self.canonical);
         self.line.clear();
         f.line(&mut self.line, &self.head, &h);
         o.out.write_all(&self.line)?;

@@ -7,7 +7,8 @@
 # LOAD="--rate 10000" (the default) is the open loop; LOAD="--closed-loop --window 16"
 # saturates. Prints each run's percentiles (µs) and rate, the gateway's own latency quantiles
 # (ops port, seconds), and from the trail's `gateway-stop` record the orders the gateway
-# refused and the trail records lost. Needs curl.
+# refused and the trail records lost. COLD=1 adds `gateway.cold_cpus = [1]` (the cold threads
+# off the hot core, sharing the loadgen's). Needs curl.
 set -euo pipefail
 B=${B:-$(cd "$(dirname "$0")/../.." && pwd)/target/release}
 ROUNDS=${ROUNDS:-3}
@@ -18,6 +19,9 @@ run() {
     rm -rf "$D/data"
     "$B/loadgen" gen-config --auth --cpu 0 --flush-interval-ms 0 --listen 127.0.0.1:29878 \
         --data-dir "$D/data" > "$D/cfg.toml"
+    if [ -n "${COLD:-}" ]; then
+        sed -i "s/^cpu = 0$/cpu = 0\ncold_cpus = [$COLD]/" "$D/cfg.toml"
+    fi
     printf '\n[audit]\nmessages = %s\n' "$messages" >> "$D/cfg.toml"
     printf '\n[ops]\naddress = "127.0.0.1:29880"\nplaintext = true\nmetrics_public = true\n' \
         >> "$D/cfg.toml"
