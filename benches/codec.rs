@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use portcullis::fix::testing::with_trailer;
 use portcullis::fix::validate::validate;
 use portcullis::fix::{frame, tags, BeginString, Frame, Message, TimePrecision, Writer};
@@ -136,4 +136,29 @@ fn codec(c: &mut Criterion) {
 }
 
 criterion_group!(benches, codec);
-criterion_main!(benches);
+
+/// With `CODEC_COUNT=N` set, calls each measured function N times on the same input and exits:
+/// what `tools/perf/instructions.sh` runs under callgrind, where instructions per call are the
+/// function's inclusive count over its calls, the same on every run (criterion's own loop runs
+/// a number of iterations that depends on the clock). Otherwise the criterion benchmarks.
+fn main() {
+    if let Some(n) = std::env::var("CODEC_COUNT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let nos = new_order_single();
+        let mut buf = [0u8; 512];
+        let now = Nanos(1_709_217_000_123_456_000);
+        for _ in 0..n {
+            black_box(parse_nos(black_box(&nos)));
+            black_box(encode_exec_report(
+                black_box(&mut buf),
+                black_box(1043),
+                black_box(now),
+            ));
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
