@@ -242,7 +242,8 @@ impl Fields<'_> {
     }
 }
 
-fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+/// `v` in decimal.
+pub(crate) fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     let mut d = [0u8; 20];
     let mut i = d.len();
     loop {

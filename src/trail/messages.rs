@@ -24,7 +24,7 @@ use crate::auth::mask;
 use crate::handoff::messages::{message_end, MessageReader, Meta};
 use crate::model::Nanos;
 
-use super::chain::Map;
+use super::chain::{put_u64, Map};
 
 /// Tags whose values are never written: RawData, Password, NewPassword, EncryptedPassword,
 /// EncryptedNewPassword, Signature, SecureData.
@@ -261,20 +261,6 @@ pub fn render(meta: &Meta, msg: &[u8], sessions: &[String], venues: &[String]) -
     let mut r = Rendered::default();
     r.render(meta, msg, sessions, venues);
     r
-}
-
-fn put_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut d = [0u8; 20];
-    let mut i = d.len();
-    loop {
-        i -= 1;
-        d[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&d[i..]);
 }
 
 /// An address as `Display` writes it (IPv4 without the formatting machinery).
