@@ -340,8 +340,6 @@ fn tag_of(field: &[u8]) -> Option<(i32, usize)> {
 enum To {
     Subject(&'static str),
     Detail(&'static str),
-    /// The gateway's OrderID read out of its own ClOrdID toward a venue.
-    VenueOrderId,
 }
 
 /// A FIX message, masked, with `|` for SOH; the identifiers and the type and sequence number
@@ -355,6 +353,8 @@ fn fix_fields<'m>(msg: &'m [u8], venue: bool, r: &mut Rendered) {
             let _ = found.try_push((to, v));
         }
     };
+    // The gateway's OrderID, read out of the first of its own ClOrdIDs toward a venue.
+    let mut venue_order_id: Option<u64> = None;
     let start = r.text.len();
     let out = &mut r.text;
     let mut in_secret = false;
@@ -415,8 +415,9 @@ fn fix_fields<'m>(msg: &'m [u8], venue: bool, r: &mut Rendered) {
             (37, false) => find(To::Subject("order_id"), value),
             // The gateway's ClOrdIDs toward a venue carry its OrderID: `<slot>.<OrderID>.<n>`.
             (11 | 41, true) => {
-                if crate::venue::fix::parse_venue_cl_ord_id(value).is_some() {
-                    find(To::VenueOrderId, value);
+                if venue_order_id.is_none() {
+                    venue_order_id = crate::venue::fix::parse_venue_cl_ord_id(value)
+                        .map(|(_, order_id, _)| order_id);
                 }
                 let k = if tag == 11 {
                     "venue_cl_ord_id"
@@ -439,14 +440,12 @@ fn fix_fields<'m>(msg: &'m [u8], venue: bool, r: &mut Rendered) {
         match to {
             To::Subject(k) => r.subject_text(k, v),
             To::Detail(k) => r.detail_text(k, v),
-            To::VenueOrderId => {
-                if let Some((_, order_id, _)) = crate::venue::fix::parse_venue_cl_ord_id(v) {
-                    let at = r.text.len();
-                    put_u64(&mut r.text, order_id);
-                    r.subject_from("order_id", at);
-                }
-            }
         }
+    }
+    if let Some(order_id) = venue_order_id {
+        let at = r.text.len();
+        put_u64(&mut r.text, order_id);
+        r.subject_from("order_id", at);
     }
     if !msg.ends_with(&[1u8]) && !msg.is_empty() {
         let at = r.text.len();
